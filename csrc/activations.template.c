@@ -1,0 +1,103 @@
+/*
+ * Hidden-layer activations: the fused bias + activation forward pass and the
+ * derivative applied in place to a sensitivity.
+ *
+ * Scheme: Z = A_prev @ W is computed by GEMM beforehand; the forward kernel adds
+ * the bias to Z in place and writes A = f(Z). The backward kernel multiplies
+ * delta by f'(Z), reading whichever of Z and A = f(Z) gives the derivative more
+ * cheaply (sklearn's trick of writing derivatives in terms of the output).
+ * A new activation is one case in each switch plus one _registry entry.
+ */
+#ifndef FM_T
+#error "activations.template.c is included by activations.c only"
+#endif
+
+#include "mathfun.template.h"
+
+static inline FM_T FM_FN(fm_activate)(int act, FM_T z)
+{
+    switch (act) {
+    case FM_LOGISTIC: return FM_FN(fm_sigmoid)(z);
+    case FM_TANH: return FM_TANH_FN(z);
+    case FM_RELU: return z > 0 ? z : (FM_T)0;
+    case FM_LEAKY_RELU: return z > 0 ? z : (FM_T)FM_LEAKY_SLOPE * z;
+    case FM_SWISH: return z * FM_FN(fm_sigmoid)(z);
+    default: return z; /* FM_IDENTITY */
+    }
+}
+
+/*
+ * fm_bias_act_forward: Z += bias (broadcast over rows), then A = f(Z).
+ *   act     activation code (FM_IDENTITY ... FM_SWISH)
+ *   n_rows  rows of Z and A (batch rows)
+ *   n_cols  columns of Z and A (fan_out)
+ *   bias    (n_cols,) read
+ *   Z       (n_rows, n_cols) read and written (bias added)
+ *   A       (n_rows, n_cols) written; may be the same buffer as Z
+ */
+void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
+                                const FM_T *bias, FM_T *Z, FM_T *A)
+{
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        FM_T *z = Z + i * n_cols;
+        FM_T *a = A + i * n_cols;
+        switch (act) {
+        case FM_RELU:
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                FM_T v = z[j] + bias[j];
+                z[j] = v;
+                a[j] = v > 0 ? v : (FM_T)0;
+            }
+            break;
+        case FM_IDENTITY:
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                FM_T v = z[j] + bias[j];
+                z[j] = v;
+                a[j] = v;
+            }
+            break;
+        default:
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                FM_T v = z[j] + bias[j];
+                z[j] = v;
+                a[j] = FM_FN(fm_activate)(act, v);
+            }
+        }
+    }
+}
+
+/*
+ * fm_act_backward: delta *= f'(Z), element-wise.
+ *   act    activation code
+ *   n      number of elements
+ *   Z      (n,) read: pre-activations (bias included)
+ *   A      (n,) read: f(Z) (before dropout)
+ *   delta  (n,) read and written
+ */
+void FM_FN(fm_act_backward)(int act, ptrdiff_t n, const FM_T *Z, const FM_T *A,
+                            FM_T *delta)
+{
+    switch (act) {
+    case FM_IDENTITY:
+        break;
+    case FM_LOGISTIC: /* f' = f (1 - f) */
+        for (ptrdiff_t i = 0; i < n; i++) delta[i] *= A[i] * ((FM_T)1 - A[i]);
+        break;
+    case FM_TANH: /* f' = 1 - f^2 */
+        for (ptrdiff_t i = 0; i < n; i++) delta[i] *= (FM_T)1 - A[i] * A[i];
+        break;
+    case FM_RELU: /* f' = [z > 0] */
+        for (ptrdiff_t i = 0; i < n; i++) delta[i] = Z[i] > 0 ? delta[i] : (FM_T)0;
+        break;
+    case FM_LEAKY_RELU: /* f' = 1 for z > 0, slope otherwise */
+        for (ptrdiff_t i = 0; i < n; i++)
+            delta[i] *= Z[i] > 0 ? (FM_T)1 : (FM_T)FM_LEAKY_SLOPE;
+        break;
+    case FM_SWISH: /* f = z s(z), f' = s (1 + z (1 - s)) */
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FM_T s = FM_FN(fm_sigmoid)(Z[i]);
+            delta[i] *= s * ((FM_T)1 + Z[i] * ((FM_T)1 - s));
+        }
+        break;
+    }
+}

@@ -1,0 +1,82 @@
+/*
+ * Inverted dropout and the small row helpers of the batch loop.
+ *
+ * Dropout scheme: each unit is kept with probability keep; the mask M holds
+ * 1/keep for kept units and 0 for dropped ones, so D = A * M has the
+ * expectation of A and nothing changes at prediction. Backward multiplies the
+ * incoming sensitivity by the same M.
+ */
+#ifndef FM_T
+#error "dropout.template.c is included by dropout.c only"
+#endif
+
+/*
+ * fm_dropout
+ *   n     number of elements
+ *   keep  keep probability in (0, 1]
+ *   rng   read and advanced
+ *   A     (n,) read: activations
+ *   M     (n,) written: 1/keep or 0
+ *   D     (n,) written: A * M
+ */
+void FM_FN(fm_dropout)(ptrdiff_t n, FM_T keep, fm_rng *rng, const FM_T *A, FM_T *M,
+                       FM_T *D)
+{
+    FM_T scale = (FM_T)1 / keep;
+    double threshold = (double)keep;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        /* 53 random bits -> uniform in [0, 1) */
+        double u = (double)(fm_rng_next(rng) >> 11) * 0x1.0p-53;
+        FM_T mi = u < threshold ? scale : (FM_T)0;
+        M[i] = mi;
+        D[i] = A[i] * mi;
+    }
+}
+
+/*
+ * fm_mul: X *= M element-wise.
+ *   n  number of elements
+ *   M  (n,) read
+ *   X  (n,) read and written
+ */
+void FM_FN(fm_mul)(ptrdiff_t n, const FM_T *M, FM_T *X)
+{
+    for (ptrdiff_t i = 0; i < n; i++) X[i] *= M[i];
+}
+
+/*
+ * fm_col_sum: out[j] (+)= sum_i M[i, j]  (the bias gradient db = sum_rows delta)
+ *   n_rows, n_cols  shape of M
+ *   accumulate      nonzero: add to out; zero: overwrite out
+ *   M               (n_rows, n_cols) read
+ *   out             (n_cols,) written
+ */
+void FM_FN(fm_col_sum)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,
+                       const FM_T *M, FM_T *out)
+{
+    if (!accumulate) {
+        for (ptrdiff_t j = 0; j < n_cols; j++) out[j] = 0;
+    }
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        const FM_T *row = M + i * n_cols;
+        for (ptrdiff_t j = 0; j < n_cols; j++) out[j] += row[j];
+    }
+}
+
+/*
+ * fm_gather_rows: out[r] = X[idx[r]]  (a shuffled batch into its buffer)
+ *   n_rows  rows to gather
+ *   n_cols  columns of X and out
+ *   idx     (n_rows,) read: row indices into X, each valid
+ *   X       (*, n_cols) read
+ *   out     (n_rows, n_cols) written
+ */
+void FM_FN(fm_gather_rows)(ptrdiff_t n_rows, ptrdiff_t n_cols, const ptrdiff_t *idx,
+                           const FM_T *X, FM_T *out)
+{
+    for (ptrdiff_t r = 0; r < n_rows; r++) {
+        const FM_T *src = X + idx[r] * n_cols;
+        FM_T *dst = out + r * n_cols;
+        for (ptrdiff_t j = 0; j < n_cols; j++) dst[j] = src[j];
+    }
+}

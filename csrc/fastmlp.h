@@ -1,0 +1,69 @@
+/*
+ * fastmlp C kernels: element-wise math on raw, C-contiguous, row-major buffers.
+ *
+ * Every kernel exists twice, for float (_f32) and double (_f64), generated from
+ * one <topic>.template.c included twice by the thin <topic>.c (see fm_template.h).
+ * Kernels never allocate, print or check their arguments: the Python boundary
+ * has already checked shapes, dtypes and finiteness. Argument order is sizes,
+ * then inputs (const), then outputs.
+ */
+#ifndef FASTMLP_H
+#define FASTMLP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Activation codes (hidden and output layers). Mirrored by _registry.py and
+ * checked against it by tests/test_kernels.py. */
+enum {
+    FM_IDENTITY = 0,
+    FM_LOGISTIC = 1,
+    FM_TANH = 2,
+    FM_RELU = 3,
+    FM_LEAKY_RELU = 4,
+    FM_SWISH = 5,
+    FM_SOFTMAX = 6
+};
+
+/* Loss codes. */
+enum { FM_SQUARED_ERROR = 0, FM_LOG_LOSS = 1 };
+
+/* Optimizer codes. */
+enum { FM_SGD = 0, FM_ADAM = 1 };
+
+/* Slope of leaky_relu for z < 0. */
+#define FM_LEAKY_SLOPE 0.01
+
+/* xoshiro256** state: the PRNG behind dropout masks. */
+typedef struct { uint64_t s[4]; } fm_rng;
+
+void fm_rng_seed(fm_rng *rng, uint64_t seed);
+uint64_t fm_rng_next(fm_rng *rng);
+
+#define FM_DECLARE_KERNELS(T, SUF)                                               \
+    void fm_bias_act_forward_##SUF(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, \
+                                   const T *bias, T *Z, T *A);                  \
+    void fm_act_backward_##SUF(int act, ptrdiff_t n, const T *Z, const T *A,    \
+                               T *delta);                                       \
+    void fm_col_sum_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,   \
+                          const T *M, T *out);                                  \
+    void fm_gather_rows_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,               \
+                              const ptrdiff_t *idx, const T *X, T *out);        \
+    void fm_output_forward_##SUF(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,   \
+                                 const T *bias, T *Z);                          \
+    void fm_output_delta_##SUF(int act, ptrdiff_t n_rows,                       \
+                               ptrdiff_t n_cols, T scale, const T *bias,        \
+                               const T *Y, T *Z, T *delta, double *loss_sum);   \
+    void fm_sgd_update_##SUF(ptrdiff_t n, T learning_rate, T momentum,          \
+                             int nesterov, const T *grad, T *velocity,          \
+                             T *params);                                        \
+    void fm_adam_update_##SUF(ptrdiff_t n, T step_size, T beta_1, T beta_2,     \
+                              T epsilon, const T *grad, T *m, T *v, T *params); \
+    void fm_dropout_##SUF(ptrdiff_t n, T keep, fm_rng *rng, const T *A, T *M,   \
+                          T *D);                                                \
+    void fm_mul_##SUF(ptrdiff_t n, const T *M, T *X);
+
+FM_DECLARE_KERNELS(float, f32)
+FM_DECLARE_KERNELS(double, f64)
+
+#endif

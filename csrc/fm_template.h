@@ -1,0 +1,37 @@
+/*
+ * Sets the macros a <topic>.template.c is written in, for one dtype:
+ *   FM_T       the element type
+ *   FM_FN(x)   the kernel name with the dtype suffix (x_f32 / x_f64)
+ *   FM_EXP, FM_LOG, FM_LOG1P, FM_TANH_FN, FM_SQRT   libm for that type
+ *              (FM_TANH_FN, not FM_TANH: that name is the activation code)
+ * Define FM_DTYPE to 32 or 64 before including; include fm_template_end.h after
+ * the template to clear everything for the next dtype.
+ */
+#ifdef FM_T
+#error "fm_template.h: FM_T is already defined (missing fm_template_end.h?)"
+#endif
+#ifndef FM_DTYPE
+#error "fm_template.h: define FM_DTYPE to 32 or 64 first"
+#endif
+
+#include <math.h>
+
+#if FM_DTYPE == 32
+#define FM_T float
+#define FM_FN(name) name##_f32
+#define FM_EXP expf
+#define FM_LOG logf
+#define FM_LOG1P log1pf
+#define FM_TANH_FN tanhf
+#define FM_SQRT sqrtf
+#elif FM_DTYPE == 64
+#define FM_T double
+#define FM_FN(name) name##_f64
+#define FM_EXP exp
+#define FM_LOG log
+#define FM_LOG1P log1p
+#define FM_TANH_FN tanh
+#define FM_SQRT sqrt
+#else
+#error "fm_template.h: FM_DTYPE must be 32 or 64"
+#endif

@@ -1,0 +1,112 @@
+/*
+ * Output layer: output activation and loss, fused.
+ *
+ * Scheme: Z = A_prev @ W is computed by GEMM beforehand. fm_output_forward adds
+ * the bias and applies the output activation in place (prediction).
+ * fm_output_delta does the same and, in the same pass, adds each row's loss to
+ * *loss_sum and writes delta = scale * (P - Y), the exact gradient of the loss
+ * with respect to Z for the registered pairs
+ *     identity + squared_error:  0.5 ||y - z||^2
+ *     logistic + log_loss:       sum_k softplus(z_k) - y_k z_k
+ *     softmax  + log_loss:       -sum_k y_k log_softmax(z)_k
+ * Losses are computed from Z, not from P, so no log ever sees 0 or 1 and no
+ * exp ever overflows (softmax subtracts the row max).
+ */
+#ifndef FM_T
+#error "losses.template.c is included by losses.c only"
+#endif
+
+#include "mathfun.template.h"
+
+static inline void FM_FN(fm_bias_add)(ptrdiff_t n_cols, const FM_T *bias, FM_T *z)
+{
+    for (ptrdiff_t j = 0; j < n_cols; j++) z[j] += bias[j];
+}
+
+/* z (n_cols,) -> softmax(z) in place; returns log(sum exp(z - max z)) */
+static inline FM_T FM_FN(fm_softmax_row)(ptrdiff_t n_cols, FM_T *z)
+{
+    FM_T m = z[0];
+    for (ptrdiff_t j = 1; j < n_cols; j++) m = z[j] > m ? z[j] : m;
+    FM_T s = 0;
+    for (ptrdiff_t j = 0; j < n_cols; j++) {
+        z[j] = FM_EXP(z[j] - m);
+        s += z[j];
+    }
+    FM_T inv = (FM_T)1 / s;
+    for (ptrdiff_t j = 0; j < n_cols; j++) z[j] *= inv;
+    return FM_LOG(s);
+}
+
+/*
+ * fm_output_forward: Z += bias, then Z = g(Z) in place.
+ *   act     FM_IDENTITY, FM_LOGISTIC or FM_SOFTMAX
+ *   n_rows  rows (samples)
+ *   n_cols  outputs
+ *   bias    (n_cols,) read
+ *   Z       (n_rows, n_cols) read and written: pre-activation in, output out
+ */
+void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
+                              const FM_T *bias, FM_T *Z)
+{
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        FM_T *z = Z + i * n_cols;
+        FM_FN(fm_bias_add)(n_cols, bias, z);
+        if (act == FM_SOFTMAX) {
+            FM_FN(fm_softmax_row)(n_cols, z);
+        } else if (act == FM_LOGISTIC) {
+            for (ptrdiff_t j = 0; j < n_cols; j++) z[j] = FM_FN(fm_sigmoid)(z[j]);
+        }
+    }
+}
+
+/*
+ * fm_output_delta: forward of the output layer, its loss and delta_out.
+ *   act       output activation code; it fixes the loss (the pairs above)
+ *   n_rows    rows (samples)
+ *   n_cols    outputs
+ *   scale     multiplies (P - Y): 1/n for a mean over n rows
+ *   bias      (n_cols,) read
+ *   Y         (n_rows, n_cols) read: targets
+ *   Z         (n_rows, n_cols) read and written: pre-activation in, P out
+ *   delta     (n_rows, n_cols) written: scale * (P - Y)
+ *   loss_sum  read and written: the sum over rows of each row's loss is added
+ */
+void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
+                            FM_T scale, const FM_T *bias, const FM_T *Y, FM_T *Z,
+                            FM_T *delta, double *loss_sum)
+{
+    double total = 0;
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        FM_T *z = Z + i * n_cols;
+        const FM_T *y = Y + i * n_cols;
+        FM_T *d = delta + i * n_cols;
+        FM_T row = 0;
+        FM_FN(fm_bias_add)(n_cols, bias, z);
+        if (act == FM_SOFTMAX) {
+            /* -sum_k y_k log p_k = sum_k y_k (log s - (z_k - max)), s = sum exp(z - max) */
+            FM_T m = z[0], yzm = 0, ysum = 0, log_s;
+            for (ptrdiff_t j = 1; j < n_cols; j++) m = z[j] > m ? z[j] : m;
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                yzm += y[j] * (z[j] - m);
+                ysum += y[j];
+            }
+            log_s = FM_FN(fm_softmax_row)(n_cols, z);
+            row = ysum * log_s - yzm;
+        } else if (act == FM_LOGISTIC) {
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                row += FM_FN(fm_softplus)(z[j]) - y[j] * z[j];
+                z[j] = FM_FN(fm_sigmoid)(z[j]);
+            }
+        } else { /* identity + squared_error */
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                FM_T r = z[j] - y[j];
+                row += r * r;
+            }
+            row *= (FM_T)0.5;
+        }
+        total += (double)row;
+        for (ptrdiff_t j = 0; j < n_cols; j++) d[j] = scale * (z[j] - y[j]);
+    }
+    *loss_sum += total;
+}

@@ -1,0 +1,67 @@
+/*
+ * Optimizer updates over the flat parameter buffer (all layers at once).
+ *
+ * Both follow scikit-learn's _stochastic_optimizers.py exactly, so that the
+ * estimators reproduce its training:
+ *   sgd:  v = momentum v - lr g;  p += momentum v - lr g (nesterov) or p += v
+ *   adam: m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+ *         p -= step_size m / (sqrt(v) + eps),
+ *         step_size = lr sqrt(1 - b2^t) / (1 - b1^t) computed by the caller.
+ */
+#ifndef FM_T
+#error "optimizers.template.c is included by optimizers.c only"
+#endif
+
+/*
+ * fm_sgd_update
+ *   n              number of parameters
+ *   learning_rate  step size
+ *   momentum       in [0, 1]; 0 gives the plain step p -= lr g
+ *   nesterov       nonzero for Nesterov's momentum
+ *   grad           (n,) read
+ *   velocity       (n,) read and written
+ *   params         (n,) read and written
+ */
+void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum, int nesterov,
+                          const FM_T *grad, FM_T *velocity, FM_T *params)
+{
+    if (nesterov) {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FM_T v = momentum * velocity[i] - learning_rate * grad[i];
+            velocity[i] = v;
+            params[i] += momentum * v - learning_rate * grad[i];
+        }
+    } else {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FM_T v = momentum * velocity[i] - learning_rate * grad[i];
+            velocity[i] = v;
+            params[i] += v;
+        }
+    }
+}
+
+/*
+ * fm_adam_update
+ *   n          number of parameters
+ *   step_size  lr sqrt(1 - beta_2^t) / (1 - beta_1^t), bias correction folded in
+ *   beta_1     decay of the first moment
+ *   beta_2     decay of the second moment
+ *   epsilon    added to sqrt(v)
+ *   grad       (n,) read
+ *   m, v       (n,) read and written: first and second moments
+ *   params     (n,) read and written
+ */
+void FM_FN(fm_adam_update)(ptrdiff_t n, FM_T step_size, FM_T beta_1, FM_T beta_2,
+                           FM_T epsilon, const FM_T *grad, FM_T *m, FM_T *v,
+                           FM_T *params)
+{
+    FM_T c1 = (FM_T)1 - beta_1, c2 = (FM_T)1 - beta_2;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        FM_T g = grad[i];
+        FM_T mi = beta_1 * m[i] + c1 * g;
+        FM_T vi = beta_2 * v[i] + c2 * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        params[i] -= step_size * mi / (FM_SQRT(vi) + epsilon);
+    }
+}

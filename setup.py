@@ -1,0 +1,29 @@
+"""Build the compiled engine: one Cython module plus the C kernels in csrc/."""
+from glob import glob
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+COMPILER_DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": False,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": False,
+}
+
+KERNELS = ["csrc/activations.c", "csrc/losses.c", "csrc/optimizers.c", "csrc/dropout.c", "csrc/rng.c"]
+
+extensions = [
+    Extension(
+        "fastmlp._engine",
+        sources=["src/fastmlp/_engine.pyx", *KERNELS],
+        include_dirs=["csrc", np.get_include()],
+        depends=glob("csrc/*.h") + glob("csrc/*.template.c") + glob("src/fastmlp/*.pxd"),
+        extra_compile_args=["-O3"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+    )
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=COMPILER_DIRECTIVES))

@@ -1,0 +1,45 @@
+# Row-major BLAS over scipy.linalg.cython_blas, for both dtypes: the only place,
+# with _kernels.pxd, where `floating` picks the single or double routine.
+from cython cimport floating
+from scipy.linalg.cython_blas cimport sgemm, dgemm, sdot, ddot, saxpy, daxpy, sscal, dscal
+
+
+cdef inline void _gemm(char trans_a, char trans_b, int m, int n, int k, floating alpha,
+                       const floating *A, int lda, const floating *B, int ldb, floating beta,
+                       floating *C, int ldc) noexcept nogil:
+    """Row-major C (m, n) = alpha op(A) op(B) + beta C, op = 'N' (as is) or 'T' (transposed).
+
+    A row-major matrix is its transpose seen column-major, so this is the
+    column-major product C^T = op(B)^T op(A)^T: BLAS gets B first, then A.
+    """
+    if floating is float:
+        sgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <float *>B, &ldb, <float *>A, &lda, &beta, C, &ldc)
+    else:
+        dgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <double *>B, &ldb, <double *>A, &lda, &beta, C, &ldc)
+
+
+cdef inline double _dot(int n, const floating *x, const floating *y) noexcept nogil:
+    """sum_i x_i y_i (contiguous)."""
+    cdef int one = 1
+    if floating is float:
+        return sdot(&n, <float *>x, &one, <float *>y, &one)
+    else:
+        return ddot(&n, <double *>x, &one, <double *>y, &one)
+
+
+cdef inline void _axpy(int n, floating alpha, const floating *x, floating *y) noexcept nogil:
+    """y += alpha x (contiguous)."""
+    cdef int one = 1
+    if floating is float:
+        saxpy(&n, &alpha, <float *>x, &one, y, &one)
+    else:
+        daxpy(&n, &alpha, <double *>x, &one, y, &one)
+
+
+cdef inline void _scal(int n, floating alpha, floating *x) noexcept nogil:
+    """x *= alpha (contiguous)."""
+    cdef int one = 1
+    if floating is float:
+        sscal(&n, &alpha, x, &one)
+    else:
+        dscal(&n, &alpha, x, &one)

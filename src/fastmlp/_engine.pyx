@@ -1,0 +1,445 @@
+"""The compiled engine: forward, backward, optimizer update and the whole
+mini-batch loop of an epoch, for float32 and float64 from this one source.
+
+Notation follows DESIGN.md: layer l = 1..L maps A_{l-1} (batch, fan_in) to
+Z_l = A_{l-1} @ W_l + b_l and A_l = f(Z_l); delta_l = dL/dZ_l.
+
+Parameters live in one flat buffer: for each layer, W_l (fan_in * fan_out,
+row-major) then b_l (fan_out). Gradients and optimizer state use the same
+layout, so an update is one pass over one buffer.
+
+Nothing here validates: network.py has checked dtypes, shapes, contiguity,
+finiteness and sizes before calling, and compiled code trusts it.
+"""
+import numpy as np
+
+from cython cimport floating
+from libc.math cimport isfinite, pow, sqrt
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport free, malloc
+
+from ._blas cimport _axpy, _dot, _gemm, _scal
+from ._kernels cimport (
+    FM_ADAM, FM_IDENTITY, FM_LEAKY_RELU, FM_LOG_LOSS, FM_LOGISTIC, FM_RELU, FM_SGD, FM_SOFTMAX,
+    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _adam_update, _bias_act_forward, _col_sum,
+    _dropout, _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
+)
+
+# The C enum values, so that tests can check _registry against them.
+ENUMS = {
+    "FM_IDENTITY": FM_IDENTITY, "FM_LOGISTIC": FM_LOGISTIC, "FM_TANH": FM_TANH, "FM_RELU": FM_RELU,
+    "FM_LEAKY_RELU": FM_LEAKY_RELU, "FM_SWISH": FM_SWISH, "FM_SOFTMAX": FM_SOFTMAX,
+    "FM_SQUARED_ERROR": FM_SQUARED_ERROR, "FM_LOG_LOSS": FM_LOG_LOSS, "FM_SGD": FM_SGD, "FM_ADAM": FM_ADAM,
+}
+
+# Rows per chunk when forward or loss_and_gradients run over a whole data set:
+# bounds their workspace whatever the number of rows.
+CHUNK_ROWS = 4096
+
+
+cdef struct Plan:
+    Py_ssize_t n_layers        # L, the number of weight layers
+    const Py_ssize_t *sizes    # (L + 1,) units per layer, input first
+    const int *acts            # (L,) activation code of layer l at acts[l - 1]; the output's last
+    const double *keep         # (L - 1,) keep probability of hidden layer l at keep[l - 1]
+    Py_ssize_t batch_size      # rows the workspace holds
+    Py_ssize_t *table          # one malloc'd block behind the six offset tables
+    Py_ssize_t *w_off          # (L + 1,) offset of W_l in the parameter buffer (index 0 unused)
+    Py_ssize_t *b_off          # offset of b_l
+    Py_ssize_t *z_off          # offset of Z_l in the workspace
+    Py_ssize_t *a_off          # A_l = f(Z_l) (hidden layers)
+    Py_ssize_t *m_off          # dropout mask M_l, -1 where layer l has no dropout
+    Py_ssize_t *d_off          # D_l = A_l * M_l, -1 likewise
+    Py_ssize_t x_off           # gathered batch rows of X
+    Py_ssize_t y_off           # gathered batch rows of Y
+    Py_ssize_t delta_off       # delta_l (ping)
+    Py_ssize_t delta_prev_off  # delta_{l-1} (pong)
+    Py_ssize_t n_params
+    Py_ssize_t work_size
+
+
+cdef struct Settings:
+    Py_ssize_t batch_size
+    int optimizer
+    double learning_rate
+    double momentum
+    bint nesterov
+    double beta_1
+    double beta_2
+    double epsilon
+    double alpha
+    double clip_norm           # <= 0: no clipping
+    bint dropout
+    long long step             # Adam's t before this epoch
+    uint64_t seed              # dropout masks
+
+
+cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
+                    Py_ssize_t batch_size, bint training, bint dropout) except -1:
+    """Fill the parameter and workspace offset tables for batches of batch_size rows.
+
+    training=False plans a forward pass only: A_l shares Z_l's memory and no
+    deltas or targets are kept. dropout=False ignores keep.
+    """
+    cdef Py_ssize_t L = sizes.shape[0] - 1, l, off = 0, widest = 0, B = batch_size
+    p.n_layers = L
+    p.sizes = &sizes[0]
+    p.acts = &acts[0]
+    p.keep = &keep[0] if keep is not None and keep.shape[0] > 0 else NULL
+    p.batch_size = B
+    p.table = <Py_ssize_t *>malloc(6 * (L + 1) * sizeof(Py_ssize_t))
+    if p.table == NULL:
+        raise MemoryError("fastmlp: cannot allocate the layer tables")
+    p.w_off = p.table
+    p.b_off = p.table + (L + 1)
+    p.z_off = p.table + 2 * (L + 1)
+    p.a_off = p.table + 3 * (L + 1)
+    p.m_off = p.table + 4 * (L + 1)
+    p.d_off = p.table + 5 * (L + 1)
+    for l in range(L + 1):
+        p.w_off[l] = p.b_off[l] = p.z_off[l] = p.a_off[l] = p.m_off[l] = p.d_off[l] = -1
+    for l in range(1, L + 1):
+        p.w_off[l] = off
+        off += sizes[l - 1] * sizes[l]
+        p.b_off[l] = off
+        off += sizes[l]
+    p.n_params = off
+
+    off = 0
+    p.x_off = off
+    off += B * sizes[0]
+    p.y_off = off
+    if training:
+        off += B * sizes[L]
+    for l in range(1, L + 1):
+        widest = max(widest, sizes[l])
+        p.z_off[l] = off
+        off += B * sizes[l]
+        if l == L:
+            continue
+        if training:
+            p.a_off[l] = off
+            off += B * sizes[l]
+        else:
+            p.a_off[l] = p.z_off[l]
+        if dropout and p.keep != NULL and p.keep[l - 1] < 1.0:
+            p.m_off[l] = off
+            p.d_off[l] = off + B * sizes[l]
+            off += 2 * B * sizes[l]
+    p.delta_off = off
+    p.delta_prev_off = off + B * widest
+    if training:
+        off += 2 * B * widest
+    p.work_size = off
+    return 0
+
+
+cdef inline void _plan_free(Plan *p) noexcept:
+    free(p.table)
+    p.table = NULL
+
+
+cdef inline const floating *_layer_input(const Plan *p, const floating *work, const floating *X,
+                                         Py_ssize_t l, bint dropout) noexcept nogil:
+    """A_{l-1} as layer l reads it: X for l = 1, D_{l-1} under dropout, else A_{l-1}."""
+    if l == 1:
+        return X
+    if dropout and p.d_off[l - 1] >= 0:
+        return work + p.d_off[l - 1]
+    return work + p.a_off[l - 1]
+
+
+cdef void _forward_hidden(const Plan *p, const floating *params, floating *work, const floating *X,
+                          Py_ssize_t B, bint dropout, fm_rng *rng, floating *Z_out) noexcept nogil:
+    """Forward through the hidden layers; writes Z_L - b_L (the output's product) to Z_out."""
+    cdef Py_ssize_t l, L = p.n_layers, fan_in, fan_out
+    cdef const floating *A_in = X
+    cdef floating *Z
+    cdef floating *A
+    for l in range(1, L + 1):
+        fan_in = p.sizes[l - 1]
+        fan_out = p.sizes[l]
+        Z = Z_out if l == L else work + p.z_off[l]
+        # Z_l = A_{l-1} @ W_l
+        _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>fan_in,
+              params + p.w_off[l], <int>fan_out, <floating>0, Z, <int>fan_out)
+        if l == L:
+            break
+        A = work + p.a_off[l]
+        # Z_l += b_l; A_l = f(Z_l)
+        _bias_act_forward(p.acts[l - 1], B, fan_out, params + p.b_off[l], Z, A)
+        if dropout and p.m_off[l] >= 0:
+            # D_l = A_l * M_l, M_l in {0, 1/keep}
+            _dropout(B * fan_out, <floating>p.keep[l - 1], rng, A, work + p.m_off[l], work + p.d_off[l])
+        A_in = _layer_input(p, work, X, l + 1, dropout)
+
+
+cdef double _forward_backward(const Plan *p, const floating *params, floating *grads, floating *work,
+                              const floating *X, const floating *Y, Py_ssize_t B, floating scale,
+                              bint dropout, fm_rng *rng, bint accumulate) noexcept nogil:
+    """One forward and backward pass over B rows.
+
+    Writes (accumulate=False) or adds (accumulate=True) the gradient of
+    scale * sum_rows loss to grads, and returns the unscaled sum of the rows'
+    losses. No L2 term here: see _l2.
+    """
+    cdef Py_ssize_t l, L = p.n_layers, fan_in, fan_out
+    cdef floating *Z_out = work + p.z_off[L]
+    cdef floating *delta = work + p.delta_off
+    cdef floating *delta_prev = work + p.delta_prev_off
+    cdef floating *swap
+    cdef floating beta = 1 if accumulate else 0
+    cdef double loss = 0
+    _forward_hidden(p, params, work, X, B, dropout, rng, Z_out)
+    # P = g(Z_L + b_L); loss; delta_L = scale (P - Y)
+    _output_delta(p.acts[L - 1], B, p.sizes[L], scale, params + p.b_off[L], Y, Z_out, delta, &loss)
+    for l in range(L, 0, -1):
+        fan_in = p.sizes[l - 1]
+        fan_out = p.sizes[l]
+        # dW_l = A_{l-1}^T @ delta_l  (the batch's outer products as one GEMM)
+        _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1,
+              _layer_input(p, work, X, l, dropout), <int>fan_in, delta, <int>fan_out, beta,
+              grads + p.w_off[l], <int>fan_out)
+        # db_l = sum over rows of delta_l
+        _col_sum(B, fan_out, accumulate, delta, grads + p.b_off[l])
+        if l == 1:
+            break
+        # delta_{l-1} = (delta_l @ W_l^T) * M_{l-1} * f'(Z_{l-1})
+        _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, delta, <int>fan_out,
+              params + p.w_off[l], <int>fan_out, <floating>0, delta_prev, <int>fan_in)
+        if dropout and p.m_off[l - 1] >= 0:
+            _mul(B * fan_in, work + p.m_off[l - 1], delta_prev)
+        _act_backward(p.acts[l - 2], B * fan_in, work + p.z_off[l - 1], work + p.a_off[l - 1], delta_prev)
+        swap = delta
+        delta = delta_prev
+        delta_prev = swap
+    return loss
+
+
+cdef double _l2(const Plan *p, const floating *params, floating *grads, double alpha,
+                Py_ssize_t n) noexcept nogil:
+    """Adds alpha/n * W_l to every dW_l and returns the penalty alpha/(2n) sum ||W_l||^2."""
+    cdef Py_ssize_t l, size
+    cdef double squares = 0
+    for l in range(1, p.n_layers + 1):
+        size = p.sizes[l - 1] * p.sizes[l]
+        squares += _dot(<int>size, params + p.w_off[l], params + p.w_off[l])
+        _axpy(<int>size, <floating>(alpha / n), params + p.w_off[l], grads + p.w_off[l])
+    return 0.5 * alpha * squares / n
+
+
+cdef Settings _settings_from(dict d) except *:
+    cdef Settings s
+    s.batch_size = d["batch_size"]
+    s.optimizer = d["optimizer"]
+    s.learning_rate = d["learning_rate"]
+    s.momentum = d["momentum"]
+    s.nesterov = d["nesterov"]
+    s.beta_1 = d["beta_1"]
+    s.beta_2 = d["beta_2"]
+    s.epsilon = d["epsilon"]
+    s.alpha = d["alpha"]
+    s.clip_norm = d["clip_norm"] if d["clip_norm"] is not None else 0.0
+    s.dropout = d["dropout"]
+    s.step = d["step"]
+    s.seed = d["seed"]
+    return s
+
+
+def param_offsets(const Py_ssize_t[::1] sizes):
+    """Offsets of W_l and b_l in the flat parameter buffer, and its length.
+
+    Returns (w_offsets, b_offsets, n_params), the offsets as lists of L ints.
+    """
+    cdef Py_ssize_t l, off = 0
+    w_offsets, b_offsets = [], []
+    for l in range(1, sizes.shape[0]):
+        w_offsets.append(off)
+        off += sizes[l - 1] * sizes[l]
+        b_offsets.append(off)
+        off += sizes[l]
+    return w_offsets, b_offsets, off
+
+
+def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
+                   Py_ssize_t batch_size, bint dropout):
+    """Elements of the training workspace train_epoch needs for batches of batch_size rows."""
+    cdef Plan p
+    _plan_init(&p, sizes, acts, keep, batch_size, True, dropout)
+    _plan_free(&p)
+    return p.work_size
+
+
+def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep, dict settings,
+                floating[::1] params, floating[::1] grads, floating[::1] state_1, floating[::1] state_2,
+                floating[::1] work, const floating[:, ::1] X, const floating[:, ::1] Y,
+                const Py_ssize_t[::1] order, double[::1] grad_norm_sums):
+    """One epoch of mini-batch training, the whole batch loop without the GIL.
+
+    Batches are rows order[start:start + batch_size] of X and Y (gathered into
+    the workspace), or consecutive rows when order is None. Each batch:
+    forward, loss, backward, L2, gradient norms, clipping, optimizer update.
+    grad_norm_sums[l - 1] gets the sum over batches of ||dW_l||_F.
+
+    Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
+    batches of (batch mean loss + L2) * rows, step Adam's t after the epoch,
+    and finite False when a batch's loss was not finite (the epoch stopped
+    there, before that batch's update).
+    """
+    cdef Settings s = _settings_from(settings)
+    cdef Plan p
+    cdef fm_rng rng
+    cdef Py_ssize_t n = X.shape[0], B = s.batch_size, start, b, l, n_batches = 0
+    cdef Py_ssize_t n_in = X.shape[1], n_out = Y.shape[1]
+    cdef bint shuffled = order is not None, finite = True
+    cdef double loss, loss_sum = 0, squares, total, scale
+    cdef const floating *X_batch
+    cdef const floating *Y_batch
+    cdef floating *W_grad
+    _plan_init(&p, sizes, acts, keep, B, True, s.dropout)
+    try:
+        with nogil:
+            fm_rng_seed(&rng, s.seed)
+            start = 0
+            while start < n:
+                b = min(B, n - start)
+                if shuffled:
+                    _gather_rows(b, n_in, &order[start], &X[0, 0], &work[p.x_off])
+                    _gather_rows(b, n_out, &order[start], &Y[0, 0], &work[p.y_off])
+                    X_batch = &work[p.x_off]
+                    Y_batch = &work[p.y_off]
+                else:
+                    X_batch = &X[start, 0]
+                    Y_batch = &Y[start, 0]
+                loss = _forward_backward(&p, &params[0], &grads[0], &work[0], X_batch, Y_batch, b,
+                                         <floating>(1.0 / b), s.dropout, &rng, False) / b
+                if s.alpha > 0:
+                    loss += _l2(&p, &params[0], &grads[0], s.alpha, b)
+                if not isfinite(loss):
+                    finite = False
+                    break
+                # per-layer ||dW_l||, and the global norm over all gradients for clipping
+                total = 0
+                for l in range(1, p.n_layers + 1):
+                    W_grad = &grads[p.w_off[l]]
+                    squares = _dot(<int>(p.sizes[l - 1] * p.sizes[l]), W_grad, W_grad)
+                    grad_norm_sums[l - 1] += sqrt(squares)
+                    total += squares + _dot(<int>p.sizes[l], &grads[p.b_off[l]], &grads[p.b_off[l]])
+                if s.clip_norm > 0 and sqrt(total) > s.clip_norm:
+                    _scal(<int>p.n_params, <floating>(s.clip_norm / sqrt(total)), &grads[0])
+                if s.optimizer == FM_ADAM:
+                    s.step += 1
+                    scale = s.learning_rate * sqrt(1 - pow(s.beta_2, s.step)) / (1 - pow(s.beta_1, s.step))
+                    _adam_update(p.n_params, <floating>scale, <floating>s.beta_1, <floating>s.beta_2,
+                                 <floating>s.epsilon, &grads[0], &state_1[0], &state_2[0], &params[0])
+                else:
+                    _sgd_update(p.n_params, <floating>s.learning_rate, <floating>s.momentum, s.nesterov,
+                                &grads[0], &state_1[0], &params[0])
+                loss_sum += loss * b
+                n_batches += 1
+                start += b
+    finally:
+        _plan_free(&p)
+    return loss_sum, n_batches, s.step, finite
+
+
+def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floating[::1] params,
+                       const floating[:, ::1] X, const floating[:, ::1] Y, double alpha, floating[::1] grads):
+    """Mean loss over all rows plus alpha/(2n) sum ||W||^2; its exact gradient into grads.
+
+    Runs in chunks of CHUNK_ROWS rows, so memory does not grow with n. No dropout.
+    """
+    cdef Plan p
+    cdef Py_ssize_t n = X.shape[0], start, b, B = min(n, CHUNK_ROWS)
+    cdef double loss = 0
+    cdef floating[::1] work
+    _plan_init(&p, sizes, acts, None, B, True, False)
+    try:
+        work = np.empty(p.work_size, dtype=np.float32 if floating is float else np.float64)
+        with nogil:
+            start = 0
+            while start < n:
+                b = min(B, n - start)
+                loss += _forward_backward(&p, &params[0], &grads[0], &work[0], &X[start, 0], &Y[start, 0], b,
+                                          <floating>(1.0 / n), False, NULL, start > 0)
+                start += b
+            loss /= n
+            if alpha > 0:
+                loss += _l2(&p, &params[0], &grads[0], alpha, n)
+    finally:
+        _plan_free(&p)
+    return loss
+
+
+def forward(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating[::1] params,
+            const floating[:, ::1] X, floating[:, ::1] out, const double[::1] keep=None,
+            uint64_t seed=0, bint training=False):
+    """The network's output for every row of X, into out (n_samples, n_outputs).
+
+    training=True applies inverted dropout with keep probabilities `keep`,
+    masks drawn from `seed`.
+    """
+    cdef Plan p
+    cdef fm_rng rng
+    cdef Py_ssize_t n = X.shape[0], start, b, B = min(n, CHUNK_ROWS), L = sizes.shape[0] - 1
+    cdef floating[::1] work
+    _plan_init(&p, sizes, acts, keep, B, training, training)
+    try:
+        work = np.empty(max(p.work_size, 1), dtype=np.float32 if floating is float else np.float64)
+        with nogil:
+            fm_rng_seed(&rng, seed)
+            start = 0
+            while start < n:
+                b = min(B, n - start)
+                _forward_hidden(&p, &params[0], &work[0], &X[start, 0], b, training, &rng, &out[start, 0])
+                _output_forward(acts[L - 1], b, sizes[L], &params[p.b_off[L]], &out[start, 0])
+                start += b
+    finally:
+        _plan_free(&p)
+
+
+# ---------------------------------------------------------------------------
+# Test hooks: single kernels and the BLAS shim, for tests/test_kernels.py.
+
+def _gemm_hook(str trans_a, str trans_b, double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
+               double beta, floating[:, ::1] C):
+    """C = alpha op(A) op(B) + beta C through the row-major shim."""
+    cdef char ta = ord(trans_a), tb = ord(trans_b)
+    cdef int m = C.shape[0], n = C.shape[1]
+    cdef int k = A.shape[0] if trans_a == "T" else A.shape[1]
+    _gemm(ta, tb, m, n, k, <floating>alpha, &A[0, 0], <int>A.shape[1], &B[0, 0], <int>B.shape[1],
+          <floating>beta, &C[0, 0], n)
+
+
+def _bias_act_forward_hook(int act, const floating[::1] bias, floating[:, ::1] Z, floating[:, ::1] A):
+    _bias_act_forward(act, Z.shape[0], Z.shape[1], &bias[0], &Z[0, 0], &A[0, 0])
+
+
+def _act_backward_hook(int act, const floating[::1] Z, const floating[::1] A, floating[::1] delta):
+    _act_backward(act, Z.shape[0], &Z[0], &A[0], &delta[0])
+
+
+def _output_delta_hook(int act, double scale, const floating[::1] bias, const floating[:, ::1] Y,
+                       floating[:, ::1] Z, floating[:, ::1] delta):
+    """Returns the sum of the rows' losses; Z becomes P."""
+    cdef double loss = 0
+    _output_delta(act, Z.shape[0], Z.shape[1], <floating>scale, &bias[0], &Y[0, 0], &Z[0, 0], &delta[0, 0], &loss)
+    return loss
+
+
+def _sgd_hook(double learning_rate, double momentum, bint nesterov, const floating[::1] grad,
+              floating[::1] velocity, floating[::1] params):
+    _sgd_update(params.shape[0], <floating>learning_rate, <floating>momentum, nesterov, &grad[0],
+                &velocity[0], &params[0])
+
+
+def _adam_hook(double step_size, double beta_1, double beta_2, double epsilon, const floating[::1] grad,
+               floating[::1] m, floating[::1] v, floating[::1] params):
+    _adam_update(params.shape[0], <floating>step_size, <floating>beta_1, <floating>beta_2, <floating>epsilon,
+                 &grad[0], &m[0], &v[0], &params[0])
+
+
+def _dropout_hook(double keep, uint64_t seed, const floating[::1] A, floating[::1] M, floating[::1] D):
+    cdef fm_rng rng
+    fm_rng_seed(&rng, seed)
+    _dropout(A.shape[0], <floating>keep, &rng, &A[0], &M[0], &D[0])

@@ -1,0 +1,133 @@
+# Declarations of the C kernels (csrc/fastmlp.h) and their fused-type shims:
+# the one place, with _blas.pxd, where `floating` picks the _f32 or _f64 symbol.
+from cython cimport floating
+from libc.stdint cimport uint64_t
+from libc.stddef cimport ptrdiff_t
+
+cdef extern from "fastmlp.h" nogil:
+    enum:
+        FM_IDENTITY
+        FM_LOGISTIC
+        FM_TANH
+        FM_RELU
+        FM_LEAKY_RELU
+        FM_SWISH
+        FM_SOFTMAX
+        FM_SQUARED_ERROR
+        FM_LOG_LOSS
+        FM_SGD
+        FM_ADAM
+
+    ctypedef struct fm_rng:
+        uint64_t s[4]
+
+    void fm_rng_seed(fm_rng *rng, uint64_t seed)
+    uint64_t fm_rng_next(fm_rng *rng)
+
+    void fm_bias_act_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z, float *A)
+    void fm_bias_act_forward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, double *Z, double *A)
+    void fm_act_backward_f32(int act, ptrdiff_t n, const float *Z, const float *A, float *delta)
+    void fm_act_backward_f64(int act, ptrdiff_t n, const double *Z, const double *A, double *delta)
+    void fm_col_sum_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const float *M, float *out)
+    void fm_col_sum_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const double *M, double *out)
+    void fm_gather_rows_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const float *X, float *out)
+    void fm_gather_rows_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const double *X, double *out)
+    void fm_output_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z)
+    void fm_output_forward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, double *Z)
+    void fm_output_delta_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, float scale, const float *bias,
+                             const float *Y, float *Z, float *delta, double *loss_sum)
+    void fm_output_delta_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, double scale, const double *bias,
+                             const double *Y, double *Z, double *delta, double *loss_sum)
+    void fm_sgd_update_f32(ptrdiff_t n, float learning_rate, float momentum, int nesterov,
+                           const float *grad, float *velocity, float *params)
+    void fm_sgd_update_f64(ptrdiff_t n, double learning_rate, double momentum, int nesterov,
+                           const double *grad, double *velocity, double *params)
+    void fm_adam_update_f32(ptrdiff_t n, float step_size, float beta_1, float beta_2, float epsilon,
+                            const float *grad, float *m, float *v, float *params)
+    void fm_adam_update_f64(ptrdiff_t n, double step_size, double beta_1, double beta_2, double epsilon,
+                            const double *grad, double *m, double *v, double *params)
+    void fm_dropout_f32(ptrdiff_t n, float keep, fm_rng *rng, const float *A, float *M, float *D)
+    void fm_dropout_f64(ptrdiff_t n, double keep, fm_rng *rng, const double *A, double *M, double *D)
+    void fm_mul_f32(ptrdiff_t n, const float *M, float *X)
+    void fm_mul_f64(ptrdiff_t n, const double *M, double *X)
+
+
+cdef inline void _bias_act_forward(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *bias,
+                                   floating *Z, floating *A) noexcept nogil:
+    if floating is float:
+        fm_bias_act_forward_f32(act, n_rows, n_cols, bias, Z, A)
+    else:
+        fm_bias_act_forward_f64(act, n_rows, n_cols, bias, Z, A)
+
+
+cdef inline void _act_backward(int act, Py_ssize_t n, const floating *Z, const floating *A,
+                               floating *delta) noexcept nogil:
+    if floating is float:
+        fm_act_backward_f32(act, n, Z, A, delta)
+    else:
+        fm_act_backward_f64(act, n, Z, A, delta)
+
+
+cdef inline void _col_sum(Py_ssize_t n_rows, Py_ssize_t n_cols, bint accumulate, const floating *M,
+                          floating *out) noexcept nogil:
+    if floating is float:
+        fm_col_sum_f32(n_rows, n_cols, accumulate, M, out)
+    else:
+        fm_col_sum_f64(n_rows, n_cols, accumulate, M, out)
+
+
+cdef inline void _gather_rows(Py_ssize_t n_rows, Py_ssize_t n_cols, const Py_ssize_t *idx, const floating *X,
+                              floating *out) noexcept nogil:
+    if floating is float:
+        fm_gather_rows_f32(n_rows, n_cols, idx, X, out)
+    else:
+        fm_gather_rows_f64(n_rows, n_cols, idx, X, out)
+
+
+cdef inline void _output_forward(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *bias,
+                                 floating *Z) noexcept nogil:
+    if floating is float:
+        fm_output_forward_f32(act, n_rows, n_cols, bias, Z)
+    else:
+        fm_output_forward_f64(act, n_rows, n_cols, bias, Z)
+
+
+cdef inline void _output_delta(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, floating scale,
+                               const floating *bias, const floating *Y, floating *Z, floating *delta,
+                               double *loss_sum) noexcept nogil:
+    if floating is float:
+        fm_output_delta_f32(act, n_rows, n_cols, scale, bias, Y, Z, delta, loss_sum)
+    else:
+        fm_output_delta_f64(act, n_rows, n_cols, scale, bias, Y, Z, delta, loss_sum)
+
+
+cdef inline void _sgd_update(Py_ssize_t n, floating learning_rate, floating momentum, bint nesterov,
+                             const floating *grad, floating *velocity, floating *params) noexcept nogil:
+    if floating is float:
+        fm_sgd_update_f32(n, learning_rate, momentum, nesterov, grad, velocity, params)
+    else:
+        fm_sgd_update_f64(n, learning_rate, momentum, nesterov, grad, velocity, params)
+
+
+cdef inline void _adam_update(Py_ssize_t n, floating step_size, floating beta_1, floating beta_2,
+                              floating epsilon, const floating *grad, floating *m, floating *v,
+                              floating *params) noexcept nogil:
+    if floating is float:
+        fm_adam_update_f32(n, step_size, beta_1, beta_2, epsilon, grad, m, v, params)
+    else:
+        fm_adam_update_f64(n, step_size, beta_1, beta_2, epsilon, grad, m, v, params)
+
+
+cdef inline void _dropout(Py_ssize_t n, floating keep, fm_rng *rng, const floating *A, floating *M,
+                          floating *D) noexcept nogil:
+    if floating is float:
+        fm_dropout_f32(n, keep, rng, A, M, D)
+    else:
+        fm_dropout_f64(n, keep, rng, A, M, D)
+
+
+cdef inline void _mul(Py_ssize_t n, const floating *M, floating *X) noexcept nogil:
+    if floating is float:
+        fm_mul_f32(n, M, X)
+    else:
+        fm_mul_f64(n, M, X)
