@@ -5,7 +5,8 @@
  * the bias and applies the output activation in place (prediction).
  * fm_output_delta does the same and, in the same pass, adds each row's loss to
  * *loss_sum and writes delta = scale * (P - Y), the exact gradient of the loss
- * with respect to Z for the registered pairs
+ * with respect to Z for the registered pairs (for softmax, scale * (m P - Y)
+ * with m = sum_k y_k, which is 1 for one-hot or probability targets)
  *     identity + squared_error:  0.5 ||y - z||^2
  *     logistic + log_loss:       sum_k softplus(z_k) - y_k z_k
  *     softmax  + log_loss:       -sum_k y_k log_softmax(z)_k
@@ -69,7 +70,7 @@ void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
  *   bias      (n_cols,) read
  *   Y         (n_rows, n_cols) read: targets
  *   Z         (n_rows, n_cols) read and written: pre-activation in, P out
- *   delta     (n_rows, n_cols) written: scale * (P - Y)
+ *   delta     (n_rows, n_cols) written: scale * (P - Y) (softmax: scale * (m P - Y))
  *   loss_sum  read and written: the sum over rows of each row's loss is added
  */
 void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
@@ -81,7 +82,7 @@ void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
         FM_T *z = Z + i * n_cols;
         const FM_T *y = Y + i * n_cols;
         FM_T *d = delta + i * n_cols;
-        FM_T row = 0;
+        FM_T row = 0, mass = 1;
         FM_FN(fm_bias_add)(n_cols, bias, z);
         if (act == FM_SOFTMAX) {
             /* -sum_k y_k log p_k = sum_k y_k (log s - (z_k - max)), s = sum exp(z - max) */
@@ -93,6 +94,7 @@ void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
             }
             log_s = FM_FN(fm_softmax_row)(n_cols, z);
             row = ysum * log_s - yzm;
+            mass = ysum;
         } else if (act == FM_LOGISTIC) {
             for (ptrdiff_t j = 0; j < n_cols; j++) {
                 row += FM_FN(fm_softplus)(z[j]) - y[j] * z[j];
@@ -106,7 +108,7 @@ void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
             row *= (FM_T)0.5;
         }
         total += (double)row;
-        for (ptrdiff_t j = 0; j < n_cols; j++) d[j] = scale * (z[j] - y[j]);
+        for (ptrdiff_t j = 0; j < n_cols; j++) d[j] = scale * (mass * z[j] - y[j]);
     }
     *loss_sum += total;
 }

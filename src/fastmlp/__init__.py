@@ -1,0 +1,6 @@
+"""fastmlp: multi-layer perceptrons whose training and inference run in compiled code."""
+from . import reference
+from .network import Network
+
+__version__ = "0.1.0"
+__all__ = ["Network", "reference", "__version__"]

@@ -246,21 +246,6 @@ cdef Settings _settings_from(dict d) except *:
     return s
 
 
-def param_offsets(const Py_ssize_t[::1] sizes):
-    """Offsets of W_l and b_l in the flat parameter buffer, and its length.
-
-    Returns (w_offsets, b_offsets, n_params), the offsets as lists of L ints.
-    """
-    cdef Py_ssize_t l, off = 0
-    w_offsets, b_offsets = [], []
-    for l in range(1, sizes.shape[0]):
-        w_offsets.append(off)
-        off += sizes[l - 1] * sizes[l]
-        b_offsets.append(off)
-        off += sizes[l]
-    return w_offsets, b_offsets, off
-
-
 def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
                    Py_ssize_t batch_size, bint dropout):
     """Elements of the training workspace train_epoch needs for batches of batch_size rows."""

@@ -1,0 +1,398 @@
+"""What fastmlp.Network and fastmlp.reference.Network share: validation,
+parameter storage, initialisation, the per-epoch training loop and summary.
+
+Subclasses supply the math through four hooks (thinc's Ops pattern: a NumPy
+base, a compiled override):
+    _forward(X, training, seed) -> output
+    _loss_and_gradients(X, Y, alpha) -> (loss, flat gradient)
+    _prepare_training(trainer, n_samples)       (optional: size workspaces)
+    _train_epoch(trainer, X, Y, order) -> (loss_sum, n_batches, finite)
+"""
+import numbers
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from . import _registry
+from ._validation import BLAS_INT_MAX, as_float_array, check_bool, check_float, check_int
+
+
+def _check_random_state(random_state):
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return random_state
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, (bool, np.bool_)):
+        if random_state < 0:
+            raise ValueError(f"random_state must be a non-negative integer, got {random_state}.")
+        return np.random.default_rng(int(random_state))
+    raise TypeError(
+        f"random_state must be None, an int or a numpy.random.Generator, got {random_state!r}."
+    )
+
+
+def _draw_seed(rng):
+    """A 63-bit seed from a Generator or a RandomState (for the C PRNG)."""
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**63, dtype=np.int64))
+    return int(rng.randint(0, 2**63 - 1, dtype=np.int64))
+
+
+class _LayerList(list):
+    """coefs_ / intercepts_: a list of views into the parameter buffer.
+
+    Assigning an item copies into the existing view (validated), so the list
+    keeps pointing at the model's own memory.
+    """
+
+    def __init__(self, views, check):
+        super().__init__(views)
+        self._check = check
+
+    def __setitem__(self, index, value):
+        if not isinstance(index, numbers.Integral):
+            raise TypeError("assign one layer at a time, by integer index")
+        view = self[index]
+        np.copyto(view, self._check(value, index))
+
+    def __reduce__(self):
+        return (list, (list(self),))
+
+
+class BaseNetwork:
+    """Shared implementation; see fastmlp.Network for the documentation."""
+
+    def __init__(self, layer_sizes, activation="relu", output_activation="identity", loss="squared_error",
+                 init="auto", dtype="float64", dropout=0.0, random_state=None):
+        self.layer_sizes = self._check_layer_sizes(layer_sizes)
+        L = len(self.layer_sizes) - 1
+        hidden = _registry.activation(activation)
+        self.activation = hidden.name
+        self._output = _registry.output(output_activation, loss)
+        self.output_activation = self._output.activation
+        self.loss = self._output.loss_name
+        if self.output_activation == "softmax" and self.layer_sizes[-1] < 2:
+            raise ValueError("output_activation='softmax' needs at least 2 outputs; use 'logistic' for one.")
+        self.init = init
+        init_fn = _registry.lookup(_registry.INITS, init, "init")
+        self.dtype = self._check_dtype(dtype)
+        self.dropout = self._check_dropout(dropout, L - 1)
+        self._rng = _check_random_state(random_state)
+
+        self._hidden = [hidden] * (L - 1)
+        self._act_codes = np.array([h.code for h in self._hidden] + [self._output.code], dtype=np.intc)
+        self._keep = np.array([1.0 - r for r in self.dropout], dtype=np.float64)
+        self._sizes = np.array(self.layer_sizes, dtype=np.intp)
+        self._params = np.empty(self.n_params_, dtype=self.dtype)
+        self._make_views()
+        for l in range(L):
+            W, b = init_fn(self.layer_sizes[l], self.layer_sizes[l + 1], self._rng, hidden.auto_init_factor)
+            self._coefs[l][...] = W
+            self._intercepts[l][...] = b
+
+    # ------------------------------------------------------------------ checks
+
+    @staticmethod
+    def _check_layer_sizes(layer_sizes):
+        if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+            raise TypeError(f"layer_sizes must be a sequence of integers, got {layer_sizes!r}.")
+        if len(layer_sizes) < 2:
+            raise ValueError(
+                f"layer_sizes must list at least the inputs and the outputs, got {list(layer_sizes)!r}."
+            )
+        sizes = tuple(check_int(s, f"layer_sizes[{i}]", 1, BLAS_INT_MAX) for i, s in enumerate(layer_sizes))
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        if n_params > BLAS_INT_MAX:
+            raise ValueError(f"layer_sizes {sizes} give {n_params} parameters; at most {BLAS_INT_MAX}.")
+        return sizes
+
+    @staticmethod
+    def _check_dtype(dtype):
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            dt = None
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
+        return dt
+
+    @staticmethod
+    def _check_dropout(dropout, n_hidden):
+        if isinstance(dropout, (numbers.Real, np.floating)) and not isinstance(dropout, (bool, np.bool_)):
+            rates = [dropout] * n_hidden
+        elif isinstance(dropout, (list, tuple, np.ndarray)):
+            rates = list(dropout)
+            if len(rates) != n_hidden:
+                raise ValueError(
+                    f"dropout must be a float or a list of {n_hidden} rates (one per hidden layer), "
+                    f"got {len(rates)}."
+                )
+        else:
+            raise TypeError(f"dropout must be a float or a list of floats, got {dropout!r}.")
+        return [check_float(r, "dropout", 0.0, 1.0, high_open=True) for r in rates]
+
+    def _check_X(self, X, name="X"):
+        X = as_float_array(X, name, self.dtype)
+        if X.shape[1] != self.layer_sizes[0]:
+            raise ValueError(
+                f"{name} has {X.shape[1]} features, but the network takes {self.layer_sizes[0]} "
+                f"(layer_sizes[0])."
+            )
+        return X
+
+    def _check_Y(self, Y, n_samples, name="Y"):
+        n_out = self.layer_sizes[-1]
+        Y = as_float_array(Y, name, self.dtype, ndim=np.ndim(Y) if np.ndim(Y) in (1, 2) else 2)
+        if Y.ndim == 1:
+            if n_out != 1:
+                raise ValueError(f"{name} is 1-D but the network has {n_out} outputs; expected shape "
+                                 f"({n_samples}, {n_out}).")
+            Y = Y.reshape(-1, 1)
+        if Y.shape != (n_samples, n_out):
+            raise ValueError(f"{name} has shape {Y.shape}, expected ({n_samples}, {n_out}): one row per "
+                             f"sample of X and one column per output.")
+        if self.loss == "log_loss" and (Y.min() < 0 or Y.max() > 1):
+            raise ValueError(f"{name} must be in [0, 1] for loss='log_loss' (one-hot labels or probabilities).")
+        return Y
+
+    # -------------------------------------------------------------- parameters
+
+    @property
+    def n_layers_(self):
+        """Number of weight layers (len(layer_sizes) - 1)."""
+        return len(self.layer_sizes) - 1
+
+    @property
+    def n_params_(self):
+        """Number of trainable parameters (weights and biases)."""
+        s = self.layer_sizes
+        return sum(a * b + b for a, b in zip(s[:-1], s[1:]))
+
+    def _split(self, flat):
+        """Views of a flat buffer as per-layer (W list, b list)."""
+        Ws, bs, off = [], [], 0
+        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            Ws.append(flat[off:off + fan_in * fan_out].reshape(fan_in, fan_out))
+            off += fan_in * fan_out
+            bs.append(flat[off:off + fan_out])
+            off += fan_out
+        return Ws, bs
+
+    def _make_views(self):
+        Ws, bs = self._split(self._params)
+        self._coefs = _LayerList(Ws, lambda v, i: self._check_layer_param(v, i, "coefs_", Ws[i].shape))
+        self._intercepts = _LayerList(bs, lambda v, i: self._check_layer_param(v, i, "intercepts_", bs[i].shape))
+
+    def _check_layer_param(self, value, index, name, shape):
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name}[{index}] must hold real numbers, got dtype {arr.dtype}.")
+        if arr.shape != shape:
+            raise ValueError(f"{name}[{index}] must have shape {shape}, got {arr.shape}.")
+        arr = arr.astype(self.dtype, copy=False)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}[{index}] contains NaN or infinity.")
+        return arr
+
+    def _set_layers(self, values, name, views):
+        if isinstance(values, np.ndarray) or not isinstance(values, (list, tuple)):
+            raise TypeError(f"{name} must be a list of {self.n_layers_} arrays.")
+        if len(values) != self.n_layers_:
+            raise ValueError(f"{name} must hold {self.n_layers_} arrays (one per layer), got {len(values)}.")
+        checked = [self._check_layer_param(v, i, name, views[i].shape) for i, v in enumerate(values)]
+        for view, arr in zip(views, checked):  # all checked before any is written
+            np.copyto(view, arr)
+
+    @property
+    def coefs_(self):
+        """List of weight matrices, coefs_[l] of shape (fan_in, fan_out); views into the model."""
+        return self._coefs
+
+    @coefs_.setter
+    def coefs_(self, values):
+        self._set_layers(values, "coefs_", self._coefs)
+
+    @property
+    def intercepts_(self):
+        """List of bias vectors, intercepts_[l] of shape (fan_out,); views into the model."""
+        return self._intercepts
+
+    @intercepts_.setter
+    def intercepts_(self, values):
+        self._set_layers(values, "intercepts_", self._intercepts)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_coefs"], state["_intercepts"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._make_views()
+
+    # ------------------------------------------------------------------- public
+
+    def forward(self, X, training=False):
+        """The network's output for each row of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_inputs)
+        training : bool, default=False
+            Apply inverted dropout as in training (masks drawn from random_state).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_outputs), of the network's dtype.
+        """
+        training = check_bool(training, "training")
+        X = self._check_X(X)
+        return self._forward(X, training, _draw_seed(self._rng) if training else 0)
+
+    def predict(self, X):
+        """The network's output for each row of X (no dropout); same as forward(X)."""
+        return self._forward(self._check_X(X), False, 0)
+
+    def loss_and_gradients(self, X, Y, alpha=0.0):
+        """The loss on (X, Y) and its exact gradients, without dropout.
+
+        The loss is the mean over rows of the per-row loss plus
+        alpha / (2 n) * sum_l ||W_l||^2.
+
+        Returns
+        -------
+        loss : float
+        coef_grads : list of ndarray, coef_grads[l] of shape (fan_in, fan_out)
+        intercept_grads : list of ndarray, intercept_grads[l] of shape (fan_out,)
+        """
+        X = self._check_X(X)
+        Y = self._check_Y(Y, X.shape[0])
+        alpha = check_float(alpha, "alpha", 0.0)
+        loss, grads = self._loss_and_gradients(X, Y, alpha)
+        dW, db = self._split(grads)
+        return float(loss), dW, db
+
+    def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
+            nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None,
+            shuffle=True, verbose=False):
+        """Train with mini-batch gradient descent, starting from the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_inputs)
+        Y : array-like of shape (n_samples, n_outputs), or (n_samples,) for one output
+            Targets; one-hot labels or probabilities in [0, 1] for log_loss.
+        epochs : int, default=10
+            Passes over the data; each is ceil(n_samples / batch_size) updates.
+        batch_size : int, default=32
+            Rows per update (at most n_samples); the last batch may be smaller.
+        optimizer : {"sgd", "adam"}, default="sgd"
+        learning_rate : float, default=0.01
+        momentum : float in [0, 1], default=0.0
+            SGD momentum, in scikit-learn's form.
+        nesterov : bool, default=False
+            Nesterov's momentum (SGD).
+        beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+            Adam's moment decays and its denominator term (bias-corrected Adam).
+        alpha : float, default=0.0
+            L2 penalty: the loss gains alpha / (2 batch) * sum ||W||^2.
+        clip_norm : float or None, default=None
+            Rescale the gradient so that its global norm (all layers, weights and
+            biases) is at most clip_norm.
+        shuffle : bool, default=True
+            Shuffle the rows every epoch (from random_state).
+        verbose : bool, default=False
+            Print one line per epoch: epoch, loss, seconds, samples/s.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            On bad input, and when the loss or the weights become non-finite; the
+            weights are then those of the start of that epoch.
+        """
+        X = self._check_X(X)
+        Y = self._check_Y(Y, X.shape[0])
+        n = X.shape[0]
+        epochs = check_int(epochs, "epochs", 1)
+        spec = _registry.lookup(_registry.OPTIMIZERS, optimizer, "optimizer")
+        settings = dict(
+            batch_size=min(check_int(batch_size, "batch_size", 1), n),
+            optimizer=spec.name,
+            learning_rate=check_float(learning_rate, "learning_rate", 0.0, low_open=True),
+            momentum=check_float(momentum, "momentum", 0.0, 1.0),
+            nesterov=check_bool(nesterov, "nesterov"),
+            beta_1=check_float(beta_1, "beta_1", 0.0, 1.0, high_open=True),
+            beta_2=check_float(beta_2, "beta_2", 0.0, 1.0, high_open=True),
+            epsilon=check_float(epsilon, "epsilon", 0.0, low_open=True),
+            alpha=check_float(alpha, "alpha", 0.0),
+            clip_norm=None if clip_norm is None else check_float(clip_norm, "clip_norm", 0.0, low_open=True),
+            dropout=bool((self._keep < 1).any()),
+            step=0,
+            seed=0,
+        )
+        shuffle = check_bool(shuffle, "shuffle")
+        verbose = check_bool(verbose, "verbose")
+
+        trainer = SimpleNamespace(
+            settings=settings,
+            state=[np.zeros_like(self._params) for _ in range(spec.n_state)],
+            grad_norm_sums=np.zeros(self.n_layers_),
+        )
+        self._prepare_training(trainer, n)
+        start_of_epoch = np.empty_like(self._params)
+        losses, norms = [], []
+        for epoch in range(1, epochs + 1):
+            tic = time.perf_counter()
+            order = self._rng.permutation(n).astype(np.intp) if shuffle else None
+            settings["seed"] = _draw_seed(self._rng)
+            trainer.grad_norm_sums[:] = 0
+            np.copyto(start_of_epoch, self._params)
+            loss_sum, n_batches, finite = self._train_epoch(trainer, X, Y, order)
+            if not (finite and np.isfinite(self._params).all()):
+                np.copyto(self._params, start_of_epoch)
+                self._record(losses, norms)
+                raise ValueError(
+                    f"training diverged in epoch {epoch}: the loss or the weights became NaN or infinite. "
+                    f"The weights are those of the start of epoch {epoch}. Try a lower learning_rate "
+                    f"(now {settings['learning_rate']}) or set clip_norm."
+                )
+            losses.append(loss_sum / n)
+            norms.append(trainer.grad_norm_sums / n_batches)
+            if verbose:
+                seconds = time.perf_counter() - tic
+                print(f"epoch {epoch:>4}/{epochs}  loss {losses[-1]:.6f}  {seconds:.3f} s  "
+                      f"{n / max(seconds, 1e-12):,.0f} samples/s", flush=True)
+        self._record(losses, norms)
+        return self
+
+    def _record(self, losses, norms):
+        self.loss_curve_ = [float(v) for v in losses]
+        self.grad_norms_ = np.array(norms, dtype=np.float64).reshape(len(norms), self.n_layers_)
+
+    def _prepare_training(self, trainer, n_samples):
+        """Hook: size workspaces once per fit."""
+
+    def summary(self):
+        """A table of the layers: units, activation, weight shape, parameters, and the total."""
+        rows = [("layer", "units", "activation", "weights", "params"),
+                ("input", str(self.layer_sizes[0]), "-", "-", "0")]
+        for l, (fan_in, fan_out) in enumerate(zip(self.layer_sizes[:-1], self.layer_sizes[1:]), start=1):
+            act = self.output_activation if l == self.n_layers_ else self.activation
+            if l < self.n_layers_ and self.dropout[l - 1] > 0:
+                act += f" (dropout {self.dropout[l - 1]:g})"
+            rows.append((f"dense {l}", str(fan_out), act, f"({fan_in}, {fan_out})", str(fan_in * fan_out + fan_out)))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = [f"{type(self).__module__}.{type(self).__name__}: dtype {self.dtype}, loss {self.loss}, init {self.init}"]
+        for r in rows:
+            lines.append("  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        lines.append(f"total params: {self.n_params_}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({list(self.layer_sizes)}, activation={self.activation!r}, "
+                f"output_activation={self.output_activation!r}, loss={self.loss!r}, dtype={self.dtype.name!r})")

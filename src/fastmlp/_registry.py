@@ -1,0 +1,100 @@
+"""Name -> spec tables for activations, output/loss pairs, optimizers and inits.
+
+The one list of valid names: validation messages, the estimators' parameter
+constraints and the tests all read these tables. Each entry ties a name to its
+C code (the enum in csrc/fastmlp.h, checked by tests/test_kernels.py) and to
+its plain-NumPy definition in reference.py. No math here.
+"""
+from typing import Callable, NamedTuple
+
+from . import reference as ref
+
+
+class Activation(NamedTuple):
+    name: str
+    code: int  # FM_* in csrc/fastmlp.h
+    forward: Callable  # f(z)
+    derivative: Callable  # f'(z), given (z, f(z))
+    auto_init_factor: float  # Glorot factor of init="auto" (scikit-learn's)
+
+
+class Output(NamedTuple):
+    activation: str
+    loss_name: str
+    code: int  # the output activation's FM_* code; it fixes the loss
+    loss: Callable  # sum over rows of the loss, given (Y, Z)
+
+
+class Optimizer(NamedTuple):
+    name: str
+    code: int  # FM_SGD / FM_ADAM
+    n_state: int  # buffers of the flat parameter size it keeps
+    update: Callable  # reference update, in place on the flat parameters
+
+
+ACTIVATIONS = {
+    "identity": Activation("identity", 0, ref.identity, ref.identity_derivative, 6.0),
+    "logistic": Activation("logistic", 1, ref.logistic, ref.logistic_derivative, 2.0),
+    "tanh": Activation("tanh", 2, ref.tanh, ref.tanh_derivative, 6.0),
+    "relu": Activation("relu", 3, ref.relu, ref.relu_derivative, 6.0),
+    "leaky_relu": Activation("leaky_relu", 4, ref.leaky_relu, ref.leaky_relu_derivative, 6.0),
+    "swish": Activation("swish", 5, ref.swish, ref.swish_derivative, 6.0),
+}
+ACTIVATION_ALIASES = {"sigmoid": "logistic", "silu": "swish"}
+
+SOFTMAX_CODE = 6
+OUTPUTS = {
+    ("identity", "squared_error"): Output("identity", "squared_error", 0, ref.squared_error),
+    ("logistic", "log_loss"): Output("logistic", "log_loss", 1, ref.binary_log_loss),
+    ("softmax", "log_loss"): Output("softmax", "log_loss", SOFTMAX_CODE, ref.softmax_log_loss),
+}
+OUTPUT_ACTIVATIONS = sorted({activation for activation, _ in OUTPUTS})
+LOSSES = sorted({loss for _, loss in OUTPUTS})
+
+OPTIMIZERS = {
+    "sgd": Optimizer("sgd", 0, 1, ref.sgd_update),
+    "adam": Optimizer("adam", 1, 2, ref.adam_update),
+}
+
+INITS = {
+    "auto": ref.init_auto,
+    "glorot_uniform": ref.glorot_uniform,
+    "glorot_normal": ref.glorot_normal,
+    "he_uniform": ref.he_uniform,
+    "he_normal": ref.he_normal,
+}
+
+
+def _valid(names):
+    return ", ".join(repr(n) for n in names)
+
+
+def lookup(table, name, argument, aliases=None):
+    """table[name] (after aliases), or a ValueError that lists the valid names."""
+    aliases = aliases or {}
+    if isinstance(name, str):
+        key = aliases.get(name, name)
+        if key in table:
+            return table[key]
+    valid = sorted(table) + sorted(aliases)
+    raise ValueError(f"{argument}={name!r} is not supported; valid values are {_valid(valid)}.")
+
+
+def activation(name, argument="activation"):
+    return lookup(ACTIVATIONS, name, argument, ACTIVATION_ALIASES)
+
+
+def output(activation_name, loss_name):
+    """The registered output activation + loss pair, or a ValueError naming the valid pairs."""
+    if activation_name not in OUTPUT_ACTIVATIONS:
+        lookup({n: None for n in OUTPUT_ACTIVATIONS}, activation_name, "output_activation")
+    if loss_name not in LOSSES:
+        lookup({n: None for n in LOSSES}, loss_name, "loss")
+    try:
+        return OUTPUTS[(activation_name, loss_name)]
+    except KeyError:
+        pairs = ", ".join(f"{a}+{l}" for a, l in OUTPUTS)
+        raise ValueError(
+            f"output_activation={activation_name!r} with loss={loss_name!r} is not a supported pair; "
+            f"the supported pairs are {pairs}."
+        ) from None

@@ -1,0 +1,82 @@
+"""Checks at the Python boundary: everything compiled code trusts is made true here."""
+import numbers
+
+import numpy as np
+
+# Every size handed to BLAS is a C int.
+BLAS_INT_MAX = 2**31 - 1
+
+
+def check_int(value, name, minimum=1, maximum=None):
+    """A Python or NumPy integer (not a bool) >= minimum, returned as int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}.")
+    return value
+
+
+def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number in [low, high] (ends open where asked), returned as float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
+    value = float(value)
+    ok = np.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}.")
+    return value
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def as_float_array(X, name, dtype, ndim=2):
+    """X as a C-contiguous array of `dtype`, checked for kind, ndim, emptiness and finiteness.
+
+    Accepts anything NumPy turns into a real numeric array (lists, integer,
+    float16, Fortran-ordered, non-contiguous, read-only, big-endian arrays,
+    pandas frames); numeric object arrays are converted. Strings, complex
+    numbers, ragged lists and sparse matrices raise TypeError.
+    """
+    if hasattr(X, "tocsr") or hasattr(X, "todense"):
+        raise TypeError(f"{name} is a sparse matrix; this takes a dense array (use X.toarray()).")
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} cannot be converted to a numeric array: {exc}") from None
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (ValueError, TypeError):
+            raise TypeError(f"{name} holds non-numeric objects; expected real numbers.") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
+    if arr.ndim != ndim:
+        hint = " (use X.reshape(1, -1) for a single sample)" if ndim == 2 and arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be {ndim}-D, got a {arr.ndim}-D array of shape {arr.shape}{hint}.")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is required.")
+    if arr.shape[0] > BLAS_INT_MAX:
+        raise ValueError(f"{name} has {arr.shape[0]} rows; at most {BLAS_INT_MAX} are supported.")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(arr, name)
+    return arr
+
+
+def check_finite(arr, name):
+    # The sum is finite for nearly all finite arrays: one fast pass, then the exact check.
+    if not np.isfinite(np.sum(arr, dtype=np.float64)) and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity (in {arr.dtype}).")

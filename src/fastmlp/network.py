@@ -1,0 +1,84 @@
+"""fastmlp.Network: the model API over the compiled engine."""
+import numpy as np
+
+from . import _engine, _registry
+from ._base import BaseNetwork
+
+
+class Network(BaseNetwork):
+    """A multi-layer perceptron trained and evaluated in compiled code.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_inputs, hidden..., n_outputs]``.
+    activation : str, default="relu"
+        Hidden activation: "identity", "logistic" (alias "sigmoid"), "tanh",
+        "relu", "leaky_relu" (slope 0.01) or "swish" (alias "silu").
+    output_activation : {"identity", "logistic", "softmax"}, default="identity"
+    loss : {"squared_error", "log_loss"}, default="squared_error"
+        Pairs: identity + squared_error, logistic + log_loss, softmax + log_loss.
+        Losses are means over rows; the output delta is the fused (P - Y) / n.
+    init : str, default="auto"
+        "auto" (scikit-learn's Glorot-uniform scheme, factor 2 for logistic),
+        "glorot_uniform", "glorot_normal", "he_uniform" or "he_normal" (these
+        four start the biases at zero).
+    dtype : {"float32", "float64"}, default="float64"
+        Kept through everything: weights, gradients, outputs.
+    dropout : float or list of float, default=0.0
+        Inverted-dropout rate of every hidden layer, or one rate per hidden
+        layer, each in [0, 1). Applied in training only.
+    random_state : None, int, numpy.random.Generator or RandomState
+        Source of the initial weights, the shuffling and the dropout masks; the
+        same seed gives bit-identical weights on the same machine.
+
+    Attributes
+    ----------
+    coefs_ : list of ndarray, coefs_[l] of shape (fan_in, fan_out)
+        Weights. Live views into the model: writing into them changes it;
+        assigning a new list is validated (count, shapes, dtype, finite values).
+    intercepts_ : list of ndarray, intercepts_[l] of shape (fan_out,)
+    n_params_ : int
+    loss_curve_ : list of float
+        After fit: the mean training loss of each epoch, L2 term included.
+    grad_norms_ : ndarray of shape (epochs, n_layers)
+        After fit: per epoch, the mean over its batches of ||dW_l||_F per layer
+        (vanishing or exploding gradients show here).
+
+    Notes
+    -----
+    Each epoch's mini-batch loop (batch gather, forward GEMMs, fused
+    bias + activation, output delta, backward GEMMs, optimizer update) runs in
+    compiled code with the GIL released; BLAS threads are the user's to set
+    (threadpoolctl). ``fastmlp.reference.Network`` computes the same in NumPy.
+    """
+
+    def _forward(self, X, training, seed):
+        out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+        _engine.forward(self._sizes, self._act_codes, self._params, X, out, self._keep, seed, training)
+        return out
+
+    def _loss_and_gradients(self, X, Y, alpha):
+        grads = np.empty_like(self._params)
+        loss = _engine.loss_and_gradients(self._sizes, self._act_codes, self._params, X, Y, alpha, grads)
+        return loss, grads
+
+    def _prepare_training(self, trainer, n_samples):
+        s = trainer.settings
+        trainer.grads = np.empty_like(self._params)
+        trainer.work = np.empty(
+            _engine.workspace_size(self._sizes, self._act_codes, self._keep, s["batch_size"], s["dropout"]),
+            dtype=self.dtype,
+        )
+        trainer.engine_settings = dict(s)
+
+    def _train_epoch(self, trainer, X, Y, order):
+        s = trainer.engine_settings
+        s.update(trainer.settings, optimizer=_registry.OPTIMIZERS[trainer.settings["optimizer"]].code)
+        state = trainer.state
+        loss_sum, n_batches, step, finite = _engine.train_epoch(
+            self._sizes, self._act_codes, self._keep, s, self._params, trainer.grads,
+            state[0], state[-1], trainer.work, X, Y, order, trainer.grad_norm_sums,
+        )
+        trainer.settings["step"] = step
+        return loss_sum, n_batches, finite

@@ -1,0 +1,299 @@
+"""The same math as the compiled engine, in plain NumPy (and scipy.special).
+
+Read this side by side with ``fastmlp.Network``: ``reference.Network`` has the
+same interface and computes the same numbers, one layer and one batch at a
+time in Python. It is the test oracle and the "NumPy baseline" of the
+benchmarks. Nothing here is clever on purpose.
+
+Conventions (DESIGN.md): a batch ``X`` is ``(n_samples, n_features)``;
+``W`` is ``(fan_in, fan_out)``; layer l computes ``Z = A_prev @ W + b`` and
+``A = f(Z)``; ``delta = dL/dZ``.
+"""
+import numpy as np
+from scipy.special import expit, log_softmax, softmax
+
+# ---------------------------------------------------------------------------
+# Hidden activations. Each derivative takes z and a = f(z), and returns f'(z).
+
+
+def identity(z):
+    """f(z) = z."""
+    return z.copy()
+
+
+def identity_derivative(z, a):
+    """f'(z) = 1, the derivative of identity."""
+    return np.ones_like(z)
+
+
+def logistic(z):
+    """f(z) = 1 / (1 + exp(-z)), the sigmoid."""
+    return expit(z)
+
+
+def logistic_derivative(z, a):
+    """f'(z) = f(z) (1 - f(z)), the derivative of logistic."""
+    return a * (1 - a)
+
+
+def tanh(z):
+    """f(z) = tanh(z)."""
+    return np.tanh(z)
+
+
+def tanh_derivative(z, a):
+    """f'(z) = 1 - tanh(z)^2, the derivative of tanh."""
+    return 1 - a * a
+
+
+def relu(z):
+    """f(z) = max(z, 0)."""
+    return np.maximum(z, 0)
+
+
+def relu_derivative(z, a):
+    """f'(z) = 1 for z > 0, else 0: the derivative of relu (0 at z = 0)."""
+    return (z > 0).astype(z.dtype)
+
+
+LEAKY_RELU_SLOPE = 0.01
+
+
+def leaky_relu(z):
+    """f(z) = z for z > 0, else 0.01 z."""
+    return np.where(z > 0, z, z * z.dtype.type(LEAKY_RELU_SLOPE))
+
+
+def leaky_relu_derivative(z, a):
+    """f'(z) = 1 for z > 0, else 0.01: the derivative of leaky_relu."""
+    return np.where(z > 0, z.dtype.type(1), z.dtype.type(LEAKY_RELU_SLOPE))
+
+
+def swish(z):
+    """f(z) = z * sigmoid(z), also called SiLU."""
+    return z * expit(z)
+
+
+def swish_derivative(z, a):
+    """f'(z) = s (1 + z (1 - s)) with s = sigmoid(z): the derivative of swish."""
+    s = expit(z)
+    return s * (1 + z * (1 - s))
+
+
+# ---------------------------------------------------------------------------
+# Output activation + loss pairs. Each loss is written from Z (the output
+# layer's pre-activation), which is stable where P is 0 or 1, and summed over
+# the rows; its gradient with respect to Z is output_delta.
+
+
+def squared_error(Y, Z):
+    """Sum over rows of 0.5 ||y - z||^2 (identity output)."""
+    return 0.5 * np.sum((Y - Z) ** 2)
+
+
+def binary_log_loss(Y, Z):
+    """Sum over rows and outputs of -[y log p + (1 - y) log(1 - p)], p = sigmoid(z).
+
+    Written as softplus(z) - y z, with softplus(z) = log(1 + exp(z)).
+    """
+    return np.sum(np.logaddexp(0, Z) - Y * Z)
+
+
+def softmax_log_loss(Y, Z):
+    """Sum over rows of -sum_k y_k log p_k, p = softmax(z)."""
+    return -np.sum(Y * log_softmax(Z, axis=1))
+
+
+def output_delta(output_activation, Y, P):
+    """dL/dZ of the row-summed loss: P - Y for every registered pair.
+
+    For softmax with targets that do not sum to one per row, the exact
+    gradient is m P - Y with m = sum_k y_k.
+    """
+    if output_activation == "softmax":
+        return Y.sum(axis=1, keepdims=True) * P - Y
+    return P - Y
+
+
+def output_forward(output_activation, Z):
+    """The network's output P = g(Z)."""
+    if output_activation == "softmax":
+        return softmax(Z, axis=1)
+    if output_activation == "logistic":
+        return expit(Z)
+    return Z.copy()
+
+
+# ---------------------------------------------------------------------------
+# Initialisation: each returns (W, b) for one layer, drawn from rng (a NumPy
+# Generator or RandomState) in float64. `factor` is the activation's Glorot
+# factor for "auto" (6, or 2 for logistic, as scikit-learn); the others ignore it.
+
+
+def init_auto(fan_in, fan_out, rng, factor):
+    """scikit-learn's scheme: W and b ~ U(-r, r), r = sqrt(factor / (fan_in + fan_out))."""
+    bound = np.sqrt(factor / (fan_in + fan_out))
+    W = rng.uniform(-bound, bound, (fan_in, fan_out))
+    b = rng.uniform(-bound, bound, fan_out)
+    return W, b
+
+
+def glorot_uniform(fan_in, fan_out, rng, factor):
+    """W ~ U(-r, r), r = sqrt(6 / (fan_in + fan_out)); b = 0."""
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-bound, bound, (fan_in, fan_out)), np.zeros(fan_out)
+
+
+def glorot_normal(fan_in, fan_out, rng, factor):
+    """W ~ N(0, 2 / (fan_in + fan_out)); b = 0."""
+    std = np.sqrt(2.0 / (fan_in + fan_out))
+    return rng.normal(0.0, std, (fan_in, fan_out)), np.zeros(fan_out)
+
+
+def he_uniform(fan_in, fan_out, rng, factor):
+    """W ~ U(-r, r), r = sqrt(6 / fan_in); b = 0."""
+    bound = np.sqrt(6.0 / fan_in)
+    return rng.uniform(-bound, bound, (fan_in, fan_out)), np.zeros(fan_out)
+
+
+def he_normal(fan_in, fan_out, rng, factor):
+    """W ~ N(0, 2 / fan_in); b = 0."""
+    std = np.sqrt(2.0 / fan_in)
+    return rng.normal(0.0, std, (fan_in, fan_out)), np.zeros(fan_out)
+
+
+# ---------------------------------------------------------------------------
+# Optimizer updates on the flat parameter vector, in place (scikit-learn's
+# _stochastic_optimizers.py). `state` is the list of the optimizer's buffers.
+
+
+def sgd_update(params, grads, state, step, learning_rate, momentum, nesterov, **_):
+    """v = momentum v - lr g; p += momentum v - lr g (Nesterov) or p += v."""
+    velocity = state[0]
+    velocity *= momentum
+    velocity -= learning_rate * grads
+    if nesterov:
+        params += momentum * velocity - learning_rate * grads
+    else:
+        params += velocity
+
+
+def adam_update(params, grads, state, step, learning_rate, beta_1, beta_2, epsilon, **_):
+    """m, v = moving averages of g and g^2; p -= lr_t m / (sqrt(v) + eps).
+
+    lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t) is the bias correction, t = step.
+    """
+    m, v = state
+    m *= beta_1
+    m += (1 - beta_1) * grads
+    v *= beta_2
+    v += (1 - beta_2) * grads * grads
+    step_size = learning_rate * np.sqrt(1 - beta_2**step) / (1 - beta_1**step)
+    params -= step_size * m / (np.sqrt(v) + epsilon)
+
+
+# The Network class sits on the shared base (validation, parameters, the epoch
+# loop), which reads the registry, which points at the functions above: so it
+# is imported here, after them.
+from . import _registry  # noqa: E402
+from ._base import BaseNetwork  # noqa: E402
+
+
+class Network(BaseNetwork):
+    """The same network as ``fastmlp.Network``, computed in plain NumPy.
+
+    Same constructor, attributes and methods (see ``fastmlp.Network``). Given
+    the same ``coefs_`` and ``intercepts_`` it returns the same outputs, losses
+    and gradients; one epoch with the same shuffling gives the same weights.
+    """
+
+    def _forward_pass(self, X, keep=None, rng=None):
+        """Every layer's values: lists Z[l], F[l] = f(Z[l]), A[l] (what layer l + 1 reads), M[l].
+
+        A[0] = X. With keep (a keep probability per hidden layer) and rng,
+        hidden layers use inverted dropout: A_l = F_l * M_l, M_l in {0, 1/keep};
+        otherwise A_l = F_l and M_l is None.
+        """
+        Z, F, A, M = [None], [None], [X], [None]
+        for l, (W, b) in enumerate(zip(self.coefs_, self.intercepts_), start=1):
+            z = A[-1] @ W + b  # Z_l = A_{l-1} W_l + b_l
+            Z.append(z)
+            if l == self.n_layers_:
+                break  # the output activation is applied with the loss
+            f = self._hidden[l - 1].forward(z)  # F_l = f(Z_l)
+            m = None
+            if keep is not None and keep[l - 1] < 1:
+                m = ((rng.random(f.shape) < keep[l - 1]) / keep[l - 1]).astype(f.dtype)
+            F.append(f)
+            M.append(m)
+            A.append(f if m is None else f * m)
+        return Z, F, A, M
+
+    def _gradients(self, X, Y, scale, keep=None, rng=None):
+        """Sum over rows of the loss, and scale times its gradient (flat)."""
+        Z, F, A, M = self._forward_pass(X, keep, rng)
+        L = self.n_layers_
+        loss = self._output.loss(Y, Z[L])
+        P = output_forward(self._output.activation, Z[L])
+        delta = scale * output_delta(self._output.activation, Y, P)  # delta_L
+        grads = np.empty_like(self._params)
+        dW, db = self._split(grads)
+        for l in range(L, 0, -1):
+            dW[l - 1][...] = A[l - 1].T @ delta  # dW_l = A_{l-1}^T delta_l
+            db[l - 1][...] = delta.sum(axis=0)  # db_l = sum over rows of delta_l
+            if l > 1:
+                # delta_{l-1} = (delta_l W_l^T) * M_{l-1} * f'(Z_{l-1})
+                back = delta @ self.coefs_[l - 1].T
+                if M[l - 1] is not None:
+                    back = back * M[l - 1]
+                delta = back * self._hidden[l - 2].derivative(Z[l - 1], F[l - 1])
+        return loss, grads
+
+    def _l2(self, grads, alpha, n):
+        """Adds alpha/n W to dW and returns alpha/(2n) sum ||W||^2."""
+        dW, _ = self._split(grads)
+        for W, g in zip(self.coefs_, dW):
+            g += (alpha / n) * W
+        return 0.5 * alpha * sum(float(np.sum(W * W)) for W in self.coefs_) / n
+
+    def _forward(self, X, training, seed):
+        rng = np.random.default_rng(seed)
+        Z, _, _, _ = self._forward_pass(X, self._keep if training else None, rng)
+        return output_forward(self._output.activation, Z[-1])
+
+    def _loss_and_gradients(self, X, Y, alpha):
+        n = X.shape[0]
+        loss, grads = self._gradients(X, Y, 1.0 / n)
+        loss = float(loss) / n
+        if alpha > 0:
+            loss += self._l2(grads, alpha, n)
+        return loss, grads
+
+    def _train_epoch(self, trainer, X, Y, order):
+        s = trainer.settings
+        n, B = X.shape[0], s["batch_size"]
+        rng = np.random.default_rng(s["seed"])
+        keep = self._keep if s["dropout"] else None
+        update = _registry.OPTIMIZERS[s["optimizer"]].update
+        loss_sum, n_batches = 0.0, 0
+        for start in range(0, n, B):
+            rows = order[start:start + B] if order is not None else slice(start, start + B)
+            Xb, Yb = X[rows], Y[rows]
+            b = Xb.shape[0]
+            loss, grads = self._gradients(Xb, Yb, 1.0 / b, keep, rng)
+            loss = float(loss) / b
+            if s["alpha"] > 0:
+                loss += self._l2(grads, s["alpha"], b)
+            if not np.isfinite(loss):
+                return loss_sum, n_batches, False
+            dW, _ = self._split(grads)
+            trainer.grad_norm_sums += [np.sqrt(np.sum(g * g)) for g in dW]
+            total = np.sqrt(np.sum(grads.astype(np.float64) ** 2))
+            if s["clip_norm"] is not None and total > s["clip_norm"]:
+                grads *= grads.dtype.type(s["clip_norm"] / total)
+            if s["optimizer"] == "adam":
+                s["step"] += 1
+            update(self._params, grads, trainer.state, **s)
+            loss_sum += loss * b
+            n_batches += 1
+        return loss_sum, n_batches, True
