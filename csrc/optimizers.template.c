@@ -25,7 +25,10 @@
 void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum, int nesterov,
                           const FM_T *grad, FM_T *velocity, FM_T *params)
 {
-    if (nesterov) {
+    if (momentum == 0) {
+        /* the plain step; velocity stays zero and is not touched */
+        for (ptrdiff_t i = 0; i < n; i++) params[i] -= learning_rate * grad[i];
+    } else if (nesterov) {
         for (ptrdiff_t i = 0; i < n; i++) {
             FM_T v = momentum * velocity[i] - learning_rate * grad[i];
             velocity[i] = v;
