@@ -13,7 +13,7 @@ COMPILER_DIRECTIVES = {
     "initializedcheck": False,
 }
 
-KERNELS = ["csrc/activations.c", "csrc/losses.c", "csrc/optimizers.c", "csrc/dropout.c", "csrc/rng.c"]
+KERNELS = ["csrc/activations.c", "csrc/losses.c", "csrc/optimizers.c", "csrc/dropout.c", "csrc/sparse.c", "csrc/rng.c"]
 
 extensions = [
     Extension(

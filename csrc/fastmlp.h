@@ -14,7 +14,9 @@
 #include <stdint.h>
 
 /* Activation codes (hidden and output layers). Mirrored by _registry.py and
- * checked against it by tests/test_kernels.py. */
+ * checked against it by tests/test_kernels.py. An output activation fixes its
+ * loss: identity + squared_error, logistic + log_loss, softmax + log_loss,
+ * exp + poisson. */
 enum {
     FM_IDENTITY = 0,
     FM_LOGISTIC = 1,
@@ -22,11 +24,9 @@ enum {
     FM_RELU = 3,
     FM_LEAKY_RELU = 4,
     FM_SWISH = 5,
-    FM_SOFTMAX = 6
+    FM_SOFTMAX = 6,
+    FM_EXP = 7
 };
-
-/* Loss codes. */
-enum { FM_SQUARED_ERROR = 0, FM_LOG_LOSS = 1 };
 
 /* Optimizer codes. */
 enum { FM_SGD = 0, FM_ADAM = 1 };
@@ -53,7 +53,8 @@ uint64_t fm_rng_next(fm_rng *rng);
                                  const T *bias, T *Z);                          \
     void fm_output_delta_##SUF(int act, ptrdiff_t n_rows,                       \
                                ptrdiff_t n_cols, T scale, const T *bias,        \
-                               const T *Y, T *Z, T *delta, double *loss_sum);   \
+                               const T *Y, const T *sw, T *Z, T *delta,         \
+                               double *loss_sum);                               \
     void fm_sgd_update_##SUF(ptrdiff_t n, T learning_rate, T momentum,          \
                              int nesterov, const T *grad, T *velocity,          \
                              T *params);                                        \
@@ -61,7 +62,17 @@ uint64_t fm_rng_next(fm_rng *rng);
                               T epsilon, const T *grad, T *m, T *v, T *params); \
     void fm_dropout_##SUF(ptrdiff_t n, T keep, fm_rng *rng, const T *A, T *M,   \
                           T *D);                                                \
-    void fm_mul_##SUF(ptrdiff_t n, const T *M, T *X);
+    void fm_mul_##SUF(ptrdiff_t n, const T *M, T *X);                           \
+    void fm_csr_matmul_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,                \
+                             const ptrdiff_t *rows, ptrdiff_t row0,             \
+                             const ptrdiff_t *indptr, const ptrdiff_t *indices, \
+                             const T *data, const T *W, T *Z);                  \
+    void fm_csr_tmatmul_##SUF(ptrdiff_t n_rows, ptrdiff_t n_in,                 \
+                              ptrdiff_t n_cols, int accumulate,                 \
+                              const ptrdiff_t *rows, ptrdiff_t row0,            \
+                              const ptrdiff_t *indptr,                          \
+                              const ptrdiff_t *indices, const T *data,          \
+                              const T *delta, T *dW);
 
 FM_DECLARE_KERNELS(float, f32)
 FM_DECLARE_KERNELS(double, f64)

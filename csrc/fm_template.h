@@ -2,8 +2,8 @@
  * Sets the macros a <topic>.template.c is written in, for one dtype:
  *   FM_T       the element type
  *   FM_FN(x)   the kernel name with the dtype suffix (x_f32 / x_f64)
- *   FM_EXP, FM_LOG, FM_LOG1P, FM_TANH_FN, FM_SQRT   libm for that type
- *              (FM_TANH_FN, not FM_TANH: that name is the activation code)
+ *   FM_EXP_FN, FM_LOG_FN, FM_LOG1P_FN, FM_TANH_FN, FM_SQRT_FN: libm for that type
+ *              (the _FN suffix keeps them apart from the codes FM_TANH, FM_EXP)
  * Define FM_DTYPE to 32 or 64 before including; include fm_template_end.h after
  * the template to clear everything for the next dtype.
  */
@@ -19,19 +19,19 @@
 #if FM_DTYPE == 32
 #define FM_T float
 #define FM_FN(name) name##_f32
-#define FM_EXP expf
-#define FM_LOG logf
-#define FM_LOG1P log1pf
+#define FM_EXP_FN expf
+#define FM_LOG_FN logf
+#define FM_LOG1P_FN log1pf
 #define FM_TANH_FN tanhf
-#define FM_SQRT sqrtf
+#define FM_SQRT_FN sqrtf
 #elif FM_DTYPE == 64
 #define FM_T double
 #define FM_FN(name) name##_f64
-#define FM_EXP exp
-#define FM_LOG log
-#define FM_LOG1P log1p
+#define FM_EXP_FN exp
+#define FM_LOG_FN log
+#define FM_LOG1P_FN log1p
 #define FM_TANH_FN tanh
-#define FM_SQRT sqrt
+#define FM_SQRT_FN sqrt
 #else
 #error "fm_template.h: FM_DTYPE must be 32 or 64"
 #endif

@@ -10,6 +10,8 @@
  *     identity + squared_error:  0.5 ||y - z||^2
  *     logistic + log_loss:       sum_k softplus(z_k) - y_k z_k
  *     softmax  + log_loss:       -sum_k y_k log_softmax(z)_k
+ *     exp      + poisson:        sum_k exp(z_k) - y_k z_k + y_k log y_k - y_k
+ *                                (half the Poisson deviance, as scikit-learn reports it)
  * Losses are computed from Z, not from P, so no log ever sees 0 or 1 and no
  * exp ever overflows (softmax subtracts the row max).
  */
@@ -31,17 +33,17 @@ static inline FM_T FM_FN(fm_softmax_row)(ptrdiff_t n_cols, FM_T *z)
     for (ptrdiff_t j = 1; j < n_cols; j++) m = z[j] > m ? z[j] : m;
     FM_T s = 0;
     for (ptrdiff_t j = 0; j < n_cols; j++) {
-        z[j] = FM_EXP(z[j] - m);
+        z[j] = FM_EXP_FN(z[j] - m);
         s += z[j];
     }
     FM_T inv = (FM_T)1 / s;
     for (ptrdiff_t j = 0; j < n_cols; j++) z[j] *= inv;
-    return FM_LOG(s);
+    return FM_LOG_FN(s);
 }
 
 /*
  * fm_output_forward: Z += bias, then Z = g(Z) in place.
- *   act     FM_IDENTITY, FM_LOGISTIC or FM_SOFTMAX
+ *   act     FM_IDENTITY, FM_LOGISTIC, FM_SOFTMAX or FM_EXP
  *   n_rows  rows (samples)
  *   n_cols  outputs
  *   bias    (n_cols,) read
@@ -57,6 +59,8 @@ void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
             FM_FN(fm_softmax_row)(n_cols, z);
         } else if (act == FM_LOGISTIC) {
             for (ptrdiff_t j = 0; j < n_cols; j++) z[j] = FM_FN(fm_sigmoid)(z[j]);
+        } else if (act == FM_EXP) {
+            for (ptrdiff_t j = 0; j < n_cols; j++) z[j] = FM_EXP_FN(z[j]);
         }
     }
 }
@@ -69,13 +73,16 @@ void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
  *   scale     multiplies (P - Y): 1/n for a mean over n rows
  *   bias      (n_cols,) read
  *   Y         (n_rows, n_cols) read: targets
+ *   sw        (n_rows,) read: sample weights multiplying each row's loss and
+ *             delta, or NULL for weight 1
  *   Z         (n_rows, n_cols) read and written: pre-activation in, P out
- *   delta     (n_rows, n_cols) written: scale * (P - Y) (softmax: scale * (m P - Y))
- *   loss_sum  read and written: the sum over rows of each row's loss is added
+ *   delta     (n_rows, n_cols) written: w scale (P - Y) (softmax: w scale (m P - Y))
+ *   loss_sum  read and written: the sum over rows of (weight times) each row's
+ *             loss is added
  */
 void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
-                            FM_T scale, const FM_T *bias, const FM_T *Y, FM_T *Z,
-                            FM_T *delta, double *loss_sum)
+                            FM_T scale, const FM_T *bias, const FM_T *Y, const FM_T *sw,
+                            FM_T *Z, FM_T *delta, double *loss_sum)
 {
     double total = 0;
     for (ptrdiff_t i = 0; i < n_rows; i++) {
@@ -100,6 +107,13 @@ void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
                 row += FM_FN(fm_softplus)(z[j]) - y[j] * z[j];
                 z[j] = FM_FN(fm_sigmoid)(z[j]);
             }
+        } else if (act == FM_EXP) {
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                FM_T ylogy = y[j] > 0 ? y[j] * FM_LOG_FN(y[j]) : (FM_T)0;
+                FM_T p = FM_EXP_FN(z[j]);
+                row += p - y[j] * z[j] + ylogy - y[j];
+                z[j] = p;
+            }
         } else { /* identity + squared_error */
             for (ptrdiff_t j = 0; j < n_cols; j++) {
                 FM_T r = z[j] - y[j];
@@ -107,8 +121,10 @@ void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
             }
             row *= (FM_T)0.5;
         }
-        total += (double)row;
-        for (ptrdiff_t j = 0; j < n_cols; j++) d[j] = scale * (mass * z[j] - y[j]);
+        FM_T w = sw ? sw[i] : (FM_T)1;
+        FM_T ws = w * scale;
+        total += (double)w * (double)row;
+        for (ptrdiff_t j = 0; j < n_cols; j++) d[j] = ws * (mass * z[j] - y[j]);
     }
     *loss_sum += total;
 }

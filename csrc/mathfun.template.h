@@ -7,9 +7,9 @@
 static inline FM_T FM_FN(fm_sigmoid)(FM_T z)
 {
     if (z >= 0) {
-        return (FM_T)1 / ((FM_T)1 + FM_EXP(-z));
+        return (FM_T)1 / ((FM_T)1 + FM_EXP_FN(-z));
     }
-    FM_T e = FM_EXP(z);
+    FM_T e = FM_EXP_FN(z);
     return e / ((FM_T)1 + e);
 }
 
@@ -18,5 +18,5 @@ static inline FM_T FM_FN(fm_softplus)(FM_T z)
 {
     FM_T m = z > 0 ? z : (FM_T)0;
     FM_T az = z > 0 ? z : -z;
-    return m + FM_LOG1P(FM_EXP(-az));
+    return m + FM_LOG1P_FN(FM_EXP_FN(-az));
 }

@@ -65,6 +65,6 @@ void FM_FN(fm_adam_update)(ptrdiff_t n, FM_T step_size, FM_T beta_1, FM_T beta_2
         FM_T vi = beta_2 * v[i] + c2 * g * g;
         m[i] = mi;
         v[i] = vi;
-        params[i] -= step_size * mi / (FM_SQRT(vi) + epsilon);
+        params[i] -= step_size * mi / (FM_SQRT_FN(vi) + epsilon);
     }
 }

@@ -4,9 +4,10 @@ parameter storage, initialisation, the per-epoch training loop and summary.
 Subclasses supply the math through four hooks (thinc's Ops pattern: a NumPy
 base, a compiled override):
     _forward(X, training, seed) -> output
-    _loss_and_gradients(X, Y, alpha) -> (loss, flat gradient)
-    _prepare_training(trainer, n_samples)       (optional: size workspaces)
-    _train_epoch(trainer, X, Y, order) -> (loss_sum, n_batches, finite)
+    _loss_and_gradients(X, Y, alpha, sample_weight) -> (loss, flat gradient)
+    _prepare_training(trainer, batch_size)       (optional: size workspaces)
+    _train_epoch(trainer, X, Y, sample_weight, order, batch_size) -> (loss_sum, n_batches, finite)
+X reaching the hooks is a C-contiguous array or a canonical CSR matrix.
 """
 import numbers
 import time
@@ -15,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import _registry
-from ._validation import BLAS_INT_MAX, as_float_array, check_bool, check_float, check_int
+from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
 
 
 def _check_random_state(random_state):
@@ -133,7 +134,8 @@ class BaseNetwork:
         return [check_float(r, "dropout", 0.0, 1.0, high_open=True) for r in rates]
 
     def _check_X(self, X, name="X"):
-        X = as_float_array(X, name, self.dtype)
+        """A dense C-contiguous array, or a CSR matrix (scipy.sparse input), of the network's dtype."""
+        X = as_csr(X, name, self.dtype) if is_sparse(X) else as_float_array(X, name, self.dtype)
         if X.shape[1] != self.layer_sizes[0]:
             raise ValueError(
                 f"{name} has {X.shape[1]} features, but the network takes {self.layer_sizes[0]} "
@@ -154,7 +156,22 @@ class BaseNetwork:
                              f"sample of X and one column per output.")
         if self.loss == "log_loss" and (Y.min() < 0 or Y.max() > 1):
             raise ValueError(f"{name} must be in [0, 1] for loss='log_loss' (one-hot labels or probabilities).")
+        if self.loss == "poisson" and Y.min() < 0:
+            raise ValueError(f"{name} must be non-negative for loss='poisson'.")
         return Y
+
+    def _check_sample_weight(self, sample_weight, n_samples):
+        """None, or a (n_samples,) array of finite non-negative weights with a positive sum."""
+        if sample_weight is None:
+            return None
+        sw = as_float_array(sample_weight, "sample_weight", self.dtype, ndim=1)
+        if sw.shape[0] != n_samples:
+            raise ValueError(f"sample_weight has {sw.shape[0]} entries, expected {n_samples} (one per sample).")
+        if sw.min() < 0:
+            raise ValueError("sample_weight must be non-negative.")
+        if not sw.sum() > 0:
+            raise ValueError("sample_weight must have a positive sum.")
+        return sw
 
     # -------------------------------------------------------------- parameters
 
@@ -254,11 +271,12 @@ class BaseNetwork:
         """The network's output for each row of X (no dropout); same as forward(X)."""
         return self._forward(self._check_X(X), False, 0)
 
-    def loss_and_gradients(self, X, Y, alpha=0.0):
+    def loss_and_gradients(self, X, Y, alpha=0.0, sample_weight=None):
         """The loss on (X, Y) and its exact gradients, without dropout.
 
         The loss is the mean over rows of the per-row loss plus
-        alpha / (2 n) * sum_l ||W_l||^2.
+        alpha / (2 n) * sum_l ||W_l||^2; with sample_weight, the weighted mean
+        and n = sum of the weights.
 
         Returns
         -------
@@ -269,18 +287,21 @@ class BaseNetwork:
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
         alpha = check_float(alpha, "alpha", 0.0)
-        loss, grads = self._loss_and_gradients(X, Y, alpha)
+        sample_weight = self._check_sample_weight(sample_weight, X.shape[0])
+        loss, grads = self._loss_and_gradients(X, Y, alpha, sample_weight)
         dW, db = self._split(grads)
         return float(loss), dW, db
 
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None,
-            shuffle=True, verbose=False):
+            shuffle=True, verbose=False, sample_weight=None):
         """Train with mini-batch gradient descent, starting from the current weights.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_inputs)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_inputs)
+            Sparse input is used as CSR; the first layer then works on the
+            nonzeros (memory O(nnz)).
         Y : array-like of shape (n_samples, n_outputs), or (n_samples,) for one output
             Targets; one-hot labels or probabilities in [0, 1] for log_loss.
         epochs : int, default=10
@@ -304,6 +325,9 @@ class BaseNetwork:
             Shuffle the rows every epoch (from random_state).
         verbose : bool, default=False
             Print one line per epoch: epoch, loss, seconds, samples/s.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights: each batch's loss and gradient are weighted
+            means (a batch whose weights are all zero is skipped).
 
         Returns
         -------
@@ -317,11 +341,40 @@ class BaseNetwork:
         """
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
-        n = X.shape[0]
+        sample_weight = self._check_sample_weight(sample_weight, X.shape[0])
         epochs = check_int(epochs, "epochs", 1)
+        shuffle = check_bool(shuffle, "shuffle")
+        verbose = check_bool(verbose, "verbose")
+        trainer = self._trainer(optimizer=optimizer, batch_size=batch_size, learning_rate=learning_rate,
+                                momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2,
+                                epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
+        losses, norms = [], []
+        try:
+            for epoch in range(1, epochs + 1):
+                tic = time.perf_counter()
+                loss, norm = self._epoch(trainer, X, Y, sample_weight, shuffle, epoch)
+                losses.append(loss)
+                norms.append(norm)
+                if verbose:
+                    seconds = time.perf_counter() - tic
+                    print(f"epoch {epoch:>4}/{epochs}  loss {loss:.6f}  {seconds:.3f} s  "
+                          f"{X.shape[0] / max(seconds, 1e-12):,.0f} samples/s", flush=True)
+        finally:
+            self.loss_curve_ = losses
+            self.grad_norms_ = np.array(norms, dtype=np.float64).reshape(len(norms), self.n_layers_)
+        return self
+
+    def _trainer(self, optimizer, batch_size, learning_rate, momentum=0.0, nesterov=False, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None):
+        """Validated optimizer settings and fresh optimizer state, for _epoch.
+
+        A trainer may be kept across calls (the estimators' partial_fit does);
+        its settings may be changed between epochs (learning-rate schedules)
+        through _set_learning_rate.
+        """
         spec = _registry.lookup(_registry.OPTIMIZERS, optimizer, "optimizer")
         settings = dict(
-            batch_size=min(check_int(batch_size, "batch_size", 1), n),
+            batch_size=check_int(batch_size, "batch_size", 1),
             optimizer=spec.name,
             learning_rate=check_float(learning_rate, "learning_rate", 0.0, low_open=True),
             momentum=check_float(momentum, "momentum", 0.0, 1.0),
@@ -335,47 +388,46 @@ class BaseNetwork:
             step=0,
             seed=0,
         )
-        shuffle = check_bool(shuffle, "shuffle")
-        verbose = check_bool(verbose, "verbose")
-
-        trainer = SimpleNamespace(
+        return SimpleNamespace(
             settings=settings,
             state=[np.zeros_like(self._params) for _ in range(spec.n_state)],
             grad_norm_sums=np.zeros(self.n_layers_),
+            capacity=0,
+            start_of_epoch=np.empty_like(self._params),
         )
-        self._prepare_training(trainer, n)
-        start_of_epoch = np.empty_like(self._params)
-        losses, norms = [], []
-        for epoch in range(1, epochs + 1):
-            tic = time.perf_counter()
-            order = self._rng.permutation(n).astype(np.intp) if shuffle else None
-            settings["seed"] = _draw_seed(self._rng)
-            trainer.grad_norm_sums[:] = 0
-            np.copyto(start_of_epoch, self._params)
-            loss_sum, n_batches, finite = self._train_epoch(trainer, X, Y, order)
-            if not (finite and np.isfinite(self._params).all()):
-                np.copyto(self._params, start_of_epoch)
-                self._record(losses, norms)
-                raise ValueError(
-                    f"training diverged in epoch {epoch}: the loss or the weights became NaN or infinite. "
-                    f"The weights are those of the start of epoch {epoch}. Try a lower learning_rate "
-                    f"(now {settings['learning_rate']}) or set clip_norm."
-                )
-            losses.append(loss_sum / n)
-            norms.append(trainer.grad_norm_sums / n_batches)
-            if verbose:
-                seconds = time.perf_counter() - tic
-                print(f"epoch {epoch:>4}/{epochs}  loss {losses[-1]:.6f}  {seconds:.3f} s  "
-                      f"{n / max(seconds, 1e-12):,.0f} samples/s", flush=True)
-        self._record(losses, norms)
-        return self
 
-    def _record(self, losses, norms):
-        self.loss_curve_ = [float(v) for v in losses]
-        self.grad_norms_ = np.array(norms, dtype=np.float64).reshape(len(norms), self.n_layers_)
+    def _epoch(self, trainer, X, Y, sample_weight, shuffle, epoch=1):
+        """One epoch on checked arrays; returns (mean loss, per-layer mean ||dW||).
 
-    def _prepare_training(self, trainer, n_samples):
-        """Hook: size workspaces once per fit."""
+        On divergence restores the weights of the start of the epoch and raises.
+        """
+        n = X.shape[0]
+        batch = min(trainer.settings["batch_size"], n)
+        if batch > trainer.capacity:
+            self._prepare_training(trainer, batch)
+            trainer.capacity = batch
+        order = self._rng.permutation(n).astype(np.intp) if shuffle else None
+        trainer.settings["seed"] = _draw_seed(self._rng)
+        trainer.grad_norm_sums[:] = 0
+        np.copyto(trainer.start_of_epoch, self._params)
+        state = [s.copy() for s in trainer.state]
+        step = trainer.settings["step"]
+        loss_sum, n_batches, finite = self._train_epoch(trainer, X, Y, sample_weight, order, batch)
+        if not (finite and np.isfinite(self._params).all()):
+            np.copyto(self._params, trainer.start_of_epoch)
+            for s, saved in zip(trainer.state, state):
+                np.copyto(s, saved)
+            trainer.settings["step"] = step
+            raise ValueError(
+                f"training diverged in epoch {epoch}: the loss or the weights became NaN or infinite. "
+                f"The weights are those of the start of epoch {epoch}. Try a lower learning_rate "
+                f"(now {trainer.settings['learning_rate']:g}) or set clip_norm."
+            )
+        total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
+        return float(loss_sum / total_weight), trainer.grad_norm_sums / max(n_batches, 1)
+
+    def _prepare_training(self, trainer, batch_size):
+        """Hook: size workspaces for batches of batch_size rows (once per fit)."""
 
     def summary(self):
         """A table of the layers: units, activation, weight shape, parameters, and the total."""

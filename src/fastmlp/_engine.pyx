@@ -8,6 +8,11 @@ Parameters live in one flat buffer: for each layer, W_l (fan_in * fan_out,
 row-major) then b_l (fan_out). Gradients and optimizer state use the same
 layout, so an update is one pass over one buffer.
 
+X is a C-contiguous 2-D array, or a CSR matrix given as the tuple
+(indptr, indices, data) with intp indices: then the first layer's products
+run over the nonzeros (memory O(nnz)). Sample weights, when given, weight
+each row's loss and gradient; means are then over the sum of the weights.
+
 Nothing here validates: network.py has checked dtypes, shapes, contiguity,
 finiteness and sizes before calling, and compiled code trusts it.
 """
@@ -20,16 +25,16 @@ from libc.stdlib cimport free, malloc
 
 from ._blas cimport _axpy, _dot, _gemm, _scal
 from ._kernels cimport (
-    FM_ADAM, FM_IDENTITY, FM_LEAKY_RELU, FM_LOG_LOSS, FM_LOGISTIC, FM_RELU, FM_SGD, FM_SOFTMAX,
-    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _adam_update, _bias_act_forward, _col_sum,
-    _dropout, _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
+    FM_ADAM, FM_EXP, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC, FM_RELU, FM_SGD, FM_SOFTMAX, FM_SWISH,
+    FM_TANH, _act_backward, _adam_update, _bias_act_forward, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
+    _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
 )
 
 # The C enum values, so that tests can check _registry against them.
 ENUMS = {
     "FM_IDENTITY": FM_IDENTITY, "FM_LOGISTIC": FM_LOGISTIC, "FM_TANH": FM_TANH, "FM_RELU": FM_RELU,
-    "FM_LEAKY_RELU": FM_LEAKY_RELU, "FM_SWISH": FM_SWISH, "FM_SOFTMAX": FM_SOFTMAX,
-    "FM_SQUARED_ERROR": FM_SQUARED_ERROR, "FM_LOG_LOSS": FM_LOG_LOSS, "FM_SGD": FM_SGD, "FM_ADAM": FM_ADAM,
+    "FM_LEAKY_RELU": FM_LEAKY_RELU, "FM_SWISH": FM_SWISH, "FM_SOFTMAX": FM_SOFTMAX, "FM_EXP": FM_EXP,
+    "FM_SGD": FM_SGD, "FM_ADAM": FM_ADAM,
 }
 
 # Rows per chunk when forward or loss_and_gradients run over a whole data set:
@@ -52,6 +57,7 @@ cdef struct Plan:
     Py_ssize_t *d_off          # D_l = A_l * M_l, -1 likewise
     Py_ssize_t x_off           # gathered batch rows of X
     Py_ssize_t y_off           # gathered batch rows of Y
+    Py_ssize_t sw_off          # gathered batch sample weights
     Py_ssize_t delta_off       # delta_l (ping)
     Py_ssize_t delta_prev_off  # delta_{l-1} (pong)
     Py_ssize_t n_params
@@ -72,6 +78,63 @@ cdef struct Settings:
     bint dropout
     long long step             # Adam's t before this epoch
     uint64_t seed              # dropout masks
+
+
+cdef struct Data:
+    # A whole data set, as the def functions received it.
+    Py_ssize_t n_rows
+    Py_ssize_t n_in
+    const void *X              # dense (n_rows, n_in), or NULL for CSR input
+    const Py_ssize_t *indptr   # CSR input
+    const Py_ssize_t *indices
+    const void *data
+    const void *Y              # (n_rows, n_out), or NULL
+    const void *sw             # (n_rows,) sample weights, or NULL for ones
+
+
+cdef struct Batch:
+    # The rows one forward/backward pass works on.
+    Py_ssize_t n_rows
+    const void *X              # dense (n_rows, n_in) rows, or NULL for CSR input
+    const Data *csr            # CSR input: the whole matrix
+    const Py_ssize_t *rows     # CSR input: the batch's row numbers, or NULL for row0, row0 + 1, ...
+    Py_ssize_t row0
+    const void *Y              # (n_rows, n_out)
+    const void *sw             # (n_rows,) or NULL
+    double weight              # sum of the weights (n_rows without weights)
+
+
+cdef int _read_data(object X, object Y, object sample_weight, Data *d, const floating *like) except -1:
+    """Point d at X (array or CSR tuple), Y and the sample weights (None allowed)."""
+    cdef const floating[:, ::1] dense
+    cdef const floating[:, ::1] targets
+    cdef const floating[::1] values
+    cdef const floating[::1] weights
+    cdef const Py_ssize_t[::1] indptr
+    cdef const Py_ssize_t[::1] indices
+    if isinstance(X, tuple):
+        indptr, indices, values, d.n_in = X
+        d.n_rows = indptr.shape[0] - 1
+        d.X = NULL
+        d.indptr = &indptr[0]
+        d.indices = &indices[0] if indices.shape[0] > 0 else NULL
+        d.data = &values[0] if values.shape[0] > 0 else NULL
+    else:
+        dense = X
+        d.n_rows = dense.shape[0]
+        d.n_in = dense.shape[1]
+        d.X = &dense[0, 0]
+        d.indptr = d.indices = NULL
+        d.data = NULL
+    d.Y = NULL
+    d.sw = NULL
+    if Y is not None:
+        targets = Y
+        d.Y = &targets[0, 0]
+    if sample_weight is not None:
+        weights = sample_weight
+        d.sw = &weights[0]
+    return 0
 
 
 cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
@@ -111,6 +174,9 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     p.y_off = off
     if training:
         off += B * sizes[L]
+    p.sw_off = off
+    if training:
+        off += B
     for l in range(1, L + 1):
         widest = max(widest, sizes[l])
         p.z_off[l] = off
@@ -139,30 +205,35 @@ cdef inline void _plan_free(Plan *p) noexcept:
     p.table = NULL
 
 
-cdef inline const floating *_layer_input(const Plan *p, const floating *work, const floating *X,
+cdef inline const floating *_layer_input(const Plan *p, const floating *work, const Batch *batch,
                                          Py_ssize_t l, bint dropout) noexcept nogil:
-    """A_{l-1} as layer l reads it: X for l = 1, D_{l-1} under dropout, else A_{l-1}."""
+    """A_{l-1} as layer l reads it: the batch's X for l = 1, D_{l-1} under dropout, else A_{l-1}."""
     if l == 1:
-        return X
+        return <const floating *>batch.X
     if dropout and p.d_off[l - 1] >= 0:
         return work + p.d_off[l - 1]
     return work + p.a_off[l - 1]
 
 
-cdef void _forward_hidden(const Plan *p, const floating *params, floating *work, const floating *X,
-                          Py_ssize_t B, bint dropout, fm_rng *rng, floating *Z_out) noexcept nogil:
+cdef void _forward_hidden(const Plan *p, const floating *params, floating *work, const Batch *batch,
+                          bint dropout, fm_rng *rng, floating *Z_out) noexcept nogil:
     """Forward through the hidden layers; writes Z_L - b_L (the output's product) to Z_out."""
-    cdef Py_ssize_t l, L = p.n_layers, fan_in, fan_out
-    cdef const floating *A_in = X
+    cdef Py_ssize_t l, L = p.n_layers, fan_in, fan_out, B = batch.n_rows
+    cdef const floating *A_in
     cdef floating *Z
     cdef floating *A
     for l in range(1, L + 1):
         fan_in = p.sizes[l - 1]
         fan_out = p.sizes[l]
         Z = Z_out if l == L else work + p.z_off[l]
+        A_in = _layer_input(p, work, batch, l, dropout)
         # Z_l = A_{l-1} @ W_l
-        _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>fan_in,
-              params + p.w_off[l], <int>fan_out, <floating>0, Z, <int>fan_out)
+        if A_in == NULL:  # CSR input, first layer: over the nonzeros
+            _csr_matmul(B, fan_out, batch.rows, batch.row0, batch.csr.indptr, batch.csr.indices,
+                        <const floating *>batch.csr.data, params + p.w_off[l], Z)
+        else:
+            _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>fan_in,
+                  params + p.w_off[l], <int>fan_out, <floating>0, Z, <int>fan_out)
         if l == L:
             break
         A = work + p.a_off[l]
@@ -171,35 +242,40 @@ cdef void _forward_hidden(const Plan *p, const floating *params, floating *work,
         if dropout and p.m_off[l] >= 0:
             # D_l = A_l * M_l, M_l in {0, 1/keep}
             _dropout(B * fan_out, <floating>p.keep[l - 1], rng, A, work + p.m_off[l], work + p.d_off[l])
-        A_in = _layer_input(p, work, X, l + 1, dropout)
 
 
 cdef double _forward_backward(const Plan *p, const floating *params, floating *grads, floating *work,
-                              const floating *X, const floating *Y, Py_ssize_t B, floating scale,
-                              bint dropout, fm_rng *rng, bint accumulate) noexcept nogil:
-    """One forward and backward pass over B rows.
+                              const Batch *batch, floating scale, bint dropout, fm_rng *rng,
+                              bint accumulate) noexcept nogil:
+    """One forward and backward pass over a batch.
 
     Writes (accumulate=False) or adds (accumulate=True) the gradient of
-    scale * sum_rows loss to grads, and returns the unscaled sum of the rows'
-    losses. No L2 term here: see _l2.
+    scale * sum_rows (weight *) loss to grads, and returns that sum unscaled.
+    No L2 term here: see _l2.
     """
-    cdef Py_ssize_t l, L = p.n_layers, fan_in, fan_out
+    cdef Py_ssize_t l, L = p.n_layers, fan_in, fan_out, B = batch.n_rows
     cdef floating *Z_out = work + p.z_off[L]
     cdef floating *delta = work + p.delta_off
     cdef floating *delta_prev = work + p.delta_prev_off
     cdef floating *swap
+    cdef const floating *A_in
     cdef floating beta = 1 if accumulate else 0
     cdef double loss = 0
-    _forward_hidden(p, params, work, X, B, dropout, rng, Z_out)
-    # P = g(Z_L + b_L); loss; delta_L = scale (P - Y)
-    _output_delta(p.acts[L - 1], B, p.sizes[L], scale, params + p.b_off[L], Y, Z_out, delta, &loss)
+    _forward_hidden(p, params, work, batch, dropout, rng, Z_out)
+    # P = g(Z_L + b_L); loss; delta_L = w scale (P - Y)
+    _output_delta(p.acts[L - 1], B, p.sizes[L], scale, params + p.b_off[L], <const floating *>batch.Y,
+                  <const floating *>batch.sw, Z_out, delta, &loss)
     for l in range(L, 0, -1):
         fan_in = p.sizes[l - 1]
         fan_out = p.sizes[l]
+        A_in = _layer_input(p, work, batch, l, dropout)
         # dW_l = A_{l-1}^T @ delta_l  (the batch's outer products as one GEMM)
-        _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1,
-              _layer_input(p, work, X, l, dropout), <int>fan_in, delta, <int>fan_out, beta,
-              grads + p.w_off[l], <int>fan_out)
+        if A_in == NULL:
+            _csr_tmatmul(B, fan_in, fan_out, accumulate, batch.rows, batch.row0, batch.csr.indptr,
+                         batch.csr.indices, <const floating *>batch.csr.data, delta, grads + p.w_off[l])
+        else:
+            _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1, A_in, <int>fan_in,
+                  delta, <int>fan_out, beta, grads + p.w_off[l], <int>fan_out)
         # db_l = sum over rows of delta_l
         _col_sum(B, fan_out, accumulate, delta, grads + p.b_off[l])
         if l == 1:
@@ -216,8 +292,48 @@ cdef double _forward_backward(const Plan *p, const floating *params, floating *g
     return loss
 
 
+cdef void _batch_at(const Data *d, Py_ssize_t start, Py_ssize_t b, const Py_ssize_t *order,
+                    const Plan *p, floating *work, Batch *batch) noexcept nogil:
+    """Rows start..start+b of the data (through order, when given) as a batch.
+
+    Dense shuffled rows, targets and weights are gathered into the workspace;
+    unshuffled ones are used in place; CSR rows are read through their numbers.
+    """
+    cdef Py_ssize_t i, n_out = p.sizes[p.n_layers]
+    cdef const floating *sw
+    batch.n_rows = b
+    batch.csr = d
+    batch.rows = &order[start] if order != NULL else NULL
+    batch.row0 = start
+    if order != NULL:
+        if d.X != NULL:
+            _gather_rows(b, d.n_in, &order[start], <const floating *>d.X, work + p.x_off)
+            batch.X = work + p.x_off
+        else:
+            batch.X = NULL
+        _gather_rows(b, n_out, &order[start], <const floating *>d.Y, work + p.y_off)
+        batch.Y = work + p.y_off
+        if d.sw != NULL:
+            sw = <const floating *>d.sw
+            for i in range(b):
+                work[p.sw_off + i] = sw[order[start + i]]
+            batch.sw = work + p.sw_off
+        else:
+            batch.sw = NULL
+    else:
+        batch.X = <const floating *>d.X + start * d.n_in if d.X != NULL else NULL
+        batch.Y = <const floating *>d.Y + start * n_out
+        batch.sw = <const floating *>d.sw + start if d.sw != NULL else NULL
+    batch.weight = b
+    if batch.sw != NULL:
+        batch.weight = 0
+        sw = <const floating *>batch.sw
+        for i in range(b):
+            batch.weight += sw[i]
+
+
 cdef double _l2(const Plan *p, const floating *params, floating *grads, double alpha,
-                Py_ssize_t n) noexcept nogil:
+                double n) noexcept nogil:
     """Adds alpha/n * W_l to every dW_l and returns the penalty alpha/(2n) sum ||W_l||^2."""
     cdef Py_ssize_t l, size
     cdef double squares = 0
@@ -257,49 +373,46 @@ def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const doubl
 
 def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep, dict settings,
                 floating[::1] params, floating[::1] grads, floating[::1] state_1, floating[::1] state_2,
-                floating[::1] work, const floating[:, ::1] X, const floating[:, ::1] Y,
-                const Py_ssize_t[::1] order, double[::1] grad_norm_sums):
+                floating[::1] work, object X, object Y, object sample_weight, const Py_ssize_t[::1] order,
+                double[::1] grad_norm_sums):
     """One epoch of mini-batch training, the whole batch loop without the GIL.
 
-    Batches are rows order[start:start + batch_size] of X and Y (gathered into
-    the workspace), or consecutive rows when order is None. Each batch:
-    forward, loss, backward, L2, gradient norms, clipping, optimizer update.
-    grad_norm_sums[l - 1] gets the sum over batches of ||dW_l||_F.
+    Batches are rows order[start:start + batch_size] of X and Y, or
+    consecutive rows when order is None. Each batch: forward, loss, backward,
+    L2, gradient norms, clipping, optimizer update. A batch whose weights sum
+    to zero is skipped. grad_norm_sums[l - 1] gets the sum over batches of
+    ||dW_l||_F.
 
     Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
-    batches of (batch mean loss + L2) * rows, step Adam's t after the epoch,
-    and finite False when a batch's loss was not finite (the epoch stopped
-    there, before that batch's update).
+    batches of (batch mean loss + L2) * batch weight, step Adam's t after the
+    epoch, and finite False when a batch's loss was not finite (the epoch
+    stopped there, before that batch's update).
     """
     cdef Settings s = _settings_from(settings)
     cdef Plan p
+    cdef Data d
+    cdef Batch batch
     cdef fm_rng rng
-    cdef Py_ssize_t n = X.shape[0], B = s.batch_size, start, b, l, n_batches = 0
-    cdef Py_ssize_t n_in = X.shape[1], n_out = Y.shape[1]
-    cdef bint shuffled = order is not None, finite = True
+    cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, n_batches = 0
+    cdef bint finite = True
     cdef double loss, loss_sum = 0, squares, total, scale
-    cdef const floating *X_batch
-    cdef const floating *Y_batch
     cdef floating *W_grad
+    _read_data(X, Y, sample_weight, &d, &params[0])
+    n = d.n_rows
     _plan_init(&p, sizes, acts, keep, B, True, s.dropout)
     try:
         with nogil:
             fm_rng_seed(&rng, s.seed)
-            start = 0
             while start < n:
                 b = min(B, n - start)
-                if shuffled:
-                    _gather_rows(b, n_in, &order[start], &X[0, 0], &work[p.x_off])
-                    _gather_rows(b, n_out, &order[start], &Y[0, 0], &work[p.y_off])
-                    X_batch = &work[p.x_off]
-                    Y_batch = &work[p.y_off]
-                else:
-                    X_batch = &X[start, 0]
-                    Y_batch = &Y[start, 0]
-                loss = _forward_backward(&p, &params[0], &grads[0], &work[0], X_batch, Y_batch, b,
-                                         <floating>(1.0 / b), s.dropout, &rng, False) / b
+                _batch_at(&d, start, b, &order[0] if order is not None else NULL, &p, &work[0], &batch)
+                start += b
+                if batch.weight <= 0:
+                    continue
+                loss = _forward_backward(&p, &params[0], &grads[0], &work[0], &batch,
+                                         <floating>(1.0 / batch.weight), s.dropout, &rng, False) / batch.weight
                 if s.alpha > 0:
-                    loss += _l2(&p, &params[0], &grads[0], s.alpha, b)
+                    loss += _l2(&p, &params[0], &grads[0], s.alpha, batch.weight)
                 if not isfinite(loss):
                     finite = False
                     break
@@ -320,63 +433,83 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                 else:
                     _sgd_update(p.n_params, <floating>s.learning_rate, <floating>s.momentum, s.nesterov,
                                 &grads[0], &state_1[0], &params[0])
-                loss_sum += loss * b
+                loss_sum += loss * batch.weight
                 n_batches += 1
-                start += b
     finally:
         _plan_free(&p)
     return loss_sum, n_batches, s.step, finite
 
 
-def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floating[::1] params,
-                       const floating[:, ::1] X, const floating[:, ::1] Y, double alpha, floating[::1] grads):
-    """Mean loss over all rows plus alpha/(2n) sum ||W||^2; its exact gradient into grads.
+def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floating[::1] params, object X,
+                       object Y, object sample_weight, double alpha, floating[::1] grads):
+    """Mean (weighted) loss over all rows plus alpha/(2 n) sum ||W||^2, n the total weight;
+    its exact gradient into grads.
 
-    Runs in chunks of CHUNK_ROWS rows, so memory does not grow with n. No dropout.
+    Runs in chunks of CHUNK_ROWS rows, so memory does not grow with n. No
+    dropout. The caller makes sure the weights sum to more than zero.
     """
     cdef Plan p
-    cdef Py_ssize_t n = X.shape[0], start, b, B = min(n, CHUNK_ROWS)
-    cdef double loss = 0
+    cdef Data d
+    cdef Batch batch
+    cdef Py_ssize_t n, start = 0, b, B, i
+    cdef double loss = 0, weight
     cdef floating[::1] work
+    _read_data(X, Y, sample_weight, &d, &params[0])
+    n = d.n_rows
+    B = min(n, CHUNK_ROWS)
     _plan_init(&p, sizes, acts, None, B, True, False)
     try:
         work = np.empty(p.work_size, dtype=np.float32 if floating is float else np.float64)
         with nogil:
-            start = 0
+            weight = n
+            if d.sw != NULL:
+                weight = 0
+                for i in range(n):
+                    weight += (<const floating *>d.sw)[i]
             while start < n:
                 b = min(B, n - start)
-                loss += _forward_backward(&p, &params[0], &grads[0], &work[0], &X[start, 0], &Y[start, 0], b,
-                                          <floating>(1.0 / n), False, NULL, start > 0)
+                _batch_at(&d, start, b, NULL, &p, &work[0], &batch)
+                loss += _forward_backward(&p, &params[0], &grads[0], &work[0], &batch, <floating>(1.0 / weight),
+                                          False, NULL, start > 0)
                 start += b
-            loss /= n
+            loss /= weight
             if alpha > 0:
-                loss += _l2(&p, &params[0], &grads[0], alpha, n)
+                loss += _l2(&p, &params[0], &grads[0], alpha, weight)
     finally:
         _plan_free(&p)
     return loss
 
 
-def forward(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating[::1] params,
-            const floating[:, ::1] X, floating[:, ::1] out, const double[::1] keep=None,
-            uint64_t seed=0, bint training=False):
+def forward(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating[::1] params, object X,
+            floating[:, ::1] out, const double[::1] keep=None, uint64_t seed=0, bint training=False):
     """The network's output for every row of X, into out (n_samples, n_outputs).
 
     training=True applies inverted dropout with keep probabilities `keep`,
     masks drawn from `seed`.
     """
     cdef Plan p
+    cdef Data d
+    cdef Batch batch
     cdef fm_rng rng
-    cdef Py_ssize_t n = X.shape[0], start, b, B = min(n, CHUNK_ROWS), L = sizes.shape[0] - 1
+    cdef Py_ssize_t n, start = 0, b, B, L = sizes.shape[0] - 1
     cdef floating[::1] work
+    _read_data(X, None, None, &d, &params[0])
+    n = d.n_rows
+    B = min(n, CHUNK_ROWS)
     _plan_init(&p, sizes, acts, keep, B, training, training)
     try:
         work = np.empty(max(p.work_size, 1), dtype=np.float32 if floating is float else np.float64)
+        batch.csr = &d
+        batch.rows = NULL
+        batch.Y = batch.sw = NULL
         with nogil:
             fm_rng_seed(&rng, seed)
-            start = 0
             while start < n:
                 b = min(B, n - start)
-                _forward_hidden(&p, &params[0], &work[0], &X[start, 0], b, training, &rng, &out[start, 0])
+                batch.n_rows = b
+                batch.row0 = start
+                batch.X = <const floating *>d.X + start * d.n_in if d.X != NULL else NULL
+                _forward_hidden(&p, &params[0], &work[0], &batch, training, &rng, &out[start, 0])
                 _output_forward(acts[L - 1], b, sizes[L], &params[p.b_off[L]], &out[start, 0])
                 start += b
     finally:
@@ -405,10 +538,11 @@ def _act_backward_hook(int act, const floating[::1] Z, const floating[::1] A, fl
 
 
 def _output_delta_hook(int act, double scale, const floating[::1] bias, const floating[:, ::1] Y,
-                       floating[:, ::1] Z, floating[:, ::1] delta):
-    """Returns the sum of the rows' losses; Z becomes P."""
+                       floating[:, ::1] Z, floating[:, ::1] delta, const floating[::1] sample_weight=None):
+    """Returns the sum of the rows' (weighted) losses; Z becomes P."""
     cdef double loss = 0
-    _output_delta(act, Z.shape[0], Z.shape[1], <floating>scale, &bias[0], &Y[0, 0], &Z[0, 0], &delta[0, 0], &loss)
+    _output_delta(act, Z.shape[0], Z.shape[1], <floating>scale, &bias[0], &Y[0, 0],
+                  &sample_weight[0] if sample_weight is not None else NULL, &Z[0, 0], &delta[0, 0], &loss)
     return loss
 
 

@@ -13,8 +13,7 @@ cdef extern from "fastmlp.h" nogil:
         FM_LEAKY_RELU
         FM_SWISH
         FM_SOFTMAX
-        FM_SQUARED_ERROR
-        FM_LOG_LOSS
+        FM_EXP
         FM_SGD
         FM_ADAM
 
@@ -35,9 +34,9 @@ cdef extern from "fastmlp.h" nogil:
     void fm_output_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z)
     void fm_output_forward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, double *Z)
     void fm_output_delta_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, float scale, const float *bias,
-                             const float *Y, float *Z, float *delta, double *loss_sum)
+                             const float *Y, const float *sw, float *Z, float *delta, double *loss_sum)
     void fm_output_delta_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, double scale, const double *bias,
-                             const double *Y, double *Z, double *delta, double *loss_sum)
+                             const double *Y, const double *sw, double *Z, double *delta, double *loss_sum)
     void fm_sgd_update_f32(ptrdiff_t n, float learning_rate, float momentum, int nesterov,
                            const float *grad, float *velocity, float *params)
     void fm_sgd_update_f64(ptrdiff_t n, double learning_rate, double momentum, int nesterov,
@@ -50,6 +49,18 @@ cdef extern from "fastmlp.h" nogil:
     void fm_dropout_f64(ptrdiff_t n, double keep, fm_rng *rng, const double *A, double *M, double *D)
     void fm_mul_f32(ptrdiff_t n, const float *M, float *X)
     void fm_mul_f64(ptrdiff_t n, const double *M, double *X)
+    void fm_csr_matmul_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *rows, ptrdiff_t row0,
+                           const Py_ssize_t *indptr, const Py_ssize_t *indices, const float *data,
+                           const float *W, float *Z)
+    void fm_csr_matmul_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *rows, ptrdiff_t row0,
+                           const Py_ssize_t *indptr, const Py_ssize_t *indices, const double *data,
+                           const double *W, double *Z)
+    void fm_csr_tmatmul_f32(ptrdiff_t n_rows, ptrdiff_t n_in, ptrdiff_t n_cols, int accumulate,
+                            const Py_ssize_t *rows, ptrdiff_t row0, const Py_ssize_t *indptr,
+                            const Py_ssize_t *indices, const float *data, const float *delta, float *dW)
+    void fm_csr_tmatmul_f64(ptrdiff_t n_rows, ptrdiff_t n_in, ptrdiff_t n_cols, int accumulate,
+                            const Py_ssize_t *rows, ptrdiff_t row0, const Py_ssize_t *indptr,
+                            const Py_ssize_t *indices, const double *data, const double *delta, double *dW)
 
 
 cdef inline void _bias_act_forward(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *bias,
@@ -93,12 +104,12 @@ cdef inline void _output_forward(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, 
 
 
 cdef inline void _output_delta(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, floating scale,
-                               const floating *bias, const floating *Y, floating *Z, floating *delta,
-                               double *loss_sum) noexcept nogil:
+                               const floating *bias, const floating *Y, const floating *sw, floating *Z,
+                               floating *delta, double *loss_sum) noexcept nogil:
     if floating is float:
-        fm_output_delta_f32(act, n_rows, n_cols, scale, bias, Y, Z, delta, loss_sum)
+        fm_output_delta_f32(act, n_rows, n_cols, scale, bias, Y, sw, Z, delta, loss_sum)
     else:
-        fm_output_delta_f64(act, n_rows, n_cols, scale, bias, Y, Z, delta, loss_sum)
+        fm_output_delta_f64(act, n_rows, n_cols, scale, bias, Y, sw, Z, delta, loss_sum)
 
 
 cdef inline void _sgd_update(Py_ssize_t n, floating learning_rate, floating momentum, bint nesterov,
@@ -131,3 +142,22 @@ cdef inline void _mul(Py_ssize_t n, const floating *M, floating *X) noexcept nog
         fm_mul_f32(n, M, X)
     else:
         fm_mul_f64(n, M, X)
+
+
+cdef inline void _csr_matmul(Py_ssize_t n_rows, Py_ssize_t n_cols, const Py_ssize_t *rows, Py_ssize_t row0,
+                             const Py_ssize_t *indptr, const Py_ssize_t *indices, const floating *data,
+                             const floating *W, floating *Z) noexcept nogil:
+    if floating is float:
+        fm_csr_matmul_f32(n_rows, n_cols, rows, row0, indptr, indices, data, W, Z)
+    else:
+        fm_csr_matmul_f64(n_rows, n_cols, rows, row0, indptr, indices, data, W, Z)
+
+
+cdef inline void _csr_tmatmul(Py_ssize_t n_rows, Py_ssize_t n_in, Py_ssize_t n_cols, bint accumulate,
+                              const Py_ssize_t *rows, Py_ssize_t row0, const Py_ssize_t *indptr,
+                              const Py_ssize_t *indices, const floating *data, const floating *delta,
+                              floating *dW) noexcept nogil:
+    if floating is float:
+        fm_csr_tmatmul_f32(n_rows, n_in, n_cols, accumulate, rows, row0, indptr, indices, data, delta, dW)
+    else:
+        fm_csr_tmatmul_f64(n_rows, n_in, n_cols, accumulate, rows, row0, indptr, indices, data, delta, dW)

@@ -47,6 +47,7 @@ OUTPUTS = {
     ("identity", "squared_error"): Output("identity", "squared_error", 0, ref.squared_error),
     ("logistic", "log_loss"): Output("logistic", "log_loss", 1, ref.binary_log_loss),
     ("softmax", "log_loss"): Output("softmax", "log_loss", SOFTMAX_CODE, ref.softmax_log_loss),
+    ("exp", "poisson"): Output("exp", "poisson", 7, ref.poisson_loss),
 }
 OUTPUT_ACTIVATIONS = sorted({activation for activation, _ in OUTPUTS})
 LOSSES = sorted({loss for _, loss in OUTPUTS})

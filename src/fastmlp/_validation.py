@@ -43,6 +43,38 @@ def check_bool(value, name):
     return bool(value)
 
 
+def is_sparse(X):
+    return hasattr(X, "tocsr") and hasattr(X, "nnz")
+
+
+def as_csr(X, name, dtype):
+    """A sparse X as a canonical CSR matrix of `dtype` with intp indices, checked.
+
+    The structure is checked in full (indices in range, indptr monotone) since
+    compiled code reads through it; the values must be finite.
+    """
+    try:
+        X = X.tocsr().astype(dtype, copy=False)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name}: cannot convert the sparse matrix to {np.dtype(dtype)}: {exc}") from None
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {X.shape}.")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape}); at least one sample is required.")
+    if X.shape[0] > BLAS_INT_MAX or X.shape[1] > BLAS_INT_MAX:
+        raise ValueError(f"{name} has shape {X.shape}; at most {BLAS_INT_MAX} rows and columns are supported.")
+    X = X.copy() if not X.data.flags.writeable else X
+    try:
+        X.check_format(full_check=True)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not a valid CSR matrix: {exc}") from None
+    X.indptr = X.indptr.astype(np.intp, copy=False)
+    X.indices = X.indices.astype(np.intp, copy=False)
+    X.data = np.ascontiguousarray(X.data)
+    check_finite(X.data, name)
+    return X
+
+
 def as_float_array(X, name, dtype, ndim=2):
     """X as a C-contiguous array of `dtype`, checked for kind, ndim, emptiness and finiteness.
 
@@ -51,8 +83,8 @@ def as_float_array(X, name, dtype, ndim=2):
     pandas frames); numeric object arrays are converted. Strings, complex
     numbers, ragged lists and sparse matrices raise TypeError.
     """
-    if hasattr(X, "tocsr") or hasattr(X, "todense"):
-        raise TypeError(f"{name} is a sparse matrix; this takes a dense array (use X.toarray()).")
+    if is_sparse(X):
+        raise TypeError(f"{name} is a sparse matrix; a dense array is expected here (use .toarray()).")
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:

@@ -15,10 +15,11 @@ class Network(BaseNetwork):
     activation : str, default="relu"
         Hidden activation: "identity", "logistic" (alias "sigmoid"), "tanh",
         "relu", "leaky_relu" (slope 0.01) or "swish" (alias "silu").
-    output_activation : {"identity", "logistic", "softmax"}, default="identity"
-    loss : {"squared_error", "log_loss"}, default="squared_error"
-        Pairs: identity + squared_error, logistic + log_loss, softmax + log_loss.
-        Losses are means over rows; the output delta is the fused (P - Y) / n.
+    output_activation : {"identity", "logistic", "softmax", "exp"}, default="identity"
+    loss : {"squared_error", "log_loss", "poisson"}, default="squared_error"
+        Pairs: identity + squared_error, logistic + log_loss, softmax + log_loss,
+        exp + poisson (half the Poisson deviance). Losses are means over rows;
+        the output delta is the fused (P - Y) / n.
     init : str, default="auto"
         "auto" (scikit-learn's Glorot-uniform scheme, factor 2 for logistic),
         "glorot_uniform", "glorot_normal", "he_uniform" or "he_normal" (these
@@ -53,32 +54,40 @@ class Network(BaseNetwork):
     (threadpoolctl). ``fastmlp.reference.Network`` computes the same in NumPy.
     """
 
+    @staticmethod
+    def _engine_input(X):
+        """X as the engine takes it: the array, or (indptr, indices, data, n_features) for CSR."""
+        if isinstance(X, np.ndarray):
+            return X
+        return (X.indptr, X.indices, X.data, X.shape[1])
+
     def _forward(self, X, training, seed):
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        _engine.forward(self._sizes, self._act_codes, self._params, X, out, self._keep, seed, training)
+        _engine.forward(self._sizes, self._act_codes, self._params, self._engine_input(X), out, self._keep,
+                        seed, training)
         return out
 
-    def _loss_and_gradients(self, X, Y, alpha):
+    def _loss_and_gradients(self, X, Y, alpha, sample_weight):
         grads = np.empty_like(self._params)
-        loss = _engine.loss_and_gradients(self._sizes, self._act_codes, self._params, X, Y, alpha, grads)
+        loss = _engine.loss_and_gradients(self._sizes, self._act_codes, self._params, self._engine_input(X), Y,
+                                          sample_weight, alpha, grads)
         return loss, grads
 
-    def _prepare_training(self, trainer, n_samples):
-        s = trainer.settings
+    def _prepare_training(self, trainer, batch_size):
         trainer.grads = np.empty_like(self._params)
         trainer.work = np.empty(
-            _engine.workspace_size(self._sizes, self._act_codes, self._keep, s["batch_size"], s["dropout"]),
+            _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size,
+                                   trainer.settings["dropout"]),
             dtype=self.dtype,
         )
-        trainer.engine_settings = dict(s)
 
-    def _train_epoch(self, trainer, X, Y, order):
-        s = trainer.engine_settings
-        s.update(trainer.settings, optimizer=_registry.OPTIMIZERS[trainer.settings["optimizer"]].code)
+    def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size):
+        s = dict(trainer.settings, batch_size=batch_size,
+                 optimizer=_registry.OPTIMIZERS[trainer.settings["optimizer"]].code)
         state = trainer.state
         loss_sum, n_batches, step, finite = _engine.train_epoch(
-            self._sizes, self._act_codes, self._keep, s, self._params, trainer.grads,
-            state[0], state[-1], trainer.work, X, Y, order, trainer.grad_norm_sums,
+            self._sizes, self._act_codes, self._keep, s, self._params, trainer.grads, state[0], state[-1],
+            trainer.work, self._engine_input(X), Y, sample_weight, order, trainer.grad_norm_sums,
         )
         trainer.settings["step"] = step
         return loss_sum, n_batches, finite

@@ -10,7 +10,7 @@ Conventions (DESIGN.md): a batch ``X`` is ``(n_samples, n_features)``;
 ``A = f(Z)``; ``delta = dL/dZ``.
 """
 import numpy as np
-from scipy.special import expit, log_softmax, softmax
+from scipy.special import expit, log_softmax, softmax, xlogy
 
 # ---------------------------------------------------------------------------
 # Hidden activations. Each derivative takes z and a = f(z), and returns f'(z).
@@ -83,25 +83,40 @@ def swish_derivative(z, a):
 # ---------------------------------------------------------------------------
 # Output activation + loss pairs. Each loss is written from Z (the output
 # layer's pre-activation), which is stable where P is 0 or 1, and summed over
-# the rows; its gradient with respect to Z is output_delta.
+# the rows (each row times its sample weight, when given); its gradient with
+# respect to Z is output_delta.
 
 
-def squared_error(Y, Z):
+def _row_sum(terms, sample_weight):
+    """sum_i w_i sum_k terms_ik, with w_i = 1 without weights."""
+    rows = terms.sum(axis=1)
+    return np.sum(rows if sample_weight is None else sample_weight * rows)
+
+
+def squared_error(Y, Z, sample_weight=None):
     """Sum over rows of 0.5 ||y - z||^2 (identity output)."""
-    return 0.5 * np.sum((Y - Z) ** 2)
+    return _row_sum(0.5 * (Y - Z) ** 2, sample_weight)
 
 
-def binary_log_loss(Y, Z):
+def binary_log_loss(Y, Z, sample_weight=None):
     """Sum over rows and outputs of -[y log p + (1 - y) log(1 - p)], p = sigmoid(z).
 
     Written as softplus(z) - y z, with softplus(z) = log(1 + exp(z)).
     """
-    return np.sum(np.logaddexp(0, Z) - Y * Z)
+    return _row_sum(np.logaddexp(0, Z) - Y * Z, sample_weight)
 
 
-def softmax_log_loss(Y, Z):
+def softmax_log_loss(Y, Z, sample_weight=None):
     """Sum over rows of -sum_k y_k log p_k, p = softmax(z)."""
-    return -np.sum(Y * log_softmax(Z, axis=1))
+    return _row_sum(-Y * log_softmax(Z, axis=1), sample_weight)
+
+
+def poisson_loss(Y, Z, sample_weight=None):
+    """Sum over rows and outputs of p - y log p + y log y - y, p = exp(z).
+
+    Half the Poisson deviance, written with log p = z (0 log 0 = 0).
+    """
+    return _row_sum(np.exp(Z) - Y * Z + xlogy(Y, Y) - Y, sample_weight)
 
 
 def output_delta(output_activation, Y, P):
@@ -121,6 +136,8 @@ def output_forward(output_activation, Z):
         return softmax(Z, axis=1)
     if output_activation == "logistic":
         return expit(Z)
+    if output_activation == "exp":
+        return np.exp(Z)
     return Z.copy()
 
 
@@ -216,7 +233,7 @@ class Network(BaseNetwork):
         """
         Z, F, A, M = [None], [None], [X], [None]
         for l, (W, b) in enumerate(zip(self.coefs_, self.intercepts_), start=1):
-            z = A[-1] @ W + b  # Z_l = A_{l-1} W_l + b_l
+            z = np.asarray(A[-1] @ W) + b  # Z_l = A_{l-1} W_l + b_l (A_0 may be sparse)
             Z.append(z)
             if l == self.n_layers_:
                 break  # the output activation is applied with the loss
@@ -229,13 +246,15 @@ class Network(BaseNetwork):
             A.append(f if m is None else f * m)
         return Z, F, A, M
 
-    def _gradients(self, X, Y, scale, keep=None, rng=None):
-        """Sum over rows of the loss, and scale times its gradient (flat)."""
+    def _gradients(self, X, Y, scale, sample_weight=None, keep=None, rng=None):
+        """Sum over rows of (weight times) the loss, and scale times its gradient (flat)."""
         Z, F, A, M = self._forward_pass(X, keep, rng)
         L = self.n_layers_
-        loss = self._output.loss(Y, Z[L])
         P = output_forward(self._output.activation, Z[L])
         delta = scale * output_delta(self._output.activation, Y, P)  # delta_L
+        loss = self._output.loss(Y, Z[L], sample_weight)
+        if sample_weight is not None:
+            delta *= sample_weight[:, None]
         grads = np.empty_like(self._params)
         dW, db = self._split(grads)
         for l in range(L, 0, -1):
@@ -261,17 +280,17 @@ class Network(BaseNetwork):
         Z, _, _, _ = self._forward_pass(X, self._keep if training else None, rng)
         return output_forward(self._output.activation, Z[-1])
 
-    def _loss_and_gradients(self, X, Y, alpha):
-        n = X.shape[0]
-        loss, grads = self._gradients(X, Y, 1.0 / n)
+    def _loss_and_gradients(self, X, Y, alpha, sample_weight):
+        n = X.shape[0] if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+        loss, grads = self._gradients(X, Y, 1.0 / n, sample_weight)
         loss = float(loss) / n
         if alpha > 0:
             loss += self._l2(grads, alpha, n)
         return loss, grads
 
-    def _train_epoch(self, trainer, X, Y, order):
+    def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size):
         s = trainer.settings
-        n, B = X.shape[0], s["batch_size"]
+        n, B = X.shape[0], batch_size
         rng = np.random.default_rng(s["seed"])
         keep = self._keep if s["dropout"] else None
         update = _registry.OPTIMIZERS[s["optimizer"]].update
@@ -279,8 +298,11 @@ class Network(BaseNetwork):
         for start in range(0, n, B):
             rows = order[start:start + B] if order is not None else slice(start, start + B)
             Xb, Yb = X[rows], Y[rows]
-            b = Xb.shape[0]
-            loss, grads = self._gradients(Xb, Yb, 1.0 / b, keep, rng)
+            swb = None if sample_weight is None else sample_weight[rows]
+            b = Xb.shape[0] if swb is None else float(np.sum(swb, dtype=np.float64))
+            if b <= 0:
+                continue  # a batch of zero weight is skipped
+            loss, grads = self._gradients(Xb, Yb, 1.0 / b, swb, keep, rng)
             loss = float(loss) / b
             if s["alpha"] > 0:
                 loss += self._l2(grads, s["alpha"], b)

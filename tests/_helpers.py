@@ -1,0 +1,20 @@
+"""Shared test helpers (imported by the test modules; pytest puts tests/ on sys.path)."""
+import numpy as np
+
+
+def make_targets(output_activation, shape, rng):
+    """Targets that fit an output activation's loss, float64.
+
+    softmax: one-hot rows; logistic: probabilities with some exact 0/1 labels;
+    exp (poisson): non-negative counts, zeros included; identity: real values.
+    """
+    n_samples, n_outputs = shape
+    if output_activation == "softmax":
+        return np.eye(n_outputs)[rng.integers(0, n_outputs, n_samples)]
+    if output_activation == "logistic":
+        Y = rng.uniform(0, 1, shape)
+        Y[0] = np.round(Y[0])
+        return Y
+    if output_activation == "exp":
+        return rng.poisson(1.5, shape).astype(np.float64)
+    return rng.standard_normal(shape) * 2

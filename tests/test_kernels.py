@@ -1,0 +1,474 @@
+"""Each compiled kernel, through the `_engine` test hooks, against `fastmlp.reference`.
+
+Both dtypes, one tolerance table. Activations and output pairs are parametrized
+over the registry, so a new entry is tested without editing this file.
+"""
+import numpy as np
+from _helpers import make_targets
+import pytest
+
+from fastmlp import _engine, _registry
+from fastmlp import reference as ref
+
+# Relative tolerance per dtype. Comparisons also allow an absolute error of
+# RTOL times the largest |expected| value (see assert_close), so entries that
+# are tiny because of cancellation are judged against the array's scale.
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+DTYPES = [np.float32, np.float64]
+ACTIVATION_NAMES = sorted(_registry.ACTIVATIONS)
+OUTPUT_KEYS = list(_registry.OUTPUTS)
+
+
+def assert_close(actual, desired, dtype, rtol=None):
+    rtol = RTOL[dtype] if rtol is None else rtol
+    desired = np.asarray(desired)
+    scale = float(np.max(np.abs(desired))) if desired.size else 0.0
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale)
+
+
+def _output_id(key):
+    return "+".join(key)
+
+
+# ---------------------------------------------------------------------------
+# C enum values == registry codes
+
+
+def test_enums_are_distinct_per_kind():
+    hidden = [_engine.ENUMS[k] for k in
+              ("FM_IDENTITY", "FM_LOGISTIC", "FM_TANH", "FM_RELU", "FM_LEAKY_RELU", "FM_SWISH", "FM_SOFTMAX",
+               "FM_EXP")]
+    assert len(set(hidden)) == len(hidden)
+    assert _engine.ENUMS["FM_SGD"] != _engine.ENUMS["FM_ADAM"]
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_activation_code_matches_c_enum(name):
+    spec = _registry.ACTIVATIONS[name]
+    assert spec.name == name
+    assert spec.code == _engine.ENUMS["FM_" + name.upper()]
+
+
+def test_activation_codes_are_distinct():
+    codes = [a.code for a in _registry.ACTIVATIONS.values()]
+    assert len(set(codes)) == len(codes)
+    assert _registry.SOFTMAX_CODE not in codes
+
+
+def test_softmax_code_matches_c_enum():
+    assert _registry.SOFTMAX_CODE == _engine.ENUMS["FM_SOFTMAX"]
+
+
+@pytest.mark.parametrize("key", OUTPUT_KEYS, ids=_output_id)
+def test_output_code_matches_c_enum(key):
+    spec = _registry.OUTPUTS[key]
+    assert (spec.activation, spec.loss_name) == key
+    assert spec.code == _engine.ENUMS["FM_" + spec.activation.upper()]
+
+
+@pytest.mark.parametrize("name", sorted(_registry.OPTIMIZERS))
+def test_optimizer_code_matches_c_enum(name):
+    spec = _registry.OPTIMIZERS[name]
+    assert spec.name == name
+    assert spec.code == _engine.ENUMS["FM_" + name.upper()]
+
+
+# ---------------------------------------------------------------------------
+# GEMM through the row-major BLAS shim
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", ["N", "T"])
+@pytest.mark.parametrize("trans_b", ["N", "T"])
+@pytest.mark.parametrize("alpha, beta", [(0.7, -1.3), (1.0, 0.0), (-2.5, 1.0)])
+def test_gemm(dtype, trans_a, trans_b, alpha, beta):
+    rng = np.random.default_rng(0)
+    m, n, k = 5, 3, 7
+    A = rng.standard_normal((m, k) if trans_a == "N" else (k, m)).astype(dtype)
+    B = rng.standard_normal((k, n) if trans_b == "N" else (n, k)).astype(dtype)
+    C = rng.standard_normal((m, n)).astype(dtype)
+    opA = A if trans_a == "N" else A.T
+    opB = B if trans_b == "N" else B.T
+    expected = alpha * (opA.astype(np.float64) @ opB.astype(np.float64)) + beta * C.astype(np.float64)
+    _engine._gemm_hook(trans_a, trans_b, alpha, A, B, beta, C)
+    assert C.dtype == dtype
+    assert_close(C, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_beta_zero_ignores_garbage_in_C(dtype):
+    # The engine writes into np.empty workspaces with beta = 0: C must not be read.
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((4, 6)).astype(dtype)
+    B = rng.standard_normal((6, 2)).astype(dtype)
+    C = np.full((4, 2), np.nan, dtype=dtype)
+    _engine._gemm_hook("N", "N", 1.0, A, B, 0.0, C)
+    assert_close(C, A.astype(np.float64) @ B.astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_is_row_major_not_transposed(dtype):
+    # A tiny case worked by hand: [[1, 2, 3]] @ [[1], [0], [-1]] = [[-2]],
+    # and the (2, 3) @ (3, 2) product whose transpose would differ.
+    A = np.array([[1, 2, 3], [4, 5, 6]], dtype=dtype)
+    B = np.array([[1, 0], [0, 1], [-1, 1]], dtype=dtype)
+    C = np.zeros((2, 2), dtype=dtype)
+    _engine._gemm_hook("N", "N", 1.0, A, B, 0.0, C)
+    np.testing.assert_array_equal(C, np.array([[-2, 5], [-2, 11]], dtype=dtype))
+
+
+# ---------------------------------------------------------------------------
+# Hidden activations: fused bias + activation forward, and the backward
+
+
+def _pre_activations(dtype, rng, shape=(9, 6)):
+    Z = rng.standard_normal(shape) * 3.0
+    Z.flat[:6] = [0.0, -0.0, 30.0, -30.0, 1e-3, -1e-3]  # exact zeros and both tails
+    return Z.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_bias_act_forward(dtype, name):
+    spec = _registry.ACTIVATIONS[name]
+    rng = np.random.default_rng(2)
+    Z = _pre_activations(dtype, rng)
+    bias = rng.standard_normal(Z.shape[1]).astype(dtype)
+    Z_ref = Z + bias
+    A = np.full_like(Z, np.nan)
+    _engine._bias_act_forward_hook(spec.code, bias, Z, A)
+    assert_close(Z, Z_ref, dtype)
+    assert_close(A, spec.forward(Z_ref), dtype)
+    assert A.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_bias_act_forward_zero_bias(dtype, name):
+    spec = _registry.ACTIVATIONS[name]
+    rng = np.random.default_rng(3)
+    Z = _pre_activations(dtype, rng)
+    Z0 = Z.copy()
+    A = np.empty_like(Z)
+    _engine._bias_act_forward_hook(spec.code, np.zeros(Z.shape[1], dtype=dtype), Z, A)
+    np.testing.assert_array_equal(Z, Z0)
+    assert_close(A, spec.forward(Z0), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_bias_act_forward_in_place(dtype, name):
+    spec = _registry.ACTIVATIONS[name]
+    rng = np.random.default_rng(4)
+    Z = _pre_activations(dtype, rng)
+    bias = rng.standard_normal(Z.shape[1]).astype(dtype)
+    expected = spec.forward(Z + bias)
+    _engine._bias_act_forward_hook(spec.code, bias, Z, Z)  # A is Z
+    assert_close(Z, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_act_backward(dtype, name):
+    spec = _registry.ACTIVATIONS[name]
+    rng = np.random.default_rng(5)
+    Z = _pre_activations(dtype, rng).ravel()
+    A = spec.forward(Z).astype(dtype)
+    delta = rng.standard_normal(Z.shape).astype(dtype)
+    expected = delta * spec.derivative(Z, A)
+    Z0, A0 = Z.copy(), A.copy()
+    _engine._act_backward_hook(spec.code, Z, A, delta)
+    assert_close(delta, expected, dtype)
+    assert delta.dtype == dtype
+    np.testing.assert_array_equal(Z, Z0)  # inputs are read only
+    np.testing.assert_array_equal(A, A0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_act_backward_is_derivative_of_forward(dtype, name):
+    # The kernel pair is consistent with itself: delta = 1 gives f'(z), which
+    # matches central differences of the compiled forward (away from kinks).
+    spec = _registry.ACTIVATIONS[name]
+    z = np.linspace(-4, 4, 41)
+    z = z[np.abs(z) > 0.05]
+    h = 1e-6
+    f = {}
+    for sign in (1, -1):
+        Zs = (z + sign * h).reshape(1, -1).copy()
+        As = np.empty_like(Zs)
+        _engine._bias_act_forward_hook(spec.code, np.zeros(z.size), Zs, As)
+        f[sign] = As.ravel()
+    numeric = (f[1] - f[-1]) / (2 * h)
+    Z = z.astype(dtype)
+    A = spec.forward(Z).astype(dtype)
+    delta = np.ones_like(Z)
+    _engine._act_backward_hook(spec.code, Z, A, delta)
+    np.testing.assert_allclose(delta, numeric, rtol=max(RTOL[dtype], 1e-6) * 10, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Output layer: activation, loss and delta, fused
+
+
+def _targets(key, shape, rng, dtype):
+    return make_targets(key[0], shape, rng).astype(dtype)
+
+
+def _run_output_delta(spec, scale, bias, Y, Z):
+    P = Z.copy()
+    delta = np.full_like(Z, np.nan)
+    loss = _engine._output_delta_hook(spec.code, scale, bias, Y, P, delta)
+    return loss, P, delta
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("key", OUTPUT_KEYS, ids=_output_id)
+def test_output_delta(dtype, key):
+    spec = _registry.OUTPUTS[key]
+    rng = np.random.default_rng(6)
+    shape = (11, 4)
+    Z = (rng.standard_normal(shape) * 3).astype(dtype)
+    bias = rng.standard_normal(shape[1]).astype(dtype)
+    Y = _targets(key, shape, rng, dtype)
+    scale = 1.0 / 11
+    Zb = Z + bias
+    loss, P, delta = _run_output_delta(spec, scale, bias, Y, Z)
+    assert isinstance(loss, float)
+    # the loss is the sum over rows, computed (like the reference) from Z + b
+    expected_loss = spec.loss(Y.astype(np.float64), Zb.astype(np.float64))
+    assert_close(loss, expected_loss, dtype)
+    # Z becomes P = g(Z + b)
+    expected_P = ref.output_forward(spec.activation, Zb)
+    assert_close(P, expected_P, dtype)
+    assert P.dtype == dtype
+    # delta = scale (P - Y), the fused form for every registered pair
+    expected_delta = dtype(scale) * (expected_P - Y)
+    assert_close(delta, expected_delta, dtype)
+    assert_close(delta, dtype(scale) * ref.output_delta(spec.activation, Y, expected_P), dtype)
+    assert delta.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("key", OUTPUT_KEYS, ids=_output_id)
+def test_output_delta_is_gradient_of_loss(dtype, key):
+    # delta / scale = dL/dZ: central differences of the registered loss (float64).
+    spec = _registry.OUTPUTS[key]
+    rng = np.random.default_rng(7)
+    shape = (3, 4)
+    Z = rng.standard_normal(shape)
+    bias = np.zeros(shape[1])
+    Y = _targets(key, shape, rng, np.float64)
+    _, _, delta = _run_output_delta(spec, 1.0, bias, Y, Z.astype(dtype).astype(np.float64))
+    h = 1e-6
+    numeric = np.empty_like(Z)
+    for idx in np.ndindex(*shape):
+        Zp, Zm = Z.copy(), Z.copy()
+        Zp[idx] += h
+        Zm[idx] -= h
+        numeric[idx] = (spec.loss(Y, Zp) - spec.loss(Y, Zm)) / (2 * h)
+    np.testing.assert_allclose(delta, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_output_delta_softmax_targets_not_summing_to_one(dtype):
+    spec = _registry.OUTPUTS[("softmax", "log_loss")]
+    rng = np.random.default_rng(8)
+    shape = (9, 5)
+    Z = (rng.standard_normal(shape) * 2).astype(dtype)
+    bias = rng.standard_normal(shape[1]).astype(dtype)
+    Y = rng.uniform(0, 1, shape).astype(dtype)  # row sums in (0, 5), not 1
+    Y[0] = 0  # a row with no mass at all
+    scale = 0.25
+    Zb = Z + bias
+    loss, P, delta = _run_output_delta(spec, scale, bias, Y, Z)
+    expected_P = ref.output_forward("softmax", Zb)
+    mass = Y.sum(axis=1, keepdims=True)
+    assert_close(P, expected_P, dtype)
+    assert_close(delta, dtype(scale) * (mass * expected_P - Y), dtype)
+    np.testing.assert_array_equal(delta[0], 0)
+    assert_close(loss, spec.loss(Y.astype(np.float64), Zb.astype(np.float64)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("key", OUTPUT_KEYS, ids=_output_id)
+def test_output_delta_extreme_pre_activations(dtype, key):
+    spec = _registry.OUTPUTS[key]
+    rng = np.random.default_rng(9)
+    shape = (6, 3)
+    Z = np.array([[1e4, -1e4, 0.0],
+                  [-1e4, 1e4, 5e3],
+                  [1e4, 1e4, 1e4],
+                  [-1e4, -1e4, -1e4],
+                  [800.0, -800.0, 90.0],
+                  [-90.0, 1e-4, 1e4]], dtype=dtype)
+    bias = np.array([0.5, -0.5, 0.0], dtype=dtype)
+    if spec.activation == "exp":
+        # exp(z) overflows past z ~ 88 (float32) / 709 (float64): the prediction
+        # itself is infinite there, so the exp link is tested on z <= 50.
+        Z = np.minimum(Z, 50)
+    Y = _targets(key, shape, rng, dtype)
+    Zb = Z + bias
+    loss, P, delta = _run_output_delta(spec, 1.0 / 6, bias, Y, Z)
+    assert np.isfinite(loss)
+    assert np.isfinite(P).all()
+    assert np.isfinite(delta).all()
+    assert_close(loss, spec.loss(Y.astype(np.float64), Zb.astype(np.float64)), dtype)
+    expected_P = ref.output_forward(spec.activation, Zb.astype(np.float64))
+    assert_close(P, expected_P, dtype)
+    assert_close(delta, (1.0 / 6) * ref.output_delta(spec.activation, Y.astype(np.float64), expected_P), dtype)
+    if spec.activation in ("logistic", "softmax"):
+        assert (P >= 0).all() and (P <= 1).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("key", OUTPUT_KEYS, ids=_output_id)
+def test_output_delta_perfect_prediction(dtype, key):
+    # Targets equal to the prediction give a zero delta; the loss is the
+    # target's own entropy (0 for identity and for one-hot-like logistic limits).
+    spec = _registry.OUTPUTS[key]
+    rng = np.random.default_rng(10)
+    Z = rng.standard_normal((4, 3)).astype(dtype)
+    bias = np.zeros(3, dtype=dtype)
+    Y = ref.output_forward(spec.activation, Z).astype(dtype)
+    loss, _, delta = _run_output_delta(spec, 1.0, bias, Y, Z)
+    np.testing.assert_allclose(delta, 0, atol=10 * RTOL[dtype])
+    expected = spec.loss(Y.astype(np.float64), Z.astype(np.float64))
+    # the loss is a sum of terms of size ~|Y|(1 + |Z|) that cancel (to 0 for exp + poisson)
+    scale = float(np.sum(np.abs(Y.astype(np.float64)) * (1 + np.abs(Z.astype(np.float64)))))
+    np.testing.assert_allclose(loss, expected, rtol=RTOL[dtype], atol=10 * RTOL[dtype] * scale)
+    if spec.activation == "identity":
+        assert loss == 0.0
+
+
+# ---------------------------------------------------------------------------
+# Optimizer updates
+
+
+def _flat_problem(dtype, seed, n=257):
+    rng = np.random.default_rng(seed)
+    params = rng.standard_normal(n).astype(dtype)
+    grads = [rng.standard_normal(n).astype(dtype) for _ in range(3)]
+    return params, grads
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True), (0.5, True)])
+def test_sgd(dtype, momentum, nesterov):
+    params, grads = _flat_problem(dtype, 11)
+    lr = 0.05
+    expected, velocity_ref = params.copy(), np.zeros_like(params)
+    velocity = np.zeros_like(params)
+    for step, g in enumerate(grads, start=1):  # several steps: the velocity carries over
+        _engine._sgd_hook(lr, momentum, nesterov, g, velocity, params)
+        ref.sgd_update(expected, g, [velocity_ref], step, learning_rate=lr, momentum=momentum,
+                       nesterov=nesterov)
+        assert_close(params, expected, dtype)
+        if momentum > 0:
+            # With momentum 0 the velocity is never read (0 * v), and the
+            # kernel's plain step leaves it untouched: only the weights matter.
+            assert_close(velocity, velocity_ref, dtype)
+    assert params.dtype == dtype and velocity.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_without_momentum_is_plain_step(dtype, nesterov):
+    # p -= lr g, whatever the velocity holds (0 * v drops it), as in the reference.
+    params, grads = _flat_problem(dtype, 12)
+    velocity = np.random.default_rng(16).standard_normal(params.size).astype(dtype)
+    expected = params.copy()
+    ref.sgd_update(expected, grads[0], [velocity.copy()], 1, learning_rate=0.1, momentum=0.0,
+                   nesterov=nesterov)
+    assert_close(expected, params - dtype(0.1) * grads[0], dtype)
+    _engine._sgd_hook(0.1, 0.0, nesterov, grads[0], velocity, params)
+    assert_close(params, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta_1, beta_2, epsilon", [(0.9, 0.999, 1e-8), (0.5, 0.9, 1e-3)])
+def test_adam(dtype, beta_1, beta_2, epsilon):
+    params, grads = _flat_problem(dtype, 13)
+    lr = 0.01
+    expected = params.copy()
+    m_ref, v_ref = np.zeros_like(params), np.zeros_like(params)
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    for t, g in enumerate(grads, start=1):
+        step_size = lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        _engine._adam_hook(step_size, beta_1, beta_2, epsilon, g, m, v, params)
+        ref.adam_update(expected, g, [m_ref, v_ref], t, learning_rate=lr, beta_1=beta_1,
+                        beta_2=beta_2, epsilon=epsilon)
+        assert_close(m, m_ref, dtype)
+        assert_close(v, v_ref, dtype)
+        assert_close(params, expected, dtype)
+    assert params.dtype == dtype and m.dtype == dtype and v.dtype == dtype
+
+
+def test_registry_updates_are_the_reference_ones():
+    assert _registry.OPTIMIZERS["sgd"].update is ref.sgd_update
+    assert _registry.OPTIMIZERS["adam"].update is ref.adam_update
+    assert _registry.OPTIMIZERS["sgd"].n_state == 1
+    assert _registry.OPTIMIZERS["adam"].n_state == 2
+
+
+# ---------------------------------------------------------------------------
+# Dropout masks
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("keep", [0.5, 0.8, 0.1, 1.0])
+def test_dropout(dtype, keep):
+    n = 100_000
+    rng = np.random.default_rng(14)
+    A = rng.standard_normal(n).astype(dtype)
+    M = np.full(n, np.nan, dtype=dtype)
+    D = np.full(n, np.nan, dtype=dtype)
+    _engine._dropout_hook(keep, 12345, A, M, D)
+    scale = dtype(1) / dtype(keep)
+    kept = M != 0
+    assert np.isin(M, np.array([0, scale], dtype=dtype)).all()
+    np.testing.assert_array_equal(D, A * M)
+    # kept ~ Binomial(n, keep): 6 standard deviations
+    bound = 6 * np.sqrt(keep * (1 - keep) / n) + 1e-12
+    assert abs(kept.mean() - keep) <= bound
+    if keep == 1.0:
+        assert kept.all()
+    # inverted dropout keeps the expectation: mean of M is ~1
+    assert abs(M.astype(np.float64).mean() - 1) <= 6 * np.sqrt((1 - keep) / (keep * n)) + 1e-6
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_same_seed_same_mask(dtype):
+    n = 10_000
+    A = np.random.default_rng(15).standard_normal(n).astype(dtype)
+    masks = []
+    for seed in (7, 7, 8):
+        M, D = np.empty_like(A), np.empty_like(A)
+        _engine._dropout_hook(0.6, seed, A, M, D)
+        masks.append((M, D))
+    np.testing.assert_array_equal(masks[0][0], masks[1][0])
+    np.testing.assert_array_equal(masks[0][1], masks[1][1])
+    assert not np.array_equal(masks[0][0], masks[2][0])
+
+
+def test_dropout_mask_does_not_depend_on_dtype():
+    # The PRNG stream and the threshold are in double: the kept units are the same.
+    A32 = np.ones(5000, dtype=np.float32)
+    A64 = np.ones(5000, dtype=np.float64)
+    M32, D32 = np.empty_like(A32), np.empty_like(A32)
+    M64, D64 = np.empty_like(A64), np.empty_like(A64)
+    _engine._dropout_hook(0.5, 99, A32, M32, D32)
+    _engine._dropout_hook(0.5, 99, A64, M64, D64)
+    np.testing.assert_array_equal(M32 != 0, M64 != 0)
+
+
+def test_dropout_masks_are_not_correlated():
+    # Neighbouring elements are independent: P(both kept) ~ keep^2.
+    n, keep = 100_000, 0.5
+    A = np.ones(n)
+    M, D = np.empty(n), np.empty(n)
+    _engine._dropout_hook(keep, 2024, A, M, D)
+    kept = M != 0
+    both = np.mean(kept[:-1] & kept[1:])
+    assert abs(both - keep**2) <= 6 * np.sqrt(keep**2 * (1 - keep**2) / n)
