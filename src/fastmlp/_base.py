@@ -52,13 +52,19 @@ class _LayerList(list):
         self._check = check
 
     def __setitem__(self, index, value):
-        if not isinstance(index, numbers.Integral):
+        if not isinstance(index, numbers.Integral) or isinstance(index, (bool, np.bool_)):
             raise TypeError("assign one layer at a time, by integer index")
         view = self[index]
         np.copyto(view, self._check(value, index))
 
     def __reduce__(self):
         return (list, (list(self),))
+
+    def _fixed(self, *args, **kwargs):
+        raise TypeError("the list of layers has one entry per layer: assign a whole new list, or one item")
+
+    append = extend = insert = pop = remove = clear = sort = reverse = _fixed
+    __delitem__ = __iadd__ = __imul__ = _fixed
 
 
 class BaseNetwork:
@@ -114,7 +120,8 @@ class BaseNetwork:
             dt = np.dtype(dtype)
         except TypeError:
             dt = None
-        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        # (np.dtype("float64") == None is True in NumPy, hence the explicit None test)
+        if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
         return dt
 
@@ -170,7 +177,7 @@ class BaseNetwork:
         if sw.min() < 0:
             raise ValueError("sample_weight must be non-negative.")
         if not sw.sum() > 0:
-            raise ValueError("sample_weight must have a positive sum.")
+            raise ValueError("sample_weight must not be all zero: the weights must have a positive sum.")
         return sw
 
     # -------------------------------------------------------------- parameters

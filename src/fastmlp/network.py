@@ -61,10 +61,14 @@ class Network(BaseNetwork):
             return X
         return (X.indptr, X.indices, X.data, X.shape[1])
 
-    def _forward(self, X, training, seed):
+    def _forward(self, X, training, seed, logits=False):
+        """The output for checked X; logits=True stops before the output activation (Z_L)."""
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        _engine.forward(self._sizes, self._act_codes, self._params, self._engine_input(X), out, self._keep,
-                        seed, training)
+        acts = self._act_codes
+        if logits:
+            acts = acts.copy()
+            acts[-1] = _registry.ACTIVATIONS["identity"].code
+        _engine.forward(self._sizes, acts, self._params, self._engine_input(X), out, self._keep, seed, training)
         return out
 
     def _loss_and_gradients(self, X, Y, alpha, sample_weight):

@@ -1,0 +1,637 @@
+"""scikit-learn drop-in estimators: fastmlp.MLPClassifier and fastmlp.MLPRegressor.
+
+A superset of scikit-learn's MLP estimators (same parameters, defaults,
+attributes and semantics) over fastmlp.Network: the estimators own the
+scikit-learn API (parameter validation, label encoding, early stopping,
+learning-rate schedules, partial_fit, warm_start); every forward pass,
+gradient and update runs in the compiled engine through the Network.
+"""
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.optimize
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from . import _registry
+from ._validation import check_finite
+from .network import Network
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared implementation of MLPClassifier and MLPRegressor."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(_registry.ACTIVATIONS) | set(_registry.ACTIVATION_ALIASES))],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "dtype": [None, StrOptions({"float32", "float64"})],
+    }
+
+    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+                 learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol, verbose, warm_start,
+                 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon,
+                 n_iter_no_change, max_fun, dropout, clip_norm, dtype):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.clip_norm = clip_norm
+        self.dtype = dtype
+
+    # ------------------------------------------------------------ fitted state
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_network")
+
+    @property
+    def coefs_(self):
+        """List of weight matrices, coefs_[l] of shape (fan_in, fan_out): live views into the model."""
+        return self._fitted_network().coefs_
+
+    @coefs_.setter
+    def coefs_(self, values):
+        self._fitted_network().coefs_ = values
+
+    @property
+    def intercepts_(self):
+        """List of bias vectors, intercepts_[l] of shape (fan_out,): live views into the model."""
+        return self._fitted_network().intercepts_
+
+    @intercepts_.setter
+    def intercepts_(self, values):
+        self._fitted_network().intercepts_ = values
+
+    def _fitted_network(self):
+        try:
+            return self._network
+        except AttributeError:
+            raise AttributeError(f"This {type(self).__name__} instance is not fitted yet.") from None
+
+    # -------------------------------------------------------------------- fit
+
+    def _fit_dtype(self, X):
+        if self.dtype is not None:
+            return np.dtype(self.dtype)
+        if getattr(X, "dtype", None) == np.float32:
+            return np.dtype(np.float32)
+        return np.dtype(np.float64)
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if not hasattr(sizes, "__iter__"):
+            sizes = [sizes]
+        sizes = list(sizes)
+        if any(not isinstance(s, (Integral, np.integer)) or isinstance(s, bool) or s <= 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}.")
+        return [int(s) for s in sizes]
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden = self._hidden_sizes()
+        first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
+        dtype = self._fit_dtype(X) if first_pass else self._network.dtype
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass, dtype=dtype)
+        n_samples, n_features = X.shape
+        layer_units = [n_features, *hidden, Y.shape[1]]
+        self._random_state = check_random_state(self.random_state)
+
+        if first_pass:
+            self._initialize(Y, layer_units, dtype)
+        elif list(self._network.layer_sizes) != layer_units:
+            raise ValueError(
+                f"The network has layer sizes {list(self._network.layer_sizes)} but this call needs {layer_units}: "
+                "hidden_layer_sizes, the number of features or of outputs changed since the first fit "
+                "(set warm_start=False to start over)."
+            )
+        net = self._network
+        net._rng = self._random_state  # shuffling and dropout follow random_state, as scikit-learn's
+        X = net._check_X(X)
+        Y = net._check_Y(Y, n_samples, name="y")
+        sample_weight = net._check_sample_weight(sample_weight, n_samples)
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, Y, sample_weight, incremental)
+        else:
+            self._fit_lbfgs(X, Y, sample_weight)
+        return self
+
+    def _initialize(self, Y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = Y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        loss = "log_loss" if is_classifier(self) else self.loss
+        self._network = Network(layer_units, activation=self.activation, output_activation=self.out_activation_,
+                                loss=loss, init="auto", dtype=dtype, dropout=self.dropout,
+                                random_state=self._random_state)
+        self.loss_curve_ = []
+        self.grad_norms_ = np.empty((0, self.n_layers_ - 1))
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = np.inf
+        if hasattr(self, "_trainer"):
+            del self._trainer
+
+    def _append_grad_norms(self, norms):
+        self.grad_norms_ = np.vstack([self.grad_norms_, np.asarray(norms, dtype=np.float64)[None, :]])
+
+    def _fit_stochastic(self, X, Y, sample_weight, incremental):
+        net = self._network
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        if self.early_stopping:
+            should_stratify = is_classifier(self) and self.n_outputs_ == 1
+            arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]
+            split = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
+                                     stratify=Y if should_stratify else None)
+            X_train, X_val, Y_train, Y_val = split[:4]
+            sw_train, sw_val = (split[4], split[5]) if sample_weight is not None else (None, None)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
+                                 "your dataset.")
+            X_train = net._check_X(X_train)
+            Y_train = np.ascontiguousarray(Y_train)
+            y_val = self._decode(Y_val) if is_classifier(self) else Y_val
+        else:
+            X_train, Y_train, sw_train = X, Y, sample_weight
+            X_val = y_val = sw_val = None
+        n_samples = X_train.shape[0]
+
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        if not incremental or not hasattr(self, "_trainer"):
+            self._trainer = net._trainer(
+                optimizer=self.solver, batch_size=batch_size, learning_rate=self.learning_rate_init,
+                momentum=self.momentum, nesterov=self.nesterovs_momentum, beta_1=self.beta_1, beta_2=self.beta_2,
+                epsilon=self.epsilon, alpha=self.alpha, clip_norm=self.clip_norm,
+            )
+        trainer = self._trainer
+        trainer.settings["batch_size"] = batch_size
+        for key, value in (("alpha", self.alpha), ("clip_norm", self.clip_norm)):
+            trainer.settings[key] = value
+
+        try:
+            self.n_iter_ = 0
+            for it in range(self.max_iter):
+                tic = time.perf_counter()
+                loss, norms = net._epoch(trainer, X_train, Y_train, sw_train, self.shuffle, epoch=it + 1)
+                self.n_iter_ += 1
+                self.loss_ = loss
+                self.t_ += n_samples
+                self.loss_curve_.append(loss)
+                self._append_grad_norms(norms)
+                if self.verbose:
+                    seconds = time.perf_counter() - tic
+                    print(f"Iteration {self.n_iter_}, loss = {loss:.8f}  ({seconds:.3f} s, "
+                          f"{n_samples / max(seconds, 1e-12):,.0f} samples/s)", flush=True)
+                self._update_no_improvement_count(X_val, y_val, sw_val)
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    trainer.settings["learning_rate"] = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if self.early_stopping else "Training loss"
+                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                           f"{self.n_iter_no_change} consecutive epochs.")
+                    if self._trigger_stopping(msg, trainer):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                                  "optimization hasn't converged yet.", ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if self.early_stopping:
+            np.copyto(net._params, self._best_params)
+
+    def _trigger_stopping(self, msg, trainer):
+        """True to stop; the adaptive schedule divides the learning rate by 5 instead while it can."""
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if trainer.settings["learning_rate"] <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        trainer.settings["learning_rate"] /= 5.0
+        if self.verbose:
+            print(msg + f" Setting learning rate to {trainer.settings['learning_rate']:f}")
+        return False
+
+    def _update_no_improvement_count(self, X_val, y_val, sw_val):
+        if self.early_stopping:
+            score = self._score(X_val, y_val, sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self._network._params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _fit_lbfgs(self, X, Y, sample_weight):
+        net = self._network
+        params = net._params
+        last = {}
+
+        def loss_and_grad(x):
+            params[...] = x
+            loss, grads = net._loss_and_gradients(X, Y, self.alpha, sample_weight)
+            dW, _ = net._split(grads)
+            last.update(x=x.copy(), loss=loss, norms=[float(np.linalg.norm(g)) for g in dW])
+            return loss, grads.astype(np.float64)
+
+        def callback(intermediate_result):
+            x = intermediate_result.x
+            if not np.array_equal(x, last.get("x")):
+                loss_and_grad(x)
+            self.loss_curve_.append(float(last["loss"]))
+            self._append_grad_norms(last["norms"])
+            if self.verbose:
+                print(f"Iteration {len(self.loss_curve_)}, loss = {last['loss']:.8f}", flush=True)
+
+        x0 = params.astype(np.float64)
+        start = params.copy()
+        try:
+            result = scipy.optimize.minimize(
+                loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+            )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+            return
+        if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
+            np.copyto(params, start)
+            raise ValueError("L-BFGS produced non-finite weights or loss; the weights are those before this fit. "
+                             "The input data may contain large values and need to be preprocessed.")
+        params[...] = result.x
+        if not np.isfinite(params).all():  # finite in float64, overflowing in float32
+            np.copyto(params, start)
+            raise ValueError(f"L-BFGS produced weights that overflow {net.dtype}; the weights are those before "
+                             "this fit.")
+        self.n_iter_ = int(result.nit)
+        self.loss_ = float(result.fun)
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) (status={result.status}): "
+                          f"{result.message}. Increase the number of iterations (max_iter) or scale the data.",
+                          ConvergenceWarning)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not "
+                                 "stochastic.")
+        return True
+
+    # --------------------------------------------------------------- predict
+
+    def _forward(self, X, logits=False):
+        """The network's output for X (logits: before the output activation).
+
+        A fast path skips scikit-learn's validation for contiguous arrays of the
+        model's dtype and width (the case of a service predicting one row).
+        """
+        check_is_fitted(self)
+        net = self._network
+        if (type(X) is np.ndarray and X.dtype == net.dtype and X.ndim == 2 and X.flags.c_contiguous
+                and X.shape[1] == self.n_features_in_ and X.shape[0] > 0
+                and not hasattr(self, "feature_names_in_")):
+            check_finite(X, "X")
+        else:
+            X = net._check_X(validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=net.dtype))
+        return net._forward(X, False, 0, logits)
+
+    def _score(self, X, y, sample_weight=None):
+        y_pred = self._predict_output(self._network._forward(X, False, 0))
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        metric = accuracy_score if is_classifier(self) else r2_score
+        return metric(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier, trained in compiled code.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`:
+    the same parameters (same names, order, defaults and meaning), fitted
+    attributes and methods, plus the additions below. Binary problems use one
+    logistic output, multiclass a softmax, multilabel (indicator y) one
+    logistic output per label; the loss is the log-loss, averaged over samples
+    (weighted by sample_weight), plus alpha / (2 n) * sum ||W||^2.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+    activation : {"identity", "logistic", "tanh", "relu", "leaky_relu", "swish"}, default="relu"
+        Hidden activation; "leaky_relu" and "swish" (aliases "sigmoid", "silu"
+        also accepted) are fastmlp additions.
+    solver : {"lbfgs", "sgd", "adam"}, default="adam"
+        "lbfgs" runs scipy's L-BFGS-B on the loss and gradient of the whole
+        data set computed by the engine.
+    alpha : float, default=1e-4
+    batch_size : int or "auto", default="auto"
+        min(200, n_samples) for "auto".
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Schedule of the sgd solver.
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Epochs (sgd, adam) or iterations (lbfgs).
+    shuffle : bool, default=True
+    random_state : int, RandomState instance or None, default=None
+        With an int, the initial weights equal scikit-learn's for the same int.
+    tol : float, default=1e-4
+    verbose : bool, default=False
+        One line per epoch with loss, seconds and samples/s.
+    warm_start : bool, default=False
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+    n_iter_no_change : int, default=10
+    max_fun : int, default=15000
+    dropout : float or list of float, default=0.0
+        Inverted-dropout rate for the hidden layers (fastmlp addition).
+    clip_norm : float or None, default=None
+        Clip the global gradient norm at this value (fastmlp addition).
+    dtype : {"float32", "float64"} or None, default=None
+        None follows the input: float32 X gives float32 weights and outputs
+        for every solver (lbfgs included, where scikit-learn upcasts);
+        anything else float64. (fastmlp addition)
+
+    Attributes
+    ----------
+    classes_, loss_, best_loss_, loss_curve_, validation_scores_,
+    best_validation_score_, t_, coefs_, intercepts_, n_features_in_,
+    feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_ :
+        As in scikit-learn. ``loss_curve_`` is also recorded for lbfgs (one
+        entry per iteration).
+    grad_norms_ : ndarray of shape (n_epochs, n_layers - 1)
+        Per epoch (per iteration for lbfgs), the mean Frobenius norm of each
+        layer's weight gradient.
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None, dtype=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, loss="log_loss", shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout, clip_norm=clip_norm, dtype=dtype,
+        )
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset, dtype):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, dtype=dtype, reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError("warm_start can only be used where `y` has the same classes as in the "
+                                     f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                                 f"'y' has {classes}.")
+        Y = self._label_binarizer.transform(y).astype(dtype)
+        return X, Y
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X and y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels, or a label indicator matrix for multilabel.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch of the stochastic solver on (X, y), keeping the optimizer state.
+
+        ``classes`` is required on the first call and accepted (and checked to
+        be the same) on later ones, as dask-ml's Incremental passes it every
+        time. Hyperparameters changed with set_params are validated again.
+        """
+        self._validate_params()
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _decode(self, P):
+        if self.n_outputs_ == 1:
+            P = P.ravel()
+        return self._label_binarizer.inverse_transform(P)
+
+    _predict_output = _decode
+
+    def predict(self, X):
+        """Class labels, shape (n_samples,) (or (n_samples, n_classes) for multilabel)."""
+        return self._decode(self._forward(X))
+
+    def decision_function(self, X):
+        """The output layer before its activation (logits), in the model's dtype.
+
+        Shape (n_samples,) for binary problems (positive means classes_[1]),
+        else (n_samples, n_outputs). (A fastmlp addition; predict_proba applies
+        the logistic or softmax function to it.)
+        """
+        Z = self._forward(X, logits=True)
+        return Z.ravel() if self.n_outputs_ == 1 else Z
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), in the model's dtype."""
+        P = self._forward(X)
+        if self.n_outputs_ == 1:
+            p = P.ravel()
+            return np.vstack([1 - p, p]).T
+        return P
+
+    def predict_log_proba(self, X):
+        """Log of predict_proba."""
+        P = self.predict_proba(X)
+        return np.log(P, out=P)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, trained in compiled code.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`;
+    parameters and attributes as :class:`fastmlp.MLPClassifier`, plus ``loss``
+    (first, as in scikit-learn): "squared_error" (identity output) or
+    "poisson" (exp output, half the Poisson deviance).
+
+    The squared error is 0.5 * ||y_i - yhat_i||^2 summed over the outputs and
+    averaged over the samples. scikit-learn also averages over the outputs in
+    the loss it reports, while its gradient follows the sum: with several
+    outputs its ``loss_`` (and its tol-based stopping) is the gradient's loss
+    divided by n_outputs. fastmlp reports the loss whose gradient it follows.
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None,
+                 dtype=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, loss=loss, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout,
+            clip_norm=clip_norm, dtype=dtype,
+        )
+
+    def _output_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _validate_input(self, X, y, incremental, reset, dtype):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+                             dtype=dtype, reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = np.asarray(y, dtype=dtype)
+        return X, Y.reshape(-1, 1) if Y.ndim == 1 else Y
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X and y (shape (n_samples,) or (n_samples, n_outputs)); returns self."""
+        self._validate_params()
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch of the stochastic solver on (X, y), keeping the optimizer state."""
+        self._validate_params()
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _predict_output(self, P):
+        return P.ravel() if self.n_outputs_ == 1 else P
+
+    def predict(self, X):
+        """Predictions, shape (n_samples,) or (n_samples, n_outputs), in the model's dtype."""
+        return self._predict_output(self._forward(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,615 @@
+"""Bad input at every public boundary of Network gets a ValueError or TypeError
+that names the argument, and leaves the model as it was; awkward but valid
+input gives exactly what the plain case gives.
+
+Boundaries: the constructor, fit, forward, predict, loss_and_gradients and
+the coefs_ / intercepts_ assignments; for fastmlp.Network and
+fastmlp.reference.Network alike.
+"""
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse
+from numpy.testing import assert_array_equal
+
+import fastmlp
+from fastmlp import _registry, reference
+
+NETWORKS = [fastmlp.Network, reference.Network]
+NETWORK_IDS = ["engine", "reference"]
+DTYPES = [np.float32, np.float64]
+
+parametrize_network = pytest.mark.parametrize("Net", NETWORKS, ids=NETWORK_IDS)
+parametrize_dtype = pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+
+N_IN, N_HIDDEN, N_OUT = 3, 4, 2
+
+
+def _make(Net, dtype=np.float64, **kwargs):
+    return Net([N_IN, N_HIDDEN, N_OUT], dtype=dtype, random_state=0, **kwargs)
+
+
+def _data(n=6):
+    # Small integers: exact in every dtype below (int, uint8, float16, float32...).
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 10, size=(n, N_IN)).astype(np.float64)
+    Y = rng.integers(0, 4, size=(n, N_OUT)).astype(np.float64)
+    return X, Y
+
+
+def _snapshot(net):
+    return [a.copy() for a in list(net.coefs_) + list(net.intercepts_)]
+
+
+def _assert_unchanged(net, snapshot):
+    current = list(net.coefs_) + list(net.intercepts_)
+    assert len(current) == len(snapshot)
+    for got, want in zip(current, snapshot):
+        assert got.dtype == want.dtype
+        assert_array_equal(got, want)
+
+
+def _named(name):
+    """A regex that finds `name` as a word in an error message."""
+    return rf"(?<![\w]){re.escape(name)}(?![\w])"
+
+
+def _assert_rejected(net, call, error, name):
+    before = _snapshot(net)
+    with pytest.raises(error, match=_named(name)):
+        call()
+    _assert_unchanged(net, before)
+
+
+# ---------------------------------------------------------------------------
+# Bad arrays.
+
+def _sparse_with(X, value):
+    S = scipy.sparse.csr_matrix(X)
+    S.data[0] = value
+    return S
+
+
+def _malformed_csr(X):
+    S = scipy.sparse.csr_matrix(X)
+    S.indices = S.indices.copy()
+    S.indices[0] = N_IN + 5  # a column that does not exist: compiled code would read out of bounds
+    return S
+
+
+def _bad_X_cases():
+    X, _ = _data()
+    nan, inf, neg_inf = X.copy(), X.copy(), X.copy()
+    nan[2, 1] = np.nan
+    inf[0, 0] = np.inf
+    neg_inf[-1, -1] = -np.inf
+    return {
+        "nan": (nan, ValueError),
+        "inf": (inf, ValueError),
+        "-inf": (neg_inf, ValueError),
+        "1-D": (X[0], ValueError),
+        "3-D": (X[:, :, None], ValueError),
+        "0-D": (np.float64(1.0), ValueError),
+        "None": (None, ValueError),
+        "no-rows": (np.empty((0, N_IN)), ValueError),
+        "no-columns": (np.empty((4, 0)), ValueError),
+        "too-few-features": (X[:, :2], ValueError),
+        "too-many-features": (np.ones((6, N_IN + 1)), ValueError),
+        "strings": (X.astype(str), TypeError),
+        "bytes": (X.astype("S4"), TypeError),
+        "complex": (X.astype(complex), TypeError),
+        "object-non-numeric": (np.array([[object()] * N_IN] * 2, dtype=object), TypeError),
+        "object-strings": (np.array([["a", 1, 2]], dtype=object), TypeError),
+        "ragged-list": ([[1.0, 2.0, 3.0], [1.0, 2.0]], TypeError),
+        "datetime": (np.zeros((2, N_IN), dtype="datetime64[s]"), TypeError),
+        "structured": (np.zeros((2, N_IN), dtype=[("a", float)]), TypeError),
+        "sparse-nan": (_sparse_with(X, np.nan), ValueError),
+        "sparse-out-of-range-index": (_malformed_csr(X), ValueError),
+        "sparse-wrong-features": (scipy.sparse.csr_matrix(np.ones((6, N_IN + 1))), ValueError),
+        "dict": ({"a": 1}, TypeError),
+    }
+
+
+BAD_X = _bad_X_cases()
+
+
+def test_sparse_input_gives_the_dense_result():
+    X, Y = _data()
+    X[X < 0.3] = 0
+    for Net in (fastmlp.Network, fastmlp.reference.Network):
+        for to_sparse in (scipy.sparse.csr_matrix, scipy.sparse.csc_matrix, scipy.sparse.coo_matrix):
+            dense, sparse = (Net([N_IN, 5, N_OUT], random_state=0) for _ in range(2))
+            np.testing.assert_allclose(sparse.forward(to_sparse(X)), dense.forward(X), rtol=1e-12)
+            loss_s, dW_s, _ = sparse.loss_and_gradients(to_sparse(X), Y, alpha=0.1)
+            loss_d, dW_d, _ = dense.loss_and_gradients(X, Y, alpha=0.1)
+            assert loss_s == pytest.approx(loss_d, rel=1e-12)
+            for a, b in zip(dW_s, dW_d):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+            sparse.fit(to_sparse(X), Y, epochs=3, batch_size=4)
+            dense.fit(X, Y, epochs=3, batch_size=4)
+            for a, b in zip(sparse.coefs_, dense.coefs_):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def _bad_Y_cases():
+    _, Y = _data()
+    nan, inf = Y.copy(), Y.copy()
+    nan[1, 1] = np.nan
+    inf[3, 0] = -np.inf
+    return {
+        "nan": (nan, ValueError),
+        "inf": (inf, ValueError),
+        "1-D-for-2-outputs": (Y[:, 0], ValueError),
+        "3-D": (Y[:, :, None], ValueError),
+        "0-D": (1.0, ValueError),
+        "too-few-rows": (Y[:-1], ValueError),
+        "too-many-rows": (np.vstack([Y, Y]), ValueError),
+        "wrong-outputs": (np.ones((6, N_OUT + 1)), ValueError),
+        "no-rows": (np.empty((0, N_OUT)), ValueError),
+        "strings": (Y.astype(str), TypeError),
+        "complex": (Y.astype(complex), TypeError),
+        "object-non-numeric": (np.array([[object()] * N_OUT] * 6, dtype=object), TypeError),
+        "sparse": (scipy.sparse.csr_matrix(Y), TypeError),  # targets are dense
+    }
+
+
+BAD_Y = _bad_Y_cases()
+
+
+def _x_calls(net, X, Y):
+    return {
+        "fit": lambda: net.fit(X, Y, epochs=1),
+        "forward": lambda: net.forward(X),
+        "forward-training": lambda: net.forward(X, training=True),
+        "predict": lambda: net.predict(X),
+        "loss_and_gradients": lambda: net.loss_and_gradients(X, Y),
+    }
+
+
+@parametrize_network
+@pytest.mark.parametrize("case", list(BAD_X))
+@pytest.mark.parametrize("method", ["fit", "forward", "forward-training", "predict", "loss_and_gradients"])
+def test_bad_X(Net, case, method):
+    X, error = BAD_X[case]
+    _, Y = _data()
+    net = _make(Net)
+    _assert_rejected(net, _x_calls(net, X, Y)[method], error, "X")
+
+
+@parametrize_network
+@pytest.mark.parametrize("case", list(BAD_Y))
+@pytest.mark.parametrize("method", ["fit", "loss_and_gradients"])
+def test_bad_Y(Net, case, method):
+    Y, error = BAD_Y[case]
+    X, _ = _data()
+    net = _make(Net)
+    call = (lambda: net.fit(X, Y, epochs=1)) if method == "fit" else (lambda: net.loss_and_gradients(X, Y))
+    _assert_rejected(net, call, error, "Y")
+
+
+@parametrize_network
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_values_that_overflow_float32_are_rejected(Net):
+    # Finite in float64, infinite once in the network's float32.
+    net = _make(Net, np.float32)
+    X, Y = _data()
+    big = X.copy()
+    big[0, 0] = 1e39
+    for call in _x_calls(net, big, Y).values():
+        _assert_rejected(net, call, ValueError, "X")
+    big = Y.copy()
+    big[0, 0] = -1e39
+    _assert_rejected(net, lambda: net.fit(X, big), ValueError, "Y")
+    _assert_rejected(net, lambda: net.loss_and_gradients(X, big), ValueError, "Y")
+
+
+@parametrize_network
+@pytest.mark.parametrize("output_activation", ["logistic", "softmax"])
+@pytest.mark.parametrize("bad", [-0.5, 1.5, 2.0])
+def test_log_loss_targets_outside_0_1(Net, output_activation, bad):
+    net = _make(Net, output_activation=output_activation, loss="log_loss")
+    X, _ = _data()
+    Y = np.zeros((6, N_OUT))
+    Y[:, 0] = 1
+    Y[3, 1] = bad
+    _assert_rejected(net, lambda: net.fit(X, Y, epochs=1), ValueError, "Y")
+    _assert_rejected(net, lambda: net.loss_and_gradients(X, Y), ValueError, "Y")
+    # The same targets are fine for squared error.
+    _make(Net).loss_and_gradients(X, Y)
+
+
+@parametrize_network
+def test_one_dimensional_Y_needs_one_output(Net):
+    X, Y = _data()
+    net = _make(Net)
+    _assert_rejected(net, lambda: net.fit(X, Y[:, 0]), ValueError, "Y")
+    single = Net([N_IN, N_HIDDEN, 1], random_state=0)
+    single.loss_and_gradients(X, Y[:, 0])  # (n,) is fine with one output
+
+
+# ---------------------------------------------------------------------------
+# Constructor.
+
+VALID_NAMES = {
+    "activation": sorted(_registry.ACTIVATIONS) + sorted(_registry.ACTIVATION_ALIASES),
+    "output_activation": _registry.OUTPUT_ACTIVATIONS,
+    "loss": _registry.LOSSES,
+    "init": sorted(_registry.INITS),
+}
+
+
+@parametrize_network
+@pytest.mark.parametrize("argument", list(VALID_NAMES))
+@pytest.mark.parametrize("value", ["nope", "ReLU", "", None, 3, ["relu"]])
+def test_unknown_names_list_the_valid_ones(Net, argument, value):
+    with pytest.raises(ValueError, match=_named(argument)) as info:
+        Net([N_IN, N_HIDDEN, N_OUT], **{argument: value})
+    for valid in VALID_NAMES[argument]:
+        assert repr(valid) in str(info.value)
+
+
+@parametrize_network
+def test_hidden_activation_cannot_be_softmax_or_zeros_init(Net):
+    with pytest.raises(ValueError, match=_named("activation")):
+        Net([N_IN, N_HIDDEN, N_OUT], activation="softmax")
+    with pytest.raises(ValueError, match=_named("init")):
+        Net([N_IN, N_HIDDEN, N_OUT], init="zeros")
+
+
+INVALID_PAIRS = [("identity", "log_loss"), ("softmax", "squared_error"), ("logistic", "squared_error")]
+
+
+@parametrize_network
+@pytest.mark.parametrize("pair", INVALID_PAIRS, ids=lambda p: "+".join(p))
+def test_invalid_output_loss_pairs(Net, pair):
+    output_activation, loss = pair
+    with pytest.raises(ValueError, match="output_activation") as info:
+        Net([N_IN, N_HIDDEN, N_OUT], output_activation=output_activation, loss=loss)
+    message = str(info.value)
+    assert "loss" in message
+    for valid_activation, valid_loss in _registry.OUTPUTS:  # names the pairs that do exist
+        assert valid_activation in message and valid_loss in message
+
+
+@parametrize_network
+def test_softmax_needs_two_outputs(Net):
+    with pytest.raises(ValueError, match="softmax"):
+        Net([N_IN, N_HIDDEN, 1], output_activation="softmax", loss="log_loss")
+    Net([N_IN, N_HIDDEN, 2], output_activation="softmax", loss="log_loss")  # fine
+
+
+BAD_CONSTRUCTOR = {
+    "layer_sizes-int": (dict(layer_sizes=3), TypeError, "layer_sizes"),
+    "layer_sizes-str": (dict(layer_sizes="342"), TypeError, "layer_sizes"),
+    "layer_sizes-one": (dict(layer_sizes=[3]), ValueError, "layer_sizes"),
+    "layer_sizes-empty": (dict(layer_sizes=[]), ValueError, "layer_sizes"),
+    "layer_sizes-zero": (dict(layer_sizes=[3, 0, 2]), ValueError, "layer_sizes"),
+    "layer_sizes-negative": (dict(layer_sizes=[3, -4, 2]), ValueError, "layer_sizes"),
+    "layer_sizes-float": (dict(layer_sizes=[3, 4.0, 2]), TypeError, "layer_sizes"),
+    "layer_sizes-bool": (dict(layer_sizes=[3, True, 2]), TypeError, "layer_sizes"),
+    "layer_sizes-too-many-params": (dict(layer_sizes=[100_000, 100_000]), ValueError, "layer_sizes"),
+    "dropout-1": (dict(dropout=1.0), ValueError, "dropout"),
+    "dropout-above-1": (dict(dropout=1.5), ValueError, "dropout"),
+    "dropout-negative": (dict(dropout=-0.1), ValueError, "dropout"),
+    "dropout-nan": (dict(dropout=float("nan")), ValueError, "dropout"),
+    "dropout-inf": (dict(dropout=float("inf")), ValueError, "dropout"),
+    "dropout-str": (dict(dropout="0.1"), TypeError, "dropout"),
+    "dropout-bool": (dict(dropout=True), TypeError, "dropout"),
+    "dropout-none": (dict(dropout=None), TypeError, "dropout"),
+    "dropout-list-too-short": (dict(dropout=[0.1]), ValueError, "dropout"),
+    "dropout-list-too-long": (dict(dropout=[0.1, 0.2, 0.3]), ValueError, "dropout"),
+    "dropout-list-empty": (dict(dropout=[]), ValueError, "dropout"),
+    "dropout-list-bad-rate": (dict(dropout=[0.1, 1.0]), ValueError, "dropout"),
+    "dropout-list-str": (dict(dropout=[0.1, "a"]), TypeError, "dropout"),
+    "dtype-int32": (dict(dtype="int32"), ValueError, "dtype"),
+    "dtype-float16": (dict(dtype="float16"), ValueError, "dtype"),
+    "dtype-np-float16": (dict(dtype=np.float16), ValueError, "dtype"),
+    "dtype-complex": (dict(dtype="complex128"), ValueError, "dtype"),
+    "dtype-longdouble": (dict(dtype=np.longdouble), ValueError, "dtype"),
+    "dtype-unknown-name": (dict(dtype="float33"), ValueError, "dtype"),
+    "dtype-nonsense": (dict(dtype="foo"), ValueError, "dtype"),
+    "dtype-object": (dict(dtype=object()), ValueError, "dtype"),
+    "random_state-negative": (dict(random_state=-1), ValueError, "random_state"),
+    "random_state-float": (dict(random_state=1.5), TypeError, "random_state"),
+    "random_state-str": (dict(random_state="0"), TypeError, "random_state"),
+    "random_state-bool": (dict(random_state=True), TypeError, "random_state"),
+    "random_state-list": (dict(random_state=[1, 2]), TypeError, "random_state"),
+}
+
+
+@parametrize_network
+@pytest.mark.parametrize("case", list(BAD_CONSTRUCTOR))
+def test_bad_constructor_arguments(Net, case):
+    kwargs, error, name = BAD_CONSTRUCTOR[case]
+    kwargs = dict(kwargs)
+    layer_sizes = kwargs.pop("layer_sizes", [N_IN, N_HIDDEN, N_HIDDEN, N_OUT])  # two hidden layers
+    with pytest.raises(error, match=_named(name)):
+        Net(layer_sizes, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# fit, forward and loss_and_gradients arguments.
+
+BAD_FIT = {
+    "learning_rate-0": (dict(learning_rate=0), ValueError, "learning_rate"),
+    "learning_rate-negative": (dict(learning_rate=-0.1), ValueError, "learning_rate"),
+    "learning_rate-nan": (dict(learning_rate=float("nan")), ValueError, "learning_rate"),
+    "learning_rate-inf": (dict(learning_rate=float("inf")), ValueError, "learning_rate"),
+    "learning_rate-str": (dict(learning_rate="0.1"), TypeError, "learning_rate"),
+    "learning_rate-none": (dict(learning_rate=None), TypeError, "learning_rate"),
+    "batch_size-0": (dict(batch_size=0), ValueError, "batch_size"),
+    "batch_size-negative": (dict(batch_size=-3), ValueError, "batch_size"),
+    "batch_size-float": (dict(batch_size=2.0), TypeError, "batch_size"),
+    "batch_size-bool": (dict(batch_size=True), TypeError, "batch_size"),
+    "batch_size-none": (dict(batch_size=None), TypeError, "batch_size"),
+    "epochs-0": (dict(epochs=0), ValueError, "epochs"),
+    "epochs-negative": (dict(epochs=-1), ValueError, "epochs"),
+    "epochs-float": (dict(epochs=1.5), TypeError, "epochs"),
+    "optimizer-unknown": (dict(optimizer="rmsprop"), ValueError, "optimizer"),
+    "optimizer-none": (dict(optimizer=None), ValueError, "optimizer"),
+    "momentum-negative": (dict(momentum=-0.1), ValueError, "momentum"),
+    "momentum-above-1": (dict(momentum=1.5), ValueError, "momentum"),
+    "momentum-nan": (dict(momentum=float("nan")), ValueError, "momentum"),
+    "nesterov-int": (dict(nesterov=1), TypeError, "nesterov"),
+    "nesterov-str": (dict(nesterov="yes"), TypeError, "nesterov"),
+    "beta_1-1": (dict(optimizer="adam", beta_1=1.0), ValueError, "beta_1"),
+    "beta_1-negative": (dict(optimizer="adam", beta_1=-0.1), ValueError, "beta_1"),
+    "beta_2-1": (dict(optimizer="adam", beta_2=1.0), ValueError, "beta_2"),
+    "beta_2-nan": (dict(optimizer="adam", beta_2=float("nan")), ValueError, "beta_2"),
+    "epsilon-0": (dict(optimizer="adam", epsilon=0.0), ValueError, "epsilon"),
+    "epsilon-negative": (dict(optimizer="adam", epsilon=-1e-8), ValueError, "epsilon"),
+    "alpha-negative": (dict(alpha=-1e-4), ValueError, "alpha"),
+    "alpha-nan": (dict(alpha=float("nan")), ValueError, "alpha"),
+    "alpha-inf": (dict(alpha=float("inf")), ValueError, "alpha"),
+    "alpha-str": (dict(alpha="0"), TypeError, "alpha"),
+    "clip_norm-0": (dict(clip_norm=0.0), ValueError, "clip_norm"),
+    "clip_norm-negative": (dict(clip_norm=-1.0), ValueError, "clip_norm"),
+    "clip_norm-nan": (dict(clip_norm=float("nan")), ValueError, "clip_norm"),
+    "clip_norm-str": (dict(clip_norm="1"), TypeError, "clip_norm"),
+    "shuffle-int": (dict(shuffle=0), TypeError, "shuffle"),
+    "shuffle-none": (dict(shuffle=None), TypeError, "shuffle"),
+    "verbose-int": (dict(verbose=1), TypeError, "verbose"),
+}
+
+
+@parametrize_network
+@pytest.mark.parametrize("case", list(BAD_FIT))
+def test_bad_fit_arguments(Net, case):
+    kwargs, error, name = BAD_FIT[case]
+    net = _make(Net)
+    X, Y = _data()
+    _assert_rejected(net, lambda: net.fit(X, Y, **kwargs), error, name)
+    assert not hasattr(net, "loss_curve_")
+
+
+@parametrize_network
+@pytest.mark.parametrize("training", [1, 0, "yes", None, np.array([True])])
+def test_bad_training_flag(Net, training):
+    net = _make(Net, dropout=0.5)
+    X, _ = _data()
+    _assert_rejected(net, lambda: net.forward(X, training=training), TypeError, "training")
+
+
+@parametrize_network
+@pytest.mark.parametrize("alpha, error", [(-1.0, ValueError), (float("nan"), ValueError), ("0.1", TypeError),
+                                          (None, TypeError)])
+def test_bad_loss_and_gradients_alpha(Net, alpha, error):
+    net = _make(Net)
+    X, Y = _data()
+    _assert_rejected(net, lambda: net.loss_and_gradients(X, Y, alpha=alpha), error, "alpha")
+
+
+# ---------------------------------------------------------------------------
+# coefs_ / intercepts_ assignment.
+
+def _bad_layer_lists():
+    W = [np.ones((N_IN, N_HIDDEN)), np.ones((N_HIDDEN, N_OUT))]
+    b = [np.ones(N_HIDDEN), np.ones(N_OUT)]
+    nan_W, nan_b = [W[0], W[1].copy()], [b[0], b[1].copy()]
+    nan_W[1][0, 0] = np.nan
+    nan_b[1][0] = np.inf
+    return {
+        "coefs_": {
+            "too-few": ([W[0]], ValueError),
+            "too-many": (W + [np.ones((N_OUT, N_OUT))], ValueError),
+            "transposed": ([W[0].T, W[1]], ValueError),
+            "second-wrong-shape": ([W[0], np.ones((N_HIDDEN, N_OUT + 1))], ValueError),
+            "second-flat": ([W[0], W[1].ravel()], ValueError),
+            "second-nan": (nan_W, ValueError),
+            "second-strings": ([W[0], W[1].astype(str)], TypeError),
+            "second-complex": ([W[0], W[1].astype(complex)], TypeError),
+            "second-object": ([W[0], np.array([[object()] * N_OUT] * N_HIDDEN)], TypeError),
+            "array": (np.ones((2, N_IN, N_HIDDEN)), TypeError),
+            "none": (None, TypeError),
+            "string": ("weights", TypeError),
+        },
+        "intercepts_": {
+            "too-few": ([b[0]], ValueError),
+            "too-many": (b + [np.ones(N_OUT)], ValueError),
+            "second-wrong-shape": ([b[0], np.ones(N_OUT + 1)], ValueError),
+            "second-column": ([b[0], b[1][:, None]], ValueError),
+            "second-inf": (nan_b, ValueError),
+            "second-strings": ([b[0], b[1].astype(str)], TypeError),
+            "array": (np.ones((2, N_OUT)), TypeError),
+            "none": (None, TypeError),
+        },
+    }
+
+
+BAD_LAYERS = _bad_layer_lists()
+
+
+@parametrize_network
+@parametrize_dtype
+@pytest.mark.parametrize("attribute, case", [(a, c) for a in BAD_LAYERS for c in BAD_LAYERS[a]])
+def test_bad_layer_assignment(Net, dtype, attribute, case):
+    value, error = BAD_LAYERS[attribute][case]
+    net = _make(Net, dtype)
+    # Even where the first array is valid (all ones), nothing is written.
+    _assert_rejected(net, lambda: setattr(net, attribute, value), error, attribute)
+
+
+@parametrize_network
+@pytest.mark.parametrize("attribute", ["coefs_", "intercepts_"])
+def test_bad_item_assignment(Net, attribute):
+    net = _make(Net)
+    layers = getattr(net, attribute)
+    shape = layers[1].shape
+    bad_shape = np.ones(shape + (1,))
+    bad_nan = np.full(shape, np.nan)
+    bad_str = np.full(shape, "x")
+    _assert_rejected(net, lambda: layers.__setitem__(1, bad_shape), ValueError, attribute)
+    _assert_rejected(net, lambda: layers.__setitem__(1, bad_nan), ValueError, attribute)
+    _assert_rejected(net, lambda: layers.__setitem__(1, bad_str), TypeError, attribute)
+    with pytest.raises(TypeError):
+        layers[0:1] = [np.ones(layers[0].shape)]
+    before = _snapshot(net)
+    with pytest.raises(IndexError):
+        layers[5] = np.ones(shape)
+    _assert_unchanged(net, before)
+
+
+def _add_then_assign(net, name, extra):
+    if name == "coefs_":
+        net.coefs_ = net.coefs_ + [extra]
+    else:
+        net.intercepts_ = net.intercepts_ + [extra]
+
+
+def _augmented_assign(net, name, extra):
+    if name == "coefs_":
+        net.coefs_ += [extra]
+    else:
+        net.intercepts_ += [extra]
+
+
+LIST_MUTATIONS = {
+    "add-then-assign": _add_then_assign,
+    "augmented-assign": _augmented_assign,
+    "append": lambda net, name, extra: getattr(net, name).append(extra),
+    "pop": lambda net, name, extra: getattr(net, name).pop(),
+    "del": lambda net, name, extra: getattr(net, name).__delitem__(0),
+    "reverse": lambda net, name, extra: getattr(net, name).reverse(),
+}
+LIST_MUTATION_CASES = [("coefs_", m) for m in LIST_MUTATIONS] + [
+    ("intercepts_", m) for m in ("add-then-assign", "augmented-assign")]
+
+
+@parametrize_network
+@pytest.mark.parametrize("attribute, mutation", LIST_MUTATION_CASES)
+def test_layer_lists_cannot_be_restructured(Net, attribute, mutation):
+    # coefs_ / intercepts_ are the model's own views: whatever is done to the
+    # list, it keeps one array per layer, the model's, and forward is unchanged.
+    # `net.coefs_ += [W]` must fail like any wrong-count assignment, without
+    # first appending to the list in place.
+    net = _make(Net)
+    X, _ = _data()
+    before, out = _snapshot(net), net.forward(X)
+    extra = np.ones(getattr(net, attribute)[-1].shape)
+    try:
+        LIST_MUTATIONS[mutation](net, attribute, extra)
+    except (TypeError, ValueError, AttributeError):
+        pass
+    assert len(getattr(net, attribute)) == net.n_layers_
+    _assert_unchanged(net, before)
+    assert_array_equal(net.forward(X), out)
+
+
+# ---------------------------------------------------------------------------
+# Awkward but valid input: the same result as the plain case.
+
+def _awkward(X):
+    """Ways to hand over the same numbers (X holds small non-negative integers)."""
+    padded = np.zeros((2 * X.shape[0], 3 * X.shape[1]))
+    padded[::2, ::3] = X
+    read_only = X.copy()
+    read_only.flags.writeable = False
+    return {
+        "fortran": np.asfortranarray(X),
+        "strided-slice": padded[::2, ::3],
+        "negative-strides": np.ascontiguousarray(X[::-1, ::-1])[::-1, ::-1],
+        "read-only": read_only,
+        "big-endian-f8": X.astype(">f8"),
+        "big-endian-f4": X.astype(">f4"),
+        "float32": X.astype(np.float32),
+        "float16": X.astype(np.float16),
+        "int64": X.astype(np.int64),
+        "int32": X.astype(np.int32),
+        "uint8": X.astype(np.uint8),
+        "list": X.tolist(),
+        "tuple": tuple(tuple(row) for row in X.tolist()),
+        "object-floats": X.astype(object),
+        "object-ints": X.astype(np.int64).astype(object),
+    }
+
+
+AWKWARD_CASES = list(_awkward(np.zeros((2, 2))))
+
+
+@parametrize_network
+@parametrize_dtype
+@pytest.mark.parametrize("case", AWKWARD_CASES)
+def test_awkward_valid_input_gives_the_plain_result(Net, dtype, case):
+    X, Y = _data()
+    X_odd, Y_odd = _awkward(X)[case], _awkward(Y)[case]
+    X_before = np.array(X_odd, dtype=np.float64, copy=True)
+    plain, odd = _make(Net, dtype), _make(Net, dtype)
+
+    assert_array_equal(odd.forward(X_odd), plain.forward(X))
+    assert_array_equal(odd.predict(X_odd), plain.predict(X))
+    assert odd.forward(X_odd).dtype == dtype
+
+    loss_plain, dW_plain, db_plain = plain.loss_and_gradients(X, Y, alpha=0.1)
+    loss_odd, dW_odd, db_odd = odd.loss_and_gradients(X_odd, Y_odd, alpha=0.1)
+    assert loss_odd == loss_plain
+    for got, want in zip(dW_odd + db_odd, dW_plain + db_plain):
+        assert_array_equal(got, want)
+
+    kwargs = dict(epochs=2, batch_size=4, learning_rate=0.001, momentum=0.5)
+    plain.fit(X, Y, **kwargs)
+    odd.fit(X_odd, Y_odd, **kwargs)
+    _assert_unchanged(odd, _snapshot(plain))
+    assert odd.loss_curve_ == plain.loss_curve_
+    # The caller's arrays are left alone.
+    assert_array_equal(np.array(X_odd, dtype=np.float64), X_before)
+
+
+@parametrize_network
+def test_awkward_valid_constructor_arguments(Net):
+    plain = Net([3, 4, 4, 2], activation="logistic", dtype="float32", dropout=0.25, random_state=0)
+    for kwargs in (
+        dict(layer_sizes=(3, 4, 4, 2)),
+        dict(layer_sizes=np.array([3, 4, 4, 2])),
+        dict(layer_sizes=[np.int64(3), np.int32(4), np.uint8(4), 2]),
+        dict(activation="sigmoid"),
+        dict(dtype=np.float32),
+        dict(dtype=np.dtype("float32")),
+        dict(dropout=np.float32(0.25)),
+        dict(dropout=[0.25, 0.25]),
+        dict(dropout=(0.25, np.float64(0.25))),
+        dict(dropout=np.array([0.25, 0.25])),
+        dict(random_state=np.int64(0)),
+    ):
+        args = dict(layer_sizes=[3, 4, 4, 2], activation="logistic", dtype="float32", dropout=0.25, random_state=0)
+        args.update(kwargs)
+        net = Net(**args)
+        assert net.dtype == plain.dtype and net.activation == plain.activation
+        assert net.layer_sizes == plain.layer_sizes and net.dropout == plain.dropout
+        _assert_unchanged(net, _snapshot(plain))
+
+
+@parametrize_network
+def test_awkward_valid_fit_arguments(Net):
+    X, Y = _data(10)
+    plain = _make(Net)
+    plain.fit(X, Y, epochs=2, batch_size=3, learning_rate=0.01, momentum=0.5, alpha=0.01, clip_norm=5.0)
+    odd = _make(Net)
+    odd.fit(X, Y, epochs=np.int64(2), batch_size=np.int32(3), learning_rate=np.float64(0.01),
+            momentum=np.float64(0.5), alpha=np.float64(0.01), clip_norm=5, shuffle=np.bool_(True))
+    _assert_unchanged(odd, _snapshot(plain))
+    # A batch larger than the data set is one full batch.
+    big, full = _make(Net), _make(Net)
+    big.fit(X, Y, epochs=1, batch_size=1000, shuffle=False)
+    full.fit(X, Y, epochs=1, batch_size=len(X), shuffle=False)
+    _assert_unchanged(big, _snapshot(full))

@@ -1,0 +1,239 @@
+"""The engine releases the GIL: Python threads run while an epoch (or a
+forward pass) runs in compiled code, two networks train at once, and
+threading changes no result.
+
+No wall-clock speedups are asserted (the machine may be shared and noisy).
+The GIL proof is causal instead: engine calls are wrapped so their start and
+end are time-stamped, and a pure-Python counting thread time-stamps its own
+progress. A Python thread can only run while it holds the GIL, so progress
+stamped strictly inside an engine call (well away from its ends) is only
+possible if that call released the GIL.
+"""
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+import fastmlp
+import fastmlp.network
+
+LAYERS = [64, 256, 256, 10]
+# Away from the ends of an engine call by many GIL switch intervals, so that
+# a counter slice taken just before the call really started (or just after it
+# ended) is never counted as "inside".
+MARGIN = max(0.05, 10 * sys.getswitchinterval())
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """One BLAS thread per call, so that our two Python threads are the parallelism."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a test extra
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, LAYERS[0]))
+    Y = np.eye(LAYERS[-1])[rng.integers(0, LAYERS[-1], n)]
+    return X, Y
+
+
+def _new_network(seed, dtype="float64"):
+    return fastmlp.Network(LAYERS, activation="relu", output_activation="softmax", loss="log_loss",
+                           dtype=dtype, dropout=0.1, random_state=seed)
+
+
+FIT = dict(epochs=2, batch_size=32, optimizer="adam", learning_rate=1e-3, alpha=1e-4)
+
+
+class _Timed:
+    """Wraps an engine function; records (thread name, start, end) of each call."""
+
+    def __init__(self, function):
+        self.function = function
+        self.calls = []
+        self._lock = threading.Lock()
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.function(*args, **kwargs)
+        finally:
+            end = time.perf_counter()
+            with self._lock:
+                self.calls.append((threading.current_thread().name, start, end))
+
+
+class _Counter(threading.Thread):
+    """Pure Python: counts, and time-stamps its progress every `every` steps."""
+
+    def __init__(self, every=200):
+        super().__init__(name="counter", daemon=True)
+        self.every = every
+        self.stamps = []
+        self.stop = threading.Event()
+
+    def run(self):
+        count = 0
+        stamps, clock, stop, every = self.stamps, time.perf_counter, self.stop, self.every
+        while not stop.is_set():
+            count += 1
+            if count % every == 0:
+                stamps.append(clock())
+
+    def progress_inside(self, start, end):
+        """Stamps strictly inside (start + MARGIN, end - MARGIN)."""
+        stamps = np.array(self.stamps)
+        return int(np.count_nonzero((stamps > start + MARGIN) & (stamps < end - MARGIN)))
+
+
+def _long_calls(calls, minimum):
+    return [(name, start, end) for name, start, end in calls if end - start > minimum]
+
+
+def test_python_threads_progress_during_an_epoch(monkeypatch):
+    timed = _Timed(fastmlp.network._engine.train_epoch)
+    monkeypatch.setattr(fastmlp.network._engine, "train_epoch", timed)
+    X, Y = _data(12000)
+    net = _new_network(0)
+    counter = _Counter()
+    counter.start()
+    try:
+        net.fit(X, Y, epochs=1, batch_size=32)
+    finally:
+        counter.stop.set()
+        counter.join()
+    assert len(timed.calls) == 1
+    _, start, end = timed.calls[0]
+    if end - start < 4 * MARGIN:  # pragma: no cover - only on a very fast machine
+        pytest.skip(f"the epoch took {end - start:.3f} s, too short to observe")
+    inside = counter.progress_inside(start, end)
+    # Holding the GIL for the whole epoch would leave this at exactly 0.
+    assert inside > 0, "the counting thread made no progress while train_epoch ran: GIL not released"
+    assert net.loss_curve_ and np.isfinite(net.loss_curve_[0])
+
+
+def test_python_threads_progress_during_forward(monkeypatch):
+    timed = _Timed(fastmlp.network._engine.forward)
+    monkeypatch.setattr(fastmlp.network._engine, "forward", timed)
+    X, _ = _data(60000)
+    net = _new_network(0)
+    counter = _Counter()
+    counter.start()
+    try:
+        out = net.forward(X)
+    finally:
+        counter.stop.set()
+        counter.join()
+    _, start, end = timed.calls[0]
+    if end - start < 4 * MARGIN:  # pragma: no cover
+        pytest.skip(f"forward took {end - start:.3f} s, too short to observe")
+    assert counter.progress_inside(start, end) > 0, "no progress while forward ran: GIL not released"
+    assert out.shape == (60000, 10)
+
+
+def _train(seed, X, Y, dtype="float64"):
+    net = _new_network(seed, dtype)
+    net.fit(X, Y, **FIT)
+    return net
+
+
+def _weights(net):
+    return [a.copy() for a in list(net.coefs_) + list(net.intercepts_)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_threads_train_concurrently_and_match_a_sequential_run(monkeypatch, dtype):
+    X, Y = _data(8000)
+    seeds = [0, 1]
+    # Sequential first: the results to match.
+    expected = [_weights(_train(seed, X, Y, dtype)) for seed in seeds]
+
+    timed = _Timed(fastmlp.network._engine.train_epoch)
+    monkeypatch.setattr(fastmlp.network._engine, "train_epoch", timed)
+    results, errors = {}, []
+    barrier = threading.Barrier(len(seeds) + 1)
+
+    def work(seed):
+        try:
+            barrier.wait()
+            results[seed] = _weights(_train(seed, X, Y, dtype))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(seed,), name=f"trainer-{seed}") for seed in seeds]
+    for thread in threads:
+        thread.start()
+    counter = _Counter()
+    counter.start()
+    barrier.wait()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:
+        counter.stop.set()
+        counter.join()
+    assert not errors, errors
+
+    # Threading changes nothing: bit-identical to the sequential run.
+    for seed in seeds:
+        assert len(results[seed]) == len(expected[seed])
+        for got, want in zip(results[seed], expected[seed]):
+            assert got.dtype == np.dtype(dtype)
+            assert_array_equal(got, want)
+
+    # Both trainers ran their epochs (2 each), and Python kept running while
+    # they were inside compiled code.
+    assert sorted(name for name, _, _ in timed.calls) == ["trainer-0"] * 2 + ["trainer-1"] * 2
+    long_calls = _long_calls(timed.calls, 3 * MARGIN)
+    if not long_calls:  # pragma: no cover - only on a very fast machine
+        pytest.skip("epochs too short to observe")
+    assert sum(counter.progress_inside(start, end) for _, start, end in long_calls) > 0
+    # The trainers' epochs overlapped in time (they would be disjoint if each
+    # epoch held the GIL from start to end).
+    first = [(s, e) for name, s, e in timed.calls if name == "trainer-0"]
+    second = [(s, e) for name, s, e in timed.calls if name == "trainer-1"]
+    overlap = sum(max(0.0, min(e1, e2) - max(s1, s2)) for s1, e1 in first for s2, e2 in second)
+    assert overlap > 0
+
+
+def test_two_threads_with_the_same_seed_give_identical_weights():
+    X, Y = _data(2000)
+    expected = _weights(_train(7, X, Y))
+    results = [None, None]
+
+    def work(i):
+        results[i] = _weights(_train(7, X, Y))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for result in results:
+        assert result is not None
+        for got, want in zip(result, expected):
+            assert_array_equal(got, want)
+
+
+def test_networks_shared_data_is_not_modified_by_concurrent_training():
+    # Read-only inputs, shared by both threads: training must not write into them.
+    X, Y = _data(1000)
+    X.flags.writeable = False
+    Y.flags.writeable = False
+    X_copy, Y_copy = X.copy(), Y.copy()
+    threads = [threading.Thread(target=_train, args=(seed, X, Y)) for seed in (3, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert_array_equal(X, X_copy)
+    assert_array_equal(Y, Y_copy)
