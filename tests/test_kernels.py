@@ -82,9 +82,11 @@ def test_optimizer_code_matches_c_enum(name):
 @pytest.mark.parametrize("trans_a", ["N", "T"])
 @pytest.mark.parametrize("trans_b", ["N", "T"])
 @pytest.mark.parametrize("alpha, beta", [(0.7, -1.3), (1.0, 0.0), (-2.5, 1.0)])
-def test_gemm(dtype, trans_a, trans_b, alpha, beta):
+@pytest.mark.parametrize("m", [5, 1], ids=["gemm", "one-row-gemv"])
+def test_gemm(dtype, trans_a, trans_b, alpha, beta, m):
+    # m = 1 (one sample) goes through GEMV inside the shim
     rng = np.random.default_rng(0)
-    m, n, k = 5, 3, 7
+    n, k = 3, 7
     A = rng.standard_normal((m, k) if trans_a == "N" else (k, m)).astype(dtype)
     B = rng.standard_normal((k, n) if trans_b == "N" else (n, k)).astype(dtype)
     C = rng.standard_normal((m, n)).astype(dtype)

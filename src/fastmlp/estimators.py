@@ -368,7 +368,8 @@ class _BaseMLP(BaseEstimator):
         A fast path skips scikit-learn's validation for contiguous arrays of the
         model's dtype and width (the case of a service predicting one row).
         """
-        check_is_fitted(self)
+        if not hasattr(self, "_network"):
+            check_is_fitted(self)  # raises NotFittedError
         net = self._network
         if (type(X) is np.ndarray and X.dtype == net.dtype and X.ndim == 2 and X.flags.c_contiguous
                 and X.shape[1] == self.n_features_in_ and X.shape[0] > 0
@@ -527,9 +528,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _decode(self, P):
-        if self.n_outputs_ == 1:
-            P = P.ravel()
-        return self._label_binarizer.inverse_transform(P)
+        """Labels from the output: argmax (multiclass), > 0.5 (binary; multilabel per label)."""
+        y_type = self._label_binarizer.y_type_
+        if y_type == "multiclass":
+            return self.classes_.take(P.argmax(axis=1))
+        if y_type == "binary" and len(self.classes_) == 2:
+            return self.classes_.take((P.ravel() > 0.5).view(np.int8))
+        return self._label_binarizer.inverse_transform(P.ravel() if self.n_outputs_ == 1 else P)
 
     _predict_output = _decode
 
