@@ -62,6 +62,34 @@ def gemm_bound(X, sizes, batch):
     return run
 
 
+def gemm_bound_scipy(X, sizes, batch):
+    """The same GEMMs as gemm_bound through SciPy's BLAS (the library the engine calls)."""
+    from scipy.linalg import blas
+
+    dtype = X.dtype
+    gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
+    Ws = [np.ones((a, b), dtype) * 0.01 for a, b in zip(sizes[:-1], sizes[1:])]
+    A = [np.empty((batch, s), dtype) for s in sizes]
+    D = [np.empty((batch, s), dtype) for s in sizes]
+    dW = [np.empty_like(W) for W in Ws]
+
+    # Row-major C = op(P) op(Q) is column-major C^T = op(Q)^T op(P)^T: the
+    # transposes (.T) of C-contiguous arrays are the Fortran arrays f2py wants.
+    def run():
+        n = X.shape[0]
+        for start in range(0, n, batch):
+            b = min(batch, n - start)
+            A[0] = X[start:start + b]
+            for l, W in enumerate(Ws):
+                gemm(1.0, W.T, A[l][:b].T, 0.0, A[l + 1][:b].T, overwrite_c=True)
+            D[-1][:b] = A[-1][:b]
+            for l in range(len(Ws) - 1, -1, -1):
+                gemm(1.0, D[l + 1][:b].T, A[l][:b].T, 0.0, dW[l].T, trans_b=1, overwrite_c=True)
+                if l > 0:
+                    gemm(1.0, Ws[l].T, D[l + 1][:b].T, 0.0, D[l][:b].T, trans_a=1, overwrite_c=True)
+    return run
+
+
 def contenders(X, y, Y, hidden, batch, optimizer):
     sizes = [X.shape[1], *hidden, Y.shape[1]]
     kw = dict(activation="relu", output_activation="softmax", loss="log_loss", dtype=X.dtype, random_state=0)
