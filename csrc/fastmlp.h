@@ -57,9 +57,10 @@ uint64_t fm_rng_next(fm_rng *rng);
                                double *loss_sum);                               \
     void fm_sgd_update_##SUF(ptrdiff_t n, T learning_rate, T momentum,          \
                              int nesterov, const T *grad, T *velocity,          \
-                             T *params);                                        \
+                             T *params, double *grad_sumsq);                    \
     void fm_adam_update_##SUF(ptrdiff_t n, T step_size, T beta_1, T beta_2,     \
-                              T epsilon, const T *grad, T *m, T *v, T *params); \
+                              T epsilon, const T *grad, T *m, T *v, T *params,  \
+                              double *grad_sumsq);                              \
     void fm_dropout_##SUF(ptrdiff_t n, T keep, fm_rng *rng, const T *A, T *M,   \
                           T *D);                                                \
     void fm_mul_##SUF(ptrdiff_t n, const T *M, T *X);                           \

@@ -344,6 +344,18 @@ cdef double _l2(const Plan *p, const floating *params, floating *grads, double a
     return 0.5 * alpha * squares / n
 
 
+cdef inline void _update(const Settings *s, double step_size, Py_ssize_t offset, Py_ssize_t n, floating *params,
+                         const floating *grads, floating *state_1, floating *state_2,
+                         double *grad_sumsq) noexcept nogil:
+    """The optimizer step on params[offset:offset + n]; adds sum grad^2 to *grad_sumsq unless NULL."""
+    if s.optimizer == FM_ADAM:
+        _adam_update(n, <floating>step_size, <floating>s.beta_1, <floating>s.beta_2, <floating>s.epsilon,
+                     grads + offset, state_1 + offset, state_2 + offset, params + offset, grad_sumsq)
+    else:
+        _sgd_update(n, <floating>s.learning_rate, <floating>s.momentum, s.nesterov, grads + offset,
+                    state_1 + offset, params + offset, grad_sumsq)
+
+
 cdef Settings _settings_from(dict d) except *:
     cdef Settings s
     s.batch_size = d["batch_size"]
@@ -395,7 +407,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef fm_rng rng
     cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, n_batches = 0
     cdef bint finite = True
-    cdef double loss, loss_sum = 0, squares, total, scale
+    cdef double loss, loss_sum = 0, squares, total, scale = 0
     cdef floating *W_grad
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
@@ -416,23 +428,29 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                 if not isfinite(loss):
                     finite = False
                     break
-                # per-layer ||dW_l||, and the global norm over all gradients for clipping
-                total = 0
-                for l in range(1, p.n_layers + 1):
-                    W_grad = &grads[p.w_off[l]]
-                    squares = _dot(<int>(p.sizes[l - 1] * p.sizes[l]), W_grad, W_grad)
-                    grad_norm_sums[l - 1] += sqrt(squares)
-                    total += squares + _dot(<int>p.sizes[l], &grads[p.b_off[l]], &grads[p.b_off[l]])
-                if s.clip_norm > 0 and sqrt(total) > s.clip_norm:
-                    _scal(<int>p.n_params, <floating>(s.clip_norm / sqrt(total)), &grads[0])
                 if s.optimizer == FM_ADAM:
                     s.step += 1
                     scale = s.learning_rate * sqrt(1 - pow(s.beta_2, s.step)) / (1 - pow(s.beta_1, s.step))
-                    _adam_update(p.n_params, <floating>scale, <floating>s.beta_1, <floating>s.beta_2,
-                                 <floating>s.epsilon, &grads[0], &state_1[0], &state_2[0], &params[0])
+                if s.clip_norm > 0:
+                    # per-layer ||dW_l||, and the global norm of all gradients, before the update
+                    total = 0
+                    for l in range(1, p.n_layers + 1):
+                        W_grad = &grads[p.w_off[l]]
+                        squares = _dot(<int>(p.sizes[l - 1] * p.sizes[l]), W_grad, W_grad)
+                        grad_norm_sums[l - 1] += sqrt(squares)
+                        total += squares + _dot(<int>p.sizes[l], &grads[p.b_off[l]], &grads[p.b_off[l]])
+                    if sqrt(total) > s.clip_norm:
+                        _scal(<int>p.n_params, <floating>(s.clip_norm / sqrt(total)), &grads[0])
+                    _update(&s, scale, 0, p.n_params, &params[0], &grads[0], &state_1[0], &state_2[0], NULL)
                 else:
-                    _sgd_update(p.n_params, <floating>s.learning_rate, <floating>s.momentum, s.nesterov,
-                                &grads[0], &state_1[0], &params[0])
+                    # update layer by layer; ||dW_l|| comes out of the same pass
+                    for l in range(1, p.n_layers + 1):
+                        squares = 0
+                        _update(&s, scale, p.w_off[l], p.b_off[l] - p.w_off[l], &params[0], &grads[0],
+                                &state_1[0], &state_2[0], &squares)
+                        grad_norm_sums[l - 1] += sqrt(squares)
+                        _update(&s, scale, p.b_off[l], p.sizes[l], &params[0], &grads[0], &state_1[0],
+                                &state_2[0], NULL)
                 loss_sum += loss * batch.weight
                 n_batches += 1
     finally:
@@ -549,13 +567,13 @@ def _output_delta_hook(int act, double scale, const floating[::1] bias, const fl
 def _sgd_hook(double learning_rate, double momentum, bint nesterov, const floating[::1] grad,
               floating[::1] velocity, floating[::1] params):
     _sgd_update(params.shape[0], <floating>learning_rate, <floating>momentum, nesterov, &grad[0],
-                &velocity[0], &params[0])
+                &velocity[0], &params[0], NULL)
 
 
 def _adam_hook(double step_size, double beta_1, double beta_2, double epsilon, const floating[::1] grad,
                floating[::1] m, floating[::1] v, floating[::1] params):
     _adam_update(params.shape[0], <floating>step_size, <floating>beta_1, <floating>beta_2, <floating>epsilon,
-                 &grad[0], &m[0], &v[0], &params[0])
+                 &grad[0], &m[0], &v[0], &params[0], NULL)
 
 
 def _dropout_hook(double keep, uint64_t seed, const floating[::1] A, floating[::1] M, floating[::1] D):

@@ -38,13 +38,13 @@ cdef extern from "fastmlp.h" nogil:
     void fm_output_delta_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, double scale, const double *bias,
                              const double *Y, const double *sw, double *Z, double *delta, double *loss_sum)
     void fm_sgd_update_f32(ptrdiff_t n, float learning_rate, float momentum, int nesterov,
-                           const float *grad, float *velocity, float *params)
+                           const float *grad, float *velocity, float *params, double *grad_sumsq)
     void fm_sgd_update_f64(ptrdiff_t n, double learning_rate, double momentum, int nesterov,
-                           const double *grad, double *velocity, double *params)
+                           const double *grad, double *velocity, double *params, double *grad_sumsq)
     void fm_adam_update_f32(ptrdiff_t n, float step_size, float beta_1, float beta_2, float epsilon,
-                            const float *grad, float *m, float *v, float *params)
+                            const float *grad, float *m, float *v, float *params, double *grad_sumsq)
     void fm_adam_update_f64(ptrdiff_t n, double step_size, double beta_1, double beta_2, double epsilon,
-                            const double *grad, double *m, double *v, double *params)
+                            const double *grad, double *m, double *v, double *params, double *grad_sumsq)
     void fm_dropout_f32(ptrdiff_t n, float keep, fm_rng *rng, const float *A, float *M, float *D)
     void fm_dropout_f64(ptrdiff_t n, double keep, fm_rng *rng, const double *A, double *M, double *D)
     void fm_mul_f32(ptrdiff_t n, const float *M, float *X)
@@ -113,20 +113,21 @@ cdef inline void _output_delta(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, fl
 
 
 cdef inline void _sgd_update(Py_ssize_t n, floating learning_rate, floating momentum, bint nesterov,
-                             const floating *grad, floating *velocity, floating *params) noexcept nogil:
+                             const floating *grad, floating *velocity, floating *params,
+                             double *grad_sumsq) noexcept nogil:
     if floating is float:
-        fm_sgd_update_f32(n, learning_rate, momentum, nesterov, grad, velocity, params)
+        fm_sgd_update_f32(n, learning_rate, momentum, nesterov, grad, velocity, params, grad_sumsq)
     else:
-        fm_sgd_update_f64(n, learning_rate, momentum, nesterov, grad, velocity, params)
+        fm_sgd_update_f64(n, learning_rate, momentum, nesterov, grad, velocity, params, grad_sumsq)
 
 
 cdef inline void _adam_update(Py_ssize_t n, floating step_size, floating beta_1, floating beta_2,
                               floating epsilon, const floating *grad, floating *m, floating *v,
-                              floating *params) noexcept nogil:
+                              floating *params, double *grad_sumsq) noexcept nogil:
     if floating is float:
-        fm_adam_update_f32(n, step_size, beta_1, beta_2, epsilon, grad, m, v, params)
+        fm_adam_update_f32(n, step_size, beta_1, beta_2, epsilon, grad, m, v, params, grad_sumsq)
     else:
-        fm_adam_update_f64(n, step_size, beta_1, beta_2, epsilon, grad, m, v, params)
+        fm_adam_update_f64(n, step_size, beta_1, beta_2, epsilon, grad, m, v, params, grad_sumsq)
 
 
 cdef inline void _dropout(Py_ssize_t n, floating keep, fm_rng *rng, const floating *A, floating *M,
