@@ -101,3 +101,58 @@ void FM_FN(fm_act_backward)(int act, ptrdiff_t n, const FM_T *Z, const FM_T *A,
         break;
     }
 }
+
+/*
+ * PReLU, f(z) = z for z > 0 and a_j z otherwise, with a learnable slope a_j per
+ * unit (column). Its derivative with respect to a_j is min(z, 0), summed over
+ * the batch in the same pass as the backward step.
+ */
+
+/*
+ * fm_prelu_forward: Z += bias, then A = f(Z) with the column's slope.
+ *   n_rows, n_cols  shape of Z and A
+ *   bias            (n_cols,) read
+ *   slopes          (n_cols,) read
+ *   Z               (n_rows, n_cols) read and written (bias added)
+ *   A               (n_rows, n_cols) written; may be Z
+ */
+void FM_FN(fm_prelu_forward)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *bias,
+                             const FM_T *slopes, FM_T *Z, FM_T *A)
+{
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        FM_T *z = Z + i * n_cols;
+        FM_T *a = A + i * n_cols;
+        for (ptrdiff_t j = 0; j < n_cols; j++) {
+            FM_T v = z[j] + bias[j];
+            z[j] = v;
+            a[j] = v > 0 ? v : slopes[j] * v;
+        }
+    }
+}
+
+/*
+ * fm_prelu_backward: slope_grad (+)= sum_rows delta * min(Z, 0), then
+ * delta *= f'(Z) (1 for z > 0, the slope otherwise).
+ *   n_rows, n_cols  shape of Z and delta
+ *   accumulate      nonzero: add to slope_grad; zero: overwrite it
+ *   Z               (n_rows, n_cols) read: pre-activations
+ *   slopes          (n_cols,) read
+ *   delta           (n_rows, n_cols) read and written: dL/dA in, dL/dZ out
+ *   slope_grad      (n_cols,) written: dL/d slopes
+ */
+void FM_FN(fm_prelu_backward)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const FM_T *Z,
+                              const FM_T *slopes, FM_T *delta, FM_T *slope_grad)
+{
+    if (!accumulate) {
+        for (ptrdiff_t j = 0; j < n_cols; j++) slope_grad[j] = 0;
+    }
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        const FM_T *z = Z + i * n_cols;
+        FM_T *d = delta + i * n_cols;
+        for (ptrdiff_t j = 0; j < n_cols; j++) {
+            int positive = z[j] > 0;
+            slope_grad[j] += positive ? (FM_T)0 : d[j] * z[j];
+            d[j] = positive ? d[j] : d[j] * slopes[j];
+        }
+    }
+}

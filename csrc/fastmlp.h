@@ -25,7 +25,8 @@ enum {
     FM_LEAKY_RELU = 4,
     FM_SWISH = 5,
     FM_SOFTMAX = 6,
-    FM_EXP = 7
+    FM_EXP = 7,
+    FM_PRELU = 8 /* learnable slope per unit: its own kernels, fm_prelu_* */
 };
 
 /* Optimizer codes. */
@@ -45,6 +46,11 @@ uint64_t fm_rng_next(fm_rng *rng);
                                    const T *bias, T *Z, T *A);                  \
     void fm_act_backward_##SUF(int act, ptrdiff_t n, const T *Z, const T *A,    \
                                T *delta);                                       \
+    void fm_prelu_forward_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,             \
+                                const T *bias, const T *slopes, T *Z, T *A);    \
+    void fm_prelu_backward_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,            \
+                                 int accumulate, const T *Z, const T *slopes,   \
+                                 T *delta, T *slope_grad);                      \
     void fm_col_sum_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,   \
                           const T *M, T *out);                                  \
     void fm_gather_rows_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,               \

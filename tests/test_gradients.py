@@ -42,22 +42,38 @@ def _network(cls, activation, key, layer_sizes=LAYER_SIZES, dtype="float64", see
     rng = np.random.default_rng(seed + 100)
     net.coefs_ = [rng.standard_normal(W.shape) for W in net.coefs_]
     net.intercepts_ = [rng.standard_normal(b.shape) * 0.5 for b in net.intercepts_]
+    net.prelu_slopes_ = [rng.uniform(0.1, 0.5, a.shape) for a in net.prelu_slopes_]
     return net
 
 
 def _copy_weights(src, dst):
     dst.coefs_ = [np.asarray(W, dtype=np.float64) for W in src.coefs_]
     dst.intercepts_ = [np.asarray(b, dtype=np.float64) for b in src.intercepts_]
+    dst.prelu_slopes_ = [np.asarray(a, dtype=np.float64) for a in src.prelu_slopes_]
+
+
+GROUPS = ("dW", "db", "dslope")
+
+
+def _param_groups(net):
+    """The parameters in the order of loss_and_gradients' gradient lists."""
+    return (net.coefs_, net.intercepts_, net.prelu_slopes_)
+
+
+def _grad_groups(result):
+    """(coef_grads, intercept_grads, slope_grads) from loss_and_gradients' 3- or 4-tuple."""
+    assert len(result) in (3, 4)
+    return tuple(result[1:]) + (() if len(result) == 4 else ([],))
 
 
 def _numerical_gradient(net, X, Y, alpha, eps=1e-6):
-    """Central differences of loss_and_gradients' loss over every weight and bias.
+    """Central differences of loss_and_gradients' loss over every weight, bias and PReLU slope.
 
-    coefs_ and intercepts_ are live views into the model, so each parameter is
-    nudged in place and restored.
+    coefs_, intercepts_ and prelu_slopes_ are live views into the model, so
+    each parameter is nudged in place and restored.
     """
     result = []
-    for params in (net.coefs_, net.intercepts_):
+    for params in _param_groups(net):
         layer_grads = []
         for p in params:
             flat = p.reshape(-1)
@@ -93,22 +109,22 @@ def _assert_parity(actual, desired, rtol, what):
 def test_gradient_matches_finite_differences(impl, key, activation):
     net = _network(IMPLEMENTATIONS[impl], activation, key)
     X, Y = _data(key, 7, LAYER_SIZES[0], LAYER_SIZES[-1], seed=1)
-    params_before = [W.copy() for W in net.coefs_] + [b.copy() for b in net.intercepts_]
+    params_before = [p.copy() for group in _param_groups(net) for p in group]
 
-    loss, coef_grads, intercept_grads = net.loss_and_gradients(X, Y, alpha=ALPHA)
-    num_coef, num_intercept = _numerical_gradient(net, X, Y, ALPHA)
+    result = net.loss_and_gradients(X, Y, alpha=ALPHA)
+    loss = result[0]
+    numerical = _numerical_gradient(net, X, Y, ALPHA)
 
     assert np.isfinite(loss) and loss > 0
-    assert len(coef_grads) == len(intercept_grads) == net.n_layers_
-    for l in range(net.n_layers_):
-        assert coef_grads[l].shape == net.coefs_[l].shape
-        assert intercept_grads[l].shape == net.intercepts_[l].shape
-        np.testing.assert_allclose(coef_grads[l], num_coef[l], rtol=1e-5, atol=1e-8,
-                                   err_msg=f"dW[{l}]")
-        np.testing.assert_allclose(intercept_grads[l], num_intercept[l], rtol=1e-5, atol=1e-8,
-                                   err_msg=f"db[{l}]")
+    assert len(result[1]) == len(result[2]) == net.n_layers_
+    assert (len(result) == 4) == _registry.ACTIVATIONS[net.activation].learnable_slope
+    for name, grads, params, num in zip(GROUPS, _grad_groups(result), _param_groups(net), numerical):
+        assert len(grads) == len(params)
+        for l, (g, p, n) in enumerate(zip(grads, params, num)):
+            assert g.shape == p.shape
+            np.testing.assert_allclose(g, n, rtol=1e-5, atol=1e-8, err_msg=f"{name}[{l}]")
     # nothing was left perturbed, and the gradient did not move the weights
-    for before, after in zip(params_before, list(net.coefs_) + list(net.intercepts_)):
+    for before, after in zip(params_before, [p for group in _param_groups(net) for p in group]):
         np.testing.assert_array_equal(before, after)
 
 
@@ -151,12 +167,13 @@ def test_engine_matches_reference(dtype, key, activation):
     _assert_parity(out_e, out_r, rtol, "forward")
     _assert_parity(engine.predict(X), out_r, rtol, "predict")
 
-    loss_e, dW_e, db_e = engine.loss_and_gradients(X, Y, alpha=ALPHA)
-    loss_r, dW_r, db_r = ref.loss_and_gradients(X, Y, alpha=ALPHA)
-    np.testing.assert_allclose(loss_e, loss_r, rtol=rtol, err_msg="loss")
-    for l in range(engine.n_layers_):
-        _assert_parity(dW_e[l], dW_r[l], rtol, f"dW[{l}]")
-        _assert_parity(db_e[l], db_r[l], rtol, f"db[{l}]")
+    result_e = engine.loss_and_gradients(X, Y, alpha=ALPHA)
+    result_r = ref.loss_and_gradients(X, Y, alpha=ALPHA)
+    np.testing.assert_allclose(result_e[0], result_r[0], rtol=rtol, err_msg="loss")
+    for name, ge, gr in zip(GROUPS, _grad_groups(result_e), _grad_groups(result_r)):
+        assert len(ge) == len(gr)
+        for l, (a, b) in enumerate(zip(ge, gr)):
+            _assert_parity(a, b, rtol, f"{name}[{l}]")
 
 
 @pytest.mark.parametrize("key", OUTPUTS, ids=_output_id)
@@ -169,19 +186,19 @@ def test_float32_engine_matches_float64(key, activation):
     X, Y = _data(key, 20, LAYER_SIZES[0], LAYER_SIZES[-1], seed=4)
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     X64, Y64 = X32.astype(np.float64), Y32.astype(np.float64)
-    loss32, dW32, db32 = net32.loss_and_gradients(X32, Y32, alpha=ALPHA)
+    result32 = net32.loss_and_gradients(X32, Y32, alpha=ALPHA)
     out32 = net32.forward(X32)
     for cls in (fastmlp.Network, reference.Network):
         net64 = cls(LAYER_SIZES, activation=activation, output_activation=key[0], loss=key[1],
                     dtype=np.float64, random_state=2)
         _copy_weights(net32, net64)
-        loss64, dW64, db64 = net64.loss_and_gradients(X64, Y64, alpha=ALPHA)
+        result64 = net64.loss_and_gradients(X64, Y64, alpha=ALPHA)
         name = cls.__module__
-        np.testing.assert_allclose(loss32, loss64, rtol=rtol, err_msg=f"loss vs {name}")
+        np.testing.assert_allclose(result32[0], result64[0], rtol=rtol, err_msg=f"loss vs {name}")
         _assert_parity(out32, net64.forward(X64), rtol, f"forward vs {name}")
-        for l in range(net32.n_layers_):
-            _assert_parity(dW32[l], dW64[l], rtol, f"dW[{l}] vs {name}")
-            _assert_parity(db32[l], db64[l], rtol, f"db[{l}] vs {name}")
+        for group, g32, g64 in zip(GROUPS, _grad_groups(result32), _grad_groups(result64)):
+            for l, (a, b) in enumerate(zip(g32, g64)):
+                _assert_parity(a, b, rtol, f"{group}[{l}] vs {name}")
 
 
 @pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
@@ -253,7 +270,7 @@ def test_gradient_over_several_chunks_matches_finite_differences():
     net = _network(fastmlp.Network, "swish", key, layer_sizes=sizes)
     X, Y = _data(key, n, sizes[0], sizes[-1], seed=7)
     loss, dW, db = net.loss_and_gradients(X, Y, alpha=ALPHA)
-    num_dW, num_db = _numerical_gradient(net, X, Y, ALPHA)
+    num_dW, num_db, _ = _numerical_gradient(net, X, Y, ALPHA)
     for l in range(net.n_layers_):
         np.testing.assert_allclose(dW[l], num_dW[l], rtol=1e-5, atol=1e-8)
         np.testing.assert_allclose(db[l], num_db[l], rtol=1e-5, atol=1e-8)

@@ -17,6 +17,8 @@ RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 DTYPES = [np.float32, np.float64]
 ACTIVATION_NAMES = sorted(_registry.ACTIVATIONS)
+# activations of the generic kernels (a learnable slope has its own: test_prelu_*)
+FIXED_ACTIVATIONS = sorted(n for n, a in _registry.ACTIVATIONS.items() if not a.learnable_slope)
 OUTPUT_KEYS = list(_registry.OUTPUTS)
 
 
@@ -131,7 +133,7 @@ def _pre_activations(dtype, rng, shape=(9, 6)):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@pytest.mark.parametrize("name", FIXED_ACTIVATIONS)
 def test_bias_act_forward(dtype, name):
     spec = _registry.ACTIVATIONS[name]
     rng = np.random.default_rng(2)
@@ -146,7 +148,7 @@ def test_bias_act_forward(dtype, name):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@pytest.mark.parametrize("name", FIXED_ACTIVATIONS)
 def test_bias_act_forward_zero_bias(dtype, name):
     spec = _registry.ACTIVATIONS[name]
     rng = np.random.default_rng(3)
@@ -159,7 +161,7 @@ def test_bias_act_forward_zero_bias(dtype, name):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@pytest.mark.parametrize("name", FIXED_ACTIVATIONS)
 def test_bias_act_forward_in_place(dtype, name):
     spec = _registry.ACTIVATIONS[name]
     rng = np.random.default_rng(4)
@@ -171,7 +173,7 @@ def test_bias_act_forward_in_place(dtype, name):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@pytest.mark.parametrize("name", FIXED_ACTIVATIONS)
 def test_act_backward(dtype, name):
     spec = _registry.ACTIVATIONS[name]
     rng = np.random.default_rng(5)
@@ -188,7 +190,7 @@ def test_act_backward(dtype, name):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@pytest.mark.parametrize("name", FIXED_ACTIVATIONS)
 def test_act_backward_is_derivative_of_forward(dtype, name):
     # The kernel pair is consistent with itself: delta = 1 gives f'(z), which
     # matches central differences of the compiled forward (away from kinks).
@@ -208,6 +210,49 @@ def test_act_backward_is_derivative_of_forward(dtype, name):
     delta = np.ones_like(Z)
     _engine._act_backward_hook(spec.code, Z, A, delta)
     np.testing.assert_allclose(delta, numeric, rtol=max(RTOL[dtype], 1e-6) * 10, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_forward(dtype):
+    rng = np.random.default_rng(21)
+    Z = (rng.standard_normal((6, 5)) * 3).astype(dtype)
+    bias = rng.standard_normal(5).astype(dtype)
+    slopes = rng.uniform(0.05, 0.6, 5).astype(dtype)
+    Zb = Z.astype(np.float64) + bias
+    A = np.full_like(Z, np.nan)
+    _engine._prelu_forward_hook(bias, slopes, Z, A)
+    assert_close(Z, Zb, dtype)
+    assert_close(A, ref.prelu(Zb, slopes.astype(np.float64)), dtype)
+    Z2 = (Zb - bias).astype(dtype)
+    _engine._prelu_forward_hook(bias, slopes, Z2, Z2)  # in place
+    assert_close(Z2, ref.prelu(Zb, slopes.astype(np.float64)), dtype)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_backward(dtype, accumulate):
+    rng = np.random.default_rng(22)
+    Z = (rng.standard_normal((7, 4)) * 2).astype(dtype)
+    slopes = rng.uniform(0.05, 0.6, 4).astype(dtype)
+    upstream = rng.standard_normal((7, 4)).astype(dtype)
+    start = rng.standard_normal(4).astype(dtype)
+    slope_grad = start.copy()
+    delta = upstream.copy()
+    _engine._prelu_backward_hook(accumulate, Z, slopes, delta, slope_grad)
+    Z64, up64, s64 = Z.astype(np.float64), upstream.astype(np.float64), slopes.astype(np.float64)
+    expected = ref.prelu_slope_gradient(Z64, up64) + (start if accumulate else 0)
+    assert_close(slope_grad, expected, dtype)
+    assert_close(delta, up64 * ref.prelu_derivative(Z64, None, s64), dtype)
+
+
+def test_prelu_reference_slope_gradient_is_a_derivative():
+    # d/da sum(U * prelu(z, a)) = sum over rows of U * min(z, 0), by central differences
+    rng = np.random.default_rng(23)
+    Z, U = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    a, eps = rng.uniform(0.1, 0.5, 3), 1e-6
+    numeric = [(np.sum(U * ref.prelu(Z, a + eps * e)) - np.sum(U * ref.prelu(Z, a - eps * e))) / (2 * eps)
+               for e in np.eye(3)]
+    np.testing.assert_allclose(ref.prelu_slope_gradient(Z, U), numeric, rtol=1e-7, atol=1e-10)
 
 
 # ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import _registry
+from .reference import PRELU_INITIAL_SLOPE
 from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
 
 
@@ -97,6 +98,8 @@ class BaseNetwork:
             W, b = init_fn(self.layer_sizes[l], self.layer_sizes[l + 1], self._rng, hidden.auto_init_factor)
             self._coefs[l][...] = W
             self._intercepts[l][...] = b
+        for slopes in self._slopes:
+            slopes[...] = PRELU_INITIAL_SLOPE
 
     # ------------------------------------------------------------------ checks
 
@@ -189,12 +192,24 @@ class BaseNetwork:
 
     @property
     def n_params_(self):
-        """Number of trainable parameters (weights and biases)."""
+        """Number of trainable parameters (weights, biases and PReLU slopes)."""
         s = self.layer_sizes
-        return sum(a * b + b for a, b in zip(s[:-1], s[1:]))
+        return sum(a * b + b for a, b in zip(s[:-1], s[1:])) + sum(self._slope_sizes())
+
+    def _slope_sizes(self):
+        """Units of each hidden layer with a learnable slope (prelu), in order."""
+        return [n for n, h in zip(self.layer_sizes[1:-1], self._hidden) if h.learnable_slope]
+
+    def _split_slopes(self, flat):
+        """Views of the slopes at the end of a flat buffer, one per prelu hidden layer."""
+        views, off = [], len(flat) - sum(self._slope_sizes())
+        for n in self._slope_sizes():
+            views.append(flat[off:off + n])
+            off += n
+        return views
 
     def _split(self, flat):
-        """Views of a flat buffer as per-layer (W list, b list)."""
+        """Views of a flat buffer as per-layer (W list, b list); PReLU slopes: _split_slopes."""
         Ws, bs, off = [], [], 0
         for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
             Ws.append(flat[off:off + fan_in * fan_out].reshape(fan_in, fan_out))
@@ -207,6 +222,8 @@ class BaseNetwork:
         Ws, bs = self._split(self._params)
         self._coefs = _LayerList(Ws, lambda v, i: self._check_layer_param(v, i, "coefs_", Ws[i].shape))
         self._intercepts = _LayerList(bs, lambda v, i: self._check_layer_param(v, i, "intercepts_", bs[i].shape))
+        ss = self._split_slopes(self._params)
+        self._slopes = _LayerList(ss, lambda v, i: self._check_layer_param(v, i, "prelu_slopes_", ss[i].shape))
 
     def _check_layer_param(self, value, index, name, shape):
         arr = np.asarray(value)
@@ -221,9 +238,9 @@ class BaseNetwork:
 
     def _set_layers(self, values, name, views):
         if isinstance(values, np.ndarray) or not isinstance(values, (list, tuple)):
-            raise TypeError(f"{name} must be a list of {self.n_layers_} arrays.")
-        if len(values) != self.n_layers_:
-            raise ValueError(f"{name} must hold {self.n_layers_} arrays (one per layer), got {len(values)}.")
+            raise TypeError(f"{name} must be a list of {len(views)} arrays.")
+        if len(values) != len(views):
+            raise ValueError(f"{name} must hold {len(views)} arrays (one per layer), got {len(values)}.")
         checked = [self._check_layer_param(v, i, name, views[i].shape) for i, v in enumerate(values)]
         for view, arr in zip(views, checked):  # all checked before any is written
             np.copyto(view, arr)
@@ -246,9 +263,22 @@ class BaseNetwork:
     def intercepts_(self, values):
         self._set_layers(values, "intercepts_", self._intercepts)
 
+    @property
+    def prelu_slopes_(self):
+        """List of PReLU slopes, one (fan_out,) array per hidden layer (empty unless activation="prelu").
+
+        Trained with the weights (no L2 penalty), initialised to 0.25; live views
+        into the model, assignable like coefs_.
+        """
+        return self._slopes
+
+    @prelu_slopes_.setter
+    def prelu_slopes_(self, values):
+        self._set_layers(values, "prelu_slopes_", self._slopes)
+
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["_coefs"], state["_intercepts"]
+        del state["_coefs"], state["_intercepts"], state["_slopes"]
         return state
 
     def __setstate__(self, state):
@@ -290,6 +320,8 @@ class BaseNetwork:
         loss : float
         coef_grads : list of ndarray, coef_grads[l] of shape (fan_in, fan_out)
         intercept_grads : list of ndarray, intercept_grads[l] of shape (fan_out,)
+        slope_grads : list of ndarray, one (fan_out,) per hidden layer
+            Only for activation="prelu": then the result is a 4-tuple.
         """
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
@@ -297,6 +329,8 @@ class BaseNetwork:
         sample_weight = self._check_sample_weight(sample_weight, X.shape[0])
         loss, grads = self._loss_and_gradients(X, Y, alpha, sample_weight)
         dW, db = self._split(grads)
+        if self._slope_sizes():
+            return float(loss), dW, db, self._split_slopes(grads)
         return float(loss), dW, db
 
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
@@ -444,7 +478,9 @@ class BaseNetwork:
             act = self.output_activation if l == self.n_layers_ else self.activation
             if l < self.n_layers_ and self.dropout[l - 1] > 0:
                 act += f" (dropout {self.dropout[l - 1]:g})"
-            rows.append((f"dense {l}", str(fan_out), act, f"({fan_in}, {fan_out})", str(fan_in * fan_out + fan_out)))
+            slopes = fan_out if l < self.n_layers_ and self._hidden[l - 1].learnable_slope else 0
+            rows.append((f"dense {l}", str(fan_out), act, f"({fan_in}, {fan_out})",
+                         str(fan_in * fan_out + fan_out + slopes)))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = [f"{type(self).__module__}.{type(self).__name__}: dtype {self.dtype}, loss {self.loss}, init {self.init}"]
         for r in rows:

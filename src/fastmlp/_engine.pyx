@@ -5,8 +5,9 @@ Notation follows DESIGN.md: layer l = 1..L maps A_{l-1} (batch, fan_in) to
 Z_l = A_{l-1} @ W_l + b_l and A_l = f(Z_l); delta_l = dL/dZ_l.
 
 Parameters live in one flat buffer: for each layer, W_l (fan_in * fan_out,
-row-major) then b_l (fan_out). Gradients and optimizer state use the same
-layout, so an update is one pass over one buffer.
+row-major) then b_l (fan_out); after all layers, the PReLU slopes of each
+hidden layer whose activation is prelu (fan_out each). Gradients and
+optimizer state use the same layout, so an update is one pass over one buffer.
 
 X is a C-contiguous 2-D array, or a CSR matrix given as the tuple
 (indptr, indices, data) with intp indices: then the first layer's products
@@ -25,15 +26,15 @@ from libc.stdlib cimport free, malloc
 
 from ._blas cimport _axpy, _dot, _gemm, _scal
 from ._kernels cimport (
-    FM_ADAM, FM_EXP, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC, FM_RELU, FM_SGD, FM_SOFTMAX, FM_SWISH,
-    FM_TANH, _act_backward, _adam_update, _bias_act_forward, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
+    FM_ADAM, FM_EXP, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC, FM_PRELU, FM_RELU, FM_SGD, FM_SOFTMAX,
+    FM_SWISH, FM_TANH, _act_backward, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
     _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
 )
 
 # The C enum values, so that tests can check _registry against them.
 ENUMS = {
     "FM_IDENTITY": FM_IDENTITY, "FM_LOGISTIC": FM_LOGISTIC, "FM_TANH": FM_TANH, "FM_RELU": FM_RELU,
-    "FM_LEAKY_RELU": FM_LEAKY_RELU, "FM_SWISH": FM_SWISH, "FM_SOFTMAX": FM_SOFTMAX, "FM_EXP": FM_EXP,
+    "FM_LEAKY_RELU": FM_LEAKY_RELU, "FM_SWISH": FM_SWISH, "FM_SOFTMAX": FM_SOFTMAX, "FM_EXP": FM_EXP, "FM_PRELU": FM_PRELU,
     "FM_SGD": FM_SGD, "FM_ADAM": FM_ADAM,
 }
 
@@ -48,9 +49,10 @@ cdef struct Plan:
     const int *acts            # (L,) activation code of layer l at acts[l - 1]; the output's last
     const double *keep         # (L - 1,) keep probability of hidden layer l at keep[l - 1]
     Py_ssize_t batch_size      # rows the workspace holds
-    Py_ssize_t *table          # one malloc'd block behind the six offset tables
+    Py_ssize_t *table          # one malloc'd block behind the seven offset tables
     Py_ssize_t *w_off          # (L + 1,) offset of W_l in the parameter buffer (index 0 unused)
     Py_ssize_t *b_off          # offset of b_l
+    Py_ssize_t *s_off          # offset of layer l's PReLU slopes, -1 for other activations
     Py_ssize_t *z_off          # offset of Z_l in the workspace
     Py_ssize_t *a_off          # A_l = f(Z_l) (hidden layers)
     Py_ssize_t *m_off          # dropout mask M_l, -1 where layer l has no dropout
@@ -60,6 +62,7 @@ cdef struct Plan:
     Py_ssize_t sw_off          # gathered batch sample weights
     Py_ssize_t delta_off       # delta_l (ping)
     Py_ssize_t delta_prev_off  # delta_{l-1} (pong)
+    Py_ssize_t n_weights       # parameters before the slopes (all W_l and b_l)
     Py_ssize_t n_params
     Py_ssize_t work_size
 
@@ -150,7 +153,7 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     p.acts = &acts[0]
     p.keep = &keep[0] if keep is not None and keep.shape[0] > 0 else NULL
     p.batch_size = B
-    p.table = <Py_ssize_t *>malloc(6 * (L + 1) * sizeof(Py_ssize_t))
+    p.table = <Py_ssize_t *>malloc(7 * (L + 1) * sizeof(Py_ssize_t))
     if p.table == NULL:
         raise MemoryError("fastmlp: cannot allocate the layer tables")
     p.w_off = p.table
@@ -159,13 +162,19 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     p.a_off = p.table + 3 * (L + 1)
     p.m_off = p.table + 4 * (L + 1)
     p.d_off = p.table + 5 * (L + 1)
+    p.s_off = p.table + 6 * (L + 1)
     for l in range(L + 1):
-        p.w_off[l] = p.b_off[l] = p.z_off[l] = p.a_off[l] = p.m_off[l] = p.d_off[l] = -1
+        p.w_off[l] = p.b_off[l] = p.z_off[l] = p.a_off[l] = p.m_off[l] = p.d_off[l] = p.s_off[l] = -1
     for l in range(1, L + 1):
         p.w_off[l] = off
         off += sizes[l - 1] * sizes[l]
         p.b_off[l] = off
         off += sizes[l]
+    p.n_weights = off
+    for l in range(1, L):
+        if acts[l - 1] == FM_PRELU:
+            p.s_off[l] = off
+            off += sizes[l]
     p.n_params = off
 
     off = 0
@@ -238,7 +247,10 @@ cdef void _forward_hidden(const Plan *p, const floating *params, floating *work,
             break
         A = work + p.a_off[l]
         # Z_l += b_l; A_l = f(Z_l)
-        _bias_act_forward(p.acts[l - 1], B, fan_out, params + p.b_off[l], Z, A)
+        if p.s_off[l] >= 0:
+            _prelu_forward(B, fan_out, params + p.b_off[l], params + p.s_off[l], Z, A)
+        else:
+            _bias_act_forward(p.acts[l - 1], B, fan_out, params + p.b_off[l], Z, A)
         if dropout and p.m_off[l] >= 0:
             # D_l = A_l * M_l, M_l in {0, 1/keep}
             _dropout(B * fan_out, <floating>p.keep[l - 1], rng, A, work + p.m_off[l], work + p.d_off[l])
@@ -285,7 +297,12 @@ cdef double _forward_backward(const Plan *p, const floating *params, floating *g
               params + p.w_off[l], <int>fan_out, <floating>0, delta_prev, <int>fan_in)
         if dropout and p.m_off[l - 1] >= 0:
             _mul(B * fan_in, work + p.m_off[l - 1], delta_prev)
-        _act_backward(p.acts[l - 2], B * fan_in, work + p.z_off[l - 1], work + p.a_off[l - 1], delta_prev)
+        if p.s_off[l - 1] >= 0:
+            # and the slopes' gradient, sum over rows of dL/dA_{l-1} * min(Z_{l-1}, 0)
+            _prelu_backward(B, fan_in, accumulate, work + p.z_off[l - 1], params + p.s_off[l - 1], delta_prev,
+                            grads + p.s_off[l - 1])
+        else:
+            _act_backward(p.acts[l - 2], B * fan_in, work + p.z_off[l - 1], work + p.a_off[l - 1], delta_prev)
         swap = delta
         delta = delta_prev
         delta_prev = swap
@@ -439,6 +456,8 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                         squares = _dot(<int>(p.sizes[l - 1] * p.sizes[l]), W_grad, W_grad)
                         grad_norm_sums[l - 1] += sqrt(squares)
                         total += squares + _dot(<int>p.sizes[l], &grads[p.b_off[l]], &grads[p.b_off[l]])
+                    if p.n_params > p.n_weights:  # the PReLU slopes
+                        total += _dot(<int>(p.n_params - p.n_weights), &grads[p.n_weights], &grads[p.n_weights])
                     if sqrt(total) > s.clip_norm:
                         _scal(<int>p.n_params, <floating>(s.clip_norm / sqrt(total)), &grads[0])
                     _update(&s, scale, 0, p.n_params, &params[0], &grads[0], &state_1[0], &state_2[0], NULL)
@@ -451,6 +470,9 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                         grad_norm_sums[l - 1] += sqrt(squares)
                         _update(&s, scale, p.b_off[l], p.sizes[l], &params[0], &grads[0], &state_1[0],
                                 &state_2[0], NULL)
+                    if p.n_params > p.n_weights:  # the PReLU slopes
+                        _update(&s, scale, p.n_weights, p.n_params - p.n_weights, &params[0], &grads[0],
+                                &state_1[0], &state_2[0], NULL)
                 loss_sum += loss * batch.weight
                 n_batches += 1
     finally:
@@ -580,3 +602,13 @@ def _dropout_hook(double keep, uint64_t seed, const floating[::1] A, floating[::
     cdef fm_rng rng
     fm_rng_seed(&rng, seed)
     _dropout(A.shape[0], <floating>keep, &rng, &A[0], &M[0], &D[0])
+
+
+def _prelu_forward_hook(const floating[::1] bias, const floating[::1] slopes, floating[:, ::1] Z,
+                        floating[:, ::1] A):
+    _prelu_forward(Z.shape[0], Z.shape[1], &bias[0], &slopes[0], &Z[0, 0], &A[0, 0])
+
+
+def _prelu_backward_hook(bint accumulate, const floating[:, ::1] Z, const floating[::1] slopes,
+                         floating[:, ::1] delta, floating[::1] slope_grad):
+    _prelu_backward(Z.shape[0], Z.shape[1], accumulate, &Z[0, 0], &slopes[0], &delta[0, 0], &slope_grad[0])

@@ -14,6 +14,7 @@ cdef extern from "fastmlp.h" nogil:
         FM_SWISH
         FM_SOFTMAX
         FM_EXP
+        FM_PRELU
         FM_SGD
         FM_ADAM
 
@@ -27,6 +28,14 @@ cdef extern from "fastmlp.h" nogil:
     void fm_bias_act_forward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, double *Z, double *A)
     void fm_act_backward_f32(int act, ptrdiff_t n, const float *Z, const float *A, float *delta)
     void fm_act_backward_f64(int act, ptrdiff_t n, const double *Z, const double *A, double *delta)
+    void fm_prelu_forward_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, const float *slopes,
+                              float *Z, float *A)
+    void fm_prelu_forward_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, const double *slopes,
+                              double *Z, double *A)
+    void fm_prelu_backward_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const float *Z,
+                               const float *slopes, float *delta, float *slope_grad)
+    void fm_prelu_backward_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const double *Z,
+                               const double *slopes, double *delta, double *slope_grad)
     void fm_col_sum_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const float *M, float *out)
     void fm_col_sum_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const double *M, double *out)
     void fm_gather_rows_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const float *X, float *out)
@@ -77,6 +86,22 @@ cdef inline void _act_backward(int act, Py_ssize_t n, const floating *Z, const f
         fm_act_backward_f32(act, n, Z, A, delta)
     else:
         fm_act_backward_f64(act, n, Z, A, delta)
+
+
+cdef inline void _prelu_forward(Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *bias,
+                                const floating *slopes, floating *Z, floating *A) noexcept nogil:
+    if floating is float:
+        fm_prelu_forward_f32(n_rows, n_cols, bias, slopes, Z, A)
+    else:
+        fm_prelu_forward_f64(n_rows, n_cols, bias, slopes, Z, A)
+
+
+cdef inline void _prelu_backward(Py_ssize_t n_rows, Py_ssize_t n_cols, bint accumulate, const floating *Z,
+                                 const floating *slopes, floating *delta, floating *slope_grad) noexcept nogil:
+    if floating is float:
+        fm_prelu_backward_f32(n_rows, n_cols, accumulate, Z, slopes, delta, slope_grad)
+    else:
+        fm_prelu_backward_f64(n_rows, n_cols, accumulate, Z, slopes, delta, slope_grad)
 
 
 cdef inline void _col_sum(Py_ssize_t n_rows, Py_ssize_t n_cols, bint accumulate, const floating *M,

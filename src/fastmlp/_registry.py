@@ -14,8 +14,9 @@ class Activation(NamedTuple):
     name: str
     code: int  # FM_* in csrc/fastmlp.h
     forward: Callable  # f(z)
-    derivative: Callable  # f'(z), given (z, f(z))
+    derivative: Callable  # f'(z), given (z, f(z)) (and the slopes, for a learnable slope)
     auto_init_factor: float  # Glorot factor of init="auto" (scikit-learn's)
+    learnable_slope: bool = False  # one trained slope per unit (prelu): its own kernels and parameters
 
 
 class Output(NamedTuple):
@@ -39,6 +40,7 @@ ACTIVATIONS = {
     "relu": Activation("relu", 3, ref.relu, ref.relu_derivative, 6.0),
     "leaky_relu": Activation("leaky_relu", 4, ref.leaky_relu, ref.leaky_relu_derivative, 6.0),
     "swish": Activation("swish", 5, ref.swish, ref.swish_derivative, 6.0),
+    "prelu": Activation("prelu", 8, ref.prelu, ref.prelu_derivative, 6.0, learnable_slope=True),
 }
 ACTIVATION_ALIASES = {"sigmoid": "logistic", "silu": "swish"}
 

@@ -80,6 +80,24 @@ def swish_derivative(z, a):
     return s * (1 + z * (1 - s))
 
 
+PRELU_INITIAL_SLOPE = 0.25
+
+
+def prelu(z, slopes):
+    """f(z) = z for z > 0, else a z, with a learnable slope a per unit (column)."""
+    return np.where(z > 0, z, z * slopes)
+
+
+def prelu_derivative(z, a, slopes):
+    """f'(z) = 1 for z > 0, else the unit's slope: the derivative of prelu in z."""
+    return np.where(z > 0, z.dtype.type(1), slopes)
+
+
+def prelu_slope_gradient(z, upstream):
+    """dL/da = sum over rows of dL/df * min(z, 0): the derivative of prelu in its slope."""
+    return np.sum(upstream * np.minimum(z, 0), axis=0)
+
+
 # ---------------------------------------------------------------------------
 # Output activation + loss pairs. Each loss is written from Z (the output
 # layer's pre-activation), which is stable where P is 0 or 1, and summed over
@@ -237,7 +255,7 @@ class Network(BaseNetwork):
             Z.append(z)
             if l == self.n_layers_:
                 break  # the output activation is applied with the loss
-            f = self._hidden[l - 1].forward(z)  # F_l = f(Z_l)
+            f = self._activate(l, z)  # F_l = f(Z_l)
             m = None
             if keep is not None and keep[l - 1] < 1:
                 m = ((rng.random(f.shape) < keep[l - 1]) / keep[l - 1]).astype(f.dtype)
@@ -250,6 +268,7 @@ class Network(BaseNetwork):
         """Sum over rows of (weight times) the loss, and scale times its gradient (flat)."""
         Z, F, A, M = self._forward_pass(X, keep, rng)
         L = self.n_layers_
+        slope_of = self._slope_views()
         P = output_forward(self._output.activation, Z[L])
         delta = scale * output_delta(self._output.activation, Y, P)  # delta_L
         loss = self._output.loss(Y, Z[L], sample_weight)
@@ -257,6 +276,7 @@ class Network(BaseNetwork):
             delta *= sample_weight[:, None]
         grads = np.empty_like(self._params)
         dW, db = self._split(grads)
+        dslope = dict(zip(slope_of, self._split_slopes(grads)))
         for l in range(L, 0, -1):
             dW[l - 1][...] = A[l - 1].T @ delta  # dW_l = A_{l-1}^T delta_l
             db[l - 1][...] = delta.sum(axis=0)  # db_l = sum over rows of delta_l
@@ -265,8 +285,23 @@ class Network(BaseNetwork):
                 back = delta @ self.coefs_[l - 1].T
                 if M[l - 1] is not None:
                     back = back * M[l - 1]
-                delta = back * self._hidden[l - 2].derivative(Z[l - 1], F[l - 1])
+                if l - 1 in slope_of:  # prelu: the slopes' gradient, then through f'
+                    dslope[l - 1][...] = prelu_slope_gradient(Z[l - 1], back)
+                    delta = back * prelu_derivative(Z[l - 1], F[l - 1], slope_of[l - 1])
+                else:
+                    delta = back * self._hidden[l - 2].derivative(Z[l - 1], F[l - 1])
         return loss, grads
+
+    def _slope_views(self):
+        """{hidden layer l: its PReLU slopes} for the layers that have them."""
+        layers = [l for l in range(1, self.n_layers_) if self._hidden[l - 1].learnable_slope]
+        return dict(zip(layers, self.prelu_slopes_))
+
+    def _activate(self, l, z):
+        """F_l = f(Z_l) for hidden layer l."""
+        if self._hidden[l - 1].learnable_slope:
+            return prelu(z, self._slope_views()[l])
+        return self._hidden[l - 1].forward(z)
 
     def _l2(self, grads, alpha, n):
         """Adds alpha/n W to dW and returns alpha/(2n) sum ||W||^2."""
