@@ -64,6 +64,21 @@ void FM_FN(fm_col_sum)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,
 }
 
 /*
+ * fm_col_max: colmax[j] = max(colmax[j], max_i M[i, j])  (units' largest
+ * pre-activation over an epoch: the dead-unit report)
+ *   n_rows, n_cols  shape of M
+ *   M               (n_rows, n_cols) read
+ *   colmax          (n_cols,) read and written
+ */
+void FM_FN(fm_col_max)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *M, FM_T *colmax)
+{
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        const FM_T *row = M + i * n_cols;
+        for (ptrdiff_t j = 0; j < n_cols; j++) colmax[j] = row[j] > colmax[j] ? row[j] : colmax[j];
+    }
+}
+
+/*
  * fm_gather_rows: out[r] = X[idx[r]]  (a shuffled batch into its buffer)
  *   n_rows  rows to gather
  *   n_cols  columns of X and out

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import _registry
+from ._progress import EpochReporter
 from .reference import PRELU_INITIAL_SLOPE
 from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
 
@@ -365,7 +366,9 @@ class BaseNetwork:
         shuffle : bool, default=True
             Shuffle the rows every epoch (from random_state).
         verbose : bool, default=False
-            Print one line per epoch: epoch, loss, seconds, samples/s.
+            Print one line per epoch: epoch, loss, the range of the layers'
+            gradient norms, seconds, samples/s; on a terminal, a progress line
+            below them is updated in place.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights: each batch's loss and gradient are weighted
             means (a batch whose weights are all zero is skipped).
@@ -390,17 +393,18 @@ class BaseNetwork:
                                 momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2,
                                 epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
         losses, norms = [], []
+        reporter = EpochReporter(epochs) if verbose else None
         try:
             for epoch in range(1, epochs + 1):
                 tic = time.perf_counter()
                 loss, norm = self._epoch(trainer, X, Y, sample_weight, shuffle, epoch)
                 losses.append(loss)
                 norms.append(norm)
-                if verbose:
-                    seconds = time.perf_counter() - tic
-                    print(f"epoch {epoch:>4}/{epochs}  loss {loss:.6f}  {seconds:.3f} s  "
-                          f"{X.shape[0] / max(seconds, 1e-12):,.0f} samples/s", flush=True)
+                if reporter:
+                    reporter.epoch(epoch, loss, norm, time.perf_counter() - tic, X.shape[0])
         finally:
+            if reporter:
+                reporter.close()
             self.loss_curve_ = losses
             self.grad_norms_ = np.array(norms, dtype=np.float64).reshape(len(norms), self.n_layers_)
         return self
@@ -433,6 +437,7 @@ class BaseNetwork:
             settings=settings,
             state=[np.zeros_like(self._params) for _ in range(spec.n_state)],
             grad_norm_sums=np.zeros(self.n_layers_),
+            unit_max=np.empty(sum(self.layer_sizes[1:-1]), dtype=self.dtype),
             capacity=0,
             start_of_epoch=np.empty_like(self._params),
         )
@@ -450,6 +455,7 @@ class BaseNetwork:
         order = self._rng.permutation(n).astype(np.intp) if shuffle else None
         trainer.settings["seed"] = _draw_seed(self._rng)
         trainer.grad_norm_sums[:] = 0
+        trainer.unit_max[:] = -np.inf
         np.copyto(trainer.start_of_epoch, self._params)
         state = [s.copy() for s in trainer.state]
         step = trainer.settings["step"]
@@ -464,11 +470,32 @@ class BaseNetwork:
                 f"The weights are those of the start of epoch {epoch}. Try a lower learning_rate "
                 f"(now {trainer.settings['learning_rate']:g}) or set clip_norm."
             )
+        self._record_dead_units(trainer.unit_max)
         total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
         return float(loss_sum / total_weight), trainer.grad_norm_sums / max(n_batches, 1)
 
+    def _record_dead_units(self, unit_max):
+        """dead_units_: per hidden layer, the fraction of units whose z never exceeded 0 in the epoch.
+
+        Only for the ReLU family (relu, leaky_relu, prelu), where such a unit
+        passes (almost) no signal and gets (almost) no gradient; None otherwise.
+        """
+        if not self._hidden or not self._hidden[0].rectifier:
+            self.dead_units_ = None
+            return
+        fractions, start = [], 0
+        for n in self.layer_sizes[1:-1]:
+            fractions.append(float(np.mean(unit_max[start:start + n] <= 0)))
+            start += n
+        self.dead_units_ = fractions
+
     def _prepare_training(self, trainer, batch_size):
         """Hook: size workspaces for batches of batch_size rows (once per fit)."""
+
+    def save(self, path):
+        """Write the model to one file at exactly `path`, without pickle; read it back with fastmlp.load."""
+        from .persistence import save
+        save(self, path)
 
     def summary(self):
         """A table of the layers: units, activation, weight shape, parameters, and the total."""
@@ -486,6 +513,10 @@ class BaseNetwork:
         for r in rows:
             lines.append("  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
         lines.append(f"total params: {self.n_params_}")
+        dead = getattr(self, "dead_units_", None)
+        if dead is not None:
+            lines.append("dead units (last epoch): " + ", ".join(
+                f"layer {l} {fraction:.0%}" for l, fraction in enumerate(dead, start=1)))
         return "\n".join(lines)
 
     def __repr__(self):

@@ -27,7 +27,7 @@ from libc.stdlib cimport free, malloc
 from ._blas cimport _axpy, _dot, _gemm, _scal
 from ._kernels cimport (
     FM_ADAM, FM_EXP, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC, FM_PRELU, FM_RELU, FM_SGD, FM_SOFTMAX,
-    FM_SWISH, FM_TANH, _act_backward, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
+    FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
     _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
 )
 
@@ -403,14 +403,15 @@ def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const doubl
 def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep, dict settings,
                 floating[::1] params, floating[::1] grads, floating[::1] state_1, floating[::1] state_2,
                 floating[::1] work, object X, object Y, object sample_weight, const Py_ssize_t[::1] order,
-                double[::1] grad_norm_sums):
+                double[::1] grad_norm_sums, floating[::1] unit_max):
     """One epoch of mini-batch training, the whole batch loop without the GIL.
 
     Batches are rows order[start:start + batch_size] of X and Y, or
     consecutive rows when order is None. Each batch: forward, loss, backward,
     L2, gradient norms, clipping, optimizer update. A batch whose weights sum
     to zero is skipped. grad_norm_sums[l - 1] gets the sum over batches of
-    ||dW_l||_F.
+    ||dW_l||_F; unit_max (all hidden units, layer after layer) the largest
+    pre-activation each unit saw (before the batch's update).
 
     Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
     batches of (batch mean loss + L2) * batch weight, step Adam's t after the
@@ -422,7 +423,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef Data d
     cdef Batch batch
     cdef fm_rng rng
-    cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, n_batches = 0
+    cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, n_batches = 0, unit
     cdef bint finite = True
     cdef double loss, loss_sum = 0, squares, total, scale = 0
     cdef floating *W_grad
@@ -442,6 +443,11 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                                          <floating>(1.0 / batch.weight), s.dropout, &rng, False) / batch.weight
                 if s.alpha > 0:
                     loss += _l2(&p, &params[0], &grads[0], s.alpha, batch.weight)
+                unit = 0
+                for l in range(1, p.n_layers):
+                    # the largest Z_l of each unit so far: units never above 0 are dead
+                    _col_max(b, p.sizes[l], &work[p.z_off[l]], &unit_max[unit])
+                    unit += p.sizes[l]
                 if not isfinite(loss):
                     finite = False
                     break

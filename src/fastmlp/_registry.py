@@ -17,6 +17,7 @@ class Activation(NamedTuple):
     derivative: Callable  # f'(z), given (z, f(z)) (and the slopes, for a learnable slope)
     auto_init_factor: float  # Glorot factor of init="auto" (scikit-learn's)
     learnable_slope: bool = False  # one trained slope per unit (prelu): its own kernels and parameters
+    rectifier: bool = False  # ReLU family: a unit whose z never exceeds 0 is dead (dead_units_)
 
 
 class Output(NamedTuple):
@@ -37,10 +38,10 @@ ACTIVATIONS = {
     "identity": Activation("identity", 0, ref.identity, ref.identity_derivative, 6.0),
     "logistic": Activation("logistic", 1, ref.logistic, ref.logistic_derivative, 2.0),
     "tanh": Activation("tanh", 2, ref.tanh, ref.tanh_derivative, 6.0),
-    "relu": Activation("relu", 3, ref.relu, ref.relu_derivative, 6.0),
-    "leaky_relu": Activation("leaky_relu", 4, ref.leaky_relu, ref.leaky_relu_derivative, 6.0),
+    "relu": Activation("relu", 3, ref.relu, ref.relu_derivative, 6.0, rectifier=True),
+    "leaky_relu": Activation("leaky_relu", 4, ref.leaky_relu, ref.leaky_relu_derivative, 6.0, rectifier=True),
     "swish": Activation("swish", 5, ref.swish, ref.swish_derivative, 6.0),
-    "prelu": Activation("prelu", 8, ref.prelu, ref.prelu_derivative, 6.0, learnable_slope=True),
+    "prelu": Activation("prelu", 8, ref.prelu, ref.prelu_derivative, 6.0, learnable_slope=True, rectifier=True),
 }
 ACTIVATION_ALIASES = {"sigmoid": "logistic", "silu": "swish"}
 

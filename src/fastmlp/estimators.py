@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from . import _registry
 from ._validation import check_finite
+from ._progress import EpochReporter
 from .network import Network
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -107,6 +108,11 @@ class _BaseMLP(BaseEstimator):
     @coefs_.setter
     def coefs_(self, values):
         self._fitted_network().coefs_ = values
+
+    @property
+    def prelu_slopes_(self):
+        """With activation="prelu": the learnable slope of each hidden unit, one array per hidden layer."""
+        return self._fitted_network().prelu_slopes_
 
     @property
     def intercepts_(self):
@@ -237,6 +243,7 @@ class _BaseMLP(BaseEstimator):
         for key, value in (("alpha", self.alpha), ("clip_norm", self.clip_norm)):
             trainer.settings[key] = value
 
+        reporter = EpochReporter(1 if incremental else self.max_iter, label="Iteration") if self.verbose else None
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
@@ -247,10 +254,9 @@ class _BaseMLP(BaseEstimator):
                 self.t_ += n_samples
                 self.loss_curve_.append(loss)
                 self._append_grad_norms(norms)
-                if self.verbose:
-                    seconds = time.perf_counter() - tic
-                    print(f"Iteration {self.n_iter_}, loss = {loss:.8f}  ({seconds:.3f} s, "
-                          f"{n_samples / max(seconds, 1e-12):,.0f} samples/s)", flush=True)
+                self.dead_units_ = net.dead_units_
+                if reporter:
+                    reporter.epoch(self.n_iter_, loss, norms, time.perf_counter() - tic, n_samples)
                 self._update_no_improvement_count(X_val, y_val, sw_val)
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     trainer.settings["learning_rate"] = self.learning_rate_init / (self.t_ + 1) ** self.power_t
@@ -268,6 +274,9 @@ class _BaseMLP(BaseEstimator):
                                   "optimization hasn't converged yet.", ConvergenceWarning)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
+        finally:
+            if reporter:
+                reporter.close()
         if self.early_stopping:
             np.copyto(net._params, self._best_params)
 
@@ -379,6 +388,11 @@ class _BaseMLP(BaseEstimator):
             X = net._check_X(validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=net.dtype))
         return net._forward(X, False, 0, logits)
 
+    def save(self, path):
+        """Write the estimator to one file at exactly `path`, without pickle; read it back with fastmlp.load."""
+        from .persistence import save
+        save(self, path)
+
     def _score(self, X, y, sample_weight=None):
         y_pred = self._predict_output(self._network._forward(X, False, 0))
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
@@ -405,9 +419,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Parameters
     ----------
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
-    activation : {"identity", "logistic", "tanh", "relu", "leaky_relu", "swish"}, default="relu"
-        Hidden activation; "leaky_relu" and "swish" (aliases "sigmoid", "silu"
-        also accepted) are fastmlp additions.
+    activation : {"identity", "logistic", "tanh", "relu", "leaky_relu", "prelu", "swish"}, default="relu"
+        Hidden activation; "leaky_relu", "prelu" (a learnable slope per unit)
+        and "swish" (aliases "sigmoid", "silu" also accepted) are fastmlp
+        additions. The PReLU slopes are ``prelu_slopes_``.
     solver : {"lbfgs", "sgd", "adam"}, default="adam"
         "lbfgs" runs scipy's L-BFGS-B on the loss and gradient of the whole
         data set computed by the engine.
@@ -453,6 +468,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     grad_norms_ : ndarray of shape (n_epochs, n_layers - 1)
         Per epoch (per iteration for lbfgs), the mean Frobenius norm of each
         layer's weight gradient.
+    dead_units_ : list of float or None
+        sgd/adam with a ReLU-family activation: per hidden layer, the fraction
+        of units whose pre-activation never exceeded 0 in the last epoch.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,

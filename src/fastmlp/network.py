@@ -14,7 +14,8 @@ class Network(BaseNetwork):
         ``[n_inputs, hidden..., n_outputs]``.
     activation : str, default="relu"
         Hidden activation: "identity", "logistic" (alias "sigmoid"), "tanh",
-        "relu", "leaky_relu" (slope 0.01) or "swish" (alias "silu").
+        "relu", "leaky_relu" (slope 0.01), "prelu" (a learnable slope per unit,
+        starting at 0.25, no L2) or "swish" (alias "silu").
     output_activation : {"identity", "logistic", "softmax", "exp"}, default="identity"
     loss : {"squared_error", "log_loss", "poisson"}, default="squared_error"
         Pairs: identity + squared_error, logistic + log_loss, softmax + log_loss,
@@ -45,6 +46,11 @@ class Network(BaseNetwork):
     grad_norms_ : ndarray of shape (epochs, n_layers)
         After fit: per epoch, the mean over its batches of ||dW_l||_F per layer
         (vanishing or exploding gradients show here).
+    prelu_slopes_ : list of ndarray
+        With activation="prelu": the learnable slope of each hidden unit.
+    dead_units_ : list of float or None
+        After fit, for the ReLU family: per hidden layer, the fraction of units
+        whose pre-activation never exceeded 0 on the last epoch's training data.
 
     Notes
     -----
@@ -91,7 +97,7 @@ class Network(BaseNetwork):
         state = trainer.state
         loss_sum, n_batches, step, finite = _engine.train_epoch(
             self._sizes, self._act_codes, self._keep, s, self._params, trainer.grads, state[0], state[-1],
-            trainer.work, self._engine_input(X), Y, sample_weight, order, trainer.grad_norm_sums,
+            trainer.work, self._engine_input(X), Y, sample_weight, order, trainer.grad_norm_sums, trainer.unit_max,
         )
         trainer.settings["step"] = step
         return loss_sum, n_batches, finite

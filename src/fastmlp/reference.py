@@ -264,9 +264,14 @@ class Network(BaseNetwork):
             A.append(f if m is None else f * m)
         return Z, F, A, M
 
-    def _gradients(self, X, Y, scale, sample_weight=None, keep=None, rng=None):
-        """Sum over rows of (weight times) the loss, and scale times its gradient (flat)."""
+    def _gradients(self, X, Y, scale, sample_weight=None, keep=None, rng=None, unit_max=None):
+        """Sum over rows of (weight times) the loss, and scale times its gradient (flat).
+
+        unit_max, when given, gets each hidden unit's largest z (the dead-unit report).
+        """
         Z, F, A, M = self._forward_pass(X, keep, rng)
+        if unit_max is not None:
+            np.maximum(unit_max, np.concatenate([z.max(axis=0) for z in Z[1:-1]] or [unit_max[:0]]), out=unit_max)
         L = self.n_layers_
         slope_of = self._slope_views()
         P = output_forward(self._output.activation, Z[L])
@@ -337,7 +342,7 @@ class Network(BaseNetwork):
             b = Xb.shape[0] if swb is None else float(np.sum(swb, dtype=np.float64))
             if b <= 0:
                 continue  # a batch of zero weight is skipped
-            loss, grads = self._gradients(Xb, Yb, 1.0 / b, swb, keep, rng)
+            loss, grads = self._gradients(Xb, Yb, 1.0 / b, swb, keep, rng, trainer.unit_max)
             loss = float(loss) / b
             if s["alpha"] > 0:
                 loss += self._l2(grads, s["alpha"], b)
