@@ -134,6 +134,9 @@ class _BaseMLP(BaseEstimator):
     def _fit_dtype(self, X):
         if self.dtype is not None:
             return np.dtype(self.dtype)
+        dtypes = getattr(X, "dtypes", None)  # a DataFrame: float32 when every column is
+        if dtypes is not None and not isinstance(dtypes, np.dtype):
+            return np.dtype(np.float32 if len(dtypes) and all(d == np.float32 for d in dtypes) else np.float64)
         if getattr(X, "dtype", None) == np.float32:
             return np.dtype(np.float32)
         return np.dtype(np.float64)
@@ -358,6 +361,7 @@ class _BaseMLP(BaseEstimator):
                              "this fit.")
         self.n_iter_ = int(result.nit)
         self.loss_ = float(result.fun)
+        self.best_loss_ = min(self.loss_curve_ + [self.loss_])
         if result.status != 0:
             warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) (status={result.status}): "
                           f"{result.message}. Increase the number of iterations (max_iter) or scale the data.",
