@@ -1,0 +1,790 @@
+"""Save and load models without pickle: fastmlp.load and the models' save(path).
+
+A model file is a zip archive (entries stored uncompressed, so ``numpy.load``
+and ``unzip`` read it too) with exactly these entries:
+
+config.json
+    UTF-8 JSON, as Python's json module writes it (non-finite floats appear as
+    Infinity, -Infinity, NaN)::
+
+        {"format": "fastmlp", "version": 1, "written_by": "fastmlp 0.1.0",
+         "model": "Network" | "reference.Network" | "MLPClassifier" | "MLPRegressor",
+         "object_arrays": [names of arrays that were object arrays of str/int/bool],
+         "rngs": [{"type": "Generator" | "RandomState", "state": {...}}, ...],
+         "network": {...} or null,          (the Network, or the estimator's)
+         "estimator": {"params": {...}, "fitted": {...} or null}}   (estimators only)
+
+    An array is referred to where it is used as ``{"array": "<name>"}``, its
+    name being its place in the JSON (``"network.params"``); a random
+    generator as ``{"rng": <index into rngs>}``, so one generator shared by
+    several owners is one generator again after loading.
+<name>.npy
+    One array each, in NumPy's .npy format, never of an object dtype.
+
+Loading trusts nothing in the file. The class comes from the fixed table
+MODELS, never from importing a name; arrays are read with allow_pickle=False
+after their header (dtype, shape, size) has been checked; every JSON object
+must have exactly the expected keys; models are rebuilt through their own
+constructors and validation (Network's constructor, the estimators'
+_validate_params and _trainer) and the parameters are copied in only after
+their shape, dtype and finiteness are checked. Anything wrong raises a
+ValueError that names it; a missing file raises the usual OSError.
+
+Version history: 1, the first.
+"""
+import inspect
+import json
+import math
+import os
+import secrets
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+from sklearn.base import is_classifier
+from sklearn.preprocessing import LabelBinarizer
+
+from . import reference
+from ._base import BaseNetwork
+from ._validation import check_bool, check_finite, check_float, check_int
+from .estimators import MLPClassifier, MLPRegressor
+from .network import Network
+
+FORMAT = "fastmlp"
+VERSION = 1
+
+# The only classes a file can name.
+MODELS = {
+    "Network": Network,
+    "reference.Network": reference.Network,
+    "MLPClassifier": MLPClassifier,
+    "MLPRegressor": MLPRegressor,
+}
+_MODEL_NAMES = {cls: name for name, cls in MODELS.items()}
+
+_CONFIG = "config.json"
+_MAX_CONFIG_BYTES = 16 * 2**20
+
+# Settings of a trainer that are arguments of BaseNetwork._trainer (validated
+# by it); the others (dropout, step, seed) are checked here.
+_TRAINER_ARGS = tuple(inspect.signature(BaseNetwork._trainer).parameters)[1:]
+
+# Bit generators a file may name, with the exact layout of their state.
+# Leaves: ("int", low, high), ("array", dtype, shape). Ranges matter: NumPy's
+# setters do not check them (MT19937 would read past its key with pos > 624).
+_U32 = ("int", 0, 2**32 - 1)
+_BIT = ("int", 0, 1)
+_PCG_STATE = {"state": {"state": ("int", 0, 2**128 - 1), "inc": ("int", 0, 2**128 - 1)},
+              "has_uint32": _BIT, "uinteger": _U32}
+_BIT_GENERATORS = {
+    "PCG64": (np.random.PCG64, _PCG_STATE),
+    "PCG64DXSM": (np.random.PCG64DXSM, _PCG_STATE),
+    "MT19937": (np.random.MT19937, {"state": {"key": ("array", np.uint32, (624,)), "pos": ("int", 0, 624)}}),
+    "Philox": (np.random.Philox, {"state": {"counter": ("array", np.uint64, (4,)), "key": ("array", np.uint64, (2,))},
+                                  "buffer": ("array", np.uint64, (4,)), "buffer_pos": ("int", 0, 4),
+                                  "has_uint32": _BIT, "uinteger": _U32}),
+    "SFC64": (np.random.SFC64, {"state": {"state": ("array", np.uint64, (4,))}, "has_uint32": _BIT, "uinteger": _U32}),
+}
+_GAUSS = {"has_gauss": _BIT, "gauss": ("float",)}  # RandomState's cached normal
+
+# Estimator attributes kept as JSON numbers.
+_INT_ATTRS = ("n_features_in_", "n_outputs_", "n_layers_", "n_iter_", "t_", "_no_improvement_count")
+_LB_PARAMS = ("neg_label", "pos_label", "sparse_output")
+_LB_TYPES = ("binary", "multiclass", "multilabel-indicator")
+
+# What a damaged or hostile file can make the readers below raise; load turns
+# each into a ValueError naming the file.
+_FILE_ERRORS = (ValueError, TypeError, KeyError, IndexError, EOFError, OverflowError, RuntimeError, OSError,
+                zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error)
+
+
+# ---------------------------------------------------------------------- save
+
+def save(model, path):
+    """Write a fastmlp model to one file at exactly `path`, without pickle.
+
+    Parameters
+    ----------
+    model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
+        Fitted or not (an unfitted estimator keeps its parameters only).
+    path : str or os.PathLike
+        The file to write, used as given (no extension is added). It is
+        written next to its final place and renamed over it, so an existing
+        file is replaced whole or not at all.
+
+    Raises
+    ------
+    TypeError
+        For another kind of model, or a value the format cannot hold (an
+        estimator parameter that is not a number, string, list, tuple, array
+        or random generator).
+    """
+    from . import __version__
+
+    kind = _MODEL_NAMES.get(type(model))
+    if kind is None:
+        raise TypeError(f"save takes a {', '.join(MODELS)} (not a subclass), got {type(model).__name__}; "
+                        "use pickle for other objects.")
+    path = _check_path(path)
+    w = _Writer()
+    config = {"format": FORMAT, "version": VERSION, "written_by": f"fastmlp {__version__}", "model": kind}
+    if isinstance(model, BaseNetwork):
+        network = _dump_network(model, w)
+    else:
+        network, estimator = _dump_estimator(model, w)
+    config.update(object_arrays=w.object_arrays, rngs=w.rngs, network=network)
+    if not isinstance(model, BaseNetwork):
+        config["estimator"] = estimator
+    blob = json.dumps(config, indent=1).encode("utf-8")
+
+    folder, base = os.path.split(path)
+    tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+                zf.writestr(_entry(_CONFIG), blob)
+                for name, arr in w.arrays.items():
+                    with zf.open(_entry(name + ".npy"), "w", force_zip64=True) as out:
+                        np.lib.format.write_array(out, arr, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _check_path(path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}.")
+    return os.fsdecode(os.fspath(path))
+
+
+def _entry(name):
+    """A zip entry with a fixed timestamp: the same model gives the same bytes."""
+    return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+
+
+def _scalar(value, where):
+    """A JSON scalar from a Python or NumPy one."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    raise TypeError(f"cannot save {where}: {type(value).__name__} is not a number, string, bool or None.")
+
+
+class _Writer:
+    """Collects the arrays and random generators of a model while its JSON is built."""
+
+    def __init__(self):
+        self.arrays = {}
+        self.object_arrays = []
+        self.rngs = []
+        self._rng_index = {}  # id(rng) -> index (the rngs live as long as the model)
+
+    def array(self, name, value):
+        arr = np.asarray(value)
+        if arr.dtype.hasobject:
+            arr = _from_object(arr, name)
+            self.object_arrays.append(name)
+        self.arrays[name] = np.ascontiguousarray(arr)
+        return {"array": name}
+
+    def rng(self, rng, where):
+        if id(rng) not in self._rng_index:
+            if isinstance(rng, np.random.Generator):
+                kind, state = "Generator", rng.bit_generator.state
+            elif isinstance(rng, np.random.RandomState):
+                kind, state = "RandomState", rng.get_state(legacy=False)
+            else:
+                raise TypeError(f"cannot save {where}: {type(rng).__name__} is not a numpy Generator or RandomState.")
+            if state.get("bit_generator") not in _BIT_GENERATORS:
+                raise TypeError(f"cannot save {where}: bit generator {state.get('bit_generator')!r} is not one of "
+                                f"{', '.join(_BIT_GENERATORS)}.")
+            i = len(self.rngs)
+            self.rngs.append({"type": kind, "state": self._tree(state, f"rngs.{i}.state")})
+            self._rng_index[id(rng)] = i
+        return {"rng": self._rng_index[id(rng)]}
+
+    def _tree(self, value, name):
+        if isinstance(value, dict):
+            return {k: self._tree(v, f"{name}.{k}") for k, v in value.items()}
+        if isinstance(value, np.ndarray):
+            return self.array(name, value)
+        return _scalar(value, name)
+
+
+def _from_object(arr, name):
+    """An object array of str, bool or int as a unicode, bool or int64 array (restored on load)."""
+    items = arr.ravel().tolist()
+    if all(isinstance(v, str) for v in items):
+        out = np.array(items, dtype=np.str_)
+    elif all(isinstance(v, (bool, np.bool_)) for v in items):
+        out = np.array(items, dtype=np.bool_)
+    elif all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items):
+        out = np.array(items, dtype=np.int64)
+    else:
+        raise TypeError(f"cannot save {name}: an object array must hold only strings, only bools or only "
+                        "integers.")
+    out = out.reshape(arr.shape)
+    if not np.array_equal(out.astype(object), arr):  # e.g. trailing NUL characters, which unicode arrays drop
+        raise TypeError(f"cannot save {name}: its values do not survive conversion to {out.dtype}.")
+    return out
+
+
+def _dump_network(net, w):
+    cfg = {
+        "layer_sizes": [int(s) for s in net.layer_sizes],
+        "activation": net.activation,
+        "output_activation": net.output_activation,
+        "loss": net.loss,
+        "init": net.init,
+        "dtype": net.dtype.name,
+        "dropout": [float(r) for r in net.dropout],
+        "random_state": w.rng(net._rng, "network.random_state"),
+        "params": w.array("network.params", net._params),
+    }
+    if hasattr(net, "loss_curve_"):
+        cfg["loss_curve_"] = w.array("network.loss_curve_", np.asarray(net.loss_curve_, dtype=np.float64))
+    if hasattr(net, "grad_norms_"):
+        cfg["grad_norms_"] = w.array("network.grad_norms_", np.asarray(net.grad_norms_, dtype=np.float64))
+    if hasattr(net, "dead_units_"):
+        cfg["dead_units_"] = _dump_dead_units(net.dead_units_, "network.dead_units_")
+    return cfg
+
+
+def _dump_dead_units(value, where):
+    return None if value is None else [float(_scalar(v, where)) for v in value]
+
+
+def _encode_param(value, where, w):
+    """An estimator parameter as JSON: scalars as they are, lists, {"tuple"}, {"ndarray"}, {"rng"}."""
+    if isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return w.rng(value, where)
+    if isinstance(value, tuple):
+        return {"tuple": [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf" or value.ndim != 1:
+            raise TypeError(f"cannot save {where}: only 1-D numeric arrays are supported, got {value.dtype} "
+                            f"of shape {value.shape}.")
+        return {"ndarray": value.tolist(), "dtype": value.dtype.str}
+    return _scalar(value, where)
+
+
+def _dump_estimator(est, w):
+    params = {k: _encode_param(v, f"estimator.params.{k}", w) for k, v in est.get_params(deep=False).items()}
+    if not hasattr(est, "_network"):
+        return None, {"params": params, "fitted": None}
+    network = _dump_network(est._network, w)
+    where = "estimator.fitted"
+    fitted = {attr: int(getattr(est, attr)) for attr in _INT_ATTRS}
+    fitted["out_activation_"] = str(est.out_activation_)
+    for attr in ("best_loss_", "best_validation_score_"):
+        value = getattr(est, attr)
+        fitted[attr] = None if value is None else float(value)
+    if hasattr(est, "loss_"):
+        fitted["loss_"] = float(est.loss_)
+    fitted["loss_curve_"] = w.array(f"{where}.loss_curve_", np.asarray(est.loss_curve_, dtype=np.float64))
+    fitted["grad_norms_"] = w.array(f"{where}.grad_norms_", np.asarray(est.grad_norms_, dtype=np.float64))
+    scores = est.validation_scores_
+    fitted["validation_scores_"] = (None if scores is None else
+                                    w.array(f"{where}.validation_scores_", np.asarray(scores, dtype=np.float64)))
+    fitted["_random_state"] = w.rng(est._random_state, f"{where}._random_state")
+    if hasattr(est, "feature_names_in_"):
+        fitted["feature_names_in_"] = w.array(f"{where}.feature_names_in_", est.feature_names_in_)
+    if hasattr(est, "_best_params"):
+        fitted["_best_params"] = w.array(f"{where}._best_params", est._best_params)
+    if hasattr(est, "_trainer"):
+        fitted["_trainer"] = _dump_trainer(est._trainer, w, f"{where}._trainer")
+    if hasattr(est, "dead_units_"):
+        fitted["dead_units_"] = _dump_dead_units(est.dead_units_, f"{where}.dead_units_")
+    if is_classifier(est):
+        fitted["classes_"] = w.array(f"{where}.classes_", est.classes_)
+        lb = est._label_binarizer
+        lb_cfg = {k: _scalar(v, f"{where}._label_binarizer.{k}") for k, v in lb.get_params(deep=False).items()}
+        lb_cfg["y_type_"] = str(lb.y_type_)
+        lb_cfg["sparse_input_"] = bool(lb.sparse_input_)
+        lb_cfg["classes_"] = ("classes_" if lb.classes_ is est.classes_ else
+                              w.array(f"{where}._label_binarizer.classes_", lb.classes_))
+        fitted["_label_binarizer"] = lb_cfg
+    return network, {"params": params, "fitted": fitted}
+
+
+def _dump_trainer(trainer, w, where):
+    return {
+        "settings": {k: _scalar(v, f"{where}.settings.{k}") for k, v in trainer.settings.items()},
+        "state": [w.array(f"{where}.state.{i}", s) for i, s in enumerate(trainer.state)],
+    }
+
+
+# ---------------------------------------------------------------------- load
+
+def load(path):
+    """Read a model written by ``save`` (``model.save(path)``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
+        Predicting bit-identically to the saved model and continuing to train
+        as it would have (optimizer state and random generators included).
+
+    Raises
+    ------
+    OSError
+        When the file cannot be opened (FileNotFoundError when it is missing).
+    ValueError
+        When the file is not a valid fastmlp model file of a version this
+        fastmlp reads: truncated, corrupted, or with unexpected, missing or
+        ill-typed entries, keys or values. Nothing in the file is imported,
+        executed or unpickled.
+    """
+    path = _check_path(path)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            return _load(f, size)
+        except _FILE_ERRORS as exc:
+            raise ValueError(f"cannot load {path!r}, not a valid fastmlp model file: {exc}") from exc
+
+
+def _load(f, size):
+    with zipfile.ZipFile(f) as zf:
+        ar = _Archive(zf, size)
+        cfg = ar.config()
+        _fields(cfg, "config.json", ("format", "version"), optional=None)
+        if cfg["format"] != FORMAT:
+            raise ValueError(f"config.json: format is {cfg['format']!r}, expected {FORMAT!r}.")
+        version = check_int(cfg["version"], "config.json: version", 1)
+        if version > VERSION:
+            raise ValueError(f"format version {version} is newer than this fastmlp reads ({VERSION}); "
+                             "upgrade fastmlp to load it.")
+        kind = cfg.get("model")
+        if not isinstance(kind, str) or kind not in MODELS:
+            raise ValueError(f"config.json: model is {kind!r}, expected one of {', '.join(map(repr, MODELS))}.")
+        cls = MODELS[kind]
+        is_network = issubclass(cls, BaseNetwork)
+        keys = ("format", "version", "written_by", "model", "object_arrays", "rngs", "network")
+        _fields(cfg, "config.json", keys if is_network else keys + ("estimator",))
+        _string(cfg["written_by"], "written_by")
+        ar.set_object_arrays(cfg["object_arrays"])
+        rngs = _Rngs(cfg["rngs"], ar)
+        if is_network:
+            model = _load_network(cfg["network"], ar, cls, rngs)
+        else:
+            model = _load_estimator(cls, cfg, ar, rngs)
+        ar.finish()
+        rngs.finish()
+        return model
+
+
+def _fields(d, where, required, optional=()):
+    """d must be a JSON object with the required keys and no others (optional=None: others allowed)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be a JSON object, got {type(d).__name__}.")
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(map(repr, missing))}.")
+    if optional is not None:
+        extra = sorted(set(d) - set(required) - set(optional))
+        if extra:
+            raise ValueError(f"{where} has unexpected keys {', '.join(map(repr, extra))}.")
+    return d
+
+
+def _string(value, where, choices=None):
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a string, got {value!r}.")
+    if choices is not None and value not in choices:
+        raise ValueError(f"{where} is {value!r}, expected one of {', '.join(map(repr, choices))}.")
+    return value
+
+
+def _real(value, where, optional=False):
+    """A JSON number (infinity and NaN allowed) as float, or None when optional."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where} must be a number{' or null' if optional else ''}, got {value!r}.")
+    return float(value)
+
+
+def _no_duplicate_keys(pairs):
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise ValueError(f"config.json repeats a key in {[k for k, _ in pairs]}.")
+    return d
+
+
+class _Archive:
+    """The zip file: its config.json and its arrays, each checked before it is read."""
+
+    def __init__(self, zf, size):
+        self.zf = zf
+        infos = zf.infolist()
+        names = [info.filename for info in infos]
+        if len(set(names)) != len(names):
+            raise ValueError("the archive repeats an entry name.")
+        for info in infos:
+            if info.filename != _CONFIG and not info.filename.endswith(".npy"):
+                raise ValueError(f"unexpected entry {info.filename!r}: a fastmlp file holds {_CONFIG} and .npy "
+                                 "arrays only.")
+            if info.flag_bits & 0x1:
+                raise ValueError(f"entry {info.filename!r} is encrypted.")
+            # Stored entries no larger than the file: sizes, and so allocations, are bounded by the file.
+            if (info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size
+                    or info.file_size > size):
+                raise ValueError(f"entry {info.filename!r} is compressed or has an impossible size; fastmlp "
+                                 "files store their entries uncompressed.")
+        self.infos = {info.filename: info for info in infos}
+        self.unread = {name[:-4] for name in names if name.endswith(".npy")}
+        self.object_arrays = set()
+
+    def config(self):
+        info = self.infos.get(_CONFIG)
+        if info is None:
+            raise ValueError(f"{_CONFIG} is missing.")
+        if info.file_size > _MAX_CONFIG_BYTES:
+            raise ValueError(f"{_CONFIG} is {info.file_size} bytes; at most {_MAX_CONFIG_BYTES} are expected.")
+        raw = self.zf.read(info)
+        try:
+            cfg = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"{_CONFIG} is not valid JSON: {exc}") from exc
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{_CONFIG} must hold a JSON object, got {type(cfg).__name__}.")
+        return cfg
+
+    def set_object_arrays(self, names):
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"object_arrays must be a list of array names, got {names!r}.")
+        for name in names:
+            if name not in self.unread:
+                raise ValueError(f"object_arrays names {name!r}, which is not an array of the file.")
+        self.object_arrays = set(names)
+
+    def _open(self, ref, name):
+        if ref != {"array": name}:
+            raise ValueError(f"{name} must be {{'array': {name!r}}}, got {ref!r}.")
+        info = self.infos.get(name + ".npy")
+        if info is None or name not in self.unread:
+            raise ValueError(f"array {name!r} is missing.")
+        return info
+
+    def _header(self, f, name):
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version}; 1.0 or 2.0 is expected")
+        except ValueError as exc:
+            raise ValueError(f"array {name!r} is not a valid .npy entry: {exc}") from exc
+        if dtype.hasobject:
+            raise ValueError(f"array {name!r} holds Python objects (dtype {dtype}); fastmlp files hold no pickled "
+                             "data.")
+        return shape, dtype, f.tell()
+
+    def header(self, ref, name):
+        """(shape, dtype) of an array, without reading its data."""
+        info = self._open(ref, name)
+        with self.zf.open(info) as f:
+            shape, dtype, _ = self._header(f, name)
+        return shape, dtype
+
+    def array(self, ref, name, dtype, shape=None, ndim=None):
+        """The array `name` (referred to as ref); dtype: allowed kinds ("fiu") or an exact np.dtype.
+
+        The header is checked (kind, itemsize, shape, size against the entry)
+        before the data is read with allow_pickle=False.
+        """
+        info = self._open(ref, name)
+        restore_object = name in self.object_arrays
+        if restore_object:  # only labels and names were object arrays
+            if not isinstance(dtype, str) or "U" not in dtype:
+                raise ValueError(f"object_arrays names {name!r}, which cannot be an object array.")
+            dtype = "Ubi"
+        with self.zf.open(info) as f:
+            shape_, dtype_, header_size = self._header(f, name)
+            if isinstance(dtype, str):
+                ok = dtype_.kind in dtype
+                expected = f"kind {dtype!r}"
+            else:
+                dtype = np.dtype(dtype)
+                ok = dtype_.kind == dtype.kind and dtype_.itemsize == dtype.itemsize
+                expected = str(dtype)
+            if not ok or dtype_.fields is not None or dtype_.subdtype is not None:
+                raise ValueError(f"array {name!r} has dtype {dtype_}, expected {expected}.")
+            if shape is not None and tuple(shape_) != tuple(shape):
+                raise ValueError(f"array {name!r} has shape {shape_}, expected {tuple(shape)}.")
+            if ndim is not None and len(shape_) != ndim:
+                raise ValueError(f"array {name!r} has shape {shape_}, expected {ndim} dimension(s).")
+            if header_size + math.prod(shape_) * dtype_.itemsize != info.file_size:
+                raise ValueError(f"array {name!r}: its entry has {info.file_size} bytes, its header says "
+                                 f"{header_size + math.prod(shape_) * dtype_.itemsize}.")
+            f.seek(0)
+            arr = np.lib.format.read_array(f, allow_pickle=False)
+            f.read()  # to the end of the entry, where zipfile checks the CRC
+        self.unread.discard(name)
+        arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
+        if restore_object:
+            arr = arr.astype(object)
+        return np.ascontiguousarray(arr)
+
+    def finish(self):
+        if self.unread:
+            raise ValueError(f"unexpected arrays {', '.join(map(repr, sorted(self.unread)))}.")
+
+
+class _Rngs:
+    """The file's random generators, rebuilt from checked states; each must be used."""
+
+    def __init__(self, items, ar):
+        if not isinstance(items, list):
+            raise ValueError(f"rngs must be a list, got {type(items).__name__}.")
+        self.rngs = [self._build(item, f"rngs.{i}", ar) for i, item in enumerate(items)]
+        self.used = set()
+
+    @staticmethod
+    def _build(item, where, ar):
+        _fields(item, where, ("type", "state"))
+        kind = _string(item["type"], f"{where}.type", ("Generator", "RandomState"))
+        state = _fields(item["state"], f"{where}.state", ("bit_generator",), optional=None)
+        name = _string(state["bit_generator"], f"{where}.state.bit_generator", tuple(_BIT_GENERATORS))
+        bit_generator, layout = _BIT_GENERATORS[name]
+        layout = dict(layout, **(_GAUSS if kind == "RandomState" else {}))
+        value = {"bit_generator": name, **_decode_layout(state, layout, f"{where}.state", ar, ("bit_generator",))}
+        if kind == "Generator":
+            bg = bit_generator()
+            bg.state = value
+            return np.random.Generator(bg)
+        rng = np.random.RandomState(bit_generator())
+        rng.set_state(value)
+        return rng
+
+    def get(self, ref, where):
+        if not isinstance(ref, dict) or set(ref) != {"rng"}:
+            raise ValueError(f"{where} must be {{'rng': <index>}}, got {ref!r}.")
+        i = check_int(ref["rng"], f"{where}.rng", 0, len(self.rngs) - 1)
+        self.used.add(i)
+        return self.rngs[i]
+
+    def finish(self):
+        unused = sorted(set(range(len(self.rngs))) - self.used)
+        if unused:
+            raise ValueError(f"rngs {unused} are not used by the model.")
+
+
+def _decode_layout(value, layout, where, ar, extra_keys=()):
+    if isinstance(layout, dict):
+        _fields(value, where, tuple(layout) + extra_keys)
+        return {k: _decode_layout(value[k], spec, f"{where}.{k}", ar) for k, spec in layout.items()}
+    if layout[0] == "int":
+        return check_int(value, where, layout[1], layout[2])
+    if layout[0] == "float":
+        return check_float(value, where)
+    return ar.array(value, where, layout[1], shape=layout[2])
+
+
+def _checked_params(arr, net, name):
+    """A flat parameter-sized array of the network's dtype with finite values."""
+    if arr.dtype.itemsize != net.dtype.itemsize:
+        raise ValueError(f"array {name!r} has dtype {arr.dtype}, but the network is {net.dtype}.")
+    check_finite(arr, name)
+    return arr.astype(net.dtype, copy=False)
+
+
+def _load_network(cfg, ar, cls, rngs):
+    where = "network"
+    keys = ("layer_sizes", "activation", "output_activation", "loss", "init", "dtype", "dropout", "random_state",
+            "params")
+    _fields(cfg, where, keys, optional=("loss_curve_", "grad_norms_", "dead_units_"))
+    try:
+        sizes = cls._check_layer_sizes(cfg["layer_sizes"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+    # Before the constructor allocates: the stored parameters (bounded by the
+    # file's size) must be at least the weights and biases of layer_sizes.
+    shape, _ = ar.header(cfg["params"], f"{where}.params")
+    n_weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if len(shape) != 1 or shape[0] < n_weights:
+        raise ValueError(f"array '{where}.params' has shape {shape}, but layer_sizes {list(sizes)} need a 1-D "
+                         f"array of at least {n_weights} parameters.")
+    try:
+        net = cls(sizes, activation=cfg["activation"], output_activation=cfg["output_activation"], loss=cfg["loss"],
+                  init=cfg["init"], dtype=cfg["dtype"], dropout=cfg["dropout"], random_state=0)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+    params = ar.array(cfg["params"], f"{where}.params", "f", shape=(net.n_params_,))
+    np.copyto(net._params, _checked_params(params, net, f"{where}.params"))
+    net._rng = rngs.get(cfg["random_state"], f"{where}.random_state")
+    if "loss_curve_" in cfg:
+        net.loss_curve_ = ar.array(cfg["loss_curve_"], f"{where}.loss_curve_", "f", ndim=1).tolist()
+    if "grad_norms_" in cfg:
+        norms = ar.array(cfg["grad_norms_"], f"{where}.grad_norms_", np.float64, ndim=2)
+        if norms.shape[1] != net.n_layers_:
+            raise ValueError(f"array '{where}.grad_norms_' has shape {norms.shape}, expected {net.n_layers_} "
+                             "columns (one per layer).")
+        net.grad_norms_ = norms
+    if "dead_units_" in cfg:
+        net.dead_units_ = _load_dead_units(cfg["dead_units_"], f"{where}.dead_units_", net)
+    return net
+
+
+def _load_dead_units(value, where, net):
+    """None, or one fraction in [0, 1] per hidden layer."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != net.n_layers_ - 1:
+        raise ValueError(f"{where} must be null or a list of {net.n_layers_ - 1} fractions, got {value!r}.")
+    return [check_float(v, f"{where}[{i}]", 0.0, 1.0) for i, v in enumerate(value)]
+
+
+def _decode_param(value, where, rngs):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        return [_decode_param(v, f"{where}[{i}]", rngs) for i, v in enumerate(value)]
+    if isinstance(value, dict) and set(value) == {"tuple"} and isinstance(value["tuple"], list):
+        return tuple(_decode_param(v, f"{where}[{i}]", rngs) for i, v in enumerate(value["tuple"]))
+    if isinstance(value, dict) and set(value) == {"ndarray", "dtype"}:
+        dtype = np.dtype(_string(value["dtype"], f"{where}.dtype"))
+        items = value["ndarray"]
+        if dtype.kind not in "biuf" or not isinstance(items, list) or not all(
+                isinstance(v, (bool, int, float)) for v in items):
+            raise ValueError(f"{where} must be a list of numbers with a numeric dtype, got {value!r}.")
+        return np.array(items, dtype=dtype)
+    if isinstance(value, dict) and set(value) == {"rng"}:
+        return rngs.get(value, where)
+    raise ValueError(f"{where}: {value!r} is not a valid parameter value.")
+
+
+def _load_estimator(cls, cfg, ar, rngs):
+    _fields(cfg["estimator"], "estimator", ("params", "fitted"))
+    names = tuple(cls().get_params(deep=False))
+    params = _fields(cfg["estimator"]["params"], "estimator.params", names)
+    est = cls(**{k: _decode_param(v, f"estimator.params.{k}", rngs) for k, v in params.items()})
+    try:
+        est._validate_params()
+    except ValueError as exc:
+        raise ValueError(f"estimator.params: {exc}") from exc
+    fitted = cfg["estimator"]["fitted"]
+    if fitted is None:
+        if cfg["network"] is not None:
+            raise ValueError("an unfitted estimator has no network, but network is not null.")
+        return est
+
+    net = est._network = _load_network(cfg["network"], ar, Network, rngs)
+    where = "estimator.fitted"
+    required = _INT_ATTRS + ("out_activation_", "best_loss_", "best_validation_score_", "loss_curve_",
+                             "grad_norms_", "validation_scores_", "_random_state")
+    optional = ("loss_", "feature_names_in_", "_best_params", "_trainer", "dead_units_")
+    if is_classifier(est):
+        required += ("classes_", "_label_binarizer")
+    _fields(fitted, where, required, optional)
+    for attr in _INT_ATTRS:
+        setattr(est, attr, check_int(fitted[attr], f"{where}.{attr}", 0))
+    sizes = list(net.layer_sizes)
+    for attr, expected in (("n_features_in_", sizes[0]), ("n_outputs_", sizes[-1]), ("n_layers_", len(sizes))):
+        if getattr(est, attr) != expected:
+            raise ValueError(f"{where}.{attr} is {getattr(est, attr)}, but the network's layer_sizes {sizes} "
+                             f"give {expected}.")
+    est.out_activation_ = _string(fitted["out_activation_"], f"{where}.out_activation_", (net.output_activation,))
+    est.best_loss_ = _real(fitted["best_loss_"], f"{where}.best_loss_", optional=True)
+    est.best_validation_score_ = _real(fitted["best_validation_score_"], f"{where}.best_validation_score_",
+                                       optional=True)
+    if "loss_" in fitted:
+        est.loss_ = _real(fitted["loss_"], f"{where}.loss_")
+    est.loss_curve_ = ar.array(fitted["loss_curve_"], f"{where}.loss_curve_", "f", ndim=1).tolist()
+    norms = ar.array(fitted["grad_norms_"], f"{where}.grad_norms_", np.float64, ndim=2)
+    if norms.shape[1] != est.n_layers_ - 1:
+        raise ValueError(f"array '{where}.grad_norms_' has shape {norms.shape}, expected {est.n_layers_ - 1} "
+                         "columns (one per layer).")
+    est.grad_norms_ = norms
+    scores = fitted["validation_scores_"]
+    est.validation_scores_ = (None if scores is None else
+                              ar.array(scores, f"{where}.validation_scores_", "f", ndim=1).tolist())
+    est._random_state = rngs.get(fitted["_random_state"], f"{where}._random_state")
+    if "feature_names_in_" in fitted:
+        est.feature_names_in_ = ar.array(fitted["feature_names_in_"], f"{where}.feature_names_in_", "U",
+                                         shape=(est.n_features_in_,))
+    if "_best_params" in fitted:
+        best = ar.array(fitted["_best_params"], f"{where}._best_params", "f", shape=net._params.shape)
+        est._best_params = _checked_params(best, net, f"{where}._best_params").copy()
+    if "_trainer" in fitted:
+        est._trainer = _load_trainer(fitted["_trainer"], f"{where}._trainer", ar, net)
+    if "dead_units_" in fitted:
+        est.dead_units_ = _load_dead_units(fitted["dead_units_"], f"{where}.dead_units_", net)
+    if is_classifier(est):
+        _load_classes(est, fitted, where, ar)
+    return est
+
+
+def _labels(ar, ref, name):
+    classes = ar.array(ref, name, "biufUS", ndim=1)
+    if classes.size == 0 or not np.array_equal(np.unique(classes), classes):
+        raise ValueError(f"array {name!r} must hold distinct labels in sorted order, got {classes!r}.")
+    return classes
+
+
+def _load_classes(est, fitted, where, ar):
+    est.classes_ = _labels(ar, fitted["classes_"], f"{where}.classes_")
+    lw = f"{where}._label_binarizer"
+    cfg = _fields(fitted["_label_binarizer"], lw, _LB_PARAMS + ("y_type_", "sparse_input_", "classes_"))
+    lb = LabelBinarizer(**{k: cfg[k] for k in _LB_PARAMS})
+    try:
+        lb._validate_params()
+    except ValueError as exc:
+        raise ValueError(f"{lw}: {exc}") from exc
+    if not lb.neg_label < lb.pos_label:
+        raise ValueError(f"{lw}: neg_label must be less than pos_label, got {lb.neg_label} and {lb.pos_label}.")
+    lb.y_type_ = _string(cfg["y_type_"], f"{lw}.y_type_", _LB_TYPES)
+    lb.sparse_input_ = check_bool(cfg["sparse_input_"], f"{lw}.sparse_input_")
+    lb.classes_ = (est.classes_ if cfg["classes_"] == "classes_" else
+                   _labels(ar, cfg["classes_"], f"{lw}.classes_"))
+    est._label_binarizer = lb
+    # Predictions index classes_ by output: the label encoding must fit the network.
+    n_labels, n_outputs = len(lb.classes_), est.n_outputs_
+    fits = n_outputs == 1 and n_labels <= 2 if lb.y_type_ == "binary" else n_outputs == n_labels
+    if not fits or len(est.classes_) != n_labels or est._output_activation() != est.out_activation_:
+        raise ValueError(f"{lw}: {lb.y_type_} labels {lb.classes_!r} (classes_ {est.classes_!r}) do not fit a "
+                         f"network with {n_outputs} {est.out_activation_} output(s).")
+
+
+def _load_trainer(cfg, where, ar, net):
+    _fields(cfg, where, ("settings", "state"))
+    settings = _fields(cfg["settings"], f"{where}.settings", _TRAINER_ARGS + ("dropout", "step", "seed"))
+    try:
+        trainer = net._trainer(**{k: settings[k] for k in _TRAINER_ARGS})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}.settings: {exc}") from exc
+    if set(settings) != set(trainer.settings):
+        raise ValueError(f"{where}.settings has keys {sorted(settings)}, expected {sorted(trainer.settings)}.")
+    dropout = check_bool(settings["dropout"], f"{where}.settings.dropout")
+    if dropout != trainer.settings["dropout"]:
+        raise ValueError(f"{where}.settings.dropout is {dropout}, but the network's dropout makes it "
+                         f"{trainer.settings['dropout']}.")
+    trainer.settings["step"] = check_int(settings["step"], f"{where}.settings.step", 0)
+    trainer.settings["seed"] = check_int(settings["seed"], f"{where}.settings.seed", 0, 2**63 - 1)
+    state = cfg["state"]
+    if not isinstance(state, list) or len(state) != len(trainer.state):
+        raise ValueError(f"{where}.state must list {len(trainer.state)} arrays for optimizer "
+                         f"{trainer.settings['optimizer']!r}, got {state!r}.")
+    for i, (ref, buffer) in enumerate(zip(state, trainer.state)):
+        name = f"{where}.state.{i}"
+        np.copyto(buffer, _checked_params(ar.array(ref, name, "f", shape=buffer.shape), net, name))
+    return trainer

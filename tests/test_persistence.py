@@ -1,0 +1,563 @@
+"""Save and load without pickle (fastmlp.persistence): round trips, continued training, tampered files.
+
+A loaded model must predict bit-identically and train on exactly as the
+original would (optimizer state, random generators, fitted attributes), which
+`assert_same` checks by comparing the two objects attribute by attribute. A
+damaged or hostile file must raise a ValueError, never anything else, and
+loading must never import what the file names.
+"""
+import io
+import json
+import numbers
+import os
+import pathlib
+import pickle
+import sys
+import warnings
+import zipfile
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+import fastmlp
+from fastmlp import MLPClassifier, MLPRegressor, Network, _registry, reference
+from fastmlp._base import BaseNetwork
+from fastmlp.persistence import FORMAT, MODELS, VERSION, load, save
+
+from _helpers import make_targets
+
+# Trainer buffers rebuilt at the next epoch (workspaces, per-epoch scratch):
+# only settings and optimizer state carry over between epochs.
+_VIEWS = {"_coefs", "_intercepts", "_slopes"}
+
+
+def assert_same(a, b, where="model"):
+    """a and b hold the same state: same attributes, types, dtypes, shapes and bits."""
+    if isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray), where
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), where
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), where
+    elif isinstance(a, np.random.Generator):
+        assert type(b) is np.random.Generator, where
+        assert type(a.bit_generator) is type(b.bit_generator), where
+        assert_same(a.bit_generator.state, b.bit_generator.state, where)
+    elif isinstance(a, np.random.RandomState):
+        assert type(b) is np.random.RandomState, where
+        assert_same(a.get_state(legacy=False), b.get_state(legacy=False), where)
+    elif isinstance(a, SimpleNamespace):  # a trainer
+        assert_same(a.settings, b.settings, f"{where}.settings")
+        assert_same(a.state, b.state, f"{where}.state")
+    elif isinstance(a, (BaseNetwork, BaseEstimator)):
+        assert type(a) is type(b), where
+        va = {k: v for k, v in vars(a).items() if k not in _VIEWS}
+        vb = {k: v for k, v in vars(b).items() if k not in _VIEWS}
+        assert sorted(va) == sorted(vb), where
+        for k in va:
+            assert_same(va[k], vb[k], f"{where}.{k}")
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and sorted(a) == sorted(b), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, numbers.Real) and not isinstance(a, (bool, np.bool_)):
+        assert isinstance(b, numbers.Real) and not isinstance(b, (bool, np.bool_)), where
+        assert a == b or (np.isnan(a) and np.isnan(b)), where
+    else:
+        assert type(a) is type(b) and a == b, where
+
+
+def round_trip(model, tmp_path, name="model.fastmlp"):
+    path = tmp_path / name
+    model.save(path)
+    return load(path)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5))
+    return SimpleNamespace(
+        X=X,
+        y_binary=(X[:, 0] + 0.3 * X[:, 1] > 0).astype(int),
+        y_multiclass=np.digitize(X[:, 0], [-0.5, 0.5]),
+        y_reg=X @ rng.standard_normal(5) + 0.1 * rng.standard_normal(60),
+    )
+
+
+# ------------------------------------------------------------------- Network
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rng_kind", ["Generator", "RandomState"])
+def test_network_round_trip_then_fit_as_the_original(tmp_path, data, dtype, rng_kind):
+    rng = np.random.default_rng(7) if rng_kind == "Generator" else np.random.RandomState(7)
+    net = Network([5, 8, 6, 3], activation="tanh", output_activation="softmax", loss="log_loss",
+                  dtype=dtype, dropout=[0.2, 0.1], random_state=rng)
+    Y = make_targets("softmax", (60, 3), np.random.default_rng(1))
+    net.fit(data.X, Y, epochs=2, batch_size=16, optimizer="sgd", momentum=0.9)
+    loaded = round_trip(net, tmp_path)
+
+    assert np.array_equal(net.predict(data.X), loaded.predict(data.X))
+    assert loaded.predict(data.X).dtype == np.dtype(dtype)
+    assert_same(net, loaded)
+    assert type(loaded._rng) is type(rng)
+    # Dropout masks and shuffling come from the restored generator.
+    assert np.array_equal(net.forward(data.X, training=True), loaded.forward(data.X, training=True))
+    for model in (net, loaded):
+        model.fit(data.X, Y, epochs=2, batch_size=16, optimizer="adam", learning_rate=0.01)
+    assert_same(net, loaded)
+
+
+@pytest.mark.parametrize("activation", sorted(_registry.ACTIVATIONS))
+@pytest.mark.parametrize("output_activation, loss", sorted(_registry.OUTPUTS))
+def test_network_round_trip_every_activation_and_output(tmp_path, data, activation, output_activation, loss):
+    net = Network([5, 4, 2], activation=activation, output_activation=output_activation, loss=loss,
+                  init="he_normal", random_state=3)
+    Y = make_targets(output_activation, (60, 2), np.random.default_rng(2))
+    net.fit(data.X, Y, epochs=1, batch_size=32)
+    loaded = round_trip(net, tmp_path)
+    assert np.array_equal(net.predict(data.X), loaded.predict(data.X))
+    assert_same(net, loaded)
+
+
+def test_unfitted_network_and_pcg64dxsm(tmp_path, data):
+    net = Network([5, 3, 1], random_state=np.random.Generator(np.random.PCG64DXSM(5)))
+    loaded = round_trip(net, tmp_path)
+    assert not hasattr(loaded, "loss_curve_")
+    assert_same(net, loaded)
+    y = data.y_reg
+    assert_same(net.fit(data.X, y, epochs=2), loaded.fit(data.X, y, epochs=2))
+
+
+def test_reference_network_round_trip(tmp_path, data):
+    net = reference.Network([5, 6, 1], activation="relu", dropout=0.3, random_state=4)
+    net.fit(data.X, data.y_reg, epochs=2, batch_size=20, optimizer="adam")
+    loaded = round_trip(net, tmp_path)
+    assert type(loaded) is reference.Network
+    assert np.array_equal(net.predict(data.X), loaded.predict(data.X))
+    assert_same(net, loaded)
+    for model in (net, loaded):
+        model.fit(data.X, data.y_reg, epochs=1, batch_size=20)
+    assert_same(net, loaded)
+
+
+# ---------------------------------------------------------------- estimators
+
+def _targets(data, kind):
+    yb, ym = data.y_binary, data.y_multiclass
+    names = np.array(["cat", "dog", "eel"])
+    return {
+        "binary": yb,
+        "bools": yb.astype(bool),
+        "multiclass": ym,
+        "strings": names[ym],
+        "object-strings": pd.Series(names[ym].astype(object)),
+        "multilabel": np.stack([yb, 1 - yb, (ym == 2).astype(int)], axis=1),
+        "real": data.y_reg,
+        "multi-output": np.stack([data.y_reg, -data.y_reg, 2 * data.y_reg], axis=1),
+        "counts": np.random.default_rng(3).poisson(2.0, len(yb)).astype(float),
+    }[kind]
+
+
+# name: (estimator factory, target kind, X as a DataFrame)
+CLASSIFIERS = {
+    "binary-adam": (lambda: MLPClassifier((7,), max_iter=3, random_state=0), "binary", False),
+    "multiclass-sgd-invscaling": (lambda: MLPClassifier((7, 4), solver="sgd", learning_rate="invscaling",
+                                                        learning_rate_init=0.05, max_iter=3, random_state=1),
+                                  "multiclass", False),
+    "strings": (lambda: MLPClassifier((6,), max_iter=3, random_state=2), "strings", False),
+    "object-strings-series": (lambda: MLPClassifier((6,), max_iter=3, random_state=2), "object-strings", False),
+    "bools": (lambda: MLPClassifier((6,), max_iter=3, random_state=3), "bools", False),
+    "multilabel": (lambda: MLPClassifier((6,), max_iter=3, random_state=4), "multilabel", False),
+    "lbfgs": (lambda: MLPClassifier((5,), solver="lbfgs", max_iter=5, random_state=5), "multiclass", False),
+    "early-stopping": (lambda: MLPClassifier((6,), early_stopping=True, validation_fraction=0.25, max_iter=4,
+                                             n_iter_no_change=2, random_state=6), "multiclass", False),
+    "dataframe": (lambda: MLPClassifier((6,), max_iter=3, random_state=7), "strings", True),
+    "float32-dropout-adaptive": (lambda: MLPClassifier((6, 5), solver="sgd", learning_rate="adaptive",
+                                                       dropout=0.2, dtype="float32", max_iter=3, random_state=8),
+                                 "multiclass", False),
+    "randomstate-instance": (lambda: MLPClassifier((6,), max_iter=3, random_state=np.random.RandomState(9)),
+                             "binary", False),
+}
+
+REGRESSORS = {
+    "single-adam": (lambda: MLPRegressor(hidden_layer_sizes=(7,), max_iter=3, random_state=0), "real", False),
+    "multi-output-sgd": (lambda: MLPRegressor(hidden_layer_sizes=[6], solver="sgd", learning_rate_init=0.01,
+                                              nesterovs_momentum=False, max_iter=3, random_state=1),
+                         "multi-output", False),
+    "poisson": (lambda: MLPRegressor("poisson", hidden_layer_sizes=(5,), max_iter=3, random_state=2), "counts",
+                False),
+    "lbfgs": (lambda: MLPRegressor(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=5, random_state=3), "real",
+              False),
+    "early-stopping": (lambda: MLPRegressor(hidden_layer_sizes=(6,), early_stopping=True, max_iter=4,
+                                            validation_fraction=0.2, random_state=4), "real", False),
+    "float32-clip-dataframe": (lambda: MLPRegressor(hidden_layer_sizes=(6,), dtype="float32", clip_norm=1.0,
+                                                    max_iter=3, n_iter_no_change=np.inf, random_state=5),
+                               "real", True),
+}
+
+
+def _case(cases, name, data):
+    factory, kind, frame = cases[name]
+    X = pd.DataFrame(data.X, columns=[f"f{i}" for i in range(data.X.shape[1])]) if frame else data.X
+    return factory(), X, _targets(data, kind)
+
+
+def _fit(est, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y)
+
+
+def _check_estimator_round_trip(est, X, y, tmp_path):
+    _fit(est, X, y)
+    loaded = round_trip(est, tmp_path)
+    assert_same(est, loaded)
+    assert np.array_equal(est.predict(X), loaded.predict(X))
+    if hasattr(est, "predict_proba"):
+        assert np.array_equal(est.predict_proba(X), loaded.predict_proba(X))
+    # Shared objects stay shared (one generator drives the estimator and its network).
+    assert (loaded._random_state is loaded._network._rng) == (est._random_state is est._network._rng)
+    assert (loaded.random_state is loaded._random_state) == (est.random_state is est._random_state)
+
+    # Continued training: partial_fit keeps the optimizer state; warm start keeps weights and history.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if est.solver != "lbfgs" and not est.early_stopping:
+            for model in (est, loaded):
+                model.partial_fit(X, y)
+            assert_same(est, loaded)
+        for model in (est, loaded):
+            model.set_params(warm_start=True, max_iter=2).fit(X, y)
+    assert_same(est, loaded)
+    assert np.array_equal(est.predict(X), loaded.predict(X))
+    return loaded
+
+
+@pytest.mark.parametrize("case", list(CLASSIFIERS))
+def test_classifier_round_trip_and_continued_training(tmp_path, data, case):
+    est, X, y = _case(CLASSIFIERS, case, data)
+    loaded = _check_estimator_round_trip(est, X, y, tmp_path)
+    if isinstance(X, pd.DataFrame):
+        assert list(loaded.feature_names_in_) == list(X.columns)
+        assert loaded.feature_names_in_.dtype == object
+    if case in ("strings", "object-strings-series", "dataframe"):
+        assert set(loaded.predict(X)) <= {"cat", "dog", "eel"}
+
+
+@pytest.mark.parametrize("case", list(REGRESSORS))
+def test_regressor_round_trip_and_continued_training(tmp_path, data, case):
+    est, X, y = _case(REGRESSORS, case, data)
+    loaded = _check_estimator_round_trip(est, X, y, tmp_path)
+    assert loaded.predict(X).dtype == est.predict(X).dtype
+
+
+def test_partial_fit_built_classifier_keeps_adam_and_momentum_state(tmp_path, data):
+    for solver in ("adam", "sgd"):
+        est = MLPClassifier((6,), solver=solver, random_state=0)
+        for _ in range(3):
+            est.partial_fit(data.X, data.y_multiclass, classes=[0, 1, 2])
+        loaded = round_trip(est, tmp_path)
+        assert loaded._trainer.settings["step"] == est._trainer.settings["step"]
+        assert all(np.any(s != 0) for s in loaded._trainer.state)  # moments / velocities, not fresh zeros
+        assert_same(est, loaded)
+        for model in (est, loaded):
+            model.partial_fit(data.X, data.y_multiclass, classes=[0, 1, 2])
+        assert_same(est, loaded)
+
+
+def test_object_classes_are_restored_as_objects(tmp_path, data):
+    est = _fit(MLPClassifier((5,), max_iter=2, random_state=0), data.X, data.y_multiclass)
+    # classes_ of object dtype (as some callers set them) survive as object arrays of str
+    est.classes_ = est._label_binarizer.classes_ = np.array(["a", "bb", "c"], dtype=object)
+    loaded = round_trip(est, tmp_path)
+    assert loaded.classes_.dtype == object and loaded.classes_ is loaded._label_binarizer.classes_
+    assert_same(est, loaded)
+    assert np.array_equal(est.predict(data.X), loaded.predict(data.X))
+
+
+def test_unfitted_estimator_round_trip(tmp_path, data):
+    est = MLPRegressor(hidden_layer_sizes=np.array([4, 3]), dropout=[0.1, 0.2], random_state=np.random.RandomState(1))
+    loaded = round_trip(est, tmp_path)
+    assert_same(est, loaded)
+    with pytest.raises(NotFittedError):
+        loaded.predict(data.X)
+    assert_same(_fit(est, data.X, data.y_reg), _fit(loaded, data.X, data.y_reg))
+
+
+# --------------------------------------------------------------------- files
+
+@pytest.mark.parametrize("name, as_path", [("model", False), ("model.bin", True), ("model.npz", False)])
+def test_file_is_written_at_exactly_path(tmp_path, data, name, as_path):
+    net = Network([5, 3, 1], random_state=0)
+    target = tmp_path / name
+    net.save(target if as_path else str(target))
+    assert os.listdir(tmp_path) == [name]
+    net.save(target if as_path else str(target))  # overwriting leaves one file too
+    assert os.listdir(tmp_path) == [name]
+    assert np.array_equal(load(str(target) if as_path else pathlib.Path(target)).predict(data.X), net.predict(data.X))
+
+
+def test_file_is_a_plain_npz_with_versioned_json(tmp_path):
+    net = Network([5, 3, 1], random_state=0)
+    save(net, tmp_path / "m")
+    with zipfile.ZipFile(tmp_path / "m") as zf:
+        config = json.loads(zf.read("config.json"))
+        assert all(info.compress_type == zipfile.ZIP_STORED for info in zf.infolist())
+    assert (config["format"], config["version"], config["model"]) == (FORMAT, VERSION, "Network")
+    with np.load(tmp_path / "m", allow_pickle=False) as npz:
+        assert np.array_equal(npz["network.params"], net._params)
+    # Same model, same bytes (fixed timestamps, no randomness in the file).
+    save(net, tmp_path / "m2")
+    assert (tmp_path / "m").read_bytes() == (tmp_path / "m2").read_bytes()
+
+
+def test_load_is_exported_and_save_rejects_other_objects(tmp_path):
+    assert fastmlp.load is load and "load" in fastmlp.__all__
+    assert set(MODELS) == {"Network", "reference.Network", "MLPClassifier", "MLPRegressor"}
+
+    class MyNetwork(Network):
+        pass
+
+    for obj in (object(), MyNetwork([2, 1])):
+        with pytest.raises(TypeError, match="save takes"):
+            save(obj, tmp_path / "x")
+    with pytest.raises(TypeError, match="path"):
+        save(Network([2, 1]), 3)
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError):
+        load(str(tmp_path / "nope.fastmlp"))
+
+
+@pytest.mark.parametrize("model", ["network", "reference", "classifier", "regressor"])
+def test_pickle_still_works(data, model):
+    est = {
+        "network": lambda: Network([5, 4, 1], random_state=0).fit(data.X, data.y_reg, epochs=2),
+        "reference": lambda: reference.Network([5, 4, 1], random_state=0).fit(data.X, data.y_reg, epochs=2),
+        "classifier": lambda: _fit(MLPClassifier((5,), max_iter=2, random_state=0), data.X, data.y_multiclass),
+        "regressor": lambda: _fit(MLPRegressor(hidden_layer_sizes=(5,), max_iter=2, random_state=0), data.X,
+                                  data.y_reg),
+    }[model]()
+    copy = pickle.loads(pickle.dumps(est))
+    assert np.array_equal(est.predict(data.X), copy.predict(data.X))
+
+
+# ------------------------------------------------------------ damaged files
+
+@pytest.fixture
+def saved(tmp_path, data):
+    """A fitted multiclass classifier with Adam state, feature names and a shared RandomState, saved."""
+    frame = pd.DataFrame(data.X, columns=list("abcde"))
+    est = _fit(MLPClassifier((6,), max_iter=2, random_state=np.random.RandomState(0)), frame, data.y_multiclass)
+    path = tmp_path / "model.fastmlp"
+    est.save(path)
+    return path
+
+
+def _entries(path):
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def _write(path, entries, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, blob in entries.items():
+            zf.writestr(name, blob)
+
+
+def _npy(arr, allow_pickle=False):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def tamper(path, edit_config=None, arrays=None, extra=None, drop=(), compression=zipfile.ZIP_STORED):
+    """Rewrite the file: edit config.json (a function of the dict), replace or add entries, drop some."""
+    entries = _entries(path)
+    if edit_config is not None:
+        config = json.loads(entries["config.json"])
+        edit_config(config)
+        entries["config.json"] = json.dumps(config).encode()
+    for name, arr in (arrays or {}).items():
+        entries[name + ".npy"] = _npy(arr)
+    entries.update(extra or {})
+    for name in drop:
+        del entries[name]
+    _write(path, entries, compression)
+
+
+def _set(keys, value):
+    def edit(config):
+        d = config
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value
+    return edit
+
+
+def _params(path):
+    with zipfile.ZipFile(path) as zf:
+        return np.lib.format.read_array(zf.open("network.params.npy"))
+
+
+FITTED = ("estimator", "fitted")
+TRAINER = FITTED + ("_trainer", "settings")
+
+CONFIG_TAMPERING = {
+    "newer format version": (_set(("version",), VERSION + 1), "newer"),
+    "version as a string": (_set(("version",), "1"), "version"),
+    "another format": (_set(("format",), "keras"), "format"),
+    "unknown model class": (_set(("model",), "os.system"), "model"),
+    "extra top-level key": (_set(("__reduce__",), "os.system"), "unexpected keys"),
+    "extra network key": (_set(("network", "class"), "Network"), "unexpected keys"),
+    "missing key": (lambda c: c["network"].pop("dtype"), "dtype"),
+    "unknown activation": (_set(("network", "activation"), "gelu"), "activation='gelu'.*valid values"),
+    "string in layer_sizes": (_set(("network", "layer_sizes", 1), "6"), "layer_sizes"),
+    "wrong layer count": (_set(("network", "layer_sizes"), [5, 6, 6, 3]), "network.params"),
+    "huge layer_sizes": (_set(("network", "layer_sizes"), [20000, 20000, 3]), "at least 400080003"),
+    "unknown dtype": (_set(("network", "dtype"), "object"), "dtype"),
+    "dropout out of range": (_set(("network", "dropout"), [1.5]), "dropout"),
+    "string learning rate": (_set(TRAINER + ("learning_rate",), "0.001"), "learning_rate"),
+    "negative step": (_set(TRAINER + ("step",), -1), "step"),
+    "unknown optimizer": (_set(TRAINER + ("optimizer",), "rmsprop"), "optimizer"),
+    "extra trainer setting": (_set(TRAINER + ("callback",), "os.system"), "unexpected keys"),
+    "string alpha parameter": (_set(("estimator", "params", "alpha"), "0.1"), "alpha"),
+    "unknown solver parameter": (_set(("estimator", "params", "solver"), "magic"), "solver"),
+    "string n_iter_": (_set(FITTED + ("n_iter_",), "2"), "n_iter_"),
+    "n_outputs_ mismatch": (_set(FITTED + ("n_outputs_",), 2), "n_outputs_"),
+    "label type mismatch": (_set(FITTED + ("_label_binarizer", "y_type_"), "binary"), "labels"),
+    "unknown label type": (_set(FITTED + ("_label_binarizer", "y_type_"), "continuous"), "y_type_"),
+    "rng pos out of range": (_set(("rngs", 0, "state", "state", "pos"), 10**6), "pos"),
+    "rng pos as string": (_set(("rngs", 0, "state", "state", "pos"), "3"), "pos"),
+    "unknown bit generator": (_set(("rngs", 0, "state", "bit_generator"), "Evil"), "bit_generator"),
+    "rng index out of range": (_set(FITTED + ("_random_state",), {"rng": 5}), "rng"),
+    "unused rng": (lambda c: c["rngs"].append({"type": "Generator",
+                                                "state": np.random.default_rng(0).bit_generator.state}), "not used"),
+    "array reference renamed": (_set(("network", "params"), {"array": "rngs.0.state.state.key"}), "params"),
+    "trainer state missing": (lambda c: c["estimator"]["fitted"]["_trainer"]["state"].pop(), "state"),
+    "object_arrays names params": (_set(("object_arrays",), ["network.params"]), "object"),
+    "empty config object": (lambda c: c.clear(), "lacks"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_TAMPERING))
+def test_tampered_config_raises_value_error(saved, case):
+    edit, match = CONFIG_TAMPERING[case]
+    tamper(saved, edit_config=edit)
+    with pytest.raises(ValueError, match=match):
+        load(saved)
+
+
+def _with_nan(params):
+    params = params.copy()
+    params[3] = np.nan
+    return params
+
+
+# name: (replaced arrays, given the stored parameters; what the message names)
+ARRAY_TAMPERING = {
+    "params too short": (lambda p: {"network.params": p[:-1]}, "shape"),
+    "params 2-D": (lambda p: {"network.params": p.reshape(1, -1)}, "shape"),
+    "params as integers": (lambda p: {"network.params": p.astype(np.int64)}, "dtype"),
+    "params as float32": (lambda p: {"network.params": p.astype(np.float32)}, "dtype"),
+    "params with NaN": (lambda p: {"network.params": _with_nan(p)}, "NaN"),
+    "rng key wrong shape": (lambda p: {"rngs.0.state.state.key": np.zeros(5, np.uint32)}, "shape"),
+    "rng key as floats": (lambda p: {"rngs.0.state.state.key": np.zeros(624)}, "dtype"),
+    "extra array": (lambda p: {"payload": np.arange(3)}, "unexpected arrays"),
+    "classes shuffled": (lambda p: {"estimator.fitted.classes_": np.array([2, 0, 1])}, "sorted"),
+    "too few classes": (lambda p: {"estimator.fitted.classes_": np.array([0, 1])}, "labels"),
+    "feature names wrong length": (lambda p: {"estimator.fitted.feature_names_in_": np.array(["a", "b"])}, "shape"),
+    "adam moment wrong shape": (lambda p: {"estimator.fitted._trainer.state.1": np.zeros(3)}, "shape"),
+    "loss curve 2-D": (lambda p: {"estimator.fitted.loss_curve_": np.zeros((2, 2))}, "dimension"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ARRAY_TAMPERING))
+def test_tampered_arrays_raise_value_error(saved, case):
+    arrays, match = ARRAY_TAMPERING[case]
+    tamper(saved, arrays=arrays(_params(saved)))
+    with pytest.raises(ValueError, match=match):
+        load(saved)
+
+
+def test_pickle_inside_is_refused_and_never_run(saved, tmp_path):
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (pathlib.Path.touch, (marker,))
+
+    # An object array (pickled) in place of the parameters.
+    obj = np.empty(1, dtype=object)
+    obj[0] = Payload()
+    entries = _entries(saved)
+    entries["network.params.npy"] = _npy(obj, allow_pickle=True)
+    _write(saved, entries)
+    with pytest.raises(ValueError, match="Python objects"):
+        load(saved)
+    # A raw pickle as an entry, under an .npy name and under its own name.
+    for name in ("network.params.npy", "model.pkl"):
+        entries = _entries(saved)
+        entries[name] = pickle.dumps(Payload())
+        _write(saved, entries)
+        with pytest.raises(ValueError):
+            load(saved)
+    assert not marker.exists()
+
+
+def test_loading_never_imports_what_the_file_names(saved):
+    assert "this" not in sys.modules  # importing it prints the Zen of Python
+    for model in ("this", "this.Network", "fastmlp.network.Network", "builtins.eval"):
+        tamper(saved, edit_config=_set(("model",), model))
+        with pytest.raises(ValueError, match="model"):
+            load(saved)
+    assert "this" not in sys.modules
+
+
+def test_damaged_files_raise_value_error(saved, tmp_path):
+    blob = saved.read_bytes()
+    params_at = blob.index(b"network.params.npy")
+    damaged = {
+        "empty": b"",
+        "not a zip": b"hello, world\n" * 10,
+        "truncated to half": blob[: len(blob) // 2],
+        "truncated by one byte": blob[:-1],
+        "truncated central directory": blob[: len(blob) - 30],
+        "bit flip in the parameters": blob[: params_at + 200] + bytes([blob[params_at + 200] ^ 0xFF])
+        + blob[params_at + 201:],
+    }
+    for name, content in damaged.items():
+        path = tmp_path / name.replace(" ", "_")
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match="not a valid fastmlp model file"):
+            load(path)
+
+
+def test_broken_entries_raise_value_error(saved):
+    cases = {
+        "missing config": (dict(drop=["config.json"]), "config.json is missing"),
+        "missing array": (dict(drop=["network.params.npy"]), "missing"),
+        "config not JSON": (dict(extra={"config.json": b"{not json"}), "JSON"),
+        "config not UTF-8": (dict(extra={"config.json": b"\xff\xfe{}"}), "JSON"),
+        "config a list": (dict(extra={"config.json": b"[1, 2]"}), "JSON object"),
+        "duplicate JSON key": (dict(extra={"config.json": b'{"format": "fastmlp", "format": "x"}'}), "repeats"),
+        "npy header garbage": (dict(extra={"network.params.npy": b"\x93NUMPY\x01\x00garbage"}), "network.params"),
+        "compressed entries": (dict(compression=zipfile.ZIP_DEFLATED), "compressed"),
+    }
+    original = _entries(saved)
+    for name, (kwargs, match) in cases.items():
+        _write(saved, original)
+        tamper(saved, **kwargs)
+        with pytest.raises(ValueError, match=match):
+            load(saved)
