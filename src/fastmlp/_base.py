@@ -440,6 +440,7 @@ class BaseNetwork:
             unit_max=np.empty(sum(self.layer_sizes[1:-1]), dtype=self.dtype),
             capacity=0,
             start_of_epoch=np.empty_like(self._params),
+            state_at_start=[np.empty_like(self._params) for _ in range(spec.n_state)],
         )
 
     def _epoch(self, trainer, X, Y, sample_weight, shuffle, epoch=1):
@@ -457,12 +458,13 @@ class BaseNetwork:
         trainer.grad_norm_sums[:] = 0
         trainer.unit_max[:] = -np.inf
         np.copyto(trainer.start_of_epoch, self._params)
-        state = [s.copy() for s in trainer.state]
+        for saved, s in zip(trainer.state_at_start, trainer.state):
+            np.copyto(saved, s)
         step = trainer.settings["step"]
         loss_sum, n_batches, finite = self._train_epoch(trainer, X, Y, sample_weight, order, batch)
         if not (finite and np.isfinite(self._params).all()):
             np.copyto(self._params, trainer.start_of_epoch)
-            for s, saved in zip(trainer.state, state):
+            for s, saved in zip(trainer.state, trainer.state_at_start):
                 np.copyto(s, saved)
             trainer.settings["step"] = step
             raise ValueError(
