@@ -830,3 +830,22 @@ def test_set_params_then_partial_fit_validates_again(kind, params, name):
         est.partial_fit(X, y, **extra)
     for got, want in zip(_params(est), before):
         assert_array_equal(got, want)
+
+
+def test_partial_fit_keeps_one_generator_so_dropout_masks_change():
+    # partial_fit draws from one generator across calls (re-seeding each call, as
+    # scikit-learn does, would repeat one dropout mask in every epoch): N calls
+    # equal fit with max_iter=N, dropout on.
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((60, 4))
+    y = (X[:, 0] > 0).astype(int)
+    params = dict(hidden_layer_sizes=(16,), solver="sgd", shuffle=False, tol=0.0, n_iter_no_change=10**6,
+                  dropout=0.5, random_state=3, learning_rate_init=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        full = fastmlp.MLPClassifier(max_iter=5, **params).fit(X, y)
+    inc = fastmlp.MLPClassifier(max_iter=5, **params)
+    for _ in range(5):
+        inc.partial_fit(X, y, classes=[0, 1])
+    for a, b in zip(full.coefs_, inc.coefs_):
+        np.testing.assert_array_equal(a, b)

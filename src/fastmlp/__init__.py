@@ -1,4 +1,6 @@
 """fastmlp: multi-layer perceptrons whose training and inference run in compiled code."""
+import importlib
+
 from . import reference
 from .estimators import MLPClassifier, MLPRegressor
 from .network import Network
@@ -6,3 +8,13 @@ from .persistence import load
 
 __version__ = "0.1.0"
 __all__ = ["MLPClassifier", "MLPRegressor", "Network", "load", "reference", "__version__"]
+
+# Submodules with optional dependencies (matplotlib, onnx) load on first use:
+# `import fastmlp` alone imports neither.
+_LAZY_SUBMODULES = ("plot", "onnx")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")

@@ -157,7 +157,10 @@ class _BaseMLP(BaseEstimator):
         X, Y = self._validate_input(X, y, incremental, reset=first_pass, dtype=dtype)
         n_samples, n_features = X.shape
         layer_units = [n_features, *hidden, Y.shape[1]]
-        self._random_state = check_random_state(self.random_state)
+        if not incremental or first_pass or not hasattr(self, "_random_state"):
+            # partial_fit keeps drawing from one generator: re-seeding every call (as scikit-learn does)
+            # would repeat the same shuffle and, with dropout, the same masks in every epoch
+            self._random_state = check_random_state(self.random_state)
 
         if first_pass:
             self._initialize(Y, layer_units, dtype)

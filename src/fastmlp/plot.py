@@ -1,0 +1,150 @@
+"""Training diagnostics as matplotlib figures: loss curves and per-layer gradient norms.
+
+matplotlib is an optional dependency (``pip install "fastmlp[plot]"``) and is
+imported here only: ``import fastmlp`` never imports it. Each function draws on
+the Axes it is given (``ax=``) or on a new figure, and returns the Axes, so a
+learner can put several plots side by side and save them::
+
+    import matplotlib.pyplot as plt
+    from fastmlp.plot import plot_gradient_norms, plot_loss_curve
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    plot_loss_curve(model, ax=left)
+    plot_gradient_norms(model, ax=right)
+    fig.savefig("training.png")
+
+Both work with ``fastmlp.Network``, ``fastmlp.reference.Network`` and the
+estimators ``fastmlp.MLPClassifier`` / ``fastmlp.MLPRegressor``: they read the
+fitted attributes ``loss_curve_``, ``grad_norms_`` and (estimators with
+``early_stopping=True``) ``validation_scores_``.
+"""
+import numpy as np
+
+try:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+except ImportError as exc:  # the plot extra is not installed
+    raise ImportError(
+        "fastmlp.plot needs matplotlib; install it with: pip install \"fastmlp[plot]\" "
+        "(or pip install matplotlib)."
+    ) from exc
+
+__all__ = ["plot_gradient_norms", "plot_loss_curve"]
+
+
+def _fitted(model, name):
+    """model.<name> as a non-empty array, or a ValueError saying the model is not fitted."""
+    value = getattr(model, name, None)
+    if value is None or len(value) == 0:
+        raise ValueError(
+            f"{type(model).__name__} has no {name}: fit the model before plotting "
+            f"(the plot reads the fitted attribute {name})."
+        )
+    return np.asarray(value, dtype=np.float64)
+
+
+def _axes(ax):
+    if ax is None:
+        _, ax = plt.subplots()
+    return ax
+
+
+def plot_loss_curve(model, ax=None):
+    """Plot the training loss of each epoch, and the validation score when early stopping ran.
+
+    Parameters
+    ----------
+    model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
+        A fitted model: its ``loss_curve_`` (mean training loss per epoch, one
+        entry per iteration for the lbfgs solver) is drawn. If the model also
+        has a non-empty ``validation_scores_`` (an estimator fitted with
+        ``early_stopping=True``: accuracy for a classifier, R^2 for a
+        regressor), it is drawn on a secondary y axis on the right.
+    ax : matplotlib.axes.Axes, default=None
+        Where to draw; None makes a new figure.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The Axes of the training loss. Its first line is the loss (label
+        "training loss"); its legend also lists the validation line, which lives
+        on a twin Axes (``ax.figure.axes`` holds both).
+
+    Raises
+    ------
+    ValueError
+        If the model has no ``loss_curve_`` (not fitted) or it is empty.
+    """
+    loss = _fitted(model, "loss_curve_")
+    ax = _axes(ax)
+    epochs = np.arange(1, len(loss) + 1)
+    handles = ax.plot(epochs, loss, color="C0", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("training loss")
+    ax.set_title(f"{type(model).__name__}: loss curve")
+
+    scores = getattr(model, "validation_scores_", None)
+    if scores is not None and len(scores) > 0:
+        scores = np.asarray(scores, dtype=np.float64)
+        twin = ax.twinx()
+        what = "accuracy" if hasattr(model, "classes_") else "R^2"
+        handles += twin.plot(np.arange(1, len(scores) + 1), scores, color="C1",
+                             label=f"validation score ({what})")
+        twin.set_ylabel(f"validation score ({what})")
+        best = getattr(model, "best_validation_score_", None)
+        if best is not None and np.isfinite(best):
+            twin.axhline(best, color="C1", linestyle=":", linewidth=1)
+    # a falling loss leaves the upper right empty; with a rising score, the middle right
+    ax.legend(handles=handles, loc="upper right" if len(handles) == 1 else "center right")
+    return ax
+
+
+def plot_gradient_norms(model, ax=None):
+    """Plot each layer's weight-gradient norm per epoch, on a log scale.
+
+    One line per weight layer, coloured from the first layer (dark) to the
+    output layer (light). Lines far below the others mean vanishing gradients
+    in those layers (their weights barely move); lines climbing by orders of
+    magnitude mean exploding gradients.
+
+    Parameters
+    ----------
+    model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
+        A fitted model: its ``grad_norms_``, an array of shape
+        (n_epochs, n_layers) holding per epoch the mean over batches of
+        ``||dW_l||_F`` for each weight layer l, is drawn.
+    ax : matplotlib.axes.Axes, default=None
+        Where to draw; None makes a new figure.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        With one line per layer, labelled "layer 1" (the first, next to the
+        inputs) to "layer n_layers" (the output layer), and a log y scale.
+        Zero norms (a layer with no gradient at all) are not drawn.
+
+    Raises
+    ------
+    ValueError
+        If the model has no ``grad_norms_`` (not fitted), it is empty or it is
+        not 2-D.
+    """
+    norms = _fitted(model, "grad_norms_")
+    if norms.ndim != 2:
+        raise ValueError(f"{type(model).__name__}.grad_norms_ must have shape (n_epochs, n_layers), "
+                         f"got {norms.shape}.")
+    ax = _axes(ax)
+    n_epochs, n_layers = norms.shape
+    epochs = np.arange(1, n_epochs + 1)
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, n_layers))
+    marker = "o" if n_epochs == 1 else None  # one epoch would draw no visible line
+    for l in range(n_layers):
+        ax.plot(epochs, norms[:, l], color=colors[l], marker=marker, label=f"layer {l + 1}")
+    ax.set_yscale("log", nonpositive="mask")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("mean gradient norm ||dW||")
+    ax.set_title(f"{type(model).__name__}: gradient norm per layer")
+    ax.legend(loc="best", fontsize="small", ncol=2 if n_layers > 5 else 1)
+    return ax
