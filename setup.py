@@ -1,4 +1,5 @@
 """Build the compiled engine: one Cython module plus the C kernels in csrc/."""
+import os
 from glob import glob
 
 import numpy as np
@@ -12,6 +13,8 @@ COMPILER_DIRECTIVES = {
     "cdivision": True,
     "initializedcheck": False,
 }
+if os.environ.get("FASTMLP_SANITIZE") == "1":  # tests/native/run_sanitizers.sh: Cython's checks on
+    COMPILER_DIRECTIVES.update(boundscheck=True, wraparound=True, initializedcheck=True)
 
 KERNELS = ["csrc/activations.c", "csrc/losses.c", "csrc/optimizers.c", "csrc/dropout.c", "csrc/sparse.c", "csrc/rng.c"]
 

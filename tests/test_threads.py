@@ -237,3 +237,200 @@ def test_networks_shared_data_is_not_modified_by_concurrent_training():
         thread.join()
     assert_array_equal(X, X_copy)
     assert_array_equal(Y, Y_copy)
+
+
+# ---------------------------------------------------------------------------
+# Many threads, one shared model; several threads, several models.
+
+
+def _run_in_threads(functions, name):
+    """Run each function in its own thread, all released at once; their results, in order.
+
+    Exceptions in a thread are re-raised here, and a thread that never ends
+    fails the test instead of hanging it.
+    """
+    results = [None] * len(functions)
+    errors = []
+    barrier = threading.Barrier(len(functions))
+
+    def run(i):
+        try:
+            barrier.wait(timeout=60)
+            results[i] = functions[i]()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"{name}-{i}", daemon=True)
+               for i in range(len(functions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _prediction_inputs(n_features, dtype, seed=0):
+    """Inputs of many sizes: one row, a few, and more than the engine's chunk of rows; dense and CSR."""
+    import scipy.sparse
+
+    rng = np.random.default_rng(seed)
+    sizes = [1, 2, 7, 64, 513, fastmlp.network._engine.CHUNK_ROWS + 37]
+    inputs = [rng.normal(size=(n, n_features)).astype(dtype) for n in sizes]
+    sparse = rng.normal(size=(300, n_features))
+    sparse[rng.random(sparse.shape) < 0.7] = 0.0
+    inputs.append(scipy.sparse.csr_matrix(sparse.astype(dtype)))
+    return inputs
+
+
+N_READERS = 8
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_eight_threads_share_one_network(dtype):
+    X, Y = _data(1500)
+    net = _new_network(0, dtype)
+    net.fit(X, Y, **FIT)
+    inputs = _prediction_inputs(LAYERS[0], dtype)
+    Y_small = Y[:64]
+    expected = [net.predict(x) for x in inputs]
+    expected_forward = [net.forward(x) for x in inputs]
+    expected_loss = net.loss_and_gradients(X[:64], Y_small, alpha=1e-3)
+    before = [a.copy() for a in list(net.coefs_) + list(net.intercepts_)]
+
+    def reader(i):
+        def work():
+            got = []
+            for round_ in range(3):  # each thread in its own order
+                for k in np.random.default_rng(i * 10 + round_).permutation(len(inputs)):
+                    got.append(("predict", k, net.predict(inputs[k])))
+                    got.append(("forward", k, net.forward(inputs[k])))
+                got.append(("loss", None, net.loss_and_gradients(X[:64], Y_small, alpha=1e-3)))
+            return got
+        return work
+
+    results = _run_in_threads([reader(i) for i in range(N_READERS)], "reader")
+    for got in results:
+        assert len(got) == 3 * (2 * len(inputs) + 1)
+        for kind, k, value in got:
+            if kind == "predict":
+                assert value.dtype == np.dtype(dtype)
+                assert_array_equal(value, expected[k])
+            elif kind == "forward":
+                assert_array_equal(value, expected_forward[k])
+            else:
+                loss, dW, db = value
+                assert loss == expected_loss[0]
+                for g, want in zip(list(dW) + list(db), list(expected_loss[1]) + list(expected_loss[2])):
+                    assert_array_equal(g, want)
+    # Nobody wrote into the shared model.
+    for got, want in zip(list(net.coefs_) + list(net.intercepts_), before):
+        assert_array_equal(got, want)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_eight_threads_share_one_classifier():
+    X, Y = _data(1500)
+    y = Y.argmax(axis=1)
+    clf = fastmlp.MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=3, random_state=0).fit(X, y)
+    inputs = _prediction_inputs(LAYERS[0], "float64", seed=1)
+    expected = [(clf.predict(x), clf.predict_proba(x)) for x in inputs]
+
+    def reader(i):
+        def work():
+            got = []
+            for round_ in range(2):
+                for k in np.random.default_rng(100 + i * 10 + round_).permutation(len(inputs)):
+                    got.append((k, clf.predict(inputs[k]), clf.predict_proba(inputs[k])))
+            return got
+        return work
+
+    results = _run_in_threads([reader(i) for i in range(N_READERS)], "classifier-reader")
+    for got in results:
+        assert len(got) == 2 * len(inputs)
+        for k, labels, proba in got:
+            assert_array_equal(labels, expected[k][0])
+            assert_array_equal(proba, expected[k][1])
+
+
+def _four_networks():
+    """Four differently configured trainings: (make network, data, fit arguments)."""
+    import scipy.sparse
+
+    n = 6000  # enough work that the four really run at the same time
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(n, 20))
+    Y_class = np.eye(3)[rng.integers(0, 3, n)]
+    Y_reg = rng.normal(size=(n, 2))
+    X_csr = X.copy()
+    X_csr[rng.random(X.shape) < 0.8] = 0.0
+    X_csr = scipy.sparse.csr_matrix(X_csr)
+    weights = rng.uniform(0, 2, n)
+    return [
+        (lambda: fastmlp.Network([20, 64, 32, 3], activation="relu", output_activation="softmax", loss="log_loss",
+                                 dropout=0.2, random_state=1),
+         X, Y_class, dict(epochs=3, batch_size=32, momentum=0.9, nesterov=True, learning_rate=0.05)),
+        (lambda: fastmlp.Network([20, 48, 2], activation="tanh", dtype="float32", random_state=2),
+         X, Y_reg, dict(epochs=3, batch_size=50, optimizer="adam", learning_rate=1e-3, alpha=1e-3)),
+        (lambda: fastmlp.Network([20, 32, 3], activation="swish", output_activation="logistic", loss="log_loss",
+                                 random_state=3),
+         X_csr, Y_class, dict(epochs=3, batch_size=16, clip_norm=0.5, sample_weight=weights)),
+        (lambda: fastmlp.Network([20, 40, 40, 2], activation="leaky_relu", dtype="float32", dropout=[0.1, 0.3],
+                                 random_state=4),
+         X, Y_reg, dict(epochs=3, batch_size=1000, shuffle=False, learning_rate=0.01)),
+    ]
+
+
+def test_four_threads_fit_four_networks_bit_identical_to_sequential():
+    configs = _four_networks()
+
+    def trainer(make, X, Y, fit):
+        def work():
+            net = make()
+            net.fit(X, Y, **fit)
+            return _weights(net), list(net.loss_curve_)
+        return work
+
+    functions = [trainer(*config) for config in configs]
+    expected = [work() for work in functions]  # one after another
+    results = _run_in_threads(functions, "fitter")
+    for (got, got_curve), (want, want_curve) in zip(results, expected):
+        assert got_curve == want_curve
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype
+            assert_array_equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_four_threads_fit_four_estimators_bit_identical_to_sequential():
+    n = 3000
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(n, 12))
+    y_class = rng.integers(0, 3, n)
+    y_reg = X[:, :3].sum(axis=1) + 0.1 * rng.normal(size=n)
+    configs = [
+        (fastmlp.MLPClassifier, dict(hidden_layer_sizes=(32,), max_iter=4, random_state=0), y_class),
+        (fastmlp.MLPClassifier, dict(hidden_layer_sizes=(16, 16), solver="sgd", max_iter=4, random_state=1,
+                                     dtype="float32"), y_class),
+        (fastmlp.MLPRegressor, dict(hidden_layer_sizes=(32,), max_iter=4, random_state=2, early_stopping=True),
+         y_reg),
+        (fastmlp.MLPRegressor, dict(hidden_layer_sizes=(24,), solver="sgd", learning_rate="invscaling",
+                                    max_iter=4, random_state=3, dropout=0.1), y_reg),
+    ]
+
+    def trainer(Est, params, y):
+        def work():
+            est = Est(**params).fit(X, y)
+            return [a.copy() for a in list(est.coefs_) + list(est.intercepts_)], list(est.loss_curve_)
+        return work
+
+    functions = [trainer(*config) for config in configs]
+    expected = [work() for work in functions]
+    results = _run_in_threads(functions, "estimator")
+    for (got, got_curve), (want, want_curve) in zip(results, expected):
+        assert got_curve == want_curve
+        for a, b in zip(got, want):
+            assert_array_equal(a, b)
