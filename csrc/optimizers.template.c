@@ -22,15 +22,15 @@
  *   velocity       (n,) read and written
  *   params         (n,) read and written
  *   grad_sumsq     read and written: sum_i grad_i^2 is added (the gradient
- *                  norm, in the same pass), or NULL
+ *                  norm, in the same pass), or NULL; summed in double
  */
 void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum, int nesterov,
                           const FM_T *grad, FM_T *velocity, FM_T *params, double *grad_sumsq)
 {
     if (grad_sumsq) {
-        FM_T sumsq = 0;
-        for (ptrdiff_t i = 0; i < n; i++) sumsq += grad[i] * grad[i];
-        *grad_sumsq += (double)sumsq;
+        double sumsq = 0; /* in double: a float32 gradient's squares cannot overflow it */
+        for (ptrdiff_t i = 0; i < n; i++) sumsq += (double)grad[i] * grad[i];
+        *grad_sumsq += sumsq;
     }
     if (momentum == 0) {
         /* the plain step; velocity stays zero and is not touched */
@@ -66,15 +66,16 @@ void FM_FN(fm_adam_update)(ptrdiff_t n, FM_T step_size, FM_T beta_1, FM_T beta_2
                            FM_T epsilon, const FM_T *grad, FM_T *m, FM_T *v,
                            FM_T *params, double *grad_sumsq)
 {
-    FM_T c1 = (FM_T)1 - beta_1, c2 = (FM_T)1 - beta_2, sumsq = 0;
+    FM_T c1 = (FM_T)1 - beta_1, c2 = (FM_T)1 - beta_2;
+    double sumsq = 0; /* in double: a float32 gradient's squares cannot overflow it */
     for (ptrdiff_t i = 0; i < n; i++) {
         FM_T g = grad[i];
-        sumsq += g * g;
+        sumsq += (double)g * g;
         FM_T mi = beta_1 * m[i] + c1 * g;
         FM_T vi = beta_2 * v[i] + c2 * g * g;
         m[i] = mi;
         v[i] = vi;
         params[i] -= step_size * mi / (FM_SQRT_FN(vi) + epsilon);
     }
-    if (grad_sumsq) *grad_sumsq += (double)sumsq;
+    if (grad_sumsq) *grad_sumsq += sumsq;
 }

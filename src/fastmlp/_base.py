@@ -402,6 +402,10 @@ class BaseNetwork:
                 norms.append(norm)
                 if reporter:
                     reporter.epoch(epoch, loss, norm, time.perf_counter() - tic, X.shape[0])
+            if not self._outputs_finite(trainer, X):
+                losses.pop()
+                norms.pop()
+                self._raise_output_overflow(trainer, epochs)
         finally:
             if reporter:
                 reporter.close()
@@ -460,13 +464,16 @@ class BaseNetwork:
         np.copyto(trainer.start_of_epoch, self._params)
         for saved, s in zip(trainer.state_at_start, trainer.state):
             np.copyto(saved, s)
-        step = trainer.settings["step"]
-        loss_sum, n_batches, finite = self._train_epoch(trainer, X, Y, sample_weight, order, batch)
+        step = trainer.step_at_start = trainer.settings["step"]
+        try:
+            loss_sum, n_batches, finite = self._train_epoch(trainer, X, Y, sample_weight, order, batch)
+        except KeyboardInterrupt:
+            # Ctrl-C is seen when the compiled epoch returns: undo that epoch, so the
+            # weights are those of the last epoch recorded in loss_curve_
+            self._restore_epoch_start(trainer, step)
+            raise
         if not (finite and np.isfinite(self._params).all()):
-            np.copyto(self._params, trainer.start_of_epoch)
-            for s, saved in zip(trainer.state, trainer.state_at_start):
-                np.copyto(s, saved)
-            trainer.settings["step"] = step
+            self._restore_epoch_start(trainer, step)
             raise ValueError(
                 f"training diverged in epoch {epoch}: the loss or the weights became NaN or infinite. "
                 f"The weights are those of the start of epoch {epoch}. Try a lower learning_rate "
@@ -475,6 +482,32 @@ class BaseNetwork:
         self._record_dead_units(trainer.unit_max)
         total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
         return float(loss_sum / total_weight), trainer.grad_norm_sums / max(n_batches, 1)
+
+    def _restore_epoch_start(self, trainer, step):
+        np.copyto(self._params, trainer.start_of_epoch)
+        for s, saved in zip(trainer.state, trainer.state_at_start):
+            np.copyto(s, saved)
+        trainer.settings["step"] = step
+
+    def _outputs_finite(self, trainer, X):
+        """After the last epoch: are the outputs on the training data finite?
+
+        Every batch's loss was checked before its update; the last update of the
+        last epoch was not, and finite weights can still overflow the outputs.
+        If they do, the caller drops that epoch's record and calls
+        _raise_output_overflow: a fit that returns never predicts NaN.
+        """
+        if np.isfinite(self._forward(X, False, 0)).all():
+            return True
+        self._restore_epoch_start(trainer, trainer.step_at_start)
+        return False
+
+    def _raise_output_overflow(self, trainer, epoch):
+        raise ValueError(
+            f"training diverged in epoch {epoch}: the network's outputs on the training data overflow "
+            f"{self.dtype}. The weights are those of the start of epoch {epoch}. Try a lower learning_rate "
+            f"(now {trainer.settings['learning_rate']:g}) or set clip_norm."
+        )
 
     def _record_dead_units(self, unit_max):
         """dead_units_: per hidden layer, the fraction of units whose z never exceeded 0 in the epoch.
@@ -498,6 +531,11 @@ class BaseNetwork:
         """Write the model to one file at exactly `path`, without pickle; read it back with fastmlp.load."""
         from .persistence import save
         save(self, path)
+
+    def to_onnx(self, **kwargs):
+        """The network as an onnx.ModelProto (input "X", output "output"); see fastmlp.onnx.to_onnx."""
+        from .onnx import to_onnx
+        return to_onnx(self, **kwargs)
 
     def summary(self):
         """A table of the layers: units, activation, weight shape, parameters, and the total."""

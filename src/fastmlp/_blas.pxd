@@ -1,7 +1,7 @@
 # Row-major BLAS over scipy.linalg.cython_blas, for both dtypes: the only place,
 # with _kernels.pxd, where `floating` picks the single or double routine.
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, sdot, ddot, saxpy, daxpy, sscal, dscal
+from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, sdot, ddot, snrm2, dnrm2, saxpy, daxpy, sscal, dscal
 
 
 cdef inline void _gemm(char trans_a, char trans_b, int m, int n, int k, floating alpha,
@@ -40,6 +40,15 @@ cdef inline double _dot(int n, const floating *x, const floating *y) noexcept no
         return sdot(&n, <float *>x, &one, <float *>y, &one)
     else:
         return ddot(&n, <double *>x, &one, <double *>y, &one)
+
+
+cdef inline double _nrm2(int n, const floating *x) noexcept nogil:
+    """||x||_2 (contiguous), scaled inside BLAS so that it cannot overflow where the norm itself fits."""
+    cdef int one = 1
+    if floating is float:
+        return snrm2(&n, <float *>x, &one)
+    else:
+        return dnrm2(&n, <double *>x, &one)
 
 
 cdef inline void _axpy(int n, floating alpha, const floating *x, floating *y) noexcept nogil:

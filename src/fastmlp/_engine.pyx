@@ -24,7 +24,7 @@ from libc.math cimport isfinite, pow, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 
-from ._blas cimport _axpy, _dot, _gemm, _scal
+from ._blas cimport _axpy, _dot, _gemm, _nrm2, _scal
 from ._kernels cimport (
     FM_ADAM, FM_EXP, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC, FM_PRELU, FM_RELU, FM_SGD, FM_SOFTMAX,
     FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
@@ -373,6 +373,16 @@ cdef inline void _update(const Settings *s, double step_size, Py_ssize_t offset,
                     state_1 + offset, params + offset, grad_sumsq)
 
 
+cdef inline double _scaled_sum_sq(double total, double *largest, double norm) noexcept nogil:
+    """Adds norm^2 to a sum of squares kept as largest^2 * total (so nothing overflows)."""
+    if norm > largest[0]:
+        total = total * (largest[0] / norm) ** 2 + 1 if largest[0] > 0 else 1
+        largest[0] = norm
+    elif norm > 0:
+        total += (norm / largest[0]) ** 2
+    return total
+
+
 cdef Settings _settings_from(dict d) except *:
     cdef Settings s
     s.batch_size = d["batch_size"]
@@ -425,7 +435,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef fm_rng rng
     cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, n_batches = 0, unit
     cdef bint finite = True
-    cdef double loss, loss_sum = 0, squares, total, scale = 0
+    cdef double loss, loss_sum = 0, squares, total, scale = 0, norm, largest
     cdef floating *W_grad
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
@@ -455,17 +465,21 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                     s.step += 1
                     scale = s.learning_rate * sqrt(1 - pow(s.beta_2, s.step)) / (1 - pow(s.beta_1, s.step))
                 if s.clip_norm > 0:
-                    # per-layer ||dW_l||, and the global norm of all gradients, before the update
+                    # per-layer ||dW_l||, and the global norm of all gradients, before the update;
+                    # norms from BLAS nrm2 and combined with scaling, so that no square overflows
                     total = 0
+                    largest = 0
                     for l in range(1, p.n_layers + 1):
-                        W_grad = &grads[p.w_off[l]]
-                        squares = _dot(<int>(p.sizes[l - 1] * p.sizes[l]), W_grad, W_grad)
-                        grad_norm_sums[l - 1] += sqrt(squares)
-                        total += squares + _dot(<int>p.sizes[l], &grads[p.b_off[l]], &grads[p.b_off[l]])
+                        norm = _nrm2(<int>(p.sizes[l - 1] * p.sizes[l]), &grads[p.w_off[l]])
+                        grad_norm_sums[l - 1] += norm
+                        total = _scaled_sum_sq(total, &largest, norm)
+                        total = _scaled_sum_sq(total, &largest, _nrm2(<int>p.sizes[l], &grads[p.b_off[l]]))
                     if p.n_params > p.n_weights:  # the PReLU slopes
-                        total += _dot(<int>(p.n_params - p.n_weights), &grads[p.n_weights], &grads[p.n_weights])
-                    if sqrt(total) > s.clip_norm:
-                        _scal(<int>p.n_params, <floating>(s.clip_norm / sqrt(total)), &grads[0])
+                        total = _scaled_sum_sq(total, &largest,
+                                               _nrm2(<int>(p.n_params - p.n_weights), &grads[p.n_weights]))
+                    norm = largest * sqrt(total)
+                    if norm > s.clip_norm:
+                        _scal(<int>p.n_params, <floating>(s.clip_norm / norm), &grads[0])
                     _update(&s, scale, 0, p.n_params, &params[0], &grads[0], &state_1[0], &state_2[0], NULL)
                 else:
                     # update layer by layer; ||dW_l|| comes out of the same pass
@@ -473,7 +487,10 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                         squares = 0
                         _update(&s, scale, p.w_off[l], p.b_off[l] - p.w_off[l], &params[0], &grads[0],
                                 &state_1[0], &state_2[0], &squares)
-                        grad_norm_sums[l - 1] += sqrt(squares)
+                        norm = sqrt(squares)
+                        if not isfinite(squares):  # float64 squares past 1e308: BLAS's scaled norm
+                            norm = _nrm2(<int>(p.b_off[l] - p.w_off[l]), &grads[p.w_off[l]])
+                        grad_norm_sums[l - 1] += norm
                         _update(&s, scale, p.b_off[l], p.sizes[l], &params[0], &grads[0], &state_1[0],
                                 &state_2[0], NULL)
                     if p.n_params > p.n_weights:  # the PReLU slopes

@@ -278,6 +278,9 @@ class _BaseMLP(BaseEstimator):
                 if self.n_iter_ == self.max_iter:
                     warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                                   "optimization hasn't converged yet.", ConvergenceWarning)
+            if self.n_iter_ and not net._outputs_finite(trainer, X_train):
+                self._forget_last_epoch(n_samples)
+                net._raise_output_overflow(trainer, self.n_iter_ + 1)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         finally:
@@ -285,6 +288,14 @@ class _BaseMLP(BaseEstimator):
                 reporter.close()
         if self.early_stopping:
             np.copyto(net._params, self._best_params)
+
+    def _forget_last_epoch(self, n_samples):
+        """Drop the record of an epoch whose weights were taken back."""
+        self.n_iter_ -= 1
+        self.t_ -= n_samples
+        self.loss_curve_.pop()
+        self.grad_norms_ = self.grad_norms_[:-1]
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
 
     def _trigger_stopping(self, msg, trainer):
         """True to stop; the adaptive schedule divides the learning rate by 5 instead while it can."""
@@ -358,10 +369,11 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("L-BFGS produced non-finite weights or loss; the weights are those before this fit. "
                              "The input data may contain large values and need to be preprocessed.")
         params[...] = result.x
-        if not np.isfinite(params).all():  # finite in float64, overflowing in float32
+        # finite in float64 can still overflow float32, in the weights or in the outputs
+        if not (np.isfinite(params).all() and np.isfinite(net._forward(X, False, 0)).all()):
             np.copyto(params, start)
-            raise ValueError(f"L-BFGS produced weights that overflow {net.dtype}; the weights are those before "
-                             "this fit.")
+            raise ValueError(f"L-BFGS produced weights whose weights or outputs overflow {net.dtype}; the weights "
+                             "are those before this fit.")
         self.n_iter_ = int(result.nit)
         self.loss_ = float(result.fun)
         self.best_loss_ = min(self.loss_curve_ + [self.loss_])
@@ -399,6 +411,11 @@ class _BaseMLP(BaseEstimator):
         """Write the estimator to one file at exactly `path`, without pickle; read it back with fastmlp.load."""
         from .persistence import save
         save(self, path)
+
+    def to_onnx(self, **kwargs):
+        """The fitted estimator as an onnx.ModelProto, outputs as skl2onnx's; see fastmlp.onnx.to_onnx."""
+        from .onnx import to_onnx
+        return to_onnx(self, **kwargs)
 
     def _score(self, X, y, sample_weight=None):
         y_pred = self._predict_output(self._network._forward(X, False, 0))
