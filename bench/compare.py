@@ -117,6 +117,16 @@ def latency(args):
             with C.torch.no_grad():
                 return model(C.torch.from_numpy(A)).numpy()
         predictors["pytorch forward"] = torch_predict
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+    if ort is not None:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(est.to_onnx().SerializeToString(), opts,
+                                       providers=["CPUExecutionProvider"])
+        predictors["ONNX Runtime (classifier graph)"] = lambda A: session.run(None, {"X": A})
     rows = []
     with set_threads(1):
         for n_rows in (1, 10, 1000):
