@@ -69,6 +69,26 @@ class _LayerList(list):
     __delitem__ = __iadd__ = __imul__ = _fixed
 
 
+class _Trainer(SimpleNamespace):
+    """What BaseNetwork._trainer returns: optimizer settings, optimizer state and workspaces.
+
+    Pickles as its settings and optimizer state only (what fastmlp.save keeps):
+    the workspaces and start-of-epoch copies are scratch, allocated again by the
+    next epoch, so a model sent between processes carries no more than it must.
+    """
+
+    _SCRATCH = ("grads", "work", "start_of_epoch", "state_at_start")
+
+    def __reduce__(self):
+        fields = {k: v for k, v in vars(self).items() if k not in self._SCRATCH}
+        return type(self), (), dict(fields, capacity=0)
+
+    def __setstate__(self, fields):
+        vars(self).update(fields)
+        self.start_of_epoch = np.empty_like(self.state[0])
+        self.state_at_start = [np.empty_like(s) for s in self.state]
+
+
 class BaseNetwork:
     """Shared implementation; see fastmlp.Network for the documentation."""
 
@@ -437,7 +457,7 @@ class BaseNetwork:
             step=0,
             seed=0,
         )
-        return SimpleNamespace(
+        return _Trainer(
             settings=settings,
             state=[np.zeros_like(self._params) for _ in range(spec.n_state)],
             grad_norm_sums=np.zeros(self.n_layers_),
