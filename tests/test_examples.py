@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fastmlp
+
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 from threadpoolctl import threadpool_limits  # noqa: E402
@@ -109,8 +111,9 @@ def test_digits(tmp_path):
 
 def test_example_run_as_script_writes_into_current_directory(tmp_path):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
-    src = str(Path(__file__).parents[1] / "src")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    # the fastmlp this test imported (installed, or a source tree built in place)
+    here = str(Path(fastmlp.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
     result = subprocess.run([sys.executable, str(EXAMPLES / "logic_gates.py")], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
