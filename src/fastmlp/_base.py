@@ -514,13 +514,51 @@ class BaseNetwork:
 
         Every batch's loss was checked before its update; the last update of the
         last epoch was not, and finite weights can still overflow the outputs.
-        If they do, the caller drops that epoch's record and calls
-        _raise_output_overflow: a fit that returns never predicts NaN.
+        A bound on |z| through the layers (O(n_features * n_samples + n_params))
+        settles it in all but extreme cases, which get a forward pass. If the
+        outputs overflow, the weights of the start of the epoch come back and
+        the caller drops that epoch's record and calls _raise_output_overflow:
+        a fit that returns never predicts NaN.
         """
-        if np.isfinite(self._forward(X, False, 0)).all():
+        if self._output_bound(X) < self._safe_output_magnitude() or np.isfinite(self._forward(X, False, 0)).all():
             return True
         self._restore_epoch_start(trainer, trainer.step_at_start)
         return False
+
+    def _safe_output_magnitude(self):
+        """A bound on |z| below which every layer and the output activation stay finite in this dtype.
+
+        The square root of the largest float leaves room for the GEMM's partial sums.
+        """
+        largest = float(np.finfo(self.dtype).max)
+        return 0.5 * np.log(largest) if self.output_activation == "exp" else largest ** 0.5
+
+    def _output_bound(self, X):
+        """An upper bound on ||z_l|| over every layer l and every row of X (float64 arithmetic).
+
+        ||z_l|| <= ||a_{l-1}|| ||W_l||_F + ||b_l||, with ||a|| <= sqrt(units) for the
+        bounded activations (logistic, tanh) and ||a|| <= slope ||z|| for the
+        others (f(0) = 0; slope 1.1 covers swish, PReLU its largest |slope|).
+        """
+        if isinstance(X, np.ndarray):
+            rows = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+        else:
+            rows = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
+        bound = worst = float(np.sqrt(rows.max()))
+        slopes = iter(self._slopes)
+        with np.errstate(over="ignore"):
+            for l, (W, b) in enumerate(zip(self._coefs, self._intercepts)):
+                if l > 0:
+                    name = self._hidden[l - 1].name
+                    if name in ("logistic", "tanh"):
+                        bound = min(bound, np.sqrt(W.shape[0]))
+                    elif name == "prelu":
+                        bound *= max(1.0, float(np.abs(next(slopes)).max()))
+                    elif name == "swish":
+                        bound *= 1.1
+                bound = bound * float(np.linalg.norm(W.astype(np.float64))) + float(np.linalg.norm(b.astype(np.float64)))
+                worst = max(worst, bound)
+        return worst if np.isfinite(worst) else np.inf
 
     def _raise_output_overflow(self, trainer, epoch):
         raise ValueError(
