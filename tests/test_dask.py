@@ -43,7 +43,10 @@ EXAMPLE = Path(__file__).parents[1] / "examples" / "dask_incremental.py"
 
 @pytest.fixture(scope="module")
 def client():
-    faulthandler.dump_traceback_later(MODULE_TIMEOUT, exit=True)
+    try:  # a watchdog, where stderr is a real file (not under every capture mode)
+        faulthandler.dump_traceback_later(MODULE_TIMEOUT, exit=True)
+    except (io.UnsupportedOperation, ValueError):
+        pass
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=None, death_timeout=60)
     client = Client(cluster, timeout=60)
