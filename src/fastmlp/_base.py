@@ -477,7 +477,7 @@ class BaseNetwork:
         if batch > trainer.capacity:
             self._prepare_training(trainer, batch)
             trainer.capacity = batch
-        order = self._rng.permutation(n).astype(np.intp) if shuffle else None
+        order = self._rng.permutation(n).astype(np.intp, copy=False) if shuffle else None
         trainer.settings["seed"] = _draw_seed(self._rng)
         trainer.grad_norm_sums[:] = 0
         trainer.unit_max[:] = -np.inf
@@ -537,8 +537,8 @@ class BaseNetwork:
         """An upper bound on ||z_l|| over every layer l and every row of X (float64 arithmetic).
 
         ||z_l|| <= ||a_{l-1}|| ||W_l||_F + ||b_l||, with ||a|| <= sqrt(units) for the
-        bounded activations (logistic, tanh) and ||a|| <= slope ||z|| for the
-        others (f(0) = 0; slope 1.1 covers swish, PReLU its largest |slope|).
+        registry's bounded activations (logistic, tanh) and |f(z)| <= |z| for the
+        others (relu, leaky_relu, swish, identity), times the largest |slope| for prelu.
         """
         if isinstance(X, np.ndarray):
             rows = np.einsum("ij,ij->i", X, X, dtype=np.float64)
@@ -549,13 +549,11 @@ class BaseNetwork:
         with np.errstate(over="ignore"):
             for l, (W, b) in enumerate(zip(self._coefs, self._intercepts)):
                 if l > 0:
-                    name = self._hidden[l - 1].name
-                    if name in ("logistic", "tanh"):
+                    hidden = self._hidden[l - 1]
+                    if hidden.bounded:
                         bound = min(bound, np.sqrt(W.shape[0]))
-                    elif name == "prelu":
+                    elif hidden.learnable_slope:
                         bound *= max(1.0, float(np.abs(next(slopes)).max()))
-                    elif name == "swish":
-                        bound *= 1.1
                 bound = bound * float(np.linalg.norm(W.astype(np.float64))) + float(np.linalg.norm(b.astype(np.float64)))
                 worst = max(worst, bound)
         return worst if np.isfinite(worst) else np.inf

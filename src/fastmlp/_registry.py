@@ -18,6 +18,7 @@ class Activation(NamedTuple):
     auto_init_factor: float  # Glorot factor of init="auto" (scikit-learn's)
     learnable_slope: bool = False  # one trained slope per unit (prelu): its own kernels and parameters
     rectifier: bool = False  # ReLU family: a unit whose z never exceeds 0 is dead (dead_units_)
+    bounded: bool = False  # |f(z)| <= 1 everywhere; the others satisfy |f(z)| <= slope * |z|
 
 
 class Output(NamedTuple):
@@ -36,8 +37,8 @@ class Optimizer(NamedTuple):
 
 ACTIVATIONS = {
     "identity": Activation("identity", 0, ref.identity, ref.identity_derivative, 6.0),
-    "logistic": Activation("logistic", 1, ref.logistic, ref.logistic_derivative, 2.0),
-    "tanh": Activation("tanh", 2, ref.tanh, ref.tanh_derivative, 6.0),
+    "logistic": Activation("logistic", 1, ref.logistic, ref.logistic_derivative, 2.0, bounded=True),
+    "tanh": Activation("tanh", 2, ref.tanh, ref.tanh_derivative, 6.0, bounded=True),
     "relu": Activation("relu", 3, ref.relu, ref.relu_derivative, 6.0, rectifier=True),
     "leaky_relu": Activation("leaky_relu", 4, ref.leaky_relu, ref.leaky_relu_derivative, 6.0, rectifier=True),
     "swish": Activation("swish", 5, ref.swish, ref.swish_derivative, 6.0),
