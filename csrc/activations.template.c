@@ -35,7 +35,7 @@ static inline FM_T FM_FN(fm_activate)(int act, FM_T z)
  *   Z       (n_rows, n_cols) read and written (bias added)
  *   A       (n_rows, n_cols) written; may be the same buffer as Z
  */
-void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
+FM_HOT void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
                                 const FM_T *bias, FM_T *Z, FM_T *A)
 {
     for (ptrdiff_t i = 0; i < n_rows; i++) {
@@ -74,7 +74,7 @@ void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
  *   A      (n,) read: f(Z) (before dropout)
  *   delta  (n,) read and written
  */
-void FM_FN(fm_act_backward)(int act, ptrdiff_t n, const FM_T *Z, const FM_T *A,
+FM_HOT void FM_FN(fm_act_backward)(int act, ptrdiff_t n, const FM_T *Z, const FM_T *A,
                             FM_T *delta)
 {
     switch (act) {
@@ -116,7 +116,7 @@ void FM_FN(fm_act_backward)(int act, ptrdiff_t n, const FM_T *Z, const FM_T *A,
  *   Z               (n_rows, n_cols) read and written (bias added)
  *   A               (n_rows, n_cols) written; may be Z
  */
-void FM_FN(fm_prelu_forward)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *bias,
+FM_HOT void FM_FN(fm_prelu_forward)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *bias,
                              const FM_T *slopes, FM_T *Z, FM_T *A)
 {
     for (ptrdiff_t i = 0; i < n_rows; i++) {
@@ -140,7 +140,7 @@ void FM_FN(fm_prelu_forward)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *bia
  *   delta           (n_rows, n_cols) read and written: dL/dA in, dL/dZ out
  *   slope_grad      (n_cols,) written: dL/d slopes
  */
-void FM_FN(fm_prelu_backward)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const FM_T *Z,
+FM_HOT void FM_FN(fm_prelu_backward)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const FM_T *Z,
                               const FM_T *slopes, FM_T *delta, FM_T *slope_grad)
 {
     if (!accumulate) {

@@ -19,7 +19,7 @@
  *   M     (n,) written: 1/keep or 0
  *   D     (n,) written: A * M
  */
-void FM_FN(fm_dropout)(ptrdiff_t n, FM_T keep, fm_rng *rng, const FM_T *A, FM_T *M,
+FM_HOT void FM_FN(fm_dropout)(ptrdiff_t n, FM_T keep, fm_rng *rng, const FM_T *A, FM_T *M,
                        FM_T *D)
 {
     FM_T scale = (FM_T)1 / keep;
@@ -39,7 +39,7 @@ void FM_FN(fm_dropout)(ptrdiff_t n, FM_T keep, fm_rng *rng, const FM_T *A, FM_T 
  *   M  (n,) read
  *   X  (n,) read and written
  */
-void FM_FN(fm_mul)(ptrdiff_t n, const FM_T *M, FM_T *X)
+FM_HOT void FM_FN(fm_mul)(ptrdiff_t n, const FM_T *M, FM_T *X)
 {
     for (ptrdiff_t i = 0; i < n; i++) X[i] *= M[i];
 }
@@ -51,7 +51,7 @@ void FM_FN(fm_mul)(ptrdiff_t n, const FM_T *M, FM_T *X)
  *   M               (n_rows, n_cols) read
  *   out             (n_cols,) written
  */
-void FM_FN(fm_col_sum)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,
+FM_HOT void FM_FN(fm_col_sum)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,
                        const FM_T *M, FM_T *out)
 {
     if (!accumulate) {
@@ -70,7 +70,7 @@ void FM_FN(fm_col_sum)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,
  *   M               (n_rows, n_cols) read
  *   colmax          (n_cols,) read and written
  */
-void FM_FN(fm_col_max)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *M, FM_T *colmax)
+FM_HOT void FM_FN(fm_col_max)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *M, FM_T *colmax)
 {
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         const FM_T *row = M + i * n_cols;
@@ -86,7 +86,7 @@ void FM_FN(fm_col_max)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *M, FM_T *
  *   X       (*, n_cols) read
  *   out     (n_rows, n_cols) written
  */
-void FM_FN(fm_gather_rows)(ptrdiff_t n_rows, ptrdiff_t n_cols, const ptrdiff_t *idx,
+FM_HOT void FM_FN(fm_gather_rows)(ptrdiff_t n_rows, ptrdiff_t n_cols, const ptrdiff_t *idx,
                            const FM_T *X, FM_T *out)
 {
     for (ptrdiff_t r = 0; r < n_rows; r++) {

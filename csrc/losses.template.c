@@ -49,7 +49,7 @@ static inline FM_T FM_FN(fm_softmax_row)(ptrdiff_t n_cols, FM_T *z)
  *   bias    (n_cols,) read
  *   Z       (n_rows, n_cols) read and written: pre-activation in, output out
  */
-void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
+FM_HOT void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
                               const FM_T *bias, FM_T *Z)
 {
     for (ptrdiff_t i = 0; i < n_rows; i++) {
@@ -80,7 +80,7 @@ void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
  *   loss_sum  read and written: the sum over rows of (weight times) each row's
  *             loss is added
  */
-void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
+FM_HOT void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
                             FM_T scale, const FM_T *bias, const FM_T *Y, const FM_T *sw,
                             FM_T *Z, FM_T *delta, double *loss_sum)
 {

@@ -24,7 +24,7 @@
  *   grad_sumsq     read and written: sum_i grad_i^2 is added (the gradient
  *                  norm, in the same pass), or NULL; summed in double
  */
-void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum, int nesterov,
+FM_HOT void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum, int nesterov,
                           const FM_T *grad, FM_T *velocity, FM_T *params, double *grad_sumsq)
 {
     /* the squares are summed in double (a float32 gradient's cannot overflow it), in the
@@ -72,7 +72,7 @@ void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum, int ne
  *   params     (n,) read and written
  *   grad_sumsq read and written: sum_i grad_i^2 is added, or NULL
  */
-void FM_FN(fm_adam_update)(ptrdiff_t n, FM_T step_size, FM_T beta_1, FM_T beta_2,
+FM_HOT void FM_FN(fm_adam_update)(ptrdiff_t n, FM_T step_size, FM_T beta_1, FM_T beta_2,
                            FM_T epsilon, const FM_T *grad, FM_T *m, FM_T *v,
                            FM_T *params, double *grad_sumsq)
 {

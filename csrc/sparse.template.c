@@ -18,7 +18,7 @@
  *   W        (n_in, n_cols) read
  *   Z        (n_rows, n_cols) written
  */
-void FM_FN(fm_csr_matmul)(ptrdiff_t n_rows, ptrdiff_t n_cols, const ptrdiff_t *rows, ptrdiff_t row0,
+FM_HOT void FM_FN(fm_csr_matmul)(ptrdiff_t n_rows, ptrdiff_t n_cols, const ptrdiff_t *rows, ptrdiff_t row0,
                           const ptrdiff_t *indptr, const ptrdiff_t *indices, const FM_T *data,
                           const FM_T *W, FM_T *Z)
 {
@@ -44,7 +44,7 @@ void FM_FN(fm_csr_matmul)(ptrdiff_t n_rows, ptrdiff_t n_cols, const ptrdiff_t *r
  *   delta       (n_rows, n_cols) read
  *   dW          (n_in, n_cols) written
  */
-void FM_FN(fm_csr_tmatmul)(ptrdiff_t n_rows, ptrdiff_t n_in, ptrdiff_t n_cols, int accumulate,
+FM_HOT void FM_FN(fm_csr_tmatmul)(ptrdiff_t n_rows, ptrdiff_t n_in, ptrdiff_t n_cols, int accumulate,
                            const ptrdiff_t *rows, ptrdiff_t row0, const ptrdiff_t *indptr,
                            const ptrdiff_t *indices, const FM_T *data, const FM_T *delta, FM_T *dW)
 {
