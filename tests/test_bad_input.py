@@ -7,6 +7,7 @@ the coefs_ / intercepts_ assignments; for fastmlp.Network and
 fastmlp.reference.Network alike.
 """
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -186,6 +187,23 @@ def test_bad_Y(Net, case, method):
     net = _make(Net)
     call = (lambda: net.fit(X, Y, epochs=1)) if method == "fit" else (lambda: net.loss_and_gradients(X, Y))
     _assert_rejected(net, call, error, "Y")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finite_values_whose_sum_overflows_are_accepted(dtype):
+    # The finiteness check sums in the array's dtype first; a sum that overflows on
+    # finite values must fall through to the exact check, not reject the data.
+    from fastmlp._validation import check_finite
+
+    big = np.full((4, 3), np.finfo(dtype).max / 2, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and quietly: no overflow warnings from the check
+        check_finite(big, "X")
+        for bad in (np.inf, -np.inf, np.nan):
+            worse = big.copy()
+            worse[2, 1] = bad
+            with pytest.raises(ValueError, match="X contains NaN or infinity"):
+                check_finite(worse, "X")
 
 
 @parametrize_network

@@ -540,11 +540,16 @@ class BaseNetwork:
         registry's bounded activations (logistic, tanh) and |f(z)| <= |z| for the
         others (relu, leaky_relu, swish, identity), times the largest |slope| for prelu.
         """
-        if isinstance(X, np.ndarray):
-            rows = np.einsum("ij,ij->i", X, X, dtype=np.float64)
-        else:
-            rows = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
-        bound = worst = float(np.sqrt(rows.max()))
+        # Row sums of squares in X's own dtype: no float64 copy of X. A sum that overflows
+        # makes the bound infinite (the caller then runs the forward pass); the rounding
+        # of a float32 sum is far inside the margin between the safe magnitude (the
+        # square root of the largest float) and an actual overflow.
+        with np.errstate(over="ignore"):
+            if isinstance(X, np.ndarray):
+                rows = np.einsum("ij,ij->i", X, X)
+            else:
+                rows = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+        bound = worst = float(np.sqrt(rows.max(), dtype=np.float64))
         slopes = iter(self._slopes)
         with np.errstate(over="ignore"):
             for l, (W, b) in enumerate(zip(self._coefs, self._intercepts)):
