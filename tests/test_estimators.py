@@ -268,6 +268,40 @@ def test_partial_fit_classes():
     assert_array_equal(clf.classes_, [0, 1, 2])
 
 
+@pytest.mark.parametrize("labels", [
+    [0, 1], [3, 7, 9], [-1.0, 2.0], ["cat", "dog"], ["a", "b", "c", "d"], [True, False], [np.int8(2), np.int8(5)],
+], ids=["binary", "multiclass", "float", "str-binary", "str-multiclass", "bool", "int8"])
+def test_label_encoding_is_the_binarizers(labels):
+    # The fast encoding of known labels gives LabelBinarizer's targets exactly; an
+    # unknown or NaN label falls back to the binarizer's path and its error.
+    from sklearn.preprocessing import LabelBinarizer
+
+    rng = np.random.default_rng(0)
+    labels = np.array(labels)
+    y = labels[rng.integers(0, len(labels), 60)]
+    y[: len(labels)] = labels  # every class present
+    X = rng.standard_normal((60, 3))
+    clf = MLPClassifier(hidden_layer_sizes=(3,), solver="sgd", random_state=0).partial_fit(X, y, classes=labels)
+    want = LabelBinarizer().fit(labels).transform(y).astype(np.float64)
+    for part in (y, y[5:], y[y == labels[0]]):
+        got = clf._encode_known_labels(part, np.float64)
+        assert got is not None
+        assert_array_equal(got, LabelBinarizer().fit(labels).transform(part).astype(np.float64))
+    _, Y = clf._validate_input(X, y, incremental=True, reset=False, dtype=np.float64)
+    assert_array_equal(Y, want)
+    if labels.dtype.kind in "iuf":
+        unknown = y.astype(np.float64)
+        unknown[3] = 0.5
+        assert clf._encode_known_labels(unknown, np.float64) is None
+        with pytest.raises(ValueError):
+            clf.partial_fit(X, unknown)
+    else:
+        unknown = y.astype(object)
+        unknown[3] = "zebra" if labels.dtype.kind == "U" else None
+        with pytest.raises((ValueError, TypeError)):
+            clf.partial_fit(X, unknown)
+
+
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
 def test_partial_fit_only_for_stochastic_solvers(Est):
     assert not hasattr(Est(solver="lbfgs"), "partial_fit")
