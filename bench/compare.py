@@ -5,19 +5,24 @@ Every contender trains the same network from the same weights on the same data
 are shared and noisy, so only ratios measured in one run mean anything. The
 GEMM bound is the time of only the matrix products of the same forward and
 backward passes (NumPy matmul(out=...) on preallocated arrays; also through
-SciPy's BLAS, the library the engine calls).
+SciPy's BLAS, the library the engine calls). Prediction latency is measured
+the same way against the forward products alone; then two models fitting at
+once (threads, and processes as the ceiling), and the peak memory of fit.
 
     python bench/compare.py            # full run: bench/RESULTS.md and bench/results.json
     python bench/compare.py --quick    # fewer rows, one round, one thread setting (under two minutes)
 """
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
+import threading
 import time
 import tracemalloc
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -32,15 +37,23 @@ import contenders as C  # noqa: E402
 import fastmlp  # noqa: E402
 
 QUICK_ROWS = {"W1": 2000, "W2": 5000, "W3": 2000}
+FORWARD_BOUND = "GEMM bound (forward products)"  # the latency tables' bound column
+TWO_MODELS_BATCH = 32
 
 
-def timed(contenders, rounds):
-    """Median seconds per epoch of each contender, interleaved round by round, after a warm-up."""
+def timed(contenders, rounds, pause):
+    """Median seconds per epoch of each contender, interleaved round by round, after a warm-up.
+
+    Each timed call follows `pause` seconds of rest (not timed): NumPy and SciPy
+    each bundle their own OpenBLAS, whose worker threads spin ~0.1 s after a
+    call and would slow whoever runs next on the other library.
+    """
     times = {name: [] for name in contenders}
     for c in contenders.values():
         c.epoch()
     for _ in range(rounds):
         for name, c in contenders.items():
+            time.sleep(pause)
             tic = time.perf_counter()
             c.epoch()
             times[name].append(time.perf_counter() - tic)
@@ -65,7 +78,7 @@ def training(args):
                     for nt in threads:
                         with set_threads(nt):
                             cs = C.make_contenders(workload, X, y, Y, optimizer, batch)
-                            seconds = timed(cs, args.rounds)
+                            seconds = timed(cs, args.rounds, args.pause)
                         bound = seconds["GEMM bound"]
                         n_batches = -(-n // batch)
                         row = dict(
@@ -74,6 +87,8 @@ def training(args):
                             ratio_to_bound={c: s / bound for c, s in seconds.items()},
                             samples_per_second={c: n / s for c, s in seconds.items()},
                             us_per_batch={c: 1e6 * s / n_batches for c, s in seconds.items()},
+                            speedup_over_sklearn={c: seconds["scikit-learn"] / seconds[c]
+                                                  for c in ("fastmlp", "fastmlp estimator")},
                             loss={c: float(cs[c].loss()) for c in cs},
                         )
                         rows.append(row)
@@ -83,19 +98,58 @@ def training(args):
 
 
 def latency(args):
-    """Prediction time for 1, 10 and 1000 rows through each library (W1's network, trained briefly)."""
+    """Prediction latency on W1's and W2's networks: {workload: its table}."""
+    return {key: latency_of(C.WORKLOADS[key], args) for key in ("W1", "W2")}
+
+
+def latency_of(workload, args):
+    """Prediction time for 1, 10 and 1000 rows through each library, one thread, against the GEMM bound.
+
+    The network is `workload`'s (float64), trained briefly. Each predictor's
+    time is the best over interleaved rounds of the mean of enough calls to
+    fill a fixed budget.
+    """
+    X, y, _ = C.make_data(workload, np.float64, n_samples=2000)
+    predictors = _predictors(workload, X, y)
+    budget, rounds = (0.02, 3) if args.quick else (0.1, 5)
+    timings = []
+    with set_threads(1):
+        for n_rows in (1, 10, 1000):
+            A = np.ascontiguousarray(X[:n_rows])
+            number = {}
+            for name, f in predictors.items():
+                f(A)  # warm-up, then one call to size the budget
+                number[name] = max(1, int(budget / _repeat(f, A, 1)))
+            best = {name: float("inf") for name in predictors}
+            for _ in range(rounds):
+                for name, f in predictors.items():
+                    best[name] = min(best[name], _repeat(f, A, number[name]))
+            result = {name: t * 1e6 for name, t in best.items()}
+            timings.append(dict(rows=n_rows, microseconds=result))
+            print(f"{workload.name} predict {n_rows:4d} rows  "
+                  + "  ".join(f"{k} {v:.1f} us" for k, v in result.items()), flush=True)
+    one_row = timings[0]["microseconds"]
+    over_bound = {k: v / one_row[FORWARD_BOUND] for k, v in one_row.items()}
+    print(f"{workload.name} predict 1 row over the GEMM bound  "
+          + "  ".join(f"{k} {r:.2f}x" for k, r in over_bound.items()), flush=True)
+    sizes = [workload.n_features, *workload.hidden, workload.n_outputs]
+    return dict(name=workload.name, layer_sizes=sizes, output_activation=C.OUTPUT[workload.task][0],
+                timings=timings, one_row_over_bound=over_bound)
+
+
+def _predictors(workload, X, y):
+    """Each contender's prediction function of the rows, on one network: the fastmlp estimator's, trained briefly."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier as SkMLP
 
-    workload = C.WORKLOADS["W1"]
-    X, y, Y = C.make_data(workload, np.float64, n_samples=2000)
     kwargs = dict(hidden_layer_sizes=workload.hidden, max_iter=2, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = fastmlp.MLPClassifier(**kwargs).fit(X, y)
         sk = SkMLP(**kwargs).fit(X, y)
     net = est._network
-    ref = fastmlp.reference.Network(list(net.layer_sizes), output_activation="softmax", loss="log_loss")
+    ref = fastmlp.reference.Network(list(net.layer_sizes), output_activation=net.output_activation,
+                                    loss="log_loss")
     ref.coefs_, ref.intercepts_ = net.coefs_, net.intercepts_
     predictors = {
         "fastmlp Network.forward": net.forward,
@@ -105,12 +159,13 @@ def latency(args):
     }
     if C.torch is not None:
         layers = []
-        for i, (W, b) in enumerate(zip(net.coefs_, net.intercepts_)):
+        for W, b in zip(net.coefs_, net.intercepts_):
             linear = C.torch.nn.Linear(*W.shape, dtype=C.torch.float64)
             with C.torch.no_grad():
                 linear.weight.copy_(C.torch.from_numpy(np.ascontiguousarray(W.T)))
                 linear.bias.copy_(C.torch.from_numpy(b))
-            layers += [linear, C.torch.nn.ReLU()] if i < len(net.coefs_) - 1 else [linear, C.torch.nn.Softmax(1)]
+            layers += [linear, C.torch.nn.ReLU()]
+        layers[-1] = C.torch.nn.Softmax(1) if net.output_activation == "softmax" else C.torch.nn.Sigmoid()
         model = C.torch.nn.Sequential(*layers).eval()
 
         def torch_predict(A):
@@ -124,22 +179,31 @@ def latency(args):
     if ort is not None:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # errors only: not the notice about an unused initializer
         session = ort.InferenceSession(est.to_onnx().SerializeToString(), opts,
                                        providers=["CPUExecutionProvider"])
         predictors["ONNX Runtime (classifier graph)"] = lambda A: session.run(None, {"X": A})
-    rows = []
-    with set_threads(1):
-        for n_rows in (1, 10, 1000):
-            A = np.ascontiguousarray(X[:n_rows])
-            result = {}
-            for name, f in predictors.items():
-                number = max(1, int(2000 / n_rows)) if not args.quick else max(1, int(300 / n_rows))
-                f(A)
-                best = min(_repeat(f, A, number) for _ in range(3 if not args.quick else 2))
-                result[name] = best * 1e6
-            rows.append(dict(rows=n_rows, microseconds=result))
-            print(f"predict {n_rows:4d} rows  " + "  ".join(f"{k} {v:.1f} us" for k, v in result.items()), flush=True)
-    return rows
+    predictors[FORWARD_BOUND] = forward_gemm_bound(net.coefs_)
+    return predictors
+
+
+def forward_gemm_bound(coefs):
+    """Only the forward matrix products of a network with weights `coefs`, for the rows given.
+
+    NumPy matmul(out=...) into arrays preallocated once per row count, in a
+    Python loop over the layers, output layer included: no bias, no activation.
+    """
+    coefs = [np.ascontiguousarray(W) for W in coefs]
+    outputs = {}
+
+    def run(A):
+        if A.shape[0] not in outputs:
+            outputs[A.shape[0]] = [np.empty((A.shape[0], W.shape[1]), A.dtype) for W in coefs]
+        for W, Z in zip(coefs, outputs[A.shape[0]]):
+            np.matmul(A, W, out=Z)
+            A = Z
+        return A
+    return run
 
 
 def _repeat(f, A, number):
@@ -149,35 +213,118 @@ def _repeat(f, A, number):
     return (time.perf_counter() - tic) / number
 
 
+def two_models(args):
+    """Throughput of two models fitting at once relative to one alone: two threads, and two processes.
+
+    Each worker fits its own fastmlp.Network (W2's, SGD, batch 32) on the same
+    data, BLAS at one thread. The engine releases the GIL for the whole epoch,
+    so two threads should come near two processes, the ceiling. The throughput
+    ratio is 2 t1 / t2: t1 the time of one fit alone, t2 of two at once (from
+    the first start to the last end), medians over interleaved rounds.
+    """
+    workload = C.WORKLOADS["W2"]
+    n, epochs, rounds = (20000, 10, 2) if args.quick else (workload.n_samples, 10, 3)
+    rows = []
+    for dtype in (np.float64,) if args.quick else (np.float32, np.float64):
+        X, _, Y = C.make_data(workload, dtype, n_samples=n)
+        walls = {(kind, k): [] for kind in ("threads", "processes") for k in (1, 2)}
+        with threadpool_limits(1):
+            for _ in range(rounds):
+                for kind, k in walls:
+                    time.sleep(args.pause)
+                    walls[kind, k].append(_fit_at_once(kind, k, workload, X, Y, epochs))
+        t = {key: float(np.median(v)) for key, v in walls.items()}
+        row = dict(workload="W2", name=workload.name, rows=n, dtype=np.dtype(dtype).name, optimizer="sgd",
+                   batch=TWO_MODELS_BATCH, epochs=epochs,
+                   one_alone_seconds={kind: t[kind, 1] for kind in ("threads", "processes")},
+                   two_at_once_seconds={kind: t[kind, 2] for kind in ("threads", "processes")},
+                   throughput_ratio={kind: 2 * t[kind, 1] / t[kind, 2] for kind in ("threads", "processes")})
+        rows.append(row)
+        print(f"two models at once, W2 {row['dtype']} ({n} rows, {epochs} epochs): "
+              + "  ".join(f"{kind} {row['throughput_ratio'][kind]:.2f}x (one {t[kind, 1]:.2f} s, "
+                          f"two {t[kind, 2]:.2f} s)" for kind in ("threads", "processes")), flush=True)
+    return rows
+
+
+def _fit_at_once(kind, k, workload, X, Y, epochs):
+    """Wall seconds of k fits started together in k threads or k processes, from the first start to the last end."""
+    if kind == "threads":
+        barrier = threading.Barrier(k)
+        with ThreadPoolExecutor(k) as pool:
+            spans = list(pool.map(lambda _: _fit_at_barrier(workload, X, Y, epochs, barrier), range(k)))
+    else:  # fork: no start-up imports; spawn where there is no fork
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        barrier, queue = ctx.Barrier(k), ctx.Queue()
+        workers = [ctx.Process(target=_process_fit, args=(workload, X, Y, epochs, barrier, queue), daemon=True)
+                   for _ in range(k)]
+        for w in workers:
+            w.start()
+        spans = [queue.get(timeout=600) for _ in workers]
+        for w in workers:
+            w.join()
+    return max(end for _, end in spans) - min(start for start, _ in spans)
+
+
+def _fit_at_barrier(workload, X, Y, epochs, barrier):
+    """Fit a fresh Network: one warm-up epoch, wait for the others, then the timed fit; its (start, end)."""
+    net = C.initial_network(workload, X.dtype)
+    fit_kwargs = dict(batch_size=TWO_MODELS_BATCH, optimizer="sgd")
+    net.fit(X, Y, epochs=1, **fit_kwargs)
+    barrier.wait(timeout=600)
+    tic = time.perf_counter()
+    net.fit(X, Y, epochs=epochs, **fit_kwargs)
+    return tic, time.perf_counter()
+
+
+def _process_fit(workload, X, Y, epochs, barrier, queue):
+    """One process of two_models: BLAS at one thread, (start, end) of its timed fit into queue."""
+    with threadpool_limits(1):
+        queue.put(_fit_at_barrier(workload, X, Y, epochs, barrier))
+
+
 def memory(args):
-    """Peak memory (traced NumPy/Python allocations) of one fit, over the size of X."""
+    """Peak memory (traced NumPy/Python allocations) of one epoch of fit, over the size of X.
+
+    X is C-contiguous in the model's dtype, so fit needs no copy of it. Each
+    model is built inside the traced region (the estimators build theirs in
+    fit): W1's network, Adam, batch 200.
+    """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier as SkMLP
 
     workload = C.WORKLOADS["W1"]
-    X, y, _ = C.make_data(workload, np.float64, n_samples=2000 if args.quick else 10000)
-    out = {}
-    for name, cls in (("fastmlp", fastmlp.MLPClassifier), ("scikit-learn", SkMLP)):
-        model = cls(hidden_layer_sizes=workload.hidden, max_iter=1, batch_size=200, random_state=0)
-        tracemalloc.start()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X, y)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        out[name] = peak / X.nbytes
-    print("peak fit memory / X: " + "  ".join(f"{k} {v:.2f}" for k, v in out.items()))
-    return dict(rows=X.shape[0], features=X.shape[1], peak_over_X=out)
+    n = 2000 if args.quick else workload.n_samples  # W1: 20000 rows
+    data = {np.dtype(dtype).name: C.make_data(workload, dtype, n_samples=n) for dtype in (np.float64, np.float32)}
+    kwargs = dict(hidden_layer_sizes=workload.hidden, max_iter=1, batch_size=200, random_state=0)
+    fits = {
+        "fastmlp Network.fit": lambda X, y, Y: C.initial_network(workload, X.dtype).fit(
+            X, Y, epochs=1, batch_size=200, optimizer="adam", learning_rate=1e-3),
+        "fastmlp MLPClassifier.fit": lambda X, y, Y: fastmlp.MLPClassifier(**kwargs, dtype=X.dtype.name).fit(X, y),
+        "scikit-learn fit": lambda X, y, Y: SkMLP(**kwargs).fit(X, y),
+    }
+    rows = []
+    for name, fit in fits.items():
+        for dtype, (X, y, Y) in data.items():
+            tracemalloc.start()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                fit(X, y, Y)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            rows.append(dict(model=name, dtype=dtype, peak_bytes=peak, X_bytes=X.nbytes, peak_over_X=peak / X.nbytes))
+    print("peak fit memory / X: " + "  ".join(f"{r['model']} {r['dtype']} {r['peak_over_X']:.2f}" for r in rows))
+    return dict(rows=n, features=workload.n_features, fits=rows)
 
 
-def meta(quick):
+def meta(args):
     versions = {"python": sys.version.split()[0], "numpy": np.__version__, "fastmlp": fastmlp.__version__}
     for name in ("scipy", "sklearn"):
         versions[name] = __import__(name).__version__
     versions["torch"] = C.torch.__version__ if C.torch is not None else None
     blas = [{k: info.get(k) for k in ("user_api", "internal_api", "prefix", "version", "num_threads",
                                       "threading_layer", "architecture")} for info in threadpool_info()]
-    return dict(date=str(date.today()), quick=quick, machine=platform.machine(), cpus=os.cpu_count(),
+    return dict(date=str(date.today()), quick=args.quick, rounds=args.rounds, pause=args.pause,
+                machine=platform.machine(), cpus=os.cpu_count(),
                 processor=platform.processor() or platform.uname().machine, versions=versions, blas=blas)
 
 
@@ -199,30 +346,54 @@ def write(results):
         "",
         "The GEMM bound is the time of only the forward and backward matrix products (NumPy's BLAS); "
         "1.00 is the bound, lower is faster. Every contender trains the same network from the same weights; "
-        "the last column is fastmlp's epoch loss (all contenders' losses are in results.json).",
+        f"each timed epoch follows {m['pause']} s of rest. \"x sklearn\" is scikit-learn's time over fastmlp's "
+        "(through Network and through MLPClassifier); the last column is fastmlp's epoch loss (all contenders' "
+        "losses, and the time per batch, are in results.json).",
         "",
     ]
     rows = results["training"]
     names = list(rows[0]["seconds"])
     lines.append("| workload | dtype | optimizer | batch | threads | " + " | ".join(names)
-                 + " | fastmlp samples/s | fastmlp us/batch | loss |")
-    lines.append("|---|---|---|---|---|" + "---|" * (len(names) + 3))
+                 + " | x sklearn (Network) | x sklearn (estimator) | fastmlp samples/s | loss |")
+    lines.append("|---|---|---|---|---|" + "---|" * (len(names) + 4))
     for r in rows:
+        speedup = r["speedup_over_sklearn"]
         lines.append(f"| {r['name']} ({r['rows']} rows) | {r['dtype']} | {r['optimizer']} | {r['batch']} | "
                      f"{r['threads']} | " + " | ".join(f"{r['ratio_to_bound'][c]:.2f}" for c in names)
-                     + f" | {r['samples_per_second']['fastmlp']:,.0f} | {r['us_per_batch']['fastmlp']:.1f} | "
-                     f"{r['loss']['fastmlp']:.4f} |")
-    lines += ["", "## Prediction latency (microseconds, one thread)", ""]
-    lat = results["latency"]
-    pnames = list(lat[0]["microseconds"])
-    lines.append("| rows | " + " | ".join(pnames) + " |")
-    lines.append("|---|" + "---|" * len(pnames))
-    for r in lat:
-        lines.append(f"| {r['rows']} | " + " | ".join(f"{r['microseconds'][k]:.1f}" for k in pnames) + " |")
+                     + f" | {speedup['fastmlp']:.1f} | {speedup['fastmlp estimator']:.1f} | "
+                     f"{r['samples_per_second']['fastmlp']:,.0f} | {r['loss']['fastmlp']:.4f} |")
+    lines += ["", "## Prediction latency (microseconds, one thread)", "",
+              f"The {FORWARD_BOUND} column is the time of only the network's forward matrix products for those rows "
+              "(NumPy matmul(out=...) on preallocated arrays, output layer included); the last line is each time "
+              "for one row over it. Targets for one row: Network.forward at most 1.0x the bound on W1 and 0.5x on "
+              "W2, MLPClassifier.predict at most 1.5x on W1."]
+    for lat in results["latency"].values():
+        pnames = list(lat["timings"][0]["microseconds"])
+        lines += ["", f"{lat['name']}: {'-'.join(map(str, lat['layer_sizes']))}, {lat['output_activation']} "
+                      "output, float64.", ""]
+        lines.append("| rows | " + " | ".join(pnames) + " |")
+        lines.append("|---|" + "---|" * len(pnames))
+        for r in lat["timings"]:
+            lines.append(f"| {r['rows']} | " + " | ".join(f"{r['microseconds'][k]:.1f}" for k in pnames) + " |")
+        lines.append("| 1 row, x bound | " + " | ".join(f"{lat['one_row_over_bound'][k]:.2f}x" for k in pnames)
+                     + " |")
+    lines += ["", "## Two models fitting at once (threads vs processes)", "",
+              "Each worker fits its own `fastmlp.Network` on W2's data (SGD, batch 32), BLAS at one thread; "
+              "throughput of two at once over one alone (2 t1 / t2). Two processes are the ceiling; the target "
+              "for two threads is at least 1.6x.", "",
+              "| dtype | rows x epochs | one alone, threads (s) | two threads (s) | threads | "
+              "one alone, processes (s) | two processes (s) | processes |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in results["two_models"]:
+        lines.append(f"| {r['dtype']} | {r['rows']} x {r['epochs']} | " + " | ".join(
+            f"{r['one_alone_seconds'][kind]:.2f} | {r['two_at_once_seconds'][kind]:.2f} | "
+            f"{r['throughput_ratio'][kind]:.2f}x" for kind in ("threads", "processes")) + " |")
     mem = results["memory"]
     lines += ["", "## Peak memory of fit over the size of X", "",
-              f"One epoch of `MLPClassifier.fit` on {mem['rows']} x {mem['features']} float64 (traced allocations): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in mem["peak_over_X"].items()) + "."]
+              f"One epoch of fit on W1's {mem['rows']} x {mem['features']} X, C-contiguous in the model's dtype "
+              "(traced allocations, the model built inside; Adam, batch 200). Target: at most 0.25.", "",
+              "| fit | dtype | peak / X |", "|---|---|---|"]
+    lines += [f"| {r['model']} | {r['dtype']} | {r['peak_over_X']:.2f} |" for r in mem["fits"]]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {HERE / 'RESULTS.md'}")
 
@@ -231,9 +402,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rows, one round, one thread setting")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per contender (default 3, quick 1)")
+    parser.add_argument("--pause", type=float, default=None,
+                        help="seconds of rest before each timed call (default 0.3, quick 0.1)")
     args = parser.parse_args()
     args.rounds = args.rounds or (1 if args.quick else 3)
-    results = dict(meta=meta(args.quick), training=training(args), latency=latency(args), memory=memory(args))
+    args.pause = args.pause if args.pause is not None else (0.1 if args.quick else 0.3)
+    results = dict(meta=meta(args), training=training(args), latency=latency(args), two_models=two_models(args),
+                   memory=memory(args))
     write(results)
 
 
