@@ -1,5 +1,6 @@
 /*
- * Inverted dropout and the small row helpers of the batch loop.
+ * Inverted dropout, the small row helpers of the batch loop, and the
+ * boundary's finiteness check.
  *
  * Dropout scheme: each unit is kept with probability keep; the mask M holds
  * 1/keep for kept units and 0 for dropped ones, so D = A * M has the
@@ -94,4 +95,20 @@ FM_HOT void FM_FN(fm_gather_rows)(ptrdiff_t n_rows, ptrdiff_t n_cols, const ptrd
         FM_T *dst = out + r * n_cols;
         for (ptrdiff_t j = 0; j < n_cols; j++) dst[j] = src[j];
     }
+}
+
+/*
+ * fm_all_finite: *finite = 1 if no x[i] is NaN or infinite, else 0 (the Python
+ * boundary's check of its inputs, in one vectorized pass without branches:
+ * x - x is 0 for a finite x and NaN for an infinite one or a NaN)
+ *   n       number of elements
+ *   x       (n,) read
+ *   finite  written
+ */
+FM_HOT void FM_FN(fm_all_finite)(ptrdiff_t n, const FM_T *x, int *finite)
+{
+    FM_T acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (ptrdiff_t i = 0; i < n; i++) acc += x[i] - x[i];
+    *finite = acc == 0;
 }

@@ -88,6 +88,7 @@ uint64_t fm_rng_next(fm_rng *rng);
     void fm_dropout_##SUF(ptrdiff_t n, T keep, fm_rng *rng, const T *A, T *M,   \
                           T *D);                                                \
     void fm_mul_##SUF(ptrdiff_t n, const T *M, T *X);                           \
+    void fm_all_finite_##SUF(ptrdiff_t n, const T *x, int *finite);             \
     void fm_csr_matmul_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,                \
                              const ptrdiff_t *rows, ptrdiff_t row0,             \
                              const ptrdiff_t *indptr, const ptrdiff_t *indices, \

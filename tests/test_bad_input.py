@@ -190,9 +190,9 @@ def test_bad_Y(Net, case, method):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_finite_values_whose_sum_overflows_are_accepted(dtype):
-    # The finiteness check sums in the array's dtype first; a sum that overflows on
-    # finite values must fall through to the exact check, not reject the data.
+def test_the_finiteness_check_at_the_edge_of_the_range(dtype):
+    # Finite values at the edge of the dtype's range are data, whatever their sum;
+    # any NaN or infinity among them is not.
     from fastmlp._validation import check_finite
 
     big = np.full((4, 3), np.finfo(dtype).max / 2, dtype=dtype)

@@ -674,3 +674,66 @@ def test_divergence_raises_and_restores_finite_weights(Net, dtype):
         with np.errstate(all="ignore"):
             replay.fit(X, Y, epochs=epoch - 1, learning_rate=1e6)
     _assert_params_equal(net, _params(replay))
+
+
+# The one-row path of a service: Network.forward/predict on X already as the
+# engine takes it skip validation in Python (_engine.Predictor checks in C).
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_rows", [1, 7, 5000])
+def test_fast_forward_equals_the_validated_path(dtype, n_rows):
+    net = fastmlp.Network([6, 9, 4], activation="tanh", output_activation="softmax", loss="log_loss",
+                          dtype=dtype, random_state=0)
+    X = np.random.default_rng(1).standard_normal((n_rows, 6)).astype(dtype)
+    fast = net._fast_forward(X)
+    assert fast is not None and fast.dtype == dtype and fast.shape == (n_rows, 4)
+    validated = net._forward(net._check_X(np.asfortranarray(X)), False, 0)
+    assert_array_equal(fast, validated)
+    assert_array_equal(net.forward(X), validated)
+    assert_array_equal(net.predict(X), validated)
+
+
+def test_fast_forward_declines_what_needs_validation():
+    net = fastmlp.Network([3, 5, 2], random_state=0)
+    X = np.random.default_rng(0).standard_normal((4, 3))
+    declined = {
+        "list": X.tolist(),
+        "float32": X.astype(np.float32),
+        "fortran": np.asfortranarray(X),
+        "strided": np.repeat(X, 2, axis=1)[:, ::2],
+        "big-endian": X.astype(">f8"),
+        "subclass": X.view(np.matrix),
+        "1-D": X[0],
+        "wrong width": np.ones((4, 4)),
+        "no rows": np.ones((0, 3)),
+        "nan": np.where(X > 1, np.nan, X),
+        "inf": np.where(X > 1, np.inf, X),
+    }
+    unaligned = np.frombuffer(b"\0" + X.tobytes(), dtype=np.float64, offset=1, count=X.size).reshape(4, 3)
+    assert not unaligned.flags.aligned
+    declined["unaligned"] = unaligned
+    for name, value in declined.items():
+        assert net._fast_forward(value) is None, name
+    # declined input still gets forward's conversion or its error
+    assert_array_equal(net.forward(declined["big-endian"]), net.forward(X))
+    assert_array_equal(net.forward(declined["unaligned"]), net.forward(X))
+    for name in ("nan", "inf"):
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            net.forward(declined[name])
+
+
+def test_fast_forward_reads_the_live_weights_and_survives_pickling():
+    net = fastmlp.Network([3, 4, 1], random_state=0)
+    X = np.random.default_rng(0).standard_normal((2, 3))
+    before = net.forward(X)
+    net.coefs_[1][...] = 0.0
+    net.intercepts_[1][...] = 0.5
+    assert_array_equal(net.forward(X), np.full((2, 1), 0.5))
+    net.intercepts_ = [net.intercepts_[0], np.array([-1.0])]
+    assert_array_equal(net.forward(X), np.full((2, 1), -1.0))
+    copy_ = pickle.loads(pickle.dumps(net))
+    assert "_predictor" not in copy_.__dict__ and copy_._params is not net._params
+    assert_array_equal(copy_.forward(X), net.forward(X))
+    copy_.coefs_[1][...] = 1.0
+    assert not np.array_equal(copy_.forward(X), net.forward(X))
+    assert before.shape == (2, 1)

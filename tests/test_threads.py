@@ -121,11 +121,19 @@ def test_python_threads_progress_during_an_epoch(monkeypatch):
     assert net.loss_curve_ and np.isfinite(net.loss_curve_[0])
 
 
-def test_python_threads_progress_during_forward(monkeypatch):
-    timed = _Timed(fastmlp.network._engine.forward)
-    monkeypatch.setattr(fastmlp.network._engine, "forward", timed)
+@pytest.mark.parametrize("path", ["as the engine takes it", "converted"])
+def test_python_threads_progress_during_forward(monkeypatch, path):
+    # Both ways into the forward pass release the GIL: X already C-contiguous
+    # float64 (_engine.Predictor), and X that forward first converts (_engine.forward).
     X, _ = _data(60000)
     net = _new_network(0)
+    if path == "converted":
+        X = np.asfortranarray(X)
+        timed = _Timed(fastmlp.network._engine.forward)
+        monkeypatch.setattr(fastmlp.network._engine, "forward", timed)
+    else:
+        timed = _Timed(net._fast_forward)
+        net._fast_forward = timed
     counter = _Counter()
     counter.start()
     try:

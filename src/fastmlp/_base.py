@@ -18,7 +18,9 @@ import numpy as np
 from . import _registry
 from ._progress import EpochReporter
 from .reference import PRELU_INITIAL_SLOPE
-from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
+from ._validation import (
+    BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_finite, check_float, check_int, is_sparse,
+)
 
 
 def _check_random_state(random_state):
@@ -166,6 +168,11 @@ class BaseNetwork:
 
     def _check_X(self, X, name="X"):
         """A dense C-contiguous array, or a CSR matrix (scipy.sparse input), of the network's dtype."""
+        if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and X.flags.c_contiguous
+                and 0 < X.shape[0] <= BLAS_INT_MAX and X.shape[1] == self.layer_sizes[0]):
+            # already as the engine takes it (a service predicting a row): only the finiteness check
+            check_finite(X, name)
+            return X
         X = as_csr(X, name, self.dtype) if is_sparse(X) else as_float_array(X, name, self.dtype)
         if X.shape[1] != self.layer_sizes[0]:
             raise ValueError(
@@ -300,6 +307,7 @@ class BaseNetwork:
     def __getstate__(self):
         state = self.__dict__.copy()
         del state["_coefs"], state["_intercepts"], state["_slopes"]
+        state.pop("_predictor", None)  # network.py's, remade on first use
         return state
 
     def __setstate__(self, state):
@@ -321,13 +329,22 @@ class BaseNetwork:
         -------
         ndarray of shape (n_samples, n_outputs), of the network's dtype.
         """
+        if training is False:
+            out = self._fast_forward(X)
+            if out is not None:
+                return out
         training = check_bool(training, "training")
         X = self._check_X(X)
         return self._forward(X, training, _draw_seed(self._rng) if training else 0)
 
     def predict(self, X):
         """The network's output for each row of X (no dropout); same as forward(X)."""
-        return self._forward(self._check_X(X), False, 0)
+        out = self._fast_forward(X)
+        return out if out is not None else self._forward(self._check_X(X), False, 0)
+
+    def _fast_forward(self, X):
+        """The output for X when X needs no conversion (a service's one row), else None; see network.py."""
+        return None
 
     def loss_and_gradients(self, X, Y, alpha=0.0, sample_weight=None):
         """The loss on (X, Y) and its exact gradients, without dropout.

@@ -19,6 +19,7 @@ finiteness and sizes before calling, and compiled code trusts it.
 """
 import numpy as np
 
+cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport isfinite, pow, sqrt
 from libc.stdint cimport uint64_t
@@ -28,7 +29,7 @@ from ._blas cimport _axpy, _dot, _gemm, _nrm2, _scal
 from ._kernels cimport (
     FM_ADAM, FM_EXP, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC, FM_PRELU, FM_RELU, FM_SGD, FM_SOFTMAX,
     FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
-    _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
+    _all_finite, _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
 )
 
 # The C enum values, so that tests can check _registry against them.
@@ -41,6 +42,11 @@ ENUMS = {
 # Rows per chunk when forward or loss_and_gradients run over a whole data set:
 # bounds their workspace whatever the number of rows.
 CHUNK_ROWS = 4096
+
+# Every size handed to BLAS is a C int (as _validation.BLAS_INT_MAX).
+cdef Py_ssize_t BLAS_INT_MAX = 2**31 - 1
+
+cnp.import_array()
 
 
 cdef struct Plan:
@@ -543,6 +549,48 @@ def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floatin
     return loss
 
 
+cdef void _forward_chunks(const Plan *p, const floating *params, const Data *d, floating *out, floating *work,
+                          uint64_t seed, bint training) noexcept nogil:
+    """The output of every row of d into out (n_rows, n_outputs), p.batch_size rows at a time."""
+    cdef Batch batch
+    cdef fm_rng rng
+    cdef Py_ssize_t start = 0, b, L = p.n_layers, n_out = p.sizes[p.n_layers]
+    batch.csr = d
+    batch.rows = NULL
+    batch.Y = batch.sw = NULL
+    fm_rng_seed(&rng, seed)
+    while start < d.n_rows:
+        b = min(p.batch_size, d.n_rows - start)
+        batch.n_rows = b
+        batch.row0 = start
+        batch.X = <const floating *>d.X + start * d.n_in if d.X != NULL else NULL
+        _forward_hidden(p, params, work, &batch, training, &rng, out + start * n_out)
+        _output_forward(p.acts[L - 1], b, n_out, params + p.b_off[L], out + start * n_out)
+        start += b
+
+
+cdef int _forward_rows(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating *params, const Data *d,
+                       floating *out, const double[::1] keep, uint64_t seed, bint training,
+                       bint release_gil) except -1:
+    """_forward_chunks with its plan and workspace (chunks of CHUNK_ROWS), with or without the GIL."""
+    cdef Plan p
+    cdef floating *work = NULL  # malloc'd: far cheaper than an array for the one-row calls of a service
+    _plan_init(&p, sizes, acts, keep, min(d.n_rows, CHUNK_ROWS), training, training)
+    try:
+        work = <floating *>malloc(max(p.work_size, 1) * sizeof(floating))
+        if work == NULL:
+            raise MemoryError("fastmlp: cannot allocate the forward workspace")
+        if release_gil:
+            with nogil:
+                _forward_chunks(&p, params, d, out, work, seed, training)
+        else:
+            _forward_chunks(&p, params, d, out, work, seed, training)
+    finally:
+        free(work)
+        _plan_free(&p)
+    return 0
+
+
 def forward(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating[::1] params, object X,
             floating[:, ::1] out, const double[::1] keep=None, uint64_t seed=0, bint training=False):
     """The network's output for every row of X, into out (n_samples, n_outputs).
@@ -550,33 +598,86 @@ def forward(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating[::1
     training=True applies inverted dropout with keep probabilities `keep`,
     masks drawn from `seed`.
     """
-    cdef Plan p
     cdef Data d
-    cdef Batch batch
-    cdef fm_rng rng
-    cdef Py_ssize_t n, start = 0, b, B, L = sizes.shape[0] - 1
-    cdef floating[::1] work
     _read_data(X, None, None, &d, &params[0])
-    n = d.n_rows
-    B = min(n, CHUNK_ROWS)
-    _plan_init(&p, sizes, acts, keep, B, training, training)
-    try:
-        work = np.empty(max(p.work_size, 1), dtype=np.float32 if floating is float else np.float64)
-        batch.csr = &d
-        batch.rows = NULL
-        batch.Y = batch.sw = NULL
-        with nogil:
-            fm_rng_seed(&rng, seed)
-            while start < n:
-                b = min(B, n - start)
-                batch.n_rows = b
-                batch.row0 = start
-                batch.X = <const floating *>d.X + start * d.n_in if d.X != NULL else NULL
-                _forward_hidden(&p, &params[0], &work[0], &batch, training, &rng, &out[start, 0])
-                _output_forward(acts[L - 1], b, sizes[L], &params[p.b_off[L]], &out[start, 0])
-                start += b
-    finally:
-        _plan_free(&p)
+    _forward_rows(sizes, acts, &params[0], &d, &out[0, 0], keep, seed, training, True)
+
+
+cdef class Predictor:
+    """Network.forward without dropout, for rows that are already as the engine takes them.
+
+    The path of a service predicting one row at a time: called with X, it
+    returns the output when X is a C-contiguous, aligned, native-byte-order 2-D
+    ndarray of the network's dtype and width whose values are all finite, and
+    None for anything else, which the caller then validates in full (and
+    rejects with the usual errors). Everything it checks, it checks in C,
+    without building a memoryview. It keeps the network's parameter array
+    alive and reads it live; the caller makes a new Predictor if that array
+    is replaced.
+    """
+    cdef readonly object params
+    cdef const Py_ssize_t[::1] sizes
+    cdef const int[::1] acts
+    cdef int typenum
+    cdef Py_ssize_t n_in, n_out
+
+    def __init__(self, const Py_ssize_t[::1] sizes, const int[::1] acts, cnp.ndarray params):
+        self.sizes = sizes
+        self.acts = acts
+        self.params = params
+        self.typenum = cnp.PyArray_TYPE(params)
+        self.n_in = sizes[0]
+        self.n_out = sizes[sizes.shape[0] - 1]
+
+    cdef bint _finite(self, cnp.ndarray A, Py_ssize_t n) noexcept nogil:
+        if self.typenum == cnp.NPY_FLOAT:
+            return _all_finite(n * self.n_in, <const float *>cnp.PyArray_DATA(A))
+        return _all_finite(n * self.n_in, <const double *>cnp.PyArray_DATA(A))
+
+    def __call__(self, X):
+        cdef cnp.ndarray A, out
+        cdef cnp.npy_intp dims[2]
+        cdef Data d
+        cdef Py_ssize_t n
+        cdef bint finite, release_gil
+        if type(X) is not cnp.ndarray:
+            return None
+        A = <cnp.ndarray>X
+        if (cnp.PyArray_NDIM(A) != 2 or cnp.PyArray_TYPE(A) != self.typenum or not cnp.PyArray_ISCARRAY_RO(A)
+                or cnp.PyArray_DIM(A, 1) != self.n_in or not 0 < cnp.PyArray_DIM(A, 0) <= BLAS_INT_MAX):
+            return None
+        n = cnp.PyArray_DIM(A, 0)
+        release_gil = n * self.n_in >= 4096  # below that the GIL's round trip costs more than it frees
+        if release_gil:
+            with nogil:
+                finite = self._finite(A, n)
+        else:
+            finite = self._finite(A, n)
+        if not finite:
+            return None
+        dims[0] = n
+        dims[1] = self.n_out
+        out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        d.n_rows = n
+        d.n_in = self.n_in
+        d.X = cnp.PyArray_DATA(A)
+        d.indptr = d.indices = NULL
+        d.data = d.Y = d.sw = NULL
+        if self.typenum == cnp.NPY_FLOAT:
+            _forward_rows[float](self.sizes, self.acts, <const float *>cnp.PyArray_DATA(self.params), &d,
+                          <float *>cnp.PyArray_DATA(out), None, 0, False, release_gil)
+        else:
+            _forward_rows[double](self.sizes, self.acts, <const double *>cnp.PyArray_DATA(self.params), &d,
+                          <double *>cnp.PyArray_DATA(out), None, 0, False, release_gil)
+        return out
+
+
+def all_finite(const floating[::1] x):
+    """True if no element of x is NaN or infinite (one vectorized pass, without the GIL)."""
+    cdef bint finite
+    with nogil:
+        finite = _all_finite(x.shape[0], &x[0]) if x.shape[0] > 0 else True
+    return finite
 
 
 # ---------------------------------------------------------------------------

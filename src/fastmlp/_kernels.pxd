@@ -60,6 +60,8 @@ cdef extern from "fastmlp.h" nogil:
     void fm_dropout_f64(ptrdiff_t n, double keep, fm_rng *rng, const double *A, double *M, double *D)
     void fm_mul_f32(ptrdiff_t n, const float *M, float *X)
     void fm_mul_f64(ptrdiff_t n, const double *M, double *X)
+    void fm_all_finite_f32(ptrdiff_t n, const float *x, int *finite)
+    void fm_all_finite_f64(ptrdiff_t n, const double *x, int *finite)
     void fm_csr_matmul_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *rows, ptrdiff_t row0,
                            const Py_ssize_t *indptr, const Py_ssize_t *indices, const float *data,
                            const float *W, float *Z)
@@ -171,6 +173,15 @@ cdef inline void _dropout(Py_ssize_t n, floating keep, fm_rng *rng, const floati
         fm_dropout_f32(n, keep, rng, A, M, D)
     else:
         fm_dropout_f64(n, keep, rng, A, M, D)
+
+
+cdef inline bint _all_finite(Py_ssize_t n, const floating *x) noexcept nogil:
+    cdef int finite
+    if floating is float:
+        fm_all_finite_f32(n, x, &finite)
+    else:
+        fm_all_finite_f64(n, x, &finite)
+    return finite
 
 
 cdef inline void _mul(Py_ssize_t n, const floating *M, floating *X) noexcept nogil:

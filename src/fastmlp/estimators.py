@@ -24,7 +24,6 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _registry
-from ._validation import check_finite
 from ._progress import EpochReporter
 from .network import Network
 
@@ -393,18 +392,18 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X, logits=False):
         """The network's output for X (logits: before the output activation).
 
-        A fast path skips scikit-learn's validation for contiguous arrays of the
-        model's dtype and width (the case of a service predicting one row).
+        A fast path (Network._fast_forward) skips scikit-learn's validation for
+        contiguous, finite arrays of the model's dtype and width (the case of a
+        service predicting one row).
         """
         if not hasattr(self, "_network"):
             check_is_fitted(self)  # raises NotFittedError
         net = self._network
-        if (type(X) is np.ndarray and X.dtype == net.dtype and X.ndim == 2 and X.flags.c_contiguous
-                and X.shape[1] == self.n_features_in_ and X.shape[0] > 0
-                and not hasattr(self, "feature_names_in_")):
-            check_finite(X, "X")
-        else:
-            X = net._check_X(validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=net.dtype))
+        if not logits and not hasattr(self, "feature_names_in_"):
+            out = net._fast_forward(X)
+            if out is not None:
+                return out
+        X = net._check_X(validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=net.dtype))
         return net._forward(X, False, 0, logits)
 
     def save(self, path):
