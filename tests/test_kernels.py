@@ -519,3 +519,17 @@ def test_dropout_masks_are_not_correlated():
     kept = M != 0
     both = np.mean(kept[:-1] & kept[1:])
     assert abs(both - keep**2) <= 6 * np.sqrt(keep**2 * (1 - keep**2) / n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_cols", [1, 3, 32, 100])
+def test_gather_rows(dtype, n_cols):
+    # the shuffled batch's rows, in order, repeats allowed; the prefetch of rows
+    # ahead must never read past the last index
+    rng = np.random.default_rng(n_cols)
+    X = rng.standard_normal((50, n_cols)).astype(dtype)
+    for idx in ([0], [49], rng.permutation(50)[:17], [3, 3, 0, 49, 3], np.arange(50)[::-1]):
+        idx = np.asarray(idx, dtype=np.intp)
+        out = np.full((len(idx), n_cols), np.nan, dtype=dtype)
+        _engine._gather_rows_hook(idx, X, out)
+        np.testing.assert_array_equal(out, X[idx])

@@ -722,6 +722,11 @@ def _adam_hook(double step_size, double beta_1, double beta_2, double epsilon, c
                  &grad[0], &m[0], &v[0], &params[0], NULL)
 
 
+def _gather_rows_hook(const Py_ssize_t[::1] idx, const floating[:, ::1] X, floating[:, ::1] out):
+    with nogil:
+        _gather_rows(idx.shape[0], X.shape[1], &idx[0], &X[0, 0], &out[0, 0])
+
+
 def _dropout_hook(double keep, uint64_t seed, const floating[::1] A, floating[::1] M, floating[::1] D):
     cdef fm_rng rng
     fm_rng_seed(&rng, seed)
