@@ -529,7 +529,7 @@ def test_gather_rows(dtype, n_cols):
     rng = np.random.default_rng(n_cols)
     X = rng.standard_normal((50, n_cols)).astype(dtype)
     for idx in ([0], [49], rng.permutation(50)[:17], [3, 3, 0, 49, 3], np.arange(50)[::-1]):
-        idx = np.asarray(idx, dtype=np.intp)
+        idx = np.ascontiguousarray(idx, dtype=np.intp)
         out = np.full((len(idx), n_cols), np.nan, dtype=dtype)
         _engine._gather_rows_hook(idx, X, out)
         np.testing.assert_array_equal(out, X[idx])
