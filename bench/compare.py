@@ -13,6 +13,7 @@ once (threads, and processes as the ceiling), and the peak memory of fit.
     python bench/compare.py --quick    # fewer rows, one round, one thread setting (under two minutes)
 """
 import argparse
+import gc
 import json
 import multiprocessing
 import os
@@ -407,6 +408,10 @@ def main():
     args = parser.parse_args()
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.pause = args.pause if args.pause is not None else (0.1 if args.quick else 0.3)
+    # Every library is imported into this one process; frozen, their objects are not
+    # rescanned by a full garbage collection in whichever contender happens to trigger it.
+    gc.collect()
+    gc.freeze()
     results = dict(meta=meta(args), training=training(args), latency=latency(args), two_models=two_models(args),
                    memory=memory(args))
     write(results)
