@@ -317,6 +317,61 @@ def memory(args):
     return dict(rows=n, features=workload.n_features, fits=rows)
 
 
+def targets(results):
+    """The issue's targets against this run: rows of (target, points met / points, worst point)."""
+    train = results["training"]
+    rows = []
+
+    def check(target, points, at_least=None, at_most=None):
+        """points: (label, value, limit); met when value >= limit (at_least) or <= limit (at_most)."""
+        if not points:
+            return
+        met = [(v >= lim) if at_least else (v <= lim) for _, v, lim in points]
+        label, value, limit = min(points, key=lambda p: p[1] / p[2]) if at_least else max(points, key=lambda p: p[1] / p[2])
+        rows.append(dict(target=target, met=sum(met), points=len(points), worst=f"{value:.2f} ({label})"))
+
+    def label(r):
+        return f"{r['workload']} {r['dtype']} {r['optimizer']} b{r['batch']} t{r['threads']}"
+
+    def bound_limit(r):
+        if r["workload"] == "W1" and r["dtype"] == "float32" and r["batch"] in (32, 128):
+            return 1.30 if r["optimizer"] == "sgd" else 1.35
+        return 1.15
+
+    w12 = [r for r in train if r["workload"] in ("W1", "W2")]
+    check("training time / GEMM bound <= 1.15 (W1 float32 batch 32, 128: 1.30 sgd, 1.35 adam)",
+          [(label(r), r["ratio_to_bound"]["fastmlp"], bound_limit(r)) for r in w12], at_most=True)
+    check("(no target) training time / GEMM bound through SciPy's BLAS, the one the engine calls",
+          [(label(r), r["seconds"]["fastmlp"] / r["seconds"]["GEMM bound (SciPy BLAS)"], bound_limit(r))
+           for r in w12], at_most=True)
+    for key, least in (("W1", 3.0), ("W2", 8.0)):
+        for who in ("fastmlp", "fastmlp estimator"):
+            check(f"{who} >= {least:g}x faster than scikit-learn, {key} batch 32",
+                  [(label(r), r["speedup_over_sklearn"][who], least) for r in train
+                   if r["workload"] == key and r["batch"] == 32], at_least=True)
+    check(">= 2x faster than the NumPy reference at batch 32 (W1, W2)",
+          [(label(r), r["seconds"]["numpy reference"] / r["seconds"]["fastmlp"], 2.0) for r in w12
+           if r["batch"] == 32], at_least=True)
+    check("faster than PyTorch (CPU) at every point",
+          [(label(r), r["seconds"]["pytorch"] / r["seconds"]["fastmlp"], 1.0) for r in train
+           if "pytorch" in r["seconds"]], at_least=True)
+    for who in ("fastmlp", "fastmlp estimator"):
+        check(f"{who} >= 20x scikit-learn's samples/s, W3 batch 16",
+              [(label(r), r["samples_per_second"][who] / r["samples_per_second"]["scikit-learn"], 20.0)
+               for r in train if r["workload"] == "W3" and r["batch"] == 16], at_least=True)
+    for key, who, most in (("W1", "fastmlp Network.forward", 1.0), ("W2", "fastmlp Network.forward", 0.5),
+                           ("W1", "fastmlp MLPClassifier.predict", 1.5)):
+        lat = results["latency"][key]
+        check(f"{who.removeprefix('fastmlp ')} of one row <= {most:g}x its GEMM bound, {key}",
+              [(key, lat["one_row_over_bound"][who], most)], at_most=True)
+    check("peak extra memory of fit <= 0.25x X (X in the model's dtype)",
+          [(f"{r['model'].removeprefix('fastmlp ')} {r['dtype']}", r["peak_over_X"], 0.25)
+           for r in results["memory"]["fits"] if r["model"].startswith("fastmlp")], at_most=True)
+    check("two threads fitting two models >= 1.6x one (processes: the ceiling, in their table)",
+          [(r["dtype"], r["throughput_ratio"]["threads"], 1.6) for r in results["two_models"]], at_least=True)
+    return rows
+
+
 def meta(args):
     versions = {"python": sys.version.split()[0], "numpy": np.__version__, "fastmlp": fastmlp.__version__}
     for name in ("scipy", "sklearn"):
@@ -333,15 +388,25 @@ def write(results):
     (HERE / "results.json").write_text(json.dumps(results, indent=1))
     m = results["meta"]
     v = m["versions"]
+    command_options = " --quick" if m["quick"] else (f" --rounds {m['rounds']}" if m["rounds"] != 3 else "")
     lines = [
         "# Benchmark results",
         "",
-        f"{'Quick' if m['quick'] else 'Full'} run of `python bench/compare.py{' --quick' if m['quick'] else ''}` "
+        f"{'Quick' if m['quick'] else 'Full'} run of `python bench/compare.py{command_options}` "
         f"on {m['date']}, {m['machine']} with {m['cpus']} cores: Python {v['python']}, NumPy {v['numpy']}, "
         f"SciPy {v['scipy']}, scikit-learn {v['sklearn']}, PyTorch {v['torch'] or 'not installed'}; BLAS: "
         + ", ".join(f"{b['prefix']} {b['version']} ({b['internal_api']}, {b['architecture']})"
                     for b in m["blas"] if b.get("user_api") == "blas")
-        + ". Raw numbers in `results.json`.",
+        + f". Each time is the median of {m['rounds']} interleaved rounds. Raw numbers in `results.json`.",
+        "",
+        "## Targets",
+        "",
+        "Each target of the benchmark issue against this run: the points that meet it, and the worst point "
+        "(tN = N BLAS threads). What bounds the misses is in `PROFILE.md`.",
+        "",
+        "| target | met | worst |",
+        "|---|---|---|",
+        *(f"| {t['target']} | {t['met']} / {t['points']} | {t['worst']} |" for t in targets(results)),
         "",
         "## Training: time of one epoch relative to the GEMM bound",
         "",
@@ -405,7 +470,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per contender (default 3, quick 1)")
     parser.add_argument("--pause", type=float, default=None,
                         help="seconds of rest before each timed call (default 0.3, quick 0.1)")
+    parser.add_argument("--rewrite", action="store_true", help="only rewrite RESULTS.md from results.json")
     args = parser.parse_args()
+    if args.rewrite:
+        write(json.loads((HERE / "results.json").read_text()))
+        return
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.pause = args.pause if args.pause is not None else (0.1 if args.quick else 0.3)
     # Every library is imported into this one process; frozen, their objects are not
@@ -415,6 +484,8 @@ def main():
     results = dict(meta=meta(args), training=training(args), latency=latency(args), two_models=two_models(args),
                    memory=memory(args))
     write(results)
+    for t in targets(results):
+        print(f"{t['met']:3d} / {t['points']:<3d} {t['target']}; worst {t['worst']}")
 
 
 if __name__ == "__main__":
