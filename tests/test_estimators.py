@@ -866,6 +866,64 @@ def test_set_params_then_partial_fit_validates_again(kind, params, name):
         assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("kind", ESTIMATORS)
+def test_partial_fit_sees_every_kind_of_hyperparameter_change(kind):
+    # partial_fit skips validation while nothing changed; a change by plain
+    # assignment or in place must still be validated
+    X, y = _data(kind)
+    extra = {"classes": np.unique(y)} if kind == "classifier" else {}
+    est = ESTIMATORS[kind](hidden_layer_sizes=[8], solver="sgd", random_state=0).partial_fit(X, y, **extra)
+    est.partial_fit(X, y)
+    before = _params(est)
+    est.alpha = -1.0  # plain assignment
+    with pytest.raises(ValueError, match="alpha"):
+        est.partial_fit(X, y)
+    est.alpha = 1e-4
+    est.partial_fit(X, y)
+    before = _params(est)
+    est.hidden_layer_sizes.append(0)  # in place
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        est.partial_fit(X, y)
+    for got, want in zip(_params(est), before):
+        assert_array_equal(got, want)
+    est.hidden_layer_sizes.pop()
+    est.partial_fit(X, y)
+    est.alpha = np.array(1e-4)  # a 0-d array: snapshotted without error, then refused as scikit-learn does
+    with pytest.raises(ValueError, match="alpha"):
+        est.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("kind", ESTIMATORS)
+def test_partial_fit_plain_input_path_equals_the_validated_path(kind):
+    # later partial_fit calls with X already as the engine takes it skip
+    # validate_data; the results must be those of the validated path, and bad
+    # values must still be refused without training
+    X, y = _data(kind)
+    extra = {"classes": np.unique(y)} if kind == "classifier" else {}
+    fast, slow = (ESTIMATORS[kind](hidden_layer_sizes=(8,), solver="sgd", random_state=0).partial_fit(X, y, **extra)
+                  for _ in range(2))
+    for _ in range(3):
+        fast.partial_fit(np.ascontiguousarray(X), np.asarray(y))
+        slow.partial_fit(np.asfortranarray(X), list(y))
+    for got, want in zip(_params(fast), _params(slow)):
+        assert_array_equal(got, want)
+    before = _params(fast)
+    bad_X = X.copy()
+    bad_X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fast.partial_fit(bad_X, y)
+    bad_y = np.asarray(y, dtype=np.float64).copy()
+    bad_y[2] = np.inf if kind == "regressor" else 0.5
+    with pytest.raises(ValueError):
+        fast.partial_fit(X, bad_y)
+    with pytest.raises(ValueError):
+        fast.partial_fit(X[:, :-1].copy(), y)  # one feature short: validate_data's message
+    with pytest.raises(ValueError):
+        fast.partial_fit(X, y[:-1])
+    for got, want in zip(_params(fast), before):
+        assert_array_equal(got, want)
+
+
 def test_partial_fit_keeps_one_generator_so_dropout_masks_change():
     # partial_fit draws from one generator across calls (re-seeding each call, as
     # scikit-learn does, would repeat one dropout mask in every epoch): N calls

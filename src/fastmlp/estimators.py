@@ -6,6 +6,7 @@ scikit-learn API (parameter validation, label encoding, early stopping,
 learning-rate schedules, partial_fit, warm_start); every forward pass,
 gradient and update runs in the compiled engine through the Network.
 """
+import functools
 import time
 import warnings
 from numbers import Integral, Real
@@ -28,6 +29,21 @@ from ._progress import EpochReporter
 from .network import Network
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+@functools.cache
+def _param_names(cls):
+    """The estimator class's hyperparameter names (scikit-learn finds them by inspecting __init__, every call)."""
+    return tuple(cls._get_param_names())
+
+
+def _frozen(value):
+    """A value as it can be compared later: lists, tuples and arrays as tuples (copies), the rest as is."""
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.dtype.str, _frozen(value.tolist()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    return value
 
 
 class _BaseMLP(BaseEstimator):
@@ -148,6 +164,34 @@ class _BaseMLP(BaseEstimator):
         if any(not isinstance(s, (Integral, np.integer)) or isinstance(s, bool) or s <= 0 for s in sizes):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}.")
         return [int(s) for s in sizes]
+
+    def _validate_params_if_changed(self):
+        """_validate_params, unless no hyperparameter changed since the last call that passed.
+
+        partial_fit validates every call, as scikit-learn's does; on a small
+        network that was 0.6 ms of a 1.6 ms call. The snapshot holds each
+        value (lists and arrays as tuples), so a change by set_params or by
+        plain assignment, in place or not, is validated again.
+        """
+        snapshot = tuple((name, _frozen(getattr(self, name))) for name in _param_names(type(self)))
+        if self.__dict__.get("_validated_params") != snapshot:
+            self._validate_params()
+            self._validated_params = snapshot
+
+    def _plain_input(self, X, y, dtype):
+        """(X, y) unchanged when a later partial_fit call gives them as the engine takes them, else None.
+
+        For a C-contiguous 2-D array of the model's dtype and width (and no
+        feature names to check) and a 1-D numeric y of the same length,
+        validate_data would return them as they are; their values are checked
+        after (X's finiteness by the Network, y by the label encoding or the
+        Network's target check). Anything else takes validate_data's path.
+        """
+        if (type(X) is np.ndarray and type(y) is np.ndarray and X.dtype == dtype and X.ndim == 2 and y.ndim == 1
+                and X.flags.c_contiguous and 0 < X.shape[0] == y.shape[0] and X.shape[1] == self.n_features_in_
+                and y.dtype.kind in "biuf" and not hasattr(self, "feature_names_in_")):
+            return X, y
+        return None
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden = self._hidden_sizes()
@@ -515,6 +559,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental, reset, dtype):
+        plain = self._plain_input(X, y, dtype) if incremental and not reset and not self.warm_start else None
+        if plain is not None:
+            Y = self._encode_known_labels(plain[1], dtype)
+            if Y is not None:
+                return plain[0], Y
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, dtype=dtype, reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -588,9 +637,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         ``classes`` is required on the first call and accepted (and checked to
         be the same) on later ones, as dask-ml's Incremental passes it every
-        time. Hyperparameters changed with set_params are validated again.
+        time. Hyperparameters changed since the last call are validated again.
         """
-        self._validate_params()
+        self._validate_params_if_changed()
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -683,6 +732,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, incremental, reset, dtype):
+        plain = self._plain_input(X, y, dtype) if incremental and not reset else None
+        if plain is not None:
+            return plain[0], plain[1].astype(dtype).reshape(-1, 1)
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
                              dtype=dtype, reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -698,7 +750,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch of the stochastic solver on (X, y), keeping the optimizer state."""
-        self._validate_params()
+        self._validate_params_if_changed()
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _predict_output(self, P):
