@@ -737,3 +737,38 @@ def test_fast_forward_reads_the_live_weights_and_survives_pickling():
     copy_.coefs_[1][...] = 1.0
     assert not np.array_equal(copy_.forward(X), net.forward(X))
     assert before.shape == (2, 1)
+
+
+def _unaligned(a):
+    """A C-contiguous copy of a whose data starts one byte past an aligned address."""
+    raw = np.zeros(a.nbytes + 1, dtype=np.uint8)
+    out = np.frombuffer(raw.data, dtype=a.dtype, offset=1, count=a.size).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned and out.flags.c_contiguous
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unaligned_arrays_give_the_aligned_result(dtype):
+    # compiled code loads whole elements: the boundary hands it aligned copies
+    import scipy.sparse
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 5)).astype(dtype)
+    Y = rng.standard_normal((20, 2)).astype(dtype)
+    net = fastmlp.Network([5, 7, 2], dtype=dtype, random_state=0)
+    assert_array_equal(net.forward(_unaligned(X)), net.forward(X))
+    loss, grads = net.loss_and_gradients(_unaligned(X), _unaligned(Y))[:2]
+    want_loss, want_grads = net.loss_and_gradients(X, Y)[:2]
+    assert loss == want_loss
+    for g, w in zip(grads, want_grads):
+        assert_array_equal(g, w)
+    S = scipy.sparse.csr_matrix(np.where(X > 0.5, X, 0))
+    odd = scipy.sparse.csr_matrix((_unaligned(S.data), _unaligned(S.indices.astype(np.intp)),
+                                   _unaligned(S.indptr.astype(np.intp))), shape=S.shape)
+    assert_array_equal(net.forward(odd), net.forward(S))
+    a, b = (fastmlp.Network([5, 7, 2], dtype=dtype, random_state=1) for _ in range(2))
+    a.fit(_unaligned(X), _unaligned(Y), epochs=2, batch_size=4, sample_weight=_unaligned(np.ones(20, dtype)))
+    b.fit(X, Y, epochs=2, batch_size=4, sample_weight=np.ones(20, dtype))
+    for p, q in zip(a.coefs_, b.coefs_):
+        assert_array_equal(p, q)

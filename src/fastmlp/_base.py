@@ -169,7 +169,7 @@ class BaseNetwork:
     def _check_X(self, X, name="X"):
         """A dense C-contiguous array, or a CSR matrix (scipy.sparse input), of the network's dtype."""
         if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and X.flags.c_contiguous
-                and 0 < X.shape[0] <= BLAS_INT_MAX and X.shape[1] == self.layer_sizes[0]):
+                and X.flags.aligned and 0 < X.shape[0] <= BLAS_INT_MAX and X.shape[1] == self.layer_sizes[0]):
             # already as the engine takes it (a service predicting a row): only the finiteness check
             check_finite(X, name)
             return X

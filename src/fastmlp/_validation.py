@@ -72,9 +72,9 @@ def as_csr(X, name, dtype):
         X.check_format(full_check=True)
     except ValueError as exc:
         raise ValueError(f"{name} is not a valid CSR matrix: {exc}") from None
-    X.indptr = X.indptr.astype(np.intp, copy=False)
-    X.indices = X.indices.astype(np.intp, copy=False)
-    X.data = np.ascontiguousarray(X.data)
+    X.indptr = aligned(np.ascontiguousarray(X.indptr, dtype=np.intp))
+    X.indices = aligned(np.ascontiguousarray(X.indices, dtype=np.intp))
+    X.data = aligned(np.ascontiguousarray(X.data))
     check_finite(X.data, name)
     return X
 
@@ -107,15 +107,20 @@ def as_float_array(X, name, dtype, ndim=2):
         raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is required.")
     if arr.shape[0] > BLAS_INT_MAX:
         raise ValueError(f"{name} has {arr.shape[0]} rows; at most {BLAS_INT_MAX} are supported.")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = aligned(np.ascontiguousarray(arr, dtype=dtype))
     check_finite(arr, name)
     return arr
+
+
+def aligned(arr):
+    """arr, or an aligned copy where its data is not aligned to its itemsize (compiled code loads whole elements)."""
+    return arr if arr.flags.aligned else arr.copy()
 
 
 def check_finite(arr, name):
     # One compiled, vectorized pass for the engine's dtypes (no temporary, no cast);
     # NumPy's isfinite for anything else.
-    if arr.dtype in _ENGINE_DTYPES and arr.flags.c_contiguous:
+    if arr.dtype in _ENGINE_DTYPES and arr.flags.c_contiguous and arr.flags.aligned:
         finite = _engine.all_finite(arr.reshape(-1))
     else:
         finite = np.isfinite(arr).all()
