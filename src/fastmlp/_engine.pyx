@@ -665,10 +665,10 @@ cdef class Predictor:
         d.data = d.Y = d.sw = NULL
         if self.typenum == cnp.NPY_FLOAT:
             _forward_rows[float](self.sizes, self.acts, <const float *>cnp.PyArray_DATA(self.params), &d,
-                          <float *>cnp.PyArray_DATA(out), None, 0, False, release_gil)
+                                 <float *>cnp.PyArray_DATA(out), None, 0, False, release_gil)
         else:
             _forward_rows[double](self.sizes, self.acts, <const double *>cnp.PyArray_DATA(self.params), &d,
-                          <double *>cnp.PyArray_DATA(out), None, 0, False, release_gil)
+                                  <double *>cnp.PyArray_DATA(out), None, 0, False, release_gil)
         return out
 
 
