@@ -18,9 +18,7 @@ import numpy as np
 from . import _registry
 from ._progress import EpochReporter
 from .reference import PRELU_INITIAL_SLOPE
-from ._validation import (
-    BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_finite, check_float, check_int, is_sparse,
-)
+from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
 
 
 def _check_random_state(random_state):
@@ -168,11 +166,6 @@ class BaseNetwork:
 
     def _check_X(self, X, name="X"):
         """A dense C-contiguous array, or a CSR matrix (scipy.sparse input), of the network's dtype."""
-        if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and X.flags.c_contiguous
-                and X.flags.aligned and 0 < X.shape[0] <= BLAS_INT_MAX and X.shape[1] == self.layer_sizes[0]):
-            # already as the engine takes it (a service predicting a row): only the finiteness check
-            check_finite(X, name)
-            return X
         X = as_csr(X, name, self.dtype) if is_sparse(X) else as_float_array(X, name, self.dtype)
         if X.shape[1] != self.layer_sizes[0]:
             raise ValueError(
@@ -566,9 +559,8 @@ class BaseNetwork:
                 rows = np.einsum("ij,ij->i", X, X)
             else:
                 rows = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-        bound = worst = float(np.sqrt(rows.max(), dtype=np.float64))
-        slopes = iter(self._slopes)
-        with np.errstate(over="ignore"):
+            bound = worst = float(np.sqrt(rows.max(), dtype=np.float64))
+            slopes = iter(self._slopes)
             for l, (W, b) in enumerate(zip(self._coefs, self._intercepts)):
                 if l > 0:
                     hidden = self._hidden[l - 1]
