@@ -3,10 +3,12 @@ parameter storage, initialisation, the per-epoch training loop and summary.
 
 Subclasses supply the math through four hooks (thinc's Ops pattern: a NumPy
 base, a compiled override):
-    _forward(X, training, seed) -> output
+    _forward(X, training, seed, n_threads=None) -> output
     _loss_and_gradients(X, Y, alpha, sample_weight) -> (loss, flat gradient)
     _prepare_training(trainer, batch_size)       (optional: size workspaces)
-    _train_epoch(trainer, X, Y, sample_weight, order, batch_size) -> (loss_sum, n_batches, finite)
+    _train_epoch(trainer, X, Y, sample_weight, order, batch_size, n_threads) -> (loss_sum, n_batches, finite)
+n_threads is None (the default count) or a checked positive int; the NumPy
+reference ignores it.
 X reaching the hooks is a C-contiguous array or a canonical CSR matrix.
 """
 import numbers
@@ -33,6 +35,11 @@ def _check_random_state(random_state):
     raise TypeError(
         f"random_state must be None, an int or a numpy.random.Generator, got {random_state!r}."
     )
+
+
+def _check_n_threads(n_threads):
+    """None, or a positive int: the engine's thread count for one call."""
+    return None if n_threads is None else check_int(n_threads, "n_threads", 1)
 
 
 def _draw_seed(rng):
@@ -77,7 +84,7 @@ class _Trainer(SimpleNamespace):
     next epoch, so a model sent between processes carries no more than it must.
     """
 
-    _SCRATCH = ("grads", "work", "start_of_epoch", "state_at_start")
+    _SCRATCH = ("grads", "work", "start_of_epoch", "state_at_start", "thread_clock")
 
     def __reduce__(self):
         fields = {k: v for k, v in vars(self).items() if k not in self._SCRATCH}
@@ -309,7 +316,7 @@ class BaseNetwork:
 
     # ------------------------------------------------------------------- public
 
-    def forward(self, X, training=False):
+    def forward(self, X, training=False, n_threads=None):
         """The network's output for each row of X.
 
         Parameters
@@ -317,18 +324,25 @@ class BaseNetwork:
         X : array-like of shape (n_samples, n_inputs)
         training : bool, default=False
             Apply inverted dropout as in training (masks drawn from random_state).
+        n_threads : int or None, default=None
+            The engine's threads for this call; None: OpenMP's count
+            (``OMP_NUM_THREADS``, threadpoolctl's ``user_api="openmp"`` limit),
+            at most the usable CPUs. Fewer are used when the rows are too few to
+            pay for them; one row stays on the calling thread. The output is the
+            same bits for any count.
 
         Returns
         -------
         ndarray of shape (n_samples, n_outputs), of the network's dtype.
         """
-        if training is False:
+        if training is False and n_threads is None:
             out = self._fast_forward(X)
             if out is not None:
                 return out
         training = check_bool(training, "training")
+        n_threads = _check_n_threads(n_threads)
         X = self._check_X(X)
-        return self._forward(X, training, _draw_seed(self._rng) if training else 0)
+        return self._forward(X, training, _draw_seed(self._rng) if training else 0, n_threads)
 
     def predict(self, X):
         """The network's output for each row of X (no dropout); same as forward(X)."""
@@ -366,7 +380,7 @@ class BaseNetwork:
 
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None,
-            shuffle=True, verbose=False, sample_weight=None):
+            shuffle=True, verbose=False, sample_weight=None, n_threads=None):
         """Train with mini-batch gradient descent, starting from the current weights.
 
         Parameters
@@ -402,6 +416,14 @@ class BaseNetwork:
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights: each batch's loss and gradient are weighted
             means (a batch whose weights are all zero is skipped).
+        n_threads : int or None, default=None
+            The engine's threads: each batch's products, activations and update
+            are split into blocks of units fixed by the layer sizes and shared
+            by the threads, with BLAS on one thread inside each. None: OpenMP's
+            count (``OMP_NUM_THREADS``, threadpoolctl's ``user_api="openmp"``
+            limit), at most the usable CPUs; one when a batch is too small to
+            pay for more. The weights, losses and gradient norms are the same
+            bits for any count.
 
         Returns
         -------
@@ -419,6 +441,7 @@ class BaseNetwork:
         epochs = check_int(epochs, "epochs", 1)
         shuffle = check_bool(shuffle, "shuffle")
         verbose = check_bool(verbose, "verbose")
+        n_threads = _check_n_threads(n_threads)
         trainer = self._trainer(optimizer=optimizer, batch_size=batch_size, learning_rate=learning_rate,
                                 momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2,
                                 epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
@@ -427,7 +450,7 @@ class BaseNetwork:
         try:
             for epoch in range(1, epochs + 1):
                 tic = time.perf_counter()
-                loss, norm = self._epoch(trainer, X, Y, sample_weight, shuffle, epoch)
+                loss, norm = self._epoch(trainer, X, Y, sample_weight, shuffle, epoch, n_threads)
                 losses.append(loss)
                 norms.append(norm)
                 if reporter:
@@ -477,7 +500,7 @@ class BaseNetwork:
             state_at_start=[np.empty_like(self._params) for _ in range(spec.n_state)],
         )
 
-    def _epoch(self, trainer, X, Y, sample_weight, shuffle, epoch=1):
+    def _epoch(self, trainer, X, Y, sample_weight, shuffle, epoch=1, n_threads=None):
         """One epoch on checked arrays; returns (mean loss, per-layer mean ||dW||).
 
         On divergence restores the weights of the start of the epoch and raises.
@@ -496,7 +519,7 @@ class BaseNetwork:
             np.copyto(saved, s)
         step = trainer.step_at_start = trainer.settings["step"]
         try:
-            loss_sum, n_batches, finite = self._train_epoch(trainer, X, Y, sample_weight, order, batch)
+            loss_sum, n_batches, finite = self._train_epoch(trainer, X, Y, sample_weight, order, batch, n_threads)
         except KeyboardInterrupt:
             # Ctrl-C is seen when the compiled epoch returns: undo that epoch, so the
             # weights are those of the last epoch recorded in loss_curve_

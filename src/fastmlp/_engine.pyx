@@ -24,6 +24,7 @@ from cython cimport floating
 from libc.math cimport isfinite, pow, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
+from cython.parallel cimport prange, threadid
 
 from ._blas cimport _axpy, _dot, _gemm, _nrm2, _scal
 from ._kernels cimport (
@@ -39,9 +40,40 @@ ENUMS = {
     "FM_SGD": FM_SGD, "FM_ADAM": FM_ADAM,
 }
 
-# Rows per chunk when forward or loss_and_gradients run over a whole data set:
-# bounds their workspace whatever the number of rows.
+# Rows per chunk when loss_and_gradients runs over a whole data set: bounds its
+# workspace whatever the number of rows.
 CHUNK_ROWS = 4096
+# Rows per chunk of a forward pass over many rows: the unit of work its threads
+# share. Fixed (never derived from the thread count), so that every row's output
+# is the same bits whatever the number of threads.
+FORWARD_ROWS = 256
+cdef enum:
+    # Columns (units) per block of a layer, at least: a layer of n units is split
+    # into min(MAX_BLOCKS, n // BLOCK_COLS) column blocks, whatever the thread count.
+    BLOCK_COLS = 32
+    MAX_BLOCKS = 16
+    # Parameters per chunk of the optimizer update and the L2 term.
+    UPDATE_CHUNK = 16384
+# Below this many multiply-adds per batch (forward and backward), the barriers
+# of a parallel batch cost more than a second thread gives: one thread.
+cdef double MIN_PARALLEL_WORK = 400000
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define FM_OPENMP 1
+    #else
+    #define FM_OPENMP 0
+    static int omp_get_max_threads(void) { return 1; }
+    static double omp_get_wtime(void) { return 0.0; }
+    #endif
+    """
+    int omp_get_max_threads() noexcept nogil
+    double omp_get_wtime() noexcept nogil
+    const int FM_OPENMP
+
+OPENMP = bool(FM_OPENMP)
 
 # Every size handed to BLAS is a C int (as _validation.BLAS_INT_MAX).
 cdef Py_ssize_t BLAS_INT_MAX = 2**31 - 1
@@ -71,6 +103,13 @@ cdef struct Plan:
     Py_ssize_t n_weights       # parameters before the slopes (all W_l and b_l)
     Py_ssize_t n_params
     Py_ssize_t work_size
+    Py_ssize_t *n_blocks       # (L + 1,) column blocks of layer l (index 0 unused)
+    Py_ssize_t *u_off          # (n_chunks,) update chunks: offset in the parameter buffer,
+    Py_ssize_t *u_len          #   length,
+    Py_ssize_t *u_layer        #   and the layer l whose W_l it lies in, or 0 for biases and slopes
+    Py_ssize_t n_chunks
+    double *partial            # (n_chunks,) per-chunk sums, added up in chunk order
+    double work_per_row        # multiply-adds of a forward and backward pass, per row
 
 
 cdef struct Settings:
@@ -85,6 +124,7 @@ cdef struct Settings:
     double alpha
     double clip_norm           # <= 0: no clipping
     bint dropout
+    int n_threads              # the engine's threads (at most; _threads_for may use fewer)
     long long step             # Adam's t before this epoch
     uint64_t seed              # dropout masks
 
@@ -159,9 +199,21 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     p.acts = &acts[0]
     p.keep = &keep[0] if keep is not None and keep.shape[0] > 0 else NULL
     p.batch_size = B
-    p.table = <Py_ssize_t *>malloc(7 * (L + 1) * sizeof(Py_ssize_t))
-    if p.table == NULL:
+    cdef Py_ssize_t n_chunks = 0, start, length
+    p.table = NULL
+    p.partial = NULL
+    for l in range(1, L + 1):
+        n_chunks += (sizes[l - 1] * sizes[l] + UPDATE_CHUNK - 1) // UPDATE_CHUNK + 1
+    n_chunks += 1  # the PReLU slopes
+    p.table = <Py_ssize_t *>malloc((8 * (L + 1) + 3 * n_chunks) * sizeof(Py_ssize_t))
+    p.partial = <double *>malloc(n_chunks * sizeof(double))
+    if p.table == NULL or p.partial == NULL:
+        _plan_free(p)
         raise MemoryError("fastmlp: cannot allocate the layer tables")
+    p.n_blocks = p.table + 7 * (L + 1)
+    p.u_off = p.table + 8 * (L + 1)
+    p.u_len = p.u_off + n_chunks
+    p.u_layer = p.u_len + n_chunks
     p.w_off = p.table
     p.b_off = p.table + (L + 1)
     p.z_off = p.table + 2 * (L + 1)
@@ -182,6 +234,21 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
             p.s_off[l] = off
             off += sizes[l]
     p.n_params = off
+    # The partition of the work, from the sizes alone (never from the thread count)
+    p.work_per_row = 0
+    p.n_blocks[0] = 1
+    p.n_chunks = 0
+    for l in range(1, L + 1):
+        p.n_blocks[l] = min(<Py_ssize_t>MAX_BLOCKS, max(<Py_ssize_t>1, sizes[l] // BLOCK_COLS))
+        p.work_per_row += 3.0 * sizes[l - 1] * sizes[l]
+        start = 0
+        while start < sizes[l - 1] * sizes[l]:
+            length = min(<Py_ssize_t>UPDATE_CHUNK, sizes[l - 1] * sizes[l] - start)
+            _add_chunk(p, p.w_off[l] + start, length, l)
+            start += length
+        _add_chunk(p, p.b_off[l], sizes[l], 0)
+    if p.n_params > p.n_weights:
+        _add_chunk(p, p.n_weights, p.n_params - p.n_weights, 0)
 
     off = 0
     p.x_off = off
@@ -215,9 +282,32 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     return 0
 
 
+cdef inline void _add_chunk(Plan *p, Py_ssize_t offset, Py_ssize_t length, Py_ssize_t layer) noexcept:
+    p.u_off[p.n_chunks] = offset
+    p.u_len[p.n_chunks] = length
+    p.u_layer[p.n_chunks] = layer
+    p.n_chunks += 1
+
+
 cdef inline void _plan_free(Plan *p) noexcept:
     free(p.table)
+    free(p.partial)
     p.table = NULL
+    p.partial = NULL
+
+
+cdef inline void _block(const Plan *p, Py_ssize_t l, Py_ssize_t j, Py_ssize_t *j0, Py_ssize_t *j1) noexcept nogil:
+    """Columns j0..j1 of block j of layer l: equal parts, boundaries on multiples of 8 (vector width)."""
+    cdef Py_ssize_t n = p.sizes[l], k = p.n_blocks[l]
+    j0[0] = (j * n // k) // 8 * 8 if j > 0 else 0
+    j1[0] = ((j + 1) * n // k) // 8 * 8 if j + 1 < k else n
+
+
+cdef inline int _threads_for(const Plan *p, Py_ssize_t rows, int n_threads) noexcept nogil:
+    """The threads worth using for a pass over this many rows: one when the work is too small."""
+    if n_threads > 1 and p.work_per_row * rows < MIN_PARALLEL_WORK:
+        return 1
+    return n_threads
 
 
 cdef inline const floating *_layer_input(const Plan *p, const floating *work, const Batch *batch,
@@ -230,85 +320,152 @@ cdef inline const floating *_layer_input(const Plan *p, const floating *work, co
     return work + p.a_off[l - 1]
 
 
-cdef void _forward_hidden(const Plan *p, const floating *params, floating *work, const Batch *batch,
-                          bint dropout, fm_rng *rng, floating *Z_out) noexcept nogil:
-    """Forward through the hidden layers; writes Z_L - b_L (the output's product) to Z_out."""
-    cdef Py_ssize_t l, L = p.n_layers, fan_in, fan_out, B = batch.n_rows
-    cdef const floating *A_in
-    cdef floating *Z
+cdef void _forward_block(const Plan *p, const floating *params, floating *work, const Batch *batch,
+                         Py_ssize_t l, Py_ssize_t j, bint dropout, floating *Z_out,
+                         floating *unit_max) noexcept nogil:
+    """Column block j of layer l: Z_l = A_{l-1} @ W_l, then (hidden layers) Z_l += b_l, A_l = f(Z_l).
+
+    The output layer's Z_L goes to Z_out, without its bias. unit_max (or NULL):
+    the running largest Z_l of each hidden unit, for dead_units_.
+    """
+    cdef Py_ssize_t L = p.n_layers, fan_in = p.sizes[l - 1], fan_out = p.sizes[l], B = batch.n_rows
+    cdef Py_ssize_t j0, j1, i, r
+    cdef const floating *A_in = _layer_input(p, work, batch, l, dropout)
+    cdef floating *Z = Z_out if l == L else work + p.z_off[l]
     cdef floating *A
-    for l in range(1, L + 1):
-        fan_in = p.sizes[l - 1]
-        fan_out = p.sizes[l]
-        Z = Z_out if l == L else work + p.z_off[l]
-        A_in = _layer_input(p, work, batch, l, dropout)
-        # Z_l = A_{l-1} @ W_l
-        if A_in == NULL:  # CSR input, first layer: over the nonzeros
-            _csr_matmul(B, fan_out, batch.rows, batch.row0, batch.csr.indptr, batch.csr.indices,
-                        <const floating *>batch.csr.data, params + p.w_off[l], Z)
+    _block(p, l, j, &j0, &j1)
+    # Z_l = A_{l-1} @ W_l
+    if A_in == NULL:  # CSR input, first layer (one block: all columns): over the nonzeros
+        j0 = 0
+        j1 = fan_out
+        _csr_matmul(B, fan_out, batch.rows, batch.row0, batch.csr.indptr, batch.csr.indices,
+                    <const floating *>batch.csr.data, params + p.w_off[l], Z)
+    else:
+        _gemm(c'N', c'N', <int>B, <int>(j1 - j0), <int>fan_in, <floating>1, A_in, <int>fan_in,
+              params + p.w_off[l] + j0, <int>fan_out, <floating>0, Z + j0, <int>fan_out)
+    if l == L:
+        return
+    A = work + p.a_off[l]
+    # Z_l += b_l; A_l = f(Z_l), row by row over the block's columns
+    for r in range(B):
+        i = r * fan_out + j0
+        if p.s_off[l] >= 0:
+            _prelu_forward(1, j1 - j0, params + p.b_off[l] + j0, params + p.s_off[l] + j0, Z + i, A + i)
         else:
-            _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>fan_in,
-                  params + p.w_off[l], <int>fan_out, <floating>0, Z, <int>fan_out)
+            _bias_act_forward(p.acts[l - 1], 1, j1 - j0, params + p.b_off[l] + j0, Z + i, A + i)
+        if unit_max != NULL:
+            _col_max(1, j1 - j0, Z + i, unit_max + j0)
+
+
+cdef void _forward_layer(const Plan *p, const floating *params, floating *work, const Batch *batch,
+                         Py_ssize_t l, bint dropout, floating *Z_out, floating *unit_max,
+                         int n_threads) noexcept nogil:
+    """Every column block of layer l, over n_threads threads."""
+    cdef Py_ssize_t j, k = p.n_blocks[l]
+    if batch.X == NULL and l == 1:
+        k = 1
+    if n_threads > 1 and k > 1:
+        for j in prange(k, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            _forward_block(p, params, work, batch, l, j, dropout, Z_out, unit_max)
+    else:
+        for j in range(k):
+            _forward_block(p, params, work, batch, l, j, dropout, Z_out, unit_max)
+
+
+cdef void _forward_hidden(const Plan *p, const floating *params, floating *work, const Batch *batch,
+                          bint dropout, fm_rng *rng, floating *Z_out, floating *unit_max,
+                          int n_threads) noexcept nogil:
+    """Forward through the hidden layers; writes Z_L - b_L (the output's product) to Z_out.
+
+    unit_max (or NULL): all hidden units, layer after layer (see _forward_block).
+    """
+    cdef Py_ssize_t l, L = p.n_layers, B = batch.n_rows, unit = 0
+    for l in range(1, L + 1):
+        _forward_layer(p, params, work, batch, l, dropout, Z_out, unit_max + unit if unit_max != NULL else NULL,
+                       n_threads)
         if l == L:
             break
-        A = work + p.a_off[l]
-        # Z_l += b_l; A_l = f(Z_l)
-        if p.s_off[l] >= 0:
-            _prelu_forward(B, fan_out, params + p.b_off[l], params + p.s_off[l], Z, A)
-        else:
-            _bias_act_forward(p.acts[l - 1], B, fan_out, params + p.b_off[l], Z, A)
+        unit += p.sizes[l]
         if dropout and p.m_off[l] >= 0:
-            # D_l = A_l * M_l, M_l in {0, 1/keep}
-            _dropout(B * fan_out, <floating>p.keep[l - 1], rng, A, work + p.m_off[l], work + p.d_off[l])
+            # D_l = A_l * M_l, M_l in {0, 1/keep}: one thread, so the masks are the PRNG's sequence
+            _dropout(B * p.sizes[l], <floating>p.keep[l - 1], rng, work + p.a_off[l], work + p.m_off[l],
+                     work + p.d_off[l])
+
+
+cdef void _backward_task(const Plan *p, const floating *params, floating *grads, floating *work,
+                         const Batch *batch, Py_ssize_t l, Py_ssize_t t, bint dropout, bint accumulate,
+                         const floating *delta, floating *delta_prev) noexcept nogil:
+    """Task t of layer l's backward step.
+
+    t < n_blocks[l]: column block t of dW_l = A_{l-1}^T @ delta_l and db_l;
+    after them, column block t - n_blocks[l] of layer l - 1's units:
+    delta_{l-1} = (delta_l @ W_l^T) * M_{l-1} * f'(Z_{l-1}) (and the PReLU slopes' gradient).
+    The tasks write disjoint memory and read only what the step before wrote.
+    """
+    cdef Py_ssize_t fan_in = p.sizes[l - 1], fan_out = p.sizes[l], B = batch.n_rows, j0, j1, r, i
+    cdef const floating *A_in
+    cdef floating beta = 1 if accumulate else 0
+    if t < p.n_blocks[l]:
+        A_in = _layer_input(p, work, batch, l, dropout)
+        if A_in == NULL:  # CSR input, first layer: one task
+            if t == 0:
+                _csr_tmatmul(B, fan_in, fan_out, accumulate, batch.rows, batch.row0, batch.csr.indptr,
+                             batch.csr.indices, <const floating *>batch.csr.data, delta, grads + p.w_off[l])
+                _col_sum(B, fan_out, accumulate, delta, grads + p.b_off[l])
+            return
+        _block(p, l, t, &j0, &j1)
+        # dW_l = A_{l-1}^T @ delta_l  (the batch's outer products as one GEMM)
+        _gemm(c'T', c'N', <int>fan_in, <int>(j1 - j0), <int>B, <floating>1, A_in, <int>fan_in,
+              delta + j0, <int>fan_out, beta, grads + p.w_off[l] + j0, <int>fan_out)
+        # db_l = sum over rows of delta_l
+        for r in range(B):
+            _col_sum(1, j1 - j0, accumulate or r > 0, delta + r * fan_out + j0, grads + p.b_off[l] + j0)
+        return
+    _block(p, l - 1, t - p.n_blocks[l], &j0, &j1)
+    # delta_{l-1} = delta_l @ W_l^T, for units j0..j1 of layer l - 1 (rows j0..j1 of W_l)
+    _gemm(c'N', c'T', <int>B, <int>(j1 - j0), <int>fan_out, <floating>1, delta, <int>fan_out,
+          params + p.w_off[l] + j0 * fan_out, <int>fan_out, <floating>0, delta_prev + j0, <int>fan_in)
+    for r in range(B):
+        i = r * fan_in + j0
+        if dropout and p.m_off[l - 1] >= 0:
+            _mul(j1 - j0, work + p.m_off[l - 1] + i, delta_prev + i)
+        if p.s_off[l - 1] >= 0:
+            # and the slopes' gradient, sum over rows of dL/dA_{l-1} * min(Z_{l-1}, 0)
+            _prelu_backward(1, j1 - j0, accumulate or r > 0, work + p.z_off[l - 1] + i, params + p.s_off[l - 1] + j0,
+                            delta_prev + i, grads + p.s_off[l - 1] + j0)
+        else:
+            _act_backward(p.acts[l - 2], j1 - j0, work + p.z_off[l - 1] + i, work + p.a_off[l - 1] + i,
+                          delta_prev + i)
 
 
 cdef double _forward_backward(const Plan *p, const floating *params, floating *grads, floating *work,
                               const Batch *batch, floating scale, bint dropout, fm_rng *rng,
-                              bint accumulate) noexcept nogil:
-    """One forward and backward pass over a batch.
+                              bint accumulate, floating *unit_max, int n_threads) noexcept nogil:
+    """One forward and backward pass over a batch, over n_threads threads.
 
     Writes (accumulate=False) or adds (accumulate=True) the gradient of
     scale * sum_rows (weight *) loss to grads, and returns that sum unscaled.
-    No L2 term here: see _l2.
+    No L2 term here: see _l2. The work is split into blocks of units fixed by
+    the plan, so the result is the same bits for any n_threads.
     """
-    cdef Py_ssize_t l, L = p.n_layers, fan_in, fan_out, B = batch.n_rows
+    cdef Py_ssize_t l, L = p.n_layers, B = batch.n_rows, t, n_tasks
     cdef floating *Z_out = work + p.z_off[L]
     cdef floating *delta = work + p.delta_off
     cdef floating *delta_prev = work + p.delta_prev_off
     cdef floating *swap
-    cdef const floating *A_in
-    cdef floating beta = 1 if accumulate else 0
     cdef double loss = 0
-    _forward_hidden(p, params, work, batch, dropout, rng, Z_out)
+    _forward_hidden(p, params, work, batch, dropout, rng, Z_out, unit_max, n_threads)
     # P = g(Z_L + b_L); loss; delta_L = w scale (P - Y)
     _output_delta(p.acts[L - 1], B, p.sizes[L], scale, params + p.b_off[L], <const floating *>batch.Y,
                   <const floating *>batch.sw, Z_out, delta, &loss)
     for l in range(L, 0, -1):
-        fan_in = p.sizes[l - 1]
-        fan_out = p.sizes[l]
-        A_in = _layer_input(p, work, batch, l, dropout)
-        # dW_l = A_{l-1}^T @ delta_l  (the batch's outer products as one GEMM)
-        if A_in == NULL:
-            _csr_tmatmul(B, fan_in, fan_out, accumulate, batch.rows, batch.row0, batch.csr.indptr,
-                         batch.csr.indices, <const floating *>batch.csr.data, delta, grads + p.w_off[l])
+        n_tasks = p.n_blocks[l] + (p.n_blocks[l - 1] if l > 1 else 0)
+        if n_threads > 1:
+            for t in prange(n_tasks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+                _backward_task(p, params, grads, work, batch, l, t, dropout, accumulate, delta, delta_prev)
         else:
-            _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1, A_in, <int>fan_in,
-                  delta, <int>fan_out, beta, grads + p.w_off[l], <int>fan_out)
-        # db_l = sum over rows of delta_l
-        _col_sum(B, fan_out, accumulate, delta, grads + p.b_off[l])
-        if l == 1:
-            break
-        # delta_{l-1} = (delta_l @ W_l^T) * M_{l-1} * f'(Z_{l-1})
-        _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, delta, <int>fan_out,
-              params + p.w_off[l], <int>fan_out, <floating>0, delta_prev, <int>fan_in)
-        if dropout and p.m_off[l - 1] >= 0:
-            _mul(B * fan_in, work + p.m_off[l - 1], delta_prev)
-        if p.s_off[l - 1] >= 0:
-            # and the slopes' gradient, sum over rows of dL/dA_{l-1} * min(Z_{l-1}, 0)
-            _prelu_backward(B, fan_in, accumulate, work + p.z_off[l - 1], params + p.s_off[l - 1], delta_prev,
-                            grads + p.s_off[l - 1])
-        else:
-            _act_backward(p.acts[l - 2], B * fan_in, work + p.z_off[l - 1], work + p.a_off[l - 1], delta_prev)
+            for t in range(n_tasks):
+                _backward_task(p, params, grads, work, batch, l, t, dropout, accumulate, delta, delta_prev)
         swap = delta
         delta = delta_prev
         delta_prev = swap
@@ -355,16 +512,42 @@ cdef void _batch_at(const Data *d, Py_ssize_t start, Py_ssize_t b, const Py_ssiz
             batch.weight += sw[i]
 
 
+cdef void _l2_chunk(const Plan *p, const floating *params, floating *grads, double alpha, double n,
+                   Py_ssize_t c) noexcept nogil:
+    """Chunk c of the L2 term: dW += alpha/n * W; partial[c] = ||W||^2 over the chunk (weights only)."""
+    cdef Py_ssize_t off = p.u_off[c]
+    p.partial[c] = 0
+    if p.u_layer[c] > 0:
+        p.partial[c] = _dot(<int>p.u_len[c], params + off, params + off)
+        _axpy(<int>p.u_len[c], <floating>(alpha / n), params + off, grads + off)
+
+
 cdef double _l2(const Plan *p, const floating *params, floating *grads, double alpha,
-                double n) noexcept nogil:
+                double n, int n_threads) noexcept nogil:
     """Adds alpha/n * W_l to every dW_l and returns the penalty alpha/(2n) sum ||W_l||^2."""
-    cdef Py_ssize_t l, size
+    cdef Py_ssize_t c
     cdef double squares = 0
-    for l in range(1, p.n_layers + 1):
-        size = p.sizes[l - 1] * p.sizes[l]
-        squares += _dot(<int>size, params + p.w_off[l], params + p.w_off[l])
-        _axpy(<int>size, <floating>(alpha / n), params + p.w_off[l], grads + p.w_off[l])
+    if n_threads > 1:
+        for c in prange(p.n_chunks, num_threads=n_threads, schedule="static"):
+            _l2_chunk(p, params, grads, alpha, n, c)
+    else:
+        for c in range(p.n_chunks):
+            _l2_chunk(p, params, grads, alpha, n, c)
+    for c in range(p.n_chunks):  # in chunk order, whatever the threads
+        squares += p.partial[c]
     return 0.5 * alpha * squares / n
+
+
+cdef void _update_chunk(const Plan *p, const Settings *s, double step_size, double clip, floating *params,
+                        floating *grads, floating *state_1, floating *state_2, Py_ssize_t c) noexcept nogil:
+    """The optimizer step on chunk c; partial[c] = sum grad^2 over it (weights only, before clipping is not
+    needed: without clipping)."""
+    cdef Py_ssize_t off = p.u_off[c]
+    p.partial[c] = 0
+    if clip != 1:
+        _scal(<int>p.u_len[c], <floating>clip, grads + off)
+    _update(s, step_size, off, p.u_len[c], params, grads, state_1, state_2,
+            &p.partial[c] if p.u_layer[c] > 0 else NULL)
 
 
 cdef inline void _update(const Settings *s, double step_size, Py_ssize_t offset, Py_ssize_t n, floating *params,
@@ -404,7 +587,54 @@ cdef Settings _settings_from(dict d) except *:
     s.dropout = d["dropout"]
     s.step = d["step"]
     s.seed = d["seed"]
+    s.n_threads = d.get("n_threads", 1)
     return s
+
+
+cdef struct ThreadClock:
+    # The choice between n threads and one, made batch by batch from how long
+    # batches take: on a machine where another process keeps a core busy, a
+    # thread of ours waits for that core at every barrier, and one thread is
+    # faster. Either choice gives the same bits. Kept across epochs in a
+    # double[4] of the trainer: seconds per row with n threads and with one
+    # (-1: not yet measured), batches between probes of the other choice, and
+    # batches since the last probe.
+    double *per_row            # [0]: n threads, [1]: one
+    double *probe_every
+    double *since_probe
+
+
+cdef inline int _clock_choice(ThreadClock *clock, int n_threads) noexcept nogil:
+    """0 (n threads) or 1 (one thread) for the next batch."""
+    cdef int best
+    if clock.per_row[0] < 0:
+        return 0
+    if clock.per_row[1] < 0:
+        return 1
+    best = 0 if clock.per_row[0] <= clock.per_row[1] else 1
+    if clock.since_probe[0] >= clock.probe_every[0]:
+        return 1 - best  # a probe: has the other become faster?
+    return best
+
+
+cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds_per_row) noexcept nogil:
+    cdef int best = 0 if clock.per_row[0] <= clock.per_row[1] else 1
+    cdef bint probe = clock.per_row[0] >= 0 and clock.per_row[1] >= 0 and choice != best
+    if probe:
+        clock.since_probe[0] = 0
+        # a probe that loses waits twice as long for the next (eight times when it took over twice as
+        # long: a core taken by another process), at most 512 batches; one that wins, little
+        if seconds_per_row > 2 * clock.per_row[best]:
+            clock.probe_every[0] = min(clock.probe_every[0] * 8, 512)
+        elif seconds_per_row > clock.per_row[best]:
+            clock.probe_every[0] = min(clock.probe_every[0] * 2, 512)
+        else:
+            clock.probe_every[0] = 8
+        clock.per_row[choice] = seconds_per_row
+    else:
+        clock.since_probe[0] += 1
+        clock.per_row[choice] = (seconds_per_row if clock.per_row[choice] < 0
+                                 else 0.75 * clock.per_row[choice] + 0.25 * seconds_per_row)
 
 
 def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
@@ -419,7 +649,7 @@ def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const doubl
 def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep, dict settings,
                 floating[::1] params, floating[::1] grads, floating[::1] state_1, floating[::1] state_2,
                 floating[::1] work, object X, object Y, object sample_weight, const Py_ssize_t[::1] order,
-                double[::1] grad_norm_sums, floating[::1] unit_max):
+                double[::1] grad_norm_sums, floating[::1] unit_max, double[::1] thread_clock):
     """One epoch of mini-batch training, the whole batch loop without the GIL.
 
     Batches are rows order[start:start + batch_size] of X and Y, or
@@ -427,7 +657,9 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     L2, gradient norms, clipping, optimizer update. A batch whose weights sum
     to zero is skipped. grad_norm_sums[l - 1] gets the sum over batches of
     ||dW_l||_F; unit_max (all hidden units, layer after layer) the largest
-    pre-activation each unit saw (before the batch's update).
+    pre-activation each unit saw (before the batch's update). thread_clock:
+    a double[4] kept by the caller across epochs, [-1, -1, 8, 0] at first (see
+    ThreadClock).
 
     Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
     batches of (batch mean loss + L2) * batch weight, step Adam's t after the
@@ -439,37 +671,45 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef Data d
     cdef Batch batch
     cdef fm_rng rng
-    cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, n_batches = 0, unit
+    cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, c, n_batches = 0
     cdef bint finite = True
-    cdef double loss, loss_sum = 0, squares, total, scale = 0, norm, largest
-    cdef floating *W_grad
+    cdef double loss, loss_sum = 0, squares, total, scale = 0, norm, largest, clip, tic = 0
+    cdef int n_threads, most_threads, choice = 0
+    cdef ThreadClock clock
+    clock.per_row = &thread_clock[0]
+    clock.probe_every = &thread_clock[2]
+    clock.since_probe = &thread_clock[3]
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
     _plan_init(&p, sizes, acts, keep, B, True, s.dropout)
+    most_threads = _threads_for(&p, min(B, n), s.n_threads)
+    n_threads = most_threads
+    _pin_blas()
     try:
         with nogil:
             fm_rng_seed(&rng, s.seed)
             while start < n:
                 b = min(B, n - start)
+                if most_threads > 1:
+                    choice = _clock_choice(&clock, most_threads)
+                    n_threads = 1 if choice else most_threads
+                    tic = omp_get_wtime()
                 _batch_at(&d, start, b, &order[0] if order is not None else NULL, &p, &work[0], &batch)
                 start += b
                 if batch.weight <= 0:
                     continue
                 loss = _forward_backward(&p, &params[0], &grads[0], &work[0], &batch,
-                                         <floating>(1.0 / batch.weight), s.dropout, &rng, False) / batch.weight
+                                         <floating>(1.0 / batch.weight), s.dropout, &rng, False, &unit_max[0],
+                                         n_threads) / batch.weight
                 if s.alpha > 0:
-                    loss += _l2(&p, &params[0], &grads[0], s.alpha, batch.weight)
-                unit = 0
-                for l in range(1, p.n_layers):
-                    # the largest Z_l of each unit so far: units never above 0 are dead
-                    _col_max(b, p.sizes[l], &work[p.z_off[l]], &unit_max[unit])
-                    unit += p.sizes[l]
+                    loss += _l2(&p, &params[0], &grads[0], s.alpha, batch.weight, n_threads)
                 if not isfinite(loss):
                     finite = False
                     break
                 if s.optimizer == FM_ADAM:
                     s.step += 1
                     scale = s.learning_rate * sqrt(1 - pow(s.beta_2, s.step)) / (1 - pow(s.beta_1, s.step))
+                clip = 1
                 if s.clip_norm > 0:
                     # per-layer ||dW_l||, and the global norm of all gradients, before the update;
                     # norms from BLAS nrm2 and combined with scaling, so that no square overflows
@@ -485,32 +725,37 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                                                _nrm2(<int>(p.n_params - p.n_weights), &grads[p.n_weights]))
                     norm = largest * sqrt(total)
                     if norm > s.clip_norm:
-                        _scal(<int>p.n_params, <floating>(s.clip_norm / norm), &grads[0])
-                    _update(&s, scale, 0, p.n_params, &params[0], &grads[0], &state_1[0], &state_2[0], NULL)
+                        clip = s.clip_norm / norm
+                # the update, chunk by chunk; without clipping, ||dW_l|| comes out of the same pass
+                if n_threads > 1:
+                    for c in prange(p.n_chunks, num_threads=n_threads, schedule="static"):
+                        _update_chunk(&p, &s, scale, clip, &params[0], &grads[0], &state_1[0], &state_2[0], c)
                 else:
-                    # update layer by layer; ||dW_l|| comes out of the same pass
+                    for c in range(p.n_chunks):
+                        _update_chunk(&p, &s, scale, clip, &params[0], &grads[0], &state_1[0], &state_2[0], c)
+                if s.clip_norm <= 0:
+                    c = 0
                     for l in range(1, p.n_layers + 1):
                         squares = 0
-                        _update(&s, scale, p.w_off[l], p.b_off[l] - p.w_off[l], &params[0], &grads[0],
-                                &state_1[0], &state_2[0], &squares)
+                        while c < p.n_chunks and p.u_layer[c] <= l:  # in chunk order, whatever the threads
+                            squares += p.partial[c]
+                            c += 1
                         norm = sqrt(squares)
                         if not isfinite(squares):  # float64 squares past 1e308: BLAS's scaled norm
                             norm = _nrm2(<int>(p.b_off[l] - p.w_off[l]), &grads[p.w_off[l]])
                         grad_norm_sums[l - 1] += norm
-                        _update(&s, scale, p.b_off[l], p.sizes[l], &params[0], &grads[0], &state_1[0],
-                                &state_2[0], NULL)
-                    if p.n_params > p.n_weights:  # the PReLU slopes
-                        _update(&s, scale, p.n_weights, p.n_params - p.n_weights, &params[0], &grads[0],
-                                &state_1[0], &state_2[0], NULL)
                 loss_sum += loss * batch.weight
                 n_batches += 1
+                if most_threads > 1 and b == B:  # (a short last batch would not compare)
+                    _clock_record(&clock, choice, (omp_get_wtime() - tic) / b)
     finally:
+        _unpin_blas()
         _plan_free(&p)
     return loss_sum, n_batches, s.step, finite
 
 
 def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floating[::1] params, object X,
-                       object Y, object sample_weight, double alpha, floating[::1] grads):
+                       object Y, object sample_weight, double alpha, floating[::1] grads, int n_threads=1):
     """Mean (weighted) loss over all rows plus alpha/(2 n) sum ||W||^2, n the total weight;
     its exact gradient into grads.
 
@@ -527,6 +772,8 @@ def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floatin
     n = d.n_rows
     B = min(n, CHUNK_ROWS)
     _plan_init(&p, sizes, acts, None, B, True, False)
+    n_threads = _threads_for(&p, B, n_threads)
+    _pin_blas()
     try:
         work = np.empty(p.work_size, dtype=np.float32 if floating is float else np.float64)
         with nogil:
@@ -539,52 +786,70 @@ def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floatin
                 b = min(B, n - start)
                 _batch_at(&d, start, b, NULL, &p, &work[0], &batch)
                 loss += _forward_backward(&p, &params[0], &grads[0], &work[0], &batch, <floating>(1.0 / weight),
-                                          False, NULL, start > 0)
+                                          False, NULL, start > 0, NULL, n_threads)
                 start += b
             loss /= weight
             if alpha > 0:
-                loss += _l2(&p, &params[0], &grads[0], alpha, weight)
+                loss += _l2(&p, &params[0], &grads[0], alpha, weight, n_threads)
     finally:
+        _unpin_blas()
         _plan_free(&p)
     return loss
 
 
-cdef void _forward_chunks(const Plan *p, const floating *params, const Data *d, floating *out, floating *work,
-                          uint64_t seed, bint training) noexcept nogil:
-    """The output of every row of d into out (n_rows, n_outputs), p.batch_size rows at a time."""
+cdef void _forward_chunk(const Plan *p, const floating *params, const Data *d, floating *out, floating *work,
+                         Py_ssize_t c, fm_rng *rng, bint training) noexcept nogil:
+    """The output of chunk c (rows c * p.batch_size, ...) of d into out (n_rows, n_outputs)."""
     cdef Batch batch
-    cdef fm_rng rng
-    cdef Py_ssize_t start = 0, b, L = p.n_layers, n_out = p.sizes[p.n_layers]
+    cdef Py_ssize_t start = c * p.batch_size, L = p.n_layers, n_out = p.sizes[p.n_layers]
     batch.csr = d
     batch.rows = NULL
     batch.Y = batch.sw = NULL
-    fm_rng_seed(&rng, seed)
-    while start < d.n_rows:
-        b = min(p.batch_size, d.n_rows - start)
-        batch.n_rows = b
-        batch.row0 = start
-        batch.X = <const floating *>d.X + start * d.n_in if d.X != NULL else NULL
-        _forward_hidden(p, params, work, &batch, training, &rng, out + start * n_out)
-        _output_forward(p.acts[L - 1], b, n_out, params + p.b_off[L], out + start * n_out)
-        start += b
+    batch.n_rows = min(p.batch_size, d.n_rows - start)
+    batch.row0 = start
+    batch.X = <const floating *>d.X + start * d.n_in if d.X != NULL else NULL
+    _forward_hidden(p, params, work, &batch, training, rng, out + start * n_out, NULL, 1)
+    _output_forward(p.acts[L - 1], batch.n_rows, n_out, params + p.b_off[L], out + start * n_out)
 
 
 cdef int _forward_rows(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating *params, const Data *d,
                        floating *out, const double[::1] keep, uint64_t seed, bint training,
-                       bint release_gil) except -1:
-    """_forward_chunks with its plan and workspace (chunks of CHUNK_ROWS), with or without the GIL."""
+                       bint release_gil, int n_threads) except -1:
+    """The output of every row of d, in chunks of FORWARD_ROWS rows shared by n_threads threads.
+
+    With dropout (training) the chunks run in order on one thread: the masks are
+    the PRNG's one sequence. Each thread has its own workspace, malloc'd (far
+    cheaper than an array for the one-row calls of a service).
+    """
     cdef Plan p
-    cdef floating *work = NULL  # malloc'd: far cheaper than an array for the one-row calls of a service
-    _plan_init(&p, sizes, acts, keep, min(d.n_rows, CHUNK_ROWS), training, training)
+    cdef fm_rng rng
+    cdef floating *work = NULL
+    cdef Py_ssize_t c, n_chunks
+    _plan_init(&p, sizes, acts, keep, min(d.n_rows, FORWARD_ROWS), training, training)
+    n_chunks = (d.n_rows + p.batch_size - 1) // p.batch_size
+    n_threads = 1 if training else min(_threads_for(&p, d.n_rows, n_threads), n_chunks)
     try:
-        work = <floating *>malloc(max(p.work_size, 1) * sizeof(floating))
+        work = <floating *>malloc(max(p.work_size, 1) * n_threads * sizeof(floating))
         if work == NULL:
             raise MemoryError("fastmlp: cannot allocate the forward workspace")
-        if release_gil:
-            with nogil:
-                _forward_chunks(&p, params, d, out, work, seed, training)
-        else:
-            _forward_chunks(&p, params, d, out, work, seed, training)
+        fm_rng_seed(&rng, seed)
+        if d.n_rows > 1:
+            _pin_blas()
+        try:
+            if n_threads > 1:
+                with nogil:
+                    for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+                        _forward_chunk(&p, params, d, out, work + threadid() * p.work_size, c, &rng, False)
+            elif release_gil:
+                with nogil:
+                    for c in range(n_chunks):
+                        _forward_chunk(&p, params, d, out, work, c, &rng, training)
+            else:
+                for c in range(n_chunks):
+                    _forward_chunk(&p, params, d, out, work, c, &rng, training)
+        finally:
+            if d.n_rows > 1:
+                _unpin_blas()
     finally:
         free(work)
         _plan_free(&p)
@@ -592,15 +857,95 @@ cdef int _forward_rows(const Py_ssize_t[::1] sizes, const int[::1] acts, const f
 
 
 def forward(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating[::1] params, object X,
-            floating[:, ::1] out, const double[::1] keep=None, uint64_t seed=0, bint training=False):
+            floating[:, ::1] out, const double[::1] keep=None, uint64_t seed=0, bint training=False,
+            int n_threads=1):
     """The network's output for every row of X, into out (n_samples, n_outputs).
 
     training=True applies inverted dropout with keep probabilities `keep`,
-    masks drawn from `seed`.
+    masks drawn from `seed` (on one thread). n_threads: at most that many threads.
     """
     cdef Data d
     _read_data(X, None, None, &d, &params[0])
-    _forward_rows(sizes, acts, &params[0], &d, &out[0, 0], keep, seed, training, True)
+    _forward_rows(sizes, acts, &params[0], &d, &out[0, 0], keep, seed, training, True, n_threads)
+
+
+# ---------------------------------------------------------------------------
+# Threads: the engine's own (OpenMP), and the BLAS's (pinned to one while the engine works)
+
+ctypedef int (*_get_threads_fn)() noexcept nogil
+ctypedef void (*_set_threads_fn)(int) noexcept nogil
+
+cdef enum:
+    MAX_BLAS = 8
+cdef _get_threads_fn _blas_get[MAX_BLAS]
+cdef _set_threads_fn _blas_set[MAX_BLAS]
+cdef int _blas_saved[MAX_BLAS]
+cdef int _n_blas = 0
+cdef int _pin_depth = 0  # changed with the GIL held only
+cdef int _usable_cpus = 1
+
+
+def register_blas(list controls):
+    """Addresses (get, set) of the thread-count functions of each BLAS with its own thread pool.
+
+    The engine sets each to one thread while it works (see _pin_blas): its own
+    threads call BLAS, and a BLAS pool of its own would compete with them.
+    """
+    global _n_blas
+    cdef Py_ssize_t i
+    _n_blas = 0
+    for i in range(min(len(controls), MAX_BLAS)):
+        _blas_get[i] = <_get_threads_fn><size_t>controls[i][0]
+        _blas_set[i] = <_set_threads_fn><size_t>controls[i][1]
+        _n_blas += 1
+
+
+def set_usable_cpus(int n):
+    """The CPUs this process may run on (os.sched_getaffinity): the most threads the engine starts."""
+    global _usable_cpus
+    _usable_cpus = max(n, 1)
+
+
+cdef void _pin_blas() noexcept:
+    """Every registered BLAS to one thread (the first of nested calls saves the counts)."""
+    global _pin_depth
+    cdef int i
+    if _pin_depth == 0:
+        for i in range(_n_blas):
+            _blas_saved[i] = _blas_get[i]()
+            if _blas_saved[i] != 1:
+                _blas_set[i](1)
+    _pin_depth += 1
+
+
+cdef void _unpin_blas() noexcept:
+    """Undo _pin_blas (the last of nested calls restores the counts)."""
+    global _pin_depth
+    cdef int i
+    _pin_depth -= 1
+    if _pin_depth == 0:
+        for i in range(_n_blas):
+            if _blas_saved[i] != 1:
+                _blas_set[i](_blas_saved[i])
+
+
+def blas_pinned_depth():
+    """Nesting depth of the engine's BLAS pinning (0 when no engine call runs): for tests."""
+    return _pin_depth
+
+
+cdef int _default_threads() noexcept nogil:
+    """OpenMP's thread count (OMP_NUM_THREADS, threadpoolctl's openmp limit), at most the usable CPUs."""
+    return max(1, min(omp_get_max_threads(), _usable_cpus))
+
+
+def effective_n_threads(n_threads=None):
+    """The engine's thread count: n_threads, or the default for None; 1 when built without OpenMP."""
+    if not FM_OPENMP:
+        return 1
+    if n_threads is None:
+        return _default_threads()
+    return max(1, min(<int>n_threads, 4 * _usable_cpus))
 
 
 cdef class Predictor:
@@ -640,6 +985,7 @@ cdef class Predictor:
         cdef Data d
         cdef Py_ssize_t n
         cdef bint finite, release_gil
+        cdef int n_threads
         if type(X) is not cnp.ndarray:
             return None
         A = <cnp.ndarray>X
@@ -648,6 +994,7 @@ cdef class Predictor:
             return None
         n = cnp.PyArray_DIM(A, 0)
         release_gil = n * self.n_in >= 4096  # below that the GIL's round trip costs more than it frees
+        n_threads = _default_threads() if n > FORWARD_ROWS else 1  # one row stays on the calling thread
         if release_gil:
             with nogil:
                 finite = self._finite(A, n)
@@ -665,10 +1012,10 @@ cdef class Predictor:
         d.data = d.Y = d.sw = NULL
         if self.typenum == cnp.NPY_FLOAT:
             _forward_rows[float](self.sizes, self.acts, <const float *>cnp.PyArray_DATA(self.params), &d,
-                                 <float *>cnp.PyArray_DATA(out), None, 0, False, release_gil)
+                                 <float *>cnp.PyArray_DATA(out), None, 0, False, release_gil, n_threads)
         else:
             _forward_rows[double](self.sizes, self.acts, <const double *>cnp.PyArray_DATA(self.params), &d,
-                                  <double *>cnp.PyArray_DATA(out), None, 0, False, release_gil)
+                                  <double *>cnp.PyArray_DATA(out), None, 0, False, release_gil, n_threads)
         return out
 
 

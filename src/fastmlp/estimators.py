@@ -448,7 +448,7 @@ class _BaseMLP(BaseEstimator):
             if out is not None:
                 return out
         X = net._check_X(validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=net.dtype))
-        return net._forward(X, False, 0, logits)
+        return net._forward(X, False, 0, logits=logits)
 
     def save(self, path):
         """Write the estimator to one file at exactly `path`, without pickle; read it back with fastmlp.load."""

@@ -1,8 +1,42 @@
 """fastmlp.Network: the model API over the compiled engine."""
+import ctypes
+import os
+
 import numpy as np
 
 from . import _engine, _registry
 from ._base import BaseNetwork
+
+
+def _blas_thread_controls():
+    """(get, set) addresses of openblas_{get,set}_num_threads of every OpenBLAS with its own thread pool.
+
+    NumPy and SciPy each bundle one (SciPy's is the one the engine calls). An
+    OpenBLAS built on OpenMP runs on one thread inside the engine's parallel
+    regions by itself, so only the pthreads builds are listed.
+    """
+    from threadpoolctl import threadpool_info
+
+    controls = []
+    for lib in threadpool_info():
+        if lib.get("internal_api") != "openblas" or lib.get("threading_layer") == "openmp":
+            continue
+        dll = ctypes.CDLL(lib["filepath"])  # already loaded: the same handle
+        for prefix in ("", "scipy_"):
+            for suffix in ("", "64_"):
+                get = getattr(dll, f"{prefix}openblas_get_num_threads{suffix}", None)
+                set_ = getattr(dll, f"{prefix}openblas_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    controls.append((ctypes.cast(get, ctypes.c_void_p).value, ctypes.cast(set_, ctypes.c_void_p).value))
+                    break
+            else:
+                continue
+            break
+    return controls
+
+
+_engine.set_usable_cpus(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_engine.register_blas(_blas_thread_controls())
 
 
 class Network(BaseNetwork):
@@ -56,8 +90,9 @@ class Network(BaseNetwork):
     -----
     Each epoch's mini-batch loop (batch gather, forward GEMMs, fused
     bias + activation, output delta, backward GEMMs, optimizer update) runs in
-    compiled code with the GIL released; BLAS threads are the user's to set
-    (threadpoolctl). ``fastmlp.reference.Network`` computes the same in NumPy.
+    compiled code with the GIL released, over the engine's own threads
+    (``n_threads`` of fit and forward); BLAS runs on one thread inside them.
+    ``fastmlp.reference.Network`` computes the same in NumPy.
     """
 
     @staticmethod
@@ -79,23 +114,25 @@ class Network(BaseNetwork):
             predictor = self._predictor = _engine.Predictor(self._sizes, self._act_codes, self._params)
         return predictor(X)
 
-    def _forward(self, X, training, seed, logits=False):
+    def _forward(self, X, training, seed, n_threads=None, logits=False):
         """The output for checked X; logits=True stops before the output activation (Z_L)."""
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         acts = self._act_codes
         if logits:
             acts = acts.copy()
             acts[-1] = _registry.ACTIVATIONS["identity"].code
-        _engine.forward(self._sizes, acts, self._params, self._engine_input(X), out, self._keep, seed, training)
+        _engine.forward(self._sizes, acts, self._params, self._engine_input(X), out, self._keep, seed, training,
+                        _engine.effective_n_threads(n_threads))
         return out
 
     def _loss_and_gradients(self, X, Y, alpha, sample_weight):
         grads = np.empty_like(self._params)
         loss = _engine.loss_and_gradients(self._sizes, self._act_codes, self._params, self._engine_input(X), Y,
-                                          sample_weight, alpha, grads)
+                                          sample_weight, alpha, grads, _engine.effective_n_threads())
         return loss, grads
 
     def _prepare_training(self, trainer, batch_size):
+        trainer.thread_clock = np.array([-1.0, -1.0, 8.0, 0.0])  # see _engine.ThreadClock
         trainer.grads = np.empty_like(self._params)
         trainer.work = np.empty(
             _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size,
@@ -103,13 +140,15 @@ class Network(BaseNetwork):
             dtype=self.dtype,
         )
 
-    def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size):
+    def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None):
         s = dict(trainer.settings, batch_size=batch_size,
-                 optimizer=_registry.OPTIMIZERS[trainer.settings["optimizer"]].code)
+                 optimizer=_registry.OPTIMIZERS[trainer.settings["optimizer"]].code,
+                 n_threads=_engine.effective_n_threads(n_threads))
         state = trainer.state
         loss_sum, n_batches, step, finite = _engine.train_epoch(
             self._sizes, self._act_codes, self._keep, s, self._params, trainer.grads, state[0], state[-1],
             trainer.work, self._engine_input(X), Y, sample_weight, order, trainer.grad_norm_sums, trainer.unit_max,
+            trainer.thread_clock,
         )
         trainer.settings["step"] = step
         return loss_sum, n_batches, finite

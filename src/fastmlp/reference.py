@@ -315,7 +315,7 @@ class Network(BaseNetwork):
             g += (alpha / n) * W
         return 0.5 * alpha * sum(float(np.sum(W * W)) for W in self.coefs_) / n
 
-    def _forward(self, X, training, seed):
+    def _forward(self, X, training, seed, n_threads=None):
         rng = np.random.default_rng(seed)
         Z, _, _, _ = self._forward_pass(X, self._keep if training else None, rng)
         return output_forward(self._output.activation, Z[-1])
@@ -328,7 +328,7 @@ class Network(BaseNetwork):
             loss += self._l2(grads, alpha, n)
         return loss, grads
 
-    def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size):
+    def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None):
         s = trainer.settings
         n, B = X.shape[0], batch_size
         rng = np.random.default_rng(s["seed"])
