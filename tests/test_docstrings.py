@@ -32,20 +32,17 @@ OPTIONAL = {"fastmlp.onnx": ("onnx", "onnxruntime"), "fastmlp.plot": ("matplotli
 
 # numpydoc checks (numpydoc.validate.ERROR_MSGS) enforced on every public object:
 ENFORCED = {
-    "GL02", "GL03", "GL05", "GL06", "GL07", "GL08", "GL09", "GL10",  # layout; GL08: no docstring
+    "GL01", "GL02", "GL03", "GL05", "GL06", "GL07", "GL08", "GL09", "GL10",  # layout; GL08: no docstring
     "SS01", "SS02", "SS03", "SS04", "SS05", "SS06",  # a one-line summary, capitalised, with a period
-    "PR01", "PR02", "PR03", "PR04", "PR05", "PR06", "PR07", "PR10",  # every parameter documented, typed
-    "RT01", "RT02", "RT03",  # a Returns section with a type and a description
+    "PR01", "PR02", "PR03", "PR04", "PR05", "PR06", "PR07", "PR08", "PR09", "PR10",  # every parameter
+    # documented, with a type and a description that starts with a capital and ends with a period
+    "RT01", "RT02", "RT03", "RT04", "RT05",  # a Returns section with a type and such a description
+    "YD01",  # a Yields section for a generator
     "SA02", "SA03", "SA04",  # See Also entries, where there are any, described
 }
 # Ignored, and why:
-#   GL01    the summary starts on the line of the opening quotes, the project's style (PEP 257).
 #   ES01    an extended summary is not needed where the one line says it all (a property, summary()).
-#   PR08, PR09, RT04, RT05
-#           descriptions start with a capital and end with a period except where they are a value
-#           or a short phrase: "``[n_inputs, hidden..., n_outputs]``", "min(200, n_samples)".
 #   SA01    See Also is given where there is a related object to point to, not everywhere.
-#   YD01    nothing public is a generator.
 #   EX01    enforced below for classes, module-level functions and the methods users call
 #           (fit, predict, ...), not for properties or for the formulas of fastmlp.reference
 #           (each is one line of NumPy; the module's Network and the tests show them in use).
@@ -179,7 +176,7 @@ def _run(test):
     return result, "".join(out)
 
 
-@pytest.mark.parametrize("module_name, test_name", _doctests())
+@pytest.mark.parametrize("module_name, test_name", [pytest.param(m, t, id=t or m) for m, t in _doctests()])
 def test_examples(module_name, test_name):
     module = _import_optional(module_name)
     if test_name is not None and test_name.endswith(".to_onnx"):
@@ -200,4 +197,5 @@ def test_examples(module_name, test_name):
 def test_examples_exist():
     """Every module of the API has examples, so a broken finder cannot pass test_examples vacuously."""
     with_examples = {name for name, test in _doctests() if test is not None}
-    assert with_examples >= {"fastmlp.estimators", "fastmlp._base", "fastmlp.persistence"}
+    assert with_examples >= {"fastmlp.estimators", "fastmlp.network", "fastmlp._base", "fastmlp.reference",
+                             "fastmlp.persistence"}

@@ -646,9 +646,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     warm_start : bool, default=False
         When True, ``fit`` starts from the weights of the previous fit instead
-        of new random ones (the optimizer state starts fresh). The layer
-        sizes, the number of features and of outputs, and the dtype must be
-        those of the previous fit.
+        of new random ones; the optimizer state starts fresh, ``loss_curve_``
+        and ``t_`` go on. The layer sizes, the number of features and of
+        outputs (for a classifier, the classes) must be those of the previous
+        fit; the model keeps its dtype.
 
     momentum : float, default=0.9
         Momentum of the "sgd" updates, in [0, 1] (scikit-learn's form:
@@ -1266,9 +1267,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     warm_start : bool, default=False
         When True, ``fit`` starts from the weights of the previous fit instead
-        of new random ones (the optimizer state starts fresh). The layer
-        sizes, the number of features and of outputs, and the dtype must be
-        those of the previous fit.
+        of new random ones; the optimizer state starts fresh, ``loss_curve_``
+        and ``t_`` go on. The layer sizes, the number of features and of
+        outputs (for a classifier, the classes) must be those of the previous
+        fit; the model keeps its dtype.
 
     momentum : float, default=0.9
         Momentum of the "sgd" updates, in [0, 1] (scikit-learn's form:

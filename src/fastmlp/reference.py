@@ -44,7 +44,7 @@ def identity(z):
     Returns
     -------
     ndarray
-        f(z), of z's shape and dtype.
+        The activation f(z), of z's shape and dtype.
     """
     return z.copy()
 
@@ -57,12 +57,12 @@ def identity_derivative(z, a):
     z : ndarray
         The pre-activations Z of a layer, of shape (n_samples, n_units).
     a : ndarray
-        f(z), the activation's output, of z's shape.
+        The activation's output f(z), of z's shape.
 
     Returns
     -------
     ndarray
-        f'(z), of z's shape and dtype.
+        The derivative f'(z), of z's shape and dtype.
     """
     return np.ones_like(z)
 
@@ -78,7 +78,7 @@ def logistic(z):
     Returns
     -------
     ndarray
-        f(z), of z's shape and dtype.
+        The activation f(z), of z's shape and dtype.
     """
     return expit(z)
 
@@ -91,12 +91,12 @@ def logistic_derivative(z, a):
     z : ndarray
         The pre-activations Z of a layer, of shape (n_samples, n_units).
     a : ndarray
-        f(z), the activation's output, of z's shape.
+        The activation's output f(z), of z's shape.
 
     Returns
     -------
     ndarray
-        f'(z), of z's shape and dtype.
+        The derivative f'(z), of z's shape and dtype.
     """
     return a * (1 - a)
 
@@ -112,7 +112,7 @@ def tanh(z):
     Returns
     -------
     ndarray
-        f(z), of z's shape and dtype.
+        The activation f(z), of z's shape and dtype.
     """
     return np.tanh(z)
 
@@ -125,12 +125,12 @@ def tanh_derivative(z, a):
     z : ndarray
         The pre-activations Z of a layer, of shape (n_samples, n_units).
     a : ndarray
-        f(z), the activation's output, of z's shape.
+        The activation's output f(z), of z's shape.
 
     Returns
     -------
     ndarray
-        f'(z), of z's shape and dtype.
+        The derivative f'(z), of z's shape and dtype.
     """
     return 1 - a * a
 
@@ -146,7 +146,7 @@ def relu(z):
     Returns
     -------
     ndarray
-        f(z), of z's shape and dtype.
+        The activation f(z), of z's shape and dtype.
     """
     return np.maximum(z, 0)
 
@@ -159,12 +159,12 @@ def relu_derivative(z, a):
     z : ndarray
         The pre-activations Z of a layer, of shape (n_samples, n_units).
     a : ndarray
-        f(z), the activation's output, of z's shape.
+        The activation's output f(z), of z's shape.
 
     Returns
     -------
     ndarray
-        f'(z), of z's shape and dtype.
+        The derivative f'(z), of z's shape and dtype.
     """
     return (z > 0).astype(z.dtype)
 
@@ -185,7 +185,7 @@ def leaky_relu(z):
     Returns
     -------
     ndarray
-        f(z), of z's shape and dtype.
+        The activation f(z), of z's shape and dtype.
     """
     return np.where(z > 0, z, z * z.dtype.type(LEAKY_RELU_SLOPE))
 
@@ -198,12 +198,12 @@ def leaky_relu_derivative(z, a):
     z : ndarray
         The pre-activations Z of a layer, of shape (n_samples, n_units).
     a : ndarray
-        f(z), the activation's output, of z's shape.
+        The activation's output f(z), of z's shape.
 
     Returns
     -------
     ndarray
-        f'(z), of z's shape and dtype.
+        The derivative f'(z), of z's shape and dtype.
     """
     return np.where(z > 0, z.dtype.type(1), z.dtype.type(LEAKY_RELU_SLOPE))
 
@@ -219,7 +219,7 @@ def swish(z):
     Returns
     -------
     ndarray
-        f(z), of z's shape and dtype.
+        The activation f(z), of z's shape and dtype.
     """
     return z * expit(z)
 
@@ -232,12 +232,12 @@ def swish_derivative(z, a):
     z : ndarray
         The pre-activations Z of a layer, of shape (n_samples, n_units).
     a : ndarray
-        f(z), the activation's output, of z's shape.
+        The activation's output f(z), of z's shape.
 
     Returns
     -------
     ndarray
-        f'(z), of z's shape and dtype.
+        The derivative f'(z), of z's shape and dtype.
     """
     s = expit(z)
     return s * (1 + z * (1 - s))
@@ -259,7 +259,7 @@ def prelu(z, slopes):
     Returns
     -------
     ndarray
-        f(z), of z's shape and dtype.
+        The activation f(z), of z's shape and dtype.
     """
     return np.where(z > 0, z, z * slopes)
 
@@ -272,14 +272,14 @@ def prelu_derivative(z, a, slopes):
     z : ndarray
         The pre-activations Z of a layer, of shape (n_samples, n_units).
     a : ndarray
-        f(z), the activation's output, of z's shape.
+        The activation's output f(z), of z's shape.
     slopes : ndarray of shape (n_units,)
         The learnable slope a of each unit (column).
 
     Returns
     -------
     ndarray
-        f'(z), of z's shape and dtype.
+        The derivative f'(z), of z's shape and dtype.
     """
     return np.where(z > 0, z.dtype.type(1), slopes)
 
@@ -292,7 +292,7 @@ def prelu_slope_gradient(z, upstream):
     z : ndarray
         The pre-activations Z of a layer, of shape (n_samples, n_units).
     upstream : ndarray
-        dL/df, the gradient of the loss in the layer's output, of z's shape.
+        The gradient dL/df of the loss in the layer's output, of z's shape.
 
     Returns
     -------
@@ -417,7 +417,7 @@ def output_delta(output_activation, Y, P):
     Returns
     -------
     ndarray of shape (n_samples, n_outputs)
-        delta_L, the gradient of the row-summed loss in Z.
+        The sensitivity delta_L: the gradient of the row-summed loss in Z.
     """
     if output_activation == "softmax":
         return Y.sum(axis=1, keepdims=True) * P - Y
