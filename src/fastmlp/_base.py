@@ -215,7 +215,7 @@ class BaseNetwork:
 
     @property
     def n_layers_(self):
-        """Number of weight layers (len(layer_sizes) - 1)."""
+        """Number of weight layers, ``len(layer_sizes) - 1``."""
         return len(self.layer_sizes) - 1
 
     @property
@@ -317,11 +317,13 @@ class BaseNetwork:
     # ------------------------------------------------------------------- public
 
     def forward(self, X, training=False, n_threads=None):
-        """The network's output for each row of X.
+        """Compute the network's output for each row of X.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_inputs)
+        X : {array-like, sparse matrix} of shape (n_samples, n_inputs)
+            The input rows; converted to the network's dtype (a C-contiguous
+            array of that dtype is used as it is, sparse input as CSR).
         training : bool, default=False
             Apply inverted dropout as in training (masks drawn from random_state).
         n_threads : int or None, default=None
@@ -333,7 +335,32 @@ class BaseNetwork:
 
         Returns
         -------
-        ndarray of shape (n_samples, n_outputs), of the network's dtype.
+        ndarray of shape (n_samples, n_outputs)
+            The output layer's activations, of the network's dtype.
+
+        Raises
+        ------
+        ValueError
+            If X has the wrong number of columns, or values that are not finite.
+
+        See Also
+        --------
+        predict : The same without dropout.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmlp import Network
+        >>> net = Network([3, 5, 2], output_activation="softmax", loss="log_loss",
+        ...               dropout=0.5, random_state=0)
+        >>> X = np.ones((4, 3))
+        >>> P = net.forward(X)
+        >>> P.shape, bool(np.allclose(P.sum(axis=1), 1))
+        ((4, 2), True)
+        >>> bool((net.forward(X) == P).all())  # no dropout: deterministic
+        True
+        >>> net.forward(X, training=True).shape  # one dropout mask per call
+        (4, 2)
         """
         if training is False and n_threads is None:
             out = self._fast_forward(X)
@@ -345,7 +372,31 @@ class BaseNetwork:
         return self._forward(X, training, _draw_seed(self._rng) if training else 0, n_threads)
 
     def predict(self, X):
-        """The network's output for each row of X (no dropout); same as forward(X)."""
+        """Compute the network's output for each row of X, without dropout.
+
+        The same as ``forward(X)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_inputs)
+            The input rows; converted to the network's dtype. A C-contiguous
+            array of the network's dtype and width is checked in compiled code
+            only (the few microseconds of predicting one row).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_outputs)
+            The output layer's activations, of the network's dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmlp import Network
+        >>> net = Network([3, 4, 1], dtype="float32", random_state=0)
+        >>> out = net.predict(np.zeros((1, 3), dtype=np.float32))
+        >>> out.shape, out.dtype
+        ((1, 1), dtype('float32'))
+        """
         out = self._fast_forward(X)
         return out if out is not None else self._forward(self._check_X(X), False, 0)
 
@@ -354,19 +405,53 @@ class BaseNetwork:
         return None
 
     def loss_and_gradients(self, X, Y, alpha=0.0, sample_weight=None):
-        """The loss on (X, Y) and its exact gradients, without dropout.
+        """Compute the loss on (X, Y) and its exact gradients, without dropout.
 
         The loss is the mean over rows of the per-row loss plus
         alpha / (2 n) * sum_l ||W_l||^2; with sample_weight, the weighted mean
-        and n = sum of the weights.
+        and n = sum of the weights. The weights are not changed.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_inputs)
+            The input rows.
+        Y : array-like of shape (n_samples, n_outputs), or (n_samples,) for one output
+            The targets: in [0, 1] for log_loss (one-hot labels or
+            probabilities), non-negative for poisson.
+        alpha : float, default=0.0
+            Strength of the L2 penalty on the weights (not the biases).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights with a positive sum; None weighs every row 1.
 
         Returns
         -------
         loss : float
-        coef_grads : list of ndarray, coef_grads[l] of shape (fan_in, fan_out)
-        intercept_grads : list of ndarray, intercept_grads[l] of shape (fan_out,)
-        slope_grads : list of ndarray, one (fan_out,) per hidden layer
-            Only for activation="prelu": then the result is a 4-tuple.
+            The loss, penalty included.
+        coef_grads : list of ndarray
+            The gradient of the loss in each weight matrix; coef_grads[l] has
+            the shape of coefs_[l], (fan_in, fan_out).
+        intercept_grads : list of ndarray
+            The gradient in each bias vector; intercept_grads[l] has the shape of
+            intercepts_[l], (fan_out,).
+        slope_grads : list of ndarray
+            Only for activation="prelu" (then the result is a 4-tuple): the
+            gradient in each hidden layer's slopes, one (fan_out,) array each.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmlp import Network
+        >>> net = Network([2, 3, 1], random_state=0)
+        >>> X, Y = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0], [0.0]])
+        >>> loss, coef_grads, intercept_grads = net.loss_and_gradients(X, Y, alpha=0.1)
+        >>> [g.shape for g in coef_grads], [g.shape for g in intercept_grads]
+        ([(2, 3), (3, 1)], [(3,), (1,)])
+
+        The gradient is the exact one: a small step against it lowers the loss.
+
+        >>> net.coefs_ = [W - 1e-3 * g for W, g in zip(net.coefs_, coef_grads)]
+        >>> bool(net.loss_and_gradients(X, Y, alpha=0.1)[0] < loss)
+        True
         """
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
@@ -395,7 +480,11 @@ class BaseNetwork:
         batch_size : int, default=32
             Rows per update (at most n_samples); the last batch may be smaller.
         optimizer : {"sgd", "adam"}, default="sgd"
+            Mini-batch stochastic gradient descent (with ``momentum``) or
+            bias-corrected Adam. The optimizer state starts fresh at every call.
         learning_rate : float, default=0.01
+            The step size, constant over the call (schedules belong to the
+            caller: the estimators change it between epochs).
         momentum : float in [0, 1], default=0.0
             SGD momentum, in scikit-learn's form.
         nesterov : bool, default=False
@@ -427,13 +516,29 @@ class BaseNetwork:
 
         Returns
         -------
-        self
+        Network
+            The network itself, trained; ``loss_curve_``, ``grad_norms_`` and
+            ``dead_units_`` describe this call's epochs.
 
         Raises
         ------
         ValueError
             On bad input, and when the loss or the weights become non-finite; the
             weights are then those of the start of that epoch.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmlp import Network
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((64, 3))
+        >>> Y = X @ np.array([[1.0], [-1.0], [0.5]])
+        >>> net = Network([3, 8, 1], random_state=0)
+        >>> net = net.fit(X, Y, epochs=20, batch_size=16, optimizer="adam", learning_rate=0.01)
+        >>> len(net.loss_curve_), net.grad_norms_.shape
+        (20, (20, 2))
+        >>> bool(net.loss_curve_[-1] < net.loss_curve_[0])
+        True
         """
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
@@ -621,17 +726,85 @@ class BaseNetwork:
         """Hook: size workspaces for batches of batch_size rows (once per fit)."""
 
     def save(self, path):
-        """Write the model to one file at exactly `path`, without pickle; read it back with fastmlp.load."""
+        """Write the model to one file at exactly `path`, without pickle.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write, used as given (no extension is added); an existing
+            file is replaced whole or not at all.
+
+        See Also
+        --------
+        fastmlp.load : Read the file back.
+        fastmlp.persistence.save : The function this calls, with the file format.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import fastmlp
+        >>> net = fastmlp.Network([2, 3, 1], random_state=0)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "net.fastmlp")
+        ...     net.save(path)
+        ...     loaded = fastmlp.load(path)
+        >>> X = np.ones((2, 2))
+        >>> bool((loaded.predict(X) == net.predict(X)).all())
+        True
+        """
         from .persistence import save
         save(self, path)
 
     def to_onnx(self, **kwargs):
-        """The network as an onnx.ModelProto (input "X", output "output"); see fastmlp.onnx.to_onnx."""
+        """Export the network as an ONNX model.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`fastmlp.onnx.to_onnx`: ``opset`` (int, default=None:
+            17) and ``name`` (str, default=None: "fastmlp_<class name>").
+
+        Returns
+        -------
+        onnx.ModelProto
+            One input "X" of shape (N, n_inputs) and one output "output" of shape
+            (N, n_outputs), in the network's dtype.
+
+        See Also
+        --------
+        fastmlp.onnx.to_onnx : The function this calls.
+
+        Examples
+        --------
+        >>> import fastmlp
+        >>> model = fastmlp.Network([2, 3, 1], random_state=0).to_onnx()
+        >>> [i.name for i in model.graph.input], [o.name for o in model.graph.output]
+        (['X'], ['output'])
+        """
         from .onnx import to_onnx
         return to_onnx(self, **kwargs)
 
     def summary(self):
-        """A table of the layers: units, activation, weight shape, parameters, and the total."""
+        """Describe the layers as a table: units, activation, weight shape, parameters.
+
+        Returns
+        -------
+        str
+            One line per layer (inputs first), the total number of parameters and,
+            after a fit with a ReLU-family activation, the dead units per layer.
+
+        Examples
+        --------
+        >>> from fastmlp import Network
+        >>> print(Network([4, 8, 3], output_activation="softmax", loss="log_loss").summary())
+        fastmlp.network.Network: dtype float64, loss log_loss, init auto
+        layer    units  activation  weights  params
+        input    4      -           -             0
+        dense 1  8      relu        (4, 8)       40
+        dense 2  3      softmax     (8, 3)       27
+        total params: 67
+        """
         rows = [("layer", "units", "activation", "weights", "params"),
                 ("input", str(self.layer_sizes[0]), "-", "-", "0")]
         for l, (fan_in, fan_out) in enumerate(zip(self.layer_sizes[:-1], self.layer_sizes[1:]), start=1):

@@ -451,12 +451,72 @@ class _BaseMLP(BaseEstimator):
         return net._forward(X, False, 0, logits=logits)
 
     def save(self, path):
-        """Write the estimator to one file at exactly `path`, without pickle; read it back with fastmlp.load."""
+        """Write the estimator to one file at exactly `path`, without pickle.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write, used as given (no extension is added); an existing
+            file is replaced whole or not at all.
+
+        See Also
+        --------
+        fastmlp.load : Read the file back.
+        fastmlp.persistence.save : The function this calls, with the file format.
+
+        Notes
+        -----
+        Fitted or not, the estimator is saved with its parameters; a fitted one
+        also with its weights, fitted attributes, optimizer state and random
+        generator, so the loaded copy predicts bit-identically and goes on training
+        as this one would.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import fastmlp
+        >>> from fastmlp import MLPRegressor
+        >>> reg = MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=50,
+        ...                    random_state=0).fit([[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0])
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "model.fastmlp")
+        ...     reg.save(path)
+        ...     loaded = fastmlp.load(path)
+        >>> bool((loaded.predict([[1.5]]) == reg.predict([[1.5]])).all())
+        True
+        """
         from .persistence import save
         save(self, path)
 
     def to_onnx(self, **kwargs):
-        """The fitted estimator as an onnx.ModelProto, outputs as skl2onnx's; see fastmlp.onnx.to_onnx."""
+        """Export the fitted estimator as an ONNX model.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`fastmlp.onnx.to_onnx`: ``opset`` (int, default=None:
+            17) and ``name`` (str, default=None: "fastmlp_<class name>").
+
+        Returns
+        -------
+        onnx.ModelProto
+            One input "X" of shape (N, n_features) in the model's dtype; outputs as
+            skl2onnx names them: a classifier's "label" and "probabilities" (as
+            ``predict`` and ``predict_proba``), a regressor's "variable".
+
+        See Also
+        --------
+        fastmlp.onnx.to_onnx : The function this calls.
+
+        Examples
+        --------
+        >>> from fastmlp import MLPRegressor
+        >>> reg = MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=50,
+        ...                    random_state=0).fit([[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0])
+        >>> model = reg.to_onnx()
+        >>> [o.name for o in model.graph.output]
+        ['variable']
+        """
         from .onnx import to_onnx
         return to_onnx(self, **kwargs)
 
@@ -478,66 +538,304 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`:
     the same parameters (same names, order, defaults and meaning), fitted
-    attributes and methods, plus the additions below. Binary problems use one
-    logistic output, multiclass a softmax, multilabel (indicator y) one
-    logistic output per label; the loss is the log-loss, averaged over samples
-    (weighted by sample_weight), plus alpha / (2 n) * sum ||W||^2.
+    attributes and methods, plus the additions marked below. The model
+    minimises the log-loss, averaged over the samples (weighted by
+    ``sample_weight``), plus ``alpha / (2 n) * sum_l ||W_l||^2``, with the
+    L-BFGS, SGD or Adam solver. Binary problems use one logistic output,
+    multiclass a softmax, multilabel (an indicator matrix y) one logistic
+    output per label.
 
     Parameters
     ----------
-    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+    hidden_layer_sizes : array-like of shape (n_layers - 2,) or int, default=(100,)
+        The number of units of each hidden layer, first to last: ``(64, 32)``
+        is two hidden layers. An int is one hidden layer.
+
     activation : {"identity", "logistic", "tanh", "relu", "leaky_relu", "prelu", "swish"}, default="relu"
-        Hidden activation; "leaky_relu", "prelu" (a learnable slope per unit)
-        and "swish" (aliases "sigmoid", "silu" also accepted) are fastmlp
-        additions. The PReLU slopes are ``prelu_slopes_``.
+        Activation function of the hidden layers.
+
+        - "identity": f(z) = z, for a linear bottleneck.
+        - "logistic": f(z) = 1 / (1 + exp(-z)) (alias "sigmoid").
+        - "tanh": f(z) = tanh(z).
+        - "relu": f(z) = max(z, 0).
+        - "leaky_relu": f(z) = z for z > 0, else 0.01 z.
+        - "prelu": f(z) = z for z > 0, else a z, with a slope a per hidden
+          unit learnt with the weights (starting at 0.25, no L2 penalty);
+          the slopes are ``prelu_slopes_``.
+        - "swish": f(z) = z / (1 + exp(-z)) (alias "silu").
+
+        "leaky_relu", "prelu", "swish" and the aliases are fastmlp additions.
+
     solver : {"lbfgs", "sgd", "adam"}, default="adam"
-        "lbfgs" runs scipy's L-BFGS-B on the loss and gradient of the whole
-        data set computed by the engine.
-    alpha : float, default=1e-4
+        The solver for weight optimization.
+
+        - "lbfgs": scipy's L-BFGS-B (a quasi-Newton method) on the loss and
+          gradient of the whole training set, both computed by the engine
+          in the model's dtype (the optimizer itself works in float64).
+        - "sgd": mini-batch stochastic gradient descent, with momentum.
+        - "adam": Kingma and Ba's Adam, bias-corrected.
+
+        As in scikit-learn, "adam" suits large data sets (thousands of
+        samples or more); on small ones "lbfgs" often converges faster and
+        better.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty on the weights (not the biases): the loss
+        gains ``alpha / (2 n) * sum_l ||W_l||_F^2``, with n the number of
+        samples of the batch (the sum of their weights with
+        ``sample_weight``). Must be non-negative.
+
     batch_size : int or "auto", default="auto"
-        min(200, n_samples) for "auto".
+        Size of the mini-batches of the stochastic solvers; "auto" is
+        ``min(200, n_samples)``. A size larger than the training set warns and
+        is clipped to it. Not used by "lbfgs", which works on the whole set.
+
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Schedule of the sgd solver.
-    learning_rate_init : float, default=1e-3
+        Learning-rate schedule of the "sgd" solver, applied once per epoch.
+
+        - "constant": ``learning_rate_init`` throughout.
+        - "invscaling": after each epoch, ``learning_rate_init / (t_ + 1) **
+          power_t``, with ``t_`` the number of samples seen so far.
+        - "adaptive": ``learning_rate_init`` as long as the training loss
+          keeps falling (the validation score rising, with
+          ``early_stopping``); each time it has not improved by at least
+          ``tol`` for more than ``n_iter_no_change`` consecutive epochs, the
+          rate is divided by 5, and training stops once the rate is at or
+          below 1e-6.
+
+        Only used when ``solver="sgd"``.
+
+    learning_rate_init : float, default=0.001
+        The initial learning rate: the step size of the weight updates. Only
+        used when ``solver="sgd"`` or ``"adam"``.
+
     power_t : float, default=0.5
+        The exponent of the "invscaling" schedule. Only used when
+        ``solver="sgd"`` and ``learning_rate="invscaling"``.
+
     max_iter : int, default=200
-        Epochs (sgd, adam) or iterations (lbfgs).
+        The largest number of epochs (passes over the training set) for "sgd"
+        and "adam", or of iterations for "lbfgs"; the solver stops earlier
+        when it converges (see ``tol``). A fit that reaches it warns with a
+        ``ConvergenceWarning``.
+
     shuffle : bool, default=True
+        Whether to shuffle the training samples before each epoch. Only used
+        when ``solver="sgd"`` or ``"adam"``.
+
     random_state : int, RandomState instance or None, default=None
-        With an int, the initial weights equal scikit-learn's for the same int.
+        Source of the initial weights, of the validation split (with
+        ``early_stopping``), of the shuffling and of the dropout masks. With an
+        int the initial weights are scikit-learn's for the same int, and the
+        same int gives bit-identical results on the same machine.
+        ``partial_fit`` draws from one generator across
+        its calls, so each epoch gets its own shuffle and masks.
+
     tol : float, default=1e-4
+        Tolerance for the optimization. For "sgd" and "adam", training stops
+        (or, with ``learning_rate="adaptive"``, the learning rate falls) when
+        the training loss has not fallen by at least ``tol`` (the validation
+        score not risen by at least ``tol``, with ``early_stopping``) for more
+        than ``n_iter_no_change`` consecutive epochs. For "lbfgs" it is the
+        projected-gradient tolerance (``gtol``) of L-BFGS-B.
+
     verbose : bool, default=False
-        One line per epoch with loss, seconds and samples/s.
+        Whether to print progress: one line per epoch with the loss, the
+        layers' gradient norms, seconds and samples per second (per iteration
+        for "lbfgs": the loss).
+
     warm_start : bool, default=False
+        When True, ``fit`` starts from the weights of the previous fit instead
+        of new random ones; the optimizer state starts fresh, ``loss_curve_``
+        and ``t_`` go on. The layer sizes, the number of features and of
+        outputs (for a classifier, the classes) must be those of the previous
+        fit; the model keeps its dtype.
+
     momentum : float, default=0.9
+        Momentum of the "sgd" updates, in [0, 1] (scikit-learn's form:
+        ``v = momentum * v - learning_rate * g``). Only used when
+        ``solver="sgd"``.
+
     nesterovs_momentum : bool, default=True
+        Whether to use Nesterov's momentum. Only used when ``solver="sgd"`` and
+        ``momentum > 0``.
+
     early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data
+        (stratified for a binary classifier) and stop when its score
+        has not improved by at least ``tol`` for more than
+        ``n_iter_no_change`` consecutive epochs. At the end of the fit the
+        weights are those of the best validation score. When False, training
+        stops when the training loss stops improving in the same way. Only
+        used when ``solver="sgd"`` or ``"adam"``; ``partial_fit`` raises a
+        ValueError with it.
+
     validation_fraction : float, default=0.1
-    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
-    n_iter_no_change : int, default=10
+        The fraction of the training data held out for early stopping, in
+        [0, 1); the held-out set must have at least 2 samples. Only used when
+        ``early_stopping=True``.
+
+    beta_1 : float, default=0.9
+        Exponential decay rate of Adam's first-moment estimate, in [0, 1).
+        Only used when ``solver="adam"``.
+
+    beta_2 : float, default=0.999
+        Exponential decay rate of Adam's second-moment estimate, in [0, 1).
+        Only used when ``solver="adam"``.
+
+    epsilon : float, default=1e-8
+        The term added to Adam's denominator for numerical stability. Only
+        used when ``solver="adam"``.
+
+    n_iter_no_change : int or numpy.inf, default=10
+        The number of epochs without an improvement of at least ``tol`` that
+        are tolerated (see ``tol``); ``numpy.inf`` never stops early. Only
+        used when ``solver="sgd"`` or ``"adam"``.
+
     max_fun : int, default=15000
+        The largest number of loss function calls of "lbfgs" (one call
+        evaluates the loss and gradient on the whole training set). Only
+        used when ``solver="lbfgs"``.
+
     dropout : float or list of float, default=0.0
-        Inverted-dropout rate for the hidden layers (fastmlp addition).
+        Inverted-dropout rate of the hidden layers in [0, 1): one rate for all
+        of them, or one per hidden layer. During training each hidden unit is
+        zeroed with that probability and the kept ones are divided by the
+        keep probability; predictions use the whole network. Only used when
+        ``solver="sgd"`` or ``"adam"`` ("lbfgs" works on the exact loss).
+        A fastmlp addition.
+
     clip_norm : float or None, default=None
-        Clip the global gradient norm at this value (fastmlp addition).
+        When set, each mini-batch gradient whose global norm (over all
+        weights, biases and PReLU slopes) exceeds ``clip_norm`` is scaled down
+        to that norm before the update. Only used when ``solver="sgd"`` or
+        ``"adam"``. A fastmlp addition.
+
     dtype : {"float32", "float64"} or None, default=None
-        None follows the input: float32 X gives float32 weights and outputs
-        for every solver (lbfgs included, where scikit-learn upcasts);
-        anything else float64. (fastmlp addition)
+        The dtype of the weights, the computation and the outputs. None
+        follows the input of the first fit: float32 X (or a DataFrame of
+        float32 columns only) gives a float32 model for every solver ("lbfgs"
+        included, where scikit-learn upcasts), anything else float64. Input
+        of another dtype is converted to the model's. A fastmlp addition.
 
     Attributes
     ----------
-    classes_, loss_, best_loss_, loss_curve_, validation_scores_,
-    best_validation_score_, t_, coefs_, intercepts_, n_features_in_,
-    feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_ :
-        As in scikit-learn. ``loss_curve_`` is also recorded for lbfgs (one
-        entry per iteration).
-    grad_norms_ : ndarray of shape (n_epochs, n_layers - 1)
-        Per epoch (per iteration for lbfgs), the mean Frobenius norm of each
-        layer's weight gradient.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (for multilabel y, the column indices 0 to
+        n_labels - 1).
+
+    loss_ : float
+        The training loss of the last epoch (for "lbfgs": at the solution),
+        penalty included.
+
+    best_loss_ : float or None
+        The lowest training loss reached; None with ``early_stopping=True``
+        (see ``best_validation_score_``).
+
+    loss_curve_ : list of float of length ``n_iter_``
+        The training loss of each epoch, penalty included (also recorded for
+        "lbfgs": one entry per iteration). ``warm_start`` and ``partial_fit``
+        append to it.
+
+    validation_scores_ : list of float or None
+        The score on the held-out set after each epoch (accuracy); None
+        unless ``early_stopping=True``.
+
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``, whose weights the model keeps;
+        None unless ``early_stopping=True``.
+
+    t_ : int
+        The number of training samples seen by the stochastic solvers over
+        all calls (epochs times samples); 0 for "lbfgs".
+
+    coefs_ : list of ndarray of length n_layers - 1
+        ``coefs_[l]``, of shape (fan_in, fan_out), is the weight matrix from
+        layer l to layer l + 1. The arrays are views into the model: writing
+        into them changes it; a new list assigned is validated (count,
+        shapes, finite values) and copied in.
+
+    intercepts_ : list of ndarray of length n_layers - 1
+        ``intercepts_[l]``, of shape (fan_out,), is the bias vector of layer
+        l + 1; views into the model, as ``coefs_``.
+
+    prelu_slopes_ : list of ndarray
+        With ``activation="prelu"``: one array of shape (n_units,) per hidden
+        layer, the learnt slope of each unit; empty otherwise.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``. Defined only when X has
+        feature names that are all strings.
+
+    n_iter_ : int
+        The number of epochs ("lbfgs": iterations) the last call ran.
+
+    n_layers_ : int
+        Number of layers, input and output included (``len(coefs_) + 1``).
+
+    n_outputs_ : int
+        Number of output units.
+
+    out_activation_ : str
+        Name of the output activation: "logistic" (binary, multilabel) or "softmax" (multiclass).
+
+    grad_norms_ : ndarray of shape (len(loss_curve_), n_layers - 1)
+        Per epoch (per iteration for "lbfgs"), the Frobenius norm of each
+        layer's weight gradient, averaged over the epoch's mini-batches:
+        vanishing or exploding gradients show here
+        (:func:`fastmlp.plot.plot_gradient_norms` draws it). A fastmlp
+        addition.
+
     dead_units_ : list of float or None
-        sgd/adam with a ReLU-family activation: per hidden layer, the fraction
-        of units whose pre-activation never exceeded 0 in the last epoch.
+        Set by "sgd" and "adam". With a ReLU-family activation ("relu",
+        "leaky_relu", "prelu"): per hidden layer, the fraction of units whose
+        pre-activation never exceeded 0 on the last epoch's training data;
+        None for the other activations. A fastmlp addition.
+
+    See Also
+    --------
+    MLPRegressor : Multi-layer perceptron regressor.
+    Network : The model underneath, for training loops of one's own.
+    sklearn.neural_network.MLPClassifier : The scikit-learn estimator this replaces.
+
+    Notes
+    -----
+    Each epoch's mini-batch loop (forward pass, backward pass, optimizer
+    update) runs in compiled code with the GIL released. Dense input is used
+    as a C-contiguous array and sparse input as CSR (the first layer works on
+    the nonzeros, no dense copy). The differences from scikit-learn: the
+    additions marked above, ``dtype=None`` keeping float32 for "lbfgs", and
+    ``predict``, ``predict_proba`` and ``predict_log_proba`` skipping
+    scikit-learn's input validation for a C-contiguous array of the model's
+    dtype and width (checked in compiled code instead).
+
+    A diverging fit (non-finite loss, weights or outputs) never leaves a model
+    that predicts NaN: with a validation set it keeps the best-validation
+    weights, otherwise it raises a ValueError with finite weights left in
+    place.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.model_selection import train_test_split
+    >>> from fastmlp import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=1000,
+    ...                     random_state=0).fit(X_train, y_train)
+    >>> clf.classes_
+    array([0, 1, 2])
+    >>> clf.predict_proba(X_test[:2]).shape
+    (2, 3)
+    >>> clf.predict(X_test[:2]).shape
+    (2,)
+    >>> bool(clf.score(X_test, y_test) > 0.9)
+    True
+    >>> [W.shape for W in clf.coefs_]
+    [(4, 16), (16, 3)]
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
@@ -615,29 +913,86 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return Y
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to X and y.
+        """Fit the model to data matrix X and target(s) y.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Class labels, or a label indicator matrix for multilabel.
+            The input data; converted to the model's dtype (see ``dtype``).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            The target class labels (numbers or strings), or a label indicator
+            matrix (multilabel).
         sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights with a positive sum: the loss and its gradient are
+            weighted means over the samples (of each mini-batch for the stochastic
+            solvers). None weighs every sample 1.
 
         Returns
         -------
-        self
+        MLPClassifier
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            On invalid parameters or input, and when training diverges without a
+            validation set to fall back on; the weights left are then finite.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=500,
+        ...                     random_state=0).fit(X, y)
+        >>> clf.n_features_in_, clf.n_outputs_, clf.out_activation_
+        (4, 3, 'softmax')
+        >>> len(clf.loss_curve_) == clf.n_iter_
+        True
         """
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch of the stochastic solver on (X, y), keeping the optimizer state.
+        """Update the model with one epoch of the stochastic solver on X and y.
 
-        ``classes`` is required on the first call and accepted (and checked to
-        be the same) on later ones, as dask-ml's Incremental passes it every
-        time. Hyperparameters changed since the last call are validated again.
+        The first call starts a new model (``classes`` is then required) and later
+        calls go on from it, keeping the optimizer state (velocities, Adam's
+        moments and step count). Only for ``solver="sgd"`` or ``"adam"``; not with
+        ``early_stopping=True``. Hyperparameters changed between calls are
+        validated again.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            The target class labels, all in ``classes``, or a label indicator
+            matrix (multilabel).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, as in ``fit``.
+        classes : array-like of shape (n_classes,), default=None
+            Every class label that any call will see. Required on the first call;
+            on later ones it may be given again (as dask-ml's Incremental does) and
+            must then be the same.
+
+        Returns
+        -------
+        MLPClassifier
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+        >>> for batch in np.array_split(np.random.default_rng(0).permutation(150), 3):
+        ...     clf = clf.partial_fit(X[batch], y[batch], classes=[0, 1, 2])
+        >>> len(clf.loss_curve_), clf.t_
+        (3, 150)
         """
         self._validate_params_if_changed()
         if _check_partial_fit_first_call(self, classes):
@@ -660,21 +1015,100 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _predict_output = _decode
 
     def predict(self, X):
-        """Class labels, shape (n_samples,) (or (n_samples, n_classes) for multilabel)."""
+        """Predict the class labels of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data. A C-contiguous array of the model's dtype and width
+            skips scikit-learn's validation (its finiteness is checked in compiled
+            code).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted labels, elements of ``classes_``: the most probable class
+            (multiclass), the positive class where its probability exceeds 0.5
+            (binary), or an indicator matrix with one column per label
+            (multilabel).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=500,
+        ...                     random_state=0).fit(X, y)
+        >>> clf.predict(X[[0, 50, 100]]).shape
+        (3,)
+        >>> set(clf.predict(X)) <= set(clf.classes_)
+        True
+        """
         return self._decode(self._forward(X))
 
     def decision_function(self, X):
-        """The output layer before its activation (logits), in the model's dtype.
+        """Compute the output layer before its activation (the logits).
 
-        Shape (n_samples,) for binary problems (positive means classes_[1]),
-        else (n_samples, n_outputs). (A fastmlp addition; predict_proba applies
-        the logistic or softmax function to it.)
+        ``predict_proba`` applies the logistic function (binary, multilabel) or
+        the softmax (multiclass) to these values. A fastmlp addition.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            In the model's dtype. For binary problems one value per sample, positive
+            where ``classes_[1]`` is predicted; otherwise one column per output.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=500,
+        ...                     random_state=0).fit(X, y)
+        >>> scores = clf.decision_function(X[:5])
+        >>> scores.shape
+        (5, 3)
+        >>> bool((clf.classes_[scores.argmax(axis=1)] == clf.predict(X[:5])).all())
+        True
         """
         Z = self._forward(X, logits=True)
         return Z.ravel() if self.n_outputs_ == 1 else Z
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes), in the model's dtype."""
+        """Estimate the probability of each class for each sample of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data. A C-contiguous array of the model's dtype and width
+            skips scikit-learn's validation.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            In the model's dtype; column k is the probability of ``classes_[k]``.
+            Rows sum to 1 except for multilabel, where each column is the
+            probability of its label on its own.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=500,
+        ...                     random_state=0).fit(X, y)
+        >>> proba = clf.predict_proba(X[:5])
+        >>> proba.shape
+        (5, 3)
+        >>> import numpy as np
+        >>> bool(np.allclose(proba.sum(axis=1), 1))
+        True
+        """
         P = self._forward(X)
         if self.n_outputs_ == 1:
             p = P.ravel()
@@ -682,7 +1116,29 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return P
 
     def predict_log_proba(self, X):
-        """Log of predict_proba."""
+        """Estimate the log of the probability of each class for each sample of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            The natural logarithm of ``predict_proba(X)``, in the model's dtype.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=500,
+        ...                     random_state=0).fit(X, y)
+        >>> import numpy as np
+        >>> bool(np.allclose(np.exp(clf.predict_log_proba(X[:5])), clf.predict_proba(X[:5])))
+        True
+        """
         P = self.predict_proba(X)
         return np.log(P, out=P)
 
@@ -695,16 +1151,308 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, trained in compiled code.
 
-    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`;
-    parameters and attributes as :class:`fastmlp.MLPClassifier`, plus ``loss``
-    (first, as in scikit-learn): "squared_error" (identity output) or
-    "poisson" (exp output, half the Poisson deviance).
+    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`:
+    the same parameters (same names, order, defaults and meaning), fitted
+    attributes and methods, plus the additions marked below. The model
+    minimises the squared error (or the Poisson deviance), averaged over the
+    samples (weighted by ``sample_weight``), plus
+    ``alpha / (2 n) * sum_l ||W_l||^2``, with the L-BFGS, SGD or Adam solver.
+    The output layer is the identity ("squared_error") or the exponential
+    ("poisson"); y may have several columns (multi-output).
 
-    The squared error is 0.5 * ||y_i - yhat_i||^2 summed over the outputs and
-    averaged over the samples. scikit-learn also averages over the outputs in
-    the loss it reports, while its gradient follows the sum: with several
-    outputs its ``loss_`` (and its tol-based stopping) is the gradient's loss
-    divided by n_outputs. fastmlp reports the loss whose gradient it follows.
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        The loss function. "squared_error" is ``0.5 * ||y_i - yhat_i||^2``
+        summed over the outputs and averaged over the samples; "poisson" is
+        half the Poisson deviance with an exponential output (y must be
+        non-negative).
+
+    hidden_layer_sizes : array-like of shape (n_layers - 2,) or int, default=(100,)
+        The number of units of each hidden layer, first to last: ``(64, 32)``
+        is two hidden layers. An int is one hidden layer.
+
+    activation : {"identity", "logistic", "tanh", "relu", "leaky_relu", "prelu", "swish"}, default="relu"
+        Activation function of the hidden layers.
+
+        - "identity": f(z) = z, for a linear bottleneck.
+        - "logistic": f(z) = 1 / (1 + exp(-z)) (alias "sigmoid").
+        - "tanh": f(z) = tanh(z).
+        - "relu": f(z) = max(z, 0).
+        - "leaky_relu": f(z) = z for z > 0, else 0.01 z.
+        - "prelu": f(z) = z for z > 0, else a z, with a slope a per hidden
+          unit learnt with the weights (starting at 0.25, no L2 penalty);
+          the slopes are ``prelu_slopes_``.
+        - "swish": f(z) = z / (1 + exp(-z)) (alias "silu").
+
+        "leaky_relu", "prelu", "swish" and the aliases are fastmlp additions.
+
+    solver : {"lbfgs", "sgd", "adam"}, default="adam"
+        The solver for weight optimization.
+
+        - "lbfgs": scipy's L-BFGS-B (a quasi-Newton method) on the loss and
+          gradient of the whole training set, both computed by the engine
+          in the model's dtype (the optimizer itself works in float64).
+        - "sgd": mini-batch stochastic gradient descent, with momentum.
+        - "adam": Kingma and Ba's Adam, bias-corrected.
+
+        As in scikit-learn, "adam" suits large data sets (thousands of
+        samples or more); on small ones "lbfgs" often converges faster and
+        better.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty on the weights (not the biases): the loss
+        gains ``alpha / (2 n) * sum_l ||W_l||_F^2``, with n the number of
+        samples of the batch (the sum of their weights with
+        ``sample_weight``). Must be non-negative.
+
+    batch_size : int or "auto", default="auto"
+        Size of the mini-batches of the stochastic solvers; "auto" is
+        ``min(200, n_samples)``. A size larger than the training set warns and
+        is clipped to it. Not used by "lbfgs", which works on the whole set.
+
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Learning-rate schedule of the "sgd" solver, applied once per epoch.
+
+        - "constant": ``learning_rate_init`` throughout.
+        - "invscaling": after each epoch, ``learning_rate_init / (t_ + 1) **
+          power_t``, with ``t_`` the number of samples seen so far.
+        - "adaptive": ``learning_rate_init`` as long as the training loss
+          keeps falling (the validation score rising, with
+          ``early_stopping``); each time it has not improved by at least
+          ``tol`` for more than ``n_iter_no_change`` consecutive epochs, the
+          rate is divided by 5, and training stops once the rate is at or
+          below 1e-6.
+
+        Only used when ``solver="sgd"``.
+
+    learning_rate_init : float, default=0.001
+        The initial learning rate: the step size of the weight updates. Only
+        used when ``solver="sgd"`` or ``"adam"``.
+
+    power_t : float, default=0.5
+        The exponent of the "invscaling" schedule. Only used when
+        ``solver="sgd"`` and ``learning_rate="invscaling"``.
+
+    max_iter : int, default=200
+        The largest number of epochs (passes over the training set) for "sgd"
+        and "adam", or of iterations for "lbfgs"; the solver stops earlier
+        when it converges (see ``tol``). A fit that reaches it warns with a
+        ``ConvergenceWarning``.
+
+    shuffle : bool, default=True
+        Whether to shuffle the training samples before each epoch. Only used
+        when ``solver="sgd"`` or ``"adam"``.
+
+    random_state : int, RandomState instance or None, default=None
+        Source of the initial weights, of the validation split (with
+        ``early_stopping``), of the shuffling and of the dropout masks. With an
+        int the initial weights are scikit-learn's for the same int, and the
+        same int gives bit-identical results on the same machine.
+        ``partial_fit`` draws from one generator across
+        its calls, so each epoch gets its own shuffle and masks.
+
+    tol : float, default=1e-4
+        Tolerance for the optimization. For "sgd" and "adam", training stops
+        (or, with ``learning_rate="adaptive"``, the learning rate falls) when
+        the training loss has not fallen by at least ``tol`` (the validation
+        score not risen by at least ``tol``, with ``early_stopping``) for more
+        than ``n_iter_no_change`` consecutive epochs. For "lbfgs" it is the
+        projected-gradient tolerance (``gtol``) of L-BFGS-B.
+
+    verbose : bool, default=False
+        Whether to print progress: one line per epoch with the loss, the
+        layers' gradient norms, seconds and samples per second (per iteration
+        for "lbfgs": the loss).
+
+    warm_start : bool, default=False
+        When True, ``fit`` starts from the weights of the previous fit instead
+        of new random ones; the optimizer state starts fresh, ``loss_curve_``
+        and ``t_`` go on. The layer sizes, the number of features and of
+        outputs (for a classifier, the classes) must be those of the previous
+        fit; the model keeps its dtype.
+
+    momentum : float, default=0.9
+        Momentum of the "sgd" updates, in [0, 1] (scikit-learn's form:
+        ``v = momentum * v - learning_rate * g``). Only used when
+        ``solver="sgd"``.
+
+    nesterovs_momentum : bool, default=True
+        Whether to use Nesterov's momentum. Only used when ``solver="sgd"`` and
+        ``momentum > 0``.
+
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data
+        (stratified for a binary classifier) and stop when its score
+        has not improved by at least ``tol`` for more than
+        ``n_iter_no_change`` consecutive epochs. At the end of the fit the
+        weights are those of the best validation score. When False, training
+        stops when the training loss stops improving in the same way. Only
+        used when ``solver="sgd"`` or ``"adam"``; ``partial_fit`` raises a
+        ValueError with it.
+
+    validation_fraction : float, default=0.1
+        The fraction of the training data held out for early stopping, in
+        [0, 1); the held-out set must have at least 2 samples. Only used when
+        ``early_stopping=True``.
+
+    beta_1 : float, default=0.9
+        Exponential decay rate of Adam's first-moment estimate, in [0, 1).
+        Only used when ``solver="adam"``.
+
+    beta_2 : float, default=0.999
+        Exponential decay rate of Adam's second-moment estimate, in [0, 1).
+        Only used when ``solver="adam"``.
+
+    epsilon : float, default=1e-8
+        The term added to Adam's denominator for numerical stability. Only
+        used when ``solver="adam"``.
+
+    n_iter_no_change : int or numpy.inf, default=10
+        The number of epochs without an improvement of at least ``tol`` that
+        are tolerated (see ``tol``); ``numpy.inf`` never stops early. Only
+        used when ``solver="sgd"`` or ``"adam"``.
+
+    max_fun : int, default=15000
+        The largest number of loss function calls of "lbfgs" (one call
+        evaluates the loss and gradient on the whole training set). Only
+        used when ``solver="lbfgs"``.
+
+    dropout : float or list of float, default=0.0
+        Inverted-dropout rate of the hidden layers in [0, 1): one rate for all
+        of them, or one per hidden layer. During training each hidden unit is
+        zeroed with that probability and the kept ones are divided by the
+        keep probability; predictions use the whole network. Only used when
+        ``solver="sgd"`` or ``"adam"`` ("lbfgs" works on the exact loss).
+        A fastmlp addition.
+
+    clip_norm : float or None, default=None
+        When set, each mini-batch gradient whose global norm (over all
+        weights, biases and PReLU slopes) exceeds ``clip_norm`` is scaled down
+        to that norm before the update. Only used when ``solver="sgd"`` or
+        ``"adam"``. A fastmlp addition.
+
+    dtype : {"float32", "float64"} or None, default=None
+        The dtype of the weights, the computation and the outputs. None
+        follows the input of the first fit: float32 X (or a DataFrame of
+        float32 columns only) gives a float32 model for every solver ("lbfgs"
+        included, where scikit-learn upcasts), anything else float64. Input
+        of another dtype is converted to the model's. A fastmlp addition.
+
+    Attributes
+    ----------
+    loss_ : float
+        The training loss of the last epoch (for "lbfgs": at the solution),
+        penalty included.
+
+    best_loss_ : float or None
+        The lowest training loss reached; None with ``early_stopping=True``
+        (see ``best_validation_score_``).
+
+    loss_curve_ : list of float of length ``n_iter_``
+        The training loss of each epoch, penalty included (also recorded for
+        "lbfgs": one entry per iteration). ``warm_start`` and ``partial_fit``
+        append to it.
+
+    validation_scores_ : list of float or None
+        The score on the held-out set after each epoch (R^2); None
+        unless ``early_stopping=True``.
+
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``, whose weights the model keeps;
+        None unless ``early_stopping=True``.
+
+    t_ : int
+        The number of training samples seen by the stochastic solvers over
+        all calls (epochs times samples); 0 for "lbfgs".
+
+    coefs_ : list of ndarray of length n_layers - 1
+        ``coefs_[l]``, of shape (fan_in, fan_out), is the weight matrix from
+        layer l to layer l + 1. The arrays are views into the model: writing
+        into them changes it; a new list assigned is validated (count,
+        shapes, finite values) and copied in.
+
+    intercepts_ : list of ndarray of length n_layers - 1
+        ``intercepts_[l]``, of shape (fan_out,), is the bias vector of layer
+        l + 1; views into the model, as ``coefs_``.
+
+    prelu_slopes_ : list of ndarray
+        With ``activation="prelu"``: one array of shape (n_units,) per hidden
+        layer, the learnt slope of each unit; empty otherwise.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``. Defined only when X has
+        feature names that are all strings.
+
+    n_iter_ : int
+        The number of epochs ("lbfgs": iterations) the last call ran.
+
+    n_layers_ : int
+        Number of layers, input and output included (``len(coefs_) + 1``).
+
+    n_outputs_ : int
+        Number of output units.
+
+    out_activation_ : str
+        Name of the output activation: "identity" (squared_error) or "exp" (poisson).
+
+    grad_norms_ : ndarray of shape (len(loss_curve_), n_layers - 1)
+        Per epoch (per iteration for "lbfgs"), the Frobenius norm of each
+        layer's weight gradient, averaged over the epoch's mini-batches:
+        vanishing or exploding gradients show here
+        (:func:`fastmlp.plot.plot_gradient_norms` draws it). A fastmlp
+        addition.
+
+    dead_units_ : list of float or None
+        Set by "sgd" and "adam". With a ReLU-family activation ("relu",
+        "leaky_relu", "prelu"): per hidden layer, the fraction of units whose
+        pre-activation never exceeded 0 on the last epoch's training data;
+        None for the other activations. A fastmlp addition.
+
+    See Also
+    --------
+    MLPClassifier : Multi-layer perceptron classifier.
+    Network : The model underneath, for training loops of one's own.
+    sklearn.neural_network.MLPRegressor : The scikit-learn estimator this replaces.
+
+    Notes
+    -----
+    Each epoch's mini-batch loop (forward pass, backward pass, optimizer
+    update) runs in compiled code with the GIL released. Dense input is used
+    as a C-contiguous array and sparse input as CSR (the first layer works on
+    the nonzeros, no dense copy).
+
+    With several outputs, scikit-learn reports as ``loss_`` the squared error
+    divided by the number of outputs (its gradient and its ``tol``-based
+    stopping follow the undivided sum); fastmlp reports the loss whose
+    gradient it follows. The other differences from scikit-learn: the
+    additions marked above, ``dtype=None`` keeping float32 for "lbfgs", and
+    ``predict`` skipping scikit-learn's input validation for a C-contiguous
+    array of the model's dtype and width (checked in compiled code instead).
+
+    A diverging fit (non-finite loss, weights or outputs) never leaves a model
+    that predicts NaN: with a validation set it keeps the best-validation
+    weights, otherwise it raises a ValueError with finite weights left in
+    place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmlp import MLPRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, (200, 3))
+    >>> y = X[:, 0] - 2 * X[:, 1] ** 2 + 0.5 * X[:, 2]
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32,), solver="lbfgs", max_iter=500,
+    ...                    random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    >>> bool(reg.score(X, y) > 0.95)
+    True
+    >>> reg.out_activation_
+    'identity'
     """
 
     _parameter_constraints: dict = {
@@ -743,13 +1491,83 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return X, Y.reshape(-1, 1) if Y.ndim == 1 else Y
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to X and y (shape (n_samples,) or (n_samples, n_outputs)); returns self."""
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data; converted to the model's dtype (see ``dtype``).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (non-negative for ``loss="poisson"``).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights with a positive sum: the loss and its gradient are
+            weighted means over the samples (of each mini-batch for the stochastic
+            solvers). None weighs every sample 1.
+
+        Returns
+        -------
+        MLPRegressor
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            On invalid parameters or input, and when training diverges without a
+            validation set to fall back on; the weights left are then finite.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmlp import MLPRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-1, 1, (100, 3))
+        >>> y = X @ [1.0, -2.0, 0.5]
+        >>> reg = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=500,
+        ...                    random_state=0).fit(X, y)
+        >>> reg.n_outputs_, [W.shape for W in reg.coefs_]
+        (1, [(3, 16), (16, 1)])
+        >>> bool(reg.score(X, y) > 0.9)
+        True
+        """
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch of the stochastic solver on (X, y), keeping the optimizer state."""
+        """Update the model with one epoch of the stochastic solver on X and y.
+
+        The first call starts a new model and later calls go on from it, keeping
+        the optimizer state (velocities, Adam's moments and step count). Only for
+        ``solver="sgd"`` or ``"adam"``; not with ``early_stopping=True``.
+        Hyperparameters changed between calls are validated again.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, as in ``fit``.
+
+        Returns
+        -------
+        MLPRegressor
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmlp import MLPRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-1, 1, (100, 3))
+        >>> y = X @ [1.0, -2.0, 0.5]
+        >>> reg = MLPRegressor(hidden_layer_sizes=(16,), random_state=0)
+        >>> for start in range(0, 100, 25):
+        ...     reg = reg.partial_fit(X[start:start + 25], y[start:start + 25])
+        >>> len(reg.loss_curve_), reg.t_
+        (4, 100)
+        """
         self._validate_params_if_changed()
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
@@ -757,7 +1575,34 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return P.ravel() if self.n_outputs_ == 1 else P
 
     def predict(self, X):
-        """Predictions, shape (n_samples,) or (n_samples, n_outputs), in the model's dtype."""
+        """Predict the target(s) of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data. A C-contiguous array of the model's dtype and width
+            skips scikit-learn's validation (its finiteness is checked in compiled
+            code).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values, in the model's dtype; 1-D when the model was fit
+            on a 1-D y.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmlp import MLPRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-1, 1, (100, 3))
+        >>> y = X @ [1.0, -2.0, 0.5]
+        >>> reg = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=500,
+        ...                    random_state=0, dtype="float32").fit(X, y)
+        >>> pred = reg.predict(X[:4])
+        >>> pred.shape, pred.dtype
+        ((4,), dtype('float32'))
+        """
         return self._predict_output(self._forward(X))
 
     def __sklearn_tags__(self):

@@ -42,15 +42,23 @@ _engine.register_blas(_blas_thread_controls())
 class Network(BaseNetwork):
     """A multi-layer perceptron trained and evaluated in compiled code.
 
+    The thin model API under the estimators: a fixed stack of dense layers,
+    ``Z_l = A_{l-1} @ W_l + b_l`` and ``A_l = f(Z_l)``, with the loss fused to
+    the output activation; ``fit`` (mini-batch SGD or Adam), ``forward``,
+    ``loss_and_gradients`` and ``summary``. Targets are arrays (one-hot
+    labels for classification: ``MLPClassifier`` does the label encoding).
+
     Parameters
     ----------
     layer_sizes : sequence of int
-        ``[n_inputs, hidden..., n_outputs]``.
+        The number of units of each layer, ``[n_inputs, hidden..., n_outputs]``:
+        at least two entries, each positive.
     activation : str, default="relu"
         Hidden activation: "identity", "logistic" (alias "sigmoid"), "tanh",
         "relu", "leaky_relu" (slope 0.01), "prelu" (a learnable slope per unit,
         starting at 0.25, no L2) or "swish" (alias "silu").
     output_activation : {"identity", "logistic", "softmax", "exp"}, default="identity"
+        Activation of the output layer; it must be paired with ``loss``.
     loss : {"squared_error", "log_loss", "poisson"}, default="squared_error"
         Pairs: identity + squared_error, logistic + log_loss, softmax + log_loss,
         exp + poisson (half the Poisson deviance). Losses are means over rows;
@@ -64,27 +72,48 @@ class Network(BaseNetwork):
     dropout : float or list of float, default=0.0
         Inverted-dropout rate of every hidden layer, or one rate per hidden
         layer, each in [0, 1). Applied in training only.
-    random_state : None, int, numpy.random.Generator or RandomState
+    random_state : None, int, numpy.random.Generator or RandomState, default=None
         Source of the initial weights, the shuffling and the dropout masks; the
         same seed gives bit-identical weights on the same machine.
 
     Attributes
     ----------
+    layer_sizes : tuple of int
+        The number of units of each layer, inputs first.
+    activation, output_activation, loss : str
+        The canonical names (an alias such as "sigmoid" becomes "logistic").
+    init : str
+        The initialisation scheme used.
+    dtype : numpy.dtype
+        float32 or float64.
+    dropout : list of float
+        The dropout rate of each hidden layer.
+    n_layers_ : int
+        Number of weight layers, ``len(layer_sizes) - 1``.
+    n_params_ : int
+        Number of trainable parameters (weights, biases and PReLU slopes).
     coefs_ : list of ndarray, coefs_[l] of shape (fan_in, fan_out)
         Weights. Live views into the model: writing into them changes it;
         assigning a new list is validated (count, shapes, dtype, finite values).
     intercepts_ : list of ndarray, intercepts_[l] of shape (fan_out,)
-    n_params_ : int
+        Biases, live views as ``coefs_``.
+    prelu_slopes_ : list of ndarray
+        With activation="prelu": the learnable slope of each hidden unit, one
+        (fan_out,) array per hidden layer; empty otherwise.
     loss_curve_ : list of float
         After fit: the mean training loss of each epoch, L2 term included.
     grad_norms_ : ndarray of shape (epochs, n_layers)
         After fit: per epoch, the mean over its batches of ||dW_l||_F per layer
         (vanishing or exploding gradients show here).
-    prelu_slopes_ : list of ndarray
-        With activation="prelu": the learnable slope of each hidden unit.
     dead_units_ : list of float or None
         After fit, for the ReLU family: per hidden layer, the fraction of units
         whose pre-activation never exceeded 0 on the last epoch's training data.
+
+    See Also
+    --------
+    fastmlp.reference.Network : The same model in plain NumPy.
+    MLPClassifier : A scikit-learn classifier over this model.
+    MLPRegressor : A scikit-learn regressor over this model.
 
     Notes
     -----
@@ -93,6 +122,22 @@ class Network(BaseNetwork):
     compiled code with the GIL released, over the engine's own threads
     (``n_threads`` of fit and forward); BLAS runs on one thread inside them.
     ``fastmlp.reference.Network`` computes the same in NumPy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmlp import Network
+    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    >>> Y = np.array([[0.0], [1.0], [1.0], [0.0]])  # XOR
+    >>> net = Network([2, 8, 1], activation="tanh", output_activation="logistic",
+    ...               loss="log_loss", random_state=0)
+    >>> net
+    Network([2, 8, 1], activation='tanh', output_activation='logistic', loss='log_loss', dtype='float64')
+    >>> net.n_params_
+    33
+    >>> net = net.fit(X, Y, epochs=500, batch_size=4, optimizer="adam", learning_rate=0.05)
+    >>> net.predict(X).round().ravel()
+    array([0., 1., 1., 0.])
     """
 
     @staticmethod

@@ -264,11 +264,12 @@ def _value_info(name, element_type, *dims):
 
 
 def to_onnx(model, *, opset=None, name=None):
-    """The fitted model as an ONNX graph, in the model's dtype, for any batch size.
+    """Convert a fitted model to an ONNX graph, in the model's dtype, for any batch size.
 
     Parameters
     ----------
     model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
+        The model to export (an estimator must be fitted).
     opset : int, default=None
         ONNX opset of the default domain, from MIN_OPSET (13) to the installed
         onnx package's newest; None means DEFAULT_OPSET (17).
@@ -292,6 +293,28 @@ def to_onnx(model, *, opset=None, name=None):
         For any other kind of model.
     ValueError
         For a bad opset, or class labels that are neither strings nor integers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import onnxruntime
+    >>> from sklearn.datasets import load_iris
+    >>> from fastmlp import MLPClassifier
+    >>> from fastmlp.onnx import to_onnx
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X = X.astype(np.float32)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=200,
+    ...                     random_state=0).fit(X, y)
+    >>> model = to_onnx(clf)
+    >>> [o.name for o in model.graph.output]
+    ['label', 'probabilities']
+    >>> session = onnxruntime.InferenceSession(model.SerializeToString(),
+    ...                                        providers=["CPUExecutionProvider"])
+    >>> labels, probabilities = session.run(None, {"X": X[:5]})
+    >>> bool((labels == clf.predict(X[:5])).all())
+    True
+    >>> bool(np.allclose(probabilities, clf.predict_proba(X[:5]), atol=1e-5))
+    True
     """
     opset = _check_opset(DEFAULT_OPSET if opset is None else opset)
     net = _fitted_network(model)

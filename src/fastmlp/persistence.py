@@ -119,6 +119,27 @@ def save(model, path):
         For another kind of model, or a value the format cannot hold (an
         estimator parameter that is not a number, string, list, tuple, array
         or random generator).
+
+    See Also
+    --------
+    load : Read the file back.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from fastmlp import MLPClassifier
+    >>> from fastmlp.persistence import load, save
+    >>> clf = MLPClassifier(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=50, random_state=0)
+    >>> clf = clf.fit([[0.0], [1.0], [2.0], [3.0]], ["a", "a", "b", "b"])
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "clf.fastmlp")
+    ...     save(clf, path)
+    ...     loaded = load(path)
+    >>> loaded.classes_
+    array(['a', 'b'], dtype='<U1')
+    >>> bool((loaded.predict_proba([[1.5]]) == clf.predict_proba([[1.5]])).all())
+    True
     """
     from . import __version__
 
@@ -334,6 +355,7 @@ def load(path):
     Parameters
     ----------
     path : str or os.PathLike
+        The file to read.
 
     Returns
     -------
@@ -350,6 +372,26 @@ def load(path):
         fastmlp reads: truncated, corrupted, or with unexpected, missing or
         ill-typed entries, keys or values. Nothing in the file is imported,
         executed or unpickled.
+
+    See Also
+    --------
+    save : Write a model file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import fastmlp
+    >>> net = fastmlp.Network([2, 3, 1], random_state=0)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "net.fastmlp")
+    ...     net.save(path)
+    ...     loaded = fastmlp.load(path)
+    >>> loaded
+    Network([2, 3, 1], activation='relu', output_activation='identity', loss='squared_error', dtype='float64')
+    >>> X = np.ones((3, 2))
+    >>> bool((loaded.predict(X) == net.predict(X)).all())
+    True
     """
     path = _check_path(path)
     with open(path, "rb") as f:

@@ -65,7 +65,7 @@ def plot_loss_curve(model, ax=None):
 
     Returns
     -------
-    ax : matplotlib.axes.Axes
+    matplotlib.axes.Axes
         The Axes of the training loss. Its first line is the loss (label
         "training loss"); its legend also lists the validation line, which lives
         on a twin Axes (``ax.figure.axes`` holds both).
@@ -74,6 +74,24 @@ def plot_loss_curve(model, ax=None):
     ------
     ValueError
         If the model has no ``loss_curve_`` (not fitted) or it is empty.
+
+    See Also
+    --------
+    plot_gradient_norms : The per-layer gradient norms of the same fit.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from sklearn.datasets import load_iris
+    >>> from fastmlp import MLPClassifier
+    >>> from fastmlp.plot import plot_loss_curve
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, early_stopping=True,
+    ...                     random_state=0).fit(X, y)
+    >>> ax = plot_loss_curve(clf)
+    >>> ax.get_xlabel(), len(ax.figure.axes)
+    ('epoch', 2)
+    >>> plt.close("all")
     """
     loss = _fitted(model, "loss_curve_")
     ax = _axes(ax)
@@ -119,7 +137,7 @@ def plot_gradient_norms(model, ax=None):
 
     Returns
     -------
-    ax : matplotlib.axes.Axes
+    matplotlib.axes.Axes
         With one line per layer, labelled "layer 1" (the first, next to the
         inputs) to "layer n_layers" (the output layer), and a log y scale.
         Zero norms (a layer with no gradient at all) are not drawn.
@@ -129,6 +147,26 @@ def plot_gradient_norms(model, ax=None):
     ValueError
         If the model has no ``grad_norms_`` (not fitted), it is empty or it is
         not 2-D.
+
+    See Also
+    --------
+    plot_loss_curve : The training loss of the same fit.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from fastmlp import Network
+    >>> from fastmlp.plot import plot_gradient_norms
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((32, 4))
+    >>> net = Network([4, 8, 8, 1], random_state=0).fit(X, X[:, :1], epochs=5)
+    >>> ax = plot_gradient_norms(net)
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['layer 1', 'layer 2', 'layer 3']
+    >>> ax.get_yscale()
+    'log'
+    >>> plt.close("all")
     """
     norms = _fitted(model, "grad_norms_")
     if norms.ndim != 2:

@@ -8,6 +8,23 @@ benchmarks. Nothing here is clever on purpose.
 Conventions (DESIGN.md): a batch ``X`` is ``(n_samples, n_features)``;
 ``W`` is ``(fan_in, fan_out)``; layer l computes ``Z = A_prev @ W + b`` and
 ``A = f(Z)``; ``delta = dL/dZ``.
+
+Examples
+--------
+One layer's forward and backward step, by hand:
+
+>>> import numpy as np
+>>> from fastmlp import reference
+>>> z = np.array([[-1.0, 0.0, 2.0]])
+>>> reference.relu(z)
+array([[0., 0., 2.]])
+>>> reference.relu_derivative(z, reference.relu(z))
+array([[0., 0., 1.]])
+>>> Y, Z = np.array([[1.0]]), np.array([[0.0]])
+>>> round(float(reference.binary_log_loss(Y, Z)), 6)  # -log(sigmoid(0)) = log 2
+0.693147
+>>> reference.output_delta("logistic", Y, reference.output_forward("logistic", Z))
+array([[-0.5]])
 """
 import numpy as np
 from scipy.special import expit, log_softmax, softmax, xlogy
@@ -17,42 +34,138 @@ from scipy.special import expit, log_softmax, softmax, xlogy
 
 
 def identity(z):
-    """f(z) = z."""
+    """Identity activation: f(z) = z.
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+
+    Returns
+    -------
+    ndarray
+        The activation f(z), of z's shape and dtype.
+    """
     return z.copy()
 
 
 def identity_derivative(z, a):
-    """f'(z) = 1, the derivative of identity."""
+    """Derivative of identity: f'(z) = 1.
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+    a : ndarray
+        The activation's output f(z), of z's shape.
+
+    Returns
+    -------
+    ndarray
+        The derivative f'(z), of z's shape and dtype.
+    """
     return np.ones_like(z)
 
 
 def logistic(z):
-    """f(z) = 1 / (1 + exp(-z)), the sigmoid."""
+    """Logistic activation: f(z) = 1 / (1 + exp(-z)), the sigmoid.
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+
+    Returns
+    -------
+    ndarray
+        The activation f(z), of z's shape and dtype.
+    """
     return expit(z)
 
 
 def logistic_derivative(z, a):
-    """f'(z) = f(z) (1 - f(z)), the derivative of logistic."""
+    """Derivative of logistic: f'(z) = f(z) (1 - f(z)).
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+    a : ndarray
+        The activation's output f(z), of z's shape.
+
+    Returns
+    -------
+    ndarray
+        The derivative f'(z), of z's shape and dtype.
+    """
     return a * (1 - a)
 
 
 def tanh(z):
-    """f(z) = tanh(z)."""
+    """Hyperbolic tangent activation: f(z) = tanh(z).
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+
+    Returns
+    -------
+    ndarray
+        The activation f(z), of z's shape and dtype.
+    """
     return np.tanh(z)
 
 
 def tanh_derivative(z, a):
-    """f'(z) = 1 - tanh(z)^2, the derivative of tanh."""
+    """Derivative of tanh: f'(z) = 1 - tanh(z)^2.
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+    a : ndarray
+        The activation's output f(z), of z's shape.
+
+    Returns
+    -------
+    ndarray
+        The derivative f'(z), of z's shape and dtype.
+    """
     return 1 - a * a
 
 
 def relu(z):
-    """f(z) = max(z, 0)."""
+    """Rectified linear unit: f(z) = max(z, 0).
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+
+    Returns
+    -------
+    ndarray
+        The activation f(z), of z's shape and dtype.
+    """
     return np.maximum(z, 0)
 
 
 def relu_derivative(z, a):
-    """f'(z) = 1 for z > 0, else 0: the derivative of relu (0 at z = 0)."""
+    """Derivative of relu: f'(z) = 1 for z > 0, else 0 (0 at z = 0).
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+    a : ndarray
+        The activation's output f(z), of z's shape.
+
+    Returns
+    -------
+    ndarray
+        The derivative f'(z), of z's shape and dtype.
+    """
     return (z > 0).astype(z.dtype)
 
 
@@ -60,22 +173,72 @@ LEAKY_RELU_SLOPE = 0.01
 
 
 def leaky_relu(z):
-    """f(z) = z for z > 0, else 0.01 z."""
+    """Leaky rectified linear unit: f(z) = z for z > 0, else 0.01 z.
+
+    The slope 0.01 is LEAKY_RELU_SLOPE.
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+
+    Returns
+    -------
+    ndarray
+        The activation f(z), of z's shape and dtype.
+    """
     return np.where(z > 0, z, z * z.dtype.type(LEAKY_RELU_SLOPE))
 
 
 def leaky_relu_derivative(z, a):
-    """f'(z) = 1 for z > 0, else 0.01: the derivative of leaky_relu."""
+    """Derivative of leaky_relu: f'(z) = 1 for z > 0, else 0.01.
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+    a : ndarray
+        The activation's output f(z), of z's shape.
+
+    Returns
+    -------
+    ndarray
+        The derivative f'(z), of z's shape and dtype.
+    """
     return np.where(z > 0, z.dtype.type(1), z.dtype.type(LEAKY_RELU_SLOPE))
 
 
 def swish(z):
-    """f(z) = z * sigmoid(z), also called SiLU."""
+    """Swish activation, also called SiLU: f(z) = z * sigmoid(z).
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+
+    Returns
+    -------
+    ndarray
+        The activation f(z), of z's shape and dtype.
+    """
     return z * expit(z)
 
 
 def swish_derivative(z, a):
-    """f'(z) = s (1 + z (1 - s)) with s = sigmoid(z): the derivative of swish."""
+    """Derivative of swish: f'(z) = s (1 + z (1 - s)) with s = sigmoid(z).
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+    a : ndarray
+        The activation's output f(z), of z's shape.
+
+    Returns
+    -------
+    ndarray
+        The derivative f'(z), of z's shape and dtype.
+    """
     s = expit(z)
     return s * (1 + z * (1 - s))
 
@@ -84,17 +247,58 @@ PRELU_INITIAL_SLOPE = 0.25
 
 
 def prelu(z, slopes):
-    """f(z) = z for z > 0, else a z, with a learnable slope a per unit (column)."""
+    """Parametric ReLU: f(z) = z for z > 0, else a z, with a learnable slope a per unit.
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+    slopes : ndarray of shape (n_units,)
+        The learnable slope a of each unit (column).
+
+    Returns
+    -------
+    ndarray
+        The activation f(z), of z's shape and dtype.
+    """
     return np.where(z > 0, z, z * slopes)
 
 
 def prelu_derivative(z, a, slopes):
-    """f'(z) = 1 for z > 0, else the unit's slope: the derivative of prelu in z."""
+    """Derivative of prelu in z: f'(z) = 1 for z > 0, else the unit's slope.
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+    a : ndarray
+        The activation's output f(z), of z's shape.
+    slopes : ndarray of shape (n_units,)
+        The learnable slope a of each unit (column).
+
+    Returns
+    -------
+    ndarray
+        The derivative f'(z), of z's shape and dtype.
+    """
     return np.where(z > 0, z.dtype.type(1), slopes)
 
 
 def prelu_slope_gradient(z, upstream):
-    """dL/da = sum over rows of dL/df * min(z, 0): the derivative of prelu in its slope."""
+    """Derivative of prelu in its slope: dL/da = sum over rows of dL/df * min(z, 0).
+
+    Parameters
+    ----------
+    z : ndarray
+        The pre-activations Z of a layer, of shape (n_samples, n_units).
+    upstream : ndarray
+        The gradient dL/df of the loss in the layer's output, of z's shape.
+
+    Returns
+    -------
+    ndarray of shape (n_units,)
+        The gradient of the loss in each unit's slope.
+    """
     return np.sum(upstream * np.minimum(z, 0), axis=0)
 
 
@@ -112,36 +316,108 @@ def _row_sum(terms, sample_weight):
 
 
 def squared_error(Y, Z, sample_weight=None):
-    """Sum over rows of 0.5 ||y - z||^2 (identity output)."""
+    """Squared error: the sum over rows of 0.5 ||y - z||^2 (identity output).
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        A weight per row; None weighs every row 1.
+
+    Returns
+    -------
+    float
+        The loss summed over the rows (not averaged).
+    """
     return _row_sum(0.5 * (Y - Z) ** 2, sample_weight)
 
 
 def binary_log_loss(Y, Z, sample_weight=None):
-    """Sum over rows and outputs of -[y log p + (1 - y) log(1 - p)], p = sigmoid(z).
+    """Binary log-loss: sum over rows and outputs of -[y log p + (1 - y) log(1 - p)], p = sigmoid(z).
 
     Written as softplus(z) - y z, with softplus(z) = log(1 + exp(z)).
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        A weight per row; None weighs every row 1.
+
+    Returns
+    -------
+    float
+        The loss summed over the rows (not averaged).
     """
     return _row_sum(np.logaddexp(0, Z) - Y * Z, sample_weight)
 
 
 def softmax_log_loss(Y, Z, sample_weight=None):
-    """Sum over rows of -sum_k y_k log p_k, p = softmax(z)."""
+    """Categorical log-loss: the sum over rows of -sum_k y_k log p_k, p = softmax(z).
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        A weight per row; None weighs every row 1.
+
+    Returns
+    -------
+    float
+        The loss summed over the rows (not averaged).
+    """
     return _row_sum(-Y * log_softmax(Z, axis=1), sample_weight)
 
 
 def poisson_loss(Y, Z, sample_weight=None):
-    """Sum over rows and outputs of p - y log p + y log y - y, p = exp(z).
+    """Poisson loss: sum over rows and outputs of p - y log p + y log y - y, p = exp(z).
 
     Half the Poisson deviance, written with log p = z (0 log 0 = 0).
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        A weight per row; None weighs every row 1.
+
+    Returns
+    -------
+    float
+        The loss summed over the rows (not averaged).
     """
     return _row_sum(np.exp(Z) - Y * Z + xlogy(Y, Y) - Y, sample_weight)
 
 
 def output_delta(output_activation, Y, P):
-    """dL/dZ of the row-summed loss: P - Y for every registered pair.
+    """Compute dL/dZ of the row-summed loss: P - Y for every registered pair.
 
     For softmax with targets that do not sum to one per row, the exact
     gradient is m P - Y with m = sum_k y_k.
+
+    Parameters
+    ----------
+    output_activation : {"identity", "logistic", "softmax", "exp"}
+        The output activation, paired with its loss.
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    P : ndarray of shape (n_samples, n_outputs)
+        The network's output, ``output_forward(output_activation, Z)``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_outputs)
+        The sensitivity delta_L: the gradient of the row-summed loss in Z.
     """
     if output_activation == "softmax":
         return Y.sum(axis=1, keepdims=True) * P - Y
@@ -149,7 +425,20 @@ def output_delta(output_activation, Y, P):
 
 
 def output_forward(output_activation, Z):
-    """The network's output P = g(Z)."""
+    """Compute the network's output P = g(Z).
+
+    Parameters
+    ----------
+    output_activation : {"identity", "logistic", "softmax", "exp"}
+        The output activation g (softmax is taken over each row).
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_outputs)
+        P = g(Z).
+    """
     if output_activation == "softmax":
         return softmax(Z, axis=1)
     if output_activation == "logistic":
@@ -166,7 +455,26 @@ def output_forward(output_activation, Z):
 
 
 def init_auto(fan_in, fan_out, rng, factor):
-    """scikit-learn's scheme: W and b ~ U(-r, r), r = sqrt(factor / (fan_in + fan_out))."""
+    """Draw scikit-learn's scheme: W and b ~ U(-r, r), r = sqrt(factor / (fan_in + fan_out)).
+
+    Parameters
+    ----------
+    fan_in : int
+        The number of inputs of the layer.
+    fan_out : int
+        The number of units of the layer.
+    rng : numpy.random.Generator or numpy.random.RandomState
+        The source of the random draws.
+    factor : float
+        The activation's Glorot factor (6, or 2 for logistic).
+
+    Returns
+    -------
+    W : ndarray of shape (fan_in, fan_out)
+        The weights, float64.
+    b : ndarray of shape (fan_out,)
+        The biases, float64.
+    """
     bound = np.sqrt(factor / (fan_in + fan_out))
     W = rng.uniform(-bound, bound, (fan_in, fan_out))
     b = rng.uniform(-bound, bound, fan_out)
@@ -174,25 +482,101 @@ def init_auto(fan_in, fan_out, rng, factor):
 
 
 def glorot_uniform(fan_in, fan_out, rng, factor):
-    """W ~ U(-r, r), r = sqrt(6 / (fan_in + fan_out)); b = 0."""
+    """Glorot uniform initialisation: W ~ U(-r, r), r = sqrt(6 / (fan_in + fan_out)); b = 0.
+
+    Parameters
+    ----------
+    fan_in : int
+        The number of inputs of the layer.
+    fan_out : int
+        The number of units of the layer.
+    rng : numpy.random.Generator or numpy.random.RandomState
+        The source of the random draws.
+    factor : float
+        The activation's Glorot factor (6, or 2 for logistic); not used here.
+
+    Returns
+    -------
+    W : ndarray of shape (fan_in, fan_out)
+        The weights, float64.
+    b : ndarray of shape (fan_out,)
+        The biases, float64.
+    """
     bound = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-bound, bound, (fan_in, fan_out)), np.zeros(fan_out)
 
 
 def glorot_normal(fan_in, fan_out, rng, factor):
-    """W ~ N(0, 2 / (fan_in + fan_out)); b = 0."""
+    """Glorot normal initialisation: W ~ N(0, 2 / (fan_in + fan_out)); b = 0.
+
+    Parameters
+    ----------
+    fan_in : int
+        The number of inputs of the layer.
+    fan_out : int
+        The number of units of the layer.
+    rng : numpy.random.Generator or numpy.random.RandomState
+        The source of the random draws.
+    factor : float
+        The activation's Glorot factor (6, or 2 for logistic); not used here.
+
+    Returns
+    -------
+    W : ndarray of shape (fan_in, fan_out)
+        The weights, float64.
+    b : ndarray of shape (fan_out,)
+        The biases, float64.
+    """
     std = np.sqrt(2.0 / (fan_in + fan_out))
     return rng.normal(0.0, std, (fan_in, fan_out)), np.zeros(fan_out)
 
 
 def he_uniform(fan_in, fan_out, rng, factor):
-    """W ~ U(-r, r), r = sqrt(6 / fan_in); b = 0."""
+    """He uniform initialisation: W ~ U(-r, r), r = sqrt(6 / fan_in); b = 0.
+
+    Parameters
+    ----------
+    fan_in : int
+        The number of inputs of the layer.
+    fan_out : int
+        The number of units of the layer.
+    rng : numpy.random.Generator or numpy.random.RandomState
+        The source of the random draws.
+    factor : float
+        The activation's Glorot factor (6, or 2 for logistic); not used here.
+
+    Returns
+    -------
+    W : ndarray of shape (fan_in, fan_out)
+        The weights, float64.
+    b : ndarray of shape (fan_out,)
+        The biases, float64.
+    """
     bound = np.sqrt(6.0 / fan_in)
     return rng.uniform(-bound, bound, (fan_in, fan_out)), np.zeros(fan_out)
 
 
 def he_normal(fan_in, fan_out, rng, factor):
-    """W ~ N(0, 2 / fan_in); b = 0."""
+    """He normal initialisation: W ~ N(0, 2 / fan_in); b = 0.
+
+    Parameters
+    ----------
+    fan_in : int
+        The number of inputs of the layer.
+    fan_out : int
+        The number of units of the layer.
+    rng : numpy.random.Generator or numpy.random.RandomState
+        The source of the random draws.
+    factor : float
+        The activation's Glorot factor (6, or 2 for logistic); not used here.
+
+    Returns
+    -------
+    W : ndarray of shape (fan_in, fan_out)
+        The weights, float64.
+    b : ndarray of shape (fan_out,)
+        The biases, float64.
+    """
     std = np.sqrt(2.0 / fan_in)
     return rng.normal(0.0, std, (fan_in, fan_out)), np.zeros(fan_out)
 
@@ -203,7 +587,28 @@ def he_normal(fan_in, fan_out, rng, factor):
 
 
 def sgd_update(params, grads, state, step, learning_rate, momentum, nesterov, **_):
-    """v = momentum v - lr g; p += momentum v - lr g (Nesterov) or p += v."""
+    """Apply one SGD step with momentum: v = momentum v - lr g; p += momentum v - lr g (Nesterov) or p += v.
+
+    Parameters
+    ----------
+    params : ndarray
+        The flat parameter vector, updated in place.
+    grads : ndarray
+        The gradient of the loss in params, of params' shape.
+    state : list of ndarray
+        The optimizer's buffers, each of params' shape, updated in place:
+        [v], the velocity.
+    step : int
+        The number of updates so far, this one included (Adam's t).
+    learning_rate : float
+        The step size.
+    momentum : float
+        The momentum, in [0, 1].
+    nesterov : bool
+        Whether to use Nesterov's momentum.
+    **_
+        Other settings, ignored (every optimizer takes the same settings).
+    """
     velocity = state[0]
     velocity *= momentum
     velocity -= learning_rate * grads
@@ -214,9 +619,31 @@ def sgd_update(params, grads, state, step, learning_rate, momentum, nesterov, **
 
 
 def adam_update(params, grads, state, step, learning_rate, beta_1, beta_2, epsilon, **_):
-    """m, v = moving averages of g and g^2; p -= lr_t m / (sqrt(v) + eps).
+    """Apply one Adam step: m, v = moving averages of g and g^2; p -= lr_t m / (sqrt(v) + eps).
 
     lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t) is the bias correction, t = step.
+
+    Parameters
+    ----------
+    params : ndarray
+        The flat parameter vector, updated in place.
+    grads : ndarray
+        The gradient of the loss in params, of params' shape.
+    state : list of ndarray
+        The optimizer's buffers, each of params' shape, updated in place:
+        [m, v], the moment estimates.
+    step : int
+        The number of updates so far, this one included (Adam's t).
+    learning_rate : float
+        The step size.
+    beta_1 : float
+        Decay rate of m, in [0, 1).
+    beta_2 : float
+        Decay rate of v, in [0, 1).
+    epsilon : float
+        The term added to the denominator.
+    **_
+        Other settings, ignored (every optimizer takes the same settings).
     """
     m, v = state
     m *= beta_1
@@ -240,6 +667,41 @@ class Network(BaseNetwork):
     Same constructor, attributes and methods (see ``fastmlp.Network``). Given
     the same ``coefs_`` and ``intercepts_`` it returns the same outputs, losses
     and gradients; one epoch with the same shuffling gives the same weights.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        The number of units of each layer, ``[n_inputs, hidden..., n_outputs]``.
+    activation : str, default="relu"
+        Hidden activation, as in ``fastmlp.Network``.
+    output_activation : {"identity", "logistic", "softmax", "exp"}, default="identity"
+        Activation of the output layer, paired with ``loss``.
+    loss : {"squared_error", "log_loss", "poisson"}, default="squared_error"
+        The loss, as in ``fastmlp.Network``.
+    init : str, default="auto"
+        The initialisation scheme, as in ``fastmlp.Network``.
+    dtype : {"float32", "float64"}, default="float64"
+        Kept through everything: weights, gradients, outputs.
+    dropout : float or list of float, default=0.0
+        Inverted-dropout rate of every hidden layer, or one per hidden layer.
+    random_state : None, int, numpy.random.Generator or RandomState, default=None
+        Source of the initial weights, the shuffling and the dropout masks;
+        the same seed gives the same initial weights as ``fastmlp.Network``.
+
+    See Also
+    --------
+    fastmlp.Network : The same model, computed in compiled code.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastmlp
+    >>> from fastmlp import reference
+    >>> slow = reference.Network([3, 4, 2], activation="tanh", random_state=0)
+    >>> fast = fastmlp.Network([3, 4, 2], activation="tanh", random_state=0)
+    >>> X = np.random.default_rng(1).standard_normal((5, 3))
+    >>> bool(np.allclose(slow.forward(X), fast.forward(X)))
+    True
     """
 
     def _forward_pass(self, X, keep=None, rng=None):
