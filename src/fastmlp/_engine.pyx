@@ -596,9 +596,9 @@ cdef struct ThreadClock:
     # batches take: on a machine where another process keeps a core busy, a
     # thread of ours waits for that core at every barrier, and one thread is
     # faster. Either choice gives the same bits. Kept across epochs in a
-    # double[4] of the trainer: seconds per row with n threads and with one
-    # (-1: not yet measured), batches between probes of the other choice, and
-    # batches since the last probe.
+    # double[5] of the trainer: seconds per row with n threads and with one
+    # (-1: not yet measured), batches between probes of the other choice,
+    # batches since the last probe, and batches run on more than one thread.
     double *per_row            # [0]: n threads, [1]: one
     double *probe_every
     double *since_probe
@@ -658,8 +658,8 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     to zero is skipped. grad_norm_sums[l - 1] gets the sum over batches of
     ||dW_l||_F; unit_max (all hidden units, layer after layer) the largest
     pre-activation each unit saw (before the batch's update). thread_clock:
-    a double[4] kept by the caller across epochs, [-1, -1, 8, 0] at first (see
-    ThreadClock).
+    a double[5] kept by the caller across epochs, [-1, -1, 8, 0, 0] at first
+    (see ThreadClock).
 
     Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
     batches of (batch mean loss + L2) * batch weight, step Adam's t after the
@@ -690,7 +690,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
             fm_rng_seed(&rng, s.seed)
             while start < n:
                 b = min(B, n - start)
-                if most_threads > 1:
+                if most_threads > 1 and _adapt:
                     choice = _clock_choice(&clock, most_threads)
                     n_threads = 1 if choice else most_threads
                     tic = omp_get_wtime()
@@ -746,7 +746,9 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                         grad_norm_sums[l - 1] += norm
                 loss_sum += loss * batch.weight
                 n_batches += 1
-                if most_threads > 1 and b == B:  # (a short last batch would not compare)
+                if n_threads > 1:
+                    thread_clock[4] += 1
+                if most_threads > 1 and _adapt and b == B:  # (a short last batch would not compare)
                     _clock_record(&clock, choice, (omp_get_wtime() - tic) / b)
     finally:
         _unpin_blas()
@@ -882,7 +884,9 @@ cdef _set_threads_fn _blas_set[MAX_BLAS]
 cdef int _blas_saved[MAX_BLAS]
 cdef int _n_blas = 0
 cdef int _pin_depth = 0  # changed with the GIL held only
+cdef long long _pin_generation = 0  # times the pinning began
 cdef int _usable_cpus = 1
+cdef bint _adapt = True  # tests switch it off, to run every batch on the threads asked for
 
 
 def register_blas(list controls):
@@ -908,9 +912,10 @@ def set_usable_cpus(int n):
 
 cdef void _pin_blas() noexcept:
     """Every registered BLAS to one thread (the first of nested calls saves the counts)."""
-    global _pin_depth
+    global _pin_depth, _pin_generation
     cdef int i
     if _pin_depth == 0:
+        _pin_generation += 1
         for i in range(_n_blas):
             _blas_saved[i] = _blas_get[i]()
             if _blas_saved[i] != 1:
@@ -929,9 +934,15 @@ cdef void _unpin_blas() noexcept:
                 _blas_set[i](_blas_saved[i])
 
 
-def blas_pinned_depth():
-    """Nesting depth of the engine's BLAS pinning (0 when no engine call runs): for tests."""
-    return _pin_depth
+def _set_thread_adaptation(bint on):
+    """Test hook: False runs every batch on the threads asked for (no timing-based fallback to one)."""
+    global _adapt
+    _adapt = on
+
+
+def blas_pin_state():
+    """(nesting depth of the engine's BLAS pinning, 0 when no engine call runs; times it began): for tests."""
+    return _pin_depth, _pin_generation
 
 
 cdef int _default_threads() noexcept nogil:

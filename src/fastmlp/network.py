@@ -35,7 +35,12 @@ def _blas_thread_controls():
     return controls
 
 
-_engine.set_usable_cpus(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+def _usable_cpus():
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_engine.set_usable_cpus(_usable_cpus())
 _engine.register_blas(_blas_thread_controls())
 
 
@@ -177,7 +182,7 @@ class Network(BaseNetwork):
         return loss, grads
 
     def _prepare_training(self, trainer, batch_size):
-        trainer.thread_clock = np.array([-1.0, -1.0, 8.0, 0.0])  # see _engine.ThreadClock
+        trainer.thread_clock = np.array([-1.0, -1.0, 8.0, 0.0, 0.0])  # see _engine.ThreadClock
         trainer.grads = np.empty_like(self._params)
         trainer.work = np.empty(
             _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size,

@@ -1,0 +1,214 @@
+"""The engine's own threads: the same bits for any thread count, BLAS pinned to
+one thread while the engine works, the thread count's sources and its checks.
+
+The work of a batch is split into blocks of units fixed by the layer sizes
+(never by the thread count), so 1, 2 and 3 threads must give bit-identical
+weights, loss curves, gradient norms and predictions. Most tests switch off the
+engine's timing-based fallback to one thread (_engine._set_thread_adaptation),
+so that every batch really runs on the threads asked for, whatever else the
+machine is doing; the fallback itself is tested separately. Nothing here is
+timed: a test must pass on any CPU with any number of cores.
+"""
+import threading
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_array_equal
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import fastmlp
+from fastmlp import _engine
+
+pytestmark = pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: one thread only")
+
+# Wide enough that every layer has several blocks and a batch of 32 rows is
+# above the engine's small-work threshold.
+LAYERS = [40, 96, 64, 5]
+THREADS = (1, 2, 3)
+
+
+@pytest.fixture
+def forced_threads():
+    """Every batch on the threads asked for (no fallback to one thread)."""
+    _engine._set_thread_adaptation(False)
+    yield
+    _engine._set_thread_adaptation(True)
+
+
+def _data(n=300, seed=0, sparse=False, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, LAYERS[0]))
+    if sparse:
+        X[rng.random(X.shape) < 0.8] = 0
+        X = sp.csr_matrix(X)
+    Y = np.eye(LAYERS[-1])[rng.integers(0, LAYERS[-1], n)]
+    return X.astype(dtype), Y.astype(dtype)
+
+
+def _fit(n_threads, dtype, activation="relu", dropout=0.0, sparse=False, **fit_args):
+    X, Y = _data(sparse=sparse, dtype=dtype)
+    net = fastmlp.Network(LAYERS, activation=activation, output_activation="softmax", loss="log_loss",
+                          dtype=dtype, dropout=dropout, random_state=0)
+    net.fit(X, Y, epochs=2, batch_size=32, n_threads=n_threads, **fit_args)
+    return net, net.predict(X)
+
+
+CASES = {
+    "sgd": dict(optimizer="sgd", learning_rate=0.05),
+    "sgd-momentum-nesterov": dict(optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True),
+    "adam": dict(optimizer="adam", learning_rate=1e-3),
+    "adam-l2": dict(optimizer="adam", learning_rate=1e-3, alpha=1e-2),
+    "sgd-clip": dict(optimizer="sgd", learning_rate=0.05, clip_norm=0.5),
+    "adam-dropout": dict(optimizer="adam", learning_rate=1e-3, dropout=0.2),
+    "adam-prelu-l2": dict(optimizer="adam", learning_rate=1e-3, activation="prelu", alpha=1e-3),
+    "sgd-sparse": dict(optimizer="sgd", learning_rate=0.05, momentum=0.9, sparse=True),
+    "adam-sparse-dropout": dict(optimizer="adam", learning_rate=1e-3, sparse=True, dropout=0.1),
+    "swish-logistic": dict(optimizer="adam", learning_rate=1e-3, activation="swish"),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fit_is_bit_identical_for_any_thread_count(forced_threads, case, dtype):
+    args = dict(CASES[case])
+    nets = [_fit(n, dtype, **args) for n in THREADS]
+    net_1, P_1 = nets[0]
+    for net, P in nets[1:]:
+        for W_1, W in zip(net_1.coefs_ + net_1.intercepts_ + net_1.prelu_slopes_,
+                          net.coefs_ + net.intercepts_ + net.prelu_slopes_):
+            assert_array_equal(W, W_1)
+        assert net.loss_curve_ == net_1.loss_curve_
+        assert_array_equal(net.grad_norms_, net_1.grad_norms_)
+        assert net.dead_units_ == net_1.dead_units_
+        assert_array_equal(P, P_1)
+
+
+def test_batches_do_run_on_several_threads(forced_threads):
+    """The multi-threaded path is the one taken (else the tests above would prove nothing)."""
+    X, Y = _data()
+    net = fastmlp.Network(LAYERS, output_activation="softmax", loss="log_loss", random_state=0)
+    trainer = net._trainer(optimizer="sgd", batch_size=32, learning_rate=0.05)
+    net._epoch(trainer, X, Y, None, True, 1, n_threads=2)
+    assert trainer.thread_clock[4] == np.ceil(300 / 32)
+    net._epoch(trainer, X, Y, None, True, 2, n_threads=1)
+    assert trainer.thread_clock[4] == np.ceil(300 / 32)
+
+
+def test_small_work_runs_on_one_thread(forced_threads):
+    X, Y = _data()
+    net = fastmlp.Network([LAYERS[0], 4, LAYERS[-1]], output_activation="softmax", loss="log_loss", random_state=0)
+    trainer = net._trainer(optimizer="sgd", batch_size=8, learning_rate=0.05)
+    net._epoch(trainer, X, Y, None, True, 1, n_threads=2)
+    assert trainer.thread_clock[4] == 0
+
+
+def test_timing_fallback_gives_the_same_bits():
+    """With the timing-based choice on (the default), whatever it chooses, the bits do not change."""
+    (net_1, P_1), (net_2, P_2) = (_fit(n, np.float32, optimizer="adam", learning_rate=1e-3) for n in (1, 2))
+    for W_1, W_2 in zip(net_1.coefs_, net_2.coefs_):
+        assert_array_equal(W_1, W_2)
+    assert net_1.loss_curve_ == net_2.loss_curve_
+    assert_array_equal(P_1, P_2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_forward_is_bit_identical_for_any_thread_count(dtype, sparse):
+    X, _ = _data(n=2000, sparse=sparse, dtype=dtype)
+    net = fastmlp.Network(LAYERS, output_activation="softmax", loss="log_loss", dtype=dtype, random_state=0)
+    outs = [net.forward(X, n_threads=n) for n in THREADS]
+    for out in outs[1:]:
+        assert_array_equal(out, outs[0])
+    assert_array_equal(net.predict(X), outs[0])  # the default count, through the compiled fast path
+    # one row is one row whatever the batch around it, within rounding
+    np.testing.assert_allclose(net.predict(X[:1]), outs[0][:1], rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_loss_and_gradients_are_bit_identical_for_any_thread_count(forced_threads):
+    X, Y = _data(n=5000)
+    net = fastmlp.Network(LAYERS, output_activation="softmax", loss="log_loss", random_state=0)
+    results = []
+    for n in THREADS:
+        with threadpool_limits(limits=n, user_api="openmp"):
+            results.append(net.loss_and_gradients(X, Y, alpha=1e-3))
+    for loss, dW, db in results[1:]:
+        assert loss == results[0][0]
+        for a, b in zip(dW + db, results[0][1] + results[0][2]):
+            assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_estimators_under_openmp_limits_are_bit_identical(forced_threads, solver):
+    """The estimators take their thread count from threadpoolctl's openmp limit (OMP_NUM_THREADS)."""
+    from sklearn.datasets import make_classification
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = make_classification(n_samples=400, n_features=40, n_informative=20, n_classes=3, random_state=0)
+    fits = []
+    for n in (1, 2):
+        with threadpool_limits(limits=n, user_api="openmp"):
+            assert _engine.effective_n_threads() == min(n, fastmlp.network._usable_cpus())
+            clf = fastmlp.MLPClassifier((96, 64), solver=solver, max_iter=5, alpha=1e-3, random_state=0,
+                                        early_stopping=solver != "lbfgs")
+            with pytest.warns(ConvergenceWarning):  # 5 iterations
+                clf.fit(X, y)
+            fits.append((clf, clf.predict_proba(X)))
+    (clf_1, P_1), (clf_2, P_2) = fits
+    for W_1, W_2 in zip(clf_1.coefs_ + clf_1.intercepts_, clf_2.coefs_ + clf_2.intercepts_):
+        assert_array_equal(W_1, W_2)
+    assert clf_1.loss_curve_ == clf_2.loss_curve_
+    assert_array_equal(P_1, P_2)
+
+
+def _scipy_blas_threads():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
+
+
+def test_blas_is_pinned_to_one_thread_while_the_engine_works_and_restored_after():
+    if not _scipy_blas_threads():
+        pytest.skip("no OpenBLAS loaded")
+    X, Y = _data(n=20000)
+    net = fastmlp.Network(LAYERS, output_activation="softmax", loss="log_loss", random_state=0)
+    seen, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            depth, generation = _engine.blas_pin_state()
+            counts = _scipy_blas_threads()
+            if depth > 0 and _engine.blas_pin_state() == (depth, generation):  # pinned all along
+                seen.append(counts)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _scipy_blas_threads()
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            net.fit(X, Y, epochs=3, batch_size=64)
+        finally:
+            done.set()
+            watcher.join()
+        assert _scipy_blas_threads() == before  # restored
+    assert seen, "the watcher never saw the engine at work"
+    assert all(counts == [1] * len(counts) for counts in seen)
+    assert _engine.blas_pin_state()[0] == 0
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError), ("2", TypeError),
+                                        (True, TypeError)])
+def test_bad_n_threads(bad, error):
+    X, Y = _data(n=40)
+    net = fastmlp.Network(LAYERS, output_activation="softmax", loss="log_loss", random_state=0)
+    before = net.coefs_[0].copy()
+    with pytest.raises(error, match="n_threads"):
+        net.fit(X, Y, epochs=1, n_threads=bad)
+    assert_array_equal(net.coefs_[0], before)
+    with pytest.raises(error, match="n_threads"):
+        net.forward(X, n_threads=bad)
+
+
+def test_effective_n_threads():
+    assert _engine.effective_n_threads(1) == 1
+    assert _engine.effective_n_threads(3) == 3
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert _engine.effective_n_threads() == 1
+    assert 1 <= _engine.effective_n_threads() <= fastmlp.network._usable_cpus()
