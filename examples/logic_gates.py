@@ -16,8 +16,10 @@ The figure (``logic_gates.png``) shows the output of each network over the
 plane (red near 1, blue near 0), the 0.5 boundary in black and the four
 training points coloured by their target.
 
-Run it: ``python logic_gates.py`` (writes ``logic_gates.png`` in the current directory).
+Run it: ``python logic_gates.py`` (writes ``logic_gates.png`` in the current
+directory; ``--out DIR`` writes it in DIR instead).
 """
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -116,4 +118,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", metavar="DIR", default=".",
+                        help="directory for the PNG files (default: the current directory)")
+    main(out_dir=parser.parse_args().out)

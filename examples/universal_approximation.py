@@ -11,8 +11,10 @@ n = 2, 4, 8, 32 and prints the root-mean-square error of each: it shrinks as
 the width grows. The figure (``universal_approximation.png``) draws each fitted
 curve over sin(x), and the error against the width on a log scale.
 
-Run it: ``python universal_approximation.py`` (writes ``universal_approximation.png``).
+Run it: ``python universal_approximation.py`` (writes ``universal_approximation.png`` in the current
+directory; ``--out DIR`` writes it in DIR instead).
 """
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -70,4 +72,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", metavar="DIR", default=".",
+                        help="directory for the PNG files (default: the current directory)")
+    main(out_dir=parser.parse_args().out)

@@ -2,6 +2,7 @@
 import importlib.util
 import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-EXAMPLES = Path(__file__).parents[1] / "examples"
+ROOT = Path(__file__).parents[1]
+EXAMPLES = ROOT / "examples"
 FIGURES = {
     "logic_gates": ["logic_gates.png"],
     "universal_approximation": ["universal_approximation.png"],
@@ -32,11 +34,42 @@ def _load(name):
     return module
 
 
+def _git(*args):
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def _source_tree():
+    """What an example must not change: git's view of the tree and the tracked files' times; None
+    outside a git checkout (an unpacked sdist)."""
+    try:
+        if _git("rev-parse", "--show-toplevel").strip() != str(ROOT.resolve()):
+            return None
+        status = _git("status", "--porcelain", "--untracked-files=all", "--ignored")
+        tracked = _git("ls-files", "-z").split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    # bytecode caches and tool caches come and go with any import or test run
+    status = sorted(line for line in status.splitlines()
+                    if "__pycache__" not in line and not line[3:].startswith((".hypothesis", ".pytest_cache")))
+    times = {f: (ROOT / f).stat().st_mtime_ns for f in tracked if f and (ROOT / f).exists()}
+    return status, times
+
+
 def _run(name, out_dir):
-    """main(out_dir) of one example; checks its PNG files and returns its numbers."""
-    # The networks are tiny: one BLAS thread is fastest, and keeps the run short on a busy machine.
-    with threadpool_limits(limits=1, user_api="blas"):
-        result = _load(name).main(out_dir=out_dir)
+    """main() of one example run from out_dir; checks its PNG files there and returns its numbers."""
+    before = _source_tree()
+    cwd = os.getcwd()
+    os.chdir(out_dir)  # main()'s default: the current directory
+    try:
+        # The networks are tiny: one BLAS thread is fastest, and keeps the run short on a busy machine.
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = _load(name).main()
+    finally:
+        os.chdir(cwd)
+    if before is not None:  # nothing written into the source tree, no tracked file touched
+        after = _source_tree()
+        assert after[0] == before[0], set(after[0]) ^ set(before[0])
+        assert after[1] == before[1], [f for f in after[1] if after[1][f] != before[1].get(f)]
     written = sorted(p.name for p in Path(out_dir).glob("*.png"))
     assert written == sorted(FIGURES[name])
     for png in written:
@@ -59,7 +92,22 @@ def test_every_example_is_tested_and_runnable():
         module = _load(name)
         assert module.__doc__ and len(module.__doc__.split()) > 50, f"{name} needs a module docstring"
         assert inspect.signature(module.main).parameters["out_dir"].default == "."
-        assert 'if __name__ == "__main__":\n    main()' in (EXAMPLES / f"{name}.py").read_text()
+        assert 'main(out_dir=parser.parse_args().out)' in (EXAMPLES / f"{name}.py").read_text()
+
+
+def test_no_figure_is_tracked_where_an_example_writes():
+    # The examples write into the current directory or --out; a figure kept in the
+    # repository (for the README) lives in docs/images/, where no example writes.
+    try:
+        tracked = _git("ls-files").split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    figures = {png for pngs in FIGURES.values() for png in pngs}
+    assert [f for f in tracked if Path(f).name in figures and not f.startswith("docs/images/")] == []
+    assert all(f.endswith(".py") for f in tracked if f.startswith("examples/"))
+    # every image the README shows is tracked, under docs/images/
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (ROOT / "README.md").read_text(encoding="utf-8"))
+    assert images and all(i.startswith("docs/images/") and i in tracked for i in images), images
 
 
 def test_logic_gates(tmp_path):
@@ -109,7 +157,7 @@ def test_digits(tmp_path):
     assert r["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
 
 
-def test_example_run_as_script_writes_into_current_directory(tmp_path):
+def test_example_run_as_script_writes_into_current_directory_or_out(tmp_path):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
     # the fastmlp this test imported (installed, or a source tree built in place)
     here = str(Path(fastmlp.__file__).resolve().parents[1])
@@ -119,3 +167,8 @@ def test_example_run_as_script_writes_into_current_directory(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "XOR_no_hidden: accuracy" in result.stdout and "XOR_hidden: accuracy 1.00" in result.stdout
     assert (tmp_path / "logic_gates.png").stat().st_size > 5000
+    result = subprocess.run([sys.executable, str(EXAMPLES / "universal_approximation.py"), "--out", "figs/a"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "figs" / "a").iterdir()] == ["universal_approximation.png"]
+    assert not (tmp_path / "universal_approximation.png").exists()
