@@ -80,7 +80,8 @@ def main(out_dir="."):
     fig.savefig(path_wrong, dpi=100)
     plt.close(fig)
     return {"accuracy": accuracy, "n_wrong": int(len(wrong)), "n_test": int(len(y_test)),
-            "n_iter": int(clf.n_iter_), "confusion_matrix": cm, "figures": [str(path), str(path_wrong)]}
+            "n_iter": int(clf.n_iter_), "best_validation_score": float(clf.best_validation_score_),
+            "confusion_matrix": cm, "figures": [str(path), str(path_wrong)]}
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")  # write PNG files; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from fastmlp import Network  # noqa: E402
 
@@ -61,6 +62,12 @@ def main(out_dir="."):
     axes[-1].set_xscale("log", base=2)
     axes[-1].set_yscale("log")
     axes[-1].set_xticks(WIDTHS, [str(w) for w in WIDTHS])
+    axes[-1].xaxis.set_minor_locator(ticker.NullLocator())
+    # a few plain labels (0.02, 0.05, 0.1, ...), none on the minor ticks: matplotlib's
+    # default labels every minor tick of a short log range as 2 x 10^-2, 3 x 10^-2, ...
+    axes[-1].yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0), numticks=6))
+    axes[-1].yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[-1].yaxis.set_minor_formatter(ticker.NullFormatter())
     axes[-1].set_xlabel("hidden units")
     axes[-1].set_ylabel("RMS error")
     axes[-1].set_title("error vs width", fontsize=10)
