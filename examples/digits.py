@@ -13,8 +13,10 @@ column = predicted digit, so everything off the diagonal is a mistake. The
 mistakes themselves are in ``digits_misclassified.png``: look at them, many
 are digits a person would hesitate over too.
 
-Run it: ``python digits.py`` (writes ``digits.png`` and ``digits_misclassified.png``).
+Run it: ``python digits.py`` (writes ``digits.png`` and ``digits_misclassified.png`` in the current
+directory; ``--out DIR`` writes them in DIR instead).
 """
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -78,8 +80,12 @@ def main(out_dir="."):
     fig.savefig(path_wrong, dpi=100)
     plt.close(fig)
     return {"accuracy": accuracy, "n_wrong": int(len(wrong)), "n_test": int(len(y_test)),
-            "n_iter": int(clf.n_iter_), "confusion_matrix": cm, "figures": [str(path), str(path_wrong)]}
+            "n_iter": int(clf.n_iter_), "best_validation_score": float(clf.best_validation_score_),
+            "confusion_matrix": cm, "figures": [str(path), str(path_wrong)]}
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", metavar="DIR", default=".",
+                        help="directory for the PNG files (default: the current directory)")
+    main(out_dir=parser.parse_args().out)

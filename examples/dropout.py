@@ -16,8 +16,10 @@ current weights), and after each chunk both losses are measured without
 dropout. The figure (``dropout.png``) shows the training and validation
 log-loss curves of both networks.
 
-Run it: ``python dropout.py`` (writes ``dropout.png`` in the current directory).
+Run it: ``python dropout.py`` (writes ``dropout.png`` in the current
+directory; ``--out DIR`` writes it in DIR instead).
 """
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -85,4 +87,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", metavar="DIR", default=".",
+                        help="directory for the PNG files (default: the current directory)")
+    main(out_dir=parser.parse_args().out)

@@ -14,10 +14,14 @@ example wires those weights into a 2-2-1 network too, with no training at all.
 
 The figure (``logic_gates.png``) shows the output of each network over the
 plane (red near 1, blue near 0), the 0.5 boundary in black and the four
-training points coloured by their target.
+training points coloured by their target. Where the output hardly moves from
+0.5 (XOR without a hidden layer), its panel has colours on their own scale,
+symmetric about 0.5, and says how far from 0.5 the output gets.
 
-Run it: ``python logic_gates.py`` (writes ``logic_gates.png`` in the current directory).
+Run it: ``python logic_gates.py`` (writes ``logic_gates.png`` in the current
+directory; ``--out DIR`` writes it in DIR instead).
 """
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -66,12 +70,22 @@ def hardwired_xor():
 
 
 def draw(ax, net, y, title):
-    """The network's output over the plane, its 0.5 boundary and the four points."""
+    """The network's output over the plane, its 0.5 boundary and the four points; returns the output's range."""
     grid = np.linspace(-0.5, 1.5, 201)
     g1, g2 = np.meshgrid(grid, grid)
     P = net.predict(np.column_stack([g1.ravel(), g2.ravel()])).reshape(g1.shape)
-    ax.contourf(g1, g2, P, levels=np.linspace(0, 1, 11), cmap="RdBu_r", vmin=0, vmax=1, alpha=0.8)
-    if P.max() - P.min() > 0.1 and P.min() < 0.5 < P.max():  # no boundary for a flat 0.5
+    spread = float(np.abs(P - 0.5).max())
+    if spread > 0.1:
+        ax.contourf(g1, g2, P, levels=np.linspace(0, 1, 11), cmap="RdBu_r", vmin=0, vmax=1, alpha=0.8)
+    else:
+        # Nearly 0.5 everywhere (XOR without a hidden layer): on the 0..1 scale the panel would be
+        # one flat colour. Its own scale, symmetric about 0.5, shows the little the output does.
+        spread = max(spread, 1e-15)  # the levels must increase even for an output of exactly 0.5
+        ax.contourf(g1, g2, P, levels=np.linspace(0.5 - spread, 0.5 + spread, 11), cmap="RdBu_r", alpha=0.35)
+        ax.text(0.5, 0.97, f"output 0.5 \u00b1 {spread:.0e} everywhere\n(colours on their own scale)",
+                transform=ax.transAxes, ha="center", va="top", fontsize=8,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+    if P.min() < 0.5 < P.max():  # the decision boundary, wherever the output crosses 0.5
         ax.contour(g1, g2, P, levels=[0.5], colors="k", linewidths=2)
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap="RdBu_r", vmin=0, vmax=1, s=120, edgecolors="k", zorder=3)
     ax.set_title(title, fontsize=10)
@@ -79,6 +93,7 @@ def draw(ax, net, y, title):
     ax.set_xticks([0, 1])
     ax.set_yticks([0, 1])
     ax.set_aspect("equal")
+    return float(P.min()), float(P.max())
 
 
 def main(out_dir="."):
@@ -91,8 +106,10 @@ def main(out_dir="."):
         net = one_neuron(y)
         key = "XOR_no_hidden" if name == "XOR" else name
         results[key] = accuracy(net, y)
-        title = "XOR, no hidden layer" if name == "XOR" else f"{name}, one neuron"
-        panels.append((net, y, f"{title}\naccuracy {results[key]:.2f}"))
+        title = f"{name}, one neuron\naccuracy {results[key]:.2f}"
+        if name == "XOR":
+            title = f"XOR, no hidden layer\naccuracy {results[key]:.2f}: no line separates it"
+        panels.append((net, y, title))
     y_xor = np.array(GATES["XOR"], dtype=np.float64)
     net = one_hidden_layer(y_xor)
     results["XOR_hidden"] = accuracy(net, y_xor)
@@ -100,8 +117,8 @@ def main(out_dir="."):
     results["XOR_hardwired"] = accuracy(hardwired_xor(), y_xor)
 
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 4.2), constrained_layout=True)
-    for ax, (net, y, title) in zip(axes, panels):
-        draw(ax, net, y, title)
+    ranges = {key: draw(ax, net, y, title)
+              for ax, (net, y, title), key in zip(axes, panels, ("AND", "OR", "NAND", "XOR_no_hidden", "XOR_hidden"))}
     axes[0].set_ylabel("x2")
     fig.suptitle("One neuron draws one line: AND, OR, NAND yes, XOR no; a hidden layer solves XOR "
                  "(red: output 1, blue: output 0)")
@@ -111,9 +128,13 @@ def main(out_dir="."):
 
     for name, acc in results.items():
         print(f"{name:>14}: accuracy {acc:.2f}")
+    results["output_ranges"] = ranges  # (min, max) of each panel's output over the plane
     results["figures"] = [str(path)]
     return results
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", metavar="DIR", default=".",
+                        help="directory for the PNG files (default: the current directory)")
+    main(out_dir=parser.parse_args().out)

@@ -11,8 +11,10 @@ n = 2, 4, 8, 32 and prints the root-mean-square error of each: it shrinks as
 the width grows. The figure (``universal_approximation.png``) draws each fitted
 curve over sin(x), and the error against the width on a log scale.
 
-Run it: ``python universal_approximation.py`` (writes ``universal_approximation.png``).
+Run it: ``python universal_approximation.py`` (writes ``universal_approximation.png`` in the current
+directory; ``--out DIR`` writes it in DIR instead).
 """
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")  # write PNG files; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from fastmlp import Network  # noqa: E402
 
@@ -59,6 +62,12 @@ def main(out_dir="."):
     axes[-1].set_xscale("log", base=2)
     axes[-1].set_yscale("log")
     axes[-1].set_xticks(WIDTHS, [str(w) for w in WIDTHS])
+    axes[-1].xaxis.set_minor_locator(ticker.NullLocator())
+    # a few plain labels (0.02, 0.05, 0.1, ...), none on the minor ticks: matplotlib's
+    # default labels every minor tick of a short log range as 2 x 10^-2, 3 x 10^-2, ...
+    axes[-1].yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0), numticks=6))
+    axes[-1].yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[-1].yaxis.set_minor_formatter(ticker.NullFormatter())
     axes[-1].set_xlabel("hidden units")
     axes[-1].set_ylabel("RMS error")
     axes[-1].set_title("error vs width", fontsize=10)
@@ -70,4 +79,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", metavar="DIR", default=".",
+                        help="directory for the PNG files (default: the current directory)")
+    main(out_dir=parser.parse_args().out)

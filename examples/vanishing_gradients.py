@@ -17,8 +17,10 @@ gradient norm ||dW|| per epoch, on a log scale: for the sigmoid network the
 lines fan out over about five orders of magnitude, layer 1 at the bottom; for
 ReLU + He they lie together.
 
-Run it: ``python vanishing_gradients.py`` (writes ``vanishing_gradients.png``).
+Run it: ``python vanishing_gradients.py`` (writes ``vanishing_gradients.png`` in the current
+directory; ``--out DIR`` writes it in DIR instead).
 """
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -90,4 +92,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", metavar="DIR", default=".",
+                        help="directory for the PNG files (default: the current directory)")
+    main(out_dir=parser.parse_args().out)

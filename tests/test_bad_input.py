@@ -246,6 +246,46 @@ def test_one_dimensional_Y_needs_one_output(Net):
     single.loss_and_gradients(X, Y[:, 0])  # (n,) is fine with one output
 
 
+@parametrize_network
+def test_class_labels_into_a_log_loss_network_say_how_to_encode_them(Net):
+    X, _ = _data()
+    y = np.array([0, 1, 2, 2, 1, 0])
+    softmax = Net([N_IN, N_HIDDEN, 3], output_activation="softmax", loss="log_loss", random_state=0)
+    for labels in (y, y[:, None], y.astype(np.float64)):
+        for call in (lambda: softmax.fit(X, labels, epochs=1), lambda: softmax.loss_and_gradients(X, labels)):
+            with pytest.raises(ValueError, match=r"np\.eye\(3\)\[y\].*fastmlp\.MLPClassifier"):
+                call()
+    softmax.fit(X, np.eye(3)[y], epochs=1)  # what the message says works
+    single = Net([N_IN, 1], output_activation="logistic", loss="log_loss", random_state=0)
+    with pytest.raises(ValueError, match=r"labels 0 and 1.*np\.eye\(n_classes\)\[y\].*MLPClassifier"):
+        single.fit(X, y, epochs=1)
+    # the hint is for classification losses only
+    with pytest.raises(ValueError, match=r"1-D") as info:
+        _make(Net).fit(X, y)
+    assert "one-hot" not in str(info.value)
+
+
+@parametrize_network
+@pytest.mark.parametrize("attribute", ["coefs_", "intercepts_", "prelu_slopes_"])
+def test_assigned_weights_are_cast_to_the_dtype_but_never_to_infinity(Net, attribute):
+    net = _make(Net, np.float32, activation="prelu")
+    shapes = [a.shape for a in getattr(net, attribute)]
+    values = [np.random.default_rng(l).normal(size=shape) for l, shape in enumerate(shapes)]  # float64
+    setattr(net, attribute, values)  # real values of any dtype are cast, as NumPy assignment does
+    for got, value in zip(getattr(net, attribute), values):
+        assert got.dtype == np.float32
+        assert_array_equal(got, value.astype(np.float32))
+    huge = [v.copy() for v in values]
+    huge[-1].flat[0] = 1e39  # finite in float64, beyond float32's 3.4e38
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused with an error, not a RuntimeWarning and an inf
+        _assert_rejected(net, lambda: setattr(net, attribute, huge), ValueError, attribute)
+        with pytest.raises(ValueError, match=r"1e\+39.*overflow.*float32"):
+            getattr(net, attribute)[-1] = huge[-1]
+    assert all(np.isfinite(a).all() for a in getattr(net, attribute))
+    _make(Net, np.float64, activation="prelu").__setattr__(attribute, huge)  # fine in float64
+
+
 # ---------------------------------------------------------------------------
 # Constructor.
 

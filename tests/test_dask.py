@@ -10,7 +10,9 @@ OPENBLAS_NUM_THREADS=1 for them); the local runs do too.
 import faulthandler
 import importlib.util
 import io
+import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +41,7 @@ MODULE_TIMEOUT = 300
 N_CHUNKS, CHUNK = 8, 1000
 CLASSES = [0, 1, 2]
 EXAMPLE = Path(__file__).parents[1] / "examples" / "dask_incremental.py"
+README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +223,42 @@ def test_example_runs_against_a_scheduler_address(client):
     # the same code as on a real cluster: main() connects to this cluster's scheduler by address
     accuracy = example.main(n_rows=100_000, scheduler=client.scheduler_info()["address"])
     assert 0.9 < accuracy <= 1.0
+
+
+# Client() or LocalCluster(...) starting workers on this machine (not Client("tcp://...") of a running one)
+STARTS_WORKERS = re.compile(r"\b(Client|LocalCluster)\((?!\s*[\"'])")
+GUARD = 'if __name__ == "__main__":'
+
+
+def _readme_python_blocks():
+    return re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.S | re.M)
+
+
+def test_readme_snippets_that_start_workers_have_the_main_guard():
+    # Pasted into a script without the guard, each worker process re-runs the script while
+    # it starts: "RuntimeError: ... bootstrapping phase", "Nanny failed to start".
+    blocks = [b for b in _readme_python_blocks() if STARTS_WORKERS.search(b)]
+    assert any("Incremental" in b for b in blocks)  # the Dask snippet is found
+    for block in blocks:
+        assert GUARD in block, block
+        lines = block.splitlines()
+        guard = next(i for i, line in enumerate(lines) if line.startswith(GUARD))
+        for i, line in enumerate(lines):
+            if STARTS_WORKERS.search(line.split("#")[0]):
+                assert i > guard and line.startswith(" "), f"not under the guard: {line!r}"
+
+
+def test_readme_dask_snippet_runs_as_a_script(tmp_path):
+    (block,) = [b for b in _readme_python_blocks() if "Incremental" in b and STARTS_WORKERS.search(b)]
+    # the README's code as it is, on fewer rows
+    for big, small in (("2_000_000", "40_000"), ("50_000", "10_000")):
+        assert big in block
+        block = block.replace(big, small)
+    (tmp_path / "snippet.py").write_text(block, encoding="utf-8")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    here = str(Path(fastmlp.__file__).resolve().parents[1])  # the fastmlp under test, in the workers too
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 0.5 < float(result.stdout.split()[-1]) <= 1.0, result.stdout

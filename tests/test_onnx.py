@@ -37,9 +37,16 @@ BATCHES = (1, 100)
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
+def unused_initializers(model):
+    """Initializers no node reads (onnxruntime warns "Removing initializer" for each, every session)."""
+    read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    return [t.name for t in model.graph.initializer if t.name not in read]
+
+
 def session(model):
     """An onnxruntime session on one thread; the model must pass the full checker first."""
     onnx.checker.check_model(model, full_check=True)
+    assert unused_initializers(model) == []
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
@@ -200,6 +207,23 @@ def test_regressor_every_activation(activation, dtype):
     Y = make_targets("identity", (len(X), 2), np.random.default_rng(4))
     check_regressor(MLPRegressor(hidden_layer_sizes=(7, 6), activation=activation, max_iter=5, dtype=dtype,
                                  random_state=0).fit(X, Y), X)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", _registry.OUTPUT_ACTIVATIONS)
+@pytest.mark.parametrize("activation", sorted(_registry.ACTIVATIONS))
+def test_every_initializer_is_read(activation, output, dtype):
+    # session() checks this for every graph it runs; here every graph kind at once, without a runtime
+    models = [network(Network, activation, output, dtype)]
+    if output == "softmax":
+        for kind in ("binary", "multiclass", "multiclass_str", "multilabel"):
+            models.append(fitted_classifier(classification_targets(kind), dtype, activation)[0])
+        models.append(MLPRegressor(hidden_layer_sizes=(3,), activation=activation, max_iter=2, dtype=dtype,
+                                   random_state=0).fit(features(dtype), np.arange(100.0)))
+    for model in models:
+        exported = model.to_onnx()
+        assert len(exported.graph.initializer) > 0
+        assert unused_initializers(exported) == [], type(model).__name__
 
 
 def test_method_equals_function():

@@ -178,6 +178,8 @@ CLASSIFIERS = {
     "lbfgs": (lambda: MLPClassifier((5,), solver="lbfgs", max_iter=5, random_state=5), "multiclass", False),
     "early-stopping": (lambda: MLPClassifier((6,), early_stopping=True, validation_fraction=0.25, max_iter=4,
                                              n_iter_no_change=2, random_state=6), "multiclass", False),
+    "lbfgs-early-stopping": (lambda: MLPClassifier((5,), solver="lbfgs", early_stopping=True, max_iter=5,
+                                                   random_state=5), "multiclass", False),  # no score, best -inf
     "dataframe": (lambda: MLPClassifier((6,), max_iter=3, random_state=7), "strings", True),
     "float32-dropout-adaptive": (lambda: MLPClassifier((6, 5), solver="sgd", learning_rate="adaptive",
                                                        dropout=0.2, dtype="float32", max_iter=3, random_state=8),
@@ -489,6 +491,89 @@ def test_tampered_arrays_raise_value_error(saved, case):
     tamper(saved, arrays=arrays(_params(saved)))
     with pytest.raises(ValueError, match=match):
         load(saved)
+
+
+# The training history is checked like the parameters: shapes consistent with
+# each other and the network, dtype, finiteness where fit always records finite
+# numbers. file: (the edits, given the stored arrays (name -> array) and the
+# config; what the message names).
+def _history_file(tmp_path, data, kind):
+    if kind == "network":
+        model = Network([5, 6, 3], output_activation="softmax", loss="log_loss", random_state=0)
+        model.fit(data.X, np.eye(3)[data.y_multiclass], epochs=3)
+    else:
+        model = _fit(MLPClassifier((6,), early_stopping=kind == "early-stopping", validation_fraction=0.25,
+                                   max_iter=3, random_state=0), data.X, data.y_multiclass)
+    path = tmp_path / f"{kind}.fastmlp"
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        stored = {n[:-4]: np.lib.format.read_array(zf.open(n)) for n in zf.namelist() if n.endswith(".npy")}
+    return path, stored
+
+
+def _nan_like(a):
+    return np.full_like(a, np.nan)
+
+
+NET, EST = "network.", "estimator.fitted."
+HISTORY_TAMPERING = {
+    # arrays
+    "loss curve all NaN": ("adam", {EST + "loss_curve_": _nan_like}, "loss_curve_.*NaN"),
+    "loss curve one inf": ("adam", {EST + "loss_curve_": lambda a: np.r_[a[:-1], np.inf]}, "loss_curve_.*inf"),
+    "loss curve as strings": ("adam", {EST + "loss_curve_": lambda a: a.astype(str)}, "loss_curve_.*dtype"),
+    "grad norms a row short": ("adam", {EST + "grad_norms_": lambda a: a[:-1]}, "grad_norms_.*shape"),
+    "grad norms a row more": ("adam", {EST + "grad_norms_": lambda a: np.vstack([a, a[:1]])}, "grad_norms_.*shape"),
+    "grad norms a column short": ("adam", {EST + "grad_norms_": lambda a: a[:, 1:]}, "grad_norms_.*shape"),
+    "grad norms with NaN": ("adam", {EST + "grad_norms_": _nan_like}, "grad_norms_.*NaN"),
+    "grad norms negative": ("adam", {EST + "grad_norms_": lambda a: -a}, "grad_norms_.*negative"),
+    "grad norms as float32": ("adam", {EST + "grad_norms_": lambda a: a.astype(np.float32)}, "grad_norms_.*dtype"),
+    "more scores than epochs": ("early-stopping", {EST + "validation_scores_": lambda a: np.r_[a, a]},
+                                "validation_scores_.*more than"),
+    "infinite score": ("early-stopping", {EST + "validation_scores_": lambda a: np.r_[a[:-1], np.inf]},
+                       "validation_scores_.*infinity"),
+    "scores 2-D": ("early-stopping", {EST + "validation_scores_": lambda a: a[None]}, "validation_scores_"),
+    "network loss curve all NaN": ("network", {NET + "loss_curve_": _nan_like}, "loss_curve_.*NaN"),
+    "network grad norms a row short": ("network", {NET + "grad_norms_": lambda a: a[:-1]}, "grad_norms_.*shape"),
+    "network grad norms inf": ("network", {NET + "grad_norms_": lambda a: a + np.inf}, "grad_norms_.*inf"),
+    # config
+    "best loss NaN": ("adam", _set(FITTED + ("best_loss_",), float("nan")), "best_loss_"),
+    "best loss inf after epochs": ("adam", _set(FITTED + ("best_loss_",), float("inf")), "best_loss_"),
+    "loss_ inf": ("adam", _set(FITTED + ("loss_",), float("inf")), "loss_"),
+    "best score without scores": ("adam", _set(FITTED + ("best_validation_score_",), 0.9),
+                                  "best_validation_score_"),
+    "best score NaN": ("early-stopping", _set(FITTED + ("best_validation_score_",), float("nan")),
+                       "best_validation_score_"),
+    "scores without best score": ("early-stopping", _set(FITTED + ("best_validation_score_",), None),
+                                  "best_validation_score_"),
+    "network loss curve without norms": ("network", lambda c: c["network"].pop("grad_norms_"), "grad_norms_"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HISTORY_TAMPERING))
+def test_tampered_history_raises_value_error(tmp_path, data, case):
+    kind, edit, match = HISTORY_TAMPERING[case]
+    path, stored = _history_file(tmp_path, data, kind)
+    load(path)  # the untouched file loads
+    if isinstance(edit, dict):
+        tamper(path, arrays={name: change(stored[name]) for name, change in edit.items()})
+    else:
+        tamper(path, edit_config=edit, drop=["network.grad_norms_.npy"] if "without norms" in case else ())
+    with pytest.raises(ValueError, match=match):
+        load(path)
+
+
+def test_history_that_fit_can_record_loads(tmp_path, data):
+    # scikit-learn records NaN for the validation score of non-finite predictions
+    path, stored = _history_file(tmp_path, data, "early-stopping")
+    scores = stored[EST + "validation_scores_"].copy()
+    scores[-1] = np.nan
+    tamper(path, arrays={EST + "validation_scores_": scores})
+    assert np.isnan(load(path).validation_scores_[-1])
+    # a Network whose first epoch failed: an empty history
+    net = Network([5, 3], output_activation="softmax", loss="log_loss", random_state=0)
+    net.loss_curve_, net.grad_norms_ = [], np.empty((0, 1))
+    loaded = round_trip(net, tmp_path, "empty.fastmlp")
+    assert loaded.loss_curve_ == [] and loaded.grad_norms_.shape == (0, 1)
 
 
 def test_pickle_inside_is_refused_and_never_run(saved, tmp_path):

@@ -144,8 +144,13 @@ def test_loss_curve_with_early_stopping_adds_validation_line(data, make, what):
     assert len(scores) == 1
     np.testing.assert_array_equal(scores[0].get_ydata(), model.validation_scores_)
     assert twin.get_ylabel() == f"validation score ({what})"
+    # the dotted line at the best score (the weights early stopping kept) is in the legend too
+    (best,) = [line for line in twin.lines if line.get_linestyle() == ":"]
+    np.testing.assert_array_equal(best.get_ydata(), [model.best_validation_score_] * 2)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["training loss", f"validation score ({what})"]
+    assert legend == ["training loss", f"validation score ({what})",
+                      f"best validation score ({model.best_validation_score_:.3g})"]
+    assert len(legend) == len(ax.lines) + len(twin.lines)  # every line drawn is in the legend
 
 
 def test_loss_curve_draws_on_given_axes(data):

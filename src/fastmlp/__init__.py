@@ -1,6 +1,4 @@
 """fastmlp: multi-layer perceptrons whose training and inference run in compiled code."""
-import importlib
-
 from . import reference
 from .estimators import MLPClassifier, MLPRegressor
 from .network import Network
@@ -16,5 +14,7 @@ _LAZY_SUBMODULES = ("plot", "onnx")
 
 def __getattr__(name):
     if name in _LAZY_SUBMODULES:
+        import importlib  # here, not at the top: the package's namespace holds only its API and submodules
+
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")

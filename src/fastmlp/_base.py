@@ -184,16 +184,23 @@ class BaseNetwork:
     def _check_Y(self, Y, n_samples, name="Y"):
         n_out = self.layer_sizes[-1]
         Y = as_float_array(Y, name, self.dtype, ndim=np.ndim(Y) if np.ndim(Y) in (1, 2) else 2)
+        # class labels where log_loss needs one column per class: say how to get them
+        hint = "" if self.loss != "log_loss" else (
+            " One logistic output takes labels 0 and 1; for more classes use one softmax output per class "
+            "with one-hot targets Y = np.eye(n_classes)[y]" if n_out == 1 else
+            f" For class labels y (integers 0..{n_out - 1}), one-hot encode them: Y = np.eye({n_out})[y]")
+        hint += ", or use fastmlp.MLPClassifier, which takes labels as they are." if hint else ""
         if Y.ndim == 1:
             if n_out != 1:
                 raise ValueError(f"{name} is 1-D but the network has {n_out} outputs; expected shape "
-                                 f"({n_samples}, {n_out}).")
+                                 f"({n_samples}, {n_out}).{hint}")
             Y = Y.reshape(-1, 1)
         if Y.shape != (n_samples, n_out):
             raise ValueError(f"{name} has shape {Y.shape}, expected ({n_samples}, {n_out}): one row per "
-                             f"sample of X and one column per output.")
+                             f"sample of X and one column per output.{hint if Y.shape[1:] == (1,) else ''}")
         if self.loss == "log_loss" and (Y.min() < 0 or Y.max() > 1):
-            raise ValueError(f"{name} must be in [0, 1] for loss='log_loss' (one-hot labels or probabilities).")
+            raise ValueError(f"{name} must be in [0, 1] for loss='log_loss' (one-hot labels or "
+                             f"probabilities).{hint}")
         if self.loss == "poisson" and Y.min() < 0:
             raise ValueError(f"{name} must be non-negative for loss='poisson'.")
         return Y
@@ -259,10 +266,15 @@ class BaseNetwork:
             raise TypeError(f"{name}[{index}] must hold real numbers, got dtype {arr.dtype}.")
         if arr.shape != shape:
             raise ValueError(f"{name}[{index}] must have shape {shape}, got {arr.shape}.")
-        arr = arr.astype(self.dtype, copy=False)
-        if not np.isfinite(arr).all():
+        # Cast to the network's dtype as NumPy assignment would, but never silently to infinity.
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = arr.astype(self.dtype, copy=False)
+        if not np.isfinite(cast).all():
+            if np.isfinite(arr).all():
+                raise ValueError(f"{name}[{index}] has values up to {np.abs(arr).max():.3g} in magnitude, which "
+                                 f"overflow the network's dtype {self.dtype} (largest {np.finfo(self.dtype).max:.3g}).")
             raise ValueError(f"{name}[{index}] contains NaN or infinity.")
-        return arr
+        return cast
 
     def _set_layers(self, values, name, views):
         if isinstance(values, np.ndarray) or not isinstance(values, (list, tuple)):

@@ -99,7 +99,9 @@ class Network(BaseNetwork):
         Number of trainable parameters (weights, biases and PReLU slopes).
     coefs_ : list of ndarray, coefs_[l] of shape (fan_in, fan_out)
         Weights. Live views into the model: writing into them changes it;
-        assigning a new list is validated (count, shapes, dtype, finite values).
+        assigning a new list is validated (count, shapes, real values) and cast
+        to the network's dtype; NaN, infinity and values that overflow the
+        dtype raise a ValueError.
     intercepts_ : list of ndarray, intercepts_[l] of shape (fan_out,)
         Biases, live views as ``coefs_``.
     prelu_slopes_ : list of ndarray

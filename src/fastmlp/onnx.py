@@ -205,15 +205,19 @@ def _emit_classifier(g, est, P, nocl=False):
     nocl the label is the class index instead of classes_[index].
     """
     net = est._network
-    half = g.constant("half", np.asarray(0.5, dtype=net.dtype))
+
+    def above_half(output):  # (P > 0.5) as int64; the constant only where used (multiclass has none)
+        half = g.constant("half", np.asarray(0.5, dtype=net.dtype))
+        return g.node("Cast", [g.node("Greater", [P, half], "above_half")], output, to=TensorProto.INT64)
+
     y_type = est._label_binarizer.y_type_
     if y_type == "multilabel-indicator":
-        return g.node("Cast", [g.node("Greater", [P, half], "above_half")], "labels", to=TensorProto.INT64), P
+        return above_half("labels"), P
     if y_type == "multiclass":
         index = g.node("ArgMax", [P], "class_index", axis=1, keepdims=0)
         probabilities = P
     elif y_type == "binary" and len(est.classes_) == 2:
-        positive = g.node("Cast", [g.node("Greater", [P, half], "above_half")], "positive", to=TensorProto.INT64)
+        positive = above_half("positive")
         index = g.node("Reshape", [positive, g.constant("flat", np.array([-1], dtype=np.int64))], "class_index")
         negative = g.node("Sub", [g.constant("one", np.asarray(1, dtype=net.dtype)), P], "negative_proba")
         probabilities = g.node("Concat", [negative, P], "proba", axis=1)

@@ -27,7 +27,10 @@ after their header (dtype, shape, size) has been checked; every JSON object
 must have exactly the expected keys; models are rebuilt through their own
 constructors and validation (Network's constructor, the estimators'
 _validate_params and _trainer) and the parameters are copied in only after
-their shape, dtype and finiteness are checked. Anything wrong raises a
+their shape, dtype and finiteness are checked; the training history
+(loss_curve_, grad_norms_, validation_scores_, best_loss_, ...) must be what a
+fit can record: shapes that agree with each other and with the network, and
+finite numbers where fit records finite ones. Anything wrong raises a
 ValueError that names it; a missing file raises the usual OSError.
 
 Version history: 1, the first.
@@ -313,7 +316,7 @@ def _dump_estimator(est, w):
         value = getattr(est, attr)
         fitted[attr] = None if value is None else float(value)
     if hasattr(est, "loss_"):
-        fitted["loss_"] = float(est.loss_)
+        fitted["loss_"] = None if est.loss_ is None else float(est.loss_)
     fitted["loss_curve_"] = w.array(f"{where}.loss_curve_", np.asarray(est.loss_curve_, dtype=np.float64))
     fitted["grad_norms_"] = w.array(f"{where}.grad_norms_", np.asarray(est.grad_norms_, dtype=np.float64))
     scores = est.validation_scores_
@@ -674,17 +677,42 @@ def _load_network(cfg, ar, cls, rngs):
     params = ar.array(cfg["params"], f"{where}.params", "f", shape=(net.n_params_,))
     np.copyto(net._params, _checked_params(params, net, f"{where}.params"))
     net._rng = rngs.get(cfg["random_state"], f"{where}.random_state")
+    if ("loss_curve_" in cfg) != ("grad_norms_" in cfg):  # fit records both or neither
+        raise ValueError(f"{where} has one of 'loss_curve_' and 'grad_norms_' without the other.")
     if "loss_curve_" in cfg:
-        net.loss_curve_ = ar.array(cfg["loss_curve_"], f"{where}.loss_curve_", "f", ndim=1).tolist()
-    if "grad_norms_" in cfg:
-        norms = ar.array(cfg["grad_norms_"], f"{where}.grad_norms_", np.float64, ndim=2)
-        if norms.shape[1] != net.n_layers_:
-            raise ValueError(f"array '{where}.grad_norms_' has shape {norms.shape}, expected {net.n_layers_} "
-                             "columns (one per layer).")
-        net.grad_norms_ = norms
+        net.loss_curve_, net.grad_norms_ = _history(ar, cfg, where, net.n_layers_)
     if "dead_units_" in cfg:
         net.dead_units_ = _load_dead_units(cfg["dead_units_"], f"{where}.dead_units_", net)
     return net
+
+
+def _history(ar, cfg, where, n_layers):
+    """(loss_curve_, grad_norms_) as fit records them: a finite loss per epoch, and per epoch
+    a finite norm >= 0 per layer."""
+    losses = ar.array(cfg["loss_curve_"], f"{where}.loss_curve_", "f", ndim=1)
+    check_finite(losses, f"array '{where}.loss_curve_'")
+    norms = ar.array(cfg["grad_norms_"], f"{where}.grad_norms_", np.float64, ndim=2)
+    if norms.shape != (len(losses), n_layers):
+        raise ValueError(f"array '{where}.grad_norms_' has shape {norms.shape}, expected {(len(losses), n_layers)} "
+                         "(one row per entry of loss_curve_, one column per layer).")
+    check_finite(norms, f"array '{where}.grad_norms_'")
+    if (norms < 0).any():
+        raise ValueError(f"array '{where}.grad_norms_' has negative norms.")
+    return losses.tolist(), norms
+
+
+def _validation_scores(ar, ref, name, n_epochs):
+    """None, or at most one score per epoch: accuracy or R^2, NaN where the predictions were not finite
+    (as scikit-learn records them), never infinite."""
+    if ref is None:
+        return None
+    scores = ar.array(ref, name, "f", ndim=1)
+    if len(scores) > n_epochs:
+        raise ValueError(f"array {name!r} has {len(scores)} scores, more than the {n_epochs} epochs of "
+                         "loss_curve_.")
+    if np.isinf(scores).any():
+        raise ValueError(f"array {name!r} contains infinity.")
+    return scores.tolist()
 
 
 def _load_dead_units(value, where, net):
@@ -746,20 +774,26 @@ def _load_estimator(cls, cfg, ar, rngs):
             raise ValueError(f"{where}.{attr} is {getattr(est, attr)}, but the network's layer_sizes {sizes} "
                              f"give {expected}.")
     est.out_activation_ = _string(fitted["out_activation_"], f"{where}.out_activation_", (net.output_activation,))
+    est.loss_curve_, est.grad_norms_ = _history(ar, fitted, where, est.n_layers_ - 1)
+    est.validation_scores_ = _validation_scores(ar, fitted["validation_scores_"], f"{where}.validation_scores_",
+                                                len(est.loss_curve_))
+    # best_loss_: inf before the first epoch, None with early stopping (sgd, adam);
+    # best_validation_score_: -inf before the first score, None without early stopping.
     est.best_loss_ = _real(fitted["best_loss_"], f"{where}.best_loss_", optional=True)
+    if est.best_loss_ is not None and not (np.isfinite(est.best_loss_) or
+                                           (est.best_loss_ == np.inf and not est.loss_curve_)):
+        raise ValueError(f"{where}.best_loss_ is {est.best_loss_}, expected a finite number (or infinity "
+                         "before the first epoch).")
     est.best_validation_score_ = _real(fitted["best_validation_score_"], f"{where}.best_validation_score_",
                                        optional=True)
+    best = est.best_validation_score_
+    if (best is None) != (est.validation_scores_ is None) or (best is not None and not best < np.inf):
+        raise ValueError(f"{where}.best_validation_score_ is {best}, expected null without validation scores, "
+                         "else a finite number (-infinity before the first score).")
     if "loss_" in fitted:
-        est.loss_ = _real(fitted["loss_"], f"{where}.loss_")
-    est.loss_curve_ = ar.array(fitted["loss_curve_"], f"{where}.loss_curve_", "f", ndim=1).tolist()
-    norms = ar.array(fitted["grad_norms_"], f"{where}.grad_norms_", np.float64, ndim=2)
-    if norms.shape[1] != est.n_layers_ - 1:
-        raise ValueError(f"array '{where}.grad_norms_' has shape {norms.shape}, expected {est.n_layers_ - 1} "
-                         "columns (one per layer).")
-    est.grad_norms_ = norms
-    scores = fitted["validation_scores_"]
-    est.validation_scores_ = (None if scores is None else
-                              ar.array(scores, f"{where}.validation_scores_", "f", ndim=1).tolist())
+        est.loss_ = _real(fitted["loss_"], f"{where}.loss_", optional=True)
+        if est.loss_ is not None and not np.isfinite(est.loss_):
+            raise ValueError(f"{where}.loss_ is {est.loss_}, expected a finite number.")
     est._random_state = rngs.get(fitted["_random_state"], f"{where}._random_state")
     if "feature_names_in_" in fitted:
         est.feature_names_in_ = ar.array(fitted["feature_names_in_"], f"{where}.feature_names_in_", "U",

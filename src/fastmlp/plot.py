@@ -67,8 +67,9 @@ def plot_loss_curve(model, ax=None):
     -------
     matplotlib.axes.Axes
         The Axes of the training loss. Its first line is the loss (label
-        "training loss"); its legend also lists the validation line, which lives
-        on a twin Axes (``ax.figure.axes`` holds both).
+        "training loss"); its legend also lists the validation line and the
+        dotted line of the best validation score, which live on a twin Axes
+        (``ax.figure.axes`` holds both).
 
     Raises
     ------
@@ -111,8 +112,9 @@ def plot_loss_curve(model, ax=None):
                              label=f"validation score ({what})")
         twin.set_ylabel(f"validation score ({what})")
         best = getattr(model, "best_validation_score_", None)
-        if best is not None and np.isfinite(best):
-            twin.axhline(best, color="C1", linestyle=":", linewidth=1)
+        if best is not None and np.isfinite(best):  # the score of the weights early stopping kept
+            handles.append(twin.axhline(best, color="C1", linestyle=":", linewidth=1,
+                                        label=f"best validation score ({best:.3g})"))
     # a falling loss leaves the upper right empty; with a rising score, the middle right
     ax.legend(handles=handles, loc="upper right" if len(handles) == 1 else "center right")
     return ax
