@@ -48,10 +48,11 @@ CHUNK_ROWS = 4096
 # is the same bits whatever the number of threads.
 FORWARD_ROWS = 256
 cdef enum:
-    # Columns (units) per block of a layer, at least: a layer of n units is split
-    # into min(MAX_BLOCKS, n // BLOCK_COLS) column blocks, whatever the thread count.
-    BLOCK_COLS = 32
-    MAX_BLOCKS = 16
+    # Each product of a batch (and its element-wise step) is split into at most
+    # MAX_PARTS parts of at least MIN_PART rows or columns, from the sizes alone,
+    # whatever the thread count.
+    MIN_PART = 32
+    MAX_PARTS = 4
     # Parameters per chunk of the optimizer update and the L2 term.
     UPDATE_CHUNK = 16384
 # Below this many multiply-adds per batch (forward and backward), the barriers
@@ -103,13 +104,25 @@ cdef struct Plan:
     Py_ssize_t n_weights       # parameters before the slopes (all W_l and b_l)
     Py_ssize_t n_params
     Py_ssize_t work_size
-    Py_ssize_t *n_blocks       # (L + 1,) column blocks of layer l (index 0 unused)
+    Split *fwd                 # (L + 1,) how Z_l = A_{l-1} @ W_l is split (index 0 unused)
+    Split *wgt                 # dW_l = A_{l-1}^T @ delta_l
+    Split *bwd                 # delta_{l-1} = delta_l @ W_l^T (index 0 and 1 unused)
     Py_ssize_t *u_off          # (n_chunks,) update chunks: offset in the parameter buffer,
     Py_ssize_t *u_len          #   length,
     Py_ssize_t *u_layer        #   and the layer l whose W_l it lies in, or 0 for biases and slopes
     Py_ssize_t n_chunks
     double *partial            # (n_chunks,) per-chunk sums, added up in chunk order
     double work_per_row        # multiply-adds of a forward and backward pass, per row
+
+
+cdef struct Split:
+    # A product's output split into k parts along its rows (rows=True) or its
+    # columns. The direction copies the smaller operand once per part (BLAS
+    # packs the operand that every part reads again in each call): for
+    # Z = A @ W, rows when the batch is larger than fan_out, so that W
+    # (fan_in x fan_out) is what is packed again, else A (batch x fan_in).
+    bint rows
+    Py_ssize_t k
 
 
 cdef struct Settings:
@@ -193,7 +206,7 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     training=False plans a forward pass only: A_l shares Z_l's memory and no
     deltas or targets are kept. dropout=False ignores keep.
     """
-    cdef Py_ssize_t L = sizes.shape[0] - 1, l, off = 0, widest = 0, B = batch_size
+    cdef Py_ssize_t L = sizes.shape[0] - 1, l, off = 0, widest = 0, B = batch_size, fan_in, fan_out
     p.n_layers = L
     p.sizes = &sizes[0]
     p.acts = &acts[0]
@@ -202,16 +215,19 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     cdef Py_ssize_t n_chunks = 0, start, length
     p.table = NULL
     p.partial = NULL
+    p.fwd = NULL
     for l in range(1, L + 1):
         n_chunks += (sizes[l - 1] * sizes[l] + UPDATE_CHUNK - 1) // UPDATE_CHUNK + 1
     n_chunks += 1  # the PReLU slopes
-    p.table = <Py_ssize_t *>malloc((8 * (L + 1) + 3 * n_chunks) * sizeof(Py_ssize_t))
+    p.table = <Py_ssize_t *>malloc((7 * (L + 1) + 3 * n_chunks) * sizeof(Py_ssize_t))
     p.partial = <double *>malloc(n_chunks * sizeof(double))
-    if p.table == NULL or p.partial == NULL:
+    p.fwd = <Split *>malloc(3 * (L + 1) * sizeof(Split))
+    if p.table == NULL or p.partial == NULL or p.fwd == NULL:
         _plan_free(p)
         raise MemoryError("fastmlp: cannot allocate the layer tables")
-    p.n_blocks = p.table + 7 * (L + 1)
-    p.u_off = p.table + 8 * (L + 1)
+    p.wgt = p.fwd + (L + 1)
+    p.bwd = p.wgt + (L + 1)
+    p.u_off = p.table + 7 * (L + 1)
     p.u_len = p.u_off + n_chunks
     p.u_layer = p.u_len + n_chunks
     p.w_off = p.table
@@ -236,11 +252,20 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     p.n_params = off
     # The partition of the work, from the sizes alone (never from the thread count)
     p.work_per_row = 0
-    p.n_blocks[0] = 1
     p.n_chunks = 0
     for l in range(1, L + 1):
-        p.n_blocks[l] = min(<Py_ssize_t>MAX_BLOCKS, max(<Py_ssize_t>1, sizes[l] // BLOCK_COLS))
-        p.work_per_row += 3.0 * sizes[l - 1] * sizes[l]
+        fan_in = sizes[l - 1]
+        fan_out = sizes[l]
+        p.fwd[l].rows = B > fan_out
+        p.fwd[l].k = _parts(B if p.fwd[l].rows else fan_out)
+        p.wgt[l].rows = fan_out < fan_in  # dW's rows are fan_in: delta is packed again, else A
+        p.wgt[l].k = _parts(fan_in if p.wgt[l].rows else fan_out)
+        # delta_{l-1} is (batch x fan_in); by rows only where no sum over rows follows (PReLU's slopes)
+        p.bwd[l].rows = B > fan_in and (l == 1 or acts[l - 2] != FM_PRELU)
+        p.bwd[l].k = _parts(B if p.bwd[l].rows else fan_in)
+        if not training:  # a forward pass over many rows shares its chunks of rows between threads instead
+            p.fwd[l].k = 1
+        p.work_per_row += 3.0 * fan_in * fan_out
         start = 0
         while start < sizes[l - 1] * sizes[l]:
             length = min(<Py_ssize_t>UPDATE_CHUNK, sizes[l - 1] * sizes[l] - start)
@@ -292,15 +317,36 @@ cdef inline void _add_chunk(Plan *p, Py_ssize_t offset, Py_ssize_t length, Py_ss
 cdef inline void _plan_free(Plan *p) noexcept:
     free(p.table)
     free(p.partial)
+    free(p.fwd)
     p.table = NULL
     p.partial = NULL
+    p.fwd = NULL
 
 
-cdef inline void _block(const Plan *p, Py_ssize_t l, Py_ssize_t j, Py_ssize_t *j0, Py_ssize_t *j1) noexcept nogil:
-    """Columns j0..j1 of block j of layer l: equal parts, boundaries on multiples of 8 (vector width)."""
-    cdef Py_ssize_t n = p.sizes[l], k = p.n_blocks[l]
-    j0[0] = (j * n // k) // 8 * 8 if j > 0 else 0
-    j1[0] = ((j + 1) * n // k) // 8 * 8 if j + 1 < k else n
+cdef inline Py_ssize_t _parts(Py_ssize_t n) noexcept nogil:
+    """Parts of a dimension of n rows or columns."""
+    return min(<Py_ssize_t>MAX_PARTS, max(<Py_ssize_t>1, n // MIN_PART))
+
+
+cdef inline void _part(Py_ssize_t n, Py_ssize_t k, Py_ssize_t t, Py_ssize_t *a0, Py_ssize_t *a1) noexcept nogil:
+    """Part t of k of 0..n: nearly equal, inner boundaries on multiples of 8 (the vector width)."""
+    a0[0] = (t * n // k) // 8 * 8 if t > 0 else 0
+    a1[0] = ((t + 1) * n // k) // 8 * 8 if t + 1 < k else n
+    if a1[0] < a0[0]:  # (n much below 8 k: never with the plan's k, but a short last batch)
+        a1[0] = a0[0]
+
+
+cdef inline void _range(const Split *split, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t t,
+                        Py_ssize_t *r0, Py_ssize_t *r1, Py_ssize_t *c0, Py_ssize_t *c1) noexcept nogil:
+    """Rows r0..r1 and columns c0..c1 of part t of an (n_rows, n_cols) output."""
+    r0[0] = 0
+    r1[0] = n_rows
+    c0[0] = 0
+    c1[0] = n_cols
+    if split.rows:
+        _part(n_rows, split.k, t, r0, r1)
+    else:
+        _part(n_cols, split.k, t, c0, c1)
 
 
 cdef inline int _threads_for(const Plan *p, Py_ssize_t rows, int n_threads) noexcept nogil:
@@ -320,56 +366,59 @@ cdef inline const floating *_layer_input(const Plan *p, const floating *work, co
     return work + p.a_off[l - 1]
 
 
-cdef void _forward_block(const Plan *p, const floating *params, floating *work, const Batch *batch,
-                         Py_ssize_t l, Py_ssize_t j, bint dropout, floating *Z_out,
-                         floating *unit_max) noexcept nogil:
-    """Column block j of layer l: Z_l = A_{l-1} @ W_l, then (hidden layers) Z_l += b_l, A_l = f(Z_l).
+cdef void _forward_part(const Plan *p, const floating *params, floating *work, const Batch *batch,
+                        Py_ssize_t l, Py_ssize_t t, bint dropout, floating *Z_out) noexcept nogil:
+    """Part t of layer l: Z_l = A_{l-1} @ W_l, then (hidden layers) Z_l += b_l, A_l = f(Z_l).
 
-    The output layer's Z_L goes to Z_out, without its bias. unit_max (or NULL):
-    the running largest Z_l of each hidden unit, for dead_units_.
+    The output layer's Z_L goes to Z_out, without its bias.
     """
     cdef Py_ssize_t L = p.n_layers, fan_in = p.sizes[l - 1], fan_out = p.sizes[l], B = batch.n_rows
-    cdef Py_ssize_t j0, j1, i, r
+    cdef Py_ssize_t r0, r1, c0, c1, r, i, rows
     cdef const floating *A_in = _layer_input(p, work, batch, l, dropout)
     cdef floating *Z = Z_out if l == L else work + p.z_off[l]
     cdef floating *A
-    _block(p, l, j, &j0, &j1)
-    # Z_l = A_{l-1} @ W_l
-    if A_in == NULL:  # CSR input, first layer (one block: all columns): over the nonzeros
-        j0 = 0
-        j1 = fan_out
+    if A_in == NULL:  # CSR input, first layer: one part, over the nonzeros
+        if t > 0:
+            return
+        r0 = 0
+        r1 = B
+        c0 = 0
+        c1 = fan_out
         _csr_matmul(B, fan_out, batch.rows, batch.row0, batch.csr.indptr, batch.csr.indices,
                     <const floating *>batch.csr.data, params + p.w_off[l], Z)
     else:
-        _gemm(c'N', c'N', <int>B, <int>(j1 - j0), <int>fan_in, <floating>1, A_in, <int>fan_in,
-              params + p.w_off[l] + j0, <int>fan_out, <floating>0, Z + j0, <int>fan_out)
+        _range(&p.fwd[l], B, fan_out, t, &r0, &r1, &c0, &c1)
+        if r1 <= r0 or c1 <= c0:
+            return
+        # Z_l = A_{l-1} @ W_l
+        _gemm(c'N', c'N', <int>(r1 - r0), <int>(c1 - c0), <int>fan_in, <floating>1, A_in + r0 * fan_in,
+              <int>fan_in, params + p.w_off[l] + c0, <int>fan_out, <floating>0, Z + r0 * fan_out + c0,
+              <int>fan_out)
     if l == L:
         return
     A = work + p.a_off[l]
-    # Z_l += b_l; A_l = f(Z_l), row by row over the block's columns
-    for r in range(B):
-        i = r * fan_out + j0
+    # Z_l += b_l; A_l = f(Z_l): at once over whole rows, else row by row
+    r = r0
+    while r < r1:
+        i = r * fan_out + c0
+        rows = r1 - r if c1 - c0 == fan_out else 1
         if p.s_off[l] >= 0:
-            _prelu_forward(1, j1 - j0, params + p.b_off[l] + j0, params + p.s_off[l] + j0, Z + i, A + i)
+            _prelu_forward(rows, c1 - c0, params + p.b_off[l] + c0, params + p.s_off[l] + c0, Z + i, A + i)
         else:
-            _bias_act_forward(p.acts[l - 1], 1, j1 - j0, params + p.b_off[l] + j0, Z + i, A + i)
-        if unit_max != NULL:
-            _col_max(1, j1 - j0, Z + i, unit_max + j0)
+            _bias_act_forward(p.acts[l - 1], rows, c1 - c0, params + p.b_off[l] + c0, Z + i, A + i)
+        r += rows
 
 
 cdef void _forward_layer(const Plan *p, const floating *params, floating *work, const Batch *batch,
-                         Py_ssize_t l, bint dropout, floating *Z_out, floating *unit_max,
-                         int n_threads) noexcept nogil:
-    """Every column block of layer l, over n_threads threads."""
-    cdef Py_ssize_t j, k = p.n_blocks[l]
-    if batch.X == NULL and l == 1:
-        k = 1
+                         Py_ssize_t l, bint dropout, floating *Z_out, int n_threads) noexcept nogil:
+    """Every part of layer l, over n_threads threads."""
+    cdef Py_ssize_t t, k = p.fwd[l].k
     if n_threads > 1 and k > 1:
-        for j in prange(k, num_threads=n_threads, schedule="dynamic", chunksize=1):
-            _forward_block(p, params, work, batch, l, j, dropout, Z_out, unit_max)
+        for t in prange(k, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            _forward_part(p, params, work, batch, l, t, dropout, Z_out)
     else:
-        for j in range(k):
-            _forward_block(p, params, work, batch, l, j, dropout, Z_out, unit_max)
+        for t in range(k):
+            _forward_part(p, params, work, batch, l, t, dropout, Z_out)
 
 
 cdef void _forward_hidden(const Plan *p, const floating *params, floating *work, const Batch *batch,
@@ -377,15 +426,17 @@ cdef void _forward_hidden(const Plan *p, const floating *params, floating *work,
                           int n_threads) noexcept nogil:
     """Forward through the hidden layers; writes Z_L - b_L (the output's product) to Z_out.
 
-    unit_max (or NULL): all hidden units, layer after layer (see _forward_block).
+    unit_max (or NULL): the running largest Z_l of each hidden unit, all hidden
+    units layer after layer, for dead_units_.
     """
-    cdef Py_ssize_t l, L = p.n_layers, B = batch.n_rows, unit = 0
+    cdef Py_ssize_t l, L = p.n_layers, B = batch.n_rows
     for l in range(1, L + 1):
-        _forward_layer(p, params, work, batch, l, dropout, Z_out, unit_max + unit if unit_max != NULL else NULL,
-                       n_threads)
+        _forward_layer(p, params, work, batch, l, dropout, Z_out, n_threads)
         if l == L:
             break
-        unit += p.sizes[l]
+        if unit_max != NULL:
+            _col_max(B, p.sizes[l], work + p.z_off[l], unit_max)
+            unit_max += p.sizes[l]
         if dropout and p.m_off[l] >= 0:
             # D_l = A_l * M_l, M_l in {0, 1/keep}: one thread, so the masks are the PRNG's sequence
             _dropout(B * p.sizes[l], <floating>p.keep[l - 1], rng, work + p.a_off[l], work + p.m_off[l],
@@ -397,15 +448,16 @@ cdef void _backward_task(const Plan *p, const floating *params, floating *grads,
                          const floating *delta, floating *delta_prev) noexcept nogil:
     """Task t of layer l's backward step.
 
-    t < n_blocks[l]: column block t of dW_l = A_{l-1}^T @ delta_l and db_l;
-    after them, column block t - n_blocks[l] of layer l - 1's units:
-    delta_{l-1} = (delta_l @ W_l^T) * M_{l-1} * f'(Z_{l-1}) (and the PReLU slopes' gradient).
-    The tasks write disjoint memory and read only what the step before wrote.
+    t < wgt[l].k: part t of dW_l = A_{l-1}^T @ delta_l (and of db_l, or all of
+    it in part 0 when dW_l is split by rows); after them, part t - wgt[l].k of
+    delta_{l-1} = (delta_l @ W_l^T) * M_{l-1} * f'(Z_{l-1}) (and of the PReLU
+    slopes' gradient). The tasks write disjoint memory and read only what the
+    step before wrote.
     """
-    cdef Py_ssize_t fan_in = p.sizes[l - 1], fan_out = p.sizes[l], B = batch.n_rows, j0, j1, r, i
+    cdef Py_ssize_t fan_in = p.sizes[l - 1], fan_out = p.sizes[l], B = batch.n_rows, r0, r1, c0, c1, r, i, rows
     cdef const floating *A_in
     cdef floating beta = 1 if accumulate else 0
-    if t < p.n_blocks[l]:
+    if t < p.wgt[l].k:
         A_in = _layer_input(p, work, batch, l, dropout)
         if A_in == NULL:  # CSR input, first layer: one task
             if t == 0:
@@ -413,29 +465,41 @@ cdef void _backward_task(const Plan *p, const floating *params, floating *grads,
                              batch.csr.indices, <const floating *>batch.csr.data, delta, grads + p.w_off[l])
                 _col_sum(B, fan_out, accumulate, delta, grads + p.b_off[l])
             return
-        _block(p, l, t, &j0, &j1)
-        # dW_l = A_{l-1}^T @ delta_l  (the batch's outer products as one GEMM)
-        _gemm(c'T', c'N', <int>fan_in, <int>(j1 - j0), <int>B, <floating>1, A_in, <int>fan_in,
-              delta + j0, <int>fan_out, beta, grads + p.w_off[l] + j0, <int>fan_out)
+        _range(&p.wgt[l], fan_in, fan_out, t, &r0, &r1, &c0, &c1)
+        if r1 > r0 and c1 > c0:
+            # dW_l = A_{l-1}^T @ delta_l  (the batch's outer products as one GEMM)
+            _gemm(c'T', c'N', <int>(r1 - r0), <int>(c1 - c0), <int>B, <floating>1, A_in + r0, <int>fan_in,
+                  delta + c0, <int>fan_out, beta, grads + p.w_off[l] + r0 * fan_out + c0, <int>fan_out)
         # db_l = sum over rows of delta_l
-        for r in range(B):
-            _col_sum(1, j1 - j0, accumulate or r > 0, delta + r * fan_out + j0, grads + p.b_off[l] + j0)
-        return
-    _block(p, l - 1, t - p.n_blocks[l], &j0, &j1)
-    # delta_{l-1} = delta_l @ W_l^T, for units j0..j1 of layer l - 1 (rows j0..j1 of W_l)
-    _gemm(c'N', c'T', <int>B, <int>(j1 - j0), <int>fan_out, <floating>1, delta, <int>fan_out,
-          params + p.w_off[l] + j0 * fan_out, <int>fan_out, <floating>0, delta_prev + j0, <int>fan_in)
-    for r in range(B):
-        i = r * fan_in + j0
-        if dropout and p.m_off[l - 1] >= 0:
-            _mul(j1 - j0, work + p.m_off[l - 1] + i, delta_prev + i)
-        if p.s_off[l - 1] >= 0:
-            # and the slopes' gradient, sum over rows of dL/dA_{l-1} * min(Z_{l-1}, 0)
-            _prelu_backward(1, j1 - j0, accumulate or r > 0, work + p.z_off[l - 1] + i, params + p.s_off[l - 1] + j0,
-                            delta_prev + i, grads + p.s_off[l - 1] + j0)
+        if p.wgt[l].rows:
+            if t == 0:
+                _col_sum(B, fan_out, accumulate, delta, grads + p.b_off[l])
         else:
-            _act_backward(p.acts[l - 2], j1 - j0, work + p.z_off[l - 1] + i, work + p.a_off[l - 1] + i,
+            for r in range(B):
+                _col_sum(1, c1 - c0, accumulate or r > 0, delta + r * fan_out + c0, grads + p.b_off[l] + c0)
+        return
+    _range(&p.bwd[l], B, fan_in, t - p.wgt[l].k, &r0, &r1, &c0, &c1)
+    if r1 <= r0 or c1 <= c0:
+        return
+    # delta_{l-1} = delta_l @ W_l^T (units c0..c1 of layer l - 1 are rows c0..c1 of W_l)
+    _gemm(c'N', c'T', <int>(r1 - r0), <int>(c1 - c0), <int>fan_out, <floating>1, delta + r0 * fan_out,
+          <int>fan_out, params + p.w_off[l] + c0 * fan_out, <int>fan_out, <floating>0,
+          delta_prev + r0 * fan_in + c0, <int>fan_in)
+    # * M_{l-1} * f'(Z_{l-1}): at once over whole rows, else row by row
+    r = r0
+    while r < r1:
+        i = r * fan_in + c0
+        rows = r1 - r if c1 - c0 == fan_in else 1
+        if dropout and p.m_off[l - 1] >= 0:
+            _mul(rows * (c1 - c0), work + p.m_off[l - 1] + i, delta_prev + i)
+        if p.s_off[l - 1] >= 0:
+            # and the slopes' gradient, sum over rows of dL/dA_{l-1} * min(Z_{l-1}, 0) (never split by rows)
+            _prelu_backward(rows, c1 - c0, accumulate or r > 0, work + p.z_off[l - 1] + i,
+                            params + p.s_off[l - 1] + c0, delta_prev + i, grads + p.s_off[l - 1] + c0)
+        else:
+            _act_backward(p.acts[l - 2], rows * (c1 - c0), work + p.z_off[l - 1] + i, work + p.a_off[l - 1] + i,
                           delta_prev + i)
+        r += rows
 
 
 cdef double _forward_backward(const Plan *p, const floating *params, floating *grads, floating *work,
@@ -459,7 +523,7 @@ cdef double _forward_backward(const Plan *p, const floating *params, floating *g
     _output_delta(p.acts[L - 1], B, p.sizes[L], scale, params + p.b_off[L], <const floating *>batch.Y,
                   <const floating *>batch.sw, Z_out, delta, &loss)
     for l in range(L, 0, -1):
-        n_tasks = p.n_blocks[l] + (p.n_blocks[l - 1] if l > 1 else 0)
+        n_tasks = p.wgt[l].k + (p.bwd[l].k if l > 1 else 0)
         if n_threads > 1:
             for t in prange(n_tasks, num_threads=n_threads, schedule="dynamic", chunksize=1):
                 _backward_task(p, params, grads, work, batch, l, t, dropout, accumulate, delta, delta_prev)
