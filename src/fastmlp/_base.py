@@ -11,6 +11,7 @@ n_threads is None (the default count) or a checked positive int; the NumPy
 reference ignores it.
 X reaching the hooks is a C-contiguous array or a canonical CSR matrix.
 """
+import contextlib
 import numbers
 import time
 from types import SimpleNamespace
@@ -694,7 +695,7 @@ class BaseNetwork:
         # makes the bound infinite (the caller then runs the forward pass); the rounding
         # of a float32 sum is far inside the margin between the safe magnitude (the
         # square root of the largest float) and an actual overflow.
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore"), self._blas_pinned():  # NumPy's BLAS: no pool left spinning
             if isinstance(X, np.ndarray):
                 rows = np.einsum("ij,ij->i", X, X)
             else:
@@ -736,6 +737,10 @@ class BaseNetwork:
 
     def _prepare_training(self, trainer, batch_size):
         """Hook: size workspaces for batches of batch_size rows (once per fit)."""
+
+    def _blas_pinned(self):
+        """Hook: a context for NumPy's products within a fit (the compiled Network's: BLAS on one thread)."""
+        return contextlib.nullcontext()
 
     def save(self, path):
         """Write the model to one file at exactly `path`, without pickle.

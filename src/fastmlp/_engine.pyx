@@ -998,6 +998,23 @@ cdef void _unpin_blas() noexcept:
                 _blas_set[i](_blas_saved[i])
 
 
+class blas_pinned:
+    """Context manager: every registered BLAS on one thread inside, as in the engine's own calls.
+
+    For the Python steps of a fit between its compiled epochs (NumPy's products
+    in the output bound, a validation score): a BLAS pool woken there would spin
+    while the engine's threads work. Nests with the engine's own pinning.
+    """
+
+    def __enter__(self):
+        _pin_blas()
+        return self
+
+    def __exit__(self, *exc):
+        _unpin_blas()
+        return False
+
+
 def _set_thread_adaptation(bint on):
     """Test hook: False runs every batch on the threads asked for (no timing-based fallback to one)."""
     global _adapt

@@ -183,6 +183,9 @@ class Network(BaseNetwork):
                                           sample_weight, alpha, grads, _engine.effective_n_threads())
         return loss, grads
 
+    def _blas_pinned(self):
+        return _engine.blas_pinned()
+
     def _prepare_training(self, trainer, batch_size):
         trainer.thread_clock = np.array([-1.0, -1.0, 8.0, 0.0, 0.0])  # see _engine.ThreadClock
         trainer.grads = np.empty_like(self._params)
