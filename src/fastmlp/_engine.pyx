@@ -213,18 +213,16 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     p.keep = &keep[0] if keep is not None and keep.shape[0] > 0 else NULL
     p.batch_size = B
     cdef Py_ssize_t n_chunks = 0, start, length
-    p.table = NULL
-    p.partial = NULL
-    p.fwd = NULL
     for l in range(1, L + 1):
         n_chunks += (sizes[l - 1] * sizes[l] + UPDATE_CHUNK - 1) // UPDATE_CHUNK + 1
     n_chunks += 1  # the PReLU slopes
-    p.table = <Py_ssize_t *>malloc((7 * (L + 1) + 3 * n_chunks) * sizeof(Py_ssize_t))
-    p.partial = <double *>malloc(n_chunks * sizeof(double))
-    p.fwd = <Split *>malloc(3 * (L + 1) * sizeof(Split))
-    if p.table == NULL or p.partial == NULL or p.fwd == NULL:
-        _plan_free(p)
+    # one block: the offset tables, the chunk tables, the chunks' sums, the splits
+    p.table = <Py_ssize_t *>malloc((7 * (L + 1) + 3 * n_chunks) * sizeof(Py_ssize_t) + n_chunks * sizeof(double)
+                                   + 3 * (L + 1) * sizeof(Split))
+    if p.table == NULL:
         raise MemoryError("fastmlp: cannot allocate the layer tables")
+    p.partial = <double *>(p.table + 7 * (L + 1) + 3 * n_chunks)
+    p.fwd = <Split *>(p.partial + n_chunks)
     p.wgt = p.fwd + (L + 1)
     p.bwd = p.wgt + (L + 1)
     p.u_off = p.table + 7 * (L + 1)
@@ -316,11 +314,7 @@ cdef inline void _add_chunk(Plan *p, Py_ssize_t offset, Py_ssize_t length, Py_ss
 
 cdef inline void _plan_free(Plan *p) noexcept:
     free(p.table)
-    free(p.partial)
-    free(p.fwd)
     p.table = NULL
-    p.partial = NULL
-    p.fwd = NULL
 
 
 cdef inline Py_ssize_t _parts(Py_ssize_t n) noexcept nogil:
