@@ -655,14 +655,13 @@ cdef struct ThreadClock:
     # thread of ours waits for that core at every barrier, and one thread is
     # faster. Either choice gives the same bits. Kept across epochs in a
     # double[5] of the trainer: seconds per row with n threads and with one
-    # (-1: not yet measured), batches between probes of the other choice,
-    # batches since the last probe, and batches run on more than one thread.
+    # (-1: not yet measured), the time (omp_get_wtime) from which the other
+    # choice may be tried again, and batches run on more than one thread.
     double *per_row            # [0]: n threads, [1]: one
-    double *probe_every
-    double *since_probe
+    double *next_probe
 
 
-cdef inline int _clock_choice(ThreadClock *clock, int n_threads) noexcept nogil:
+cdef inline int _clock_choice(ThreadClock *clock, double now) noexcept nogil:
     """0 (n threads) or 1 (one thread) for the next batch."""
     cdef int best
     if clock.per_row[0] < 0:
@@ -670,29 +669,26 @@ cdef inline int _clock_choice(ThreadClock *clock, int n_threads) noexcept nogil:
     if clock.per_row[1] < 0:
         return 1
     best = 0 if clock.per_row[0] <= clock.per_row[1] else 1
-    if clock.since_probe[0] >= clock.probe_every[0]:
+    if now >= clock.next_probe[0]:
         return 1 - best  # a probe: has the other become faster?
     return best
 
 
-cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds_per_row) noexcept nogil:
+cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, Py_ssize_t rows) noexcept nogil:
+    """A batch of `rows` rows took `seconds` with `choice`."""
+    cdef double per_row = seconds / rows
+    cdef bint known = clock.per_row[0] >= 0 and clock.per_row[1] >= 0
     cdef int best = 0 if clock.per_row[0] <= clock.per_row[1] else 1
-    cdef bint probe = clock.per_row[0] >= 0 and clock.per_row[1] >= 0 and choice != best
-    if probe:
-        clock.since_probe[0] = 0
-        # a probe that loses waits twice as long for the next (eight times when it took over twice as
-        # long: a core taken by another process), at most 512 batches; one that wins, little
-        if seconds_per_row > 2 * clock.per_row[best]:
-            clock.probe_every[0] = min(clock.probe_every[0] * 8, 512)
-        elif seconds_per_row > clock.per_row[best]:
-            clock.probe_every[0] = min(clock.probe_every[0] * 2, 512)
-        else:
-            clock.probe_every[0] = 8
-        clock.per_row[choice] = seconds_per_row
+    if known and choice != best:
+        # a probe: the next one after 50 times its cost (a losing probe costs at most 2% of the time),
+        # or 20 times when it won
+        clock.next_probe[0] = omp_get_wtime() + (50 if per_row > clock.per_row[best] else 20) * seconds
+        clock.per_row[choice] = per_row
+    elif clock.per_row[choice] < 0:
+        clock.per_row[choice] = per_row
+        clock.next_probe[0] = omp_get_wtime() + 50 * seconds
     else:
-        clock.since_probe[0] += 1
-        clock.per_row[choice] = (seconds_per_row if clock.per_row[choice] < 0
-                                 else 0.75 * clock.per_row[choice] + 0.25 * seconds_per_row)
+        clock.per_row[choice] = 0.75 * clock.per_row[choice] + 0.25 * per_row
 
 
 def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
@@ -716,7 +712,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     to zero is skipped. grad_norm_sums[l - 1] gets the sum over batches of
     ||dW_l||_F; unit_max (all hidden units, layer after layer) the largest
     pre-activation each unit saw (before the batch's update). thread_clock:
-    a double[5] kept by the caller across epochs, [-1, -1, 8, 0, 0] at first
+    a double[5] kept by the caller across epochs, [-1, -1, 0, 0, 0] at first
     (see ThreadClock).
 
     Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
@@ -735,8 +731,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef int n_threads, most_threads, choice = 0
     cdef ThreadClock clock
     clock.per_row = &thread_clock[0]
-    clock.probe_every = &thread_clock[2]
-    clock.since_probe = &thread_clock[3]
+    clock.next_probe = &thread_clock[2]
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
     _plan_init(&p, sizes, acts, keep, B, True, s.dropout)
@@ -749,9 +744,9 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
             while start < n:
                 b = min(B, n - start)
                 if most_threads > 1 and _adapt:
-                    choice = _clock_choice(&clock, most_threads)
-                    n_threads = 1 if choice else most_threads
                     tic = omp_get_wtime()
+                    choice = _clock_choice(&clock, tic)
+                    n_threads = 1 if choice else most_threads
                 _batch_at(&d, start, b, &order[0] if order is not None else NULL, &p, &work[0], &batch)
                 start += b
                 if batch.weight <= 0:
@@ -807,7 +802,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                 if n_threads > 1:
                     thread_clock[4] += 1
                 if most_threads > 1 and _adapt and b == B:  # (a short last batch would not compare)
-                    _clock_record(&clock, choice, (omp_get_wtime() - tic) / b)
+                    _clock_record(&clock, choice, omp_get_wtime() - tic, b)
     finally:
         _unpin_blas()
         _plan_free(&p)

@@ -187,7 +187,7 @@ class Network(BaseNetwork):
         return _engine.blas_pinned()
 
     def _prepare_training(self, trainer, batch_size):
-        trainer.thread_clock = np.array([-1.0, -1.0, 8.0, 0.0, 0.0])  # see _engine.ThreadClock
+        trainer.thread_clock = np.array([-1.0, -1.0, 0.0, 0.0, 0.0])  # see _engine.ThreadClock
         trainer.grads = np.empty_like(self._params)
         trainer.work = np.empty(
             _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size,
