@@ -380,9 +380,10 @@ class _BaseMLP(BaseEstimator):
                     warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                                   "optimization hasn't converged yet.", ConvergenceWarning)
             # (with early stopping the best-validation weights are returned, whatever the last epoch left)
-            overflow = self.n_iter_ and not self.early_stopping and net._check_outputs(
-                trainer, X_train, self.n_iter_, before)
-            if overflow:
+            overflow = None
+            if self.n_iter_ and not self.early_stopping:
+                overflow = net._check_outputs(trainer, X_train, self.n_iter_, before)
+            if overflow is not None:
                 if overflow.to_call_start:
                     self._restore_history(history)
                 else:
