@@ -86,9 +86,15 @@ def test_vanishing_gradients(tmp_path):
     assert sigmoid["first_layer_norm"] < 1e-3 * sigmoid["last_layer_norm"]
     # ReLU + He: all layers' gradients of the same order
     assert 0.1 < relu["ratio"] < 10
-    # and so only the ReLU network learns
+    # and so only the ReLU network learns. Where its 20 epochs of SGD end is chaotic
+    # (10 layers at learning rate 0.05: the last epochs can spike, and where depends
+    # on the last bits of the BLAS kernel): over seeds 0-19 and OPENBLAS_CORETYPE
+    # SkylakeX, Haswell, Sandybridge, Prescott, its final loss was 0.012-0.17 of the
+    # first epoch's and its training accuracy 0.62-1.00 (seed 0: 0.99, but 0.88 with
+    # Prescott's kernel and 0.70 with Sandybridge's); the sigmoid network's stayed at
+    # 0.97-1.00 of it and 0.10. The bounds sit between the two with a margin.
     assert sigmoid["loss_end"] > 0.9 * sigmoid["loss_start"] and sigmoid["train_accuracy"] < 0.3
-    assert relu["loss_end"] < 0.2 * relu["loss_start"] and relu["train_accuracy"] > 0.9
+    assert relu["loss_end"] < 0.5 * relu["loss_start"] and relu["train_accuracy"] > 0.4
 
 
 def test_dropout(tmp_path):
