@@ -404,14 +404,21 @@ def test_clip_norm_clips_a_gradient_whose_norm_overflows_the_dtype(dtype, x):
 def _assert_fit_raises_or_predicts_finite(fit, predict, params):
     """Either fit raises the divergence error, or the model it leaves predicts finite numbers.
 
-    After a divergence error the weights are those of the start of the
-    diverging epoch; they are finite, but nothing more is promised of them.
+    After a divergence error too the model predicts finite numbers on the data:
+    the weights are those of the start of the diverging epoch, or those before
+    the call when that start already overflows the outputs (issue 12).
     """
     try:
         with np.errstate(all="ignore"):
             fit()
     except ValueError as exc:
         _assert_divergence_message(exc)
+        with np.errstate(all="ignore"):
+            P = predict()
+        assert np.isfinite(P).all(), (
+            f"fit raised the divergence error, but the model it left predicts NaN or infinity on the data "
+            f"({np.count_nonzero(~np.isfinite(P))} of {P.size} values): {exc}"
+        )
     else:
         P = predict()
         assert np.isfinite(P).all(), (
