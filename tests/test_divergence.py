@@ -190,6 +190,18 @@ def test_early_stopping_returns_the_best_weights_with_a_warning(solver):
             assert_array_equal(p, q)
 
 
+def test_a_model_returned_after_divergence_saves_and_loads(tmp_path):
+    # its record holds the NaN of the diverged epoch (loss_curve_, grad_norms_, validation_scores_)
+    est = MLPRegressor(solver="sgd", learning_rate_init=1.0, early_stopping=True, **DIVERGING)
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match="diverged"):
+        est.fit(X_IRIS, Y_IRIS)
+    est.save(tmp_path / "model.fmlp")
+    loaded = fastmlp.load(tmp_path / "model.fmlp")
+    assert_array_equal(loaded.predict(X_IRIS), est.predict(X_IRIS))
+    assert_array_equal(loaded.validation_scores_, est.validation_scores_)
+    assert_array_equal(loaded.loss_curve_, est.loss_curve_)
+
+
 def test_early_stopping_restores_the_best_epoch():
     # sgd diverges in epoch 6 after finite scores: the weights are those of the best one, replayed
     params = dict(solver="sgd", learning_rate_init=1.0, early_stopping=True, **DIVERGING)
