@@ -453,7 +453,7 @@ class BaseNetwork:
                 if reporter:
                     reporter.epoch(epoch, loss, norm, time.perf_counter() - tic, X.shape[0])
             overflow = self._check_outputs(trainer, X, epochs, before)
-            if overflow:
+            if overflow is not None:
                 losses.pop()
                 norms.pop()
                 raise overflow
