@@ -652,8 +652,12 @@ def test_early_stopping():
     # stopped n_iter_no_change epochs after the last improvement (by more than tol)
     best_epoch = int(np.argmax(clf.validation_scores_))
     assert clf.n_iter_ - 1 - best_epoch >= clf.n_iter_no_change
-    assert clf.best_validation_score_ > 0.95
-    assert clf.score(X, y) > 0.95
+    # It stops after 15-30 epochs, wherever the 30 validation samples are first all
+    # right: over random_state 0-7 the best validation score was 0.967-1.0 and the
+    # training-set accuracy 0.927-0.997 (0.98 for 0), so the bounds leave a margin
+    # for any seed, not only for the last bits of this one.
+    assert clf.best_validation_score_ > 0.9
+    assert clf.score(X, y) > 0.85
     with pytest.raises(ValueError, match="early_stopping"):
         MLPClassifier(solver="sgd", early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
 
