@@ -251,7 +251,8 @@ def test_engine_matches_reference(case):
         if diverged[0] is None:
             assert np.isfinite(dropped).all()
         return
-    assert diverged[0] == diverged[1], f"divergence ((epoch, epochs kept) or None): engine {diverged[0]}, reference {diverged[1]}"
+    assert diverged[0] == diverged[1], (f"divergence ((epoch, epochs kept) or None): engine {diverged[0]}, "
+                                        f"reference {diverged[1]}")
     for i, (got, want) in enumerate(zip(_params(engine), _params(ref))):
         assert got.dtype == want.dtype == dtype
         _assert_close(got, want, rtol, f"parameter {i} after fit")

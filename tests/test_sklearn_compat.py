@@ -7,7 +7,6 @@
   against scikit-learn's estimator itself.
 * The stratified early-stopping split names the user's labels in its error.
 """
-import re
 import warnings
 
 import numpy as np
