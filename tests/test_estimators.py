@@ -171,6 +171,19 @@ PARITY_DATASETS = {
 }
 PARITY_SEEDS = (0, 1, 2)
 PARITY_TOLERANCE = 0.02
+# Each cell must be decided by the data and the algorithm, not by the last bits of
+# the machine's arithmetic (issue 12). Measured: refitted from initial weights
+# perturbed by 1e-15 (relative), and under OPENBLAS_CORETYPE=SkylakeX, Haswell,
+# Sandybridge and Prescott over seeds 0-19, every cell's test score stays the
+# same to 1e-15, except diabetes with lbfgs at the default alpha: it overfits
+# (test R^2 about -0.5) and ends where the rounding sends it, with a spread of
+# 0.020 per seed (pooled over 30 seeds x 7 runs), 0.07 between two kernels on one
+# seed, and fastmlp - scikit-learn = -0.04 on seeds 0-2 on one machine, -0.006 on
+# another. With alpha=10 the same cell is regularised (test R^2 0.34-0.60) and
+# the perturbed runs and scikit-learn agree to 1e-4 on every seed: that cell is
+# compared there, and test_lbfgs_first_iterations_equal_sklearns compares the
+# default-alpha run where it is still deterministic.
+PARITY_ALPHA = {("diabetes", "lbfgs"): 10.0}
 
 
 def _parity_max_iter(dataset, solver):
@@ -186,7 +199,7 @@ def _parity_score(Classifier, Regressor, dataset, solver, seed):
     scaler = StandardScaler().fit(X_train)
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
     params = dict(hidden_layer_sizes=(64,), solver=solver, max_iter=_parity_max_iter(dataset, solver),
-                  random_state=seed)
+                  alpha=PARITY_ALPHA.get((dataset, solver), 1e-4), random_state=seed)
     if kind == "classifier":
         est = Classifier(**params)
     else:
@@ -210,7 +223,8 @@ def test_parity_with_sklearn():
         lines = [
             f"Mean over seeds {list(PARITY_SEEDS)} (train_test_split and estimator random_state) of test accuracy "
             "(classifiers) or R^2 (diabetes, y standardized); StandardScaler on X, hidden_layer_sizes=(64,), "
-            "max_iter=300 (digits with sgd: 100), other parameters at their defaults.",
+            "max_iter=300 (digits with sgd: 100), diabetes with lbfgs alpha=10 (at the default alpha it overfits "
+            "and its score depends on the machine's rounding), other parameters at their defaults.",
             "",
             "| dataset | solver | fastmlp | scikit-learn | diff |",
             "|---|---|---:|---:|---:|",
@@ -223,6 +237,25 @@ def test_parity_with_sklearn():
              for d, s, a, b, diff in rows if diff < -PARITY_TOLERANCE]
     assert not worse, "\n".join(worse)
     assert all(np.isfinite(a) for _, _, a, _, _ in rows)
+
+
+def test_lbfgs_first_iterations_equal_sklearns():
+    # diabetes with lbfgs at the default alpha, the chaotic cell above, while it is
+    # still deterministic: from the same initial weights the two libraries' test
+    # predictions after 20 iterations differ by at most 5e-13 (1e-12 between fastmlp
+    # runs perturbed by 1e-15), growing about 1000-fold every 20 iterations (1e-9 at
+    # 40, 2e-5 at 80). 1e-8 leaves four orders of magnitude for other arithmetic.
+    X, y = datasets.load_diabetes(return_X_y=True)
+    for seed in PARITY_SEEDS:
+        X_train, X_test, y_train, _ = train_test_split(X, y, random_state=seed)
+        scaler = StandardScaler().fit(X_train)
+        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+        y_train = (y_train - y_train.mean()) / y_train.std()
+        params = dict(hidden_layer_sizes=(64,), solver="lbfgs", max_iter=20, random_state=seed)
+        ours = MLPRegressor(**params).fit(X_train, y_train)
+        theirs = SkMLPRegressor(**params).fit(X_train, y_train)
+        assert ours.n_iter_ == theirs.n_iter_ == 20
+        assert_allclose(ours.predict(X_test), theirs.predict(X_test), rtol=0, atol=1e-8)
 
 
 # ---------------------------------------------------------------- partial_fit
@@ -332,7 +365,11 @@ def test_zero_sample_weight_equals_dropping_rows(kind, solver):
 def test_lbfgs_integer_sample_weight_equals_repeating_rows(kind):
     X, y = _data(kind)
     weights = np.random.RandomState(0).randint(0, 4, len(X))
-    est = ESTIMATORS[kind](hidden_layer_sizes=(8,), solver="lbfgs", max_iter=50, random_state=0)
+    # The two fits sum in different orders (and GEMM shapes), and L-BFGS amplifies the
+    # difference about 100-fold every 30 iterations: measured largest relative output
+    # difference 6e-12 after 30 iterations, 6e-9 after 50 (20x under the tolerance,
+    # too close for another machine's rounding), 7e-7 after 80. 30 iterations leave 1e4.
+    est = ESTIMATORS[kind](hidden_layer_sizes=(8,), solver="lbfgs", max_iter=30, random_state=0)
     weighted = clone(est).fit(X, y, sample_weight=weights)
     repeated = clone(est).fit(np.repeat(X, weights, axis=0), np.repeat(y, weights, axis=0))
     assert weighted.n_iter_ == repeated.n_iter_
@@ -615,8 +652,12 @@ def test_early_stopping():
     # stopped n_iter_no_change epochs after the last improvement (by more than tol)
     best_epoch = int(np.argmax(clf.validation_scores_))
     assert clf.n_iter_ - 1 - best_epoch >= clf.n_iter_no_change
-    assert clf.best_validation_score_ > 0.95
-    assert clf.score(X, y) > 0.95
+    # It stops after 15-30 epochs, wherever the 30 validation samples are first all
+    # right: over random_state 0-7 the best validation score was 0.967-1.0 and the
+    # training-set accuracy 0.927-0.997 (0.98 for 0), so the bounds leave a margin
+    # for any seed, not only for the last bits of this one.
+    assert clf.best_validation_score_ > 0.9
+    assert clf.score(X, y) > 0.85
     with pytest.raises(ValueError, match="early_stopping"):
         MLPClassifier(solver="sgd", early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
 

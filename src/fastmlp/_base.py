@@ -77,6 +77,24 @@ class _LayerList(list):
     __delitem__ = __iadd__ = __imul__ = _fixed
 
 
+class _Divergence(ValueError):
+    """Training diverged; the weights were rolled back (the message says to what).
+
+    A ValueError to the user; the estimators catch it to return their
+    best-validation weights instead. to_call_start: the roll-back went past
+    the failed epoch's start, to the state before the call.
+    """
+
+    def __init__(self, message, to_call_start=False):
+        super().__init__(message)
+        self.to_call_start = to_call_start
+
+
+# scikit-learn's words for the same failure, kept so that code matching them keeps working
+_SKLEARN_DIVERGENCE = ("Solver produced non-finite parameter weights. The input data may contain large values "
+                       "and need to be preprocessed.")
+
+
 class _Trainer(SimpleNamespace):
     """What BaseNetwork._trainer returns: optimizer settings, optimizer state and workspaces.
 
@@ -537,7 +555,8 @@ class BaseNetwork:
         ------
         ValueError
             On bad input, and when the loss or the weights become non-finite; the
-            weights are then those of the start of that epoch.
+            weights are then those of the start of that epoch, or those before
+            the call if the outputs of that epoch's start overflow on X.
 
         Examples
         --------
@@ -565,18 +584,25 @@ class BaseNetwork:
                                 epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
         losses, norms = [], []
         reporter = EpochReporter(epochs) if verbose else None
+        before = self._call_start(trainer, epochs)
         try:
             for epoch in range(1, epochs + 1):
                 tic = time.perf_counter()
-                loss, norm = self._epoch(trainer, X, Y, sample_weight, shuffle, epoch, n_threads)
+                loss, norm = self._epoch(trainer, X, Y, sample_weight, shuffle, epoch, before, n_threads)
                 losses.append(loss)
                 norms.append(norm)
                 if reporter:
                     reporter.epoch(epoch, loss, norm, time.perf_counter() - tic, X.shape[0])
-            if not self._outputs_finite(trainer, X):
+            overflow = self._check_outputs(trainer, X, epochs, before)
+            if overflow is not None:
                 losses.pop()
                 norms.pop()
-                self._raise_output_overflow(trainer, epochs)
+                raise overflow
+        except _Divergence as exc:
+            if exc.to_call_start:  # the record matches the weights: none of this call's epochs
+                losses.clear()
+                norms.clear()
+            raise
         finally:
             if reporter:
                 reporter.close()
@@ -618,10 +644,16 @@ class BaseNetwork:
             state_at_start=[np.empty_like(self._params) for _ in range(spec.n_state)],
         )
 
-    def _epoch(self, trainer, X, Y, sample_weight, shuffle, epoch=1, n_threads=None):
+    def _call_start(self, trainer, epochs):
+        """The state before a call of `epochs` epochs, for _roll_back (None for one: that epoch's start)."""
+        if epochs == 1:
+            return None
+        return self._params.copy(), [s.copy() for s in trainer.state], dict(trainer.settings)
+
+    def _epoch(self, trainer, X, Y, sample_weight, shuffle, epoch=1, before=None, n_threads=None):
         """One epoch on checked arrays; returns (mean loss, per-layer mean ||dW||).
 
-        On divergence restores the weights of the start of the epoch and raises.
+        On divergence rolls back (_roll_back) and raises _Divergence.
         """
         n = X.shape[0]
         batch = min(trainer.settings["batch_size"], n)
@@ -644,12 +676,7 @@ class BaseNetwork:
             self._restore_epoch_start(trainer, step)
             raise
         if not (finite and np.isfinite(self._params).all()):
-            self._restore_epoch_start(trainer, step)
-            raise ValueError(
-                f"training diverged in epoch {epoch}: the loss or the weights became NaN or infinite. "
-                f"The weights are those of the start of epoch {epoch}. Try a lower learning_rate "
-                f"(now {trainer.settings['learning_rate']:g}) or set clip_norm."
-            )
+            raise self._roll_back(trainer, X, epoch, before, "the loss or the weights became NaN or infinite")
         self._record_dead_units(trainer.unit_max)
         total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
         return float(loss_sum / total_weight), trainer.grad_norm_sums / max(n_batches, 1)
@@ -660,21 +687,49 @@ class BaseNetwork:
             np.copyto(s, saved)
         trainer.settings["step"] = step
 
-    def _outputs_finite(self, trainer, X):
-        """After the last epoch: are the outputs on the training data finite?
+    def _outputs_in_range(self, X):
+        """Are the outputs on X finite? A bound on |z| through the layers
+        (O(n_features * n_samples + n_params)) settles it in all but extreme
+        cases, which get a forward pass."""
+        return self._output_bound(X) < self._safe_output_magnitude() or np.isfinite(self._forward(X, False, 0)).all()
+
+    def _check_outputs(self, trainer, X, epoch, before=None):
+        """After the last epoch: None if the outputs on the training data are finite, else the _Divergence to raise.
 
         Every batch's loss was checked before its update; the last update of the
         last epoch was not, and finite weights can still overflow the outputs.
-        A bound on |z| through the layers (O(n_features * n_samples + n_params))
-        settles it in all but extreme cases, which get a forward pass. If the
-        outputs overflow, the weights of the start of the epoch come back and
-        the caller drops that epoch's record and calls _raise_output_overflow:
-        a fit that returns never predicts NaN.
+        If they do, the weights are rolled back (_roll_back) and the caller
+        drops that epoch's record and raises: a fit that returns never predicts NaN.
         """
-        if self._output_bound(X) < self._safe_output_magnitude() or np.isfinite(self._forward(X, False, 0)).all():
-            return True
+        if self._outputs_in_range(X):
+            return None
+        return self._roll_back(trainer, X, epoch, before, f"the network's outputs on the training data overflow "
+                                                          f"{self.dtype}")
+
+    def _roll_back(self, trainer, X, epoch, before, what):
+        """After a divergence in `epoch`: restore the weights of its start and return the _Divergence to raise.
+
+        Those weights passed their first batch but may still overflow the outputs
+        on the rest of X (|W| ~ 1e158 after an epoch at a huge learning rate);
+        then the state before the call (`before`, from _call_start) comes back.
+        """
         self._restore_epoch_start(trainer, trainer.step_at_start)
-        return False
+        to_call_start = before is not None and not self._outputs_in_range(X)
+        if to_call_start:
+            params, state, settings = before
+            np.copyto(self._params, params)
+            for s, saved in zip(trainer.state, state):
+                np.copyto(s, saved)
+            trainer.settings.update(settings)  # the step, and a learning rate a schedule changed
+            where = (f"those before this call (the outputs of the weights of the start of epoch {epoch} "
+                     f"overflow on the training data)")
+        else:
+            where = f"those of the start of epoch {epoch}"
+        return _Divergence(
+            f"{_SKLEARN_DIVERGENCE} Training diverged in epoch {epoch}: {what}. The weights are {where}. "
+            f"Try a lower learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
+            to_call_start,
+        )
 
     def _safe_output_magnitude(self):
         """A bound on |z| below which every layer and the output activation stay finite in this dtype.
@@ -712,13 +767,6 @@ class BaseNetwork:
                 bound = bound * float(np.linalg.norm(W.astype(np.float64))) + float(np.linalg.norm(b.astype(np.float64)))
                 worst = max(worst, bound)
         return worst if np.isfinite(worst) else np.inf
-
-    def _raise_output_overflow(self, trainer, epoch):
-        raise ValueError(
-            f"training diverged in epoch {epoch}: the network's outputs on the training data overflow "
-            f"{self.dtype}. The weights are those of the start of epoch {epoch}. Try a lower learning_rate "
-            f"(now {trainer.settings['learning_rate']:g}) or set clip_norm."
-        )
 
     def _record_dead_units(self, unit_max):
         """dead_units_: per hidden layer, the fraction of units whose z never exceeded 0 in the epoch.

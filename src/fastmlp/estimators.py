@@ -25,6 +25,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _registry
+from ._base import _SKLEARN_DIVERGENCE, _Divergence
 from ._progress import EpochReporter
 from .network import Network
 
@@ -118,11 +119,11 @@ class _BaseMLP(BaseEstimator):
     @property
     def coefs_(self):
         """List of weight matrices, coefs_[l] of shape (fan_in, fan_out): live views into the model."""
-        return self._fitted_network().coefs_
+        return self._layers("coefs_")
 
     @coefs_.setter
     def coefs_(self, values):
-        self._fitted_network().coefs_ = values
+        self._assign_layers("coefs_", values)
 
     @property
     def prelu_slopes_(self):
@@ -132,17 +133,51 @@ class _BaseMLP(BaseEstimator):
     @property
     def intercepts_(self):
         """List of bias vectors, intercepts_[l] of shape (fan_out,): live views into the model."""
-        return self._fitted_network().intercepts_
+        return self._layers("intercepts_")
 
     @intercepts_.setter
     def intercepts_(self, values):
-        self._fitted_network().intercepts_ = values
+        self._assign_layers("intercepts_", values)
 
     def _fitted_network(self):
         try:
             return self._network
         except AttributeError:
             raise AttributeError(f"This {type(self).__name__} instance is not fitted yet.") from None
+
+    def _layers(self, name):
+        """coefs_ or intercepts_: the model's, or before fitting the list assigned (_assign_layers)."""
+        if "_network" not in self.__dict__ and name in self.__dict__.get("_assigned_layers", {}):
+            return self._assigned_layers[name]
+        return getattr(self._fitted_network(), name)
+
+    def _assign_layers(self, name, values):
+        """Set coefs_ or intercepts_; before fitting, keep the list to start from.
+
+        As in scikit-learn, weights assigned to an unfitted estimator are where
+        the first partial_fit (or fit with warm_start=True) starts; they are
+        checked against the layer sizes then, when the data gives them.
+        """
+        if "_network" in self.__dict__:
+            setattr(self._network, name, values)
+            return
+        if isinstance(values, np.ndarray) or not isinstance(values, (list, tuple)):
+            raise TypeError(f"{name} must be a list of arrays, one per layer; got {type(values).__name__}.")
+        self.__dict__.setdefault("_assigned_layers", {})[name] = list(values)
+
+    def _load_assigned_layers(self, net):
+        """Copy the weights assigned before fitting into the new network (checked there), naming the sizes."""
+        assigned = self._assigned_layers
+        missing = [name for name in ("coefs_", "intercepts_") if name not in assigned]
+        if missing:
+            raise ValueError(f"{missing[0]} must be assigned too: training starts from assigned weights only when "
+                             "both coefs_ and intercepts_ are given.")
+        try:
+            net.coefs_ = assigned["coefs_"]
+            net.intercepts_ = assigned["intercepts_"]
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc} (assigned before fitting: the layer sizes are {list(net.layer_sizes)}, from the "
+                            "features of X, hidden_layer_sizes and the outputs)") from None
 
     # -------------------------------------------------------------------- fit
 
@@ -206,7 +241,9 @@ class _BaseMLP(BaseEstimator):
             self._random_state = check_random_state(self.random_state)
 
         if first_pass:
-            self._initialize(Y, layer_units, dtype)
+            # weights assigned before fitting are where partial_fit or a warm start begins; a cold fit drops them
+            assigned = "_assigned_layers" in self.__dict__ and (incremental or self.warm_start)
+            self._initialize(Y, layer_units, dtype, assigned)
         elif list(self._network.layer_sizes) != layer_units:
             raise ValueError(
                 f"The network has layer sizes {list(self._network.layer_sizes)} but this call needs {layer_units}: "
@@ -225,16 +262,20 @@ class _BaseMLP(BaseEstimator):
             self._fit_lbfgs(X, Y, sample_weight)
         return self
 
-    def _initialize(self, Y, layer_units, dtype):
+    def _initialize(self, Y, layer_units, dtype, assigned=False):
+        out_activation = self._output_activation()
+        loss = "log_loss" if is_classifier(self) else self.loss
+        net = Network(layer_units, activation=self.activation, output_activation=out_activation, loss=loss,
+                      init="auto", dtype=dtype, dropout=self.dropout, random_state=self._random_state)
+        if assigned:
+            self._load_assigned_layers(net)  # before any fitted state is set: a failure leaves none
+        self.__dict__.pop("_assigned_layers", None)
+        self._network = net
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = Y.shape[1]
         self.n_layers_ = len(layer_units)
-        self.out_activation_ = self._output_activation()
-        loss = "log_loss" if is_classifier(self) else self.loss
-        self._network = Network(layer_units, activation=self.activation, output_activation=self.out_activation_,
-                                loss=loss, init="auto", dtype=dtype, dropout=self.dropout,
-                                random_state=self._random_state)
+        self.out_activation_ = out_activation
         self.loss_curve_ = []
         self.grad_norms_ = np.empty((0, self.n_layers_ - 1))
         self._no_improvement_count = 0
@@ -259,8 +300,9 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]
+            # stratified by the user's labels (the same split as by the encoded ones): an error names them
             split = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
-                                     stratify=Y if should_stratify else None)
+                                     stratify=self._decode(Y) if should_stratify else None)
             X_train, X_val, Y_train, Y_val = split[:4]
             sw_train, sw_val = (split[4], split[5]) if sample_weight is not None else (None, None)
             if X_val.shape[0] < 2:
@@ -293,11 +335,27 @@ class _BaseMLP(BaseEstimator):
             trainer.settings[key] = value
 
         reporter = EpochReporter(1 if incremental else self.max_iter, label="Iteration") if self.verbose else None
+        before = net._call_start(trainer, 1 if incremental else self.max_iter)
+        history = self._history()
+        if self.early_stopping and self.best_validation_score_ == -np.inf:
+            self._best_params = net._params.copy()  # what a first epoch that diverges returns to
+        diverged = None
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
                 tic = time.perf_counter()
-                loss, norms = net._epoch(trainer, X_train, Y_train, sw_train, self.shuffle, epoch=it + 1)
+                try:
+                    loss, norms = net._epoch(trainer, X_train, Y_train, sw_train, self.shuffle, it + 1, before)
+                except _Divergence as exc:
+                    if not self.early_stopping:
+                        if exc.to_call_start:  # (else the failed epoch was not recorded)
+                            self._restore_history(history)
+                        raise
+                    # as scikit-learn (its issue #29504): recorded with a NaN validation score, and the
+                    # best-validation weights are returned below with a warning
+                    diverged = exc
+                    self._record_diverged_epoch(n_samples)
+                    break
                 self.n_iter_ += 1
                 self.loss_ = loss
                 self.t_ += n_samples
@@ -321,9 +379,16 @@ class _BaseMLP(BaseEstimator):
                 if self.n_iter_ == self.max_iter:
                     warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                                   "optimization hasn't converged yet.", ConvergenceWarning)
-            if self.n_iter_ and not net._outputs_finite(trainer, X_train):
-                self._forget_last_epoch(n_samples)
-                net._raise_output_overflow(trainer, self.n_iter_ + 1)
+            # (with early stopping the best-validation weights are returned, whatever the last epoch left)
+            overflow = None
+            if self.n_iter_ and not self.early_stopping:
+                overflow = net._check_outputs(trainer, X_train, self.n_iter_, before)
+            if overflow is not None:
+                if overflow.to_call_start:
+                    self._restore_history(history)
+                else:
+                    self._forget_last_epoch(n_samples)
+                raise overflow
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         finally:
@@ -331,6 +396,31 @@ class _BaseMLP(BaseEstimator):
                 reporter.close()
         if self.early_stopping:
             np.copyto(net._params, self._best_params)
+            if diverged is not None:
+                best = ("those with the best validation score" if np.isfinite(self.best_validation_score_)
+                        else "those from before this fit")
+                warnings.warn(f"Training diverged in epoch {self.n_iter_}: the loss or the weights became NaN or "
+                              f"infinite. With early_stopping=True the weights are {best}. Try a lower "
+                              f"learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
+                              ConvergenceWarning)
+
+    _HISTORY = ("n_iter_", "t_", "loss_", "best_loss_", "dead_units_", "_no_improvement_count")
+
+    def _history(self):
+        """The training record at the start of a call, for _restore_history."""
+        record = {name: getattr(self, name) for name in self._HISTORY if hasattr(self, name)}
+        return record, len(self.loss_curve_)
+
+    def _restore_history(self, history):
+        """The record as it was before the call (the weights were rolled back to then)."""
+        record, n_epochs = history
+        for name in self._HISTORY:
+            if name in record:
+                setattr(self, name, record[name])
+            elif hasattr(self, name):
+                delattr(self, name)
+        del self.loss_curve_[n_epochs:]
+        self.grad_norms_ = self.grad_norms_[:n_epochs]
 
     def _forget_last_epoch(self, n_samples):
         """Drop the record of an epoch whose weights were taken back."""
@@ -339,6 +429,15 @@ class _BaseMLP(BaseEstimator):
         self.loss_curve_.pop()
         self.grad_norms_ = self.grad_norms_[:-1]
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
+
+    def _record_diverged_epoch(self, n_samples):
+        """The record of an epoch that diverged (with early stopping): NaN loss, gradient norms and score."""
+        self.n_iter_ += 1
+        self.t_ += n_samples
+        self.loss_ = np.nan
+        self.loss_curve_.append(np.nan)
+        self._append_grad_norms(np.full(self.n_layers_ - 1, np.nan))
+        self.validation_scores_.append(np.nan)
 
     def _trigger_stopping(self, msg, trainer):
         """True to stop; the adaptive schedule divides the learning rate by 5 instead while it can."""
@@ -398,25 +497,28 @@ class _BaseMLP(BaseEstimator):
                 print(f"Iteration {len(self.loss_curve_)}, loss = {last['loss']:.8f}", flush=True)
 
         x0 = params.astype(np.float64)
-        start = params.copy()
+        start, n_before = params.copy(), len(self.loss_curve_)
         try:
-            result = scipy.optimize.minimize(
-                loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
-                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-            )
+            # L-BFGS-B's own vector products (NumPy's BLAS) run between the engine's calls:
+            # on one thread, so that no BLAS pool spins while the engine's threads work
+            with net._blas_pinned():
+                result = scipy.optimize.minimize(
+                    loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
+                    options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+                )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
             return
         if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
-            np.copyto(params, start)
-            raise ValueError("L-BFGS produced non-finite weights or loss; the weights are those before this fit. "
-                             "The input data may contain large values and need to be preprocessed.")
+            self._forget_lbfgs(start, n_before)
+            raise ValueError(f"{_SKLEARN_DIVERGENCE} L-BFGS produced non-finite weights or loss; the weights are "
+                             "those before this fit.")
         params[...] = result.x
         # finite in float64 can still overflow float32, in the weights or in the outputs
         if not (np.isfinite(params).all() and np.isfinite(net._forward(X, False, 0)).all()):
-            np.copyto(params, start)
-            raise ValueError(f"L-BFGS produced weights whose weights or outputs overflow {net.dtype}; the weights "
-                             "are those before this fit.")
+            self._forget_lbfgs(start, n_before)
+            raise ValueError(f"{_SKLEARN_DIVERGENCE} L-BFGS produced weights whose weights or outputs overflow "
+                             f"{net.dtype}; the weights are those before this fit.")
         self.n_iter_ = int(result.nit)
         self.loss_ = float(result.fun)
         self.best_loss_ = min(self.loss_curve_ + [self.loss_])
@@ -424,6 +526,12 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) (status={result.status}): "
                           f"{result.message}. Increase the number of iterations (max_iter) or scale the data.",
                           ConvergenceWarning)
+
+    def _forget_lbfgs(self, start, n_before):
+        """Weights and record as before an L-BFGS run that failed."""
+        np.copyto(self._network._params, start)
+        del self.loss_curve_[n_before:]
+        self.grad_norms_ = self.grad_norms_[:n_before]
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:

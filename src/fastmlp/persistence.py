@@ -686,17 +686,20 @@ def _load_network(cfg, ar, cls, rngs):
     return net
 
 
-def _history(ar, cfg, where, n_layers):
+def _history(ar, cfg, where, n_layers, diverged_last=False):
     """(loss_curve_, grad_norms_) as fit records them: a finite loss per epoch, and per epoch
-    a finite norm >= 0 per layer."""
+    a finite norm >= 0 per layer; with diverged_last, the last epoch may be a diverged one
+    (NaN loss and norms, as an early-stopping fit records the epoch it returned from)."""
     losses = ar.array(cfg["loss_curve_"], f"{where}.loss_curve_", "f", ndim=1)
-    check_finite(losses, f"array '{where}.loss_curve_'")
     norms = ar.array(cfg["grad_norms_"], f"{where}.grad_norms_", np.float64, ndim=2)
     if norms.shape != (len(losses), n_layers):
         raise ValueError(f"array '{where}.grad_norms_' has shape {norms.shape}, expected {(len(losses), n_layers)} "
                          "(one row per entry of loss_curve_, one column per layer).")
-    check_finite(norms, f"array '{where}.grad_norms_'")
-    if (norms < 0).any():
+    last = len(losses) - 1 if diverged_last and len(losses) and np.isnan(losses[-1]) and np.isnan(norms[-1]).all() \
+        else len(losses)
+    check_finite(losses[:last], f"array '{where}.loss_curve_'")
+    check_finite(norms[:last], f"array '{where}.grad_norms_'")
+    if (norms[:last] < 0).any():
         raise ValueError(f"array '{where}.grad_norms_' has negative norms.")
     return losses.tolist(), norms
 
@@ -774,9 +777,16 @@ def _load_estimator(cls, cfg, ar, rngs):
             raise ValueError(f"{where}.{attr} is {getattr(est, attr)}, but the network's layer_sizes {sizes} "
                              f"give {expected}.")
     est.out_activation_ = _string(fitted["out_activation_"], f"{where}.out_activation_", (net.output_activation,))
-    est.loss_curve_, est.grad_norms_ = _history(ar, fitted, where, est.n_layers_ - 1)
-    est.validation_scores_ = _validation_scores(ar, fitted["validation_scores_"], f"{where}.validation_scores_",
-                                                len(est.loss_curve_))
+    # an early-stopping fit that diverged records that epoch as NaN: its last loss, norms and score
+    scores = fitted["validation_scores_"]
+    est.loss_curve_, est.grad_norms_ = _history(ar, fitted, where, est.n_layers_ - 1,
+                                                diverged_last=scores is not None)
+    est.validation_scores_ = _validation_scores(ar, scores, f"{where}.validation_scores_", len(est.loss_curve_))
+    diverged = bool(est.loss_curve_) and np.isnan(est.loss_curve_[-1])
+    if diverged and not (len(est.validation_scores_) == len(est.loss_curve_)
+                         and np.isnan(est.validation_scores_[-1])):
+        raise ValueError(f"array '{where}.loss_curve_' contains NaN or infinity, and not as the record of a "
+                         "diverged last epoch (NaN validation score).")
     # best_loss_: inf before the first epoch, None with early stopping (sgd, adam);
     # best_validation_score_: -inf before the first score, None without early stopping.
     est.best_loss_ = _real(fitted["best_loss_"], f"{where}.best_loss_", optional=True)
@@ -792,8 +802,8 @@ def _load_estimator(cls, cfg, ar, rngs):
                          "else a finite number (-infinity before the first score).")
     if "loss_" in fitted:
         est.loss_ = _real(fitted["loss_"], f"{where}.loss_", optional=True)
-        if est.loss_ is not None and not np.isfinite(est.loss_):
-            raise ValueError(f"{where}.loss_ is {est.loss_}, expected a finite number.")
+        if est.loss_ is not None and not (np.isfinite(est.loss_) or (diverged and np.isnan(est.loss_))):
+            raise ValueError(f"{where}.loss_ is {est.loss_}, expected a finite number (NaN after divergence).")
     est._random_state = rngs.get(fitted["_random_state"], f"{where}._random_state")
     if "feature_names_in_" in fitted:
         est.feature_names_in_ = ar.array(fitted["feature_names_in_"], f"{where}.feature_names_in_", "U",

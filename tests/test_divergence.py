@@ -1,0 +1,230 @@
+"""A diverging fit leaves a model whose predictions are finite (issue 12, items 2 and 3).
+
+* Without a validation set the fit raises scikit-learn's "Solver produced
+  non-finite parameter weights" phrase with fastmlp's hint (epoch, learning
+  rate, clip_norm); the weights are those of the start of the failed epoch,
+  or those before the call when the start of that epoch already overflows the
+  outputs (|W| ~ 1e158 after five epochs of sgd at learning_rate 1: finite
+  weights, NaN predictions), and the training record matches the weights.
+* With early_stopping=True the fit returns, as scikit-learn's does since its
+  issue #29504: the diverged epoch is recorded with a NaN validation score,
+  the best-validation weights (or, if no epoch had a finite score, those from
+  before the fit) come back, and a ConvergenceWarning says so.
+"""
+import re
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.datasets import load_iris
+from sklearn.exceptions import ConvergenceWarning
+
+import fastmlp
+from fastmlp import MLPClassifier, MLPRegressor, reference
+
+SKLEARN_PHRASE = ("Solver produced non-finite parameter weights. The input data may contain large values and need "
+                  "to be preprocessed.")
+
+# scikit-learn's test_mlp_diverging_loss: sgd at learning_rate 1 on unscaled iris
+X_IRIS, Y_IRIS = load_iris(return_X_y=True)
+DIVERGING = dict(hidden_layer_sizes=100, activation="identity", learning_rate="constant", max_iter=20,
+                 random_state=0)
+# learning_rate_init per solver: sgd grows the weights geometrically; adam's steps are
+# about the learning rate each, so it needs one that overflows the outputs in two epochs
+DIVERGING_LR = {"sgd": 1.0, "adam": 1e100}
+
+
+def _params(model):
+    return [np.array(a) for a in list(model.coefs_) + list(model.intercepts_)]
+
+
+def _assert_hint(message):
+    assert SKLEARN_PHRASE in message, message
+    assert re.search(r"diverged in epoch \d+", message), message
+    assert "learning_rate" in message and "clip_norm" in message, message
+
+
+def _initial_params(solver, **params):
+    """The weights a fit starts from (max_iter=1 and a learning rate too small to move them)."""
+    est = MLPRegressor(**{**DIVERGING, **params, "solver": solver, "learning_rate_init": 1e-300, "max_iter": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return _params(est.fit(X_IRIS, Y_IRIS))
+
+
+# ------------------------------------------------------------ no validation set
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_estimator_divergence_raises_and_leaves_finite_predictions(solver):
+    est = MLPRegressor(solver=solver, learning_rate_init=DIVERGING_LR[solver], **DIVERGING)
+    with np.errstate(all="ignore"), pytest.raises(ValueError) as info:
+        est.fit(X_IRIS, Y_IRIS)
+    message = str(info.value)
+    _assert_hint(message)
+    assert all(np.isfinite(p).all() for p in _params(est))
+    assert np.isfinite(est.predict(X_IRIS)).all()
+    # the record matches the weights left behind
+    assert len(est.loss_curve_) == est.n_iter_ == est.grad_norms_.shape[0]
+    assert np.isfinite(est.loss_curve_).all()
+    if "before this call" in message:
+        assert est.n_iter_ == 0 and est.t_ == 0
+        for p, q in zip(_params(est), _initial_params(solver), strict=True):
+            assert_array_equal(p, q)
+    else:
+        assert est.n_iter_ == int(re.search(r"epoch (\d+)", message).group(1)) - 1
+
+
+def test_the_start_of_the_failed_epoch_can_overflow_so_the_call_start_comes_back():
+    # The case the roll-back to the call's start is for (scikit-learn's
+    # test_mlp_diverging_loss without early stopping): the weights of the start
+    # of epoch 6 are finite (|W| ~ 1e158) but overflow the outputs. Rolling back
+    # one epoch only left predict returning NaN.
+    est = MLPRegressor(solver="sgd", learning_rate_init=1.0, **DIVERGING)
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match="before this call") as info:
+        est.fit(X_IRIS, Y_IRIS)
+    assert "diverged in epoch 6" in str(info.value)
+    assert np.isfinite(est.predict(X_IRIS)).all()
+    assert est.loss_curve_ == [] and est.n_iter_ == 0
+
+
+@pytest.mark.parametrize("Net", [fastmlp.Network, reference.Network], ids=["engine", "reference"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_network_fit_divergence_leaves_finite_predictions(Net, dtype):
+    # sgd with Nesterov momentum at learning_rate 1 (the estimator's settings above)
+    net = Net([4, 100, 1], activation="identity", dtype=dtype, random_state=0)
+    before = _params(net)
+    with np.errstate(all="ignore"), pytest.raises(ValueError) as info:
+        net.fit(X_IRIS, Y_IRIS, epochs=20, batch_size=200, learning_rate=1.0, momentum=0.9, nesterov=True)
+    message = str(info.value)
+    _assert_hint(message)
+    with np.errstate(all="ignore"):
+        assert np.isfinite(net.predict(X_IRIS)).all()
+    assert len(net.loss_curve_) == net.grad_norms_.shape[0]
+    if "before this call" in message:
+        assert net.loss_curve_ == []
+        for p, q in zip(_params(net), before, strict=True):
+            assert_array_equal(p, q)
+    else:
+        assert len(net.loss_curve_) == int(re.search(r"epoch (\d+)", message).group(1)) - 1
+
+
+def test_network_fit_rolls_back_to_the_call_start_when_the_epoch_start_overflows():
+    net = fastmlp.Network([4, 100, 1], activation="identity", random_state=0)
+    before = _params(net)
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match="before this call"):
+        net.fit(X_IRIS, Y_IRIS, epochs=20, batch_size=200, learning_rate=1.0, momentum=0.9, nesterov=True)
+    assert np.isfinite(net.predict(X_IRIS)).all()
+    for p, q in zip(_params(net), before, strict=True):
+        assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_divergence_keeps_the_previous_call(solver):
+    est = MLPRegressor(solver=solver, learning_rate_init=DIVERGING_LR[solver], **DIVERGING)
+    states = []
+    with np.errstate(all="ignore"), pytest.raises(ValueError) as info:
+        for _ in range(20):
+            fitted = hasattr(est, "loss_curve_")
+            states.append((_params(est), list(est.loss_curve_), est.t_) if fitted else None)
+            est.partial_fit(X_IRIS, Y_IRIS)
+    _assert_hint(str(info.value))
+    assert "diverged in epoch 1" in str(info.value)  # partial_fit is one epoch
+    assert states[-1] is not None, "the first call diverged: the test needs calls that succeed first"
+    before, curve, t = states[-1]
+    for p, q in zip(_params(est), before, strict=True):
+        assert_array_equal(p, q)
+    assert est.loss_curve_ == curve and est.t_ == t
+    assert np.isfinite(est.predict(X_IRIS)).all()
+
+
+def test_lbfgs_divergence_uses_the_phrase_and_keeps_the_weights():
+    # scikit-learn's test_nonfinite_params, with lbfgs: inputs near the largest float
+    X = np.finfo(np.float64).max * np.random.RandomState(0).uniform(size=(10, 2))
+    y = np.random.RandomState(1).standard_normal(10)
+    est = MLPRegressor(solver="lbfgs", random_state=0, warm_start=True)
+    est.fit(X / 1e305, y)
+    before, curve = _params(est), list(est.loss_curve_)
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match=re.escape(SKLEARN_PHRASE)):
+        est.fit(X, y)
+    for p, q in zip(_params(est), before, strict=True):
+        assert_array_equal(p, q)
+    assert est.loss_curve_ == curve and est.grad_norms_.shape[0] == len(curve)
+
+
+@pytest.mark.parametrize("Est, solver", [(MLPRegressor, "sgd"), (MLPRegressor, "adam"), (MLPClassifier, "sgd")])
+def test_nonfinite_input_scale_names_scikit_learns_phrase(Est, solver):
+    # scikit-learn's test_nonfinite_params for the stochastic solvers (a classifier with adam
+    # does not diverge there: its saturated logistic outputs keep the loss and steps finite)
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))
+    y = rng.standard_normal(10) if Est is MLPRegressor else np.arange(10) % 2
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match=re.escape(SKLEARN_PHRASE)) as info:
+        Est(solver=solver).fit(X, y)
+    _assert_hint(str(info.value))
+
+
+# ------------------------------------------------------------ early stopping
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_early_stopping_returns_the_best_weights_with_a_warning(solver):
+    est = MLPRegressor(solver=solver, learning_rate_init=DIVERGING_LR[solver], early_stopping=True,
+                       n_iter_no_change=10, **DIVERGING)
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match=r"diverged in epoch \d+") as record:
+        est.fit(X_IRIS, Y_IRIS)
+    message = next(str(w.message) for w in record if "diverged" in str(w.message))
+    assert "learning_rate" in message and "clip_norm" in message
+    # as scikit-learn's test_mlp_diverging_loss: the diverged epoch is recorded with a NaN score
+    assert np.isnan(est.validation_scores_[-1]) and isinstance(est.validation_scores_[-1], float)
+    assert len(est.validation_scores_) == est.n_iter_ == len(est.loss_curve_) == est.grad_norms_.shape[0]
+    assert all(np.isfinite(p).all() for p in _params(est))
+    assert np.isfinite(est.predict(X_IRIS)).all()
+    if np.isfinite(est.best_validation_score_):
+        assert "best validation score" in message
+        assert est.best_validation_score_ == np.nanmax(est.validation_scores_)
+    else:  # no epoch scored: the weights from before the fit
+        assert "before this fit" in message
+        for p, q in zip(_params(est), _initial_params(solver, early_stopping=True), strict=True):
+            assert_array_equal(p, q)
+
+
+def test_a_model_returned_after_divergence_saves_and_loads(tmp_path):
+    # its record holds the NaN of the diverged epoch (loss_curve_, grad_norms_, validation_scores_)
+    est = MLPRegressor(solver="sgd", learning_rate_init=1.0, early_stopping=True, **DIVERGING)
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match="diverged"):
+        est.fit(X_IRIS, Y_IRIS)
+    est.save(tmp_path / "model.fmlp")
+    loaded = fastmlp.load(tmp_path / "model.fmlp")
+    assert_array_equal(loaded.predict(X_IRIS), est.predict(X_IRIS))
+    assert_array_equal(loaded.validation_scores_, est.validation_scores_)
+    assert_array_equal(loaded.loss_curve_, est.loss_curve_)
+
+
+def test_early_stopping_restores_the_best_epoch():
+    # sgd diverges in epoch 6 after finite scores: the weights are those of the best one, replayed
+    params = dict(solver="sgd", learning_rate_init=1.0, early_stopping=True, **DIVERGING)
+    est = MLPRegressor(**params)
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match="best validation score"):
+        est.fit(X_IRIS, Y_IRIS)
+    scores = est.validation_scores_
+    best = int(np.nanargmax(scores)) + 1
+    assert np.isfinite(scores[best - 1]) and best < est.n_iter_
+    replay = MLPRegressor(**{**params, "max_iter": best})
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay.fit(X_IRIS, Y_IRIS)
+    assert replay.validation_scores_ == scores[:best]
+    for p, q in zip(_params(est), _params(replay), strict=True):
+        assert_array_equal(p, q)
+
+
+def test_early_stopping_divergence_before_any_finite_score_returns_the_initial_weights():
+    # adam at 1e100: epoch 1 already scores -inf, epoch 2 diverges
+    est = MLPRegressor(solver="adam", learning_rate_init=1e100, early_stopping=True, **DIVERGING)
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match="before this fit"):
+        est.fit(X_IRIS, Y_IRIS)
+    assert not np.isfinite(est.best_validation_score_)
+    for p, q in zip(_params(est), _initial_params("adam", early_stopping=True), strict=True):
+        assert_array_equal(p, q)
