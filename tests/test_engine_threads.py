@@ -88,19 +88,17 @@ def test_batches_do_run_on_several_threads(forced_threads):
     """The multi-threaded path is the one taken (else the tests above would prove nothing)."""
     X, Y = _data()
     net = fastmlp.Network(LAYERS, output_activation="softmax", loss="log_loss", random_state=0)
-    trainer = net._trainer(optimizer="sgd", batch_size=32, learning_rate=0.05)
-    net._epoch(trainer, X, Y, None, True, 1, n_threads=2)
-    assert trainer.thread_clock[4] == np.ceil(300 / 32)
-    net._epoch(trainer, X, Y, None, True, 2, n_threads=1)
-    assert trainer.thread_clock[4] == np.ceil(300 / 32)
+    net.fit(X, Y, epochs=1, n_threads=2)
+    assert net._thread_clock()[4] == np.ceil(300 / 32)
+    net.fit(X, Y, epochs=1, n_threads=1)
+    assert net._thread_clock()[4] == np.ceil(300 / 32)
 
 
 def test_small_work_runs_on_one_thread(forced_threads):
     X, Y = _data()
     net = fastmlp.Network([LAYERS[0], 4, LAYERS[-1]], output_activation="softmax", loss="log_loss", random_state=0)
-    trainer = net._trainer(optimizer="sgd", batch_size=8, learning_rate=0.05)
-    net._epoch(trainer, X, Y, None, True, 1, n_threads=2)
-    assert trainer.thread_clock[4] == 0
+    net.fit(X, Y, epochs=1, batch_size=8, n_threads=2)
+    assert net._thread_clock()[4] == 0
 
 
 def test_timing_fallback_gives_the_same_bits():

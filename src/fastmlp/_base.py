@@ -103,7 +103,7 @@ class _Trainer(SimpleNamespace):
     next epoch, so a model sent between processes carries no more than it must.
     """
 
-    _SCRATCH = ("grads", "work", "start_of_epoch", "state_at_start", "thread_clock")
+    _SCRATCH = ("grads", "work", "start_of_epoch", "state_at_start")
 
     def __reduce__(self):
         fields = {k: v for k, v in vars(self).items() if k not in self._SCRATCH}
@@ -339,6 +339,7 @@ class BaseNetwork:
         state = self.__dict__.copy()
         del state["_coefs"], state["_intercepts"], state["_slopes"]
         state.pop("_predictor", None)  # network.py's, remade on first use
+        state.pop("_clock", None)  # network.py's thread timings: this process's, measured anew
         return state
 
     def __setstate__(self, state):

@@ -653,8 +653,8 @@ cdef struct ThreadClock:
     # The choice between n threads and one, made batch by batch from how long
     # batches take: on a machine where another process keeps a core busy, a
     # thread of ours waits for that core at every barrier, and one thread is
-    # faster. Either choice gives the same bits. Kept across epochs in a
-    # double[5] of the trainer: seconds per row with n threads and with one
+    # faster. Either choice gives the same bits. Kept across epochs and fits
+    # in a double[5] of the network: seconds per row with n threads and with one
     # (-1: not yet measured), the time (omp_get_wtime) from which the other
     # choice may be tried again, and batches run on more than one thread.
     double *per_row            # [0]: n threads, [1]: one
@@ -664,10 +664,10 @@ cdef struct ThreadClock:
 cdef inline int _clock_choice(ThreadClock *clock, double now) noexcept nogil:
     """0 (n threads) or 1 (one thread) for the next batch."""
     cdef int best
-    if clock.per_row[0] < 0:
-        return 0
     if clock.per_row[1] < 0:
         return 1
+    if clock.per_row[0] < 0:
+        return 0
     best = 0 if clock.per_row[0] <= clock.per_row[1] else 1
     if now >= clock.next_probe[0]:
         return 1 - best  # a probe: has the other become faster?
@@ -712,8 +712,8 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     to zero is skipped. grad_norm_sums[l - 1] gets the sum over batches of
     ||dW_l||_F; unit_max (all hidden units, layer after layer) the largest
     pre-activation each unit saw (before the batch's update). thread_clock:
-    a double[5] kept by the caller across epochs, [-1, -1, 0, 0, 0] at first
-    (see ThreadClock).
+    a double[5] kept by the caller across epochs and fits, [-1, -1, 0, 0, 0]
+    at first (see ThreadClock).
 
     Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
     batches of (batch mean loss + L2) * batch weight, step Adam's t after the

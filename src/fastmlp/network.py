@@ -183,11 +183,21 @@ class Network(BaseNetwork):
                                           sample_weight, alpha, grads, _engine.effective_n_threads())
         return loss, grads
 
+    def _thread_clock(self):
+        """The engine's record of how fast its threads are on this network (see _engine.ThreadClock).
+
+        Kept by the network across fits and partial_fit calls, never saved: a
+        new process measures anew. Starts on one thread, then tries more.
+        """
+        clock = self.__dict__.get("_clock")
+        if clock is None:
+            clock = self._clock = np.array([-1.0, -1.0, 0.0, 0.0, 0.0])
+        return clock
+
     def _blas_pinned(self):
         return _engine.blas_pinned()
 
     def _prepare_training(self, trainer, batch_size):
-        trainer.thread_clock = np.array([-1.0, -1.0, 0.0, 0.0, 0.0])  # see _engine.ThreadClock
         trainer.grads = np.empty_like(self._params)
         trainer.work = np.empty(
             _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size,
@@ -203,7 +213,7 @@ class Network(BaseNetwork):
         loss_sum, n_batches, step, finite = _engine.train_epoch(
             self._sizes, self._act_codes, self._keep, s, self._params, trainer.grads, state[0], state[-1],
             trainer.work, self._engine_input(X), Y, sample_weight, order, trainer.grad_norm_sums, trainer.unit_max,
-            trainer.thread_clock,
+            self._thread_clock(),
         )
         trainer.settings["step"] = step
         return loss_sum, n_batches, finite
