@@ -68,8 +68,9 @@ say "building with: $sanitize, Cython boundscheck/wraparound/initializedcheck on
 ) || { tail -50 "$work/build.log"; die "build failed (log: $work/build.log)"; }
 so="$(compgen -G "$tree/src/fastmlp/_engine*.so" | head -1 || true)"
 [[ -n "$so" ]] || die "no extension was built"
-ldd "$so" | grep -q libasan || die "$so is not linked against libasan"
-ldd "$so" | grep -q libubsan || die "$so is not linked against libubsan"
+# (grep reads all of ldd's output: with pipefail, grep -q's early exit could fail ldd with SIGPIPE)
+ldd "$so" | grep libasan >/dev/null || die "$so is not linked against libasan"
+ldd "$so" | grep libubsan >/dev/null || die "$so is not linked against libubsan"
 grep -q "__Pyx_RaiseBufferIndexError" "$tree/src/fastmlp/_engine.c" ||
     die "the generated C has no buffer bounds checks: FASTMLP_SANITIZE=1 was not honoured by setup.py"
 

@@ -1,0 +1,149 @@
+"""Every threaded path of the engine, small enough to run under ThreadSanitizer.
+
+Run by tests/native/run_tsan.sh (not a pytest module): fits with 2 and 3
+OpenMP threads for each optimizer and option that has a code path of its own
+(sgd with momentum and Nesterov, adam, dropout, PReLU slopes, L2, clipping,
+sparse input, sample weights, both dtypes), a batched forward pass over
+10,000 rows, loss_and_gradients, and the estimators under
+threadpool_limits(user_api="openmp"). Each threaded result is also compared
+bit for bit with the one-thread run, so a race that changed a result fails
+here even where the sanitizer cannot see it (inside BLAS).
+
+Every batch of a fit runs on the threads asked for: the engine's thread clock
+(which would move a fit to one thread where that is faster, as it may well be
+under the sanitizer) is set so that the threads always look faster.
+
+    python threads_workload.py            # exits 0 when every result matched, 1 otherwise
+    python threads_workload.py --canary   # one threaded fit only (run_tsan.sh's injected race)
+"""
+import sys
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+import fastmlp
+from fastmlp import _engine
+from fastmlp.network import Network
+
+_prepare_training = Network._prepare_training
+
+
+def _always_threads(self, trainer, batch_size):
+    """Network._prepare_training, then a thread clock (see _engine.ThreadClock) on which n threads
+    are always faster than one and one thread is never probed."""
+    _prepare_training(self, trainer, batch_size)
+    trainer.thread_clock[:] = [0.0, np.inf, 1e18, 0.0]
+
+
+Network._prepare_training = _always_threads
+
+# Widths that are not multiples of the 32-unit blocks (nor of 8): uneven block
+# edges. Big enough that a batch of 32 rows is worth two threads (see
+# _engine.MIN_PARALLEL_WORK), small enough for the sanitizer's slowdown.
+LAYERS = [48, 100, 72, 5]
+N = 480  # 15 batches of 32 per epoch
+FITS = {
+    "sgd": dict(optimizer="sgd", learning_rate=0.05),
+    "momentum": dict(optimizer="sgd", learning_rate=0.05, momentum=0.9),
+    "nesterov": dict(optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True),
+    "adam+l2": dict(optimizer="adam", learning_rate=1e-3, alpha=1e-3),
+    "clip": dict(optimizer="adam", learning_rate=1e-2, clip_norm=0.05),
+    "weights": dict(optimizer="sgd", learning_rate=0.05, sample_weight=True),
+    "dropout": dict(optimizer="adam", learning_rate=1e-3, dropout=0.2),
+    "prelu": dict(optimizer="adam", learning_rate=1e-3, activation="prelu", alpha=1e-4),
+    "sparse": dict(optimizer="sgd", learning_rate=0.05, momentum=0.5, sparse=True, alpha=1e-4),
+}
+failures = []
+
+
+def check(name, a, b):
+    if not np.array_equal(a, b):
+        failures.append(name)
+        print(f"MISMATCH {name}", flush=True)
+
+
+def data(dtype, sparse=False):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(N, LAYERS[0])).astype(dtype)
+    if sparse:
+        X[rng.random(X.shape) < 0.8] = 0
+        X = sp.csr_matrix(X)
+    Y = np.eye(LAYERS[-1], dtype=dtype)[rng.integers(0, LAYERS[-1], N)]
+    return X, Y
+
+
+def fit(dtype, options, n_threads):
+    options = dict(options)
+    X, Y = data(dtype, options.pop("sparse", False))
+    weights = None
+    if options.pop("sample_weight", False):
+        weights = np.random.default_rng(1).uniform(0, 2, N).astype(dtype)
+    net = fastmlp.Network(LAYERS, activation=options.pop("activation", "relu"), output_activation="softmax",
+                          loss="log_loss", dtype=dtype, dropout=options.pop("dropout", 0.0), random_state=0)
+    options.setdefault("epochs", 2)
+    net.fit(X, Y, batch_size=32, sample_weight=weights, n_threads=n_threads, **options)
+    return net
+
+
+def main():
+    assert _engine.OPENMP, "built without OpenMP: nothing to check"
+    if sys.argv[1:] == ["--canary"]:
+        net = fit("float64", FITS["sgd"], 2)
+        print("canary fit done:", net.loss_curve_, flush=True)
+        return 0
+    for dtype in ("float32", "float64"):
+        for name, options in FITS.items():
+            nets = [fit(dtype, options, n) for n in (1, 2, 3)]
+            for n, net in zip((2, 3), nets[1:]):
+                for attribute in ("coefs_", "intercepts_"):
+                    for l, (a, b) in enumerate(zip(getattr(nets[0], attribute), getattr(net, attribute))):
+                        check(f"{dtype} {name} {attribute}[{l}] n_threads={n}", a, b)
+                check(f"{dtype} {name} loss_curve_ n_threads={n}", nets[0].loss_curve_, net.loss_curve_)
+                check(f"{dtype} {name} grad_norms_ n_threads={n}", nets[0].grad_norms_, net.grad_norms_)
+            print(f"fit {dtype} {name}: done", flush=True)
+        # a batched forward pass: chunks of rows over the threads, dense and sparse
+        net = fit(dtype, FITS["sgd"], 1)
+        X = np.random.default_rng(2).normal(size=(10_000, LAYERS[0])).astype(dtype)
+        for inputs, label in ((X, "dense"), (sp.csr_matrix(np.where(X > 1, X, 0)), "sparse")):
+            one = net.forward(inputs, n_threads=1)
+            for n in (2, 3):
+                check(f"{dtype} forward {label} n_threads={n}", one, net.forward(inputs, n_threads=n))
+            check(f"{dtype} predict {label}", one, net.forward(inputs))
+        # loss_and_gradients: CHUNK_ROWS-row chunks, threads from OpenMP's count
+        X, Y = data(dtype)
+        X = np.tile(X, (10, 1))
+        Y = np.tile(Y, (10, 1))
+        with threadpool_limits(1, user_api="openmp"):
+            loss_1, *grads_1 = net.loss_and_gradients(X, Y, alpha=1e-3)
+        with threadpool_limits(3, user_api="openmp"):
+            loss_3, *grads_3 = net.loss_and_gradients(X, Y, alpha=1e-3)
+        check(f"{dtype} loss_and_gradients loss", loss_1, loss_3)
+        for l, (a, b) in enumerate(zip(grads_1[0] + grads_1[1], grads_3[0] + grads_3[1])):
+            check(f"{dtype} loss_and_gradients gradient {l}", a, b)
+        print(f"forward and loss_and_gradients {dtype}: done", flush=True)
+    # the estimators, thread count from threadpoolctl's OpenMP limit
+    X, Y = data("float64")
+    y = Y.argmax(axis=1)
+    results = []
+    warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter=3
+    for n in (1, 2):
+        with threadpool_limits(n, user_api="openmp"):
+            clf = fastmlp.MLPClassifier(hidden_layer_sizes=(100, 72), max_iter=3, batch_size=32, random_state=0)
+            clf.fit(X, y)
+            results.append((clf.coefs_, clf.predict_proba(np.tile(X, (8, 1)))))
+    for l, (a, b) in enumerate(zip(results[0][0], results[1][0])):
+        check(f"MLPClassifier coefs_[{l}]", a, b)
+    check("MLPClassifier predict_proba", results[0][1], results[1][1])
+    print("estimators: done", flush=True)
+    if failures:
+        print(f"{len(failures)} mismatch(es) between thread counts", flush=True)
+        return 1
+    print("all results identical for 1, 2 and 3 threads", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
