@@ -83,8 +83,10 @@ def _clock(f, *args, **kwargs):
 
 
 def set_threads(n):
-    """n threads for every contender: BLAS, PyTorch and OpenMP, so fastmlp's engine too (its default follows
-    the openmp limit of the calling thread)."""
+    """n threads for every contender: BLAS, PyTorch and OpenMP, so fastmlp's engine too.
+
+    The engine's default count follows the openmp limit of the calling thread.
+    """
     if C.torch is not None:
         C.torch.set_num_threads(n)
     return threadpool_limits(n)
@@ -243,6 +245,7 @@ def _repeat(f, A, number):
     for _ in range(number):
         f(A)
     return (time.perf_counter() - tic) / number
+
 
 def threads(args):
     """fastmlp's engine on one thread, on two and on its default, at every training point, beside the ceiling.
@@ -445,10 +448,10 @@ def two_models(args):
     """Throughput of two models fitting at once relative to one alone: two threads, and two processes.
 
     Each worker fits its own fastmlp.Network (W2's, SGD, batch 32) on the same
-    data, with n_threads=1 and BLAS at one thread (an openmp limit would not
-    reach a worker thread: OpenMP's thread count is per calling thread). The
-    engine releases the GIL for the whole epoch,
-    so two threads should come near two processes, the ceiling. The throughput
+    data, with n_threads=1 (an openmp limit would not reach a worker thread:
+    OpenMP's thread count is the calling thread's) and BLAS at one thread. The
+    engine releases the GIL for the whole epoch, so two threads should come
+    near two processes, the ceiling. The throughput
     ratio is 2 t1 / t2: t1 the time of one fit alone, t2 of two at once (from
     the first start to the last end), medians over interleaved rounds.
     """
@@ -614,15 +617,15 @@ def targets(results):
     check("two threads fitting two models >= 1.6x one (processes: the ceiling, in their table)",
           [(r["dtype"], r["throughput_ratio"]["threads"], 1.6) for r in results.get("two_models", [])],
           at_least=True)
-    threads, predict = results.get("threads", []), results.get("threads_predict", [])
+    thread_rows, predict = results.get("threads", []), results.get("threads_predict", [])
 
     def thread_label(r):
         return f"{r['workload']} {r['dtype']} {r.get('optimizer', r.get('how'))} " + (
             f"b{r['batch']}" if "batch" in r else f"{r['rows']} rows")
 
-    for what, least, points in (("W1 batch 128 and 512", 1.7, [r for r in threads if r["workload"] == "W1"
+    for what, least, points in (("W1 batch 128 and 512", 1.7, [r for r in thread_rows if r["workload"] == "W1"
                                                                 and r["batch"] in (128, 512)]),
-                                ("W1 batch 32", 1.5, [r for r in threads if r["workload"] == "W1"
+                                ("W1 batch 32", 1.5, [r for r in thread_rows if r["workload"] == "W1"
                                                       and r["batch"] == 32]),
                                 (f"predict of {PREDICT_ROWS:,} W1 rows", 1.5, predict)):
         check(f"engine threads: two over one >= {least:g}x, {what} (or 90% of the ceiling where that is lower)",
@@ -630,19 +633,19 @@ def targets(results):
               at_least=True)
     check(f"engine threads: the default over one >= 1.0x at every W1, W2, W3 and predict point "
           f"(counted met down to {NOISE:g}, noise)",
-          [(thread_label(r), r["default_over_one"], NOISE) for r in threads + predict], at_least=True)
+          [(thread_label(r), r["default_over_one"], NOISE) for r in thread_rows + predict], at_least=True)
     check("engine threads: W1 training time on two threads / NumPy's two-thread GEMM bound <= 1.15 "
           "(float32 batch 32: 1.25)",
           [(thread_label(r), r["two_threads_over_bound"],
             1.25 if r["dtype"] == "float32" and r["batch"] == 32 else 1.15)
-           for r in threads if r["workload"] == "W1"], at_most=True)
+           for r in thread_rows if r["workload"] == "W1"], at_most=True)
     busy = results.get("busy", [])
     check(f"another process keeping a core busy: the default over one thread >= 1.0x, Network.fit and the "
           f"estimator (counted met down to {NOISE:g}, noise)",
           [(thread_label(r), r["default_over_one"], NOISE) for r in busy]
           + [(thread_label(r) + " estimator", r["estimator_default_over_one"], NOISE) for r in busy], at_least=True)
     check("(no target) the machine's ceiling: two processes' GEMM bound at once over one",
-          [(thread_label(r), r["ceiling"], 1.0) for r in threads + predict], at_least=True, info=True)
+          [(thread_label(r), r["ceiling"], 1.0) for r in thread_rows + predict], at_least=True, info=True)
     return rows
 
 
@@ -756,7 +759,8 @@ def threads_sections(results):
         return []
     lines = ["", "## Engine threads: one thread against two, beside the machine's ceiling", "",
              "Each fastmlp `Network` epoch with `n_threads=1`, `n_threads=2` and the default (no argument, no "
-             "limit set: as a user gets it), three Networks from the same weights interleaved round by round "
+             f"limit set: as a user gets it, here at most {results['threads'][0]['engine_threads']['default']} "
+             "threads), three Networks from the same weights interleaved round by round "
              "(milliseconds); \"2/1\" and \"default/1\" are the one-thread time over the other (higher is faster). "
              "The ceiling is what the machine's two cores deliver: the single-threaded GEMM bound of the same point "
              "in two processes at once, throughput over one process alone (2 t1 / t2), measured in the same rounds. "

@@ -83,7 +83,8 @@ def test_thread_targets_follow_the_ceiling():
     assert compare.thread_target(1.7, 1.6) == pytest.approx(1.44)
     row = dict(workload="W1", name="W1", rows=100, dtype="float32", optimizer="sgd", batch=128,
                seconds={"1 thread": 1.0, "2 threads": 0.6, "default": 0.6}, two_over_one=1.0 / 0.6,
-               default_over_one=1.0 / 0.6, ceiling=1.8, two_threads_over_bound=1.1, same_loss=True)
+               default_over_one=1.0 / 0.6, ceiling=1.8, two_threads_over_bound=1.1, same_loss=True,
+               engine_threads={"1 thread": 1, "2 threads": 2, "default": 2})
     predict = {k: v for k, v in row.items() if k not in ("optimizer", "batch")}
     predict |= dict(how="Network.forward", two_over_one=1.2, ceiling=1.2)
     busy = dict(row, seconds=row["seconds"] | {"1 thread, again": 1.0, "estimator, 1 thread": 1.0,
