@@ -259,15 +259,15 @@ def threads(args):
     for bit, or the row says so.
     """
     rows = []
-    with threadpool_limits(2, user_api="blas"):  # the bound's two threads; the engine pins BLAS to one itself
+    # the bound's two threads; the engine pins BLAS to one itself
+    with threadpool_limits(2, user_api="blas"), Ceiling() as workers:
         for key, workload in C.WORKLOADS.items():
             n = QUICK_ROWS[key] if args.quick else workload.n_samples
             sizes = [workload.n_features, *workload.hidden, workload.n_outputs]
             for dtype in (np.float32,) if args.quick else (np.float32, np.float64):
                 X, y, Y = C.make_data(workload, dtype, n_samples=n)
                 for batch in workload.batches:
-                    ceiling = _side_by_side(_bound_at_barrier, (X, sizes, batch), C.gemm_bound(X, sizes, batch),
-                                            args)
+                    ceiling = workers.jobs(C.gemm_bound, (X, sizes, batch), args.quick)
                     for optimizer in ("sgd", "adam"):
                         fits = {label: C.make_contenders(workload, X, y, Y, optimizer, batch, include={"fastmlp"},
                                                          n_threads=nt)["fastmlp"]
@@ -314,7 +314,7 @@ def threads_predict(args):
     workload = C.WORKLOADS["W1"]
     openmp = ThreadpoolController().select(user_api="openmp")
     rows = []
-    with threadpool_limits(2, user_api="blas"):
+    with threadpool_limits(2, user_api="blas"), Ceiling() as workers:
         for dtype in (np.float32, np.float64):
             X, y, _ = C.make_data(workload, dtype, n_samples=PREDICT_ROWS)
             with warnings.catch_warnings():
@@ -322,8 +322,7 @@ def threads_predict(args):
                 est = fastmlp.MLPClassifier(hidden_layer_sizes=workload.hidden, max_iter=2, random_state=0,
                                             dtype=np.dtype(dtype).name).fit(X[:2000], y[:2000])
             net = est._network
-            ceiling = _side_by_side(_forward_bound_at_barrier, (X, net.coefs_),
-                                    partial(forward_gemm_bound(net.coefs_), X), args)
+            ceiling = workers.jobs(_forward_run, (net.coefs_, X), args.quick)
             jobs = {f"Network.forward, {label}": partial(_clock, net.forward, X, n_threads=nt)
                     for label, nt in ENGINE_THREADS.items()}
             jobs |= {f"MLPClassifier.predict, {label}": partial(_limited, openmp, nt, est.predict, X)
@@ -407,41 +406,83 @@ def _spin():
         pass
 
 
-def _side_by_side(job, job_args, run_once, args):
-    """The ceiling's two jobs: job(*job_args, repeats, barrier) in one process alone, and in two at once.
+class Ceiling:
+    """Two worker processes, started once, that run a GEMM bound alone or side by side: the machine's ceiling.
 
-    repeats makes each process's work last about 0.3 s (0.05 s with --quick),
-    from the time of run_once on one BLAS thread here, so that starting the
-    processes at a barrier costs little of it.
+    Started once per section and not per measurement: right after a fork, the
+    parent's first writes to its memory fault page by page (copy-on-write),
+    which made the next timed call here up to twice as slow. Each worker runs
+    at one thread (BLAS and OpenMP) and idles in a blocking read between runs.
     """
-    with threadpool_limits(1, user_api="blas"):
-        run_once()
-        once = min(_clock(run_once) for _ in range(2))
-    repeats = max(1, round((0.05 if args.quick else 0.3) / once))
-    return {kind: partial(_at_once, "processes", k, job, (*job_args, repeats))
-            for kind, k in ((ALONE, 1), (SIDE_BY_SIDE, 2))}
+
+    def __init__(self):
+        ctx = _context()
+        barriers = {1: ctx.Barrier(1), 2: ctx.Barrier(2)}
+        self.conns, self.workers = [], []
+        for _ in range(2):
+            conn, child = ctx.Pipe()
+            self.workers.append(ctx.Process(target=_ceiling_worker, args=(child, barriers), daemon=True))
+            self.workers[-1].start()
+            self.conns.append(conn)
+
+    def jobs(self, make_run, make_args, quick):
+        """Jobs timing make_run(*make_args)() in one process alone and in two at once (wall seconds).
+
+        Each process repeats it to last about 0.3 s (0.05 s with --quick), from
+        its time on one BLAS thread here, so that the start at a barrier costs
+        little of it.
+        """
+        run = make_run(*make_args)
+        with threadpool_limits(1, user_api="blas"):
+            run()
+            once = min(_clock(run) for _ in range(2))
+        repeats = max(1, round((0.05 if quick else 0.3) / once))
+        for conn in self.conns:
+            conn.send(("set", make_run, make_args))
+        for conn in self.conns:
+            conn.recv()
+        return {kind: partial(self.run, k, repeats) for kind, k in ((ALONE, 1), (SIDE_BY_SIDE, 2))}
+
+    def run(self, k, repeats):
+        """Wall seconds of k workers each running the bound `repeats` times from a barrier, first start to last end."""
+        for conn in self.conns[:k]:
+            conn.send(("run", k, repeats))
+        spans = [conn.recv() for conn in self.conns[:k]]
+        return max(end for _, end in spans) - min(start for start, _ in spans)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for conn in self.conns:
+            conn.send(("stop",))
+        for w in self.workers:
+            w.join(timeout=10)
 
 
-def _bound_at_barrier(X, sizes, batch, epochs, barrier):
-    """`epochs` epochs of the GEMM bound after one untimed and the barrier; (start, end)."""
-    run = C.gemm_bound(X, sizes, batch)
-    run()
-    barrier.wait(timeout=600)
-    tic = time.perf_counter()
-    for _ in range(epochs):
-        run()
-    return tic, time.perf_counter()
+def _ceiling_worker(conn, barriers):
+    """A Ceiling's worker: ("set", make_run, args) builds the bound, ("run", k, repeats) times it from barrier k."""
+    with threadpool_limits(1):
+        while True:
+            message = conn.recv()
+            if message[0] == "set":
+                run = message[1](*message[2])
+                run()
+                conn.send(None)
+            elif message[0] == "run":
+                _, k, repeats = message
+                barriers[k].wait(timeout=600)
+                tic = time.perf_counter()
+                for _ in range(repeats):
+                    run()
+                conn.send((tic, time.perf_counter()))
+            else:
+                return
 
 
-def _forward_bound_at_barrier(X, coefs, repeats, barrier):
-    """`repeats` passes of the forward GEMM bound over X after one untimed and the barrier; (start, end)."""
-    run = forward_gemm_bound(coefs)
-    run(X)
-    barrier.wait(timeout=600)
-    tic = time.perf_counter()
-    for _ in range(repeats):
-        run(X)
-    return tic, time.perf_counter()
+def _forward_run(coefs, X):
+    """The forward GEMM bound over all rows of X, as a call without arguments."""
+    return partial(forward_gemm_bound(coefs), X)
 
 
 def two_models(args):
@@ -466,6 +507,8 @@ def two_models(args):
                 for kind, k in walls:
                     time.sleep(args.pause)
                     walls[kind, k].append(_at_once(kind, k, _fit_at_barrier, (workload, X, Y, epochs)))
+                # untimed, after the forks: the first writes here fault page by page (see Ceiling)
+                _fit_at_barrier(workload, X, Y, 1, threading.Barrier(1))
         t = {key: float(np.median(v)) for key, v in walls.items()}
         row = dict(workload="W2", name=workload.name, rows=n, dtype=np.dtype(dtype).name, optimizer="sgd",
                    batch=TWO_MODELS_BATCH, epochs=epochs,
