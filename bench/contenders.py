@@ -86,8 +86,12 @@ def _estimator_kwargs(workload, optimizer, batch, learning_rate, shuffle, seed):
 
 
 def make_contenders(workload, X, y, Y, optimizer, batch, learning_rate=None, shuffle=True, seed=0,
-                    include=None):
-    """Every contender for one training configuration, all from the same initial weights."""
+                    include=None, n_threads=None):
+    """Every contender for one training configuration, all from the same initial weights.
+
+    n_threads goes to the fastmlp Network's fit (None: the engine's default
+    count, which follows threadpoolctl's openmp limit, as the estimator's does).
+    """
     dtype = X.dtype
     learning_rate = learning_rate or (1e-3 if optimizer == "adam" else 0.01)
     fit_kwargs = dict(epochs=1, batch_size=batch, optimizer=optimizer, learning_rate=learning_rate,
@@ -98,14 +102,14 @@ def make_contenders(workload, X, y, Y, optimizer, batch, learning_rate=None, shu
     want = (lambda name: include is None or name in include)
     contenders = {}
 
-    def network_contender(name, cls):
+    def network_contender(name, cls, **extra):
         net = cls(list(start.layer_sizes), activation="relu", output_activation=start.output_activation,
                   loss=start.loss, dtype=dtype, random_state=seed)
         net.coefs_, net.intercepts_ = coefs, intercepts
-        contenders[name] = Contender(name, lambda: net.fit(X, Y, **fit_kwargs), lambda: net.loss_curve_[-1])
+        contenders[name] = Contender(name, lambda: net.fit(X, Y, **fit_kwargs, **extra), lambda: net.loss_curve_[-1])
 
     if want("fastmlp"):
-        network_contender("fastmlp", fastmlp.Network)
+        network_contender("fastmlp", fastmlp.Network, n_threads=n_threads)
     if want("numpy reference"):
         network_contender("numpy reference", reference.Network)
     for name, module in (("fastmlp estimator", "fastmlp"), ("scikit-learn", "sklearn.neural_network")):
