@@ -38,7 +38,7 @@
 # one-thread one. Like any such tool it sees the races of the interleavings
 # that ran: the column blocks are scheduled dynamically (which thread takes
 # which block varies), so the workload runs hundreds of threaded batches, with
-# 2 and 3 threads. (Column blocks made to overlap by 8 units in _block, tried
+# 2 and 3 threads. (Column blocks made to overlap by 8 units in _part, tried
 # by hand: reported within the workload's first fit, in 3 runs of 3.)
 #
 # The source tree (tracked files plus new, not ignored ones: `git ls-files`) is

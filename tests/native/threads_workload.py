@@ -9,9 +9,9 @@ threadpool_limits(user_api="openmp"). Each threaded result is also compared
 bit for bit with the one-thread run, so a race that changed a result fails
 here even where the sanitizer cannot see it (inside BLAS).
 
-Every batch of a fit runs on the threads asked for: the engine's thread clock
-(which would move a fit to one thread where that is faster, as it may well be
-under the sanitizer) is set so that the threads always look faster.
+Every batch of a fit runs on the threads asked for: the engine's timing-based
+fallback to one thread (which may well choose one thread under the sanitizer)
+is switched off (_engine._set_thread_adaptation).
 
     python threads_workload.py            # exits 0 when every result matched, 1 otherwise
     python threads_workload.py --canary   # one threaded fit only (run_tsan.sh's injected race)
@@ -26,19 +26,8 @@ from threadpoolctl import threadpool_limits
 
 import fastmlp
 from fastmlp import _engine
-from fastmlp.network import Network
 
-_prepare_training = Network._prepare_training
-
-
-def _always_threads(self, trainer, batch_size):
-    """Network._prepare_training, then a thread clock (see _engine.ThreadClock) on which n threads
-    are always faster than one and one thread is never probed."""
-    _prepare_training(self, trainer, batch_size)
-    trainer.thread_clock[:] = [0.0, np.inf, 1e18, 0.0]
-
-
-Network._prepare_training = _always_threads
+_engine._set_thread_adaptation(False)
 
 # Widths that are not multiples of the 32-unit blocks (nor of 8): uneven block
 # edges. Big enough that a batch of 32 rows is worth two threads (see
