@@ -52,7 +52,7 @@ cdef enum:
     # MAX_PARTS parts of at least MIN_PART rows or columns, from the sizes alone,
     # whatever the thread count.
     MIN_PART = 32
-    MAX_PARTS = 4
+    MAX_PARTS = 2
     # Parameters per chunk of the optimizer update and the L2 term.
     UPDATE_CHUNK = 16384
 # Below this many multiply-adds per batch (forward and backward), the barriers
@@ -649,46 +649,64 @@ cdef Settings _settings_from(dict d) except *:
     return s
 
 
+cdef enum:
+    PROBE_RUN = 3  # batches in a row that measure one choice
+
+
 cdef struct ThreadClock:
     # The choice between n threads and one, made batch by batch from how long
     # batches take: on a machine where another process keeps a core busy, a
     # thread of ours waits for that core at every barrier, and one thread is
     # faster. Either choice gives the same bits. Kept across epochs and fits
-    # in a double[5] of the network: seconds per row with n threads and with one
-    # (-1: not yet measured), the time (omp_get_wtime) from which the other
-    # choice may be tried again, and batches run on more than one thread.
+    # in a double[6] of the network: seconds per row with n threads and with
+    # one (-1: not yet measured); the time (omp_get_wtime) from which the other
+    # choice is measured again; the batches left in the current measuring run
+    # (> 0: n threads, < 0: one); batches run on more than one thread; the
+    # run's best seconds per row so far.
     double *per_row            # [0]: n threads, [1]: one
     double *next_probe
+    double *run
+    double *run_best
 
 
 cdef inline int _clock_choice(ThreadClock *clock, double now) noexcept nogil:
-    """0 (n threads) or 1 (one thread) for the next batch."""
+    """0 (n threads) or 1 (one thread) for the next batch; starts a measuring run when one is due."""
     cdef int best
-    if clock.per_row[1] < 0:
-        return 1
-    if clock.per_row[0] < 0:
-        return 0
-    best = 0 if clock.per_row[0] <= clock.per_row[1] else 1
-    if now >= clock.next_probe[0]:
-        return 1 - best  # a probe: has the other become faster?
-    return best
+    if clock.run[0] == 0:
+        if clock.per_row[1] < 0:  # one thread first: it needs no threads woken
+            clock.run[0] = -PROBE_RUN
+        elif clock.per_row[0] < 0:
+            clock.run[0] = PROBE_RUN
+        elif now >= clock.next_probe[0]:  # has the other become faster?
+            clock.run[0] = PROBE_RUN if clock.per_row[0] > clock.per_row[1] else -PROBE_RUN
+        else:
+            return 0 if clock.per_row[0] <= clock.per_row[1] else 1
+    return 0 if clock.run[0] > 0 else 1
 
 
 cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, Py_ssize_t rows) noexcept nogil:
     """A batch of `rows` rows took `seconds` with `choice`."""
-    cdef double per_row = seconds / rows
-    cdef bint known = clock.per_row[0] >= 0 and clock.per_row[1] >= 0
-    cdef int best = 0 if clock.per_row[0] <= clock.per_row[1] else 1
-    if known and choice != best:
-        # a probe: the next one after 50 times its cost (a losing probe costs at most 2% of the time),
-        # or 20 times when it won
-        clock.next_probe[0] = omp_get_wtime() + (50 if per_row > clock.per_row[best] else 20) * seconds
-        clock.per_row[choice] = per_row
-    elif clock.per_row[choice] < 0:
-        clock.per_row[choice] = per_row
-        clock.next_probe[0] = omp_get_wtime() + 50 * seconds
-    else:
-        clock.per_row[choice] = 0.75 * clock.per_row[choice] + 0.25 * per_row
+    cdef double per_row = seconds / rows, other
+    cdef bint first, last
+    if clock.run[0] == 0:
+        # a moving average in which one slow batch (an interrupt, a page fault) counts as at most twice
+        # the average: a lasting change moves it within a few batches, a single hiccup barely
+        clock.per_row[choice] = 0.75 * clock.per_row[choice] + 0.25 * min(per_row, 2 * clock.per_row[choice])
+        return
+    # a measuring run: its first batch wakes the threads and warms the caches, so its best batch counts
+    first = clock.run[0] == PROBE_RUN or clock.run[0] == -PROBE_RUN
+    clock.run_best[0] = per_row if first else min(clock.run_best[0], per_row)
+    clock.run[0] += -1 if clock.run[0] > 0 else 1
+    other = clock.per_row[1 - choice]
+    # a run whose first batch took over four times the other choice's, and a millisecond more, ends there
+    last = clock.run[0] == 0 or (first and other >= 0 and per_row > 4 * other and (per_row - other) * rows > 1e-3)
+    if not last:
+        return
+    clock.run[0] = 0
+    clock.per_row[choice] = clock.run_best[0]
+    if other >= 0:
+        # the next run after 50 times this one's cost when it lost (at most 2% of the time), 20 when it won
+        clock.next_probe[0] = omp_get_wtime() + (50 if clock.run_best[0] > other else 20) * PROBE_RUN * seconds
 
 
 def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
@@ -712,7 +730,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     to zero is skipped. grad_norm_sums[l - 1] gets the sum over batches of
     ||dW_l||_F; unit_max (all hidden units, layer after layer) the largest
     pre-activation each unit saw (before the batch's update). thread_clock:
-    a double[5] kept by the caller across epochs and fits, [-1, -1, 0, 0, 0]
+    a double[6] kept by the caller across epochs and fits, [-1, -1, 0, 0, 0, 0]
     at first (see ThreadClock).
 
     Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
@@ -732,6 +750,8 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef ThreadClock clock
     clock.per_row = &thread_clock[0]
     clock.next_probe = &thread_clock[2]
+    clock.run = &thread_clock[3]
+    clock.run_best = &thread_clock[5]
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
     _plan_init(&p, sizes, acts, keep, B, True, s.dropout)

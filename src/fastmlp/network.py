@@ -191,7 +191,7 @@ class Network(BaseNetwork):
         """
         clock = self.__dict__.get("_clock")
         if clock is None:
-            clock = self._clock = np.array([-1.0, -1.0, 0.0, 0.0, 0.0])
+            clock = self._clock = np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0])
         return clock
 
     def _blas_pinned(self):
