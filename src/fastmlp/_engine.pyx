@@ -50,7 +50,11 @@ FORWARD_ROWS = 256
 cdef enum:
     # Each product of a batch (and its element-wise step) is split into at most
     # MAX_PARTS parts of at least MIN_PART rows or columns, from the sizes alone,
-    # whatever the thread count.
+    # whatever the thread count. BLAS packs the operand that all parts read once
+    # per part: with four parts, one thread was 3-9% slower on W1 than unsplit
+    # products, and two threads slower than with two parts (bench/RESULTS.md).
+    # The backward step of a layer (weight-gradient and delta parts) and the
+    # update (chunks) have more tasks than that.
     MIN_PART = 32
     MAX_PARTS = 2
     # Parameters per chunk of the optimizer update and the L2 term.
