@@ -94,7 +94,7 @@ def test_batches_do_run_on_several_threads(forced_threads):
     assert net._thread_clock()[4] == np.ceil(300 / 32)
 
 
-def test_small_work_runs_on_one_thread(forced_threads):
+def test_small_work_runs_on_one_thread():
     X, Y = _data()
     net = fastmlp.Network([LAYERS[0], 4, LAYERS[-1]], output_activation="softmax", loss="log_loss", random_state=0)
     net.fit(X, Y, epochs=1, batch_size=8, n_threads=2)

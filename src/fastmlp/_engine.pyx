@@ -60,8 +60,11 @@ cdef enum:
     # Parameters per chunk of the optimizer update and the L2 term.
     UPDATE_CHUNK = 16384
 # Below this many multiply-adds per batch (forward and backward), the barriers
-# of a parallel batch cost more than a second thread gives: one thread.
-cdef double MIN_PARALLEL_WORK = 400000
+# of a parallel batch cost more than a second thread gives: one thread. Measured
+# (bench/RESULTS.md): W2 (32-64-64-1) gains nothing from two threads even at
+# batch 256 (4.8 million), W1 (784-256-128-10) 1.5x at batch 32 (22.5 million).
+cdef double MIN_PARALLEL_WORK = 1e7
+cdef bint _adapt = True  # tests switch it off, to run every batch on the threads asked for
 
 cdef extern from *:
     """
@@ -348,8 +351,9 @@ cdef inline void _range(const Split *split, Py_ssize_t n_rows, Py_ssize_t n_cols
 
 
 cdef inline int _threads_for(const Plan *p, Py_ssize_t rows, int n_threads) noexcept nogil:
-    """The threads worth using for a pass over this many rows: one when the work is too small."""
-    if n_threads > 1 and p.work_per_row * rows < MIN_PARALLEL_WORK:
+    """The threads worth using for a pass over this many rows: one when the work is too small
+    (unless a test has switched the adaptation off)."""
+    if n_threads > 1 and _adapt and p.work_per_row * rows < MIN_PARALLEL_WORK:
         return 1
     return n_threads
 
@@ -963,7 +967,6 @@ cdef int _n_blas = 0
 cdef int _pin_depth = 0  # changed with the GIL held only
 cdef long long _pin_generation = 0  # times the pinning began
 cdef int _usable_cpus = 1
-cdef bint _adapt = True  # tests switch it off, to run every batch on the threads asked for
 
 
 def register_blas(list controls):
@@ -1029,7 +1032,8 @@ class blas_pinned:
 
 
 def _set_thread_adaptation(bint on):
-    """Test hook: False runs every batch on the threads asked for (no timing-based fallback to one)."""
+    """Test hook: False runs every batch on the threads asked for (neither the small-work rule nor the
+    timing-based fallback to one thread)."""
     global _adapt
     _adapt = on
 
