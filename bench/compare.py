@@ -811,7 +811,10 @@ def threads_sections(results):
              f"{PREDICT_ROWS:,} W1 rows; where the ceiling is below that, 90% of the ceiling (the \"target\" "
              "column). Default/1: never below 1.0x. The last column is W1's two-thread time over NumPy's GEMM bound "
              "on two BLAS threads (target 1.15, 1.25 at float32 batch 32); \"same bits\": the three fits ended "
-             "with the same loss, bit for bit.", "",
+             "with the same loss, bit for bit. Below 10 million multiply-adds per batch (`_engine.MIN_PARALLEL_WORK`: "
+             "every W2 and W3 point) the engine runs one thread whatever it is given, so there the three columns "
+             "run the same code and their ratios show only how much epochs of a few milliseconds vary between "
+             "rounds on this machine.", "",
              "| workload | dtype | optimizer | batch | 1 thread | 2 threads | default | 2/1 | default/1 | ceiling "
              "| target 2/1 | 2 threads / 2-thread bound | same bits |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
