@@ -756,6 +756,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef double loss, loss_sum = 0, squares, total, scale = 0, norm, largest, clip, tic = 0
     cdef int n_threads, most_threads, choice = 0
     cdef ThreadClock clock
+    cdef floating *unit_max_ptr
     clock.per_row = &thread_clock[0]
     clock.next_probe = &thread_clock[2]
     clock.run = &thread_clock[3]
@@ -763,6 +764,8 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
     _plan_init(&p, sizes, acts, keep, B, True, s.dropout)
+    # (no hidden layer: no units, and an empty unit_max has no first element to point at)
+    unit_max_ptr = &unit_max[0] if unit_max.shape[0] > 0 else NULL
     most_threads = _threads_for(&p, min(B, n), s.n_threads)
     n_threads = most_threads
     _pin_blas()
@@ -780,7 +783,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                 if batch.weight <= 0:
                     continue
                 loss = _forward_backward(&p, &params[0], &grads[0], &work[0], &batch,
-                                         <floating>(1.0 / batch.weight), s.dropout, &rng, False, &unit_max[0],
+                                         <floating>(1.0 / batch.weight), s.dropout, &rng, False, unit_max_ptr,
                                          n_threads) / batch.weight
                 if s.alpha > 0:
                     loss += _l2(&p, &params[0], &grads[0], s.alpha, batch.weight, n_threads)
