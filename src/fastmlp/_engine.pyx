@@ -606,8 +606,8 @@ cdef double _l2(const Plan *p, const floating *params, floating *grads, double a
 
 cdef void _update_chunk(const Plan *p, const Settings *s, double step_size, double clip, floating *params,
                         floating *grads, floating *state_1, floating *state_2, Py_ssize_t c) noexcept nogil:
-    """The optimizer step on chunk c; partial[c] = sum grad^2 over it (weights only, before clipping is not
-    needed: without clipping)."""
+    """The optimizer step on chunk c (its gradient scaled by clip first, unless 1); partial[c] = the sum
+    of its squared gradients when the chunk lies in a W_l, else 0."""
     cdef Py_ssize_t off = p.u_off[c]
     p.partial[c] = 0
     if clip != 1:
@@ -717,6 +717,11 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
         clock.next_probe[0] = omp_get_wtime() + (50 if clock.run_best[0] > other else 20) * PROBE_RUN * seconds
 
 
+def new_thread_clock():
+    """A ThreadClock's double[6] before anything is measured."""
+    return np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0])
+
+
 def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
                    Py_ssize_t batch_size, bint dropout):
     """Elements of the training workspace train_epoch needs for batches of batch_size rows."""
@@ -738,8 +743,8 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     to zero is skipped. grad_norm_sums[l - 1] gets the sum over batches of
     ||dW_l||_F; unit_max (all hidden units, layer after layer) the largest
     pre-activation each unit saw (before the batch's update). thread_clock:
-    a double[6] kept by the caller across epochs and fits, [-1, -1, 0, 0, 0, 0]
-    at first (see ThreadClock).
+    a double[6] kept by the caller across epochs and fits, from
+    new_thread_clock (see ThreadClock).
 
     Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
     batches of (batch mean loss + L2) * batch weight, step Adam's t after the

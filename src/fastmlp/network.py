@@ -19,20 +19,20 @@ def _blas_thread_controls():
 
     controls = []
     for lib in threadpool_info():
-        if lib.get("internal_api") != "openblas" or lib.get("threading_layer") == "openmp":
-            continue
-        dll = ctypes.CDLL(lib["filepath"])  # already loaded: the same handle
-        for prefix in ("", "scipy_"):
-            for suffix in ("", "64_"):
-                get = getattr(dll, f"{prefix}openblas_get_num_threads{suffix}", None)
-                set_ = getattr(dll, f"{prefix}openblas_set_num_threads{suffix}", None)
-                if get is not None and set_ is not None:
-                    controls.append((ctypes.cast(get, ctypes.c_void_p).value, ctypes.cast(set_, ctypes.c_void_p).value))
-                    break
-            else:
-                continue
-            break
+        if lib.get("internal_api") == "openblas" and lib.get("threading_layer") != "openmp":
+            pair = _symbol_pair(ctypes.CDLL(lib["filepath"]))  # already loaded: the same handle
+            if pair is not None:
+                controls.append(pair)
     return controls
+
+
+def _symbol_pair(dll):
+    """The addresses of a library's openblas_get/set_num_threads, under the names its build gives them."""
+    for affix in (("", ""), ("", "64_"), ("scipy_", ""), ("scipy_", "64_")):
+        get, set_ = (getattr(dll, f"{affix[0]}openblas_{verb}_num_threads{affix[1]}", None) for verb in ("get", "set"))
+        if get is not None and set_ is not None:
+            return ctypes.cast(get, ctypes.c_void_p).value, ctypes.cast(set_, ctypes.c_void_p).value
+    return None
 
 
 def _usable_cpus():
@@ -191,7 +191,7 @@ class Network(BaseNetwork):
         """
         clock = self.__dict__.get("_clock")
         if clock is None:
-            clock = self._clock = np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0])
+            clock = self._clock = _engine.new_thread_clock()
         return clock
 
     def _blas_pinned(self):
