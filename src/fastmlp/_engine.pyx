@@ -24,7 +24,7 @@ from cython cimport floating
 from libc.math cimport isfinite, pow, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 
 from ._blas cimport _axpy, _dot, _gemm, _nrm2, _scal
 from ._kernels cimport (
@@ -71,14 +71,21 @@ cdef extern from *:
     #ifdef _OPENMP
     #include <omp.h>
     #define FM_OPENMP 1
+    #define fm_barrier() _Pragma("omp barrier")
     #else
     #define FM_OPENMP 0
+    #define fm_barrier() ((void)0)
     static int omp_get_max_threads(void) { return 1; }
+    static int omp_get_thread_num(void) { return 0; }
+    static int omp_get_num_threads(void) { return 1; }
     static double omp_get_wtime(void) { return 0.0; }
     #endif
     """
     int omp_get_max_threads() noexcept nogil
+    int omp_get_thread_num() noexcept nogil
+    int omp_get_num_threads() noexcept nogil
     double omp_get_wtime() noexcept nogil
+    void fm_barrier() noexcept nogil  # every thread of the parallel region waits for all (none outside one)
     const int FM_OPENMP
 
 OPENMP = bool(FM_OPENMP)
@@ -166,8 +173,9 @@ cdef struct Batch:
     Py_ssize_t n_rows
     const void *X              # dense (n_rows, n_in) rows, or NULL for CSR input
     const Data *csr            # CSR input: the whole matrix
-    const Py_ssize_t *rows     # CSR input: the batch's row numbers, or NULL for row0, row0 + 1, ...
+    const Py_ssize_t *rows     # the batch's row numbers (shuffled), or NULL for row0, row0 + 1, ...
     Py_ssize_t row0
+    bint gathered              # X (dense), Y and sw are to be gathered from the rows into the workspace
     const void *Y              # (n_rows, n_out)
     const void *sw             # (n_rows,) or NULL
     double weight              # sum of the weights (n_rows without weights)
@@ -368,11 +376,19 @@ cdef inline const floating *_layer_input(const Plan *p, const floating *work, co
     return work + p.a_off[l - 1]
 
 
+cdef inline bint _rows_split(const Plan *p, const Batch *batch, Py_ssize_t l) noexcept nogil:
+    """Whether layer l's forward parts each hold only some of the batch's rows."""
+    return p.fwd[l].rows and p.fwd[l].k > 1 and not (l == 1 and batch.X == NULL)
+
+
 cdef void _forward_part(const Plan *p, const floating *params, floating *work, const Batch *batch,
-                        Py_ssize_t l, Py_ssize_t t, bint dropout, floating *Z_out) noexcept nogil:
+                        Py_ssize_t l, Py_ssize_t t, bint dropout, floating *Z_out,
+                        floating *unit_max) noexcept nogil:
     """Part t of layer l: Z_l = A_{l-1} @ W_l, then (hidden layers) Z_l += b_l, A_l = f(Z_l).
 
-    The output layer's Z_L goes to Z_out, without its bias.
+    The output layer's Z_L goes to Z_out, without its bias. unit_max (or NULL):
+    layer l's running largest Z_l per unit, updated here when the part holds
+    all the rows (else by _after_layer).
     """
     cdef Py_ssize_t L = p.n_layers, fan_in = p.sizes[l - 1], fan_out = p.sizes[l], B = batch.n_rows
     cdef Py_ssize_t r0, r1, c0, c1, r, i, rows
@@ -399,6 +415,8 @@ cdef void _forward_part(const Plan *p, const floating *params, floating *work, c
     if l == L:
         return
     A = work + p.a_off[l]
+    if _rows_split(p, batch, l):
+        unit_max = NULL
     # Z_l += b_l; A_l = f(Z_l): at once over whole rows, else row by row
     r = r0
     while r < r1:
@@ -408,41 +426,50 @@ cdef void _forward_part(const Plan *p, const floating *params, floating *work, c
             _prelu_forward(rows, c1 - c0, params + p.b_off[l] + c0, params + p.s_off[l] + c0, Z + i, A + i)
         else:
             _bias_act_forward(p.acts[l - 1], rows, c1 - c0, params + p.b_off[l] + c0, Z + i, A + i)
+        if unit_max != NULL:
+            _col_max(rows, c1 - c0, Z + i, unit_max + c0)
         r += rows
 
 
-cdef void _forward_layer(const Plan *p, const floating *params, floating *work, const Batch *batch,
-                         Py_ssize_t l, bint dropout, floating *Z_out, int n_threads) noexcept nogil:
-    """Every part of layer l, over n_threads threads."""
-    cdef Py_ssize_t t, k = p.fwd[l].k
-    if n_threads > 1 and k > 1:
-        for t in prange(k, num_threads=n_threads, schedule="dynamic", chunksize=1):
-            _forward_part(p, params, work, batch, l, t, dropout, Z_out)
-    else:
-        for t in range(k):
-            _forward_part(p, params, work, batch, l, t, dropout, Z_out)
+cdef inline Py_ssize_t _after_tasks(const Plan *p, const Batch *batch, Py_ssize_t l, bint dropout,
+                                    bint units) noexcept nogil:
+    """The tasks of _after_layer for hidden layer l (0: nothing to do); units: unit maxima are kept."""
+    cdef Py_ssize_t n = 0
+    if units and _rows_split(p, batch, l):
+        n = _parts(p.sizes[l])
+    if dropout and p.m_off[l] >= 0:
+        n += 1
+    return n
+
+
+cdef void _after_layer(const Plan *p, floating *work, const Batch *batch, Py_ssize_t l, Py_ssize_t t,
+                       bint dropout, fm_rng *rng, floating *unit_max) noexcept nogil:
+    """Task t of what follows hidden layer l's parts: the running largest Z_l of a part of the units
+    (when the parts split the rows), and the dropout masks (the last task)."""
+    cdef Py_ssize_t B = batch.n_rows, n_units = p.sizes[l], k = 0, c0, c1, r
+    cdef const floating *Z = work + p.z_off[l]
+    if unit_max != NULL and _rows_split(p, batch, l):
+        k = _parts(n_units)
+    if t < k:
+        _part(n_units, k, t, &c0, &c1)
+        for r in range(B):
+            _col_max(1, c1 - c0, Z + r * n_units + c0, unit_max + c0)
+        return
+    # D_l = A_l * M_l, M_l in {0, 1/keep}: one task, so the masks are the PRNG's sequence
+    _dropout(B * n_units, <floating>p.keep[l - 1], rng, work + p.a_off[l], work + p.m_off[l], work + p.d_off[l])
 
 
 cdef void _forward_hidden(const Plan *p, const floating *params, floating *work, const Batch *batch,
-                          bint dropout, fm_rng *rng, floating *Z_out, floating *unit_max,
-                          int n_threads) noexcept nogil:
-    """Forward through the hidden layers; writes Z_L - b_L (the output's product) to Z_out.
-
-    unit_max (or NULL): the running largest Z_l of each hidden unit, all hidden
-    units layer after layer, for dead_units_.
-    """
-    cdef Py_ssize_t l, L = p.n_layers, B = batch.n_rows
-    for l in range(1, L + 1):
-        _forward_layer(p, params, work, batch, l, dropout, Z_out, n_threads)
-        if l == L:
-            break
-        if unit_max != NULL:
-            _col_max(B, p.sizes[l], work + p.z_off[l], unit_max)
-            unit_max += p.sizes[l]
-        if dropout and p.m_off[l] >= 0:
-            # D_l = A_l * M_l, M_l in {0, 1/keep}: one thread, so the masks are the PRNG's sequence
-            _dropout(B * p.sizes[l], <floating>p.keep[l - 1], rng, work + p.a_off[l], work + p.m_off[l],
-                     work + p.d_off[l])
+                          bint dropout, fm_rng *rng, floating *Z_out) noexcept nogil:
+    """Forward through the hidden layers on the calling thread; writes Z_L - b_L (the output's
+    product) to Z_out. (A batch of training runs its parts in _batch_tasks.)"""
+    cdef Py_ssize_t l, t
+    for l in range(1, p.n_layers + 1):
+        for t in range(p.fwd[l].k):
+            _forward_part(p, params, work, batch, l, t, dropout, Z_out, NULL)
+        if l < p.n_layers:
+            for t in range(_after_tasks(p, batch, l, dropout, False)):
+                _after_layer(p, work, batch, l, t, dropout, rng, NULL)
 
 
 cdef void _backward_task(const Plan *p, const floating *params, floating *grads, floating *work,
@@ -504,78 +531,199 @@ cdef void _backward_task(const Plan *p, const floating *params, floating *grads,
         r += rows
 
 
-cdef double _forward_backward(const Plan *p, const floating *params, floating *grads, floating *work,
-                              const Batch *batch, floating scale, bint dropout, fm_rng *rng,
-                              bint accumulate, floating *unit_max, int n_threads) noexcept nogil:
-    """One forward and backward pass over a batch, over n_threads threads.
+cdef struct Step:
+    # What one batch's threads share besides the plan and the buffers: the
+    # batch's settings, and what its steps on one thread hand to the steps
+    # after them (written by one thread between two barriers).
+    double scale                 # multiplies each row's delta_L: 1 / the weight the mean is over
+    bint dropout
+    bint accumulate              # add the gradients to grads (loss_and_gradients' chunks after the first)
+    long long step               # Adam's t, incremented by the batch's update
+    double loss_part[MAX_PARTS]  # the output step's loss sum, per part of the rows
+    double loss                  # the batch's mean loss plus its L2 term
+    double step_size             # Adam's step size for this update
+    double clip                  # the gradients' scale factor (1: no clipping)
+    bint finite
 
-    Writes (accumulate=False) or adds (accumulate=True) the gradient of
-    scale * sum_rows (weight *) loss to grads, and returns that sum unscaled.
-    No L2 term here: see _l2. The work is split into blocks of units fixed by
-    the plan, so the result is the same bits for any n_threads.
+
+cdef inline floating *_delta(const Plan *p, floating *work, Py_ssize_t l) noexcept nogil:
+    """delta_l's buffer: the deltas of consecutive layers alternate between two."""
+    return work + (p.delta_off if (p.n_layers - l) % 2 == 0 else p.delta_prev_off)
+
+
+cdef void _gather_part(const Plan *p, const Data *d, const Batch *batch, floating *work, Py_ssize_t t,
+                       Py_ssize_t k) noexcept nogil:
+    """Part t of k of the batch's rows: its rows of X (dense), Y and the weights, gathered into the workspace."""
+    cdef Py_ssize_t r0, r1, i, n_out = p.sizes[p.n_layers]
+    _part(batch.n_rows, k, t, &r0, &r1)
+    if d.X != NULL:
+        _gather_rows(r1 - r0, d.n_in, batch.rows + r0, <const floating *>d.X, work + p.x_off + r0 * d.n_in)
+    _gather_rows(r1 - r0, n_out, batch.rows + r0, <const floating *>d.Y, work + p.y_off + r0 * n_out)
+    if d.sw != NULL:
+        for i in range(r0, r1):
+            work[p.sw_off + i] = (<const floating *>d.sw)[batch.rows[i]]
+
+
+cdef void _output_part(const Plan *p, const floating *params, floating *work, const Batch *batch,
+                       Py_ssize_t t, Py_ssize_t k, floating scale, double *loss) noexcept nogil:
+    """Part t of k of the output step's rows: P = g(Z_L + b_L), each row's loss (summed into *loss), and
+    delta_L = w scale (P - Y)."""
+    cdef Py_ssize_t r0, r1, L = p.n_layers, n_out = p.sizes[L]
+    _part(batch.n_rows, k, t, &r0, &r1)
+    loss[0] = 0
+    if r1 > r0:
+        _output_delta(p.acts[L - 1], r1 - r0, n_out, scale, params + p.b_off[L],
+                      <const floating *>batch.Y + r0 * n_out,
+                      <const floating *>batch.sw + r0 if batch.sw != NULL else NULL,
+                      work + p.z_off[L] + r0 * n_out, _delta(p, work, L) + r0 * n_out, loss)
+
+
+cdef inline double _loss_sum(const Step *st, const Batch *batch) noexcept nogil:
+    """The output step's loss sum over the batch, its parts added in order (whatever the threads)."""
+    cdef Py_ssize_t t
+    cdef double total = 0
+    for t in range(_parts(batch.n_rows)):
+        total += st.loss_part[t]
+    return total
+
+
+cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Batch *batch,
+                       floating *params, floating *grads, floating *state_1, floating *state_2, floating *work,
+                       fm_rng *rng, floating *unit_max, double *grad_norm_sums, Step *st,
+                       int tid, int nt) noexcept nogil:
+    """Thread tid's share of one batch (of nt threads, in one parallel region; nt = 1: all of it).
+
+    Gather, forward, output, backward and (state_1 given) L2, the step on one
+    thread that sums the loss and finds the clipping factor, and the update.
+    Each step is split into tasks fixed by the plan (never by nt); thread tid
+    runs tasks tid, tid + nt, ...; the tasks of a step write disjoint memory
+    and a barrier separates the steps. So every bit of the result is the same
+    for any nt. Writes the gradient of st.scale * sum_rows (weight *) loss to
+    grads (adds it, st.accumulate), and the loss sum per row part to st.
     """
-    cdef Py_ssize_t l, L = p.n_layers, B = batch.n_rows, t, n_tasks
-    cdef floating *Z_out = work + p.z_off[L]
-    cdef floating *delta = work + p.delta_off
-    cdef floating *delta_prev = work + p.delta_prev_off
-    cdef floating *swap
-    cdef double loss = 0
-    _forward_hidden(p, params, work, batch, dropout, rng, Z_out, unit_max, n_threads)
-    # P = g(Z_L + b_L); loss; delta_L = w scale (P - Y)
-    _output_delta(p.acts[L - 1], B, p.sizes[L], scale, params + p.b_off[L], <const floating *>batch.Y,
-                  <const floating *>batch.sw, Z_out, delta, &loss)
+    cdef Py_ssize_t l, t, k, L = p.n_layers, B = batch.n_rows
+    cdef floating *unit = unit_max
+    if batch.gathered:
+        k = _parts(B)
+        for t in range(k):
+            if t % nt == tid:
+                _gather_part(p, d, batch, work, t, k)
+        fm_barrier()
+    for l in range(1, L + 1):
+        for t in range(p.fwd[l].k):
+            if t % nt == tid:
+                _forward_part(p, params, work, batch, l, t, st.dropout, work + p.z_off[L], unit)
+        fm_barrier()
+        if l < L:
+            k = _after_tasks(p, batch, l, st.dropout, unit != NULL)
+            if k > 0:
+                for t in range(k):
+                    if t % nt == tid:
+                        _after_layer(p, work, batch, l, t, st.dropout, rng, unit)
+                fm_barrier()
+            if unit != NULL:
+                unit += p.sizes[l]
+    k = _parts(B)
+    for t in range(k):
+        if t % nt == tid:
+            _output_part(p, params, work, batch, t, k, <floating>st.scale, &st.loss_part[t])
+    fm_barrier()
     for l in range(L, 0, -1):
-        n_tasks = p.wgt[l].k + (p.bwd[l].k if l > 1 else 0)
-        if n_threads > 1:
-            for t in prange(n_tasks, num_threads=n_threads, schedule="dynamic", chunksize=1):
-                _backward_task(p, params, grads, work, batch, l, t, dropout, accumulate, delta, delta_prev)
-        else:
-            for t in range(n_tasks):
-                _backward_task(p, params, grads, work, batch, l, t, dropout, accumulate, delta, delta_prev)
-        swap = delta
-        delta = delta_prev
-        delta_prev = swap
-    return loss
+        k = p.wgt[l].k + (p.bwd[l].k if l > 1 else 0)
+        for t in range(k):
+            if t % nt == tid:
+                _backward_task(p, params, grads, work, batch, l, t, st.dropout, st.accumulate, _delta(p, work, l),
+                               _delta(p, work, l - 1))
+        fm_barrier()
+    if state_1 == NULL:
+        return
+    if s.alpha > 0:
+        for t in range(p.n_chunks):
+            if t % nt == tid:
+                _l2_chunk(p, params, grads, s.alpha, batch.weight, t)
+        fm_barrier()
+    if tid == 0:
+        _close_batch(p, s, batch, grads, grad_norm_sums, st)
+    fm_barrier()
+    if st.finite:
+        for t in range(p.n_chunks):
+            if t % nt == tid:
+                _update_chunk(p, s, st.step_size, st.clip, params, grads, state_1, state_2, t)
+
+
+cdef void _close_batch(const Plan *p, const Settings *s, const Batch *batch, floating *grads,
+                       double *grad_norm_sums, Step *st) noexcept nogil:
+    """The batch's loss (mean + L2), whether it is finite, Adam's step size and the clipping factor."""
+    cdef Py_ssize_t l, c
+    cdef double squares = 0, total = 0, largest = 0, norm
+    st.loss = _loss_sum(st, batch) / batch.weight
+    if s.alpha > 0:
+        for c in range(p.n_chunks):  # in chunk order, whatever the threads
+            squares += p.partial[c]
+        st.loss += 0.5 * s.alpha * squares / batch.weight
+    st.finite = isfinite(st.loss)
+    if not st.finite:
+        return
+    if s.optimizer == FM_ADAM:
+        st.step += 1
+        st.step_size = s.learning_rate * sqrt(1 - pow(s.beta_2, st.step)) / (1 - pow(s.beta_1, st.step))
+    st.clip = 1
+    if s.clip_norm > 0:
+        # per-layer ||dW_l||, and the global norm of all gradients, before the update;
+        # norms from BLAS nrm2 and combined with scaling, so that no square overflows
+        for l in range(1, p.n_layers + 1):
+            norm = _nrm2(<int>(p.sizes[l - 1] * p.sizes[l]), grads + p.w_off[l])
+            grad_norm_sums[l - 1] += norm
+            total = _scaled_sum_sq(total, &largest, norm)
+            total = _scaled_sum_sq(total, &largest, _nrm2(<int>p.sizes[l], grads + p.b_off[l]))
+        if p.n_params > p.n_weights:  # the PReLU slopes
+            total = _scaled_sum_sq(total, &largest, _nrm2(<int>(p.n_params - p.n_weights), grads + p.n_weights))
+        norm = largest * sqrt(total)
+        if norm > s.clip_norm:
+            st.clip = s.clip_norm / norm
+
+
+cdef void _run_batch(const Plan *p, const Settings *s, const Data *d, const Batch *batch,
+                     floating *params, floating *grads, floating *state_1, floating *state_2, floating *work,
+                     fm_rng *rng, floating *unit_max, double *grad_norm_sums, Step *st,
+                     int n_threads) noexcept nogil:
+    """_batch_tasks on the calling thread, or on n_threads threads in one parallel region."""
+    if n_threads <= 1:
+        _batch_tasks(p, s, d, batch, params, grads, state_1, state_2, work, rng, unit_max, grad_norm_sums, st, 0, 1)
+        return
+    with parallel(num_threads=n_threads):
+        _batch_tasks(p, s, d, batch, params, grads, state_1, state_2, work, rng, unit_max, grad_norm_sums, st,
+                     omp_get_thread_num(), omp_get_num_threads())
 
 
 cdef void _batch_at(const Data *d, Py_ssize_t start, Py_ssize_t b, const Py_ssize_t *order,
                     const Plan *p, floating *work, Batch *batch) noexcept nogil:
-    """Rows start..start+b of the data (through order, when given) as a batch.
+    """Rows start..start+b of the data (through order, when given) as a batch, and its weight.
 
-    Dense shuffled rows, targets and weights are gathered into the workspace;
-    unshuffled ones are used in place; CSR rows are read through their numbers.
+    Dense shuffled rows, targets and weights are to be gathered into the
+    workspace (the batch's first step, batch.gathered); unshuffled ones are
+    used in place; CSR rows are read through their numbers.
     """
     cdef Py_ssize_t i, n_out = p.sizes[p.n_layers]
-    cdef const floating *sw
+    cdef const floating *sw = <const floating *>d.sw
     batch.n_rows = b
     batch.csr = d
     batch.rows = &order[start] if order != NULL else NULL
     batch.row0 = start
+    batch.gathered = order != NULL
     if order != NULL:
-        if d.X != NULL:
-            _gather_rows(b, d.n_in, &order[start], <const floating *>d.X, work + p.x_off)
-            batch.X = work + p.x_off
-        else:
-            batch.X = NULL
-        _gather_rows(b, n_out, &order[start], <const floating *>d.Y, work + p.y_off)
+        batch.X = work + p.x_off if d.X != NULL else NULL
         batch.Y = work + p.y_off
-        if d.sw != NULL:
-            sw = <const floating *>d.sw
-            for i in range(b):
-                work[p.sw_off + i] = sw[order[start + i]]
-            batch.sw = work + p.sw_off
-        else:
-            batch.sw = NULL
+        batch.sw = work + p.sw_off if d.sw != NULL else NULL
     else:
         batch.X = <const floating *>d.X + start * d.n_in if d.X != NULL else NULL
         batch.Y = <const floating *>d.Y + start * n_out
-        batch.sw = <const floating *>d.sw + start if d.sw != NULL else NULL
+        batch.sw = sw + start if d.sw != NULL else NULL
     batch.weight = b
-    if batch.sw != NULL:
+    if d.sw != NULL:
         batch.weight = 0
-        sw = <const floating *>batch.sw
         for i in range(b):
-            batch.weight += sw[i]
+            batch.weight += sw[order[start + i] if order != NULL else start + i]
 
 
 cdef void _l2_chunk(const Plan *p, const floating *params, floating *grads, double alpha, double n,
@@ -755,10 +903,11 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef Plan p
     cdef Data d
     cdef Batch batch
+    cdef Step st
     cdef fm_rng rng
     cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, c, n_batches = 0
     cdef bint finite = True
-    cdef double loss, loss_sum = 0, squares, total, scale = 0, norm, largest, clip, tic = 0
+    cdef double loss_sum = 0, squares, norm, tic = 0
     cdef int n_threads, most_threads, choice = 0
     cdef ThreadClock clock
     cdef floating *unit_max_ptr
@@ -773,6 +922,10 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     unit_max_ptr = &unit_max[0] if unit_max.shape[0] > 0 else NULL
     most_threads = _threads_for(&p, min(B, n), s.n_threads)
     n_threads = most_threads
+    st.dropout = s.dropout
+    st.accumulate = False
+    st.step = s.step
+    st.step_size = 0
     _pin_blas()
     try:
         with nogil:
@@ -787,53 +940,25 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                 start += b
                 if batch.weight <= 0:
                     continue
-                loss = _forward_backward(&p, &params[0], &grads[0], &work[0], &batch,
-                                         <floating>(1.0 / batch.weight), s.dropout, &rng, False, unit_max_ptr,
-                                         n_threads) / batch.weight
-                if s.alpha > 0:
-                    loss += _l2(&p, &params[0], &grads[0], s.alpha, batch.weight, n_threads)
-                if not isfinite(loss):
+                st.scale = 1.0 / batch.weight
+                _run_batch(&p, &s, &d, &batch, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0], &rng,
+                           unit_max_ptr, &grad_norm_sums[0], &st, n_threads)
+                if not st.finite:
                     finite = False
                     break
-                if s.optimizer == FM_ADAM:
-                    s.step += 1
-                    scale = s.learning_rate * sqrt(1 - pow(s.beta_2, s.step)) / (1 - pow(s.beta_1, s.step))
-                clip = 1
-                if s.clip_norm > 0:
-                    # per-layer ||dW_l||, and the global norm of all gradients, before the update;
-                    # norms from BLAS nrm2 and combined with scaling, so that no square overflows
-                    total = 0
-                    largest = 0
-                    for l in range(1, p.n_layers + 1):
-                        norm = _nrm2(<int>(p.sizes[l - 1] * p.sizes[l]), &grads[p.w_off[l]])
-                        grad_norm_sums[l - 1] += norm
-                        total = _scaled_sum_sq(total, &largest, norm)
-                        total = _scaled_sum_sq(total, &largest, _nrm2(<int>p.sizes[l], &grads[p.b_off[l]]))
-                    if p.n_params > p.n_weights:  # the PReLU slopes
-                        total = _scaled_sum_sq(total, &largest,
-                                               _nrm2(<int>(p.n_params - p.n_weights), &grads[p.n_weights]))
-                    norm = largest * sqrt(total)
-                    if norm > s.clip_norm:
-                        clip = s.clip_norm / norm
-                # the update, chunk by chunk; without clipping, ||dW_l|| comes out of the same pass
-                if n_threads > 1:
-                    for c in prange(p.n_chunks, num_threads=n_threads, schedule="static"):
-                        _update_chunk(&p, &s, scale, clip, &params[0], &grads[0], &state_1[0], &state_2[0], c)
-                else:
-                    for c in range(p.n_chunks):
-                        _update_chunk(&p, &s, scale, clip, &params[0], &grads[0], &state_1[0], &state_2[0], c)
                 if s.clip_norm <= 0:
+                    # ||dW_l|| from the update's per-chunk sums, in chunk order whatever the threads
                     c = 0
                     for l in range(1, p.n_layers + 1):
                         squares = 0
-                        while c < p.n_chunks and p.u_layer[c] <= l:  # in chunk order, whatever the threads
+                        while c < p.n_chunks and p.u_layer[c] <= l:
                             squares += p.partial[c]
                             c += 1
                         norm = sqrt(squares)
                         if not isfinite(squares):  # float64 squares past 1e308: BLAS's scaled norm
                             norm = _nrm2(<int>(p.b_off[l] - p.w_off[l]), &grads[p.w_off[l]])
                         grad_norm_sums[l - 1] += norm
-                loss_sum += loss * batch.weight
+                loss_sum += st.loss * batch.weight
                 n_batches += 1
                 if n_threads > 1:
                     thread_clock[4] += 1
@@ -842,7 +967,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     finally:
         _unpin_blas()
         _plan_free(&p)
-    return loss_sum, n_batches, s.step, finite
+    return loss_sum, n_batches, st.step, finite
 
 
 def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floating[::1] params, object X,
@@ -856,6 +981,7 @@ def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floatin
     cdef Plan p
     cdef Data d
     cdef Batch batch
+    cdef Step st
     cdef Py_ssize_t n, start = 0, b, B, i
     cdef double loss = 0, weight
     cdef floating[::1] work
@@ -864,6 +990,7 @@ def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floatin
     B = min(n, CHUNK_ROWS)
     _plan_init(&p, sizes, acts, None, B, True, False)
     n_threads = _threads_for(&p, B, n_threads)
+    st.dropout = False
     _pin_blas()
     try:
         work = np.empty(p.work_size, dtype=np.float32 if floating is float else np.float64)
@@ -873,11 +1000,14 @@ def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floatin
                 weight = 0
                 for i in range(n):
                     weight += (<const floating *>d.sw)[i]
+            st.scale = 1.0 / weight
             while start < n:
                 b = min(B, n - start)
                 _batch_at(&d, start, b, NULL, &p, &work[0], &batch)
-                loss += _forward_backward(&p, &params[0], &grads[0], &work[0], &batch, <floating>(1.0 / weight),
-                                          False, NULL, start > 0, NULL, n_threads)
+                st.accumulate = start > 0
+                _run_batch(&p, NULL, &d, &batch, &params[0], &grads[0], <floating *>NULL, <floating *>NULL,
+                           &work[0], NULL, <floating *>NULL, NULL, &st, n_threads)
+                loss += _loss_sum(&st, &batch)
                 start += b
             loss /= weight
             if alpha > 0:
@@ -895,11 +1025,12 @@ cdef void _forward_chunk(const Plan *p, const floating *params, const Data *d, f
     cdef Py_ssize_t start = c * p.batch_size, L = p.n_layers, n_out = p.sizes[p.n_layers]
     batch.csr = d
     batch.rows = NULL
+    batch.gathered = False
     batch.Y = batch.sw = NULL
     batch.n_rows = min(p.batch_size, d.n_rows - start)
     batch.row0 = start
     batch.X = <const floating *>d.X + start * d.n_in if d.X != NULL else NULL
-    _forward_hidden(p, params, work, &batch, training, rng, out + start * n_out, NULL, 1)
+    _forward_hidden(p, params, work, &batch, training, rng, out + start * n_out)
     _output_forward(p.acts[L - 1], batch.n_rows, n_out, params + p.b_off[L], out + start * n_out)
 
 
