@@ -12,7 +12,8 @@ import pytest
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.model_selection import GridSearchCV
 
-from fastmlp import MLPRegressor
+import fastmlp
+from fastmlp import MLPRegressor, reference
 from fastmlp.schedules import CosineAnnealing, ExponentialDecay, LinearWarmup, OneCycle, ReduceOnPlateau, StepDecay
 
 BASE = 0.05
@@ -419,3 +420,109 @@ def test_state_round_trip_mid_run(name):
         np.testing.assert_array_equal(copied.epoch_rates(e, n_batches), rates)
         for r in (run, resumed, copied):
             r.end_epoch(LOSSES[e])
+
+
+# ---------------------------------------------------------------------------
+# The engine's per-batch rates: trainer.rates, one rate per batch of the epoch.
+
+OPTIMIZERS = {
+    "sgd": dict(optimizer="sgd", learning_rate=0.05),
+    "momentum": dict(optimizer="sgd", learning_rate=0.05, momentum=0.9),
+    "nesterov": dict(optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True),
+    "adam": dict(optimizer="adam", learning_rate=0.01, beta_1=0.8, beta_2=0.99),
+}
+N_ROWS, BATCH = 23, 5  # five batches, the last one short
+N_BATCHES = -(-N_ROWS // BATCH)
+
+
+def _data(dtype):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(N_ROWS, 5)).astype(dtype), rng.normal(size=(N_ROWS, 3)).astype(dtype)
+
+
+def _train(Net, dtype, optimizer, rates, epochs=3, shuffle=True, alpha=0.01, clip_norm=None):
+    """A network after `epochs` epochs, trainer.rates = rates(epoch) (None: the scalar learning_rate)."""
+    net = Net([5, 7, 6, 3], activation="tanh", dtype=dtype, random_state=11)
+    X, Y = _data(dtype)
+    trainer = net._trainer(batch_size=BATCH, alpha=alpha, clip_norm=clip_norm, **OPTIMIZERS[optimizer])
+    for e in range(epochs):
+        trainer.rates = rates(e)
+        net._epoch(trainer, X, Y, None, shuffle)
+    return net
+
+
+def _weights(net):
+    return np.concatenate([p.ravel() for p in list(net.coefs_) + list(net.intercepts_)])
+
+
+@pytest.mark.parametrize("clip_norm", [None, 0.3])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_constant_rates_are_the_scalar_path_bit_for_bit(dtype, optimizer, clip_norm):
+    lr = OPTIMIZERS[optimizer]["learning_rate"]
+    scalar = _train(fastmlp.Network, dtype, optimizer, lambda e: None, clip_norm=clip_norm)
+    array = _train(fastmlp.Network, dtype, optimizer, lambda e: np.full(N_BATCHES, lr), clip_norm=clip_norm)
+    np.testing.assert_array_equal(_weights(array), _weights(scalar))
+
+
+def _varying(optimizer):
+    """Rates that differ from batch to batch and from epoch to epoch."""
+    lr = OPTIMIZERS[optimizer]["learning_rate"]
+    return lambda e: lr * (1 + np.arange(N_BATCHES) + e) / N_BATCHES
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_varying_rates_match_the_reference(dtype, optimizer, shuffle):
+    engine = _train(fastmlp.Network, dtype, optimizer, _varying(optimizer), shuffle=shuffle)
+    ref = _train(reference.Network, dtype, optimizer, _varying(optimizer), shuffle=shuffle)
+    np.testing.assert_allclose(_weights(engine), _weights(ref), rtol={np.float32: 1e-4, np.float64: 1e-10}[dtype],
+                               atol={np.float32: 1e-5, np.float64: 1e-12}[dtype])
+    constant = _train(fastmlp.Network, dtype, optimizer, lambda e: None, shuffle=shuffle)
+    assert np.abs(_weights(engine) - _weights(constant)).max() > 1e-3  # the rates did change the training
+
+
+def test_rate_k_is_the_rate_of_batch_k():
+    # sgd without momentum, rates 0 but for the last (short) batch: the epoch is one step on rows 20-22
+    rates = np.zeros(N_BATCHES)
+    rates[-1] = 0.05
+    net = _train(fastmlp.Network, np.float64, "sgd", lambda e: rates, epochs=1, shuffle=False, alpha=0.0)
+    one_step = fastmlp.Network([5, 7, 6, 3], activation="tanh", random_state=11)
+    X, Y = _data(np.float64)
+    one_step.fit(X[20:], Y[20:], epochs=1, batch_size=BATCH, learning_rate=0.05, shuffle=False)
+    np.testing.assert_array_equal(_weights(net), _weights(one_step))
+
+
+@pytest.mark.parametrize("rates, error, message", [
+    (np.full(N_BATCHES - 1, 0.1), ValueError, r"one rate per batch, shape \(5,\)"),
+    (np.full(N_BATCHES + 1, 0.1), ValueError, r"one rate per batch, shape \(5,\)"),
+    (np.full((N_BATCHES, 1), 0.1), ValueError, "one rate per batch"),
+    (np.full(N_BATCHES, 0.1, dtype=np.float32), TypeError, "float64"),
+    (np.full(2 * N_BATCHES, 0.1)[::2], TypeError, "C-contiguous"),
+    ([0.1] * N_BATCHES, TypeError, "float64 array"),
+    (np.array([0.1, 0.1, np.nan, 0.1, 0.1]), ValueError, "finite and >= 0"),
+    (np.array([0.1, 0.1, -0.1, 0.1, 0.1]), ValueError, "finite and >= 0"),
+])
+def test_bad_rates_are_refused_before_training(rates, error, message):
+    net = fastmlp.Network([5, 7, 6, 3], activation="tanh", random_state=11)
+    X, Y = _data(np.float64)
+    trainer = net._trainer(batch_size=BATCH, optimizer="sgd", learning_rate=0.1)
+    trainer.rates = rates
+    before = _weights(net)
+    with pytest.raises(error, match=r"trainer\.rates.*" + message):
+        net._epoch(trainer, X, Y, None, True)
+    np.testing.assert_array_equal(_weights(net), before)
+
+
+def test_engine_refuses_too_few_rates(monkeypatch):
+    # behind the Python check, the engine's own O(1) one: never a read past the array's end
+    monkeypatch.setattr(fastmlp.network, "_check_rates", lambda rates, n_batches: rates)
+    net = fastmlp.Network([5, 7, 6, 3], activation="tanh", random_state=11)
+    X, Y = _data(np.float64)
+    trainer = net._trainer(batch_size=BATCH, optimizer="sgd", learning_rate=0.1)
+    trainer.rates = np.full(N_BATCHES - 1, 0.1)
+    before = _weights(net)
+    with pytest.raises(ValueError, match="learning_rates has 4 rates for 5 batches"):
+        net._epoch(trainer, X, Y, None, True)
+    np.testing.assert_array_equal(_weights(net), before)
