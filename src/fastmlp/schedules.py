@@ -40,7 +40,12 @@ __all__ = ["StepDecay", "ExponentialDecay", "CosineAnnealing", "OneCycle", "Line
 
 
 class _Run:
-    """A closed-form schedule's course through one training: rate = schedule._rate(run, epoch, n_batches)."""
+    """A closed-form schedule's course through one training: rate = schedule._rate(run, epoch, n_batches).
+
+    ``per_batch`` says whether the rates vary within an epoch for the whole
+    schedule (a LinearWarmup over OneCycle does, whatever its own per_batch):
+    the training loop reads it here, not on the schedule.
+    """
 
     def __init__(self, schedule, base_rate, max_epochs):
         self.schedule = schedule  # the checked private copy
