@@ -46,11 +46,11 @@ def _data(n=300, seed=0, sparse=False, dtype=np.float64):
     return X.astype(dtype), Y.astype(dtype)
 
 
-def _fit(n_threads, dtype, activation="relu", dropout=0.0, sparse=False, **fit_args):
+def _fit(n_threads, dtype, activation="relu", dropout=0.0, sparse=False, batch_size=32, **fit_args):
     X, Y = _data(sparse=sparse, dtype=dtype)
     net = fastmlp.Network(LAYERS, activation=activation, output_activation="softmax", loss="log_loss",
                           dtype=dtype, dropout=dropout, random_state=0)
-    net.fit(X, Y, epochs=2, batch_size=32, n_threads=n_threads, **fit_args)
+    net.fit(X, Y, epochs=2, batch_size=batch_size, n_threads=n_threads, **fit_args)
     return net, net.predict(X)
 
 
@@ -61,6 +61,8 @@ CASES = {
     "adam-l2": dict(optimizer="adam", learning_rate=1e-3, alpha=1e-2),
     "sgd-clip": dict(optimizer="sgd", learning_rate=0.05, clip_norm=0.5),
     "adam-dropout": dict(optimizer="adam", learning_rate=1e-3, dropout=0.2),
+    # batches wider than the hidden layers: their forward steps split by rows
+    "adam-dropout-rows": dict(optimizer="adam", learning_rate=1e-3, dropout=0.2, batch_size=128),
     "adam-prelu-l2": dict(optimizer="adam", learning_rate=1e-3, activation="prelu", alpha=1e-3),
     "sgd-sparse": dict(optimizer="sgd", learning_rate=0.05, momentum=0.9, sparse=True),
     "adam-sparse-dropout": dict(optimizer="adam", learning_rate=1e-3, sparse=True, dropout=0.1),
@@ -82,6 +84,27 @@ def test_fit_is_bit_identical_for_any_thread_count(forced_threads, case, dtype):
         assert_array_equal(net.grad_norms_, net_1.grad_norms_)
         assert net.dead_units_ == net_1.dead_units_
         assert_array_equal(P, P_1)
+
+
+@pytest.mark.parametrize("batch_size", [64, 256])
+def test_unit_maxima_see_every_row_for_any_thread_count(forced_threads, batch_size):
+    # Unit u of the hidden layer is positive on exactly one row (row order[u]), or on none (u % 4 == 0):
+    # a unit maximum that missed some of a batch's rows would count live units as dead. The batch
+    # sizes split the first layer's forward step by columns (64) and by rows (256), where the maxima
+    # are a step of their own.
+    n, units = 256, 128
+    rng = np.random.default_rng(0)
+    X = np.eye(n)
+    W = -np.ones((n, units))
+    rows = rng.permutation(n)[:units]
+    live = np.arange(units) % 4 != 0
+    W[rows[live], np.flatnonzero(live)] = 2.0
+    for n_threads in THREADS:
+        net = fastmlp.Network([n, units, 1], random_state=0)
+        net.coefs_ = [W, np.zeros((units, 1))]
+        net.intercepts_ = [np.zeros(units), np.zeros(1)]
+        net.fit(X, np.zeros((n, 1)), epochs=1, batch_size=batch_size, learning_rate=1e-12, n_threads=n_threads)
+        assert net.dead_units_ == [0.25]
 
 
 def test_batches_do_run_on_several_threads(forced_threads):

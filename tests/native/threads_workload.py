@@ -44,6 +44,9 @@ FITS = {
     "dropout": dict(optimizer="adam", learning_rate=1e-3, dropout=0.2),
     "prelu": dict(optimizer="adam", learning_rate=1e-3, activation="prelu", alpha=1e-4),
     "sparse": dict(optimizer="sgd", learning_rate=0.05, momentum=0.5, sparse=True, alpha=1e-4),
+    # batches wider than the hidden layers: the forward steps split by rows, then the unit maxima
+    # (by units) and the dropout masks are a step of their own
+    "rows+dropout": dict(optimizer="adam", learning_rate=1e-3, dropout=0.2, batch_size=160),
 }
 failures = []
 
@@ -73,7 +76,8 @@ def fit(dtype, options, n_threads):
     net = fastmlp.Network(LAYERS, activation=options.pop("activation", "relu"), output_activation="softmax",
                           loss="log_loss", dtype=dtype, dropout=options.pop("dropout", 0.0), random_state=0)
     options.setdefault("epochs", 2)
-    net.fit(X, Y, batch_size=32, sample_weight=weights, n_threads=n_threads, **options)
+    options.setdefault("batch_size", 32)
+    net.fit(X, Y, sample_weight=weights, n_threads=n_threads, **options)
     return net
 
 
@@ -92,6 +96,7 @@ def main():
                         check(f"{dtype} {name} {attribute}[{l}] n_threads={n}", a, b)
                 check(f"{dtype} {name} loss_curve_ n_threads={n}", nets[0].loss_curve_, net.loss_curve_)
                 check(f"{dtype} {name} grad_norms_ n_threads={n}", nets[0].grad_norms_, net.grad_norms_)
+                check(f"{dtype} {name} dead_units_ n_threads={n}", nets[0].dead_units_, net.dead_units_)
             print(f"fit {dtype} {name}: done", flush=True)
         # a batched forward pass: chunks of rows over the threads, dense and sparse
         net = fit(dtype, FITS["sgd"], 1)
