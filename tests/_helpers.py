@@ -2,13 +2,16 @@
 import numpy as np
 
 
-def make_targets(output_activation, shape, rng):
+def make_targets(output_activation, shape, rng, loss=None):
     """Targets that fit an output activation's loss, float64.
 
     softmax: one-hot rows; logistic: probabilities with some exact 0/1 labels;
-    exp (poisson): non-negative counts, zeros included; identity: real values.
+    exp: non-negative counts, zeros included (poisson), or positive skewed
+    values for loss="gamma"; identity: real values.
     """
     n_samples, n_outputs = shape
+    if loss == "gamma":
+        return rng.gamma(2.0, 0.75, shape)
     if output_activation == "softmax":
         return np.eye(n_outputs)[rng.integers(0, n_outputs, n_samples)]
     if output_activation == "logistic":

@@ -31,7 +31,7 @@ def _data(key, n_samples, n_inputs, n_outputs, seed):
     """X and targets fitting the output pair (see _helpers.make_targets)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_samples, n_inputs))
-    return X, make_targets(key[0], (n_samples, n_outputs), rng)
+    return X, make_targets(key[0], (n_samples, n_outputs), rng, key[1])
 
 
 def _network(cls, activation, key, layer_sizes=LAYER_SIZES, dtype="float64", seed=0):

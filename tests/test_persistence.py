@@ -119,7 +119,7 @@ def test_network_round_trip_then_fit_as_the_original(tmp_path, data, dtype, rng_
 def test_network_round_trip_every_activation_and_output(tmp_path, data, activation, output_activation, loss):
     net = Network([5, 4, 2], activation=activation, output_activation=output_activation, loss=loss,
                   init="he_normal", random_state=3)
-    Y = make_targets(output_activation, (60, 2), np.random.default_rng(2))
+    Y = make_targets(output_activation, (60, 2), np.random.default_rng(2), loss)
     net.fit(data.X, Y, epochs=1, batch_size=32)
     loaded = round_trip(net, tmp_path)
     assert np.array_equal(net.predict(data.X), loaded.predict(data.X))

@@ -119,7 +119,7 @@ class BaseNetwork:
     """Shared implementation; see fastmlp.Network for the documentation."""
 
     def __init__(self, layer_sizes, activation="relu", output_activation="identity", loss="squared_error",
-                 init="auto", dtype="float64", dropout=0.0, random_state=None):
+                 init="auto", dtype="float64", dropout=0.0, random_state=None, loss_param=None):
         self.layer_sizes = self._check_layer_sizes(layer_sizes)
         L = len(self.layer_sizes) - 1
         hidden = _registry.activation(activation)
@@ -127,6 +127,7 @@ class BaseNetwork:
         self._output = _registry.output(output_activation, loss)
         self.output_activation = self._output.activation
         self.loss = self._output.loss_name
+        self.loss_param = _registry.loss_param(self._output, loss_param)
         if self.output_activation == "softmax" and self.layer_sizes[-1] < 2:
             raise ValueError("output_activation='softmax' needs at least 2 outputs; use 'logistic' for one.")
         self.init = init
@@ -222,7 +223,13 @@ class BaseNetwork:
                              f"probabilities).{hint}")
         if self.loss == "poisson" and Y.min() < 0:
             raise ValueError(f"{name} must be non-negative for loss='poisson'.")
+        if self._output.positive_targets and Y.min() <= 0:
+            raise ValueError(f"{name} must be positive for loss={self.loss!r}.")
         return Y
+
+    def _loss_kwargs(self):
+        """The loss parameter as the reference loss takes it: {} or {name: value}."""
+        return {} if self._output.param is None else {self._output.param.name: self.loss_param}
 
     def _check_sample_weight(self, sample_weight, n_samples):
         """None, or a (n_samples,) array of finite non-negative weights with a positive sum."""
@@ -892,5 +899,7 @@ class BaseNetwork:
         return "\n".join(lines)
 
     def __repr__(self):
+        param = "" if self.loss_param is None else f", loss_param={self.loss_param!r}"
         return (f"{type(self).__name__}({list(self.layer_sizes)}, activation={self.activation!r}, "
-                f"output_activation={self.output_activation!r}, loss={self.loss!r}, dtype={self.dtype.name!r})")
+                f"output_activation={self.output_activation!r}, loss={self.loss!r}{param}, "
+                f"dtype={self.dtype.name!r})")

@@ -269,6 +269,7 @@ def _dump_network(net, w):
         "activation": net.activation,
         "output_activation": net.output_activation,
         "loss": net.loss,
+        "loss_param": net.loss_param,
         "init": net.init,
         "dtype": net.dtype.name,
         "dropout": [float(r) for r in net.dropout],
@@ -657,7 +658,8 @@ def _load_network(cfg, ar, cls, rngs):
     where = "network"
     keys = ("layer_sizes", "activation", "output_activation", "loss", "init", "dtype", "dropout", "random_state",
             "params")
-    _fields(cfg, where, keys, optional=("loss_curve_", "grad_norms_", "dead_units_"))
+    # (loss_param: files written before the losses that have one leave it out)
+    _fields(cfg, where, keys, optional=("loss_param", "loss_curve_", "grad_norms_", "dead_units_"))
     try:
         sizes = cls._check_layer_sizes(cfg["layer_sizes"])
     except (TypeError, ValueError) as exc:
@@ -671,7 +673,8 @@ def _load_network(cfg, ar, cls, rngs):
                          f"array of at least {n_weights} parameters.")
     try:
         net = cls(sizes, activation=cfg["activation"], output_activation=cfg["output_activation"], loss=cfg["loss"],
-                  init=cfg["init"], dtype=cfg["dtype"], dropout=cfg["dropout"], random_state=0)
+                  init=cfg["init"], dtype=cfg["dtype"], dropout=cfg["dropout"], random_state=0,
+                  loss_param=cfg.get("loss_param"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from exc
     params = ar.array(cfg["params"], f"{where}.params", "f", shape=(net.n_params_,))
