@@ -4,7 +4,7 @@ Both dtypes, one tolerance table. Activations and output pairs are parametrized
 over the registry, so a new entry is tested without editing this file.
 """
 import numpy as np
-from _helpers import make_targets
+from _helpers import LOSS_PARAMS, make_targets
 import pytest
 
 from fastmlp import _engine, _registry
@@ -264,10 +264,6 @@ def test_prelu_reference_slope_gradient_is_a_derivative():
 
 def _targets(key, shape, rng, dtype):
     return make_targets(key[0], shape, rng, key[1]).astype(dtype)
-
-
-# a loss parameter away from the default, so that a kernel ignoring it fails
-LOSS_PARAMS = {"huber": 0.8, "quantile": 0.3}
 
 
 def _loss_kwargs(spec):
