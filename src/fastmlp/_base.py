@@ -50,6 +50,14 @@ def _draw_seed(rng):
     return int(rng.randint(0, 2**63 - 1, dtype=np.int64))
 
 
+def check_target_domain(output, Y, name):
+    """Targets the loss of a registered output pair is defined on: poisson Y >= 0, gamma Y > 0 (log y)."""
+    if output.loss_name == "poisson" and Y.min() < 0:
+        raise ValueError(f"{name} must be non-negative for loss='poisson'.")
+    if output.positive_targets and Y.min() <= 0:
+        raise ValueError(f"{name} must be positive for loss={output.loss_name!r}.")
+
+
 class _LayerList(list):
     """coefs_ / intercepts_: a list of views into the parameter buffer.
 
@@ -221,10 +229,7 @@ class BaseNetwork:
         if self.loss == "log_loss" and (Y.min() < 0 or Y.max() > 1):
             raise ValueError(f"{name} must be in [0, 1] for loss='log_loss' (one-hot labels or "
                              f"probabilities).{hint}")
-        if self.loss == "poisson" and Y.min() < 0:
-            raise ValueError(f"{name} must be non-negative for loss='poisson'.")
-        if self._output.positive_targets and Y.min() <= 0:
-            raise ValueError(f"{name} must be positive for loss={self.loss!r}.")
+        check_target_domain(self._output, Y, name)
         return Y
 
     def _loss_kwargs(self):

@@ -23,7 +23,8 @@ class Activation(NamedTuple):
 
 
 class LossParam(NamedTuple):
-    name: str  # the keyword of the reference loss and of the estimators (huber_delta, quantile)
+    name: str  # the keyword of the reference loss
+    argument: str  # MLPRegressor's parameter that holds it
     default: float
     low: float  # the valid open interval (low, high)
     high: float
@@ -67,9 +68,9 @@ OUTPUTS = {
     ("identity", "absolute_error"): Output("identity", "absolute_error", 0, 4, ref.absolute_error,
                                            ref.absolute_error_gradient),
     ("identity", "huber"): Output("identity", "huber", 0, 5, ref.huber_loss, ref.huber_gradient,
-                                  LossParam("delta", 1.0, 0.0, float("inf"))),
+                                  LossParam("delta", "huber_delta", 1.0, 0.0, float("inf"))),
     ("identity", "quantile"): Output("identity", "quantile", 0, 6, ref.quantile_loss, ref.quantile_gradient,
-                                     LossParam("quantile", 0.5, 0.0, 1.0)),
+                                     LossParam("quantile", "quantile", 0.5, 0.0, 1.0)),
     ("exp", "gamma"): Output("exp", "gamma", 7, 7, ref.gamma_loss, ref.gamma_gradient, positive_targets=True),
 }
 # The C name of each loss code (checked against the enum by tests/test_kernels.py).
@@ -79,6 +80,8 @@ LOSS_ENUMS = {
     ("identity", "absolute_error"): "FM_ABSOLUTE_ERROR", ("identity", "huber"): "FM_HUBER",
     ("identity", "quantile"): "FM_QUANTILE", ("exp", "gamma"): "FM_GAMMA",
 }
+# MLPRegressor's losses: each fixes its output (the log-likelihood of labels is MLPClassifier's)
+REGRESSION_OUTPUTS = {loss: spec for (_, loss), spec in OUTPUTS.items() if loss != "log_loss"}
 OUTPUT_ACTIVATIONS = sorted({activation for activation, _ in OUTPUTS})
 LOSSES = sorted({loss for _, loss in OUTPUTS})
 

@@ -25,7 +25,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _registry
-from ._base import _SKLEARN_DIVERGENCE, _Divergence
+from ._base import _SKLEARN_DIVERGENCE, _Divergence, check_target_domain
 from ._progress import EpochReporter
 from .network import Network
 
@@ -250,7 +250,11 @@ class _BaseMLP(BaseEstimator):
                 "hidden_layer_sizes, the number of features or of outputs changed since the first fit "
                 "(set warm_start=False to start over)."
             )
+        elif not is_classifier(self) and self._network.loss != self.loss:
+            raise ValueError(f"The network was fit with loss={self._network.loss!r}, but loss={self.loss!r} now "
+                             "(set warm_start=False to start over).")
         net = self._network
+        net.loss_param = self._loss_param()  # (huber_delta or quantile may change between calls)
         net._rng = self._random_state  # shuffling and dropout follow random_state, as scikit-learn's
         X = net._check_X(X)
         Y = net._check_Y(Y, n_samples, name="y")
@@ -266,7 +270,8 @@ class _BaseMLP(BaseEstimator):
         out_activation = self._output_activation()
         loss = "log_loss" if is_classifier(self) else self.loss
         net = Network(layer_units, activation=self.activation, output_activation=out_activation, loss=loss,
-                      init="auto", dtype=dtype, dropout=self.dropout, random_state=self._random_state)
+                      init="auto", dtype=dtype, dropout=self.dropout, random_state=self._random_state,
+                      loss_param=self._loss_param())
         if assigned:
             self._load_assigned_layers(net)  # before any fitted state is set: a failure leaves none
         self.__dict__.pop("_assigned_layers", None)
@@ -289,6 +294,10 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = np.inf
         if hasattr(self, "_trainer"):
             del self._trainer
+
+    def _loss_param(self):
+        """The Network's loss_param: None, or the value of the parameter the regressor's loss has."""
+        return None
 
     def _append_grad_norms(self, norms):
         self.grad_norms_ = np.vstack([self.grad_norms_, np.asarray(norms, dtype=np.float64)[None, :]])
@@ -1262,19 +1271,38 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`:
     the same parameters (same names, order, defaults and meaning), fitted
     attributes and methods, plus the additions marked below. The model
-    minimises the squared error (or the Poisson deviance), averaged over the
+    minimises its loss (the squared error by default), averaged over the
     samples (weighted by ``sample_weight``), plus
     ``alpha / (2 n) * sum_l ||W_l||^2``, with the L-BFGS, SGD or Adam solver.
-    The output layer is the identity ("squared_error") or the exponential
-    ("poisson"); y may have several columns (multi-output).
+    The output layer is the identity, or the exponential for "poisson" and
+    "gamma" (a log link); y may have several columns (multi-output).
 
     Parameters
     ----------
-    loss : {"squared_error", "poisson"}, default="squared_error"
-        The loss function. "squared_error" is ``0.5 * ||y_i - yhat_i||^2``
-        summed over the outputs and averaged over the samples; "poisson" is
-        half the Poisson deviance with an exponential output (y must be
-        non-negative).
+    loss : {"squared_error", "poisson", "absolute_error", "huber", "quantile", "gamma"}, \
+            default="squared_error"
+        The loss function, summed over the outputs and averaged over the
+        samples; r = yhat - y:
+
+        - "squared_error": ``0.5 * r^2``.
+        - "poisson": half the Poisson deviance, exponential output (y must be
+          non-negative).
+        - "absolute_error": ``|r|``; predicts the conditional median.
+        - "huber": ``0.5 * r^2`` where ``|r| <= huber_delta``, else
+          ``huber_delta * (|r| - huber_delta / 2)``: robust to outliers.
+        - "quantile": the pinball loss of ``quantile`` (q): ``q * (y - yhat)``
+          where ``y >= yhat``, else ``(1 - q) * (yhat - y)``; predicts the
+          conditional q-quantile of each output.
+        - "gamma": half the gamma deviance,
+          ``log(yhat / y) + y / yhat - 1``, exponential output (y must be
+          positive): for positive, right-skewed targets.
+
+        The names and definitions follow
+        :class:`sklearn.ensemble.HistGradientBoostingRegressor` ("huber" follows
+        :class:`sklearn.linear_model.HuberRegressor`'s loss, without its scale).
+        "absolute_error" and "quantile" are not differentiable where
+        ``yhat == y``; the gradient used there is 0. All but "squared_error"
+        and "poisson" are fastmlp additions.
 
     hidden_layer_sizes : array-like of shape (n_layers - 2,) or int, default=(100,)
         The number of units of each hidden layer, first to last: ``(64, 32)``
@@ -1447,11 +1475,20 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         included, where scikit-learn upcasts), anything else float64. Input
         of another dtype is converted to the model's. A fastmlp addition.
 
+    huber_delta : float, default=1.0
+        Where ``loss="huber"`` turns from quadratic to linear, in units of y;
+        positive. Unused by the other losses. A fastmlp addition.
+
+    quantile : float, default=0.5
+        The quantile that ``loss="quantile"`` predicts, in (0, 1); with
+        several outputs, that quantile of each. Unused by the other losses.
+        A fastmlp addition.
+
     Attributes
     ----------
     loss_ : float
         The training loss of the last epoch (for "lbfgs": at the solution),
-        penalty included.
+        penalty included: the loss of ``loss`` (``score`` stays R^2).
 
     best_loss_ : float or None
         The lowest training loss reached; None with ``early_stopping=True``
@@ -1505,7 +1542,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Number of output units.
 
     out_activation_ : str
-        Name of the output activation: "identity" (squared_error) or "exp" (poisson).
+        Name of the output activation: "exp" for "poisson" and "gamma", else "identity".
 
     grad_norms_ : ndarray of shape (len(loss_curve_), n_layers - 1)
         Per epoch (per iteration for "lbfgs"), the Frobenius norm of each
@@ -1565,7 +1602,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions(set(_registry.REGRESSION_OUTPUTS))],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+        "quantile": [Interval(Real, 0, 1, closed="neither")],
     }
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -1573,7 +1612,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None,
-                 dtype=None):
+                 dtype=None, huber_delta=1.0, quantile=0.5):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -1583,9 +1622,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout,
             clip_norm=clip_norm, dtype=dtype,
         )
+        self.huber_delta = huber_delta
+        self.quantile = quantile
 
     def _output_activation(self):
-        return "exp" if self.loss == "poisson" else "identity"
+        return _registry.REGRESSION_OUTPUTS[self.loss].activation
+
+    def _loss_param(self):
+        param = _registry.REGRESSION_OUTPUTS[self.loss].param
+        return None if param is None else float(getattr(self, param.argument))
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         plain = self._plain_input(X, y, dtype) if incremental and not reset else None
@@ -1596,6 +1641,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = np.asarray(y, dtype=dtype)
+        # before the first fit builds anything: a refused y leaves an unfitted model unfitted
+        check_target_domain(_registry.REGRESSION_OUTPUTS[self.loss], Y, "y")
         return X, Y.reshape(-1, 1) if Y.ndim == 1 else Y
 
     def fit(self, X, y, sample_weight=None):
@@ -1606,7 +1653,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data; converted to the model's dtype (see ``dtype``).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            The target values (non-negative for ``loss="poisson"``).
+            The target values (non-negative for ``loss="poisson"``, positive for
+            ``loss="gamma"``).
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights with a positive sum: the loss and its gradient are
             weighted means over the samples (of each mini-batch for the stochastic
