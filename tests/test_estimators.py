@@ -130,7 +130,7 @@ def test_tags_do_not_weaken_the_checks(Est):
 
 
 # each estimator's own additions, after EXTRA_PARAMS
-OWN_EXTRA_PARAMS = {MLPClassifier: {}, MLPRegressor: {"huber_delta": 1.0, "quantile": 0.5}}
+OWN_EXTRA_PARAMS = {MLPClassifier: {"class_weight": None}, MLPRegressor: {"huber_delta": 1.0, "quantile": 0.5}}
 
 
 @pytest.mark.parametrize("ours, theirs, positional", [

@@ -6,10 +6,13 @@ few seeds, each test a few seconds at most).
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from sklearn.base import clone
+from sklearn.datasets import make_classification, make_multilabel_classification
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
+from sklearn.utils.class_weight import compute_sample_weight
 
-from fastmlp import MLPRegressor, _registry
+from fastmlp import MLPClassifier, MLPRegressor, _registry
 from fastmlp import reference as ref
 
 # short fits: stopping at max_iter is expected
@@ -140,3 +143,127 @@ def test_reference_losses_are_hist_gradient_boostings():
     r = np.abs(z - y)
     assert_allclose(ref.huber_loss(Y, Z, delta=0.7),
                     np.sum(np.where(r <= 0.7, 0.5 * r ** 2, 0.7 * r - 0.5 * 0.7 ** 2)), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ MLPClassifier(class_weight=...)
+
+
+def _imbalanced(n=300, n_classes=2, seed=0):
+    weights = [0.8, 0.2] if n_classes == 2 else [0.6, 0.3, 0.1]
+    return make_classification(n_samples=n, n_features=6, n_informative=4, n_classes=n_classes, weights=weights,
+                               random_state=seed)
+
+
+def _multilabel(n=200, seed=0):
+    X, Y = make_multilabel_classification(n_samples=n, n_features=6, n_classes=3, random_state=seed)
+    return X, Y
+
+
+def _weights(est):
+    return [a.copy() for a in list(est.coefs_) + list(est.intercepts_)]
+
+
+def _assert_bit_identical(a, b):
+    for x, y in zip(_weights(a), _weights(b)):
+        np.testing.assert_array_equal(x, y)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+CLASSIFIER_SETUPS = {
+    "binary": (_imbalanced, {0: 1.0, 1: 4.0}),
+    "multiclass": (lambda: _imbalanced(n_classes=3), {0: 0.5, 2: 3.0}),
+    "multilabel": (_multilabel, [{0: 1.0, 1: 2.0}, {0: 0.5}, {1: 3.0}]),
+}
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("kind", sorted(CLASSIFIER_SETUPS))
+def test_unit_class_weights_are_bit_identical_to_none(kind, solver):
+    make, _ = CLASSIFIER_SETUPS[kind]
+    X, y = make()
+    ones = [{0: 1, 1: 1}] * 3 if kind == "multilabel" else {c: 1 for c in np.unique(y)}
+    early = solver != "lbfgs"
+    plain = MLPClassifier(hidden_layer_sizes=(6,), solver=solver, max_iter=15, random_state=0,
+                          early_stopping=early).fit(X, y)
+    weighted = clone(plain).set_params(class_weight=ones).fit(X, y)
+    _assert_bit_identical(weighted, plain)
+    if early:
+        assert weighted.validation_scores_ == plain.validation_scores_
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("kind", sorted(CLASSIFIER_SETUPS))
+@pytest.mark.parametrize("how", ["dict", "balanced"])
+def test_class_weight_is_compute_sample_weight_times_sample_weight(kind, solver, how):
+    # the same fit (validation scores included) as passing compute_sample_weight(class_weight, y) * sample_weight
+    make, given = CLASSIFIER_SETUPS[kind]
+    X, y = make()
+    class_weight = given if how == "dict" else "balanced"
+    sample_weight = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
+    early = solver != "lbfgs"
+    est = MLPClassifier(hidden_layer_sizes=(6,), solver=solver, max_iter=15, random_state=0, early_stopping=early)
+    expected = clone(est).fit(X, y, sample_weight=compute_sample_weight(class_weight, y) * sample_weight)
+    weighted = clone(est).set_params(class_weight=class_weight).fit(X, y, sample_weight=sample_weight)
+    _assert_bit_identical(weighted, expected)
+    if early:
+        assert weighted.validation_scores_ == expected.validation_scores_
+    assert not np.allclose(_weights(weighted)[0], _weights(clone(est).fit(X, y))[0])  # the weights did something
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_partial_fit_takes_a_dict(kind):
+    make, given = CLASSIFIER_SETUPS[kind]
+    X, y = make()
+    classes = np.unique(y)
+    est = MLPClassifier(hidden_layer_sizes=(6,), solver="sgd", random_state=0)
+    weighted, expected = clone(est).set_params(class_weight=given), clone(est)
+    for rows in np.array_split(np.arange(len(y)), 3):
+        weighted.partial_fit(X[rows], y[rows], classes=classes)
+        expected.partial_fit(X[rows], y[rows], classes=classes, sample_weight=compute_sample_weight(given, y[rows]))
+    _assert_bit_identical(weighted, expected)
+
+
+def test_partial_fit_refuses_balanced_with_sgdclassifiers_message():
+    X, y = _imbalanced()
+    est = MLPClassifier(hidden_layer_sizes=(6,), class_weight="balanced")
+    with pytest.raises(ValueError, match=r"class_weight 'balanced' is not supported for partial_fit\. In order to "
+                                         r"use 'balanced' weights, use compute_class_weight"):
+        est.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+
+
+@pytest.mark.parametrize("class_weight, match", [
+    ({0: 1.0, 7: 2.0}, r"class_weight has labels \[7\]"),
+    ({"a": 2.0}, r"class_weight has labels \['a'\]"),
+    ({0: -1.0}, "class_weight must map labels to finite non-negative"),
+    ({0: np.nan}, "class_weight must map labels to finite non-negative"),
+    ({0: "1"}, "class_weight must map labels to finite non-negative"),
+    ([{0: 1.0}, {1: 2.0}], "class_weight must be 'balanced' or a dict"),
+    ("heavy", "'class_weight' parameter"),
+    ({0: 0.0, 1: 0.0}, "class_weight sums to zero"),
+])
+def test_bad_class_weight(class_weight, match):
+    X, y = _imbalanced()
+    est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, class_weight=class_weight)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    if "sums to zero" not in match:  # refused before the first fit built anything
+        with pytest.raises(NotFittedError):
+            est.predict(X)
+
+
+def test_bad_multilabel_class_weight():
+    X, Y = _multilabel()
+    for class_weight in ({0: 1.0, 1: 2.0}, [{0: 1.0}] * 2, [{0: 1.0, 2: 1.0}] * 3):
+        with pytest.raises(ValueError, match="class_weight for multilabel y"):
+            MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, class_weight=class_weight).fit(X, Y)
+
+
+def test_class_weight_labels_of_string_classes():
+    X, y = _imbalanced()
+    labels = np.array(["common", "rare"])[y]
+    est = MLPClassifier(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=15, random_state=0)
+    weighted = clone(est).set_params(class_weight={"rare": 3.0}).fit(X, labels)
+    expected = clone(est).fit(X, labels, sample_weight=np.where(y == 1, 3.0, 1.0))
+    _assert_bit_identical(weighted, expected)

@@ -19,6 +19,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
@@ -233,6 +234,7 @@ class _BaseMLP(BaseEstimator):
         first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
         dtype = self._fit_dtype(X) if first_pass else self._network.dtype
         X, Y = self._validate_input(X, y, incremental, reset=first_pass, dtype=dtype)
+        class_weights = self._class_sample_weight(Y)  # (checked before the first fit builds anything)
         n_samples, n_features = X.shape
         layer_units = [n_features, *hidden, Y.shape[1]]
         if not incremental or first_pass or not hasattr(self, "_random_state"):
@@ -259,6 +261,10 @@ class _BaseMLP(BaseEstimator):
         X = net._check_X(X)
         Y = net._check_Y(Y, n_samples, name="y")
         sample_weight = net._check_sample_weight(sample_weight, n_samples)
+        if class_weights is not None:
+            sample_weight = class_weights if sample_weight is None else sample_weight * class_weights
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight times class_weight sums to zero: no sample has a positive weight.")
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, sample_weight, incremental)
@@ -297,6 +303,10 @@ class _BaseMLP(BaseEstimator):
 
     def _loss_param(self):
         """The Network's loss_param: None, or the value of the parameter the regressor's loss has."""
+        return None
+
+    def _class_sample_weight(self, Y):
+        """The weight of each sample of the encoded targets Y from class_weight (classifier), or None."""
         return None
 
     def _append_grad_norms(self, norms):
@@ -835,6 +845,26 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         included, where scikit-learn upcasts), anything else float64. Input
         of another dtype is converted to the model's. A fastmlp addition.
 
+    class_weight : dict, list of dict or "balanced", default=None
+        Weights of the classes, multiplied into ``sample_weight`` (of the
+        loss, its gradient and the early-stopping validation score), with
+        scikit-learn's semantics
+        (:func:`sklearn.utils.class_weight.compute_class_weight`):
+
+        - None: every class weighs 1.
+        - dict: ``{label: weight}``; a class left out weighs 1; every label
+          must be a class of y.
+        - "balanced": class c weighs ``n_samples / (n_classes * count(c))``
+          in the y given to ``fit``. Not with ``partial_fit``, which sees one
+          batch at a time: compute the weights with ``compute_class_weight``
+          on a large enough sample and pass them as a dict.
+        - Multilabel y: "balanced", or a list of one dict per label with keys
+          0 and 1; a sample weighs the product over its labels
+          (:func:`sklearn.utils.class_weight.compute_sample_weight`).
+
+        A fastmlp addition (scikit-learn's MLPClassifier has none;
+        HistGradientBoostingClassifier's has the same meaning).
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -959,7 +989,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None, dtype=None):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None, dtype=None,
+                 class_weight=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -970,8 +1001,56 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout, clip_norm=clip_norm, dtype=dtype,
         )
 
+        self.class_weight = class_weight
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [None, StrOptions({"balanced"}), dict, list],
+    }
+
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _class_sample_weight(self, Y):
+        """class_weight as one weight per sample of the encoded targets Y, in Y's dtype; None without it.
+
+        scikit-learn's semantics (compute_class_weight, as HistGradientBoostingClassifier):
+        "balanced" weighs class c by n_samples / (n_classes * count(c)) in this y;
+        a dict maps labels to weights, 1 for a class it leaves out. Multilabel y
+        (one output per label): "balanced" or a list of one dict per label (keys
+        0 and 1), a sample's weight the product over its labels
+        (compute_sample_weight).
+        """
+        class_weight = self.class_weight
+        if class_weight is None:
+            return None
+        dicts = class_weight if isinstance(class_weight, list) else [class_weight]
+        for d in dicts:
+            if not isinstance(d, (dict, str)):
+                raise ValueError(f"class_weight must be None, 'balanced', a dict or (multilabel) a list of dicts, "
+                                 f"got {class_weight!r}.")
+            values = d.values() if isinstance(d, dict) else ()
+            if not all(isinstance(v, Real) and not isinstance(v, bool) and np.isfinite(v) and v >= 0
+                       for v in values):
+                raise ValueError(f"class_weight must map labels to finite non-negative numbers, got {d!r}.")
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            if isinstance(class_weight, dict) or (isinstance(class_weight, list) and (
+                    len(class_weight) != Y.shape[1] or any(set(d) - {0, 1} for d in class_weight))):
+                raise ValueError(f"class_weight for multilabel y must be 'balanced' or a list of {Y.shape[1]} dicts "
+                                 f"(one per label, keys 0 and 1), got {class_weight!r}.")
+            return compute_sample_weight(class_weight, Y.astype(np.int8)).astype(Y.dtype)
+        if isinstance(class_weight, list):
+            raise ValueError(f"class_weight must be 'balanced' or a dict for {self._label_binarizer.y_type_} y; a "
+                             f"list of dicts is for multilabel y, got {class_weight!r}.")
+        if isinstance(class_weight, dict):
+            classes = set(self.classes_.tolist())
+            unknown = [label for label in class_weight if label not in classes]
+            if unknown:
+                raise ValueError(f"class_weight has labels {unknown} that are not classes of y "
+                                 f"({self.classes_.tolist()}).")
+        codes = Y[:, 0].astype(np.intp) if Y.shape[1] == 1 else Y.argmax(axis=1)
+        per_class = compute_class_weight(class_weight, classes=self.classes_, y=self.classes_[codes])
+        return np.asarray(per_class, dtype=Y.dtype)[codes]
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         plain = self._plain_input(X, y, dtype) if incremental and not reset and not self.warm_start else None
@@ -1112,6 +1191,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         (3, 150)
         """
         self._validate_params_if_changed()
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":  # (scikit-learn's SGDClassifier)
+            raise ValueError("class_weight 'balanced' is not supported for partial_fit. In order to use 'balanced' "
+                             "weights, use compute_class_weight('balanced', classes=classes, y=y). In place of y you "
+                             "can use a large enough sample of the full training set target to properly estimate the "
+                             "class frequency distributions. Pass the resulting weights as the class_weight parameter.")
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
