@@ -297,6 +297,8 @@ def _encode_param(value, where, w):
         return {"tuple": [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]}
     if isinstance(value, list):
         return [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]
+    if isinstance(value, dict):  # (class_weight) as [key, value] pairs: JSON's keys would all be strings
+        return {"dict": [[_scalar(k, f"{where} key"), _scalar(v, f"{where}[{k!r}]")] for k, v in value.items()]}
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf" or value.ndim != 1:
             raise TypeError(f"cannot save {where}: only 1-D numeric arrays are supported, got {value.dtype} "
@@ -746,6 +748,10 @@ def _decode_param(value, where, rngs):
         return np.array(items, dtype=dtype)
     if isinstance(value, dict) and set(value) == {"rng"}:
         return rngs.get(value, where)
+    if isinstance(value, dict) and set(value) == {"dict"} and isinstance(value["dict"], list) and all(
+            isinstance(item, list) and len(item) == 2 and all(v is None or isinstance(v, (bool, int, float, str))
+                                                              for v in item) for item in value["dict"]):
+        return dict((k, v) for k, v in value["dict"])
     raise ValueError(f"{where}: {value!r} is not a valid parameter value.")
 
 
