@@ -152,7 +152,8 @@ def main():
                "hidden_layer_sizes=(16,), adam, max_iter=100); HistGradientBoosting with its defaults. "
                "Outliers: 5% of the training targets moved by 10-30, the held-out ones clean. squared_error's "
                "predictions are floored at 1e-3 for the gamma deviance. HistGradientBoosting has no huber loss. "
-               "Fit times from one run on a busy 2-core machine. Not a target: the anchor users will compare with.\n\n" + "\n".join(lines) + "\n")
+               "Fit times from one run on a busy 2-core machine. Not a target: the anchor users will compare "
+               "with.\n\n" + "\n".join(lines) + "\n")
     path = Path(__file__).resolve().parent / "PARITY.md"
     text = path.read_text() if path.exists() else ""
     head = text.split(HEADING)[0].rstrip("\n")

@@ -243,16 +243,22 @@ def test_partial_fit_refuses_balanced_with_sgdclassifiers_message():
     ({0: "1"}, "class_weight must map labels to finite non-negative"),
     ([{0: 1.0}, {1: 2.0}], "class_weight must be 'balanced' or a dict"),
     ("heavy", "'class_weight' parameter"),
-    ({0: 0.0, 1: 0.0}, "class_weight sums to zero"),
+    ({0: 0.0, 1: 0.0}, "gives every sample of y the weight 0"),
 ])
 def test_bad_class_weight(class_weight, match):
     X, y = _imbalanced()
     est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, class_weight=class_weight)
     with pytest.raises(ValueError, match=match):
         est.fit(X, y)
-    if "sums to zero" not in match:  # refused before the first fit built anything
-        with pytest.raises(NotFittedError):
-            est.predict(X)
+    with pytest.raises(NotFittedError):  # refused before the first fit built anything
+        est.predict(X)
+
+
+def test_class_weight_times_sample_weight_summing_to_zero():
+    X, y = _imbalanced()
+    est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, class_weight={0: 0.0})
+    with pytest.raises(ValueError, match="sample_weight times class_weight sums to zero"):
+        est.fit(X, y, sample_weight=(y == 0).astype(float))
 
 
 def test_bad_multilabel_class_weight():

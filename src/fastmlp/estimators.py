@@ -1000,7 +1000,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout, clip_norm=clip_norm, dtype=dtype,
         )
-
         self.class_weight = class_weight
 
     _parameter_constraints: dict = {
@@ -1050,7 +1049,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                  f"({self.classes_.tolist()}).")
         codes = Y[:, 0].astype(np.intp) if Y.shape[1] == 1 else Y.argmax(axis=1)
         per_class = compute_class_weight(class_weight, classes=self.classes_, y=self.classes_[codes])
-        return np.asarray(per_class, dtype=Y.dtype)[codes]
+        weights = np.asarray(per_class, dtype=Y.dtype)[codes]
+        if not weights.sum() > 0:
+            raise ValueError(f"class_weight={class_weight!r} gives every sample of y the weight 0.")
+        return weights
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         plain = self._plain_input(X, y, dtype) if incremental and not reset and not self.warm_start else None
@@ -1687,8 +1689,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
         "loss": [StrOptions(set(_registry.REGRESSION_OUTPUTS))],
-        "huber_delta": [Interval(Real, 0, None, closed="neither")],
-        "quantile": [Interval(Real, 0, 1, closed="neither")],
+        # huber_delta in (0, inf), quantile in (0, 1): the registry's ranges of the losses' parameters
+        **{spec.param.argument: [Interval(Real, spec.param.low, spec.param.high if spec.param.high < np.inf else None,
+                                          closed="neither")]
+           for spec in _registry.REGRESSION_OUTPUTS.values() if spec.param is not None},
     }
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
