@@ -69,7 +69,10 @@ def main():
     text = ("# Accuracy parity with scikit-learn\n\n`python bench/parity.py`: hidden_layer_sizes=(64,), "
             "max_iter=300, StandardScaler, mean over 3 splits and seeds; test accuracy, R^2 for diabetes "
             "(standardized y).\n\n" + "\n".join(lines) + "\n")
-    (Path(__file__).resolve().parent / "PARITY.md").write_text(text)
+    path = Path(__file__).resolve().parent / "PARITY.md"
+    old = path.read_text() if path.exists() else ""
+    rest = old[old.find("\n## "):] if "\n## " in old else ""  # the sections other scripts write (objectives.py)
+    path.write_text(text + rest)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@
 #include <stdint.h>
 
 /* Activation codes (hidden and output layers). Mirrored by _registry.py and
- * checked against it by tests/test_kernels.py. An output activation fixes its
- * loss: identity + squared_error, logistic + log_loss, softmax + log_loss,
- * exp + poisson. */
+ * checked against it by tests/test_kernels.py. */
 enum {
     FM_IDENTITY = 0,
     FM_LOGISTIC = 1,
@@ -27,6 +25,21 @@ enum {
     FM_SOFTMAX = 6,
     FM_EXP = 7,
     FM_PRELU = 8 /* learnable slope per unit: its own kernels, fm_prelu_* */
+};
+
+/* Loss codes, each fused with the output activation it fixes (losses.template.c):
+ * identity + squared_error, logistic + log_loss, softmax + log_loss, exp + poisson,
+ * identity + absolute_error, identity + huber, identity + quantile, exp + gamma.
+ * Mirrored by _registry.OUTPUTS and checked against it by tests/test_kernels.py. */
+enum {
+    FM_SQUARED_ERROR = 0,
+    FM_LOGISTIC_LOG_LOSS = 1,
+    FM_SOFTMAX_LOG_LOSS = 2,
+    FM_POISSON = 3,
+    FM_ABSOLUTE_ERROR = 4,
+    FM_HUBER = 5,
+    FM_QUANTILE = 6,
+    FM_GAMMA = 7
 };
 
 /* Optimizer codes. */
@@ -75,8 +88,9 @@ uint64_t fm_rng_next(fm_rng *rng);
                               const ptrdiff_t *idx, const T *X, T *out);        \
     void fm_output_forward_##SUF(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,   \
                                  const T *bias, T *Z);                          \
-    void fm_output_delta_##SUF(int act, ptrdiff_t n_rows,                       \
-                               ptrdiff_t n_cols, T scale, const T *bias,        \
+    void fm_output_delta_##SUF(int loss, ptrdiff_t n_rows,                      \
+                               ptrdiff_t n_cols, T scale, T param,              \
+                               const T *bias,                                   \
                                const T *Y, const T *sw, T *Z, T *delta,         \
                                double *loss_sum);                               \
     void fm_sgd_update_##SUF(ptrdiff_t n, T learning_rate, T momentum,          \

@@ -3,17 +3,28 @@
  *
  * Scheme: Z = A_prev @ W is computed by GEMM beforehand. fm_output_forward adds
  * the bias and applies the output activation in place (prediction).
- * fm_output_delta does the same and, in the same pass, adds each row's loss to
- * *loss_sum and writes delta = scale * (P - Y), the exact gradient of the loss
- * with respect to Z for the registered pairs (for softmax, scale * (m P - Y)
- * with m = sum_k y_k, which is 1 for one-hot or probability targets)
- *     identity + squared_error:  0.5 ||y - z||^2
- *     logistic + log_loss:       sum_k softplus(z_k) - y_k z_k
- *     softmax  + log_loss:       -sum_k y_k log_softmax(z)_k
- *     exp      + poisson:        sum_k exp(z_k) - y_k z_k + y_k log y_k - y_k
- *                                (half the Poisson deviance, as scikit-learn reports it)
- * Losses are computed from Z, not from P, so no log ever sees 0 or 1 and no
- * exp ever overflows (softmax subtracts the row max).
+ * fm_output_delta does the same for the output of a loss code (FM_SQUARED_ERROR,
+ * ...: the loss fixes its output) and, in the same pass, adds each row's loss to
+ * *loss_sum and writes delta = scale * dloss/dZ, exact for every loss (r = z - y,
+ * c the loss parameter):
+ *     identity + squared_error:   0.5 ||r||^2                          delta: r
+ *     logistic + log_loss:        sum_k softplus(z_k) - y_k z_k        delta: p - y
+ *     softmax  + log_loss:        -sum_k y_k log_softmax(z)_k          delta: m p - y, m = sum_k y_k
+ *                                 (m is 1 for one-hot or probability targets)
+ *     exp      + poisson:         sum_k exp(z_k) - y_k z_k + y_k log y_k - y_k
+ *                                 (half the Poisson deviance, as scikit-learn reports it)  delta: p - y
+ *     identity + absolute_error:  sum_k |r_k|                          delta: sign(r)
+ *     identity + huber (c > 0):   sum_k 0.5 r^2 if |r| <= c, else c (|r| - c / 2)  delta: clip(r, -c, c)
+ *     identity + quantile (0 < c < 1): sum_k the pinball loss, c (y - z) if y >= z,
+ *                                 else (1 - c) (z - y)                 delta: -c or 1 - c
+ *     exp      + gamma (y > 0):   sum_k z_k - log y_k + y_k exp(-z_k) - 1
+ *                                 (half the gamma deviance: HistGradientBoosting's half
+ *                                 gamma loss with its constant)        delta: 1 - y / p
+ * absolute_error and quantile have a kink at r = 0: delta there is 0 (a
+ * subgradient). Losses are computed from Z, not from P, so no log ever sees 0
+ * or 1 and no exp overflows short of the true value doing so (softmax
+ * subtracts the row max; gamma's y exp(-z) is exp(log y - z), finite wherever
+ * the loss is).
  */
 #ifndef FM_T
 #error "losses.template.c is included by losses.c only"
@@ -67,21 +78,22 @@ FM_HOT void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols
 
 /*
  * fm_output_delta: forward of the output layer, its loss and delta_out.
- *   act       output activation code; it fixes the loss (the pairs above)
+ *   loss      loss code (FM_SQUARED_ERROR, ...); it fixes the output activation
  *   n_rows    rows (samples)
  *   n_cols    outputs
- *   scale     multiplies (P - Y): 1/n for a mean over n rows
+ *   scale     multiplies dloss/dZ: 1/n for a mean over n rows
+ *   param     the loss parameter c: huber's delta, quantile's q; unused by the others
  *   bias      (n_cols,) read
  *   Y         (n_rows, n_cols) read: targets
  *   sw        (n_rows,) read: sample weights multiplying each row's loss and
  *             delta, or NULL for weight 1
  *   Z         (n_rows, n_cols) read and written: pre-activation in, P out
- *   delta     (n_rows, n_cols) written: w scale (P - Y) (softmax: w scale (m P - Y))
+ *   delta     (n_rows, n_cols) written: w scale dloss/dZ (the table above)
  *   loss_sum  read and written: the sum over rows of (weight times) each row's
  *             loss is added
  */
-FM_HOT void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
-                            FM_T scale, const FM_T *bias, const FM_T *Y, const FM_T *sw,
+FM_HOT void FM_FN(fm_output_delta)(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols,
+                            FM_T scale, FM_T param, const FM_T *bias, const FM_T *Y, const FM_T *sw,
                             FM_T *Z, FM_T *delta, double *loss_sum)
 {
     double total = 0;
@@ -90,8 +102,11 @@ FM_HOT void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
         const FM_T *y = Y + i * n_cols;
         FM_T *d = delta + i * n_cols;
         FM_T row = 0, mass = 1;
+        FM_T w = sw ? sw[i] : (FM_T)1;
+        FM_T ws = w * scale;
         FM_FN(fm_bias_add)(n_cols, bias, z);
-        if (act == FM_SOFTMAX) {
+        switch (loss) {
+        case FM_SOFTMAX_LOG_LOSS: {
             /* -sum_k y_k log p_k = sum_k y_k (log s - (z_k - max)), s = sum exp(z - max) */
             FM_T m = z[0], yzm = 0, ysum = 0, log_s;
             for (ptrdiff_t j = 1; j < n_cols; j++) m = z[j] > m ? z[j] : m;
@@ -102,29 +117,64 @@ FM_HOT void FM_FN(fm_output_delta)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
             log_s = FM_FN(fm_softmax_row)(n_cols, z);
             row = ysum * log_s - yzm;
             mass = ysum;
-        } else if (act == FM_LOGISTIC) {
+            for (ptrdiff_t j = 0; j < n_cols; j++) d[j] = ws * (mass * z[j] - y[j]);
+            break;
+        }
+        case FM_LOGISTIC_LOG_LOSS:
             for (ptrdiff_t j = 0; j < n_cols; j++) {
                 row += FM_FN(fm_softplus)(z[j]) - y[j] * z[j];
                 z[j] = FM_FN(fm_sigmoid)(z[j]);
+                d[j] = ws * (z[j] - y[j]);
             }
-        } else if (act == FM_EXP) {
+            break;
+        case FM_POISSON:
             for (ptrdiff_t j = 0; j < n_cols; j++) {
                 FM_T ylogy = y[j] > 0 ? y[j] * FM_LOG_FN(y[j]) : (FM_T)0;
                 FM_T p = FM_EXP_FN(z[j]);
                 row += p - y[j] * z[j] + ylogy - y[j];
                 z[j] = p;
+                d[j] = ws * (p - y[j]);
             }
-        } else { /* identity + squared_error */
+            break;
+        case FM_GAMMA:
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                FM_T log_y = FM_LOG_FN(y[j]);
+                FM_T y_over_p = FM_EXP_FN(log_y - z[j]); /* y exp(-z) */
+                row += z[j] - log_y + y_over_p - (FM_T)1;
+                z[j] = FM_EXP_FN(z[j]);
+                d[j] = ws * ((FM_T)1 - y_over_p);
+            }
+            break;
+        case FM_ABSOLUTE_ERROR:
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                FM_T r = z[j] - y[j];
+                row += r > 0 ? r : -r;
+                d[j] = r > 0 ? ws : (r < 0 ? -ws : (FM_T)0);
+            }
+            break;
+        case FM_HUBER:
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                FM_T r = z[j] - y[j], ar = r > 0 ? r : -r;
+                row += ar <= param ? (FM_T)0.5 * r * r : param * (ar - (FM_T)0.5 * param);
+                d[j] = ws * (r > param ? param : (r < -param ? -param : r));
+            }
+            break;
+        case FM_QUANTILE:
+            for (ptrdiff_t j = 0; j < n_cols; j++) {
+                FM_T r = z[j] - y[j];
+                row += r < 0 ? -param * r : ((FM_T)1 - param) * r;
+                d[j] = r < 0 ? -param * ws : (r > 0 ? ((FM_T)1 - param) * ws : (FM_T)0);
+            }
+            break;
+        default: /* FM_SQUARED_ERROR */
             for (ptrdiff_t j = 0; j < n_cols; j++) {
                 FM_T r = z[j] - y[j];
                 row += r * r;
+                d[j] = ws * r;
             }
             row *= (FM_T)0.5;
         }
-        FM_T w = sw ? sw[i] : (FM_T)1;
-        FM_T ws = w * scale;
         total += (double)w * (double)row;
-        for (ptrdiff_t j = 0; j < n_cols; j++) d[j] = ws * (mass * z[j] - y[j]);
     }
     *loss_sum += total;
 }

@@ -2,13 +2,21 @@
 import numpy as np
 
 
-def make_targets(output_activation, shape, rng):
+# A parameter away from the default for the losses that have one (Network's
+# loss_param), so that a path that drops it fails the comparison with the reference.
+LOSS_PARAMS = {"huber": 0.8, "quantile": 0.3}
+
+
+def make_targets(output_activation, shape, rng, loss=None):
     """Targets that fit an output activation's loss, float64.
 
     softmax: one-hot rows; logistic: probabilities with some exact 0/1 labels;
-    exp (poisson): non-negative counts, zeros included; identity: real values.
+    exp: non-negative counts, zeros included (poisson), or positive skewed
+    values for loss="gamma"; identity: real values.
     """
     n_samples, n_outputs = shape
+    if loss == "gamma":
+        return rng.gamma(2.0, 0.75, shape)
     if output_activation == "softmax":
         return np.eye(n_outputs)[rng.integers(0, n_outputs, n_samples)]
     if output_activation == "logistic":

@@ -331,6 +331,38 @@ def test_invalid_output_loss_pairs(Net, pair):
 
 
 @parametrize_network
+@pytest.mark.parametrize("loss, bad", [("huber", 0.0), ("huber", -1.0), ("huber", np.inf), ("huber", np.nan),
+                                       ("huber", "1"), ("quantile", 0.0), ("quantile", 1.0), ("quantile", -0.2),
+                                       ("quantile", True), ("squared_error", 0.5), ("gamma", 1.0)])
+def test_bad_loss_param(Net, loss, bad):
+    # huber's delta > 0, quantile's q in (0, 1); a loss without a parameter takes None only
+    output_activation = "exp" if loss == "gamma" else "identity"
+    with pytest.raises(ValueError, match=_named("loss_param")):
+        Net([N_IN, N_HIDDEN, N_OUT], output_activation=output_activation, loss=loss, loss_param=bad)
+
+
+@parametrize_network
+def test_loss_param_defaults(Net):
+    assert Net([N_IN, N_OUT], loss="huber").loss_param == 1.0
+    assert Net([N_IN, N_OUT], loss="quantile").loss_param == 0.5
+    assert Net([N_IN, N_OUT], loss="quantile", loss_param=np.float32(0.25)).loss_param == 0.25
+    assert Net([N_IN, N_OUT]).loss_param is None
+
+
+@parametrize_network
+@pytest.mark.parametrize("bad", [0.0, -1.0])
+def test_gamma_targets_must_be_positive(Net, bad):
+    net = _make(Net, output_activation="exp", loss="gamma")
+    X, Y = _data()
+    Y = Y + 1
+    Y[2, 1] = bad
+    _assert_rejected(net, lambda: net.fit(X, Y, epochs=1), ValueError, "Y")
+    _assert_rejected(net, lambda: net.loss_and_gradients(X, Y), ValueError, "Y")
+    Y[2, 1] = 1e-3
+    net.loss_and_gradients(X, Y)  # small but positive is fine
+
+
+@parametrize_network
 def test_softmax_needs_two_outputs(Net):
     with pytest.raises(ValueError, match="softmax"):
         Net([N_IN, N_HIDDEN, 1], output_activation="softmax", loss="log_loss")

@@ -129,11 +129,16 @@ def test_tags_do_not_weaken_the_checks(Est):
 # ------------------------------------------------------------------ signature
 
 
+# each estimator's own additions, after EXTRA_PARAMS
+OWN_EXTRA_PARAMS = {MLPClassifier: {"class_weight": None}, MLPRegressor: {"huber_delta": 1.0, "quantile": 0.5}}
+
+
 @pytest.mark.parametrize("ours, theirs, positional", [
     (MLPClassifier, SkMLPClassifier, ["hidden_layer_sizes", "activation"]),
     (MLPRegressor, SkMLPRegressor, ["loss", "hidden_layer_sizes", "activation"]),
 ], ids=["classifier", "regressor"])
 def test_signature_matches_sklearn(ours, theirs, positional):
+    extra_params = {**EXTRA_PARAMS, **OWN_EXTRA_PARAMS[ours]}
     our_params = list(inspect.signature(ours).parameters.values())
     their_params = list(inspect.signature(theirs).parameters.values())
     n = len(their_params)
@@ -145,10 +150,10 @@ def test_signature_matches_sklearn(ours, theirs, positional):
     assert [p.name for p in our_params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == positional
     # then the additions, keyword-only, with defaults that keep scikit-learn's behaviour
     extras = our_params[n:]
-    assert {p.name: p.default for p in extras} == EXTRA_PARAMS
-    assert [p.name for p in extras] == list(EXTRA_PARAMS)
+    assert {p.name: p.default for p in extras} == extra_params
+    assert [p.name for p in extras] == list(extra_params)
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in extras)
-    assert ours().get_params() == {**theirs().get_params(), **EXTRA_PARAMS}
+    assert ours().get_params() == {**theirs().get_params(), **extra_params}
 
 
 def test_positional_arguments_as_in_sklearn():
@@ -873,7 +878,10 @@ def test_one_row_non_finite_raises(kind, bad):
     (MLPClassifier, {"batch_size": 0}, "batch_size"),
     (MLPClassifier, {"momentum": 1.5}, "momentum"),
     (MLPClassifier, {"alpha": -1.0}, "alpha"),
-    (MLPRegressor, {"loss": "absolute_error"}, "loss"),
+    (MLPRegressor, {"loss": "log_loss"}, "loss"),
+    (MLPRegressor, {"huber_delta": 0.0}, "huber_delta"),
+    (MLPRegressor, {"quantile": 0.0}, "quantile"),
+    (MLPRegressor, {"quantile": 1.0}, "quantile"),
     (MLPRegressor, {"activation": "nope"}, "activation"),
     (MLPRegressor, {"dtype": "int8"}, "dtype"),
     (MLPRegressor, {"dropout": 1.5}, "dropout"),

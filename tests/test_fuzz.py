@@ -118,7 +118,7 @@ def _data(case):
     if case["sparse"]:
         X[rng.random(X.shape) < 0.5] = 0.0  # empty rows and columns happen too
         X = scipy.sparse.csr_matrix(X)
-    Y = make_targets(net["output_activation"], (n, n_out), rng)
+    Y = make_targets(net["output_activation"], (n, n_out), rng, net["loss"])
     if case["one_dimensional_Y"] and n_out == 1:
         Y = Y.ravel()
     sample_weight = None

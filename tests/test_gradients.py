@@ -5,7 +5,7 @@ Every hidden activation in the registry is crossed with every output pair, so
 a new registry entry is checked without editing this file.
 """
 import numpy as np
-from _helpers import make_targets
+from _helpers import LOSS_PARAMS, make_targets
 import pytest
 
 import fastmlp
@@ -31,12 +31,16 @@ def _data(key, n_samples, n_inputs, n_outputs, seed):
     """X and targets fitting the output pair (see _helpers.make_targets)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_samples, n_inputs))
-    return X, make_targets(key[0], (n_samples, n_outputs), rng)
+    return X, make_targets(key[0], (n_samples, n_outputs), rng, key[1])
+
+
+def _pair(key):
+    """Network's keywords for an output pair (a loss with a parameter gets a non-default one)."""
+    return dict(output_activation=key[0], loss=key[1], loss_param=LOSS_PARAMS.get(key[1]))
 
 
 def _network(cls, activation, key, layer_sizes=LAYER_SIZES, dtype="float64", seed=0):
-    net = cls(layer_sizes, activation=activation, output_activation=key[0], loss=key[1], dtype=dtype,
-              random_state=seed)
+    net = cls(layer_sizes, activation=activation, **_pair(key), dtype=dtype, random_state=seed)
     # Random, not-small weights and biases: no unit sits on a relu kink, and
     # every activation works away from its linear regime.
     rng = np.random.default_rng(seed + 100)
@@ -154,8 +158,7 @@ def test_l2_term_of_loss_and_gradient(impl, key):
 def test_engine_matches_reference(dtype, key, activation):
     rtol = PARITY_RTOL[dtype]
     engine = _network(fastmlp.Network, activation, key, dtype=dtype)
-    ref = reference.Network(LAYER_SIZES, activation=activation, output_activation=key[0], loss=key[1],
-                            dtype=dtype, random_state=1)
+    ref = reference.Network(LAYER_SIZES, activation=activation, **_pair(key), dtype=dtype, random_state=1)
     _copy_weights(engine, ref)
     for a, b in zip(list(engine.coefs_) + list(engine.intercepts_), list(ref.coefs_) + list(ref.intercepts_)):
         np.testing.assert_array_equal(a, b)
@@ -189,8 +192,7 @@ def test_float32_engine_matches_float64(key, activation):
     result32 = net32.loss_and_gradients(X32, Y32, alpha=ALPHA)
     out32 = net32.forward(X32)
     for cls in (fastmlp.Network, reference.Network):
-        net64 = cls(LAYER_SIZES, activation=activation, output_activation=key[0], loss=key[1],
-                    dtype=np.float64, random_state=2)
+        net64 = cls(LAYER_SIZES, activation=activation, **_pair(key), dtype=np.float64, random_state=2)
         _copy_weights(net32, net64)
         result64 = net64.loss_and_gradients(X64, Y64, alpha=ALPHA)
         name = cls.__module__
@@ -229,8 +231,7 @@ def test_gradient_over_several_chunks(dtype, key):
     sizes = [3, 4, 2]
     rtol = PARITY_RTOL[dtype]
     engine = _network(fastmlp.Network, "tanh", key, layer_sizes=sizes, dtype=dtype)
-    ref = reference.Network(sizes, activation="tanh", output_activation=key[0], loss=key[1], dtype=dtype,
-                            random_state=3)
+    ref = reference.Network(sizes, activation="tanh", **_pair(key), dtype=dtype, random_state=3)
     _copy_weights(engine, ref)
     X, Y = _data(key, n, sizes[0], sizes[-1], seed=6)
     X, Y = X.astype(dtype), Y.astype(dtype)

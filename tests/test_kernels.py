@@ -4,7 +4,7 @@ Both dtypes, one tolerance table. Activations and output pairs are parametrized
 over the registry, so a new entry is tested without editing this file.
 """
 import numpy as np
-from _helpers import make_targets
+from _helpers import LOSS_PARAMS, make_targets
 import pytest
 
 from fastmlp import _engine, _registry
@@ -43,6 +43,8 @@ def test_enums_are_distinct_per_kind():
                "FM_EXP")]
     assert len(set(hidden)) == len(hidden)
     assert _engine.ENUMS["FM_SGD"] != _engine.ENUMS["FM_ADAM"]
+    losses = [_engine.ENUMS[name] for name in _registry.LOSS_ENUMS.values()]
+    assert len(set(losses)) == len(losses) == len(_registry.OUTPUTS)
 
 
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
@@ -67,6 +69,7 @@ def test_output_code_matches_c_enum(key):
     spec = _registry.OUTPUTS[key]
     assert (spec.activation, spec.loss_name) == key
     assert spec.code == _engine.ENUMS["FM_" + spec.activation.upper()]
+    assert spec.loss_code == _engine.ENUMS[_registry.LOSS_ENUMS[key]]
 
 
 @pytest.mark.parametrize("name", sorted(_registry.OPTIMIZERS))
@@ -260,14 +263,30 @@ def test_prelu_reference_slope_gradient_is_a_derivative():
 
 
 def _targets(key, shape, rng, dtype):
-    return make_targets(key[0], shape, rng).astype(dtype)
+    return make_targets(key[0], shape, rng, key[1]).astype(dtype)
+
+
+def _loss_kwargs(spec):
+    return {} if spec.param is None else {spec.param.name: LOSS_PARAMS[spec.loss_name]}
 
 
 def _run_output_delta(spec, scale, bias, Y, Z):
     P = Z.copy()
     delta = np.full_like(Z, np.nan)
-    loss = _engine._output_delta_hook(spec.code, scale, bias, Y, P, delta)
+    loss = _engine._output_delta_hook(spec.loss_code, scale, bias, Y, P, delta,
+                                      loss_param=LOSS_PARAMS.get(spec.loss_name, 0.0))
     return loss, P, delta
+
+
+def _reference_loss(spec, Y, Z):
+    return spec.loss(Y, Z, **_loss_kwargs(spec))
+
+
+def _reference_gradient(spec, Y, Z):
+    """dL/dZ of the row-summed loss, from the reference."""
+    if spec.gradient is None:
+        return ref.output_delta(spec.activation, Y, ref.output_forward(spec.activation, Z))
+    return spec.gradient(Y, Z, **_loss_kwargs(spec))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -284,16 +303,16 @@ def test_output_delta(dtype, key):
     loss, P, delta = _run_output_delta(spec, scale, bias, Y, Z)
     assert isinstance(loss, float)
     # the loss is the sum over rows, computed (like the reference) from Z + b
-    expected_loss = spec.loss(Y.astype(np.float64), Zb.astype(np.float64))
+    expected_loss = _reference_loss(spec, Y.astype(np.float64), Zb.astype(np.float64))
     assert_close(loss, expected_loss, dtype)
     # Z becomes P = g(Z + b)
     expected_P = ref.output_forward(spec.activation, Zb)
     assert_close(P, expected_P, dtype)
     assert P.dtype == dtype
-    # delta = scale (P - Y), the fused form for every registered pair
-    expected_delta = dtype(scale) * (expected_P - Y)
-    assert_close(delta, expected_delta, dtype)
-    assert_close(delta, dtype(scale) * ref.output_delta(spec.activation, Y, expected_P), dtype)
+    # delta = scale (P - Y), the fused form of the log-likelihood pairs; the others' own gradient
+    if spec.gradient is None:
+        assert_close(delta, dtype(scale) * (expected_P - Y), dtype)
+    assert_close(delta, dtype(scale) * _reference_gradient(spec, Y, Zb), dtype)
     assert delta.dtype == dtype
 
 
@@ -314,8 +333,11 @@ def test_output_delta_is_gradient_of_loss(dtype, key):
         Zp, Zm = Z.copy(), Z.copy()
         Zp[idx] += h
         Zm[idx] -= h
-        numeric[idx] = (spec.loss(Y, Zp) - spec.loss(Y, Zm)) / (2 * h)
+        numeric[idx] = (_reference_loss(spec, Y, Zp) - _reference_loss(spec, Y, Zm)) / (2 * h)
+    # (absolute_error and quantile: no |z - y| is within h of their kink with these draws)
+    assert np.abs(Z.astype(dtype).astype(np.float64) - Y).min() > 10 * h
     np.testing.assert_allclose(delta, numeric, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(_reference_gradient(spec, Y, Z), numeric, rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -355,16 +377,19 @@ def test_output_delta_extreme_pre_activations(dtype, key):
         # exp(z) overflows past z ~ 88 (float32) / 709 (float64): the prediction
         # itself is infinite there, so the exp link is tested on z <= 50.
         Z = np.minimum(Z, 50)
+    if spec.positive_targets:
+        # gamma's loss y exp(-z) overflows likewise, the other way: tested on |z| <= 50
+        Z = np.maximum(Z, -50)
     Y = _targets(key, shape, rng, dtype)
     Zb = Z + bias
     loss, P, delta = _run_output_delta(spec, 1.0 / 6, bias, Y, Z)
     assert np.isfinite(loss)
     assert np.isfinite(P).all()
     assert np.isfinite(delta).all()
-    assert_close(loss, spec.loss(Y.astype(np.float64), Zb.astype(np.float64)), dtype)
+    assert_close(loss, _reference_loss(spec, Y.astype(np.float64), Zb.astype(np.float64)), dtype)
     expected_P = ref.output_forward(spec.activation, Zb.astype(np.float64))
     assert_close(P, expected_P, dtype)
-    assert_close(delta, (1.0 / 6) * ref.output_delta(spec.activation, Y.astype(np.float64), expected_P), dtype)
+    assert_close(delta, (1.0 / 6) * _reference_gradient(spec, Y.astype(np.float64), Zb.astype(np.float64)), dtype)
     if spec.activation in ("logistic", "softmax"):
         assert (P >= 0).all() and (P <= 1).all()
 
@@ -381,7 +406,7 @@ def test_output_delta_perfect_prediction(dtype, key):
     Y = ref.output_forward(spec.activation, Z).astype(dtype)
     loss, _, delta = _run_output_delta(spec, 1.0, bias, Y, Z)
     np.testing.assert_allclose(delta, 0, atol=10 * RTOL[dtype])
-    expected = spec.loss(Y.astype(np.float64), Z.astype(np.float64))
+    expected = _reference_loss(spec, Y.astype(np.float64), Z.astype(np.float64))
     # the loss is a sum of terms of size ~|Y|(1 + |Z|) that cancel (to 0 for exp + poisson)
     scale = float(np.sum(np.abs(Y.astype(np.float64)) * (1 + np.abs(Z.astype(np.float64)))))
     np.testing.assert_allclose(loss, expected, rtol=RTOL[dtype], atol=10 * RTOL[dtype] * scale)

@@ -10,7 +10,7 @@ import pickle
 import re
 
 import numpy as np
-from _helpers import make_targets
+from _helpers import LOSS_PARAMS, make_targets
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
@@ -591,9 +591,9 @@ def test_epoch_matches_reference_for_every_activation_and_output(dtype, activati
     output_activation, loss = pair
     rng = np.random.default_rng(1)
     X = rng.normal(size=(17, 5))
-    Y = make_targets(output_activation, (17, 3), rng)
+    Y = make_targets(output_activation, (17, 3), rng, loss)
     engine, ref = _engine_and_reference(dtype, activation=activation, output_activation=output_activation,
-                                        loss=loss)
+                                        loss=loss, loss_param=LOSS_PARAMS.get(loss))
     # exp + poisson grows exponentially with its output: a gentler step keeps it finite
     lr = 0.01 if output_activation == "exp" else 0.1
     kwargs = dict(epochs=1, batch_size=4, momentum=0.9, alpha=0.01, learning_rate=lr)

@@ -95,7 +95,7 @@ def _grid_rows(n_cols, rng):
 def _reference_twin(net):
     """A float64 reference.Network with exactly the (possibly float32) weights of net."""
     twin = reference.Network(net.layer_sizes, activation=net.activation, output_activation=net.output_activation,
-                             loss=net.loss, dtype="float64", random_state=0)
+                             loss=net.loss, loss_param=net.loss_param, dtype="float64", random_state=0)
     twin.coefs_ = [np.asarray(W, dtype=np.float64) for W in net.coefs_]
     twin.intercepts_ = [np.asarray(b, dtype=np.float64) for b in net.intercepts_]
     if _slopes(net):
@@ -144,7 +144,7 @@ def _extreme_network(dtype, activation, pair, n_hidden, seed=0):
     net = fastmlp.Network(sizes, activation=activation, output_activation=output_activation, loss=loss,
                           dtype=dtype, random_state=seed)
     X = _grid_rows(n_inputs, rng) / EXTREME
-    Y = make_targets(output_activation, (X.shape[0], N_OUTPUTS), rng)
+    Y = make_targets(output_activation, (X.shape[0], N_OUTPUTS), rng, loss)
     net.coefs_ = [rng.standard_normal(W.shape) for W in net.coefs_]
     net.intercepts_ = [rng.standard_normal(b.shape) for b in net.intercepts_]
     if n_hidden == 0:
@@ -167,21 +167,23 @@ def _extreme_network(dtype, activation, pair, n_hidden, seed=0):
     # whose exact outputs, loss and gradients the dtype can represent (74-81 in
     # float32, 695-702 in float64, depending on how large the last hidden
     # layer's outputs are; negative ones go further, and the hidden layers
-    # keep their extremes of 1e4).
+    # keep their extremes of 1e4). exp + gamma: its loss holds y exp(-z), which
+    # overflows as far the other way, so both signs are capped.
+    two_sided = _registry.OUTPUTS[pair].positive_targets
     base = net.coefs_[n_hidden].copy(), net.intercepts_[n_hidden].copy()
     Z_out = _pre_activations(_reference_twin(net), X)[n_hidden]
     if n_hidden == 0:
         # Z_L is the grid: cap its positive entries, keep the negative ones.
         X_capped = X.copy()
         for cap in np.arange(np.floor(np.log(np.finfo(dtype).max)), 0, -1.0):
-            X_capped = np.minimum(X, cap / EXTREME)
+            X_capped = np.clip(X, -cap / EXTREME if two_sided else None, cap / EXTREME)
             if _representable(_reference_twin(net), X_capped, Y, dtype):
                 break
         assert cap > 50, "test construction: no representable cap found"
         return net, X_capped, Y
     for top in np.arange(np.floor(np.log(np.finfo(dtype).max)), 0, -1.0):
         net.coefs_[n_hidden], net.intercepts_[n_hidden] = base
-        _scale_to(net, n_hidden, Z_out, top, positive=True)
+        _scale_to(net, n_hidden, Z_out, top, positive=not two_sided)
         if _representable(_reference_twin(net), X, Y, dtype):
             break
     assert top > 20, "test construction: no representable output scale found"
@@ -447,7 +449,7 @@ def test_a_fit_that_returns_never_predicts_nan(dtype, pair, activation, learning
     rng = np.random.default_rng(3)
     X = rng.uniform(0, 100, size=(40, 3))
     n_out = 2 if output_activation == "softmax" else 1
-    Y = make_targets(output_activation, (40, n_out), rng)
+    Y = make_targets(output_activation, (40, n_out), rng, loss)
     net = fastmlp.Network([3, 5, n_out], activation=activation, output_activation=output_activation, loss=loss,
                           dtype=dtype, random_state=0)
     _assert_fit_raises_or_predicts_finite(

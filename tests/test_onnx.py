@@ -192,11 +192,15 @@ def check_regressor(est, X):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("loss, n_outputs", [("squared_error", 1), ("squared_error", 3), ("poisson", 1),
-                                             ("poisson", 2)])
+                                             ("poisson", 2), ("absolute_error", 1), ("huber", 2), ("quantile", 2),
+                                             ("gamma", 1), ("gamma", 2)])
 def test_regressor_matches_onnxruntime(loss, n_outputs, dtype):
+    # every loss's output is the identity or exp: the exported graph is the same, its weights the loss's
     X = features(dtype)
-    Y = make_targets("exp" if loss == "poisson" else "identity", (len(X), n_outputs), np.random.default_rng(4))
-    est = MLPRegressor(loss, hidden_layer_sizes=(7, 6), max_iter=5, dtype=dtype, random_state=0)
+    output = _registry.REGRESSION_OUTPUTS[loss].activation
+    Y = make_targets(output, (len(X), n_outputs), np.random.default_rng(4), loss)
+    est = MLPRegressor(loss, hidden_layer_sizes=(7, 6), max_iter=5, dtype=dtype, random_state=0, huber_delta=0.5,
+                       quantile=0.9)
     check_regressor(est.fit(X, Y[:, 0] if n_outputs == 1 else Y), X)
 
 

@@ -28,7 +28,7 @@ from fastmlp import MLPClassifier, MLPRegressor, Network, _registry, reference
 from fastmlp._base import BaseNetwork
 from fastmlp.persistence import FORMAT, MODELS, VERSION, load, save
 
-from _helpers import make_targets
+from _helpers import LOSS_PARAMS, make_targets
 
 # Trainer buffers rebuilt at the next epoch (workspaces, per-epoch scratch):
 # only settings and optimizer state carry over between epochs.
@@ -118,12 +118,14 @@ def test_network_round_trip_then_fit_as_the_original(tmp_path, data, dtype, rng_
 @pytest.mark.parametrize("output_activation, loss", sorted(_registry.OUTPUTS))
 def test_network_round_trip_every_activation_and_output(tmp_path, data, activation, output_activation, loss):
     net = Network([5, 4, 2], activation=activation, output_activation=output_activation, loss=loss,
-                  init="he_normal", random_state=3)
-    Y = make_targets(output_activation, (60, 2), np.random.default_rng(2))
+                  init="he_normal", random_state=3, loss_param=LOSS_PARAMS.get(loss))
+    Y = make_targets(output_activation, (60, 2), np.random.default_rng(2), loss)
     net.fit(data.X, Y, epochs=1, batch_size=32)
     loaded = round_trip(net, tmp_path)
     assert np.array_equal(net.predict(data.X), loaded.predict(data.X))
     assert_same(net, loaded)
+    assert loaded.loss_param == LOSS_PARAMS.get(loss)
+    assert_same(net.fit(data.X, Y, epochs=1, batch_size=32), loaded.fit(data.X, Y, epochs=1, batch_size=32))
 
 
 def test_unfitted_network_and_pcg64dxsm(tmp_path, data):
@@ -162,6 +164,7 @@ def _targets(data, kind):
         "real": data.y_reg,
         "multi-output": np.stack([data.y_reg, -data.y_reg, 2 * data.y_reg], axis=1),
         "counts": np.random.default_rng(3).poisson(2.0, len(yb)).astype(float),
+        "positive": np.random.default_rng(3).gamma(2.0, 1.0, len(yb)),
     }[kind]
 
 
@@ -186,6 +189,14 @@ CLASSIFIERS = {
                                  "multiclass", False),
     "randomstate-instance": (lambda: MLPClassifier((6,), max_iter=3, random_state=np.random.RandomState(9)),
                              "binary", False),
+    "class-weight-dict": (lambda: MLPClassifier((6,), class_weight={0: 2.0, 2: 0.5}, max_iter=3, random_state=10),
+                          "multiclass", False),
+    "class-weight-strings": (lambda: MLPClassifier((6,), class_weight={"dog": 3.0}, max_iter=3, random_state=11),
+                             "strings", False),
+    "class-weight-balanced": (lambda: MLPClassifier((5,), solver="lbfgs", class_weight="balanced", max_iter=5,
+                                                    random_state=12), "binary", False),
+    "class-weight-multilabel": (lambda: MLPClassifier((6,), class_weight=[{0: 1.0, 1: 2.0}, {1: 0.5}, {}],
+                                                      max_iter=3, random_state=13), "multilabel", False),
 }
 
 REGRESSORS = {
@@ -202,6 +213,13 @@ REGRESSORS = {
     "float32-clip-dataframe": (lambda: MLPRegressor(hidden_layer_sizes=(6,), dtype="float32", clip_norm=1.0,
                                                     max_iter=3, n_iter_no_change=np.inf, random_state=5),
                                "real", True),
+    "huber": (lambda: MLPRegressor("huber", hidden_layer_sizes=(5,), huber_delta=0.3, max_iter=3, random_state=6),
+              "real", False),
+    "quantile-multi-output": (lambda: MLPRegressor("quantile", hidden_layer_sizes=(5,), quantile=0.8, solver="sgd",
+                                                   max_iter=3, random_state=7), "multi-output", False),
+    "absolute-error-lbfgs": (lambda: MLPRegressor("absolute_error", hidden_layer_sizes=(5,), solver="lbfgs",
+                                                  max_iter=5, random_state=8), "real", False),
+    "gamma": (lambda: MLPRegressor("gamma", hidden_layer_sizes=(5,), max_iter=3, random_state=9), "positive", False),
 }
 
 

@@ -50,6 +50,14 @@ def _draw_seed(rng):
     return int(rng.randint(0, 2**63 - 1, dtype=np.int64))
 
 
+def check_target_domain(output, Y, name):
+    """Targets the loss of a registered output pair is defined on: poisson Y >= 0, gamma Y > 0 (log y)."""
+    if output.loss_name == "poisson" and Y.min() < 0:
+        raise ValueError(f"{name} must be non-negative for loss='poisson'.")
+    if output.positive_targets and Y.min() <= 0:
+        raise ValueError(f"{name} must be positive for loss={output.loss_name!r}.")
+
+
 class _LayerList(list):
     """coefs_ / intercepts_: a list of views into the parameter buffer.
 
@@ -119,7 +127,7 @@ class BaseNetwork:
     """Shared implementation; see fastmlp.Network for the documentation."""
 
     def __init__(self, layer_sizes, activation="relu", output_activation="identity", loss="squared_error",
-                 init="auto", dtype="float64", dropout=0.0, random_state=None):
+                 init="auto", dtype="float64", dropout=0.0, random_state=None, loss_param=None):
         self.layer_sizes = self._check_layer_sizes(layer_sizes)
         L = len(self.layer_sizes) - 1
         hidden = _registry.activation(activation)
@@ -127,6 +135,7 @@ class BaseNetwork:
         self._output = _registry.output(output_activation, loss)
         self.output_activation = self._output.activation
         self.loss = self._output.loss_name
+        self.loss_param = _registry.loss_param(self._output, loss_param)
         if self.output_activation == "softmax" and self.layer_sizes[-1] < 2:
             raise ValueError("output_activation='softmax' needs at least 2 outputs; use 'logistic' for one.")
         self.init = init
@@ -220,9 +229,12 @@ class BaseNetwork:
         if self.loss == "log_loss" and (Y.min() < 0 or Y.max() > 1):
             raise ValueError(f"{name} must be in [0, 1] for loss='log_loss' (one-hot labels or "
                              f"probabilities).{hint}")
-        if self.loss == "poisson" and Y.min() < 0:
-            raise ValueError(f"{name} must be non-negative for loss='poisson'.")
+        check_target_domain(self._output, Y, name)
         return Y
+
+    def _loss_kwargs(self):
+        """The loss parameter as the reference loss takes it: {} or {name: value}."""
+        return {} if self._output.param is None else {self._output.param.name: self.loss_param}
 
     def _check_sample_weight(self, sample_weight, n_samples):
         """None, or a (n_samples,) array of finite non-negative weights with a positive sum."""
@@ -892,5 +904,7 @@ class BaseNetwork:
         return "\n".join(lines)
 
     def __repr__(self):
+        param = "" if self.loss_param is None else f", loss_param={self.loss_param!r}"
         return (f"{type(self).__name__}({list(self.layer_sizes)}, activation={self.activation!r}, "
-                f"output_activation={self.output_activation!r}, loss={self.loss!r}, dtype={self.dtype.name!r})")
+                f"output_activation={self.output_activation!r}, loss={self.loss!r}{param}, "
+                f"dtype={self.dtype.name!r})")

@@ -28,8 +28,9 @@ from cython.parallel cimport parallel, prange, threadid
 
 from ._blas cimport _axpy, _dot, _gemm, _nrm2, _scal
 from ._kernels cimport (
-    FM_ADAM, FM_EXP, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC, FM_PRELU, FM_RELU, FM_SGD, FM_SOFTMAX,
-    FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
+    FM_ABSOLUTE_ERROR, FM_ADAM, FM_EXP, FM_GAMMA, FM_HUBER, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC,
+    FM_LOGISTIC_LOG_LOSS, FM_POISSON, FM_PRELU, FM_QUANTILE, FM_RELU, FM_SGD, FM_SOFTMAX, FM_SOFTMAX_LOG_LOSS,
+    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
     _all_finite, _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
 )
 
@@ -38,6 +39,9 @@ ENUMS = {
     "FM_IDENTITY": FM_IDENTITY, "FM_LOGISTIC": FM_LOGISTIC, "FM_TANH": FM_TANH, "FM_RELU": FM_RELU,
     "FM_LEAKY_RELU": FM_LEAKY_RELU, "FM_SWISH": FM_SWISH, "FM_SOFTMAX": FM_SOFTMAX, "FM_EXP": FM_EXP, "FM_PRELU": FM_PRELU,
     "FM_SGD": FM_SGD, "FM_ADAM": FM_ADAM,
+    "FM_SQUARED_ERROR": FM_SQUARED_ERROR, "FM_LOGISTIC_LOG_LOSS": FM_LOGISTIC_LOG_LOSS,
+    "FM_SOFTMAX_LOG_LOSS": FM_SOFTMAX_LOG_LOSS, "FM_POISSON": FM_POISSON, "FM_ABSOLUTE_ERROR": FM_ABSOLUTE_ERROR,
+    "FM_HUBER": FM_HUBER, "FM_QUANTILE": FM_QUANTILE, "FM_GAMMA": FM_GAMMA,
 }
 
 # Rows per chunk when loss_and_gradients runs over a whole data set: bounds its
@@ -100,6 +104,8 @@ cdef struct Plan:
     Py_ssize_t n_layers        # L, the number of weight layers
     const Py_ssize_t *sizes    # (L + 1,) units per layer, input first
     const int *acts            # (L,) activation code of layer l at acts[l - 1]; the output's last
+    int loss                   # loss code (FM_SQUARED_ERROR, ...) and its parameter, set by the
+    double loss_param          #   callers that compute a loss (train_epoch, loss_and_gradients)
     const double *keep         # (L - 1,) keep probability of hidden layer l at keep[l - 1]
     Py_ssize_t batch_size      # rows the workspace holds
     Py_ssize_t *table          # one malloc'd block behind the seven offset tables
@@ -567,12 +573,12 @@ cdef void _gather_part(const Plan *p, const Data *d, const Batch *batch, floatin
 cdef void _output_part(const Plan *p, const floating *params, floating *work, const Batch *batch,
                        Py_ssize_t t, Py_ssize_t k, floating scale, double *loss) noexcept nogil:
     """Part t of k of the output step's rows: P = g(Z_L + b_L), each row's loss (summed into *loss), and
-    delta_L = w scale (P - Y)."""
+    delta_L = w scale dloss/dZ_L (P - Y for the log-likelihood pairs)."""
     cdef Py_ssize_t r0, r1, L = p.n_layers, n_out = p.sizes[L]
     _part(batch.n_rows, k, t, &r0, &r1)
     loss[0] = 0
     if r1 > r0:
-        _output_delta(p.acts[L - 1], r1 - r0, n_out, scale, params + p.b_off[L],
+        _output_delta(p.loss, r1 - r0, n_out, scale, <floating>p.loss_param, params + p.b_off[L],
                       <const floating *>batch.Y + r0 * n_out,
                       <const floating *>batch.sw + r0 if batch.sw != NULL else NULL,
                       work + p.z_off[L] + r0 * n_out, _delta(p, work, L) + r0 * n_out, loss)
@@ -927,6 +933,8 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
             raise ValueError(f"learning_rates has {rates.shape[0]} rates for {(n + B - 1) // B} batches.")
         rate_of = &rates[0] if rates.shape[0] > 0 else NULL  # (no pointer into an empty array)
     _plan_init(&p, sizes, acts, keep, B, True, s.dropout)
+    p.loss = settings["loss"]
+    p.loss_param = settings["loss_param"]
     # (no hidden layer: no units, and an empty unit_max has no first element to point at)
     unit_max_ptr = &unit_max[0] if unit_max.shape[0] > 0 else NULL
     most_threads = _threads_for(&p, min(B, n), s.n_threads)
@@ -981,10 +989,11 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     return loss_sum, n_batches, st.step, finite
 
 
-def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floating[::1] params, object X,
-                       object Y, object sample_weight, double alpha, floating[::1] grads, int n_threads=1):
+def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, int loss_code, double loss_param,
+                       floating[::1] params, object X, object Y, object sample_weight, double alpha,
+                       floating[::1] grads, int n_threads=1):
     """Mean (weighted) loss over all rows plus alpha/(2 n) sum ||W||^2, n the total weight;
-    its exact gradient into grads.
+    its exact gradient into grads. loss_code: FM_SQUARED_ERROR, ..., with its parameter.
 
     Runs in chunks of CHUNK_ROWS rows, so memory does not grow with n. No
     dropout. The caller makes sure the weights sum to more than zero.
@@ -1000,6 +1009,8 @@ def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, floatin
     n = d.n_rows
     B = min(n, CHUNK_ROWS)
     _plan_init(&p, sizes, acts, None, B, True, False)
+    p.loss = loss_code
+    p.loss_param = loss_param
     n_threads = _threads_for(&p, B, n_threads)
     st.dropout = False
     _pin_blas()
@@ -1307,11 +1318,12 @@ def _act_backward_hook(int act, const floating[::1] Z, const floating[::1] A, fl
     _act_backward(act, Z.shape[0], &Z[0], &A[0], &delta[0])
 
 
-def _output_delta_hook(int act, double scale, const floating[::1] bias, const floating[:, ::1] Y,
-                       floating[:, ::1] Z, floating[:, ::1] delta, const floating[::1] sample_weight=None):
+def _output_delta_hook(int loss_code, double scale, const floating[::1] bias, const floating[:, ::1] Y,
+                       floating[:, ::1] Z, floating[:, ::1] delta, const floating[::1] sample_weight=None,
+                       double loss_param=0.0):
     """Returns the sum of the rows' (weighted) losses; Z becomes P."""
     cdef double loss = 0
-    _output_delta(act, Z.shape[0], Z.shape[1], <floating>scale, &bias[0], &Y[0, 0],
+    _output_delta(loss_code, Z.shape[0], Z.shape[1], <floating>scale, <floating>loss_param, &bias[0], &Y[0, 0],
                   &sample_weight[0] if sample_weight is not None else NULL, &Z[0, 0], &delta[0, 0], &loss)
     return loss
 

@@ -17,6 +17,14 @@ cdef extern from "fastmlp.h" nogil:
         FM_PRELU
         FM_SGD
         FM_ADAM
+        FM_SQUARED_ERROR
+        FM_LOGISTIC_LOG_LOSS
+        FM_SOFTMAX_LOG_LOSS
+        FM_POISSON
+        FM_ABSOLUTE_ERROR
+        FM_HUBER
+        FM_QUANTILE
+        FM_GAMMA
 
     ctypedef struct fm_rng:
         uint64_t s[4]
@@ -44,10 +52,12 @@ cdef extern from "fastmlp.h" nogil:
     void fm_gather_rows_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const double *X, double *out)
     void fm_output_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z)
     void fm_output_forward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, double *Z)
-    void fm_output_delta_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, float scale, const float *bias,
-                             const float *Y, const float *sw, float *Z, float *delta, double *loss_sum)
-    void fm_output_delta_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, double scale, const double *bias,
-                             const double *Y, const double *sw, double *Z, double *delta, double *loss_sum)
+    void fm_output_delta_f32(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols, float scale, float param,
+                             const float *bias, const float *Y, const float *sw, float *Z, float *delta,
+                             double *loss_sum)
+    void fm_output_delta_f64(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols, double scale, double param,
+                             const double *bias, const double *Y, const double *sw, double *Z, double *delta,
+                             double *loss_sum)
     void fm_sgd_update_f32(ptrdiff_t n, float learning_rate, float momentum, int nesterov,
                            const float *grad, float *velocity, float *params, double *grad_sumsq)
     void fm_sgd_update_f64(ptrdiff_t n, double learning_rate, double momentum, int nesterov,
@@ -140,13 +150,13 @@ cdef inline void _output_forward(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, 
         fm_output_forward_f64(act, n_rows, n_cols, bias, Z)
 
 
-cdef inline void _output_delta(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, floating scale,
+cdef inline void _output_delta(int loss, Py_ssize_t n_rows, Py_ssize_t n_cols, floating scale, floating param,
                                const floating *bias, const floating *Y, const floating *sw, floating *Z,
                                floating *delta, double *loss_sum) noexcept nogil:
     if floating is float:
-        fm_output_delta_f32(act, n_rows, n_cols, scale, bias, Y, sw, Z, delta, loss_sum)
+        fm_output_delta_f32(loss, n_rows, n_cols, scale, param, bias, Y, sw, Z, delta, loss_sum)
     else:
-        fm_output_delta_f64(act, n_rows, n_cols, scale, bias, Y, sw, Z, delta, loss_sum)
+        fm_output_delta_f64(loss, n_rows, n_cols, scale, param, bias, Y, sw, Z, delta, loss_sum)
 
 
 cdef inline void _sgd_update(Py_ssize_t n, floating learning_rate, floating momentum, bint nesterov,

@@ -5,6 +5,7 @@ constraints and the tests all read these tables. Each entry ties a name to its
 C code (the enum in csrc/fastmlp.h, checked by tests/test_kernels.py) and to
 its plain-NumPy definition in reference.py. No math here.
 """
+import numbers
 from typing import Callable, NamedTuple
 
 from . import reference as ref
@@ -21,11 +22,23 @@ class Activation(NamedTuple):
     bounded: bool = False  # |f(z)| <= 1 everywhere; the others satisfy |f(z)| <= slope * |z|
 
 
+class LossParam(NamedTuple):
+    name: str  # the keyword of the reference loss
+    argument: str  # MLPRegressor's parameter that holds it
+    default: float
+    low: float  # the valid open interval (low, high)
+    high: float
+
+
 class Output(NamedTuple):
     activation: str
     loss_name: str
-    code: int  # the output activation's FM_* code; it fixes the loss
-    loss: Callable  # sum over rows of the loss, given (Y, Z)
+    code: int  # the output activation's FM_* code (prediction)
+    loss_code: int  # FM_SQUARED_ERROR, ...: the fused output + loss kernel (training)
+    loss: Callable  # sum over rows of the loss, given (Y, Z, sample_weight=None, **{param.name: c})
+    gradient: Callable = None  # its gradient in Z, given (Y, Z, **{param.name: c}); None: output_delta
+    param: LossParam = None  # the loss's one parameter, if it has one
+    positive_targets: bool = False  # the loss needs Y > 0 (gamma: log y)
 
 
 class Optimizer(NamedTuple):
@@ -48,11 +61,27 @@ ACTIVATION_ALIASES = {"sigmoid": "logistic", "silu": "swish"}
 
 SOFTMAX_CODE = 6
 OUTPUTS = {
-    ("identity", "squared_error"): Output("identity", "squared_error", 0, ref.squared_error),
-    ("logistic", "log_loss"): Output("logistic", "log_loss", 1, ref.binary_log_loss),
-    ("softmax", "log_loss"): Output("softmax", "log_loss", SOFTMAX_CODE, ref.softmax_log_loss),
-    ("exp", "poisson"): Output("exp", "poisson", 7, ref.poisson_loss),
+    ("identity", "squared_error"): Output("identity", "squared_error", 0, 0, ref.squared_error),
+    ("logistic", "log_loss"): Output("logistic", "log_loss", 1, 1, ref.binary_log_loss),
+    ("softmax", "log_loss"): Output("softmax", "log_loss", SOFTMAX_CODE, 2, ref.softmax_log_loss),
+    ("exp", "poisson"): Output("exp", "poisson", 7, 3, ref.poisson_loss),
+    ("identity", "absolute_error"): Output("identity", "absolute_error", 0, 4, ref.absolute_error,
+                                           ref.absolute_error_gradient),
+    ("identity", "huber"): Output("identity", "huber", 0, 5, ref.huber_loss, ref.huber_gradient,
+                                  LossParam("delta", "huber_delta", 1.0, 0.0, float("inf"))),
+    ("identity", "quantile"): Output("identity", "quantile", 0, 6, ref.quantile_loss, ref.quantile_gradient,
+                                     LossParam("quantile", "quantile", 0.5, 0.0, 1.0)),
+    ("exp", "gamma"): Output("exp", "gamma", 7, 7, ref.gamma_loss, ref.gamma_gradient, positive_targets=True),
 }
+# The C name of each loss code (checked against the enum by tests/test_kernels.py).
+LOSS_ENUMS = {
+    ("identity", "squared_error"): "FM_SQUARED_ERROR", ("logistic", "log_loss"): "FM_LOGISTIC_LOG_LOSS",
+    ("softmax", "log_loss"): "FM_SOFTMAX_LOG_LOSS", ("exp", "poisson"): "FM_POISSON",
+    ("identity", "absolute_error"): "FM_ABSOLUTE_ERROR", ("identity", "huber"): "FM_HUBER",
+    ("identity", "quantile"): "FM_QUANTILE", ("exp", "gamma"): "FM_GAMMA",
+}
+# MLPRegressor's losses: each fixes its output (the log-likelihood of labels is MLPClassifier's)
+REGRESSION_OUTPUTS = {loss: spec for (_, loss), spec in OUTPUTS.items() if loss != "log_loss"}
 OUTPUT_ACTIVATIONS = sorted({activation for activation, _ in OUTPUTS})
 LOSSES = sorted({loss for _, loss in OUTPUTS})
 
@@ -103,3 +132,20 @@ def output(activation_name, loss_name):
             f"output_activation={activation_name!r} with loss={loss_name!r} is not a supported pair; "
             f"the supported pairs are {pairs}."
         ) from None
+
+
+def loss_param(spec, value, argument="loss_param"):
+    """The checked parameter of an Output's loss: its default for None, a float in (low, high), or
+    None for a loss without one (which takes None only)."""
+    if spec.param is None:
+        if value is not None:
+            raise ValueError(f"{argument}={value!r}: loss={spec.loss_name!r} takes no parameter; pass None.")
+        return None
+    if value is None:
+        return spec.param.default
+    low, high = spec.param.low, spec.param.high
+    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+            or not low < value < high):  # (NaN fails the comparison)
+        raise ValueError(f"{argument} must be a number in ({low}, {high}) for loss={spec.loss_name!r} "
+                         f"(its {spec.param.name}), got {value!r}.")
+    return float(value)

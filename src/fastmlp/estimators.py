@@ -19,13 +19,14 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _registry
-from ._base import _SKLEARN_DIVERGENCE, _Divergence
+from ._base import _SKLEARN_DIVERGENCE, _Divergence, check_target_domain
 from ._progress import EpochReporter
 from .network import Network
 
@@ -233,6 +234,7 @@ class _BaseMLP(BaseEstimator):
         first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
         dtype = self._fit_dtype(X) if first_pass else self._network.dtype
         X, Y = self._validate_input(X, y, incremental, reset=first_pass, dtype=dtype)
+        class_weights = self._class_sample_weight(Y)  # (checked before the first fit builds anything)
         n_samples, n_features = X.shape
         layer_units = [n_features, *hidden, Y.shape[1]]
         if not incremental or first_pass or not hasattr(self, "_random_state"):
@@ -250,11 +252,19 @@ class _BaseMLP(BaseEstimator):
                 "hidden_layer_sizes, the number of features or of outputs changed since the first fit "
                 "(set warm_start=False to start over)."
             )
+        elif not is_classifier(self) and self._network.loss != self.loss:
+            raise ValueError(f"The network was fit with loss={self._network.loss!r}, but loss={self.loss!r} now "
+                             "(set warm_start=False to start over).")
         net = self._network
+        net.loss_param = self._loss_param()  # (huber_delta or quantile may change between calls)
         net._rng = self._random_state  # shuffling and dropout follow random_state, as scikit-learn's
         X = net._check_X(X)
         Y = net._check_Y(Y, n_samples, name="y")
         sample_weight = net._check_sample_weight(sample_weight, n_samples)
+        if class_weights is not None:
+            sample_weight = class_weights if sample_weight is None else sample_weight * class_weights
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight times class_weight sums to zero: no sample has a positive weight.")
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, sample_weight, incremental)
@@ -266,7 +276,8 @@ class _BaseMLP(BaseEstimator):
         out_activation = self._output_activation()
         loss = "log_loss" if is_classifier(self) else self.loss
         net = Network(layer_units, activation=self.activation, output_activation=out_activation, loss=loss,
-                      init="auto", dtype=dtype, dropout=self.dropout, random_state=self._random_state)
+                      init="auto", dtype=dtype, dropout=self.dropout, random_state=self._random_state,
+                      loss_param=self._loss_param())
         if assigned:
             self._load_assigned_layers(net)  # before any fitted state is set: a failure leaves none
         self.__dict__.pop("_assigned_layers", None)
@@ -289,6 +300,14 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = np.inf
         if hasattr(self, "_trainer"):
             del self._trainer
+
+    def _loss_param(self):
+        """The Network's loss_param: None, or the value of the parameter the regressor's loss has."""
+        return None
+
+    def _class_sample_weight(self, Y):
+        """The weight of each sample of the encoded targets Y from class_weight (classifier), or None."""
+        return None
 
     def _append_grad_norms(self, norms):
         self.grad_norms_ = np.vstack([self.grad_norms_, np.asarray(norms, dtype=np.float64)[None, :]])
@@ -826,6 +845,26 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         included, where scikit-learn upcasts), anything else float64. Input
         of another dtype is converted to the model's. A fastmlp addition.
 
+    class_weight : dict, list of dict or "balanced", default=None
+        Weights of the classes, multiplied into ``sample_weight`` (of the
+        loss, its gradient and the early-stopping validation score), with
+        scikit-learn's semantics
+        (:func:`sklearn.utils.class_weight.compute_class_weight`):
+
+        - None: every class weighs 1.
+        - dict: ``{label: weight}``; a class left out weighs 1; every label
+          must be a class of y.
+        - "balanced": class c weighs ``n_samples / (n_classes * count(c))``
+          in the y given to ``fit``. Not with ``partial_fit``, which sees one
+          batch at a time: compute the weights with ``compute_class_weight``
+          on a large enough sample and pass them as a dict.
+        - Multilabel y: "balanced", or a list of one dict per label with keys
+          0 and 1; a sample weighs the product over its labels
+          (:func:`sklearn.utils.class_weight.compute_sample_weight`).
+
+        A fastmlp addition (scikit-learn's MLPClassifier has none;
+        HistGradientBoostingClassifier's has the same meaning).
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -950,7 +989,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None, dtype=None):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None, dtype=None,
+                 class_weight=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -960,9 +1000,59 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout, clip_norm=clip_norm, dtype=dtype,
         )
+        self.class_weight = class_weight
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [None, StrOptions({"balanced"}), dict, list],
+    }
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _class_sample_weight(self, Y):
+        """class_weight as one weight per sample of the encoded targets Y, in Y's dtype; None without it.
+
+        scikit-learn's semantics (compute_class_weight, as HistGradientBoostingClassifier):
+        "balanced" weighs class c by n_samples / (n_classes * count(c)) in this y;
+        a dict maps labels to weights, 1 for a class it leaves out. Multilabel y
+        (one output per label): "balanced" or a list of one dict per label (keys
+        0 and 1), a sample's weight the product over its labels
+        (compute_sample_weight).
+        """
+        class_weight = self.class_weight
+        if class_weight is None:
+            return None
+        dicts = class_weight if isinstance(class_weight, list) else [class_weight]
+        for d in dicts:
+            if not isinstance(d, (dict, str)):
+                raise ValueError(f"class_weight must be None, 'balanced', a dict or (multilabel) a list of dicts, "
+                                 f"got {class_weight!r}.")
+            values = d.values() if isinstance(d, dict) else ()
+            if not all(isinstance(v, Real) and not isinstance(v, bool) and np.isfinite(v) and v >= 0
+                       for v in values):
+                raise ValueError(f"class_weight must map labels to finite non-negative numbers, got {d!r}.")
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            if isinstance(class_weight, dict) or (isinstance(class_weight, list) and (
+                    len(class_weight) != Y.shape[1] or any(set(d) - {0, 1} for d in class_weight))):
+                raise ValueError(f"class_weight for multilabel y must be 'balanced' or a list of {Y.shape[1]} dicts "
+                                 f"(one per label, keys 0 and 1), got {class_weight!r}.")
+            return compute_sample_weight(class_weight, Y.astype(np.int8)).astype(Y.dtype)
+        if isinstance(class_weight, list):
+            raise ValueError(f"class_weight must be 'balanced' or a dict for {self._label_binarizer.y_type_} y; a "
+                             f"list of dicts is for multilabel y, got {class_weight!r}.")
+        if isinstance(class_weight, dict):
+            classes = set(self.classes_.tolist())
+            unknown = [label for label in class_weight if label not in classes]
+            if unknown:
+                raise ValueError(f"class_weight has labels {unknown} that are not classes of y "
+                                 f"({self.classes_.tolist()}).")
+        codes = Y[:, 0].astype(np.intp) if Y.shape[1] == 1 else Y.argmax(axis=1)
+        per_class = compute_class_weight(class_weight, classes=self.classes_, y=self.classes_[codes])
+        weights = np.asarray(per_class, dtype=Y.dtype)[codes]
+        if not weights.sum() > 0:
+            raise ValueError(f"class_weight={class_weight!r} gives every sample of y the weight 0.")
+        return weights
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         plain = self._plain_input(X, y, dtype) if incremental and not reset and not self.warm_start else None
@@ -1103,6 +1193,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         (3, 150)
         """
         self._validate_params_if_changed()
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":  # (scikit-learn's SGDClassifier)
+            raise ValueError("class_weight 'balanced' is not supported for partial_fit. In order to use 'balanced' "
+                             "weights, use compute_class_weight('balanced', classes=classes, y=y). In place of y you "
+                             "can use a large enough sample of the full training set target to properly estimate the "
+                             "class frequency distributions. Pass the resulting weights as the class_weight parameter.")
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -1262,19 +1357,38 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`:
     the same parameters (same names, order, defaults and meaning), fitted
     attributes and methods, plus the additions marked below. The model
-    minimises the squared error (or the Poisson deviance), averaged over the
+    minimises its loss (the squared error by default), averaged over the
     samples (weighted by ``sample_weight``), plus
     ``alpha / (2 n) * sum_l ||W_l||^2``, with the L-BFGS, SGD or Adam solver.
-    The output layer is the identity ("squared_error") or the exponential
-    ("poisson"); y may have several columns (multi-output).
+    The output layer is the identity, or the exponential for "poisson" and
+    "gamma" (a log link); y may have several columns (multi-output).
 
     Parameters
     ----------
-    loss : {"squared_error", "poisson"}, default="squared_error"
-        The loss function. "squared_error" is ``0.5 * ||y_i - yhat_i||^2``
-        summed over the outputs and averaged over the samples; "poisson" is
-        half the Poisson deviance with an exponential output (y must be
-        non-negative).
+    loss : {"squared_error", "poisson", "absolute_error", "huber", "quantile", "gamma"}, \
+            default="squared_error"
+        The loss function, summed over the outputs and averaged over the
+        samples; r = yhat - y:
+
+        - "squared_error": ``0.5 * r^2``.
+        - "poisson": half the Poisson deviance, exponential output (y must be
+          non-negative).
+        - "absolute_error": ``|r|``; predicts the conditional median.
+        - "huber": ``0.5 * r^2`` where ``|r| <= huber_delta``, else
+          ``huber_delta * (|r| - huber_delta / 2)``: robust to outliers.
+        - "quantile": the pinball loss of ``quantile`` (q): ``q * (y - yhat)``
+          where ``y >= yhat``, else ``(1 - q) * (yhat - y)``; predicts the
+          conditional q-quantile of each output.
+        - "gamma": half the gamma deviance,
+          ``log(yhat / y) + y / yhat - 1``, exponential output (y must be
+          positive): for positive, right-skewed targets.
+
+        The names and definitions follow
+        :class:`sklearn.ensemble.HistGradientBoostingRegressor` ("huber" follows
+        :class:`sklearn.linear_model.HuberRegressor`'s loss, without its scale).
+        "absolute_error" and "quantile" are not differentiable where
+        ``yhat == y``; the gradient used there is 0. All but "squared_error"
+        and "poisson" are fastmlp additions.
 
     hidden_layer_sizes : array-like of shape (n_layers - 2,) or int, default=(100,)
         The number of units of each hidden layer, first to last: ``(64, 32)``
@@ -1447,11 +1561,20 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         included, where scikit-learn upcasts), anything else float64. Input
         of another dtype is converted to the model's. A fastmlp addition.
 
+    huber_delta : float, default=1.0
+        Where ``loss="huber"`` turns from quadratic to linear, in units of y;
+        positive. Unused by the other losses. A fastmlp addition.
+
+    quantile : float, default=0.5
+        The quantile that ``loss="quantile"`` predicts, in (0, 1); with
+        several outputs, that quantile of each. Unused by the other losses.
+        A fastmlp addition.
+
     Attributes
     ----------
     loss_ : float
         The training loss of the last epoch (for "lbfgs": at the solution),
-        penalty included.
+        penalty included: the loss of ``loss`` (``score`` stays R^2).
 
     best_loss_ : float or None
         The lowest training loss reached; None with ``early_stopping=True``
@@ -1505,7 +1628,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Number of output units.
 
     out_activation_ : str
-        Name of the output activation: "identity" (squared_error) or "exp" (poisson).
+        Name of the output activation: "exp" for "poisson" and "gamma", else "identity".
 
     grad_norms_ : ndarray of shape (len(loss_curve_), n_layers - 1)
         Per epoch (per iteration for "lbfgs"), the Frobenius norm of each
@@ -1565,7 +1688,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions(set(_registry.REGRESSION_OUTPUTS))],
+        # huber_delta in (0, inf), quantile in (0, 1): the registry's ranges of the losses' parameters
+        **{spec.param.argument: [Interval(Real, spec.param.low, spec.param.high if spec.param.high < np.inf else None,
+                                          closed="neither")]
+           for spec in _registry.REGRESSION_OUTPUTS.values() if spec.param is not None},
     }
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -1573,7 +1700,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None,
-                 dtype=None):
+                 dtype=None, huber_delta=1.0, quantile=0.5):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -1583,9 +1710,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout,
             clip_norm=clip_norm, dtype=dtype,
         )
+        self.huber_delta = huber_delta
+        self.quantile = quantile
 
     def _output_activation(self):
-        return "exp" if self.loss == "poisson" else "identity"
+        return _registry.REGRESSION_OUTPUTS[self.loss].activation
+
+    def _loss_param(self):
+        param = _registry.REGRESSION_OUTPUTS[self.loss].param
+        return None if param is None else float(getattr(self, param.argument))
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         plain = self._plain_input(X, y, dtype) if incremental and not reset else None
@@ -1596,6 +1729,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = np.asarray(y, dtype=dtype)
+        # before the first fit builds anything: a refused y leaves an unfitted model unfitted
+        check_target_domain(_registry.REGRESSION_OUTPUTS[self.loss], Y, "y")
         return X, Y.reshape(-1, 1) if Y.ndim == 1 else Y
 
     def fit(self, X, y, sample_weight=None):
@@ -1606,7 +1741,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data; converted to the model's dtype (see ``dtype``).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            The target values (non-negative for ``loss="poisson"``).
+            The target values (non-negative for ``loss="poisson"``, positive for
+            ``loss="gamma"``).
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights with a positive sum: the loss and its gradient are
             weighted means over the samples (of each mini-batch for the stochastic

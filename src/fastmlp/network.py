@@ -77,10 +77,15 @@ class Network(BaseNetwork):
         starting at 0.25, no L2) or "swish" (alias "silu").
     output_activation : {"identity", "logistic", "softmax", "exp"}, default="identity"
         Activation of the output layer; it must be paired with ``loss``.
-    loss : {"squared_error", "log_loss", "poisson"}, default="squared_error"
+    loss : {"squared_error", "log_loss", "poisson", "absolute_error", "huber", \
+            "quantile", "gamma"}, default="squared_error"
         Pairs: identity + squared_error, logistic + log_loss, softmax + log_loss,
-        exp + poisson (half the Poisson deviance). Losses are means over rows;
-        the output delta is the fused (P - Y) / n.
+        exp + poisson (half the Poisson deviance), identity + absolute_error,
+        identity + huber, identity + quantile (the pinball loss), exp + gamma
+        (half the gamma deviance; targets positive). Losses are means over
+        rows; the output delta is fused with the output (for the log-likelihood
+        pairs (P - Y) / n). absolute_error and quantile have a kink where the
+        output equals the target: their gradient there is 0 (a subgradient).
     init : str, default="auto"
         "auto" (scikit-learn's Glorot-uniform scheme, factor 2 for logistic),
         "glorot_uniform", "glorot_normal", "he_uniform" or "he_normal" (these
@@ -93,6 +98,11 @@ class Network(BaseNetwork):
     random_state : None, int, numpy.random.Generator or RandomState, default=None
         Source of the initial weights, the shuffling and the dropout masks; the
         same seed gives bit-identical weights on the same machine.
+    loss_param : float, default=None
+        The loss's parameter: for "huber" its delta, where the loss turns from
+        quadratic to linear (positive, default 1.0); for "quantile" the
+        quantile q, in (0, 1) (default 0.5). None takes the default; the other
+        losses take None only.
 
     Attributes
     ----------
@@ -100,6 +110,9 @@ class Network(BaseNetwork):
         The number of units of each layer, inputs first.
     activation, output_activation, loss : str
         The canonical names (an alias such as "sigmoid" becomes "logistic").
+    loss_param : float or None
+        The loss's parameter in use (its default when none was given); None
+        for a loss without one.
     init : str
         The initialisation scheme used.
     dtype : numpy.dtype
@@ -192,9 +205,14 @@ class Network(BaseNetwork):
 
     def _loss_and_gradients(self, X, Y, alpha, sample_weight):
         grads = np.empty_like(self._params)
-        loss = _engine.loss_and_gradients(self._sizes, self._act_codes, self._params, self._engine_input(X), Y,
-                                          sample_weight, alpha, grads, _engine.effective_n_threads())
+        loss = _engine.loss_and_gradients(self._sizes, self._act_codes, self._output.loss_code, self._loss_param_c(),
+                                          self._params, self._engine_input(X), Y, sample_weight, alpha, grads,
+                                          _engine.effective_n_threads())
         return loss, grads
+
+    def _loss_param_c(self):
+        """The loss parameter as the engine takes it (0 for a loss without one)."""
+        return 0.0 if self.loss_param is None else self.loss_param
 
     def _thread_clock(self):
         """The engine's record of how fast its threads are on this network (see _engine.ThreadClock).
@@ -221,6 +239,7 @@ class Network(BaseNetwork):
     def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None):
         s = dict(trainer.settings, batch_size=batch_size,
                  optimizer=_registry.OPTIMIZERS[trainer.settings["optimizer"]].code,
+                 loss=self._output.loss_code, loss_param=self._loss_param_c(),
                  n_threads=_engine.effective_n_threads(n_threads),
                  learning_rates=_check_rates(getattr(trainer, "rates", None), -(-X.shape[0] // batch_size)))
         state = trainer.state

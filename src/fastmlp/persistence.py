@@ -269,6 +269,7 @@ def _dump_network(net, w):
         "activation": net.activation,
         "output_activation": net.output_activation,
         "loss": net.loss,
+        "loss_param": net.loss_param,
         "init": net.init,
         "dtype": net.dtype.name,
         "dropout": [float(r) for r in net.dropout],
@@ -296,6 +297,8 @@ def _encode_param(value, where, w):
         return {"tuple": [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]}
     if isinstance(value, list):
         return [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]
+    if isinstance(value, dict):  # (class_weight) as [key, value] pairs: JSON's keys would all be strings
+        return {"dict": [[_scalar(k, f"{where} key"), _scalar(v, f"{where}[{k!r}]")] for k, v in value.items()]}
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf" or value.ndim != 1:
             raise TypeError(f"cannot save {where}: only 1-D numeric arrays are supported, got {value.dtype} "
@@ -657,7 +660,8 @@ def _load_network(cfg, ar, cls, rngs):
     where = "network"
     keys = ("layer_sizes", "activation", "output_activation", "loss", "init", "dtype", "dropout", "random_state",
             "params")
-    _fields(cfg, where, keys, optional=("loss_curve_", "grad_norms_", "dead_units_"))
+    # (loss_param: files written before the losses that have one leave it out)
+    _fields(cfg, where, keys, optional=("loss_param", "loss_curve_", "grad_norms_", "dead_units_"))
     try:
         sizes = cls._check_layer_sizes(cfg["layer_sizes"])
     except (TypeError, ValueError) as exc:
@@ -671,7 +675,8 @@ def _load_network(cfg, ar, cls, rngs):
                          f"array of at least {n_weights} parameters.")
     try:
         net = cls(sizes, activation=cfg["activation"], output_activation=cfg["output_activation"], loss=cfg["loss"],
-                  init=cfg["init"], dtype=cfg["dtype"], dropout=cfg["dropout"], random_state=0)
+                  init=cfg["init"], dtype=cfg["dtype"], dropout=cfg["dropout"], random_state=0,
+                  loss_param=cfg.get("loss_param"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from exc
     params = ar.array(cfg["params"], f"{where}.params", "f", shape=(net.n_params_,))
@@ -743,6 +748,10 @@ def _decode_param(value, where, rngs):
         return np.array(items, dtype=dtype)
     if isinstance(value, dict) and set(value) == {"rng"}:
         return rngs.get(value, where)
+    if isinstance(value, dict) and set(value) == {"dict"} and isinstance(value["dict"], list) and all(
+            isinstance(item, list) and len(item) == 2 and all(v is None or isinstance(v, (bool, int, float, str))
+                                                              for v in item) for item in value["dict"]):
+        return dict((k, v) for k, v in value["dict"])
     raise ValueError(f"{where}: {value!r} is not a valid parameter value.")
 
 

@@ -399,8 +399,187 @@ def poisson_loss(Y, Z, sample_weight=None):
     return _row_sum(np.exp(Z) - Y * Z + xlogy(Y, Y) - Y, sample_weight)
 
 
+def absolute_error(Y, Z, sample_weight=None):
+    """Absolute error: the sum over rows and outputs of |y - z| (identity output).
+
+    Its gradient is absolute_error_gradient.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        A weight per row; None weighs every row 1.
+
+    Returns
+    -------
+    float
+        The loss summed over the rows (not averaged).
+    """
+    return _row_sum(np.abs(Z - Y), sample_weight)
+
+
+def absolute_error_gradient(Y, Z):
+    """Compute the gradient of absolute_error in Z: sign(z - y), and 0 at z = y (a subgradient).
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_outputs)
+        The gradient of the row-summed loss in Z.
+    """
+    return np.sign(Z - Y)
+
+
+def huber_loss(Y, Z, sample_weight=None, delta=1.0):
+    """Huber loss: sum over rows and outputs of 0.5 r^2 where |r| <= delta, else delta (|r| - delta / 2), r = z - y.
+
+    Squared error near the target, absolute error (times delta) beyond
+    delta: outliers pull with a bounded force. Its gradient is huber_gradient.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations (identity output).
+    sample_weight : ndarray of shape (n_samples,), default=None
+        A weight per row; None weighs every row 1.
+    delta : float, default=1.0
+        Where the loss turns from quadratic to linear; positive.
+
+    Returns
+    -------
+    float
+        The loss summed over the rows (not averaged).
+    """
+    r = np.abs(Z - Y)
+    return _row_sum(np.where(r <= delta, 0.5 * r * r, delta * (r - 0.5 * delta)), sample_weight)
+
+
+def huber_gradient(Y, Z, delta=1.0):
+    """Compute the gradient of huber_loss in Z: clip(z - y, -delta, delta).
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations.
+    delta : float, default=1.0
+        Huber's threshold.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_outputs)
+        The gradient of the row-summed loss in Z.
+    """
+    return np.clip(Z - Y, -delta, delta)
+
+
+def quantile_loss(Y, Z, sample_weight=None, quantile=0.5):
+    """Pinball loss: sum over rows and outputs of q (y - z) where y >= z, else (1 - q) (z - y), q = quantile.
+
+    Minimised by the q-quantile of y given x (HistGradientBoosting's
+    loss="quantile"). Its gradient is quantile_gradient.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations (identity output).
+    sample_weight : ndarray of shape (n_samples,), default=None
+        A weight per row; None weighs every row 1.
+    quantile : float, default=0.5
+        The quantile q, in (0, 1).
+
+    Returns
+    -------
+    float
+        The loss summed over the rows (not averaged).
+    """
+    r = Z - Y
+    return _row_sum(np.where(r < 0, -quantile * r, (1 - quantile) * r), sample_weight)
+
+
+def quantile_gradient(Y, Z, quantile=0.5):
+    """Compute the gradient of quantile_loss in Z: -q where z < y, 1 - q where z > y, 0 at z = y (a subgradient).
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations.
+    quantile : float, default=0.5
+        The quantile q.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_outputs)
+        The gradient of the row-summed loss in Z.
+    """
+    r = Z - Y
+    return np.where(r < 0, -quantile, np.where(r > 0, 1 - quantile, 0.0))
+
+
+def gamma_loss(Y, Z, sample_weight=None):
+    """Gamma loss: sum over rows and outputs of log p - log y + y / p - 1, p = exp(z).
+
+    Half the gamma deviance (scikit-learn's mean_gamma_deviance is twice its
+    mean), written from z: z - log y + y exp(-z) - 1. Targets must be positive.
+    Its gradient is gamma_gradient.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets, positive.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations (exp output).
+    sample_weight : ndarray of shape (n_samples,), default=None
+        A weight per row; None weighs every row 1.
+
+    Returns
+    -------
+    float
+        The loss summed over the rows (not averaged).
+    """
+    log_y = np.log(Y)
+    return _row_sum(Z - log_y + np.exp(log_y - Z) - 1, sample_weight)
+
+
+def gamma_gradient(Y, Z):
+    """Compute the gradient of gamma_loss in Z: 1 - y exp(-z) = 1 - y / p.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        The targets, positive.
+    Z : ndarray of shape (n_samples, n_outputs)
+        The output layer's pre-activations.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_outputs)
+        The gradient of the row-summed loss in Z.
+    """
+    return 1 - np.exp(np.log(Y) - Z)
+
+
 def output_delta(output_activation, Y, P):
-    """Compute dL/dZ of the row-summed loss: P - Y for every registered pair.
+    """Compute dL/dZ of the row-summed loss: P - Y for the log-likelihood pairs.
+
+    These are squared_error, log_loss and poisson, each with its own output;
+    the other losses have a gradient function of their own.
 
     For softmax with targets that do not sum to one per row, the exact
     gradient is m P - Y with m = sum_k y_k.
@@ -676,7 +855,8 @@ class Network(BaseNetwork):
         Hidden activation, as in ``fastmlp.Network``.
     output_activation : {"identity", "logistic", "softmax", "exp"}, default="identity"
         Activation of the output layer, paired with ``loss``.
-    loss : {"squared_error", "log_loss", "poisson"}, default="squared_error"
+    loss : {"squared_error", "log_loss", "poisson", "absolute_error", "huber", \
+            "quantile", "gamma"}, default="squared_error"
         The loss, as in ``fastmlp.Network``.
     init : str, default="auto"
         The initialisation scheme, as in ``fastmlp.Network``.
@@ -687,6 +867,8 @@ class Network(BaseNetwork):
     random_state : None, int, numpy.random.Generator or RandomState, default=None
         Source of the initial weights, the shuffling and the dropout masks;
         the same seed gives the same initial weights as ``fastmlp.Network``.
+    loss_param : float, default=None
+        The loss's parameter (huber's delta, quantile's q), as in ``fastmlp.Network``.
 
     See Also
     --------
@@ -736,9 +918,12 @@ class Network(BaseNetwork):
             np.maximum(unit_max, np.concatenate([z.max(axis=0) for z in Z[1:-1]] or [unit_max[:0]]), out=unit_max)
         L = self.n_layers_
         slope_of = self._slope_views()
-        P = output_forward(self._output.activation, Z[L])
-        delta = scale * output_delta(self._output.activation, Y, P)  # delta_L
-        loss = self._output.loss(Y, Z[L], sample_weight)
+        out, kwargs = self._output, self._loss_kwargs()
+        if out.gradient is None:
+            delta = scale * output_delta(out.activation, Y, output_forward(out.activation, Z[L]))  # delta_L
+        else:
+            delta = scale * out.gradient(Y, Z[L], **kwargs)
+        loss = out.loss(Y, Z[L], sample_weight, **kwargs)
         if sample_weight is not None:
             delta *= sample_weight[:, None]
         grads = np.empty_like(self._params)
