@@ -552,6 +552,13 @@ cdef struct Step:
     bint finite
 
 
+cdef inline void _sync(int nt) noexcept nogil:
+    """The barrier between two steps of a batch, when it runs on several threads (nt = 1: none, so
+    that a batch on the calling thread never waits for a team it is not part of)."""
+    if nt > 1:
+        fm_barrier()
+
+
 cdef inline floating *_delta(const Plan *p, floating *work, Py_ssize_t l) noexcept nogil:
     """delta_l's buffer: the deltas of consecutive layers alternate between two."""
     return work + (p.delta_off if (p.n_layers - l) % 2 == 0 else p.delta_prev_off)
@@ -614,43 +621,43 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
         for t in range(k):
             if t % nt == tid:
                 _gather_part(p, d, batch, work, t, k)
-        fm_barrier()
+        _sync(nt)
     for l in range(1, L + 1):
         for t in range(p.fwd[l].k):
             if t % nt == tid:
                 _forward_part(p, params, work, batch, l, t, st.dropout, work + p.z_off[L], unit)
-        fm_barrier()
+        _sync(nt)
         if l < L:
             k = _after_tasks(p, batch, l, st.dropout, unit != NULL)
             if k > 0:
                 for t in range(k):
                     if t % nt == tid:
                         _after_layer(p, work, batch, l, t, st.dropout, rng, unit)
-                fm_barrier()
+                _sync(nt)
             if unit != NULL:
                 unit += p.sizes[l]
     k = _parts(B)
     for t in range(k):
         if t % nt == tid:
             _output_part(p, params, work, batch, t, k, <floating>st.scale, &st.loss_part[t])
-    fm_barrier()
+    _sync(nt)
     for l in range(L, 0, -1):
         k = p.wgt[l].k + (p.bwd[l].k if l > 1 else 0)
         for t in range(k):
             if t % nt == tid:
                 _backward_task(p, params, grads, work, batch, l, t, st.dropout, st.accumulate, _delta(p, work, l),
                                _delta(p, work, l - 1))
-        fm_barrier()
+        _sync(nt)
     if state_1 == NULL:
         return
     if s.alpha > 0:
         for t in range(p.n_chunks):
             if t % nt == tid:
                 _l2_chunk(p, params, grads, s.alpha, batch.weight, t)
-        fm_barrier()
+        _sync(nt)
     if tid == 0:
         _close_batch(p, s, batch, grads, grad_norm_sums, st)
-    fm_barrier()
+    _sync(nt)
     if st.finite:
         for t in range(p.n_chunks):
             if t % nt == tid:
