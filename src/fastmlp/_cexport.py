@@ -340,7 +340,8 @@ class _Code:
         self.emit(f"    /* layer {l}: ({fan_in}, {fan_out}), {act}: {dst} = {act}({src} W{l} + b{l}) */",
                   f"    for (j = 0; j < {fan_out}; j++) {dst}[j] = 0;",
                   f"    for (i = 0; i < {fan_in}; i++) {{",
-                  f"        for (j = 0; j < {fan_out}; j++) {dst}[j] += {src}[i] * {name}_W{l}[i][j];",
+                  f"        const {self.T} v = {src}[i]; /* one load: {dst} and {src} may share the scratch */",
+                  f"        for (j = 0; j < {fan_out}; j++) {dst}[j] += v * {name}_W{l}[i][j];",
                   "    }")
         if last:
             self.output_activation(dst, fan_out, l)
