@@ -382,3 +382,36 @@ def test_unwritable_paths_leave_nothing(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert (tmp_path / "m.h").read_text() == "old"
     _assert_nothing_written(tmp_path, ["folder.h", "m.h"])
+
+
+# --------------------------------------------------------------------------
+# The example: examples/digits_in_c.py
+
+
+def _load_example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "digits_in_c.py"
+    spec = importlib.util.spec_from_file_location("fastmlp_example_digits_in_c", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_digits_in_c_example(tmp_path, monkeypatch, capsys):
+    example = _load_example()
+    assert len(example.__doc__.split()) > 50 and "main(out_dir=parser.parse_args().out)" in open(
+        example.__file__).read()
+    monkeypatch.chdir(tmp_path)  # main()'s default: the current directory
+    result = example.main()
+    written = {"digits_model.h", "classify_digits.c"} | ({"classify_digits"} if CC else set())
+    assert {p.name for p in tmp_path.iterdir()} == written
+    assert result["accuracy"] > 0.9
+    if CC is None:
+        assert result["c_predictions"] is None
+        return
+    # the C program gives predict's class for every image it holds, and says so
+    assert result["c_predictions"] == result["python_predictions"] and len(result["c_predictions"]) == 6
+    out = capsys.readouterr().out
+    assert out.count("the C code says") == 6 and "-Werror -pedantic" in out
