@@ -207,6 +207,7 @@ def estimator_cases(dtype):
     add("multiclass", MLPClassifier(**small), X, np.array(["ant", "bee", "cat", "dog"])[y4], "index")
     add("multilabel", MLPClassifier(activation="logistic", **small), X, np.eye(4, dtype=int)[y4][:, :3]
         | (X[:, :3] > 1), "indicator")
+    add("oneclass", MLPClassifier(**small), X, np.full(len(X), "only"), "index")
     add("bigint", MLPClassifier(activation="swish", **small), X, (y4 + 1) * 2 ** 40, "index")
     add("floatlabels", MLPClassifier(activation="leaky_relu", **small), X, y4 + 1.0, "index")
     rng = np.random.default_rng(3)
@@ -268,6 +269,10 @@ def test_class_tables_hold_the_labels(tmp_path):
     subprocess.run([CC, *CFLAGS, "main.c", "-o", "main", "-lm"], cwd=tmp_path, check=True)
     out = subprocess.run([str(tmp_path / "main")], capture_output=True, check=True).stdout
     assert out.decode("utf-8").splitlines() == list(clf.classes_)
+    cxx = shutil.which("c++")
+    if cxx is not None:  # a C++ service includes the same header
+        subprocess.run([cxx, "-x", "c++", "-std=c++11", *CFLAGS[1:], "-fsyntax-only", "main.c"], cwd=tmp_path,
+                       check=True)
 
 
 def test_header_text(tmp_path):

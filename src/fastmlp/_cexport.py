@@ -409,7 +409,9 @@ class _Code:
         self.emit(f"/* the predicted class index into {name}_classes (as predict) */",
                   f"static inline int {name}_predict(const {T} *x)", "{", f"    {T} out[{N}_N_OUTPUTS];")
         if task == "binary":
-            self.emit(f"    {name}_forward(x, out);", f"    return out[0] > {self.literal(0.5)};", "}")
+            decision = (f"return out[0] > {self.literal(0.5)};" if len(self.m.classes) == 2
+                        else "return 0; /* fitted on one class, predict always gives it */")
+            self.emit(f"    {name}_forward(x, out);", f"    {decision}", "}")
             return
         self.emit("    int k, best = 0;", f"    {name}_forward(x, out);",
                   f"    for (k = 1; k < {N}_N_OUTPUTS; k++) {{",
