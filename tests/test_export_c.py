@@ -295,8 +295,9 @@ def test_header_text(tmp_path):
     # the scratch holds the largest two consecutive hidden layers: (6, 5) -> 11
     assert "#define NET_SCRATCH_SIZE 11 " in text
     # the same model gives the same bytes; float64 gives doubles and a libm-free header too
-    fastmlp.export_c(net, tmp_path / "again.h", name="net")
-    assert (tmp_path / "again.h").read_text() == text
+    (tmp_path / "again").mkdir()
+    fastmlp.export_c(net, tmp_path / "again" / "net.h", name="net")
+    assert (tmp_path / "again" / "net.h").read_text() == text
     fastmlp.export_c(net, tmp_path / "net64.h", name="net", dtype="float64")
     assert "static const double net_W1[4][6]" in (tmp_path / "net64.h").read_text()
     fastmlp.export_c(network("tanh", "identity", np.float64), tmp_path / "tanh.h")
@@ -356,6 +357,28 @@ def test_bad_dtypes_are_refused(tmp_path, dtype, error):
     with pytest.raises(error, match="dtype"):
         fastmlp.export_c(network("relu", "identity", np.float64), tmp_path / "m.h", dtype=dtype)
     _assert_nothing_written(tmp_path)
+
+
+def test_weights_beyond_the_dtype_are_refused(tmp_path):
+    net = network("relu", "identity", np.float64)
+    net.coefs_[1][0, 0] = 1e300  # fine in float64, infinite in float32
+    fastmlp.export_c(net, tmp_path / "m64.h")
+    with pytest.raises(ValueError, match="dtype=float32: .*model_W2"):
+        fastmlp.export_c(net, tmp_path / "m.h", dtype="float32")
+    _assert_nothing_written(tmp_path, ["m64.h"])
+
+
+def test_feature_names_and_file_name_in_the_comment(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, y = classification_data(3)
+    frame = pd.DataFrame(X, columns=["age", "height", "weight */", "x4", "x5"])
+    pipe = fitted(make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(3,), max_iter=5,
+                                                                random_state=0)), frame, y)
+    fastmlp.export_c(pipe, tmp_path / "my_model.h", name="m")
+    text = (tmp_path / "my_model.h").read_text()
+    assert text.startswith("/*\n * my_model.h: a fastmlp MLPClassifier")
+    assert "inputs: x[0] age, x[1] height, x[2] weight * /, x[3] x4, x[4] x5" in text
+    assert "StandardScaler folded into layer 1" in text
 
 
 def test_unwritable_paths_leave_nothing(tmp_path, monkeypatch):

@@ -22,6 +22,9 @@ import secrets
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
 from . import _registry
 from ._base import BaseNetwork
@@ -87,10 +90,10 @@ class _Model:
         self.notes = []
 
 
-def _read_estimator(est, argument):
+def _read_estimator(est):
     """A _Model of a fastmlp MLPClassifier or MLPRegressor; NotFittedError if it is not fitted."""
     if not est.__sklearn_is_fitted__():
-        raise NotFittedError(f"{argument}: this {type(est).__name__} is not fitted yet; call 'fit' before "
+        raise NotFittedError(f"model: this {type(est).__name__} is not fitted yet; call 'fit' before "
                              f"exporting it to C.")
     coefs = list(est.coefs_)
     kind = "classifier" if isinstance(est, MLPClassifier) else "regressor"
@@ -113,13 +116,16 @@ def _read_model(model):
         m.notes = model.summary().splitlines()
         return m
     if isinstance(model, (MLPClassifier, MLPRegressor)):
-        return _read_estimator(model, "model")
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(model, Pipeline):
-        return _read_pipeline(model)
-    raise TypeError(f"model must be a fastmlp Network, MLPClassifier, MLPRegressor or a Pipeline ending in one, "
-                    f"got {type(model).__name__}.")
+        m = _read_estimator(model)
+    elif isinstance(model, Pipeline):
+        m = _read_pipeline(model)
+    else:
+        raise TypeError(f"model must be a fastmlp Network, MLPClassifier, MLPRegressor or a Pipeline ending in one, "
+                        f"got {type(model).__name__}.")
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        m.notes.append("inputs: " + ", ".join(f"x[{i}] {n}" for i, n in enumerate(names)))
+    return m
 
 
 def _read_pipeline(pipe):
@@ -127,9 +133,6 @@ def _read_pipeline(pipe):
 
     With x' = (x - mean) / scale: x' W + b = x (W / scale[:, None]) + (b - (mean / scale) W).
     """
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.utils.validation import check_is_fitted
-
     *steps, (last_name, est) = pipe.steps
     if not isinstance(est, (MLPClassifier, MLPRegressor)):
         raise TypeError(f"model: the Pipeline's last step {last_name!r} must be a fastmlp MLPClassifier or "
@@ -139,7 +142,7 @@ def _read_pipeline(pipe):
             raise ValueError(f"model: the Pipeline's step {name!r} ({type(step).__name__}) cannot be exported "
                              f"to C; only StandardScaler steps (folded into the first layer) may precede the "
                              f"estimator.")
-    m = _read_estimator(est, "model")
+    m = _read_estimator(est)
     shift = np.zeros(m.sizes[0])  # the steps so far as x -> x * gain + shift
     gain = np.ones(m.sizes[0])
     for name, step in steps:
@@ -223,9 +226,9 @@ class _Code:
         self.n_layers = L
 
     def literal(self, value):
-        """value rounded to the dtype, as the shortest C literal that reads back to it."""
+        """value (finite) rounded to the dtype, as the shortest C literal that reads back to it."""
         if self.dtype == np.float32:
-            return f"{np.float32(value)!s}f".replace("inf", "INFINITY")
+            return f"{np.float32(value)!s}f"
         return repr(float(value))
 
     def libm(self, fn):
@@ -236,7 +239,6 @@ class _Code:
 
     def array(self, cname, values, comment):
         """A static const array of the dtype: one brace per row of a matrix, lines wrapped at _WIDTH."""
-        values = np.asarray(values, dtype=self.dtype)
         dims = "".join(f"[{n}]" for n in values.shape)
         self.emit(f"/* {comment} */", f"static const {self.T} {cname}{dims} = {{")
         if values.ndim == 1:
@@ -251,12 +253,12 @@ class _Code:
 
     # ------------------------------------------------------------------ parts
 
-    def header_comment(self, version, digest):
+    def header_comment(self, filename, version, digest):
         m, N = self.m, self.NAME
         T = self.T
         what = {"network": "a fastmlp Network", "classifier": "a fastmlp MLPClassifier",
                 "regressor": "a fastmlp MLPRegressor"}[m.kind]
-        lines = [f"{self.name}.h: {what} as dependency-free C99, written by fastmlp {version}.", "",
+        lines = [f"{filename}: {what} as dependency-free C99, written by fastmlp {version}.", "",
                  *m.description.splitlines()]
         if m.notes:
             lines += ["", *m.notes]
@@ -417,17 +419,23 @@ class _Code:
                   f"    for (k = 1; k < {N}_N_OUTPUTS; k++) {{",
                   "        if (out[k] > out[best]) best = k;", "    }", "    return best;", "}")
 
-    def write(self, version):
+    def write(self, filename, version):
         m, N, name = self.m, self.NAME, self.name
-        arrays = []
+        arrays = []  # (C name, values in the dtype, comment), in the header's order
         for l, (W, b) in enumerate(zip(m.coefs, m.intercepts), start=1):
-            arrays += [(f"{name}_W{l}", W), (f"{name}_b{l}", b)]
+            act = m.output if l == self.n_layers else m.activation
+            arrays += [(f"{name}_W{l}", W, f"layer {l} weights {W.shape}, coefs_[{l - 1}]"),
+                       (f"{name}_b{l}", b, f"layer {l} biases ({b.size},), intercepts_[{l - 1}]; then {act}")]
         for l, s in enumerate(m.slopes, start=1):
-            arrays.append((f"{name}_slopes{l}", s))
-        cast = [(cname, np.ascontiguousarray(a, dtype=self.dtype.newbyteorder("<"))) for cname, a in arrays]
-        digest = hashlib.sha256(b"".join(a.tobytes() for _, a in cast)).hexdigest()
+            arrays.append((f"{name}_slopes{l}", s, f"layer {l} prelu slopes ({s.size},), prelu_slopes_[{l - 1}]"))
+        with np.errstate(over="ignore"):
+            arrays = [(cname, np.asarray(a, dtype=self.dtype.newbyteorder("<")), c) for cname, a, c in arrays]
+        for cname, values, _ in arrays:  # a float64 model's (or a folded scaling's) weights beyond float32's range
+            if not np.isfinite(values).all():
+                raise ValueError(f"dtype={self.dtype.name}: the model's parameters ({cname}) overflow it.")
+        digest = hashlib.sha256(b"".join(a.tobytes() for _, a, _ in arrays)).hexdigest()
 
-        self.header_comment(version, digest)
+        self.header_comment(filename, version, digest)
         self.emit(f"#ifndef {N}_H", f"#define {N}_H", "")
         needs_libm = (m.activation in _NEEDS_LIBM_HIDDEN and len(m.sizes) > 2) or m.output in _NEEDS_LIBM_OUTPUT
         if needs_libm:
@@ -438,13 +446,8 @@ class _Code:
         if m.kind == "classifier" and m.task != "multilabel":
             self.class_table()
         self.emit("")
-        for l, (W, b) in enumerate(zip(m.coefs, m.intercepts), start=1):
-            fan_in, fan_out = W.shape
-            act = m.output if l == self.n_layers else m.activation
-            self.array(f"{name}_W{l}", W, f"layer {l} weights ({fan_in}, {fan_out}), coefs_[{l - 1}]")
-            self.array(f"{name}_b{l}", b, f"layer {l} biases ({fan_out},), intercepts_[{l - 1}]; then {act}")
-        for l, s in enumerate(m.slopes, start=1):
-            self.array(f"{name}_slopes{l}", s, f"layer {l} prelu slopes ({s.size},), prelu_slopes_[{l - 1}]")
+        for cname, values, comment in arrays:
+            self.array(cname, values, comment)
         uses_sigmoid = (m.activation in _NEEDS_SIGMOID and len(m.sizes) > 2) or m.output == "logistic"
         if uses_sigmoid:
             self.sigmoid()
@@ -596,6 +599,6 @@ def export_c(model, path, *, name="model", dtype=None):
     _check_supported(m)
     from . import __version__
 
-    text = _Code(m, name, dtype).write(__version__)
+    text = _Code(m, name, dtype).write(os.path.basename(path), __version__)
     _write_atomically(path, text)
     return path
