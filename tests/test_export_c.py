@@ -181,6 +181,8 @@ def test_every_activation_and_output_matches_predict(tmp_path):
                           dtype))
         cases.append(Case(f"deep_{np.dtype(dtype).name}",
                           network("tanh", "softmax", dtype, (4, 7, 3, 9, 2)), rows(4), dtype))
+    # a float64 model written as float: float32's bound against the float64 predict
+    cases.append(Case("as_float32", network("swish", "softmax", np.float64), rows(4), np.float32))
     results = run_c(cases, tmp_path)
     for c, data in zip(cases, results):
         expected = c.model.predict(c.X)
