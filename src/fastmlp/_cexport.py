@@ -342,7 +342,8 @@ class _Code:
         self.emit(f"    /* layer {l}: ({fan_in}, {fan_out}), {act}: {dst} = {act}({src} W{l} + b{l}) */",
                   f"    for (j = 0; j < {fan_out}; j++) {dst}[j] = 0;",
                   f"    for (i = 0; i < {fan_in}; i++) {{",
-                  f"        const {self.T} v = {src}[i]; /* one load: {dst} and {src} may share the scratch */",
+                  f"        const {self.T} v = {src}[i];"
+                  + (f" /* loaded once: {src} and {dst} share the scratch */" if l > 1 and not last else ""),
                   f"        for (j = 0; j < {fan_out}; j++) {dst}[j] += v * {name}_W{l}[i][j];",
                   "    }")
         if last:
