@@ -361,6 +361,19 @@ def test_bad_dtypes_are_refused(tmp_path, dtype, error):
     _assert_nothing_written(tmp_path)
 
 
+def test_an_activation_without_a_c_form_is_refused_by_name(tmp_path):
+    # what a name added to the registry before its C form meets (the grid test above fails for it too)
+    net = network("relu", "identity", np.float64)
+    net.activation = "gelu"
+    with pytest.raises(ValueError, match="activation='gelu' has no C form"):
+        fastmlp.export_c(net, tmp_path / "m.h")
+    net = network("relu", "identity", np.float64)
+    net.output_activation = "softplus"
+    with pytest.raises(ValueError, match="output activation 'softplus' has no C form"):
+        fastmlp.export_c(net, tmp_path / "m.h")
+    _assert_nothing_written(tmp_path)
+
+
 def test_weights_beyond_the_dtype_are_refused(tmp_path):
     net = network("relu", "identity", np.float64)
     net.coefs_[1][0, 0] = 1e300  # fine in float64, infinite in float32
