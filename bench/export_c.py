@@ -18,8 +18,8 @@ most).
     python bench/export_c.py          # prints the table and writes its section of bench/RESULTS.md
     python bench/export_c.py --print  # prints only
 
-Needs a C compiler (cc), emlearn (``pip install emlearn``, the bench extra) and
-onnxruntime. Runs in about half a minute on one core.
+Needs a C compiler (cc), emlearn and onnxruntime (``pip install ".[bench]"``).
+Runs in about ten seconds on one core.
 """
 import argparse
 import os
