@@ -444,8 +444,10 @@ def _load_example():
 
 def test_digits_in_c_example(tmp_path, monkeypatch, capsys):
     example = _load_example()
-    assert len(example.__doc__.split()) > 50 and "main(out_dir=parser.parse_args().out)" in open(
-        example.__file__).read()
+    # the examples' conventions (tests/test_examples.py): a docstring, main(out_dir="."), --out
+    import inspect
+    assert len(example.__doc__.split()) > 50 and inspect.signature(example.main).parameters["out_dir"].default == "."
+    assert "main(out_dir=parser.parse_args().out)" in inspect.getsource(example)
     monkeypatch.chdir(tmp_path)  # main()'s default: the current directory
     result = example.main()
     written = {"digits_model.h", "classify_digits.c"} | ({"classify_digits"} if CC else set())
