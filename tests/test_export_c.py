@@ -190,7 +190,7 @@ def test_every_activation_and_output_matches_predict(tmp_path):
 
 
 def estimator_cases(dtype):
-    """(case, expected output, expected labels) for each estimator kind, fitted in dtype."""
+    """A Case of each estimator kind and label type, and of two pipelines, fitted in dtype."""
     d = np.dtype(dtype).name
     X, y4 = classification_data(4)
     X_rows = classification_data(4, seed=1, n=N_ROWS)[0]  # new rows from the training distribution
@@ -259,9 +259,10 @@ def test_estimators_and_pipelines_match_predict(tmp_path):
 @needs_cc
 def test_class_tables_hold_the_labels(tmp_path):
     # string labels that C must escape: a quote, a backslash, a trigraph, a comment's end, UTF-8
-    X, y4 = classification_data(4)
+    X, y5 = classification_data(5)
     strings = np.array(['say "hi"', "back\\slash", "what??/", "end */ of comment", "caf\u00e9"])
-    clf = fitted(MLPClassifier(hidden_layer_sizes=(5,), max_iter=20, random_state=0), X, strings[y4])
+    clf = fitted(MLPClassifier(hidden_layer_sizes=(5,), max_iter=20, random_state=0), X, strings[y5])
+    assert len(clf.classes_) == 5
     fastmlp.export_c(clf, tmp_path / "labels.h", name="labels")
     (tmp_path / "main.c").write_text(
         '#include <stdio.h>\n#include "labels.h"\n'
