@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import sys
 import threading
 import time
@@ -792,8 +793,16 @@ def write(results):
               "(traced allocations, the model built inside; Adam, batch 200). Target: at most 0.25.", "",
               "| fit | dtype | peak / X |", "|---|---|---|"]
     lines += [f"| {r['model']} | {r['dtype']} | {r['peak_over_X']:.2f} |" for r in mem["fits"]]
-    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    (HERE / "RESULTS.md").write_text("\n".join(lines + kept_sections(HERE / "RESULTS.md")) + "\n")
     print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+def kept_sections(path):
+    """The sections of RESULTS.md that other scripts write (marked "<!-- written by bench/...": export_c.py's)."""
+    if not path.exists():
+        return []
+    sections = re.split(r"^(?=## )", path.read_text(), flags=re.M)
+    return [line for s in sections if "<!-- written by bench/" in s for line in ["", *s.rstrip("\n").splitlines()]]
 
 
 def threads_sections(results):

@@ -87,7 +87,7 @@ def _contours(ax, filled):
 
 
 # examples whose test lives with their topic's tests
-TESTED_ELSEWHERE = {"dask_incremental": "tests/test_dask.py"}
+TESTED_ELSEWHERE = {"dask_incremental": "tests/test_dask.py", "digits_in_c": "tests/test_export_c.py"}
 
 
 def test_every_example_is_tested_and_runnable():

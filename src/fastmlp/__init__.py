@@ -1,11 +1,12 @@
 """fastmlp: multi-layer perceptrons whose training and inference run in compiled code."""
 from . import reference
+from ._cexport import export_c
 from .estimators import MLPClassifier, MLPRegressor
 from .network import Network
 from .persistence import load
 
 __version__ = "0.1.0"
-__all__ = ["MLPClassifier", "MLPRegressor", "Network", "load", "reference", "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "Network", "export_c", "load", "reference", "__version__"]
 
 # Submodules with optional dependencies (matplotlib, onnx) load on first use:
 # `import fastmlp` alone imports neither.
