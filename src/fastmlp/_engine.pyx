@@ -1366,3 +1366,489 @@ def _prelu_forward_hook(const floating[::1] bias, const floating[::1] slopes, fl
 def _prelu_backward_hook(bint accumulate, const floating[:, ::1] Z, const floating[::1] slopes,
                          floating[:, ::1] delta, floating[::1] slope_grad):
     _prelu_backward(Z.shape[0], Z.shape[1], accumulate, &Z[0, 0], &slopes[0], &delta[0, 0], &slope_grad[0])
+
+
+# ---------------------------------------------------------------------------
+# Ensembles: K members of one architecture trained in one pass over the batches
+#
+# The members share the batches (one shuffle), the loss and the optimizer; each
+# has its own weights, learning rate, L2 alpha, dropout rates and masks (its own
+# PRNG), and clipping. Parameter layout, for each layer l: W_l, then b_l of all
+# members side by side (K fan_out, member k at k fan_out); after all layers,
+# each PReLU layer's slopes likewise (K fan_out). The first layer of a network
+# with hidden layers is wide: W_1 of shape (fan_in, K fan_out), member k's
+# columns k fan_out.., so that its forward step is ONE product
+# X_b @ [W_1^1 ... W_1^K] and its weight gradient one X_b^T @ [delta_1^1 ...].
+# Every other W_l is member-major: member k's (fan_in, fan_out) block at
+# k fan_in fan_out, so that its per-member products read it contiguously.
+# The hidden layers' Z_l, A_l, masks and deltas are (batch, K fan_out) side by
+# side, so that the element-wise kernels run over whole rows of all members;
+# the output layer's Z_L and delta_L are member-major (K, batch, n_outputs),
+# so that each member's output step (softmax, loss) is one call.
+# The members are split into groups fixed by the sizes (never by the thread
+# count); after the batch's rows are gathered, each group's whole step
+# (forward, output, backward, L2, clipping, update) is one task with no
+# barrier, so results are the same bits for any thread count.
+
+cdef enum:
+    MAX_GROUPS = 8
+# Below this many multiply-adds per batch (all members), the members stay one
+# group: one wide first-layer product and one thread.
+cdef double ENSEMBLE_MIN_PARALLEL_WORK = 2e6
+
+
+cdef struct Ens:
+    Plan p                     # sizes, acts, loss, batch_size, the gather offsets and work_per_row (all members)
+    Py_ssize_t K               # members
+    Py_ssize_t n_groups
+    const double *keep         # (K, L - 1) keep probability of member k's hidden layer l at keep[k (L - 1) + l - 1]
+    Py_ssize_t *table          # one malloc'd block behind the tables below
+    Py_ssize_t *w_off          # (L + 1,) offset of layer l's W block (index 0 unused)
+    Py_ssize_t *b_off          # its biases
+    Py_ssize_t *s_off          # its PReLU slopes, -1 for other activations
+    Py_ssize_t *z_off          # (L + 1,) Z_l (hidden: side by side; output: member-major)
+    Py_ssize_t *a_off          # A_l
+    Py_ssize_t *m_off          # M_l, -1 where no member drops units of layer l
+    Py_ssize_t *d_off          # D_l = A_l * M_l
+    Py_ssize_t *run_off        # (K, n_runs) member k's parameters as contiguous runs: offset,
+    Py_ssize_t *run_len        #   length,
+    Py_ssize_t *run_w          #   and 1 for runs of weights (L2, norms), 0 for biases and slopes
+    Py_ssize_t n_runs          # runs per member
+    Py_ssize_t delta_off
+    Py_ssize_t delta_prev_off
+    Py_ssize_t n_params
+    Py_ssize_t work_size
+
+
+cdef inline bint _wide(const Ens *e, Py_ssize_t l) noexcept nogil:
+    """Whether layer l's W holds the members side by side (the first layer, when it is hidden)."""
+    return l == 1 and e.p.n_layers > 1
+
+
+cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
+                   Py_ssize_t K, Py_ssize_t batch_size, bint training) except -1:
+    """The ensemble's parameter offsets, runs, groups and (training) workspace offsets."""
+    cdef Py_ssize_t L = sizes.shape[0] - 1, l, k, r, off = 0, B = batch_size, widest = 0, n_runs, i
+    cdef bint drops
+    e.K = K
+    e.p.n_layers = L
+    e.p.sizes = &sizes[0]
+    e.p.acts = &acts[0]
+    e.p.keep = NULL
+    e.p.table = NULL
+    e.p.batch_size = B
+    e.keep = &keep[0, 0] if keep is not None and keep.shape[1] > 0 else NULL
+    n_runs = (sizes[0] if L > 1 else 1) + (L - 1) + L  # W_1's rows (wide) or block, the other W_l, the b_l
+    for l in range(1, L):
+        if acts[l - 1] == FM_PRELU:
+            n_runs += 1
+    e.n_runs = n_runs
+    e.table = <Py_ssize_t *>malloc((7 * (L + 1) + 3 * K * n_runs) * sizeof(Py_ssize_t))
+    if e.table == NULL:
+        raise MemoryError("fastmlp: cannot allocate the ensemble's tables")
+    e.w_off = e.table
+    e.b_off = e.table + (L + 1)
+    e.s_off = e.table + 2 * (L + 1)
+    e.z_off = e.table + 3 * (L + 1)
+    e.a_off = e.table + 4 * (L + 1)
+    e.m_off = e.table + 5 * (L + 1)
+    e.d_off = e.table + 6 * (L + 1)
+    e.run_off = e.table + 7 * (L + 1)
+    e.run_len = e.run_off + K * n_runs
+    e.run_w = e.run_len + K * n_runs
+    for l in range(L + 1):
+        e.w_off[l] = e.b_off[l] = e.s_off[l] = e.z_off[l] = e.a_off[l] = e.m_off[l] = e.d_off[l] = -1
+    e.p.work_per_row = 0
+    for l in range(1, L + 1):
+        e.w_off[l] = off
+        off += K * sizes[l - 1] * sizes[l]
+        e.b_off[l] = off
+        off += K * sizes[l]
+        e.p.work_per_row += 3.0 * K * sizes[l - 1] * sizes[l]
+    for l in range(1, L):
+        if acts[l - 1] == FM_PRELU:
+            e.s_off[l] = off
+            off += K * sizes[l]
+    e.n_params = off
+    for k in range(K):
+        i = k * n_runs
+        for l in range(1, L + 1):
+            if _wide(e, l):
+                for r in range(sizes[0]):
+                    _ens_run(e, &i, e.w_off[l] + r * K * sizes[1] + k * sizes[1], sizes[1], 1)
+            else:
+                _ens_run(e, &i, e.w_off[l] + k * sizes[l - 1] * sizes[l], sizes[l - 1] * sizes[l], 1)
+            _ens_run(e, &i, e.b_off[l] + k * sizes[l], sizes[l], 0)
+        for l in range(1, L):
+            if e.s_off[l] >= 0:
+                _ens_run(e, &i, e.s_off[l] + k * sizes[l], sizes[l], 0)
+    e.n_groups = 1
+    if e.p.work_per_row * B >= ENSEMBLE_MIN_PARALLEL_WORK:
+        e.n_groups = min(K, <Py_ssize_t>MAX_GROUPS)
+
+    off = 0
+    e.p.x_off = off
+    off += B * sizes[0]
+    e.p.y_off = off
+    off += B * sizes[L]
+    e.p.sw_off = off
+    off += B
+    for l in range(1, L + 1):
+        widest = max(widest, sizes[l])
+        e.z_off[l] = off
+        off += K * B * sizes[l]
+        if l == L:
+            continue
+        e.a_off[l] = off
+        off += K * B * sizes[l]
+        drops = False
+        if training and e.keep != NULL:
+            for k in range(K):
+                drops = drops or e.keep[k * (L - 1) + l - 1] < 1.0
+        if drops:
+            e.m_off[l] = off
+            e.d_off[l] = off + K * B * sizes[l]
+            off += 2 * K * B * sizes[l]
+    e.delta_off = off
+    e.delta_prev_off = off + K * B * widest
+    off += 2 * K * B * widest
+    e.work_size = off
+    return 0
+
+
+cdef inline void _ens_run(Ens *e, Py_ssize_t *i, Py_ssize_t offset, Py_ssize_t length, bint weights) noexcept:
+    e.run_off[i[0]] = offset
+    e.run_len[i[0]] = length
+    e.run_w[i[0]] = weights
+    i[0] += 1
+
+
+cdef inline void _ens_free(Ens *e) noexcept:
+    free(e.table)
+    e.table = NULL
+
+
+cdef inline double _ens_keep(const Ens *e, Py_ssize_t k, Py_ssize_t l) noexcept nogil:
+    """Member k's keep probability on hidden layer l (1 without dropout)."""
+    if e.keep == NULL or e.m_off[l] < 0:
+        return 1.0
+    return e.keep[k * (e.p.n_layers - 1) + l - 1]
+
+
+cdef inline const floating *_ens_input(const Ens *e, const floating *work, const Batch *batch, Py_ssize_t l,
+                                       Py_ssize_t k, Py_ssize_t *ld) noexcept nogil:
+    """Member k's A_{l-1} as layer l reads it (X, D_{l-1} where it drops units, else A_{l-1}) and its row stride."""
+    cdef Py_ssize_t n = e.p.sizes[l - 1]
+    if l == 1:
+        ld[0] = n
+        return <const floating *>batch.X
+    ld[0] = e.K * n
+    if _ens_keep(e, k, l - 1) < 1.0:
+        return work + e.d_off[l - 1] + k * n
+    return work + e.a_off[l - 1] + k * n
+
+
+cdef inline floating *_ens_delta(const Ens *e, floating *work, Py_ssize_t l) noexcept nogil:
+    """delta_l's buffer (the layers alternate between two)."""
+    return work + (e.delta_off if (e.p.n_layers - l) % 2 == 0 else e.delta_prev_off)
+
+
+cdef inline void _ens_weights(const Ens *e, const floating *params, Py_ssize_t l, Py_ssize_t k,
+                              const floating **W, Py_ssize_t *ld) noexcept nogil:
+    """Member k's W_l and its row stride."""
+    cdef Py_ssize_t fan_in = e.p.sizes[l - 1], fan_out = e.p.sizes[l]
+    if _wide(e, l):
+        W[0] = params + e.w_off[l] + k * fan_out
+        ld[0] = e.K * fan_out
+    else:
+        W[0] = params + e.w_off[l] + k * fan_in * fan_out
+        ld[0] = fan_out
+
+
+cdef void _ens_hidden_forward(const Ens *e, const floating *params, floating *work, Py_ssize_t l,
+                              Py_ssize_t B, Py_ssize_t m0, Py_ssize_t m1) noexcept nogil:
+    """Members m0..m1 of hidden layer l: Z_l += b_l, A_l = f(Z_l), over whole rows when they are all members."""
+    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, width = e.K * n, r, rows, i
+    r = 0
+    while r < B:
+        i = r * width + c0
+        rows = B - r if cols == width else 1
+        if e.s_off[l] >= 0:
+            _prelu_forward(rows, cols, params + e.b_off[l] + c0, params + e.s_off[l] + c0, work + e.z_off[l] + i,
+                           work + e.a_off[l] + i)
+        else:
+            _bias_act_forward(e.p.acts[l - 1], rows, cols, params + e.b_off[l] + c0, work + e.z_off[l] + i,
+                              work + e.a_off[l] + i)
+        r += rows
+
+
+cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *grads, floating *work,
+                               Py_ssize_t l, Py_ssize_t B, Py_ssize_t m0, Py_ssize_t m1,
+                               floating *delta) noexcept nogil:
+    """Members m0..m1 of hidden layer l, delta_l = dL/dA_l on entry: * M_l, * f'(Z_l) (and the PReLU
+    slopes' gradient), then db_l = sum over rows of delta_l."""
+    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, width = e.K * n, r, rows, i, k
+    cdef double keep
+    for k in range(m0, m1):
+        if _ens_keep(e, k, l) < 1.0:
+            for r in range(B):
+                _mul(n, work + e.m_off[l] + r * width + k * n, delta + r * width + k * n)
+    r = 0
+    while r < B:
+        i = r * width + c0
+        rows = B - r if cols == width else 1
+        if e.s_off[l] >= 0:
+            _prelu_backward(rows, cols, r > 0, work + e.z_off[l] + i, params + e.s_off[l] + c0, delta + i,
+                            grads + e.s_off[l] + c0)
+        else:
+            _act_backward(e.p.acts[l - 1], rows * cols, work + e.z_off[l] + i, work + e.a_off[l] + i, delta + i)
+        _col_sum(rows, cols, r > 0, delta + i, grads + e.b_off[l] + c0)
+        r += rows
+
+
+cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floating *params, floating *grads,
+                     floating *state_1, floating *state_2, floating *work, fm_rng *rngs,
+                     const double *learning_rates, const double *alphas, double *losses, bint *finite,
+                     long long step, Py_ssize_t g) noexcept nogil:
+    """Group g's whole step of one batch: forward, output, backward, L2, clipping and update of its members.
+
+    losses[k] gets member k's mean loss plus its L2 term; finite[k] whether it
+    is finite (if not, member k is not updated).
+    """
+    cdef Py_ssize_t L = e.p.n_layers, K = e.K, B = batch.n_rows, n_out = e.p.sizes[L], l, k, r, c, fan_in, fan_out
+    cdef Py_ssize_t m0 = g * K // e.n_groups, m1 = (g + 1) * K // e.n_groups, ld_in, ld_w, ld_d, ld_prev
+    cdef const floating *A_in
+    cdef const floating *W
+    cdef floating *delta
+    cdef floating *delta_prev
+    cdef floating *Z
+    cdef double keep, loss, squares, total, largest, clip, step_size
+    cdef Settings member
+    # forward
+    for l in range(1, L + 1):
+        fan_in = e.p.sizes[l - 1]
+        fan_out = e.p.sizes[l]
+        if _wide(e, l):
+            # Z_1 = X_b @ [W_1^m0 ... W_1^m1]: one product for the group's members
+            _gemm(c'N', c'N', <int>B, <int>((m1 - m0) * fan_out), <int>fan_in, <floating>1, <const floating *>batch.X,
+                  <int>fan_in, params + e.w_off[1] + m0 * fan_out, <int>(K * fan_out), <floating>0,
+                  work + e.z_off[1] + m0 * fan_out, <int>(K * fan_out))
+        else:
+            for k in range(m0, m1):
+                # Z_l = A_{l-1} @ W_l, member by member (the output's Z_L member-major)
+                A_in = _ens_input(e, work, batch, l, k, &ld_in)
+                _ens_weights(e, params, l, k, &W, &ld_w)
+                if l == L:
+                    _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
+                          <floating>0, work + e.z_off[l] + k * B * fan_out, <int>fan_out)
+                else:
+                    _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
+                          <floating>0, work + e.z_off[l] + k * fan_out, <int>(K * fan_out))
+        if l == L:
+            break
+        _ens_hidden_forward(e, params, work, l, B, m0, m1)
+        for k in range(m0, m1):
+            keep = _ens_keep(e, k, l)
+            if keep < 1.0:
+                # D_l = A_l * M_l from member k's own PRNG, row by row (the sequence of one call over its block)
+                for r in range(B):
+                    c = r * K * fan_out + k * fan_out
+                    _dropout(fan_out, <floating>keep, &rngs[k], work + e.a_off[l] + c, work + e.m_off[l] + c,
+                             work + e.d_off[l] + c)
+    # output: P = g(Z_L + b_L), the loss, delta_L = w scale dloss/dZ_L, member by member
+    delta = _ens_delta(e, work, L)
+    for k in range(m0, m1):
+        losses[k] = 0
+        _output_delta(e.p.loss, B, n_out, <floating>(1.0 / batch.weight), <floating>e.p.loss_param,
+                      params + e.b_off[L] + k * n_out, <const floating *>batch.Y, <const floating *>batch.sw,
+                      work + e.z_off[L] + k * B * n_out, delta + k * B * n_out, &losses[k])
+    # backward
+    for l in range(L, 0, -1):
+        fan_in = e.p.sizes[l - 1]
+        fan_out = e.p.sizes[l]
+        delta = _ens_delta(e, work, l)
+        delta_prev = _ens_delta(e, work, l - 1)
+        if l < L:
+            _ens_hidden_backward(e, params, grads, work, l, B, m0, m1, delta)
+        if _wide(e, l):
+            # dW_1 = X_b^T @ [delta_1^m0 ... delta_1^m1]: one product for the group's members
+            _gemm(c'T', c'N', <int>fan_in, <int>((m1 - m0) * fan_out), <int>B, <floating>1,
+                  <const floating *>batch.X, <int>fan_in, delta + m0 * fan_out, <int>(K * fan_out), <floating>0,
+                  grads + e.w_off[1] + m0 * fan_out, <int>(K * fan_out))
+            continue
+        ld_d = fan_out if l == L else K * fan_out
+        for k in range(m0, m1):
+            A_in = _ens_input(e, work, batch, l, k, &ld_in)
+            Z = delta + (k * B * fan_out if l == L else k * fan_out)  # member k's delta_l
+            # dW_l = A_{l-1}^T @ delta_l
+            _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1, A_in, <int>ld_in, Z, <int>ld_d,
+                  <floating>0, grads + e.w_off[l] + k * fan_in * fan_out, <int>fan_out)
+            if l == L:
+                _col_sum(B, fan_out, False, Z, grads + e.b_off[L] + k * fan_out)
+            if l > 1:
+                # delta_{l-1} = delta_l @ W_l^T (times f' in _ens_hidden_backward)
+                _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, Z, <int>ld_d,
+                      params + e.w_off[l] + k * fan_in * fan_out, <int>fan_out, <floating>0,
+                      delta_prev + k * fan_in, <int>(K * fan_in))
+    # per member: L2, finiteness, clipping, update
+    for k in range(m0, m1):
+        loss = losses[k] / batch.weight
+        if alphas[k] > 0:
+            squares = 0
+            for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+                if e.run_w[r]:
+                    # dW += alpha/n W; the penalty alpha/(2n) ||W||^2
+                    squares += _dot(<int>e.run_len[r], params + e.run_off[r], params + e.run_off[r])
+                    _axpy(<int>e.run_len[r], <floating>(alphas[k] / batch.weight), params + e.run_off[r],
+                          grads + e.run_off[r])
+            loss += 0.5 * alphas[k] * squares / batch.weight
+        losses[k] = loss
+        finite[k] = isfinite(loss)
+        if not finite[k]:
+            continue
+        clip = 1
+        if s.clip_norm > 0:
+            # the global norm of member k's gradients, combined with scaling so that no square overflows
+            total = largest = 0
+            for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+                total = _scaled_sum_sq(total, &largest, _nrm2(<int>e.run_len[r], grads + e.run_off[r]))
+            if largest * sqrt(total) > s.clip_norm:
+                clip = s.clip_norm / (largest * sqrt(total))
+        member = s[0]
+        member.learning_rate = learning_rates[k]
+        step_size = 0
+        if s.optimizer == FM_ADAM:
+            step_size = learning_rates[k] * sqrt(1 - pow(s.beta_2, step)) / (1 - pow(s.beta_1, step))
+        for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+            if clip != 1:
+                _scal(<int>e.run_len[r], <floating>clip, grads + e.run_off[r])
+            _update(&member, step_size, e.run_off[r], e.run_len[r], params, grads, state_1, state_2, NULL)
+
+
+cdef void _ens_batch_tasks(const Ens *e, const Settings *s, const Data *d, const Batch *batch, floating *params,
+                           floating *grads, floating *state_1, floating *state_2, floating *work, fm_rng *rngs,
+                           const double *learning_rates, const double *alphas, double *losses, bint *finite,
+                           long long step, int tid, int nt) noexcept nogil:
+    """Thread tid's share of one batch (of nt threads): the gather's parts, then the groups g % nt == tid."""
+    cdef Py_ssize_t t, k
+    if batch.gathered:
+        k = _parts(batch.n_rows)
+        for t in range(k):
+            if t % nt == tid:
+                _gather_part(&e.p, d, batch, work, t, k)
+        _sync(nt)
+    for t in range(e.n_groups):
+        if t % nt == tid:
+            _ens_group(e, s, batch, params, grads, state_1, state_2, work, rngs, learning_rates, alphas, losses,
+                       finite, step, t)
+
+
+def ensemble_layout(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t n_members):
+    """The ensemble's parameter layout: (w_off, b_off, s_off, n_params), offsets per layer l at index l
+    (s_off -1 for layers without PReLU slopes). See the comment above Ens."""
+    cdef Ens e
+    cdef Py_ssize_t L = sizes.shape[0] - 1
+    _ens_init(&e, sizes, acts, None, n_members, 1, False)
+    try:
+        return (np.array(<Py_ssize_t[:L + 1]>e.w_off), np.array(<Py_ssize_t[:L + 1]>e.b_off),
+                np.array(<Py_ssize_t[:L + 1]>e.s_off), e.n_params)
+    finally:
+        _ens_free(&e)
+
+
+def ensemble_workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
+                            Py_ssize_t n_members, Py_ssize_t batch_size):
+    """Elements of the workspace train_ensemble_epoch needs for batches of batch_size rows."""
+    cdef Ens e
+    _ens_init(&e, sizes, acts, keep, n_members, batch_size, True)
+    _ens_free(&e)
+    return e.work_size
+
+
+def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
+                         dict settings, const double[::1] learning_rates, const double[::1] alphas,
+                         const cnp.uint64_t[::1] seeds, floating[::1] params, floating[::1] grads,
+                         floating[::1] state_1, floating[::1] state_2, floating[::1] work, object X, object Y,
+                         object sample_weight, const Py_ssize_t[::1] order, double[::1] loss_sums,
+                         double[::1] thread_clock):
+    """One epoch of K members (K = learning_rates.shape[0]) in one pass over the batches, without the GIL.
+
+    keep: (K, n_hidden) keep probabilities (None: no dropout); learning_rates,
+    alphas and seeds (the dropout masks' PRNG seeds): one per member; the other
+    settings (as train_epoch's) are shared. X is a dense array. loss_sums[k]
+    gets the sum over batches of member k's (batch mean loss + L2) * batch
+    weight. Returns (n_batches, step, finite): finite False when a member's
+    loss was not finite (the epoch stopped after that batch, which did not
+    update that member).
+    """
+    cdef Settings s = _settings_from(settings)
+    cdef Ens e
+    cdef Data d
+    cdef Batch batch
+    cdef Py_ssize_t K = learning_rates.shape[0], n, B = s.batch_size, start = 0, b, k, n_batches = 0
+    cdef bint all_finite = True
+    cdef bint *finite = NULL
+    cdef double *losses = NULL
+    cdef fm_rng *rngs = NULL
+    cdef long long step = s.step
+    cdef int n_threads, most_threads, choice = 0
+    cdef double tic = 0
+    cdef ThreadClock clock
+    clock.per_row = &thread_clock[0]
+    clock.next_probe = &thread_clock[2]
+    clock.run = &thread_clock[3]
+    clock.run_best = &thread_clock[5]
+    _read_data(X, Y, sample_weight, &d, &params[0])
+    n = d.n_rows
+    _ens_init(&e, sizes, acts, keep if s.dropout else None, K, B, True)
+    e.p.loss = settings["loss"]
+    e.p.loss_param = settings["loss_param"]
+    most_threads = 1 if e.n_groups == 1 else min(_threads_for(&e.p, min(B, n), s.n_threads), <int>e.n_groups)
+    n_threads = most_threads
+    _pin_blas()
+    try:
+        finite = <bint *>malloc(K * sizeof(bint))
+        losses = <double *>malloc(K * sizeof(double))
+        rngs = <fm_rng *>malloc(K * sizeof(fm_rng))
+        if finite == NULL or losses == NULL or rngs == NULL:
+            raise MemoryError("fastmlp: cannot allocate the ensemble's per-member state")
+        with nogil:
+            for k in range(K):
+                fm_rng_seed(&rngs[k], seeds[k])
+            while start < n:
+                b = min(B, n - start)
+                if most_threads > 1 and _adapt:
+                    tic = omp_get_wtime()
+                    choice = _clock_choice(&clock, tic)
+                    n_threads = 1 if choice else most_threads
+                _batch_at(&d, start, b, &order[0] if order is not None else NULL, &e.p, &work[0], &batch)
+                start += b
+                if batch.weight <= 0:
+                    continue
+                if s.optimizer == FM_ADAM:
+                    step += 1
+                if n_threads <= 1:
+                    _ens_batch_tasks(&e, &s, &d, &batch, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
+                                     rngs, &learning_rates[0], &alphas[0], losses, finite, step, 0, 1)
+                else:
+                    with parallel(num_threads=n_threads):
+                        _ens_batch_tasks(&e, &s, &d, &batch, &params[0], &grads[0], &state_1[0], &state_2[0],
+                                         &work[0], rngs, &learning_rates[0], &alphas[0], losses, finite, step,
+                                         omp_get_thread_num(), omp_get_num_threads())
+                for k in range(K):
+                    all_finite = all_finite and finite[k]
+                    loss_sums[k] += losses[k] * batch.weight
+                n_batches += 1
+                if not all_finite:
+                    break
+                if n_threads > 1:
+                    thread_clock[4] += 1
+                if most_threads > 1 and _adapt and b == B:
+                    _clock_record(&clock, choice, omp_get_wtime() - tic, b)
+    finally:
+        _unpin_blas()
+        free(finite)
+        free(losses)
+        free(rngs)
+        _ens_free(&e)
+    return n_batches, step, all_finite
