@@ -2,11 +2,12 @@
 from . import reference
 from ._cexport import export_c
 from .estimators import MLPClassifier, MLPRegressor
+from .ensemble import NetworkEnsemble
 from .network import Network
 from .persistence import load
 
 __version__ = "0.1.0"
-__all__ = ["MLPClassifier", "MLPRegressor", "Network", "export_c", "load", "reference", "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "Network", "NetworkEnsemble", "export_c", "load", "reference", "__version__"]
 
 # Submodules with optional dependencies (matplotlib, onnx) load on first use:
 # `import fastmlp` alone imports neither.

@@ -1414,8 +1414,8 @@ cdef struct Ens:
     Py_ssize_t *run_len        #   length,
     Py_ssize_t *run_w          #   and 1 for runs of weights (L2, norms), 0 for biases and slopes
     Py_ssize_t n_runs          # runs per member
-    Py_ssize_t delta_off
-    Py_ssize_t delta_prev_off
+    Py_ssize_t *delta_off      # (L + 1,) delta_l, one buffer per layer: a group that is ahead must not
+                               #   write where another still reads (the layers' widths differ)
     Py_ssize_t n_params
     Py_ssize_t work_size
 
@@ -1428,7 +1428,7 @@ cdef inline bint _wide(const Ens *e, Py_ssize_t l) noexcept nogil:
 cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
                    Py_ssize_t K, Py_ssize_t batch_size, bint training) except -1:
     """The ensemble's parameter offsets, runs, groups and (training) workspace offsets."""
-    cdef Py_ssize_t L = sizes.shape[0] - 1, l, k, r, off = 0, B = batch_size, widest = 0, n_runs, i
+    cdef Py_ssize_t L = sizes.shape[0] - 1, l, k, r, off = 0, B = batch_size, n_runs, i
     cdef bint drops
     e.K = K
     e.p.n_layers = L
@@ -1443,7 +1443,7 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
         if acts[l - 1] == FM_PRELU:
             n_runs += 1
     e.n_runs = n_runs
-    e.table = <Py_ssize_t *>malloc((7 * (L + 1) + 3 * K * n_runs) * sizeof(Py_ssize_t))
+    e.table = <Py_ssize_t *>malloc((8 * (L + 1) + 3 * K * n_runs) * sizeof(Py_ssize_t))
     if e.table == NULL:
         raise MemoryError("fastmlp: cannot allocate the ensemble's tables")
     e.w_off = e.table
@@ -1453,11 +1453,13 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     e.a_off = e.table + 4 * (L + 1)
     e.m_off = e.table + 5 * (L + 1)
     e.d_off = e.table + 6 * (L + 1)
-    e.run_off = e.table + 7 * (L + 1)
+    e.delta_off = e.table + 7 * (L + 1)
+    e.run_off = e.table + 8 * (L + 1)
     e.run_len = e.run_off + K * n_runs
     e.run_w = e.run_len + K * n_runs
     for l in range(L + 1):
         e.w_off[l] = e.b_off[l] = e.s_off[l] = e.z_off[l] = e.a_off[l] = e.m_off[l] = e.d_off[l] = -1
+        e.delta_off[l] = -1
     e.p.work_per_row = 0
     for l in range(1, L + 1):
         e.w_off[l] = off
@@ -1494,9 +1496,9 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     e.p.sw_off = off
     off += B
     for l in range(1, L + 1):
-        widest = max(widest, sizes[l])
         e.z_off[l] = off
-        off += K * B * sizes[l]
+        e.delta_off[l] = off + K * B * sizes[l]
+        off += 2 * K * B * sizes[l]
         if l == L:
             continue
         e.a_off[l] = off
@@ -1509,9 +1511,6 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
             e.m_off[l] = off
             e.d_off[l] = off + K * B * sizes[l]
             off += 2 * K * B * sizes[l]
-    e.delta_off = off
-    e.delta_prev_off = off + K * B * widest
-    off += 2 * K * B * widest
     e.work_size = off
     return 0
 
@@ -1549,8 +1548,8 @@ cdef inline const floating *_ens_input(const Ens *e, const floating *work, const
 
 
 cdef inline floating *_ens_delta(const Ens *e, floating *work, Py_ssize_t l) noexcept nogil:
-    """delta_l's buffer (the layers alternate between two)."""
-    return work + (e.delta_off if (e.p.n_layers - l) % 2 == 0 else e.delta_prev_off)
+    """delta_l's buffer."""
+    return work + e.delta_off[l]
 
 
 cdef inline void _ens_weights(const Ens *e, const floating *params, Py_ssize_t l, Py_ssize_t k,
@@ -1667,7 +1666,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         fan_in = e.p.sizes[l - 1]
         fan_out = e.p.sizes[l]
         delta = _ens_delta(e, work, l)
-        delta_prev = _ens_delta(e, work, l - 1)
+        delta_prev = _ens_delta(e, work, l - 1) if l > 1 else NULL
         if l < L:
             _ens_hidden_backward(e, params, grads, work, l, B, m0, m1, delta)
         if _wide(e, l):
