@@ -1414,6 +1414,9 @@ cdef struct Ens:
     Py_ssize_t *run_len        #   length,
     Py_ssize_t *run_w          #   and 1 for runs of weights (L2, norms), 0 for biases and slopes
     Py_ssize_t n_runs          # runs per member
+    Py_ssize_t *group_run      # (n_groups + 1,) group g's parameters are the runs group_run[g]..group_run[g + 1]
+    Py_ssize_t *g_run_off      #   of these (merged where contiguous): the update's runs when the members'
+    Py_ssize_t *g_run_len      #   learning rates are the same
     Py_ssize_t *delta_off      # (L + 1,) delta_l, one buffer per layer: a group that is ahead must not
                                #   write where another still reads (the layers' widths differ)
     Py_ssize_t n_params
@@ -1428,7 +1431,7 @@ cdef inline bint _wide(const Ens *e, Py_ssize_t l) noexcept nogil:
 cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
                    Py_ssize_t K, Py_ssize_t batch_size, bint training) except -1:
     """The ensemble's parameter offsets, runs, groups and (training) workspace offsets."""
-    cdef Py_ssize_t L = sizes.shape[0] - 1, l, k, r, off = 0, B = batch_size, n_runs, i
+    cdef Py_ssize_t L = sizes.shape[0] - 1, l, k, r, off = 0, B = batch_size, n_runs, i, m0, m1
     cdef bint drops
     e.K = K
     e.p.n_layers = L
@@ -1443,7 +1446,7 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
         if acts[l - 1] == FM_PRELU:
             n_runs += 1
     e.n_runs = n_runs
-    e.table = <Py_ssize_t *>malloc((8 * (L + 1) + 3 * K * n_runs) * sizeof(Py_ssize_t))
+    e.table = <Py_ssize_t *>malloc((8 * (L + 1) + 5 * K * n_runs + MAX_GROUPS + 1) * sizeof(Py_ssize_t))
     if e.table == NULL:
         raise MemoryError("fastmlp: cannot allocate the ensemble's tables")
     e.w_off = e.table
@@ -1457,6 +1460,9 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     e.run_off = e.table + 8 * (L + 1)
     e.run_len = e.run_off + K * n_runs
     e.run_w = e.run_len + K * n_runs
+    e.g_run_off = e.run_w + K * n_runs
+    e.g_run_len = e.g_run_off + K * n_runs
+    e.group_run = e.g_run_len + K * n_runs
     for l in range(L + 1):
         e.w_off[l] = e.b_off[l] = e.s_off[l] = e.z_off[l] = e.a_off[l] = e.m_off[l] = e.d_off[l] = -1
         e.delta_off[l] = -1
@@ -1487,6 +1493,24 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     e.n_groups = 1
     if e.p.work_per_row * B >= ENSEMBLE_MIN_PARALLEL_WORK:
         e.n_groups = min(K, <Py_ssize_t>MAX_GROUPS)
+    i = 0
+    for k in range(e.n_groups):
+        m0 = k * K // e.n_groups
+        m1 = (k + 1) * K // e.n_groups
+        e.group_run[k] = i
+        for l in range(1, L + 1):
+            if _wide(e, l) and m1 - m0 < K:
+                for r in range(sizes[0]):
+                    _group_run(e, &i, e.group_run[k], e.w_off[l] + r * K * sizes[1] + m0 * sizes[1],
+                               (m1 - m0) * sizes[1])
+            else:
+                _group_run(e, &i, e.group_run[k], e.w_off[l] + m0 * sizes[l - 1] * sizes[l],
+                           (m1 - m0) * sizes[l - 1] * sizes[l])
+            _group_run(e, &i, e.group_run[k], e.b_off[l] + m0 * sizes[l], (m1 - m0) * sizes[l])
+        for l in range(1, L):
+            if e.s_off[l] >= 0:
+                _group_run(e, &i, e.group_run[k], e.s_off[l] + m0 * sizes[l], (m1 - m0) * sizes[l])
+    e.group_run[e.n_groups] = i
 
     off = 0
     e.p.x_off = off
@@ -1519,6 +1543,17 @@ cdef inline void _ens_run(Ens *e, Py_ssize_t *i, Py_ssize_t offset, Py_ssize_t l
     e.run_off[i[0]] = offset
     e.run_len[i[0]] = length
     e.run_w[i[0]] = weights
+    i[0] += 1
+
+
+cdef inline void _group_run(Ens *e, Py_ssize_t *i, Py_ssize_t first, Py_ssize_t offset,
+                            Py_ssize_t length) noexcept:
+    """Appends a run to the group's whose runs start at `first`, merged with the last where contiguous."""
+    if i[0] > first and e.g_run_off[i[0] - 1] + e.g_run_len[i[0] - 1] == offset:
+        e.g_run_len[i[0] - 1] += length
+        return
+    e.g_run_off[i[0]] = offset
+    e.g_run_len[i[0]] = length
     i[0] += 1
 
 
@@ -1622,6 +1657,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     cdef floating *delta_prev
     cdef floating *Z
     cdef double keep, loss, squares, total, largest, clip, step_size
+    cdef bint uniform
     cdef Settings member
     # forward
     for l in range(1, L + 1):
@@ -1689,7 +1725,8 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, Z, <int>ld_d,
                       params + e.w_off[l] + k * fan_in * fan_out, <int>fan_out, <floating>0,
                       delta_prev + k * fan_in, <int>(K * fan_in))
-    # per member: L2, finiteness, clipping, update
+    # per member: L2, finiteness, clipping, update (of the whole group at once when the rates are one)
+    uniform = True
     for k in range(m0, m1):
         loss = losses[k] / batch.weight
         if alphas[k] > 0:
@@ -1703,6 +1740,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             loss += 0.5 * alphas[k] * squares / batch.weight
         losses[k] = loss
         finite[k] = isfinite(loss)
+        uniform = uniform and finite[k] and learning_rates[k] == learning_rates[m0]
         if not finite[k]:
             continue
         clip = 1
@@ -1713,15 +1751,22 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 total = _scaled_sum_sq(total, &largest, _nrm2(<int>e.run_len[r], grads + e.run_off[r]))
             if largest * sqrt(total) > s.clip_norm:
                 clip = s.clip_norm / (largest * sqrt(total))
+                for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+                    _scal(<int>e.run_len[r], <floating>clip, grads + e.run_off[r])
+    for k in range(m0, m1):
+        if not finite[k] or (uniform and k > m0):
+            continue
         member = s[0]
         member.learning_rate = learning_rates[k]
         step_size = 0
         if s.optimizer == FM_ADAM:
             step_size = learning_rates[k] * sqrt(1 - pow(s.beta_2, step)) / (1 - pow(s.beta_1, step))
-        for r in range(k * e.n_runs, (k + 1) * e.n_runs):
-            if clip != 1:
-                _scal(<int>e.run_len[r], <floating>clip, grads + e.run_off[r])
-            _update(&member, step_size, e.run_off[r], e.run_len[r], params, grads, state_1, state_2, NULL)
+        if uniform:
+            for r in range(e.group_run[g], e.group_run[g + 1]):
+                _update(&member, step_size, e.g_run_off[r], e.g_run_len[r], params, grads, state_1, state_2, NULL)
+        else:
+            for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+                _update(&member, step_size, e.run_off[r], e.run_len[r], params, grads, state_1, state_2, NULL)
 
 
 cdef void _ens_batch_tasks(const Ens *e, const Settings *s, const Data *d, const Batch *batch, floating *params,
