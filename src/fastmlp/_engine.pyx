@@ -1847,7 +1847,9 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     _ens_init(&e, sizes, acts, keep if s.dropout else None, K, B, True)
     e.p.loss = settings["loss"]
     e.p.loss_param = settings["loss_param"]
-    most_threads = 1 if e.n_groups == 1 else min(_threads_for(&e.p, min(B, n), s.n_threads), <int>e.n_groups)
+    # (groups only where the work pays for threads: ENSEMBLE_MIN_PARALLEL_WORK, not the single network's threshold,
+    # as a group's task has no barrier)
+    most_threads = min(s.n_threads, <int>e.n_groups)
     n_threads = most_threads
     _pin_blas()
     try:
