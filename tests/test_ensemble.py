@@ -131,6 +131,7 @@ def test_bit_identical_for_any_thread_count(forced_threads, dtype):
         ens.fit(X, Y, epochs=2, batch_size=32, optimizer="adam", learning_rate=1e-3, clip_norm=1.0,
                 n_threads=n_threads)
         fits.append(ens)
+    assert fits[0]._clock[4] == 0 and fits[1]._clock[4] > 0  # batches run on more than one thread
     for ens in fits[1:]:
         assert_array_equal(ens._params, fits[0]._params)
         assert_array_equal(ens.loss_curve_, fits[0].loss_curve_)
@@ -187,3 +188,38 @@ def test_bad_fit_input_leaves_the_model_as_it_was():
         ens.member(2)
     assert_array_equal(ens._params, before)
     assert not hasattr(ens, "loss_curve_")
+
+
+def test_pickle_round_trip_and_further_fit():
+    import pickle
+
+    X, Y = _data([4, 6, 2], None)
+    ens = NetworkEnsemble([4, 6, 2], n_members=3, random_state=0, dropout=0.2).fit(X, Y, epochs=2)
+    copy = pickle.loads(pickle.dumps(ens))
+    assert_array_equal(copy.forward(X), ens.forward(X))
+    # the generators travel too: both continue alike
+    ens.fit(X, Y, epochs=1)
+    copy.fit(X, Y, epochs=1)
+    assert_array_equal(copy._params, ens._params)
+
+
+def test_sparse_and_weighted_input():
+    import scipy.sparse as sp
+
+    X, Y = _data([4, 6, 2], None)
+    X[X < 0.5] = 0
+    w = np.linspace(0.0, 2.0, len(X))
+    seeds = [{"random_state": 3}, {"random_state": 4}]
+    dense = NetworkEnsemble([4, 6, 2], n_members=2, random_state=0, member_params=seeds)
+    dense.fit(X, Y, epochs=2, batch_size=BATCH, sample_weight=w)
+    sparse = NetworkEnsemble([4, 6, 2], n_members=2, random_state=0, member_params=seeds)
+    sparse.fit(sp.csr_matrix(X), Y, epochs=2, batch_size=BATCH, sample_weight=w)
+    assert_array_equal(sparse._params, dense._params)
+    assert_array_equal(sparse.forward(sp.csr_matrix(X)), dense.forward(X))
+    # the weights weight each member's loss: a member equals its Network trained alone with them
+    ref = Network([4, 6, 2], random_state=4)
+    shuffle = np.random.default_rng(0)
+    ref._rng = _Replay(ref._rng, [shuffle.permutation(N) for _ in range(2)])
+    ref.fit(X, Y, epochs=2, batch_size=BATCH, sample_weight=w)
+    for W_ref, W in zip(_params(ref), _params(dense.member(1))):
+        assert_allclose(W, W_ref, rtol=0, atol=1e-6)
