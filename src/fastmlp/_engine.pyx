@@ -1622,7 +1622,6 @@ cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *g
     """Members m0..m1 of hidden layer l, delta_l = dL/dA_l on entry: * M_l, * f'(Z_l) (and the PReLU
     slopes' gradient), then db_l = sum over rows of delta_l."""
     cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, width = e.K * n, r, rows, i, k
-    cdef double keep
     for k in range(m0, m1):
         if _ens_keep(e, k, l) < 1.0:
             for r in range(B):
@@ -1650,13 +1649,13 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     is finite (if not, member k is not updated).
     """
     cdef Py_ssize_t L = e.p.n_layers, K = e.K, B = batch.n_rows, n_out = e.p.sizes[L], l, k, r, c, fan_in, fan_out
-    cdef Py_ssize_t m0 = g * K // e.n_groups, m1 = (g + 1) * K // e.n_groups, ld_in, ld_w, ld_d, ld_prev
+    cdef Py_ssize_t m0 = g * K // e.n_groups, m1 = (g + 1) * K // e.n_groups, ld_in, ld_w, ld_d
     cdef const floating *A_in
     cdef const floating *W
     cdef floating *delta
     cdef floating *delta_prev
-    cdef floating *Z
-    cdef double keep, loss, squares, total, largest, clip, step_size
+    cdef floating *delta_k
+    cdef double keep, loss, squares, total, largest, step_size
     cdef bint uniform
     cdef Settings member
     # forward
@@ -1714,15 +1713,15 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         ld_d = fan_out if l == L else K * fan_out
         for k in range(m0, m1):
             A_in = _ens_input(e, work, batch, l, k, &ld_in)
-            Z = delta + (k * B * fan_out if l == L else k * fan_out)  # member k's delta_l
+            delta_k = delta + (k * B * fan_out if l == L else k * fan_out)  # member k's delta_l
             # dW_l = A_{l-1}^T @ delta_l
-            _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1, A_in, <int>ld_in, Z, <int>ld_d,
+            _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1, A_in, <int>ld_in, delta_k, <int>ld_d,
                   <floating>0, grads + e.w_off[l] + k * fan_in * fan_out, <int>fan_out)
             if l == L:
-                _col_sum(B, fan_out, False, Z, grads + e.b_off[L] + k * fan_out)
+                _col_sum(B, fan_out, False, delta_k, grads + e.b_off[L] + k * fan_out)
             if l > 1:
                 # delta_{l-1} = delta_l @ W_l^T (times f' in _ens_hidden_backward)
-                _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, Z, <int>ld_d,
+                _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, delta_k, <int>ld_d,
                       params + e.w_off[l] + k * fan_in * fan_out, <int>fan_out, <floating>0,
                       delta_prev + k * fan_in, <int>(K * fan_in))
     # per member: L2, finiteness, clipping, update (of the whole group at once when the rates are one)
@@ -1743,16 +1742,14 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         uniform = uniform and finite[k] and learning_rates[k] == learning_rates[m0]
         if not finite[k]:
             continue
-        clip = 1
         if s.clip_norm > 0:
             # the global norm of member k's gradients, combined with scaling so that no square overflows
             total = largest = 0
             for r in range(k * e.n_runs, (k + 1) * e.n_runs):
                 total = _scaled_sum_sq(total, &largest, _nrm2(<int>e.run_len[r], grads + e.run_off[r]))
             if largest * sqrt(total) > s.clip_norm:
-                clip = s.clip_norm / (largest * sqrt(total))
                 for r in range(k * e.n_runs, (k + 1) * e.n_runs):
-                    _scal(<int>e.run_len[r], <floating>clip, grads + e.run_off[r])
+                    _scal(<int>e.run_len[r], <floating>(s.clip_norm / (largest * sqrt(total))), grads + e.run_off[r])
     for k in range(m0, m1):
         if not finite[k] or (uniform and k > m0):
             continue
