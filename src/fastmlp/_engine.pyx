@@ -1672,7 +1672,11 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 # Z_l = A_{l-1} @ W_l, member by member (the output's Z_L member-major)
                 A_in = _ens_input(e, work, batch, l, k, &ld_in)
                 _ens_weights(e, params, l, k, &W, &ld_w)
-                if l == L:
+                if l == L and fan_out == 1:
+                    # one output: Z_L^T = W_L^T @ A_{L-1}^T, a matrix-vector product (the shim's GEMV)
+                    _gemm(c'N', c'T', 1, <int>B, <int>fan_in, <floating>1, W, <int>fan_in, A_in, <int>ld_in,
+                          <floating>0, work + e.z_off[l] + k * B, <int>B)
+                elif l == L:
                     _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
                           <floating>0, work + e.z_off[l] + k * B * fan_out, <int>fan_out)
                 else:
@@ -1714,9 +1718,13 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         for k in range(m0, m1):
             A_in = _ens_input(e, work, batch, l, k, &ld_in)
             delta_k = delta + (k * B * fan_out if l == L else k * fan_out)  # member k's delta_l
-            # dW_l = A_{l-1}^T @ delta_l
-            _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1, A_in, <int>ld_in, delta_k, <int>ld_d,
-                  <floating>0, grads + e.w_off[l] + k * fan_in * fan_out, <int>fan_out)
+            # dW_l = A_{l-1}^T @ delta_l (one output: dW_L^T = delta_L^T @ A_{L-1}, a GEMV)
+            if l == L and fan_out == 1:
+                _gemm(c'N', c'N', 1, <int>fan_in, <int>B, <floating>1, delta_k, <int>B, A_in, <int>ld_in, <floating>0,
+                      grads + e.w_off[l] + k * fan_in, <int>fan_in)
+            else:
+                _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1, A_in, <int>ld_in, delta_k,
+                      <int>ld_d, <floating>0, grads + e.w_off[l] + k * fan_in * fan_out, <int>fan_out)
             if l == L:
                 _col_sum(B, fan_out, False, delta_k, grads + e.b_off[L] + k * fan_out)
             if l > 1:
