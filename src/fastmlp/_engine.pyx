@@ -1419,6 +1419,7 @@ cdef struct Ens:
     Py_ssize_t *g_run_len      #   learning rates are the same
     Py_ssize_t *delta_off      # (L + 1,) delta_l, one buffer per layer: a group that is ahead must not
                                #   write where another still reads (the layers' widths differ)
+    Py_ssize_t ones_off        # (batch,) ones: the bias gradient of a single output unit, all members in one GEMV
     Py_ssize_t n_params
     Py_ssize_t work_size
 
@@ -1518,6 +1519,8 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     e.p.y_off = off
     off += B * sizes[L]
     e.p.sw_off = off
+    off += B
+    e.ones_off = off
     off += B
     for l in range(1, L + 1):
         e.z_off[l] = off
@@ -1715,6 +1718,10 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                   grads + e.w_off[1] + m0 * fan_out, <int>(K * fan_out))
             continue
         ld_d = fan_out if l == L else K * fan_out
+        if l == L and fan_out == 1:
+            # db_L = (member-major delta_L, one row per member) @ ones: the group's members in one GEMV
+            _gemm(c'N', c'T', 1, <int>(m1 - m0), <int>B, <floating>1, work + e.ones_off, <int>B, delta + m0 * B,
+                  <int>B, <floating>0, grads + e.b_off[L] + m0, <int>(m1 - m0))
         for k in range(m0, m1):
             A_in = _ens_input(e, work, batch, l, k, &ld_in)
             delta_k = delta + (k * B * fan_out if l == L else k * fan_out)  # member k's delta_l
@@ -1725,7 +1732,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             else:
                 _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1, A_in, <int>ld_in, delta_k,
                       <int>ld_d, <floating>0, grads + e.w_off[l] + k * fan_in * fan_out, <int>fan_out)
-            if l == L:
+            if l == L and fan_out > 1:
                 _col_sum(B, fan_out, False, delta_k, grads + e.b_off[L] + k * fan_out)
             if l > 1:
                 # delta_{l-1} = delta_l @ W_l^T (times f' in _ens_hidden_backward)
@@ -1866,6 +1873,8 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
         with nogil:
             for k in range(K):
                 fm_rng_seed(&rngs[k], seeds[k])
+            for b in range(B):
+                work[e.ones_off + b] = 1
             while start < n:
                 b = min(B, n - start)
                 if most_threads > 1 and _adapt:
