@@ -85,6 +85,12 @@ CASES = {
     "groups-logistic-dropout-adam": ([40, 96, 64, 5], [{"random_state": s} for s in range(5)],
                                      dict(optimizer="adam", learning_rate=1e-3, alpha=1e-4),
                                      dict(activation="logistic", dropout=0.2)),
+    # ten members in eight groups (some of two), each member its own rate, alpha and dropout
+    "groups-prelu-softmax-per-member-clip": (
+        [40, 96, 64, 5],
+        [{"random_state": s, "learning_rate": 0.01 * (1 + s), "alpha": 1e-3 * s, "dropout": [0.1 * (s % 3), 0.0]}
+         for s in range(10)],
+        dict(momentum=0.9, clip_norm=1.0), dict(activation="prelu", output_activation="softmax", loss="log_loss")),
 }
 
 
@@ -126,8 +132,9 @@ def test_bit_identical_for_any_thread_count(forced_threads, dtype):
     X, Y = _data(layers, None, n=200, dtype=dtype)
     fits = []
     for n_threads in (1, 2, 3):
-        ens = NetworkEnsemble(layers, n_members=5, random_state=0, dtype=dtype, dropout=0.2,
-                              member_params=[{"alpha": a} for a in (0.0, 1e-4, 1e-3, 1e-2, 0.1)])
+        # ten members in eight groups (the threads' tasks), some of two
+        ens = NetworkEnsemble(layers, n_members=10, random_state=0, dtype=dtype, dropout=0.2,
+                              member_params=[{"alpha": a} for a in np.linspace(0.0, 0.1, 10)])
         ens.fit(X, Y, epochs=2, batch_size=32, optimizer="adam", learning_rate=1e-3, clip_norm=1.0,
                 n_threads=n_threads)
         fits.append(ens)

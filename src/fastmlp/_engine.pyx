@@ -1381,8 +1381,10 @@ def _prelu_backward_hook(bint accumulate, const floating[:, ::1] Z, const floati
 # X_b @ [W_1^1 ... W_1^K] and its weight gradient one X_b^T @ [delta_1^1 ...].
 # Every other W_l is member-major: member k's (fan_in, fan_out) block at
 # k fan_in fan_out, so that its per-member products read it contiguously.
-# The hidden layers' Z_l, A_l, masks and deltas are (batch, K fan_out) side by
-# side, so that the element-wise kernels run over whole rows of all members;
+# The hidden layers' Z_l, A_l, masks and deltas hold each group's members side
+# by side: group g (members m0..m1) as one (batch, (m1 - m0) fan_out) block,
+# the blocks one after another, so that the element-wise kernels run over a
+# group's whole block at once (all members' rows when there is one group);
 # the output layer's Z_L and delta_L are member-major (K, batch, n_outputs),
 # so that each member's output step (softmax, loss) is one call.
 # The members are split into groups fixed by the sizes (never by the thread
@@ -1572,17 +1574,25 @@ cdef inline double _ens_keep(const Ens *e, Py_ssize_t k, Py_ssize_t l) noexcept 
     return e.keep[k * (e.p.n_layers - 1) + l - 1]
 
 
+cdef inline Py_ssize_t _ens_at(Py_ssize_t B, Py_ssize_t n, Py_ssize_t k, Py_ssize_t m0, Py_ssize_t m1,
+                               Py_ssize_t *ld) noexcept nogil:
+    """Where member k (of the group m0..m1) starts in a hidden layer's array of n units per member, for
+    batches of B rows, and the row stride of its group's block."""
+    ld[0] = (m1 - m0) * n
+    return B * m0 * n + (k - m0) * n
+
+
 cdef inline const floating *_ens_input(const Ens *e, const floating *work, const Batch *batch, Py_ssize_t l,
-                                       Py_ssize_t k, Py_ssize_t *ld) noexcept nogil:
+                                       Py_ssize_t k, Py_ssize_t m0, Py_ssize_t m1, Py_ssize_t *ld) noexcept nogil:
     """Member k's A_{l-1} as layer l reads it (X, D_{l-1} where it drops units, else A_{l-1}) and its row stride."""
-    cdef Py_ssize_t n = e.p.sizes[l - 1]
+    cdef Py_ssize_t at
     if l == 1:
-        ld[0] = n
+        ld[0] = e.p.sizes[0]
         return <const floating *>batch.X
-    ld[0] = e.K * n
+    at = _ens_at(batch.n_rows, e.p.sizes[l - 1], k, m0, m1, ld)
     if _ens_keep(e, k, l - 1) < 1.0:
-        return work + e.d_off[l - 1] + k * n
-    return work + e.a_off[l - 1] + k * n
+        return work + e.d_off[l - 1] + at
+    return work + e.a_off[l - 1] + at
 
 
 cdef inline floating *_ens_delta(const Ens *e, floating *work, Py_ssize_t l) noexcept nogil:
@@ -1604,42 +1614,33 @@ cdef inline void _ens_weights(const Ens *e, const floating *params, Py_ssize_t l
 
 cdef void _ens_hidden_forward(const Ens *e, const floating *params, floating *work, Py_ssize_t l,
                               Py_ssize_t B, Py_ssize_t m0, Py_ssize_t m1) noexcept nogil:
-    """Members m0..m1 of hidden layer l: Z_l += b_l, A_l = f(Z_l), over whole rows when they are all members."""
-    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, width = e.K * n, r, rows, i
-    r = 0
-    while r < B:
-        i = r * width + c0
-        rows = B - r if cols == width else 1
-        if e.s_off[l] >= 0:
-            _prelu_forward(rows, cols, params + e.b_off[l] + c0, params + e.s_off[l] + c0, work + e.z_off[l] + i,
-                           work + e.a_off[l] + i)
-        else:
-            _bias_act_forward(e.p.acts[l - 1], rows, cols, params + e.b_off[l] + c0, work + e.z_off[l] + i,
-                              work + e.a_off[l] + i)
-        r += rows
+    """Group m0..m1 of hidden layer l: Z_l += b_l, A_l = f(Z_l), over the group's block at once."""
+    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = B * m0 * n
+    if e.s_off[l] >= 0:
+        _prelu_forward(B, cols, params + e.b_off[l] + c0, params + e.s_off[l] + c0, work + e.z_off[l] + i,
+                       work + e.a_off[l] + i)
+    else:
+        _bias_act_forward(e.p.acts[l - 1], B, cols, params + e.b_off[l] + c0, work + e.z_off[l] + i,
+                          work + e.a_off[l] + i)
 
 
 cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *grads, floating *work,
                                Py_ssize_t l, Py_ssize_t B, Py_ssize_t m0, Py_ssize_t m1,
                                floating *delta) noexcept nogil:
-    """Members m0..m1 of hidden layer l, delta_l = dL/dA_l on entry: * M_l, * f'(Z_l) (and the PReLU
+    """Group m0..m1 of hidden layer l, delta_l = dL/dA_l on entry: * M_l, * f'(Z_l) (and the PReLU
     slopes' gradient), then db_l = sum over rows of delta_l."""
-    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, width = e.K * n, r, rows, i, k
+    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = B * m0 * n, r, k, at, ld
     for k in range(m0, m1):
         if _ens_keep(e, k, l) < 1.0:
+            at = _ens_at(B, n, k, m0, m1, &ld)
             for r in range(B):
-                _mul(n, work + e.m_off[l] + r * width + k * n, delta + r * width + k * n)
-    r = 0
-    while r < B:
-        i = r * width + c0
-        rows = B - r if cols == width else 1
-        if e.s_off[l] >= 0:
-            _prelu_backward(rows, cols, r > 0, work + e.z_off[l] + i, params + e.s_off[l] + c0, delta + i,
-                            grads + e.s_off[l] + c0)
-        else:
-            _act_backward(e.p.acts[l - 1], rows * cols, work + e.z_off[l] + i, work + e.a_off[l] + i, delta + i)
-        _col_sum(rows, cols, r > 0, delta + i, grads + e.b_off[l] + c0)
-        r += rows
+                _mul(n, work + e.m_off[l] + at + r * ld, delta + at + r * ld)
+    if e.s_off[l] >= 0:
+        _prelu_backward(B, cols, False, work + e.z_off[l] + i, params + e.s_off[l] + c0, delta + i,
+                        grads + e.s_off[l] + c0)
+    else:
+        _act_backward(e.p.acts[l - 1], B * cols, work + e.z_off[l] + i, work + e.a_off[l] + i, delta + i)
+    _col_sum(B, cols, False, delta + i, grads + e.b_off[l] + c0)
 
 
 cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floating *params, floating *grads,
@@ -1652,7 +1653,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     is finite (if not, member k is not updated).
     """
     cdef Py_ssize_t L = e.p.n_layers, K = e.K, B = batch.n_rows, n_out = e.p.sizes[L], l, k, r, c, fan_in, fan_out
-    cdef Py_ssize_t m0 = g * K // e.n_groups, m1 = (g + 1) * K // e.n_groups, ld_in, ld_w, ld_d
+    cdef Py_ssize_t m0 = g * K // e.n_groups, m1 = (g + 1) * K // e.n_groups, ld_in, ld_w, ld_d, ld_out
     cdef const floating *A_in
     cdef const floating *W
     cdef floating *delta
@@ -1669,11 +1670,11 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             # Z_1 = X_b @ [W_1^m0 ... W_1^m1]: one product for the group's members
             _gemm(c'N', c'N', <int>B, <int>((m1 - m0) * fan_out), <int>fan_in, <floating>1, <const floating *>batch.X,
                   <int>fan_in, params + e.w_off[1] + m0 * fan_out, <int>(K * fan_out), <floating>0,
-                  work + e.z_off[1] + m0 * fan_out, <int>(K * fan_out))
+                  work + e.z_off[1] + B * m0 * fan_out, <int>((m1 - m0) * fan_out))
         else:
             for k in range(m0, m1):
                 # Z_l = A_{l-1} @ W_l, member by member (the output's Z_L member-major)
-                A_in = _ens_input(e, work, batch, l, k, &ld_in)
+                A_in = _ens_input(e, work, batch, l, k, m0, m1, &ld_in)
                 _ens_weights(e, params, l, k, &W, &ld_w)
                 if l == L and fan_out == 1:
                     # one output: Z_L^T = W_L^T @ A_{L-1}^T, a matrix-vector product (the shim's GEMV)
@@ -1683,8 +1684,9 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                     _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
                           <floating>0, work + e.z_off[l] + k * B * fan_out, <int>fan_out)
                 else:
+                    c = _ens_at(B, fan_out, k, m0, m1, &ld_out)
                     _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
-                          <floating>0, work + e.z_off[l] + k * fan_out, <int>(K * fan_out))
+                          <floating>0, work + e.z_off[l] + c, <int>ld_out)
         if l == L:
             break
         _ens_hidden_forward(e, params, work, l, B, m0, m1)
@@ -1692,10 +1694,10 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             keep = _ens_keep(e, k, l)
             if keep < 1.0:
                 # D_l = A_l * M_l from member k's own PRNG, row by row (the sequence of one call over its block)
+                c = _ens_at(B, fan_out, k, m0, m1, &ld_out)
                 for r in range(B):
-                    c = r * K * fan_out + k * fan_out
-                    _dropout(fan_out, <floating>keep, &rngs[k], work + e.a_off[l] + c, work + e.m_off[l] + c,
-                             work + e.d_off[l] + c)
+                    _dropout(fan_out, <floating>keep, &rngs[k], work + e.a_off[l] + c + r * ld_out,
+                             work + e.m_off[l] + c + r * ld_out, work + e.d_off[l] + c + r * ld_out)
     # output: P = g(Z_L + b_L), the loss, delta_L = w scale dloss/dZ_L, member by member
     delta = _ens_delta(e, work, L)
     for k in range(m0, m1):
@@ -1714,17 +1716,20 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         if _wide(e, l):
             # dW_1 = X_b^T @ [delta_1^m0 ... delta_1^m1]: one product for the group's members
             _gemm(c'T', c'N', <int>fan_in, <int>((m1 - m0) * fan_out), <int>B, <floating>1,
-                  <const floating *>batch.X, <int>fan_in, delta + m0 * fan_out, <int>(K * fan_out), <floating>0,
-                  grads + e.w_off[1] + m0 * fan_out, <int>(K * fan_out))
+                  <const floating *>batch.X, <int>fan_in, delta + B * m0 * fan_out, <int>((m1 - m0) * fan_out),
+                  <floating>0, grads + e.w_off[1] + m0 * fan_out, <int>(K * fan_out))
             continue
-        ld_d = fan_out if l == L else K * fan_out
         if l == L and fan_out == 1:
             # db_L = (member-major delta_L, one row per member) @ ones: the group's members in one GEMV
             _gemm(c'N', c'T', 1, <int>(m1 - m0), <int>B, <floating>1, work + e.ones_off, <int>B, delta + m0 * B,
                   <int>B, <floating>0, grads + e.b_off[L] + m0, <int>(m1 - m0))
         for k in range(m0, m1):
-            A_in = _ens_input(e, work, batch, l, k, &ld_in)
-            delta_k = delta + (k * B * fan_out if l == L else k * fan_out)  # member k's delta_l
+            A_in = _ens_input(e, work, batch, l, k, m0, m1, &ld_in)
+            if l == L:  # member k's delta_l
+                delta_k = delta + k * B * fan_out
+                ld_d = fan_out
+            else:
+                delta_k = delta + _ens_at(B, fan_out, k, m0, m1, &ld_d)
             # dW_l = A_{l-1}^T @ delta_l (one output: dW_L^T = delta_L^T @ A_{L-1}, a GEMV)
             if l == L and fan_out == 1:
                 _gemm(c'N', c'N', 1, <int>fan_in, <int>B, <floating>1, delta_k, <int>B, A_in, <int>ld_in, <floating>0,
@@ -1736,9 +1741,10 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 _col_sum(B, fan_out, False, delta_k, grads + e.b_off[L] + k * fan_out)
             if l > 1:
                 # delta_{l-1} = delta_l @ W_l^T (times f' in _ens_hidden_backward)
+                c = _ens_at(B, fan_in, k, m0, m1, &ld_out)
                 _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, delta_k, <int>ld_d,
                       params + e.w_off[l] + k * fan_in * fan_out, <int>fan_out, <floating>0,
-                      delta_prev + k * fan_in, <int>(K * fan_in))
+                      delta_prev + c, <int>ld_out)
     # per member: L2, finiteness, clipping, update (of the whole group at once when the rates are one)
     uniform = True
     for k in range(m0, m1):
