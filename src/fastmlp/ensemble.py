@@ -365,7 +365,10 @@ class NetworkEnsemble:
         losses = np.zeros((self.n_members, 0))
         for epoch in range(1, epochs + 1):
             order = self._rng.permutation(n).astype(np.intp, copy=False) if shuffle else None
-            seeds = np.array([_draw_seed(m._rng) for m in self._members], dtype=np.uint64)
+            # a member's dropout seed, drawn from its generator as its Network's fit would; a member without
+            # dropout draws none (its generator serves nothing else, so nothing a user can see changes)
+            seeds = np.array([_draw_seed(m._rng) if m.dropout and max(m.dropout) > 0 else 0 for m in self._members],
+                             dtype=np.uint64)
             np.copyto(start_params, self._params)
             loss_sums = np.zeros(self.n_members)
             _, step, finite = _engine.train_ensemble_epoch(
