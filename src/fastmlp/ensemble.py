@@ -273,8 +273,8 @@ class NetworkEnsemble:
         The arguments are ``Network.fit``'s; ``learning_rate`` and ``alpha``
         are those of the members whose ``member_params`` set none. Each epoch
         shuffles the rows once (from random_state) for all members; each
-        member draws its dropout seed from its own generator, as a Network
-        would. Clipping applies to each member's own gradient.
+        member with dropout draws its masks' seed from its own generator, as
+        a Network would. Clipping applies to each member's own gradient.
 
         Parameters
         ----------
