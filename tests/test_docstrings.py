@@ -57,9 +57,11 @@ def _import_optional(name):
     return importlib.import_module(name)
 
 
-def _module_functions(module):
+def _module_functions(module, defined_in=()):
+    """The public functions of module: its own, and those it re-exports from the modules defined_in."""
+    homes = {module.__name__, *defined_in}
     return [f"{module.__name__}.{n}" for n, obj in vars(module).items()
-            if not n.startswith("_") and inspect.isfunction(obj) and obj.__module__ == module.__name__]
+            if not n.startswith("_") and inspect.isfunction(obj) and obj.__module__ in homes]
 
 
 def _class_members(path, cls):
@@ -90,7 +92,7 @@ def public_api():
         elif inspect.isfunction(obj):
             paths.append(f"fastmlp.{name}")
     from fastmlp import persistence, reference
-    paths += _module_functions(reference) + ["fastmlp.reference.Network"]
+    paths += _module_functions(reference, ("fastmlp._math",)) + ["fastmlp.reference.Network"]
     paths += _class_members("fastmlp.reference.Network", reference.Network)
     paths += _module_functions(persistence)
     return paths

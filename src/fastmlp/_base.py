@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import _registry
+from ._math import PRELU_INITIAL_SLOPE
 from ._progress import EpochReporter
-from .reference import PRELU_INITIAL_SLOPE
 from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
 
 

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from . import _engine, _registry
+from . import _engine, _registry, _validation
 from ._base import BaseNetwork
 
 
@@ -42,6 +42,7 @@ def _usable_cpus():
 
 _engine.set_usable_cpus(_usable_cpus())
 _engine.register_blas(_blas_thread_controls())
+_validation.use_compiled_all_finite(_engine.all_finite)
 
 
 class Network(BaseNetwork):
