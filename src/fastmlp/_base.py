@@ -171,7 +171,7 @@ class BaseNetwork:
         except TypeError:
             dt = None
         # (np.dtype("float64") == None is True in NumPy, hence the explicit None test)
-        if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        if dt is None or dt not in [np.dtype(name) for name in _registry.DTYPES]:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
         return dt
 

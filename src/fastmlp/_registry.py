@@ -55,11 +55,20 @@ OUTPUTS = {
 }
 OUTPUT_ACTIVATIONS = sorted({activation for activation, _ in OUTPUTS})
 LOSSES = sorted({loss for _, loss in OUTPUTS})
+# MLPRegressor's losses, each with its output activation (log_loss is the classifier's)
+REGRESSION_OUTPUTS = {loss: activation for activation, loss in OUTPUTS if loss != "log_loss"}
 
 OPTIMIZERS = {
     "sgd": Optimizer("sgd", 0, 1, _math.sgd_update),
     "adam": Optimizer("adam", 1, 2, _math.adam_update),
 }
+
+# The estimators' solvers: scipy's L-BFGS-B, and the engine's optimizers (the stochastic ones)
+STOCHASTIC_SOLVERS = tuple(OPTIMIZERS)
+SOLVERS = ("lbfgs", *STOCHASTIC_SOLVERS)
+
+# The engine's floating types (one fused source, both compiled)
+DTYPES = ("float32", "float64")
 
 INITS = {
     "auto": _math.init_auto,

@@ -29,7 +29,7 @@ from ._base import _SKLEARN_DIVERGENCE, _Divergence
 from ._progress import EpochReporter
 from .network import Network
 
-_STOCHASTIC_SOLVERS = ("sgd", "adam")
+_STOCHASTIC_SOLVERS = _registry.STOCHASTIC_SOLVERS
 
 
 @functools.cache
@@ -53,7 +53,7 @@ class _BaseMLP(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(_registry.ACTIVATIONS) | set(_registry.ACTIVATION_ALIASES))],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "solver": [StrOptions(set(_registry.SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
@@ -76,7 +76,7 @@ class _BaseMLP(BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
-        "dtype": [None, StrOptions({"float32", "float64"})],
+        "dtype": [None, StrOptions(set(_registry.DTYPES))],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
@@ -1565,7 +1565,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions(set(_registry.REGRESSION_OUTPUTS))],
     }
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -1585,7 +1585,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         )
 
     def _output_activation(self):
-        return "exp" if self.loss == "poisson" else "identity"
+        return _registry.REGRESSION_OUTPUTS[self.loss]
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         plain = self._plain_input(X, y, dtype) if incremental and not reset else None
