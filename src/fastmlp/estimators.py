@@ -25,11 +25,69 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _registry
-from ._base import _SKLEARN_DIVERGENCE, _Divergence
-from ._progress import EpochReporter
+from ._training import SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation, new_history
 from .network import Network
 
 _STOCHASTIC_SOLVERS = _registry.STOCHASTIC_SOLVERS
+# The optimizer's hyperparameters (_training.HYPERPARAMETERS) by their estimator parameter names
+_HYPERPARAMETERS = {"momentum": "momentum", "nesterov": "nesterovs_momentum", "beta_1": "beta_1",
+                    "beta_2": "beta_2", "epsilon": "epsilon", "alpha": "alpha", "clip_norm": "clip_norm"}
+
+
+class _Record:
+    """The estimators' hook: their fitted record (n_iter_, t_, loss_curve_, grad_norms_) from the loop's.
+
+    Written when the loop ends, whatever ends it, so that a roll-back's
+    truncated history is what the attributes say.
+    """
+
+    def __init__(self, est, n_samples=0):
+        self.est, self.n_samples = est, n_samples
+
+    def on_fit_begin(self, loop):
+        self.t_start = self.est.t_
+        self.norms_start = self.est.grad_norms_
+
+    def on_fit_end(self, loop):
+        est = self.est
+        n = len(loop.grad_norms)
+        est.n_iter_ = n
+        est.t_ = self.t_start + self.n_samples * n
+        est.loss_curve_ = list(est.history_["loss"])
+        est.grad_norms_ = np.vstack([self.norms_start, *loop.grad_norms]) if n else self.norms_start
+        if n:
+            est.loss_ = est.loss_curve_[-1]
+            est.dead_units_ = loop.net.dead_units_ if loop.trainer is not None else est.__dict__.get("dead_units_")
+
+
+class _StochasticRecord(_Record):
+    """The sgd and adam solvers' hook: the record, and scikit-learn's stopping rules and schedules."""
+
+    def __init__(self, est, n_samples, incremental):
+        super().__init__(est, n_samples)
+        self.incremental = incremental
+
+    def on_epoch_end(self, loop, logs):
+        est = self.est
+        if loop.diverged is not None:
+            if est.early_stopping:
+                est.validation_scores_.append(np.nan)
+            return True
+        est.t_ = self.t_start + self.n_samples * loop.epoch
+        est._update_no_improvement_count(logs)
+        if est.solver == "sgd" and est.learning_rate == "invscaling":
+            loop.trainer.settings["learning_rate"] = est.learning_rate_init / (est.t_ + 1) ** est.power_t
+        if est._no_improvement_count > est.n_iter_no_change:
+            what = "Validation score" if est.early_stopping else "Training loss"
+            msg = (f"{what} did not improve more than tol={est.tol:f} for "
+                   f"{est.n_iter_no_change} consecutive epochs.")
+            if est._trigger_stopping(msg, loop.trainer):
+                return True
+            est._no_improvement_count = 0
+        if not self.incremental and loop.epoch == est.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and the "
+                          "optimization hasn't converged yet.", ConvergenceWarning)
+        return False
 
 
 @functools.cache
@@ -278,6 +336,7 @@ class _BaseMLP(BaseEstimator):
         self.out_activation_ = out_activation
         self.loss_curve_ = []
         self.grad_norms_ = np.empty((0, self.n_layers_ - 1))
+        self.history_ = new_history(validation=self.early_stopping)
         self._no_improvement_count = 0
         if self.early_stopping:
             self.validation_scores_ = []
@@ -290,13 +349,11 @@ class _BaseMLP(BaseEstimator):
         if hasattr(self, "_trainer"):
             del self._trainer
 
-    def _append_grad_norms(self, norms):
-        self.grad_norms_ = np.vstack([self.grad_norms_, np.asarray(norms, dtype=np.float64)[None, :]])
-
     def _fit_stochastic(self, X, Y, sample_weight, incremental):
         net = self._network
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        validation = None
         if self.early_stopping:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]
@@ -310,10 +367,9 @@ class _BaseMLP(BaseEstimator):
                                  "your dataset.")
             X_train = net._check_X(X_train)
             Y_train = np.ascontiguousarray(Y_train)
-            y_val = self._decode(Y_val) if is_classifier(self) else Y_val
+            validation = self._validation(net._check_X(X_val), np.ascontiguousarray(Y_val), sw_val)
         else:
             X_train, Y_train, sw_train = X, Y, sample_weight
-            X_val = y_val = sw_val = None
         n_samples = X_train.shape[0]
 
         if self.batch_size == "auto":
@@ -324,120 +380,61 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         if not incremental or not hasattr(self, "_trainer"):
-            self._trainer = net._trainer(
-                optimizer=self.solver, batch_size=batch_size, learning_rate=self.learning_rate_init,
-                momentum=self.momentum, nesterov=self.nesterovs_momentum, beta_1=self.beta_1, beta_2=self.beta_2,
-                epsilon=self.epsilon, alpha=self.alpha, clip_norm=self.clip_norm,
-            )
+            self._trainer = Trainer(net, self.solver, batch_size, self.learning_rate_init,
+                                    **{name: getattr(self, param) for name, param in _HYPERPARAMETERS.items()})
         trainer = self._trainer
         trainer.settings["batch_size"] = batch_size
         for key, value in (("alpha", self.alpha), ("clip_norm", self.clip_norm)):
             trainer.settings[key] = value
 
-        reporter = EpochReporter(1 if incremental else self.max_iter, label="Iteration") if self.verbose else None
-        before = net._call_start(trainer, 1 if incremental else self.max_iter)
+        max_epochs = 1 if incremental else self.max_iter
+        hooks = [_StochasticRecord(self, n_samples, incremental)]
+        if self.verbose:
+            hooks.append(Reporter(max_epochs, n_samples, label="Iteration"))
+        keep_best = self.early_stopping
+        loop = EpochLoop(net, trainer, X_train, Y_train, sw_train, max_epochs=max_epochs, shuffle=self.shuffle,
+                         validation=validation, keep_best=keep_best,
+                         best_score=self.best_validation_score_ if keep_best else -np.inf,
+                         best_params=self.__dict__.get("_best_params") if keep_best else None,
+                         hooks=hooks, history=self.history_)
         history = self._history()
-        if self.early_stopping and self.best_validation_score_ == -np.inf:
-            self._best_params = net._params.copy()  # what a first epoch that diverges returns to
-        diverged = None
         try:
-            self.n_iter_ = 0
-            for it in range(self.max_iter):
-                tic = time.perf_counter()
-                try:
-                    loss, norms = net._epoch(trainer, X_train, Y_train, sw_train, self.shuffle, it + 1, before)
-                except _Divergence as exc:
-                    if not self.early_stopping:
-                        if exc.to_call_start:  # (else the failed epoch was not recorded)
-                            self._restore_history(history)
-                        raise
-                    # as scikit-learn (its issue #29504): recorded with a NaN validation score, and the
-                    # best-validation weights are returned below with a warning
-                    diverged = exc
-                    self._record_diverged_epoch(n_samples)
-                    break
-                self.n_iter_ += 1
-                self.loss_ = loss
-                self.t_ += n_samples
-                self.loss_curve_.append(loss)
-                self._append_grad_norms(norms)
-                self.dead_units_ = net.dead_units_
-                if reporter:
-                    reporter.epoch(self.n_iter_, loss, norms, time.perf_counter() - tic, n_samples)
-                self._update_no_improvement_count(X_val, y_val, sw_val)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    trainer.settings["learning_rate"] = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if self.early_stopping else "Training loss"
-                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                           f"{self.n_iter_no_change} consecutive epochs.")
-                    if self._trigger_stopping(msg, trainer):
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                                  "optimization hasn't converged yet.", ConvergenceWarning)
-            # (with early stopping the best-validation weights are returned, whatever the last epoch left)
-            overflow = None
-            if self.n_iter_ and not self.early_stopping:
-                overflow = net._check_outputs(trainer, X_train, self.n_iter_, before)
-            if overflow is not None:
-                if overflow.to_call_start:
-                    self._restore_history(history)
-                else:
-                    self._forget_last_epoch(n_samples)
-                raise overflow
+            loop.run()
+        except Divergence as exc:
+            if exc.to_call_start:
+                self._restore_history(history)
+            raise
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
-        finally:
-            if reporter:
-                reporter.close()
-        if self.early_stopping:
-            np.copyto(net._params, self._best_params)
-            if diverged is not None:
-                best = ("those with the best validation score" if np.isfinite(self.best_validation_score_)
-                        else "those from before this fit")
-                warnings.warn(f"Training diverged in epoch {self.n_iter_}: the loss or the weights became NaN or "
-                              f"infinite. With early_stopping=True the weights are {best}. Try a lower "
-                              f"learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
-                              ConvergenceWarning)
+        if keep_best:
+            self.best_validation_score_ = loop.best_score
+            self._best_params = loop.best_params
+        if loop.diverged is not None:
+            best = ("those with the best validation score" if np.isfinite(self.best_validation_score_)
+                    else "those from before this fit")
+            warnings.warn(f"Training diverged in epoch {self.n_iter_}: the loss or the weights became NaN or "
+                          f"infinite. With early_stopping=True the weights are {best}. Try a lower "
+                          f"learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
+                          ConvergenceWarning)
 
-    _HISTORY = ("n_iter_", "t_", "loss_", "best_loss_", "dead_units_", "_no_improvement_count")
+    def _validation(self, X_val, Y_val, sw_val):
+        """The early-stopping Validation: scored on the user's labels."""
+        y_val = self._decode(Y_val) if is_classifier(self) else Y_val
+        return Validation(X_val, Y_val, sw_val, score=lambda X, Y, sw: self._score(X, y_val, sw))
+
+    _HISTORY = ("loss_", "best_loss_", "dead_units_", "_no_improvement_count")
 
     def _history(self):
-        """The training record at the start of a call, for _restore_history."""
-        record = {name: getattr(self, name) for name in self._HISTORY if hasattr(self, name)}
-        return record, len(self.loss_curve_)
+        """The policy's record at the start of a call, for _restore_history."""
+        return {name: getattr(self, name) for name in self._HISTORY if hasattr(self, name)}
 
-    def _restore_history(self, history):
+    def _restore_history(self, record):
         """The record as it was before the call (the weights were rolled back to then)."""
-        record, n_epochs = history
         for name in self._HISTORY:
             if name in record:
                 setattr(self, name, record[name])
             elif hasattr(self, name):
                 delattr(self, name)
-        del self.loss_curve_[n_epochs:]
-        self.grad_norms_ = self.grad_norms_[:n_epochs]
-
-    def _forget_last_epoch(self, n_samples):
-        """Drop the record of an epoch whose weights were taken back."""
-        self.n_iter_ -= 1
-        self.t_ -= n_samples
-        self.loss_curve_.pop()
-        self.grad_norms_ = self.grad_norms_[:-1]
-        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
-
-    def _record_diverged_epoch(self, n_samples):
-        """The record of an epoch that diverged (with early stopping): NaN loss, gradient norms and score."""
-        self.n_iter_ += 1
-        self.t_ += n_samples
-        self.loss_ = np.nan
-        self.loss_curve_.append(np.nan)
-        self._append_grad_norms(np.full(self.n_layers_ - 1, np.nan))
-        self.validation_scores_.append(np.nan)
 
     def _trigger_stopping(self, msg, trainer):
         """True to stop; the adaptive schedule divides the learning rate by 5 instead while it can."""
@@ -454,9 +451,9 @@ class _BaseMLP(BaseEstimator):
             print(msg + f" Setting learning rate to {trainer.settings['learning_rate']:f}")
         return False
 
-    def _update_no_improvement_count(self, X_val, y_val, sw_val):
+    def _update_no_improvement_count(self, logs):
         if self.early_stopping:
-            score = self._score(X_val, y_val, sw_val)
+            score = logs["val_score"]
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")
@@ -466,14 +463,13 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_params = self._network._params.copy()
         else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+            if logs["loss"] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
+            if logs["loss"] < self.best_loss_:
+                self.best_loss_ = logs["loss"]
 
     def _fit_lbfgs(self, X, Y, sample_weight):
         net = self._network
@@ -487,38 +483,47 @@ class _BaseMLP(BaseEstimator):
             last.update(x=x.copy(), loss=loss, norms=[float(np.linalg.norm(g)) for g in dW])
             return loss, grads.astype(np.float64)
 
+        loop = EpochLoop(net, None, X, Y, sample_weight, max_epochs=self.max_iter, shuffle=False,
+                         hooks=[_Record(self)], history=self.history_)
+        tic = [time.perf_counter()]
+
         def callback(intermediate_result):
             x = intermediate_result.x
             if not np.array_equal(x, last.get("x")):
                 loss_and_grad(x)
-            self.loss_curve_.append(float(last["loss"]))
-            self._append_grad_norms(last["norms"])
+            now = time.perf_counter()
+            loop.bridge(float(last["loss"]), np.array(last["norms"]), now - tic[0])
+            tic[0] = now
             if self.verbose:
-                print(f"Iteration {len(self.loss_curve_)}, loss = {last['loss']:.8f}", flush=True)
+                print(f"Iteration {len(self.history_['loss'])}, loss = {last['loss']:.8f}", flush=True)
 
         x0 = params.astype(np.float64)
-        start, n_before = params.copy(), len(self.loss_curve_)
+        start = params.copy()
+        loop._dispatch("on_fit_begin")
         try:
-            # L-BFGS-B's own vector products (NumPy's BLAS) run between the engine's calls:
-            # on one thread, so that no BLAS pool spins while the engine's threads work
-            with net._blas_pinned():
-                result = scipy.optimize.minimize(
-                    loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
-                    options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-                )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
-            return
-        if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
-            self._forget_lbfgs(start, n_before)
-            raise ValueError(f"{_SKLEARN_DIVERGENCE} L-BFGS produced non-finite weights or loss; the weights are "
-                             "those before this fit.")
-        params[...] = result.x
-        # finite in float64 can still overflow float32, in the weights or in the outputs
-        if not (np.isfinite(params).all() and np.isfinite(net._forward(X, False, 0)).all()):
-            self._forget_lbfgs(start, n_before)
-            raise ValueError(f"{_SKLEARN_DIVERGENCE} L-BFGS produced weights whose weights or outputs overflow "
-                             f"{net.dtype}; the weights are those before this fit.")
+            try:
+                # L-BFGS-B's own vector products (NumPy's BLAS) run between the engine's calls:
+                # on one thread, so that no BLAS pool spins while the engine's threads work
+                with net._blas_pinned():
+                    result = scipy.optimize.minimize(
+                        loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
+                        options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+                    )
+            except KeyboardInterrupt:
+                warnings.warn("Training interrupted by user.")
+                return
+            if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
+                self._forget_lbfgs(loop, start)
+                raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced non-finite weights or loss; the weights "
+                                 "are those before this fit.")
+            params[...] = result.x
+            # finite in float64 can still overflow float32, in the weights or in the outputs
+            if not (np.isfinite(params).all() and np.isfinite(net._forward(X, False, 0)).all()):
+                self._forget_lbfgs(loop, start)
+                raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced weights whose weights or outputs overflow "
+                                 f"{net.dtype}; the weights are those before this fit.")
+        finally:
+            loop._dispatch("on_fit_end")
         self.n_iter_ = int(result.nit)
         self.loss_ = float(result.fun)
         self.best_loss_ = min(self.loss_curve_ + [self.loss_])
@@ -527,11 +532,10 @@ class _BaseMLP(BaseEstimator):
                           f"{result.message}. Increase the number of iterations (max_iter) or scale the data.",
                           ConvergenceWarning)
 
-    def _forget_lbfgs(self, start, n_before):
+    def _forget_lbfgs(self, loop, start):
         """Weights and record as before an L-BFGS run that failed."""
         np.copyto(self._network._params, start)
-        del self.loss_curve_[n_before:]
-        self.grad_norms_ = self.grad_norms_[:n_before]
+        loop._truncate(loop._n_at_start)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:

@@ -198,13 +198,9 @@ class Network(BaseNetwork):
     def _blas_pinned(self):
         return _engine.blas_pinned()
 
-    def _prepare_training(self, trainer, batch_size):
-        trainer.grads = np.empty_like(self._params)
-        trainer.work = np.empty(
-            _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size,
-                                   trainer.settings["dropout"]),
-            dtype=self.dtype,
-        )
+    def _workspaces(self, batch_size, dropout):
+        size = _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size, dropout)
+        return np.empty_like(self._params), np.empty(size, dtype=self.dtype)
 
     def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None):
         s = dict(trainer.settings, batch_size=batch_size,

@@ -7,7 +7,7 @@ config.json
     UTF-8 JSON, as Python's json module writes it (non-finite floats appear as
     Infinity, -Infinity, NaN)::
 
-        {"format": "fastmlp", "version": 1, "written_by": "fastmlp 0.1.0",
+        {"format": "fastmlp", "version": 2, "written_by": "fastmlp 0.1.0",
          "model": "Network" | "reference.Network" | "MLPClassifier" | "MLPRegressor",
          "object_arrays": [names of arrays that were object arrays of str/int/bool],
          "rngs": [{"type": "Generator" | "RandomState", "state": {...}}, ...],
@@ -33,9 +33,10 @@ fit can record: shapes that agree with each other and with the network, and
 finite numbers where fit records finite ones. Anything wrong raises a
 ValueError that names it; a missing file raises the usual OSError.
 
-Version history: 1, the first.
+Version history: 1, the first; 2 adds ``history_`` (the per-epoch record
+of loss, learning rate, seconds, and val_loss and val_score with a validation
+set) to fitted networks and estimators. Version 1 files still load.
 """
-import inspect
 import json
 import math
 import os
@@ -50,12 +51,13 @@ from sklearn.preprocessing import LabelBinarizer
 
 from . import reference
 from ._base import BaseNetwork
+from ._training import TRAINER_ARGS, Trainer, new_history
 from ._validation import check_bool, check_finite, check_float, check_int
 from .estimators import MLPClassifier, MLPRegressor
 from .network import Network
 
 FORMAT = "fastmlp"
-VERSION = 1
+VERSION = 2
 
 # The only classes a file can name.
 MODELS = {
@@ -69,9 +71,9 @@ _MODEL_NAMES = {cls: name for name, cls in MODELS.items()}
 _CONFIG = "config.json"
 _MAX_CONFIG_BYTES = 16 * 2**20
 
-# Settings of a trainer that are arguments of BaseNetwork._trainer (validated
-# by it); the others (dropout, step, seed) are checked here.
-_TRAINER_ARGS = tuple(inspect.signature(BaseNetwork._trainer).parameters)[1:]
+# Settings of a trainer that are arguments of Trainer (validated by it); the
+# others (dropout, step, seed) are checked here.
+_TRAINER_ARGS = TRAINER_ARGS
 
 # Bit generators a file may name, with the exact layout of their state.
 # Leaves: ("int", low, high), ("array", dtype, shape). Ranges matter: NumPy's
@@ -281,7 +283,13 @@ def _dump_network(net, w):
         cfg["grad_norms_"] = w.array("network.grad_norms_", np.asarray(net.grad_norms_, dtype=np.float64))
     if hasattr(net, "dead_units_"):
         cfg["dead_units_"] = _dump_dead_units(net.dead_units_, "network.dead_units_")
+    if hasattr(net, "history_"):
+        cfg["history_"] = _dump_history(net.history_, w, "network.history_")
     return cfg
+
+
+def _dump_history(history, w, where):
+    return {k: w.array(f"{where}.{k}", np.asarray(v, dtype=np.float64)) for k, v in history.items()}
 
 
 def _dump_dead_units(value, where):
@@ -331,6 +339,7 @@ def _dump_estimator(est, w):
         fitted["_trainer"] = _dump_trainer(est._trainer, w, f"{where}._trainer")
     if hasattr(est, "dead_units_"):
         fitted["dead_units_"] = _dump_dead_units(est.dead_units_, f"{where}.dead_units_")
+    fitted["history_"] = _dump_history(est.history_, w, f"{where}.history_")
     if is_classifier(est):
         fitted["classes_"] = w.array(f"{where}.classes_", est.classes_)
         lb = est._label_binarizer
@@ -657,7 +666,7 @@ def _load_network(cfg, ar, cls, rngs):
     where = "network"
     keys = ("layer_sizes", "activation", "output_activation", "loss", "init", "dtype", "dropout", "random_state",
             "params")
-    _fields(cfg, where, keys, optional=("loss_curve_", "grad_norms_", "dead_units_"))
+    _fields(cfg, where, keys, optional=("loss_curve_", "grad_norms_", "dead_units_", "history_"))
     try:
         sizes = cls._check_layer_sizes(cfg["layer_sizes"])
     except (TypeError, ValueError) as exc:
@@ -683,7 +692,33 @@ def _load_network(cfg, ar, cls, rngs):
         net.loss_curve_, net.grad_norms_ = _history(ar, cfg, where, net.n_layers_)
     if "dead_units_" in cfg:
         net.dead_units_ = _load_dead_units(cfg["dead_units_"], f"{where}.dead_units_", net)
+    if "history_" in cfg:
+        if "loss_curve_" not in cfg:
+            raise ValueError(f"{where} has 'history_' without 'loss_curve_'.")
+        net.history_ = _load_history(ar, cfg["history_"], f"{where}.history_", net.loss_curve_)
+        if "val_loss" in net.history_:
+            net.validation_loss_curve_ = list(net.history_["val_loss"])
     return net
+
+
+def _load_history(ar, cfg, where, loss_curve):
+    """history_ as a fit records it: per epoch of loss_curve_ (its loss, the same numbers), the learning
+    rate (> 0; NaN for L-BFGS), seconds (>= 0; NaN for a diverged epoch), and val_loss and val_score
+    together or not at all (NaN where there was no validation or the predictions were not finite)."""
+    keys = new_history(validation=isinstance(cfg, dict) and "val_loss" in cfg)
+    _fields(cfg, where, tuple(keys))
+    n = len(loss_curve)
+    history = {k: ar.array(cfg[k], f"{where}.{k}", np.float64, shape=(n,)).tolist() for k in keys}
+    if not np.array_equal(history["loss"], loss_curve, equal_nan=True):
+        raise ValueError(f"array '{where}.loss' differs from loss_curve_.")
+    for key, low in (("learning_rate", 0.0), ("seconds", 0.0)):
+        values = np.asarray(history[key])
+        if not (np.isnan(values) | (np.isfinite(values) & (values >= low))).all():
+            raise ValueError(f"array '{where}.{key}' must hold finite numbers >= {low} or NaN.")
+    for key in ("val_loss", "val_score"):
+        if key in history and np.isinf(history[key]).any():
+            raise ValueError(f"array '{where}.{key}' contains infinity.")
+    return history
 
 
 def _history(ar, cfg, where, n_layers, diverged_last=False):
@@ -765,7 +800,7 @@ def _load_estimator(cls, cfg, ar, rngs):
     where = "estimator.fitted"
     required = _INT_ATTRS + ("out_activation_", "best_loss_", "best_validation_score_", "loss_curve_",
                              "grad_norms_", "validation_scores_", "_random_state")
-    optional = ("loss_", "feature_names_in_", "_best_params", "_trainer", "dead_units_")
+    optional = ("loss_", "feature_names_in_", "_best_params", "_trainer", "dead_units_", "history_")
     if is_classifier(est):
         required += ("classes_", "_label_binarizer")
     _fields(fitted, where, required, optional)
@@ -787,6 +822,13 @@ def _load_estimator(cls, cfg, ar, rngs):
                          and np.isnan(est.validation_scores_[-1])):
         raise ValueError(f"array '{where}.loss_curve_' contains NaN or infinity, and not as the record of a "
                          "diverged last epoch (NaN validation score).")
+    if "history_" in fitted:
+        est.history_ = _load_history(ar, fitted["history_"], f"{where}.history_", est.loss_curve_)
+    else:  # a version 1 file: the losses only
+        est.history_ = new_history(validation=False)
+        est.history_["loss"] = list(est.loss_curve_)
+        est.history_["learning_rate"] = [np.nan] * len(est.loss_curve_)
+        est.history_["seconds"] = [np.nan] * len(est.loss_curve_)
     # best_loss_: inf before the first epoch, None with early stopping (sgd, adam);
     # best_validation_score_: -inf before the first score, None without early stopping.
     est.best_loss_ = _real(fitted["best_loss_"], f"{where}.best_loss_", optional=True)
@@ -855,7 +897,7 @@ def _load_trainer(cfg, where, ar, net):
     _fields(cfg, where, ("settings", "state"))
     settings = _fields(cfg["settings"], f"{where}.settings", _TRAINER_ARGS + ("dropout", "step", "seed"))
     try:
-        trainer = net._trainer(**{k: settings[k] for k in _TRAINER_ARGS})
+        trainer = Trainer(net, **{k: settings[k] for k in _TRAINER_ARGS})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}.settings: {exc}") from exc
     if set(settings) != set(trainer.settings):

@@ -155,10 +155,10 @@ class Network(BaseNetwork):
             g += (alpha / n) * W
         return 0.5 * alpha * sum(float(np.sum(W * W)) for W in self.coefs_) / n
 
-    def _forward(self, X, training, seed, n_threads=None):
+    def _forward(self, X, training, seed, n_threads=None, logits=False):
         rng = np.random.default_rng(seed)
         Z, _, _, _ = self._forward_pass(X, self._keep if training else None, rng)
-        return output_forward(self._output.activation, Z[-1])
+        return Z[-1] if logits else output_forward(self._output.activation, Z[-1])
 
     def _loss_and_gradients(self, X, Y, alpha, sample_weight):
         n = X.shape[0] if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
