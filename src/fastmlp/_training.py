@@ -206,8 +206,8 @@ class EpochLoop:
         self.hooks = list(hooks)
         self.history = history if history is not None else new_history(validation is not None)
         if validation is not None:  # a first call with a validation set: NaN for the epochs before it
-            for key in set(new_history(True)) - set(self.history):
-                self.history[key] = [np.nan] * len(self.history["loss"])
+            for key in new_history(True):
+                self.history.setdefault(key, [np.nan] * len(self.history["loss"]))
         self.grad_norms = []  # per epoch of this call, the per-layer mean ||dW|| (grad_norms_)
         self.epoch = 0
         self.logs = None

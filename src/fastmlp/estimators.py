@@ -15,14 +15,14 @@ import numpy as np
 import scipy.optimize
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import accuracy_score, check_scoring, get_scorer_names, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from . import _registry
 from ._training import SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation, new_history
@@ -55,6 +55,8 @@ class _Record:
         est.t_ = self.t_start + self.n_samples * n
         est.loss_curve_ = list(est.history_["loss"])
         est.grad_norms_ = np.vstack([self.norms_start, *loop.grad_norms]) if n else self.norms_start
+        if "val_loss" in est.history_:
+            est.validation_loss_curve_ = list(est.history_["val_loss"])
         if n:
             est.loss_ = est.loss_curve_[-1]
             est.dead_units_ = loop.net.dead_units_ if loop.trainer is not None else est.__dict__.get("dead_units_")
@@ -135,12 +137,13 @@ class _BaseMLP(BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
         "dtype": [None, StrOptions(set(_registry.DTYPES))],
+        "scoring": [None, StrOptions({"loss"} | set(get_scorer_names())), callable],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
                  learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol, verbose, warm_start,
                  momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon,
-                 n_iter_no_change, max_fun, dropout, clip_norm, dtype):
+                 n_iter_no_change, max_fun, dropout, clip_norm, dtype, scoring):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -168,6 +171,7 @@ class _BaseMLP(BaseEstimator):
         self.dropout = dropout
         self.clip_norm = clip_norm
         self.dtype = dtype
+        self.scoring = scoring
 
     # ------------------------------------------------------------ fitted state
 
@@ -286,7 +290,12 @@ class _BaseMLP(BaseEstimator):
             return X, y
         return None
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None, sample_weight_val=None):
+        if X_val is None and y_val is None and sample_weight_val is not None:
+            raise ValueError("sample_weight_val is provided, but X_val and y_val were not.")
+        if (X_val is None) != (y_val is None):
+            given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+            raise ValueError(f"{given} is provided, but {missing} was not provided.")
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
         dtype = self._fit_dtype(X) if first_pass else self._network.dtype
@@ -313,12 +322,24 @@ class _BaseMLP(BaseEstimator):
         X = net._check_X(X)
         Y = net._check_Y(Y, n_samples, name="y")
         sample_weight = net._check_sample_weight(sample_weight, n_samples)
+        validation = None
+        if X_val is not None:
+            validation = self._validation(*self._check_validation_set(X_val, y_val, sample_weight_val, dtype))
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, incremental)
+            self._fit_stochastic(X, Y, sample_weight, incremental, validation)
         else:
-            self._fit_lbfgs(X, Y, sample_weight)
+            self._fit_lbfgs(X, Y, sample_weight, validation)
         return self
+
+    def _check_validation_set(self, X_val, y_val, sample_weight_val, dtype):
+        """(X_val, Y_val, sample_weight_val) checked as the training data, y_val encoded as y."""
+        net = self._network
+        X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False)
+        X_val = net._check_X(X_val, "X_val")
+        Y_val = net._check_Y(self._encode_targets(y_val, dtype), X_val.shape[0], name="y_val")
+        sw_val = net._check_sample_weight(sample_weight_val, X_val.shape[0])
+        return X_val, Y_val, sw_val
 
     def _initialize(self, Y, layer_units, dtype, assigned=False):
         out_activation = self._output_activation()
@@ -337,6 +358,7 @@ class _BaseMLP(BaseEstimator):
         self.loss_curve_ = []
         self.grad_norms_ = np.empty((0, self.n_layers_ - 1))
         self.history_ = new_history(validation=self.early_stopping)
+        self.__dict__.pop("validation_loss_curve_", None)
         self._no_improvement_count = 0
         if self.early_stopping:
             self.validation_scores_ = []
@@ -349,12 +371,11 @@ class _BaseMLP(BaseEstimator):
         if hasattr(self, "_trainer"):
             del self._trainer
 
-    def _fit_stochastic(self, X, Y, sample_weight, incremental):
+    def _fit_stochastic(self, X, Y, sample_weight, incremental, validation=None):
         net = self._network
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        validation = None
-        if self.early_stopping:
+        if self.early_stopping and validation is None:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]
             # stratified by the user's labels (the same split as by the encoded ones): an error names them
@@ -368,7 +389,7 @@ class _BaseMLP(BaseEstimator):
             X_train = net._check_X(X_train)
             Y_train = np.ascontiguousarray(Y_train)
             validation = self._validation(net._check_X(X_val), np.ascontiguousarray(Y_val), sw_val)
-        else:
+        else:  # (X_val, y_val given: they replace the split)
             X_train, Y_train, sw_train = X, Y, sample_weight
         n_samples = X_train.shape[0]
 
@@ -418,9 +439,22 @@ class _BaseMLP(BaseEstimator):
                           ConvergenceWarning)
 
     def _validation(self, X_val, Y_val, sw_val):
-        """The early-stopping Validation: scored on the user's labels."""
+        """The Validation of checked (X_val, Y_val): its loss, and the score that `scoring` names."""
         y_val = self._decode(Y_val) if is_classifier(self) else Y_val
-        return Validation(X_val, Y_val, sw_val, score=lambda X, Y, sw: self._score(X, y_val, sw))
+        if self.scoring == "loss":
+            return Validation(X_val, Y_val, sw_val)
+        if self.scoring is None:
+            return Validation(X_val, Y_val, sw_val, score=lambda X, Y, sw: self._score(X, y_val, sw))
+        scorer = check_scoring(self, self.scoring)
+
+        def score(X, Y, sw):
+            if not self._network._outputs_in_range(X):
+                return np.nan
+            with warnings.catch_warnings():  # X_val reaches the scorer as an array, without feature names
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                return scorer(self, X, y_val) if sw is None else scorer(self, X, y_val, sample_weight=sw)
+
+        return Validation(X_val, Y_val, sw_val, score=score)
 
     _HISTORY = ("loss_", "best_loss_", "dead_units_", "_no_improvement_count")
 
@@ -471,7 +505,7 @@ class _BaseMLP(BaseEstimator):
             if logs["loss"] < self.best_loss_:
                 self.best_loss_ = logs["loss"]
 
-    def _fit_lbfgs(self, X, Y, sample_weight):
+    def _fit_lbfgs(self, X, Y, sample_weight, validation=None):
         net = self._network
         params = net._params
         last = {}
@@ -484,7 +518,7 @@ class _BaseMLP(BaseEstimator):
             return loss, grads.astype(np.float64)
 
         loop = EpochLoop(net, None, X, Y, sample_weight, max_epochs=self.max_iter, shuffle=False,
-                         hooks=[_Record(self)], history=self.history_)
+                         validation=validation, hooks=[_Record(self)], history=self.history_)
         tic = [time.perf_counter()]
 
         def callback(intermediate_result):
@@ -830,8 +864,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         included, where scikit-learn upcasts), anything else float64. Input
         of another dtype is converted to the model's. A fastmlp addition.
 
+    scoring : str, callable or None, default=None
+        The validation score that early stopping follows, and that
+        ``history_["val_score"]`` records: None, the accuracy (scikit-learn's
+        choice); "loss", minus the validation loss; a scorer name
+        (``sklearn.metrics.get_scorer_names()``) or a callable
+        ``scorer(estimator, X, y)``, higher is better. A fastmlp addition.
+
     Attributes
     ----------
+    history_ : dict of list
+        Per epoch (or L-BFGS iteration) since the model was initialised:
+        "loss", "learning_rate" (NaN for L-BFGS), "seconds", and with a
+        validation set (``early_stopping`` or ``X_val``) "val_loss" (its mean
+        loss, without the L2 term) and "val_score" (see ``scoring``), NaN for
+        epochs without one. All lists have the length of ``loss_curve_``.
+
+    validation_loss_curve_ : list of float
+        ``history_["val_loss"]``, when there is a validation set.
+
     classes_ : ndarray of shape (n_classes,)
         Class labels (for multilabel y, the column indices 0 to
         n_labels - 1).
@@ -954,7 +1005,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None, dtype=None):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None, dtype=None,
+                 scoring=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -963,6 +1015,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout, clip_norm=clip_norm, dtype=dtype,
+            scoring=scoring,
         )
 
     def _output_activation(self):
@@ -999,6 +1052,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Y = self._label_binarizer.transform(y).astype(dtype)
         return X, Y
 
+    def _encode_targets(self, y, dtype):
+        """Labels (y_val) as the network's targets, by the encoding fit made; every label must be known."""
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        Y = self._encode_known_labels(y, dtype) if y.ndim == 1 else None
+        if Y is None:
+            if self._label_binarizer.y_type_ != "multilabel-indicator":
+                unknown = np.setdiff1d(unique_labels(y), self.classes_)
+                if len(unknown):
+                    raise ValueError(f"y_val has classes {unknown} that are not in classes_ {self.classes_}.")
+            Y = self._label_binarizer.transform(y).astype(dtype)
+        return Y
+
     def _encode_known_labels(self, y, dtype):
         """LabelBinarizer.transform(y) for 1-D labels all in classes_, in one searchsorted pass.
 
@@ -1024,7 +1091,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Y[np.arange(len(y)), codes] = 1
         return Y
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -1038,6 +1105,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Non-negative weights with a positive sum: the loss and its gradient are
             weighted means over the samples (of each mini-batch for the stochastic
             solvers). None weighs every sample 1.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            A validation set given by the user, scored after every epoch (also
+            every L-BFGS iteration): ``history_["val_loss"]``,
+            ``history_["val_score"]`` and ``validation_loss_curve_``. With
+            ``early_stopping=True`` it replaces the ``validation_fraction``
+            split. In a ``Pipeline``, it can be transformed as X is with
+            ``Pipeline(..., transform_input=["X_val"])`` (metadata routing).
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            The class labels of X_val; given with X_val or not at all.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples, for its loss and score.
 
         Returns
         -------
@@ -1063,7 +1141,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         True
         """
         self._validate_params()
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False, X_val=X_val, y_val=y_val,
+                         sample_weight_val=sample_weight_val)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
@@ -1451,8 +1530,25 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         included, where scikit-learn upcasts), anything else float64. Input
         of another dtype is converted to the model's. A fastmlp addition.
 
+    scoring : str, callable or None, default=None
+        The validation score that early stopping follows, and that
+        ``history_["val_score"]`` records: None, the R^2 (scikit-learn's
+        choice); "loss", minus the validation loss; a scorer name
+        (``sklearn.metrics.get_scorer_names()``) or a callable
+        ``scorer(estimator, X, y)``, higher is better. A fastmlp addition.
+
     Attributes
     ----------
+    history_ : dict of list
+        Per epoch (or L-BFGS iteration) since the model was initialised:
+        "loss", "learning_rate" (NaN for L-BFGS), "seconds", and with a
+        validation set (``early_stopping`` or ``X_val``) "val_loss" (its mean
+        loss, without the L2 term) and "val_score" (see ``scoring``), NaN for
+        epochs without one. All lists have the length of ``loss_curve_``.
+
+    validation_loss_curve_ : list of float
+        ``history_["val_loss"]``, when there is a validation set.
+
     loss_ : float
         The training loss of the last epoch (for "lbfgs": at the solution),
         penalty included.
@@ -1577,7 +1673,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None,
-                 dtype=None):
+                 dtype=None, scoring=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -1585,7 +1681,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             verbose=verbose, warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout,
-            clip_norm=clip_norm, dtype=dtype,
+            clip_norm=clip_norm, dtype=dtype, scoring=scoring,
         )
 
     def _output_activation(self):
@@ -1602,7 +1698,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Y = np.asarray(y, dtype=dtype)
         return X, Y.reshape(-1, 1) if Y.ndim == 1 else Y
 
-    def fit(self, X, y, sample_weight=None):
+    def _encode_targets(self, y, dtype):
+        """Targets (y_val) as the network's: a (n_samples, n_outputs) array of dtype."""
+        Y = check_array(y, ensure_2d=False, dtype=dtype, input_name="y_val")
+        return Y.reshape(-1, 1) if Y.ndim == 1 else Y
+
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -1615,6 +1716,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             Non-negative weights with a positive sum: the loss and its gradient are
             weighted means over the samples (of each mini-batch for the stochastic
             solvers). None weighs every sample 1.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            A validation set given by the user, scored after every epoch (also
+            every L-BFGS iteration): ``history_["val_loss"]``,
+            ``history_["val_score"]`` and ``validation_loss_curve_``. With
+            ``early_stopping=True`` it replaces the ``validation_fraction``
+            split. In a ``Pipeline``, it can be transformed as X is with
+            ``Pipeline(..., transform_input=["X_val"])`` (metadata routing).
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            The target values of X_val; given with X_val or not at all.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples, for its loss and score.
 
         Returns
         -------
@@ -1642,7 +1754,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         True
         """
         self._validate_params()
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False, X_val=X_val, y_val=y_val,
+                         sample_weight_val=sample_weight_val)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):

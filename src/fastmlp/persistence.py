@@ -824,6 +824,8 @@ def _load_estimator(cls, cfg, ar, rngs):
                          "diverged last epoch (NaN validation score).")
     if "history_" in fitted:
         est.history_ = _load_history(ar, fitted["history_"], f"{where}.history_", est.loss_curve_)
+        if "val_loss" in est.history_:
+            est.validation_loss_curve_ = list(est.history_["val_loss"])
     else:  # a version 1 file: the losses only
         est.history_ = new_history(validation=False)
         est.history_["loss"] = list(est.loss_curve_)
