@@ -12,6 +12,7 @@ reference ignores it.
 X reaching the hooks is a C-contiguous array or a canonical CSR matrix.
 """
 import contextlib
+import copy
 import numbers
 
 import numpy as np
@@ -69,7 +70,11 @@ class _LayerList(list):
 
 
 class _NetworkRecord:
-    """Network.fit's hook: the call's record as the network's attributes, whatever ends the loop."""
+    """Network.fit's hook: the call's record as the network's attributes, after every epoch
+    (a callback sees a consistent network) and whatever ends the loop."""
+
+    def on_epoch_end(self, loop, logs):
+        self.on_fit_end(loop)
 
     def on_fit_end(self, loop):
         net = loop.net
@@ -314,6 +319,14 @@ class BaseNetwork:
     @prelu_slopes_.setter
     def prelu_slopes_(self, values):
         self._set_layers(values, "prelu_slopes_", self._slopes)
+
+    def _snapshot(self):
+        """A copy that predicts with the weights of now, whatever training does to this network later."""
+        new = copy.copy(self)
+        new.__dict__.pop("_predictor", None)
+        new._params = self._params.copy()
+        new._make_views()
+        return new
 
     def __getstate__(self):
         state = self.__dict__.copy()

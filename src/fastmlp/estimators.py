@@ -28,6 +28,11 @@ from . import _registry
 from ._training import SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation, new_history
 from .network import Network
 
+try:  # scikit-learn >= 1.9: its experimental callbacks
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
+except ImportError:  # an older scikit-learn: no set_callbacks, everything else the same
+    CallbackSupportMixin = with_callbacks = None
+
 _STOCHASTIC_SOLVERS = _registry.STOCHASTIC_SOLVERS
 # The optimizer's hyperparameters (_training.HYPERPARAMETERS) by their estimator parameter names
 _HYPERPARAMETERS = {"momentum": "momentum", "nesterov": "nesterovs_momentum", "beta_1": "beta_1",
@@ -35,10 +40,11 @@ _HYPERPARAMETERS = {"momentum": "momentum", "nesterov": "nesterovs_momentum", "b
 
 
 class _Record:
-    """The estimators' hook: their fitted record (n_iter_, t_, loss_curve_, grad_norms_) from the loop's.
+    """The estimators' hook: their fitted record (n_iter_, t_, loss_, loss_curve_, grad_norms_, ...) from the loop's.
 
-    Written when the loop ends, whatever ends it, so that a roll-back's
-    truncated history is what the attributes say.
+    Written after every epoch, so that a callback sees (and can save) a
+    consistent estimator, and when the loop ends, whatever ends it, so that a
+    roll-back's truncated history is what the attributes say.
     """
 
     def __init__(self, est, n_samples=0):
@@ -48,7 +54,13 @@ class _Record:
         self.t_start = self.est.t_
         self.norms_start = self.est.grad_norms_
 
+    def on_epoch_end(self, loop, logs):
+        self._sync(loop)
+
     def on_fit_end(self, loop):
+        self._sync(loop)
+
+    def _sync(self, loop):
         est = self.est
         n = len(loop.grad_norms)
         est.n_iter_ = n
@@ -57,9 +69,37 @@ class _Record:
         est.grad_norms_ = np.vstack([self.norms_start, *loop.grad_norms]) if n else self.norms_start
         if "val_loss" in est.history_:
             est.validation_loss_curve_ = list(est.history_["val_loss"])
+        if loop.keep_best:
+            est._best_params = loop.best_params
         if n:
             est.loss_ = est.loss_curve_[-1]
             est.dead_units_ = loop.net.dead_units_ if loop.trainer is not None else est.__dict__.get("dead_units_")
+
+
+class _SklearnTasks:
+    """scikit-learn's callbacks (sklearn.callback): the fit is a task, each epoch (L-BFGS iteration) a subtask.
+
+    Every subtask ends with X, y, the metadata and, when a callback asks for
+    it, a fitted_estimator: a copy of the estimator predicting with that
+    epoch's weights. A callback whose on_fit_task_end returns True stops the
+    fit after that epoch.
+    """
+
+    def __init__(self, est, context, X, y, metadata):
+        self.est, self.context, self.X, self.y, self.metadata = est, context, X, y, metadata
+        self.task = None
+
+    def _fitted(self):
+        return {"_network": self.est._network._snapshot()}
+
+    def on_epoch_begin(self, loop):
+        self.task = self.context.subcontext(task_name="epoch")
+        self.task.call_on_fit_task_begin(estimator=self.est, X=self.X, y=self.y, metadata=self.metadata,
+                                         reconstruction_attributes=self._fitted)
+
+    def on_epoch_end(self, loop, logs):
+        return self.task.call_on_fit_task_end(estimator=self.est, X=self.X, y=self.y, metadata=self.metadata,
+                                              reconstruction_attributes=self._fitted)
 
 
 class _StochasticRecord(_Record):
@@ -70,12 +110,12 @@ class _StochasticRecord(_Record):
         self.incremental = incremental
 
     def on_epoch_end(self, loop, logs):
+        self._sync(loop)
         est = self.est
         if loop.diverged is not None:
             if est.early_stopping:
                 est.validation_scores_.append(np.nan)
             return True
-        est.t_ = self.t_start + self.n_samples * loop.epoch
         est._update_no_improvement_count(logs)
         if est.solver == "sgd" and est.learning_rate == "invscaling":
             loop.trainer.settings["learning_rate"] = est.learning_rate_init / (est.t_ + 1) ** est.power_t
@@ -90,6 +130,11 @@ class _StochasticRecord(_Record):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning)
         return False
+
+
+def _callback_managed(method):
+    """method inside scikit-learn's callback management (the callbacks' teardown, whatever happens), if any."""
+    return method if with_callbacks is None else with_callbacks(method)
 
 
 @functools.cache
@@ -107,7 +152,7 @@ def _frozen(value):
     return value
 
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)), BaseEstimator):
     """Shared implementation of MLPClassifier and MLPRegressor."""
 
     _parameter_constraints: dict = {
@@ -290,7 +335,9 @@ class _BaseMLP(BaseEstimator):
             return X, y
         return None
 
+    @_callback_managed
     def _fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None, sample_weight_val=None):
+        X_given, y_given, sw_given = X, y, sample_weight
         if X_val is None and y_val is None and sample_weight_val is not None:
             raise ValueError("sample_weight_val is provided, but X_val and y_val were not.")
         if (X_val is None) != (y_val is None):
@@ -326,11 +373,28 @@ class _BaseMLP(BaseEstimator):
         if X_val is not None:
             validation = self._validation(*self._check_validation_set(X_val, y_val, sample_weight_val, dtype))
 
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, incremental, validation)
+        stochastic = self.solver in _STOCHASTIC_SOLVERS
+        context = self._callback_context(1 if incremental else self.max_iter)
+        hooks = []
+        if context is not None:
+            metadata = None if sw_given is None else {"sample_weight": sw_given}
+            context.call_on_fit_task_begin(estimator=self, X=X_given, y=y_given, metadata=metadata)
+            hooks.append(_SklearnTasks(self, context, X_given, y_given, metadata))
+        if stochastic:
+            self._fit_stochastic(X, Y, sample_weight, incremental, validation, hooks)
         else:
-            self._fit_lbfgs(X, Y, sample_weight, validation)
+            self._fit_lbfgs(X, Y, sample_weight, validation, hooks)
+        if context is not None:
+            context.call_on_fit_task_end(estimator=self, X=X_given, y=y_given, metadata=metadata,
+                                         reconstruction_attributes={})
         return self
+
+    def _callback_context(self, max_epochs):
+        """The fit's root task for scikit-learn's callbacks, or None (none set, none above this estimator)."""
+        if CallbackSupportMixin is None or not (getattr(self, "_skl_callbacks", None)
+                                                or hasattr(self, "_parent_callback_ctx")):
+            return None
+        return self._init_callback_context(max_subtasks=max_epochs)
 
     def _check_validation_set(self, X_val, y_val, sample_weight_val, dtype):
         """(X_val, Y_val, sample_weight_val) checked as the training data, y_val encoded as y."""
@@ -371,7 +435,7 @@ class _BaseMLP(BaseEstimator):
         if hasattr(self, "_trainer"):
             del self._trainer
 
-    def _fit_stochastic(self, X, Y, sample_weight, incremental, validation=None):
+    def _fit_stochastic(self, X, Y, sample_weight, incremental, validation=None, hooks=()):
         net = self._network
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -409,7 +473,7 @@ class _BaseMLP(BaseEstimator):
             trainer.settings[key] = value
 
         max_epochs = 1 if incremental else self.max_iter
-        hooks = [_StochasticRecord(self, n_samples, incremental)]
+        hooks = [_StochasticRecord(self, n_samples, incremental), *hooks]
         if self.verbose:
             hooks.append(Reporter(max_epochs, n_samples, label="Iteration"))
         keep_best = self.early_stopping
@@ -505,7 +569,7 @@ class _BaseMLP(BaseEstimator):
             if logs["loss"] < self.best_loss_:
                 self.best_loss_ = logs["loss"]
 
-    def _fit_lbfgs(self, X, Y, sample_weight, validation=None):
+    def _fit_lbfgs(self, X, Y, sample_weight, validation=None, hooks=()):
         net = self._network
         params = net._params
         last = {}
@@ -518,7 +582,7 @@ class _BaseMLP(BaseEstimator):
             return loss, grads.astype(np.float64)
 
         loop = EpochLoop(net, None, X, Y, sample_weight, max_epochs=self.max_iter, shuffle=False,
-                         validation=validation, hooks=[_Record(self)], history=self.history_)
+                         validation=validation, hooks=[_Record(self), *hooks], history=self.history_)
         tic = [time.perf_counter()]
 
         def callback(intermediate_result):
@@ -526,10 +590,12 @@ class _BaseMLP(BaseEstimator):
             if not np.array_equal(x, last.get("x")):
                 loss_and_grad(x)
             now = time.perf_counter()
-            loop.bridge(float(last["loss"]), np.array(last["norms"]), now - tic[0])
+            stop = loop.bridge(float(last["loss"]), np.array(last["norms"]), now - tic[0])
             tic[0] = now
             if self.verbose:
                 print(f"Iteration {len(self.history_['loss'])}, loss = {last['loss']:.8f}", flush=True)
+            if stop:
+                raise StopIteration  # scipy ends the run with this iteration's x
 
         x0 = params.astype(np.float64)
         start = params.copy()
