@@ -27,7 +27,7 @@ import fastmlp
 # Modules whose docstrings hold examples. onnx and plot need the optional
 # extras (onnx + onnxruntime, matplotlib): without them their tests skip.
 MODULES = ("fastmlp", "fastmlp.estimators", "fastmlp.network", "fastmlp._base", "fastmlp.reference",
-           "fastmlp.persistence", "fastmlp.onnx", "fastmlp.plot")
+           "fastmlp.persistence", "fastmlp.callbacks", "fastmlp.onnx", "fastmlp.plot")
 OPTIONAL = {"fastmlp.onnx": ("onnx", "onnxruntime"), "fastmlp.plot": ("matplotlib",)}
 
 # numpydoc checks (numpydoc.validate.ERROR_MSGS) enforced on every public object:
@@ -95,6 +95,8 @@ def public_api():
     paths += _module_functions(reference, ("fastmlp._math",)) + ["fastmlp.reference.Network"]
     paths += _class_members("fastmlp.reference.Network", reference.Network)
     paths += _module_functions(persistence)
+    from fastmlp.callbacks import Checkpoint
+    paths += ["fastmlp.callbacks.Checkpoint", *_class_members("fastmlp.callbacks.Checkpoint", Checkpoint)]
     return paths
 
 

@@ -107,28 +107,84 @@ class Checkpoint:
     # ------------------------------------------------ fastmlp's training loop
 
     def on_fit_begin(self, loop):
-        """Start a fit: no best yet."""
+        """Start a fit: no best yet.
+
+        Parameters
+        ----------
+        loop : fastmlp._training.EpochLoop
+            The training loop of the fit.
+        """
         self._reset()
 
     def on_epoch_end(self, loop, logs):
-        """Write the network if this epoch is the best so far (never stops training)."""
+        """Write the network if this epoch is the best so far.
+
+        Parameters
+        ----------
+        loop : fastmlp._training.EpochLoop
+            The training loop; ``loop.net`` is the network, with this epoch's weights.
+        logs : dict
+            The epoch's record: "loss", and "val_loss", "val_score" with a validation set.
+
+        Returns
+        -------
+        bool
+            False: a checkpoint never stops training.
+        """
         self._offer(loop.net, logs)
         return False
 
     # ---------------------------------------------- scikit-learn's callbacks
 
     def setup(self, estimator, context):
-        """Start a fit of the estimator (scikit-learn's hook)."""
+        """Start a fit of the estimator: no best yet (scikit-learn's hook).
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being fitted.
+        context : sklearn.callback.CallbackContext
+            The fit's task.
+        """
         self._reset()
 
     def teardown(self, estimator, context):
-        """End a fit (scikit-learn's hook): nothing to do, every write is complete."""
+        """End a fit (scikit-learn's hook): nothing to do, every write is complete.
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator fitted.
+        context : sklearn.callback.CallbackContext
+            The fit's task.
+        """
 
     def on_fit_task_begin(self, estimator, context, *, X=None, y=None, metadata=None, fitted_estimator=None):
-        """Begin a task (scikit-learn's hook): nothing to do."""
+        """Begin a task (scikit-learn's hook): nothing to do.
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being fitted.
+        context : sklearn.callback.CallbackContext
+            The task: the fit, or one of its epochs.
+        X, y, metadata, fitted_estimator : object, default=None
+            The task's data and model, unused.
+        """
 
     def on_fit_task_end(self, estimator, context, *, X=None, y=None, metadata=None, fitted_estimator=None):
         """Write the epoch's ready-to-predict estimator if it is the best so far (scikit-learn's hook).
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being fitted; its ``history_`` holds the epoch's record.
+        context : sklearn.callback.CallbackContext
+            The task: the fit, or one of its epochs (only those are offered).
+        X, y, metadata : object, default=None
+            The task's data, unused.
+        fitted_estimator : MLPClassifier or MLPRegressor, default=None
+            A copy of the estimator with the epoch's weights: what is written.
 
         Returns
         -------
