@@ -27,7 +27,7 @@ import fastmlp
 # Modules whose docstrings hold examples. onnx and plot need the optional
 # extras (onnx + onnxruntime, matplotlib): without them their tests skip.
 MODULES = ("fastmlp", "fastmlp.estimators", "fastmlp.network", "fastmlp._base", "fastmlp.reference",
-           "fastmlp.persistence", "fastmlp.callbacks", "fastmlp.onnx", "fastmlp.plot")
+           "fastmlp.persistence", "fastmlp.callbacks", "fastmlp.schedules", "fastmlp.onnx", "fastmlp.plot")
 OPTIONAL = {"fastmlp.onnx": ("onnx", "onnxruntime"), "fastmlp.plot": ("matplotlib",)}
 
 # numpydoc checks (numpydoc.validate.ERROR_MSGS) enforced on every public object:
@@ -91,7 +91,9 @@ def public_api():
             paths += [f"fastmlp.{name}", *_class_members(f"fastmlp.{name}", obj)]
         elif inspect.isfunction(obj):
             paths.append(f"fastmlp.{name}")
-    from fastmlp import persistence, reference
+    from fastmlp import persistence, reference, schedules
+    for name in schedules.__all__:
+        paths += [f"fastmlp.schedules.{name}", *_class_members(f"fastmlp.schedules.{name}", getattr(schedules, name))]
     paths += _module_functions(reference, ("fastmlp._math",)) + ["fastmlp.reference.Network"]
     paths += _class_members("fastmlp.reference.Network", reference.Network)
     paths += _module_functions(persistence)
@@ -110,7 +112,8 @@ def test_public_api_listed():
     api = set(public_api())
     for path in ("fastmlp.MLPClassifier", "fastmlp.MLPClassifier.predict_proba", "fastmlp.MLPRegressor.fit",
                  "fastmlp.Network.loss_and_gradients", "fastmlp.Network.coefs_", "fastmlp.load",
-                 "fastmlp.reference.relu", "fastmlp.reference.Network.fit", "fastmlp.persistence.save"):
+                 "fastmlp.reference.relu", "fastmlp.reference.Network.fit", "fastmlp.persistence.save",
+                 "fastmlp.schedules.OneCycle", "fastmlp.schedules.LinearWarmup.start"):
         assert path in api
     assert "fastmlp.MLPClassifier.score" not in api  # scikit-learn's
 

@@ -744,7 +744,10 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     ||dW_l||_F; unit_max (all hidden units, layer after layer) the largest
     pre-activation each unit saw (before the batch's update). thread_clock:
     a double[6] kept by the caller across epochs and fits, from
-    new_thread_clock (see ThreadClock).
+    new_thread_clock (see ThreadClock). settings["learning_rates"], when
+    present and not None, is a float64 array of one rate per batch (batch k
+    starts at row k * batch_size) that replaces settings["learning_rate"]
+    batch by batch (a learning-rate schedule's).
 
     Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
     batches of (batch mean loss + L2) * batch weight, step Adam's t after the
@@ -762,12 +765,18 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef int n_threads, most_threads, choice = 0
     cdef ThreadClock clock
     cdef floating *unit_max_ptr
+    cdef const double[::1] rates = settings.get("learning_rates")
+    cdef const double *rate_of = NULL
     clock.per_row = &thread_clock[0]
     clock.next_probe = &thread_clock[2]
     clock.run = &thread_clock[3]
     clock.run_best = &thread_clock[5]
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
+    if rates is not None:
+        if rates.shape[0] < (n + B - 1) // B:
+            raise ValueError(f"learning_rates has {rates.shape[0]} rates for {(n + B - 1) // B} batches.")
+        rate_of = &rates[0] if rates.shape[0] > 0 else NULL  # (no pointer into an empty array)
     _plan_init(&p, sizes, acts, keep, B, True, s.dropout)
     # (no hidden layer: no units, and an empty unit_max has no first element to point at)
     unit_max_ptr = &unit_max[0] if unit_max.shape[0] > 0 else NULL
@@ -779,6 +788,8 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
             fm_rng_seed(&rng, s.seed)
             while start < n:
                 b = min(B, n - start)
+                if rate_of != NULL:  # this batch's rate (sgd's step, adam's step size below)
+                    s.learning_rate = rate_of[start // B]
                 if most_threads > 1 and _adapt:
                     tic = omp_get_wtime()
                     choice = _clock_choice(&clock, tic)

@@ -74,7 +74,7 @@ class Trainer:
     fastmlp.save keeps): the rest is scratch, made again by the next epoch.
     """
 
-    _SCRATCH = ("grads", "work", "capacity", "start_of_epoch", "state_at_start", "step_at_start")
+    _SCRATCH = ("grads", "work", "capacity", "start_of_epoch", "state_at_start", "step_at_start", "rates")
 
     def __init__(self, net, optimizer, batch_size, learning_rate, **hyperparameters):
         spec = _registry.lookup(_registry.OPTIMIZERS, optimizer, "optimizer")
@@ -93,25 +93,22 @@ class Trainer:
         self.state = [np.zeros_like(net._params) for _ in range(spec.n_state)]
         self.grad_norm_sums = np.zeros(net.n_layers_)  # per layer, the sum over an epoch's batches of ||dW||
         self.unit_max = np.empty(sum(net.layer_sizes[1:-1]), dtype=net.dtype)  # per hidden unit, its largest z
-        self._scratch(net)
-
-    def _scratch(self, net):
-        self.grads = self.work = None  # the engine's workspaces, sized by net._workspaces for `capacity` rows
-        self.capacity = 0
-        self.start_of_epoch = np.empty_like(net._params)  # what a divergence rolls back to
-        self.state_at_start = [np.empty_like(s) for s in self.state]
-        self.step_at_start = 0
+        self._scratch_like(net._params)
 
     def __getstate__(self):
         return {k: v for k, v in vars(self).items() if k not in self._SCRATCH}
 
     def __setstate__(self, fields):
         vars(self).update(fields)
-        self.grads = self.work = None
+        self._scratch_like(self.state[0])
+
+    def _scratch_like(self, params):
+        self.grads = self.work = None  # the engine's workspaces, sized by net._workspaces for `capacity` rows
         self.capacity = 0
-        self.start_of_epoch = np.empty_like(self.state[0])
+        self.start_of_epoch = np.empty_like(params)  # what a divergence rolls back to
         self.state_at_start = [np.empty_like(s) for s in self.state]
         self.step_at_start = 0
+        self.rates = None  # the epoch's rate per batch (a schedule's), None: settings["learning_rate"]
 
     def size_for(self, net, batch_size):
         """Workspaces for batches of batch_size rows (kept while large enough)."""

@@ -45,6 +45,19 @@ _engine.register_blas(_blas_thread_controls())
 _validation.use_compiled_all_finite(_engine.all_finite)
 
 
+def _check_rates(rates, n_batches):
+    """A schedule's rates for an epoch (trainer.rates) as the engine reads them, or None for a constant rate."""
+    if rates is None:
+        return None
+    if not (isinstance(rates, np.ndarray) and rates.dtype == np.float64 and rates.flags.c_contiguous):
+        raise TypeError(f"trainer.rates must be a C-contiguous float64 array, got {rates!r}.")
+    if rates.shape != (n_batches,):
+        raise ValueError(f"trainer.rates must hold one rate per batch, shape ({n_batches},), got shape {rates.shape}.")
+    if not (np.isfinite(rates).all() and (rates >= 0).all()):
+        raise ValueError(f"trainer.rates must be finite and >= 0, got {rates}.")
+    return rates
+
+
 class Network(BaseNetwork):
     """A multi-layer perceptron trained and evaluated in compiled code.
 
@@ -205,7 +218,8 @@ class Network(BaseNetwork):
     def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None):
         s = dict(trainer.settings, batch_size=batch_size,
                  optimizer=_registry.OPTIMIZERS[trainer.settings["optimizer"]].code,
-                 n_threads=_engine.effective_n_threads(n_threads))
+                 n_threads=_engine.effective_n_threads(n_threads),
+                 learning_rates=_check_rates(getattr(trainer, "rates", None), -(-X.shape[0] // batch_size)))
         state = trainer.state
         loss_sum, n_batches, step, finite = _engine.train_epoch(
             self._sizes, self._act_codes, self._keep, s, self._params, trainer.grads, state[0], state[-1],

@@ -174,8 +174,9 @@ class Network(BaseNetwork):
         rng = np.random.default_rng(s["seed"])
         keep = self._keep if s["dropout"] else None
         update = _registry.OPTIMIZERS[s["optimizer"]].update
+        rates = getattr(trainer, "rates", None)  # a schedule's rate per batch, or None: s["learning_rate"]
         loss_sum, n_batches = 0.0, 0
-        for start in range(0, n, B):
+        for k, start in enumerate(range(0, n, B)):
             rows = order[start:start + B] if order is not None else slice(start, start + B)
             Xb, Yb = X[rows], Y[rows]
             swb = None if sample_weight is None else sample_weight[rows]
@@ -195,7 +196,7 @@ class Network(BaseNetwork):
                 grads *= grads.dtype.type(s["clip_norm"] / total)
             if s["optimizer"] == "adam":
                 s["step"] += 1
-            update(self._params, grads, trainer.state, **s)
+            update(self._params, grads, trainer.state, **(s if rates is None else dict(s, learning_rate=rates[k])))
             loss_sum += loss * b
             n_batches += 1
         return loss_sum, n_batches, True
