@@ -218,3 +218,113 @@ def test_history_survives_save_and_load(tmp_path, data):
     net.save(tmp_path / "net")
     loaded = fastmlp.load(tmp_path / "net")
     assert loaded.history_ == net.history_ and loaded.validation_loss_curve_ == net.validation_loss_curve_
+
+
+# ------------------------------------------------------------- schedules
+
+class RecordingSchedule:
+    """A schedule (the contract of fastmlp.schedules) that records what the loop asks and tells it."""
+
+    def __init__(self, rate=0.01):
+        self.rate = rate
+
+    def get_params(self, deep=True):
+        return {"rate": self.rate}
+
+    def set_params(self, **params):
+        self.rate = params.get("rate", self.rate)
+        return self
+
+    def start(self, base_rate, max_epochs):
+        self.started = (base_rate, max_epochs)
+        self.asked, self.told = [], []
+        return self
+
+    per_batch = True
+
+    def epoch_rates(self, epoch, n_batches):
+        self.asked.append((epoch, n_batches))
+        return np.full(n_batches, self.rate)
+
+    def end_epoch(self, monitored_loss):
+        self.told.append(monitored_loss)
+
+
+def test_the_loop_asks_the_rates_once_per_epoch_and_tells_the_monitored_loss():
+    X, Y, X_val, Y_val = _net_data()
+    schedule = RecordingSchedule()
+    net = Network([4, 8, 2], random_state=0).fit(X, Y, epochs=4, batch_size=32, learning_rate=0.5,
+                                                 lr_schedule=schedule)
+    assert schedule.started == (0.5, 4)
+    assert schedule.asked == [(e, 3) for e in range(4)]  # 80 rows in batches of 32
+    assert schedule.told == net.loss_curve_ and net.history_["learning_rate"] == [0.01] * 4
+    net.fit(X, Y, epochs=3, validation_data=(X_val, Y_val), lr_schedule=schedule)
+    assert schedule.told == net.validation_loss_curve_  # the validation loss, when there is one
+
+
+def test_network_schedule_rates_reach_the_engine():
+    from fastmlp.schedules import StepDecay
+
+    X, Y, _, _ = _net_data()
+    scheduled = Network([4, 8, 2], random_state=0).fit(X, Y, epochs=3, learning_rate=0.1,
+                                                       lr_schedule=StepDecay(step_size=1, gamma=0.5))
+    by_hand = Network([4, 8, 2], random_state=0)
+    for rate in (0.1, 0.05, 0.025):  # plain sgd keeps no state between calls
+        by_hand.fit(X, Y, epochs=1, learning_rate=rate)
+    assert np.array_equal(scheduled._params, by_hand._params)
+    assert scheduled.history_["learning_rate"] == [0.1, 0.05, 0.025]
+    with pytest.raises(TypeError, match="lr_schedule"):
+        by_hand.fit(X, Y, lr_schedule="step")
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_estimator_takes_a_schedule_as_learning_rate(data, solver):
+    from sklearn.base import clone
+    from fastmlp.schedules import StepDecay
+
+    X, y, _, _ = data
+    clf = MLPClassifier(hidden_layer_sizes=(8,), solver=solver, learning_rate=StepDecay(step_size=2, gamma=0.5),
+                        learning_rate_init=0.02, max_iter=5, random_state=0).fit(X, y)
+    assert clf.history_["learning_rate"] == [0.02, 0.02, 0.01, 0.01, 0.005]
+    twin = clone(clf)
+    assert twin.learning_rate is not clf.learning_rate and repr(twin.learning_rate) == repr(clf.learning_rate)
+    assert clf.get_params()["learning_rate__gamma"] == 0.5
+    twin.set_params(learning_rate__gamma=0.1).fit(X, y)
+    assert twin.history_["learning_rate"][2] == pytest.approx(0.002)
+
+
+def test_grid_search_over_a_schedule_parameter(data):
+    from sklearn.model_selection import GridSearchCV
+    from fastmlp.schedules import ExponentialDecay
+
+    X, y, _, _ = data
+    search = GridSearchCV(MLPClassifier(hidden_layer_sizes=(4,), learning_rate=ExponentialDecay(), max_iter=3,
+                                        random_state=0), {"learning_rate__gamma": [0.5, 0.9]}, cv=2).fit(X, y)
+    assert search.best_estimator_.learning_rate.gamma in (0.5, 0.9)
+
+
+def test_partial_fit_continues_the_run_and_save_load_keeps_it(tmp_path, data):
+    from fastmlp.schedules import LinearWarmup, OneCycle, ReduceOnPlateau, StepDecay
+
+    X, y, _, _ = data
+    clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate=StepDecay(step_size=1, gamma=0.5),
+                        learning_rate_init=0.01, random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=np.unique(y))
+    assert clf.history_["learning_rate"] == [0.01, 0.005, 0.0025]
+    schedule = LinearWarmup(ReduceOnPlateau(patience=0, factor=0.5, threshold=0.5), warmup_epochs=2)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate=schedule, learning_rate_init=0.01, random_state=0)
+    for _ in range(4):
+        clf.partial_fit(X, y, classes=np.unique(y))
+    clf.save(tmp_path / "clf")
+    loaded = fastmlp.load(tmp_path / "clf")
+    assert repr(loaded.learning_rate) == repr(clf.learning_rate) and loaded.history_ == clf.history_
+    assert loaded._lr_run[0].get_state() == clf._lr_run[0].get_state() and loaded._lr_run[1] == 4
+    for model in (clf, loaded):
+        for _ in range(3):
+            model.partial_fit(X, y)
+    assert loaded.history_["learning_rate"] == clf.history_["learning_rate"]
+    assert len(set(clf.history_["learning_rate"][2:])) > 1  # the plateau rule did cut the rate
+    assert np.array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    with pytest.raises(ValueError, match="max_epochs"):
+        MLPClassifier(learning_rate=OneCycle()).partial_fit(X, y, classes=np.unique(y))

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _registry
 from ._math import PRELU_INITIAL_SLOPE
-from ._training import EpochLoop, Patience, Reporter, Trainer, Validation, draw_seed
+from ._training import EpochLoop, Patience, Reporter, Trainer, Validation, check_schedule, draw_seed
 from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
 
 
@@ -491,7 +491,7 @@ class BaseNetwork:
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None,
             shuffle=True, verbose=False, sample_weight=None, n_threads=None, validation_data=None,
-            early_stopping=False, patience=10, callbacks=None):
+            early_stopping=False, patience=10, callbacks=None, lr_schedule=None):
         """Train with mini-batch gradient descent, starting from the current weights.
 
         Parameters
@@ -509,8 +509,8 @@ class BaseNetwork:
             Mini-batch stochastic gradient descent (with ``momentum``) or
             bias-corrected Adam. The optimizer state starts fresh at every call.
         learning_rate : float, default=0.01
-            The step size, constant over the call (schedules belong to the
-            caller: the estimators change it between epochs).
+            The step size: constant over the call, or the base rate of
+            ``lr_schedule``.
         momentum : float in [0, 1], default=0.0
             SGD momentum, in scikit-learn's form.
         nesterov : bool, default=False
@@ -553,6 +553,12 @@ class BaseNetwork:
             Objects called at fit begin and end and at each epoch's begin and
             end, such as :class:`fastmlp.callbacks.Checkpoint`; one whose
             ``on_epoch_end`` returns True stops training after that epoch.
+        lr_schedule : schedule, default=None
+            A learning-rate schedule of :mod:`fastmlp.schedules`, started from
+            ``learning_rate`` over ``epochs``: each epoch's rate per batch is
+            computed before it runs (``history_["learning_rate"]`` records
+            their mean); ReduceOnPlateau follows the validation loss, else the
+            training loss. None: ``learning_rate`` throughout.
 
         Returns
         -------
@@ -598,13 +604,16 @@ class BaseNetwork:
         hooks = list(_check_callbacks(callbacks))
         trainer = Trainer(self, optimizer, batch_size, learning_rate, momentum=momentum, nesterov=nesterov,
                           beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
+        schedule = check_schedule(lr_schedule, "lr_schedule")
+        run = None if schedule is None else schedule.start(trainer.settings["learning_rate"], epochs)
         hooks.insert(0, _NetworkRecord())
         if early_stopping:
             hooks.insert(1, Patience(patience))
         if verbose:
             hooks.append(Reporter(epochs, X.shape[0]))
         loop = EpochLoop(self, trainer, X, Y, sample_weight, max_epochs=epochs, shuffle=shuffle,
-                         n_threads=n_threads, validation=validation, keep_best=early_stopping, hooks=hooks)
+                         n_threads=n_threads, validation=validation, keep_best=early_stopping, hooks=hooks,
+                         schedule=run)
         loop.run()
         return self
 

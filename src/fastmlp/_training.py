@@ -12,8 +12,8 @@ a hook: an object with any of
     on_fit_end(loop)
 
 called in order for each hook. ``logs`` holds the epoch's record: loss,
-learning_rate, seconds, grad_norms, and val_loss and val_score when there is
-a validation set. The compiled epoch itself is the network's
+learning_rate (a schedule's: the mean of the epoch's batch rates), seconds,
+grad_norms, and val_loss and val_score when there is a validation set. The compiled epoch itself is the network's
 (``_train_epoch``); Python runs here once per epoch.
 """
 import time
@@ -179,6 +179,13 @@ class EpochLoop:
     history : dict of lists or None
         Where each epoch's logs are appended (the owner's history_, kept across
         calls); the loop removes what a roll-back takes back.
+    schedule : run of a fastmlp.schedules schedule, or None
+        Gives each epoch's rate per batch (``trainer.rates``) before it runs,
+        ``epoch_rates(schedule_epoch, n_batches)``, and is told the monitored
+        loss after it (``end_epoch``: the validation loss, else the training loss).
+    schedule_epoch : int
+        The epoch of the schedule's run the first epoch of this call is (a
+        run continues across partial_fit calls); ``schedule_epoch`` counts on.
 
     Attributes
     ----------
@@ -191,7 +198,8 @@ class EpochLoop:
     """
 
     def __init__(self, net, trainer, X, Y, sample_weight=None, *, max_epochs, shuffle=True, n_threads=None,
-                 validation=None, keep_best=False, best_score=-np.inf, best_params=None, hooks=(), history=None):
+                 validation=None, keep_best=False, best_score=-np.inf, best_params=None, hooks=(), history=None,
+                 schedule=None, schedule_epoch=0):
         self.net, self.trainer = net, trainer
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.max_epochs, self.shuffle, self.n_threads = max_epochs, shuffle, n_threads
@@ -201,6 +209,7 @@ class EpochLoop:
         if keep_best and best_params is None:
             self.best_params = net._params.copy()  # what a first epoch that diverges returns to
         self.hooks = list(hooks)
+        self.schedule, self.schedule_epoch = schedule, schedule_epoch
         self.history = history if history is not None else new_history(validation is not None)
         if validation is not None:  # a first call with a validation set: NaN for the epochs before it
             for key in new_history(True):
@@ -243,13 +252,22 @@ class EpochLoop:
         finally:
             if self.keep_best:
                 np.copyto(self.net._params, self.best_params)
+            if self.schedule is not None:
+                self.trainer.rates = None  # the next call's rates are its own
             self._dispatch("on_fit_end")
         return self
 
     def _one_epoch(self):
         """One epoch, its record and its hooks; True to stop."""
         tic = time.perf_counter()
-        rate = self.trainer.settings["learning_rate"]
+        trainer = self.trainer
+        if self.schedule is not None:
+            n_batches = -(-self.X.shape[0] // min(trainer.settings["batch_size"], self.X.shape[0]))
+            trainer.rates = self.schedule.epoch_rates(self.schedule_epoch, n_batches)
+            rates = trainer.rates
+            rate = float(rates[0] if (rates == rates[0]).all() else rates.mean())  # (a mean of equal rates rounds)
+        else:
+            rate = trainer.settings["learning_rate"]
         loss, norms = self._epoch()
         logs = {"loss": loss, "learning_rate": rate, "seconds": time.perf_counter() - tic, "grad_norms": norms}
         if self.validation is not None:
@@ -257,6 +275,9 @@ class EpochLoop:
             if self.keep_best and logs["val_score"] > self.best_score:
                 self.best_score = logs["val_score"]
                 self.best_params = self.net._params.copy()
+        if self.schedule is not None:
+            self.schedule.end_epoch(logs["val_loss"] if self.validation is not None else loss)
+            self.schedule_epoch += 1
         self._append(logs)
         return self._dispatch("on_epoch_end", logs)
 
@@ -405,3 +426,11 @@ class Reporter:
 
     def on_fit_end(self, loop):
         self.reporter.close()
+
+
+def check_schedule(schedule, name):
+    """None, or an object that starts a learning-rate schedule (fastmlp.schedules)."""
+    if schedule is not None and not callable(getattr(schedule, "start", None)):
+        raise TypeError(f"{name} must be a schedule of fastmlp.schedules (an object with start(base_rate, "
+                        f"max_epochs)), got {schedule!r}.")
+    return schedule

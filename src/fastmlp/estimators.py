@@ -19,7 +19,7 @@ from sklearn.metrics import accuracy_score, check_scoring, get_scorer_names, r2_
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
@@ -117,7 +117,7 @@ class _StochasticRecord(_Record):
                 est.validation_scores_.append(np.nan)
             return True
         est._update_no_improvement_count(logs)
-        if est.solver == "sgd" and est.learning_rate == "invscaling":
+        if est.solver == "sgd" and isinstance(est.learning_rate, str) and est.learning_rate == "invscaling":
             loop.trainer.settings["learning_rate"] = est.learning_rate_init / (est.t_ + 1) ** est.power_t
         if est._no_improvement_count > est.n_iter_no_change:
             what = "Validation score" if est.early_stopping else "Training loss"
@@ -149,6 +149,8 @@ def _frozen(value):
         return ("ndarray", value.dtype.str, _frozen(value.tolist()))
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_frozen(v) for v in value))
+    if hasattr(value, "get_params") and not isinstance(value, type):  # a schedule: by its parameters
+        return (type(value).__name__, tuple((k, _frozen(v)) for k, v in value.get_params(deep=False).items()))
     return value
 
 
@@ -161,7 +163,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         "solver": [StrOptions(set(_registry.SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"}), HasMethods(["start", "get_params"])],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -434,6 +436,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             self.best_loss_ = np.inf
         if hasattr(self, "_trainer"):
             del self._trainer
+        self.__dict__.pop("_lr_run", None)
 
     def _fit_stochastic(self, X, Y, sample_weight, incremental, validation=None, hooks=()):
         net = self._network
@@ -473,6 +476,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             trainer.settings[key] = value
 
         max_epochs = 1 if incremental else self.max_iter
+        run, run_epoch = self._schedule_run(incremental)
         hooks = [_StochasticRecord(self, n_samples, incremental), *hooks]
         if self.verbose:
             hooks.append(Reporter(max_epochs, n_samples, label="Iteration"))
@@ -481,7 +485,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                          validation=validation, keep_best=keep_best,
                          best_score=self.best_validation_score_ if keep_best else -np.inf,
                          best_params=self.__dict__.get("_best_params") if keep_best else None,
-                         hooks=hooks, history=self.history_)
+                         hooks=hooks, history=self.history_, schedule=run, schedule_epoch=run_epoch)
         history = self._history()
         try:
             loop.run()
@@ -491,6 +495,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             raise
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
+        finally:
+            if run is not None:
+                self._lr_run = run, loop.schedule_epoch
         if keep_best:
             self.best_validation_score_ = loop.best_score
             self._best_params = loop.best_params
@@ -501,6 +508,19 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                           f"infinite. With early_stopping=True the weights are {best}. Try a lower "
                           f"learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
                           ConvergenceWarning)
+
+    def _schedule_run(self, incremental):
+        """(the run of the learning_rate schedule, its next epoch), or (None, 0) for scikit-learn's strings.
+
+        fit starts a run over max_iter epochs; partial_fit continues the run
+        of the calls before it (an open-ended one, max_epochs=None).
+        """
+        if isinstance(self.learning_rate, str):
+            self.__dict__.pop("_lr_run", None)
+            return None, 0
+        if incremental and "_lr_run" in self.__dict__:
+            return self._lr_run
+        return self.learning_rate.start(self.learning_rate_init, None if incremental else self.max_iter), 0
 
     def _validation(self, X_val, Y_val, sw_val):
         """The Validation of checked (X_val, Y_val): its loss, and the score that `scoring` names."""
@@ -536,7 +556,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
     def _trigger_stopping(self, msg, trainer):
         """True to stop; the adaptive schedule divides the learning rate by 5 instead while it can."""
-        if self.solver != "sgd" or self.learning_rate != "adaptive":
+        if self.solver != "sgd" or not (isinstance(self.learning_rate, str) and self.learning_rate == "adaptive"):
             if self.verbose:
                 print(msg + " Stopping.")
             return True
@@ -802,7 +822,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``min(200, n_samples)``. A size larger than the training set warns and
         is clipped to it. Not used by "lbfgs", which works on the whole set.
 
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+    learning_rate : {"constant", "invscaling", "adaptive"} or schedule, default="constant"
         Learning-rate schedule of the "sgd" solver, applied once per epoch.
 
         - "constant": ``learning_rate_init`` throughout.
@@ -815,7 +835,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
           rate is divided by 5, and training stops once the rate is at or
           below 1e-6.
 
-        Only used when ``solver="sgd"``.
+        Only used when ``solver="sgd"``. Or a schedule of
+        :mod:`fastmlp.schedules` (``StepDecay(gamma=0.5)``, ``OneCycle()``,
+        ...), for "sgd" and "adam": started from ``learning_rate_init`` over
+        ``max_iter`` epochs at each fit (open-ended, and continued from call
+        to call, by ``partial_fit``), it gives each epoch's rate per batch
+        before the epoch runs; ReduceOnPlateau follows the validation loss
+        when there is a validation set, else the training loss. A fastmlp
+        addition.
 
     learning_rate_init : float, default=0.001
         The initial learning rate: the step size of the weight updates. Only
@@ -1468,7 +1495,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         ``min(200, n_samples)``. A size larger than the training set warns and
         is clipped to it. Not used by "lbfgs", which works on the whole set.
 
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+    learning_rate : {"constant", "invscaling", "adaptive"} or schedule, default="constant"
         Learning-rate schedule of the "sgd" solver, applied once per epoch.
 
         - "constant": ``learning_rate_init`` throughout.
@@ -1481,7 +1508,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
           rate is divided by 5, and training stops once the rate is at or
           below 1e-6.
 
-        Only used when ``solver="sgd"``.
+        Only used when ``solver="sgd"``. Or a schedule of
+        :mod:`fastmlp.schedules` (``StepDecay(gamma=0.5)``, ``OneCycle()``,
+        ...), for "sgd" and "adam": started from ``learning_rate_init`` over
+        ``max_iter`` epochs at each fit (open-ended, and continued from call
+        to call, by ``partial_fit``), it gives each epoch's rate per batch
+        before the epoch runs; ReduceOnPlateau follows the validation loss
+        when there is a validation set, else the training loss. A fastmlp
+        addition.
 
     learning_rate_init : float, default=0.001
         The initial learning rate: the step size of the weight updates. Only

@@ -35,7 +35,10 @@ ValueError that names it; a missing file raises the usual OSError.
 
 Version history: 1, the first; 2 adds ``history_`` (the per-epoch record
 of loss, learning rate, seconds, and val_loss and val_score with a validation
-set) to fitted networks and estimators. Version 1 files still load.
+set) to fitted networks and estimators, a schedule as an estimator's
+``learning_rate`` (``{"schedule": <name in SCHEDULES>, "params": {...}}``)
+and its run (``_lr_run``: max_epochs, the next epoch, the run's state).
+Version 1 files still load.
 """
 import json
 import math
@@ -49,7 +52,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.preprocessing import LabelBinarizer
 
-from . import reference
+from . import reference, schedules
 from ._base import BaseNetwork
 from ._training import TRAINER_ARGS, Trainer, new_history
 from ._validation import check_bool, check_finite, check_float, check_int
@@ -92,6 +95,12 @@ _BIT_GENERATORS = {
     "SFC64": (np.random.SFC64, {"state": {"state": ("array", np.uint64, (4,))}, "has_uint32": _BIT, "uinteger": _U32}),
 }
 _GAUSS = {"has_gauss": _BIT, "gauss": ("float",)}  # RandomState's cached normal
+
+# The only schedule classes a file can name (an estimator's learning_rate), and
+# how deep one may wrap another (LinearWarmup).
+SCHEDULES = {name: getattr(schedules, name) for name in schedules.__all__}
+_SCHEDULE_NAMES = {cls: name for name, cls in SCHEDULES.items()}
+_MAX_SCHEDULE_DEPTH = 4
 
 # Estimator attributes kept as JSON numbers.
 _INT_ATTRS = ("n_features_in_", "n_outputs_", "n_layers_", "n_iter_", "t_", "_no_improvement_count")
@@ -297,9 +306,13 @@ def _dump_dead_units(value, where):
 
 
 def _encode_param(value, where, w):
-    """An estimator parameter as JSON: scalars as they are, lists, {"tuple"}, {"ndarray"}, {"rng"}."""
+    """An estimator parameter as JSON: scalars as they are, lists, {"tuple"}, {"ndarray"}, {"rng"}, {"schedule"}."""
     if isinstance(value, (np.random.RandomState, np.random.Generator)):
         return w.rng(value, where)
+    if type(value) in _SCHEDULE_NAMES:
+        params = value.get_params(deep=False)
+        return {"schedule": _SCHEDULE_NAMES[type(value)],
+                "params": {k: _encode_param(v, f"{where}.{k}", w) for k, v in params.items()}}
     if isinstance(value, tuple):
         return {"tuple": [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]}
     if isinstance(value, list):
@@ -337,6 +350,10 @@ def _dump_estimator(est, w):
         fitted["_best_params"] = w.array(f"{where}._best_params", est._best_params)
     if hasattr(est, "_trainer"):
         fitted["_trainer"] = _dump_trainer(est._trainer, w, f"{where}._trainer")
+    if hasattr(est, "_lr_run"):
+        run, epoch = est._lr_run
+        fitted["_lr_run"] = {"max_epochs": run.max_epochs, "epoch": int(epoch),
+                             "state": {k: _scalar(v, f"{where}._lr_run.state.{k}") for k, v in run.get_state().items()}}
     if hasattr(est, "dead_units_"):
         fitted["dead_units_"] = _dump_dead_units(est.dead_units_, f"{where}.dead_units_")
     fitted["history_"] = _dump_history(est.history_, w, f"{where}.history_")
@@ -762,9 +779,18 @@ def _load_dead_units(value, where, net):
     return [check_float(v, f"{where}[{i}]", 0.0, 1.0) for i, v in enumerate(value)]
 
 
-def _decode_param(value, where, rngs):
+def _decode_param(value, where, rngs, depth=0):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, dict) and set(value) == {"schedule", "params"}:
+        cls = SCHEDULES.get(value["schedule"]) if isinstance(value["schedule"], str) else None
+        if cls is None:
+            raise ValueError(f"{where}.schedule is {value['schedule']!r}, expected one of "
+                             f"{', '.join(map(repr, SCHEDULES))}.")
+        if depth >= _MAX_SCHEDULE_DEPTH:
+            raise ValueError(f"{where}: schedules nested more than {_MAX_SCHEDULE_DEPTH} deep.")
+        params = _fields(value["params"], f"{where}.params", tuple(cls().get_params(deep=False)))
+        return cls(**{k: _decode_param(v, f"{where}.params.{k}", rngs, depth + 1) for k, v in params.items()})
     if isinstance(value, list):
         return [_decode_param(v, f"{where}[{i}]", rngs) for i, v in enumerate(value)]
     if isinstance(value, dict) and set(value) == {"tuple"} and isinstance(value["tuple"], list):
@@ -788,7 +814,9 @@ def _load_estimator(cls, cfg, ar, rngs):
     est = cls(**{k: _decode_param(v, f"estimator.params.{k}", rngs) for k, v in params.items()})
     try:
         est._validate_params()
-    except ValueError as exc:
+        if not isinstance(est.learning_rate, str):  # a schedule checks its parameters when it starts
+            est.learning_rate.start(est.learning_rate_init, est.max_iter)
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"estimator.params: {exc}") from exc
     fitted = cfg["estimator"]["fitted"]
     if fitted is None:
@@ -800,7 +828,7 @@ def _load_estimator(cls, cfg, ar, rngs):
     where = "estimator.fitted"
     required = _INT_ATTRS + ("out_activation_", "best_loss_", "best_validation_score_", "loss_curve_",
                              "grad_norms_", "validation_scores_", "_random_state")
-    optional = ("loss_", "feature_names_in_", "_best_params", "_trainer", "dead_units_", "history_")
+    optional = ("loss_", "feature_names_in_", "_best_params", "_trainer", "dead_units_", "history_", "_lr_run")
     if is_classifier(est):
         required += ("classes_", "_label_binarizer")
     _fields(fitted, where, required, optional)
@@ -859,9 +887,30 @@ def _load_estimator(cls, cfg, ar, rngs):
         est._trainer = _load_trainer(fitted["_trainer"], f"{where}._trainer", ar, net)
     if "dead_units_" in fitted:
         est.dead_units_ = _load_dead_units(fitted["dead_units_"], f"{where}.dead_units_", net)
+    if "_lr_run" in fitted:
+        est._lr_run = _load_schedule_run(fitted["_lr_run"], f"{where}._lr_run", est)
     if is_classifier(est):
         _load_classes(est, fitted, where, ar)
     return est
+
+
+def _load_schedule_run(cfg, where, est):
+    """(run, next epoch) of the estimator's learning_rate schedule, continued from its saved state."""
+    if isinstance(est.learning_rate, str):
+        raise ValueError(f"{where}: a schedule's run, but learning_rate is {est.learning_rate!r}.")
+    _fields(cfg, where, ("max_epochs", "epoch", "state"))
+    max_epochs = None if cfg["max_epochs"] is None else check_int(cfg["max_epochs"], f"{where}.max_epochs", 1)
+    epoch = check_int(cfg["epoch"], f"{where}.epoch", 0)
+    state = cfg["state"]
+    if not isinstance(state, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in state.values()):
+        raise ValueError(f"{where}.state must be a JSON object of numbers, got {state!r}.")
+    try:
+        run = est.learning_rate.start(est.learning_rate_init, max_epochs)
+        run.set_state(state)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+    return run, epoch
 
 
 def _labels(ar, ref, name):
