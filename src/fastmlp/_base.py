@@ -103,6 +103,13 @@ def _check_callbacks(callbacks):
 class BaseNetwork:
     """Shared implementation; see fastmlp.Network for the documentation."""
 
+    # What fastmlp.save keeps (persistence.py writes and reads it, by kind): the
+    # constructor's arguments, the weights and random generator, and the
+    # fitted record, attribute -> (kind, required).
+    _SAVED_ARGS = ("layer_sizes", "activation", "output_activation", "loss", "init", "dtype", "dropout")
+    _SAVED_FITTED = {"loss_curve_": ("curve", False), "grad_norms_": ("norms", False),
+                     "dead_units_": ("fractions", False), "history_": ("history", False)}
+
     def __init__(self, layer_sizes, activation="relu", output_activation="identity", loss="squared_error",
                  init="auto", dtype="float64", dropout=0.0, random_state=None):
         self.layer_sizes = self._check_layer_sizes(layer_sizes)

@@ -187,6 +187,18 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         "scoring": [None, StrOptions({"loss"} | set(get_scorer_names())), callable],
     }
 
+    # What fastmlp.save keeps of a fitted estimator besides its parameters and
+    # network (persistence.py writes and reads it, by kind): attribute -> (kind, required).
+    _SAVED_FITTED = {
+        "n_features_in_": ("count", True), "n_outputs_": ("count", True), "n_layers_": ("count", True),
+        "n_iter_": ("count", True), "t_": ("count", True), "_no_improvement_count": ("count", True),
+        "out_activation_": ("name", True), "best_loss_": ("number", True), "best_validation_score_": ("number", True),
+        "loss_": ("number", False), "loss_curve_": ("curve", True), "grad_norms_": ("norms", True),
+        "validation_scores_": ("scores", True), "_random_state": ("rng", True), "feature_names_in_": ("names", False),
+        "_best_params": ("params", False), "_trainer": ("trainer", False), "dead_units_": ("fractions", False),
+        "history_": ("history", False), "_lr_run": ("schedule run", False),
+    }
+
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
                  learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol, verbose, warm_start,
                  momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon,
@@ -1093,6 +1105,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> [W.shape for W in clf.coefs_]
     [(4, 16), (16, 3)]
     """
+
+    _SAVED_FITTED = {**_BaseMLP._SAVED_FITTED, "classes_": ("labels", True),
+                     "_label_binarizer": ("label binarizer", True)}
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
