@@ -16,6 +16,7 @@ learning_rate (a schedule's: the mean of the epoch's batch rates), seconds,
 grad_norms, and val_loss and val_score when there is a validation set. The compiled epoch itself is the network's
 (``_train_epoch``); Python runs here once per epoch.
 """
+import contextlib
 import time
 
 import numpy as np
@@ -243,7 +244,7 @@ class EpochLoop:
             except Divergence as exc:
                 if not self.keep_best:
                     if exc.to_call_start:
-                        self._truncate(self._n_at_start)
+                        self.forget_call()
                     raise
                 self._record_diverged(exc)
         except KeyboardInterrupt:
@@ -280,6 +281,20 @@ class EpochLoop:
             self.schedule_epoch += 1
         self._append(logs)
         return self._dispatch("on_epoch_end", logs)
+
+    @contextlib.contextmanager
+    def bridged(self):
+        """The fit of an outside optimizer (L-BFGS), reporting each iteration through ``bridge``:
+        the hooks' fit begin before it, their fit end after it, whatever ends it."""
+        self._dispatch("on_fit_begin")
+        try:
+            yield self
+        finally:
+            self._dispatch("on_fit_end")
+
+    def forget_call(self):
+        """Take back the record of this call's epochs (its weights were taken back)."""
+        self._truncate(self._n_at_start)
 
     def bridge(self, loss, norms, seconds):
         """The record and hooks of one iteration of an outside optimizer (L-BFGS); True to stop."""

@@ -631,8 +631,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
         x0 = params.astype(np.float64)
         start = params.copy()
-        loop._dispatch("on_fit_begin")
-        try:
+        with loop.bridged():
             try:
                 # L-BFGS-B's own vector products (NumPy's BLAS) run between the engine's calls:
                 # on one thread, so that no BLAS pool spins while the engine's threads work
@@ -654,8 +653,6 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                 self._forget_lbfgs(loop, start)
                 raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced weights whose weights or outputs overflow "
                                  f"{net.dtype}; the weights are those before this fit.")
-        finally:
-            loop._dispatch("on_fit_end")
         self.n_iter_ = int(result.nit)
         self.loss_ = float(result.fun)
         self.best_loss_ = min(self.loss_curve_ + [self.loss_])
@@ -667,7 +664,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
     def _forget_lbfgs(self, loop, start):
         """Weights and record as before an L-BFGS run that failed."""
         np.copyto(self._network._params, start)
-        loop._truncate(loop._n_at_start)
+        loop.forget_call()
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
