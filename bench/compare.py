@@ -688,6 +688,9 @@ def targets(results):
           f"estimator (counted met down to {NOISE:g}, noise)",
           [(thread_label(r), r["default_over_one"], NOISE) for r in busy]
           + [(thread_label(r) + " estimator", r["estimator_default_over_one"], NOISE) for r in busy], at_least=True)
+    cb = results.get("callbacks")
+    check("scikit-learn's ProgressBar + ScoringMonitor (a scorer that does nothing) cost < 1% of a W1 batch-32 epoch",
+          [("W1 float32 sgd b32", 100 * cb["overhead"], 1.0)] if cb else [], at_most=True)
     check("(no target) the machine's ceiling: two processes' GEMM bound at once over one",
           [(thread_label(r), r["ceiling"], 1.0) for r in thread_rows + predict], at_least=True, info=True)
     return rows
@@ -793,6 +796,15 @@ def write(results):
               "(traced allocations, the model built inside; Adam, batch 200). Target: at most 0.25.", "",
               "| fit | dtype | peak / X |", "|---|---|---|"]
     lines += [f"| {r['model']} | {r['dtype']} | {r['peak_over_X']:.2f} |" for r in mem["fits"]]
+    cb = results.get("callbacks")
+    if cb:
+        lines += ["", "## What scikit-learn's callbacks cost an epoch", "",
+                  f"`MLPClassifier` on W1's first {cb['rows']} rows (batch 32, float32, sgd, one thread), one epoch a "
+                  "fit, without callbacks and with `ProgressBar()` plus `ScoringMonitor` whose scorer does nothing "
+                  "(what remains is the callbacks' own cost). Target: under 1%.", "",
+                  "| without (ms) | with (ms) | overhead |", "|---|---|---|",
+                  f"| {1e3 * cb['seconds']['none']:.1f} | {1e3 * cb['seconds']['callbacks']:.1f} | "
+                  f"{100 * cb['overhead']:+.2f}% |"]
     (HERE / "RESULTS.md").write_text("\n".join(lines + kept_sections(HERE / "RESULTS.md")) + "\n")
     print(f"wrote {HERE / 'RESULTS.md'}")
 
@@ -873,9 +885,47 @@ def threads_sections(results):
     return lines
 
 
+def callbacks(args):
+    """What scikit-learn's callbacks cost an epoch: MLPClassifier on W1 (batch 32, float32, sgd), one epoch a
+    call, with no callback and with ProgressBar plus ScoringMonitor whose scorer does nothing (its cost is the
+    callbacks' own, apart from the scoring). Target (issue 14): under 1% of the epoch."""
+    try:
+        from sklearn.callback import ProgressBar, ScoringMonitor
+        import rich  # noqa: F401 (ProgressBar's display)
+    except ImportError as exc:
+        print(f"callbacks: skipped ({exc})")
+        return None
+    workload = C.WORKLOADS["W1"]
+    n = QUICK_ROWS["W1"] if args.quick else 8000
+    X, y, _ = C.make_data(workload, np.float32, n_samples=n)
+
+    def epoch(with_callbacks):
+        est = fastmlp.MLPClassifier(workload.hidden, solver="sgd", batch_size=32, max_iter=1, random_state=0,
+                                    learning_rate_init=1e-3)
+        if with_callbacks:
+            est.set_callbacks(ProgressBar(), ScoringMonitor(scoring=lambda estimator, X, y: {"nothing": 0.0}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tic = time.perf_counter()
+            est.fit(X, y)
+            return time.perf_counter() - tic
+
+    with set_threads(1), open(os.devnull, "w") as quiet:
+        stdout, sys.stdout = sys.stdout, quiet  # (the progress bars' drawing would fill the log)
+        try:
+            t = _rounds({"none": partial(epoch, False), "callbacks": partial(epoch, True)},
+                        max(args.rounds, 5), args.pause)
+        finally:
+            sys.stdout = stdout
+    row = dict(rows=n, seconds=t, overhead=t["callbacks"] / t["none"] - 1)
+    print(f"callbacks: epoch {1e3 * t['none']:.1f} ms without, {1e3 * t['callbacks']:.1f} ms with ProgressBar + "
+          f"ScoringMonitor: {100 * row['overhead']:+.2f}%", flush=True)
+    return row
+
+
 # results.json's sections in the order they run
 SECTIONS = dict(training=training, latency=latency, threads=threads, threads_predict=threads_predict, busy=busy,
-                two_models=two_models, memory=memory)
+                two_models=two_models, memory=memory, callbacks=callbacks)
 
 
 def main():
