@@ -777,6 +777,9 @@ def targets(results):
     check(f"ensembles: two threads >= {least:g}x faster than one, {key} batch {batch}, K={K}",
           [(f"{key} {r['dtype']} {r['optimizer']}", r["ratio"], least) for r in ens if r.get("threads")],
           at_least=True)
+    cb = results.get("callbacks")
+    check("scikit-learn's ProgressBar + ScoringMonitor (a scorer that does nothing) cost < 1% of a W1 batch-32 epoch",
+          [("W1 float32 sgd b32", 100 * cb["overhead"], 1.0)] if cb else [], at_most=True)
     check("(no target) the machine's ceiling: two processes' GEMM bound at once over one",
           [(thread_label(r), r["ceiling"], 1.0) for r in thread_rows + predict], at_least=True, info=True)
     return rows
@@ -893,6 +896,15 @@ def write(results):
         lines.append(f"| {r['name']} ({r['rows']} rows) | {r['optimizer']} | {r['batch']} | {r['K']} | "
                      f"{1e3 * a:.1f} | {1e3 * b:.1f} | {r['ratio']:.2f}x | "
                      f"{'>=' if r.get('threads') else '<='} {r['target']:g}x |")
+    cb = results.get("callbacks")
+    if cb:
+        lines += ["", "## What scikit-learn's callbacks cost an epoch", "",
+                  f"`MLPClassifier` on W1's first {cb['rows']} rows (batch 32, float32, sgd, one thread), time per "
+                  f"epoch of {CALLBACK_EPOCHS}-epoch fits, without callbacks and with `ProgressBar()` plus `ScoringMonitor` whose scorer does nothing "
+                  "(what remains is the callbacks' own cost). Target: under 1%.", "",
+                  "| without (ms) | with (ms) | overhead |", "|---|---|---|",
+                  f"| {1e3 * cb['seconds']['none']:.1f} | {1e3 * cb['seconds']['callbacks']:.1f} | "
+                  f"{100 * cb['overhead']:+.2f}% |"]
     (HERE / "RESULTS.md").write_text("\n".join(lines + kept_sections(HERE / "RESULTS.md")) + "\n")
     print(f"wrote {HERE / 'RESULTS.md'}")
 
@@ -973,9 +985,52 @@ def threads_sections(results):
     return lines
 
 
+CALLBACK_EPOCHS = 5
+
+
+def callbacks(args):
+    """What scikit-learn's callbacks cost an epoch: MLPClassifier on W1 (batch 32, float32, sgd), fits of
+    CALLBACK_EPOCHS epochs with no callback and with ProgressBar plus ScoringMonitor whose scorer does nothing
+    (its cost is the callbacks' own, apart from the scoring; their set-up once per fit included). Target
+    (issue 14): under 1% of the epoch."""
+    try:
+        from sklearn.callback import ProgressBar, ScoringMonitor
+        import rich  # noqa: F401 (ProgressBar's display)
+    except ImportError as exc:
+        print(f"callbacks: skipped ({exc})")
+        return None
+    workload = C.WORKLOADS["W1"]
+    n = QUICK_ROWS["W1"] if args.quick else 8000
+    X, y, _ = C.make_data(workload, np.float32, n_samples=n)
+
+    def epoch(with_callbacks):
+        est = fastmlp.MLPClassifier(workload.hidden, solver="sgd", batch_size=32, max_iter=CALLBACK_EPOCHS,
+                                    tol=0, n_iter_no_change=CALLBACK_EPOCHS, random_state=0,
+                                    learning_rate_init=1e-3)
+        if with_callbacks:
+            est.set_callbacks(ProgressBar(), ScoringMonitor(scoring=lambda estimator, X, y: {"nothing": 0.0}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tic = time.perf_counter()
+            est.fit(X, y)
+            return (time.perf_counter() - tic) / CALLBACK_EPOCHS
+
+    with set_threads(1), open(os.devnull, "w") as quiet:
+        stdout, sys.stdout = sys.stdout, quiet  # (the progress bars' drawing would fill the log)
+        try:
+            t = _rounds({"none": partial(epoch, False), "callbacks": partial(epoch, True)},
+                        max(args.rounds, 5), args.pause)
+        finally:
+            sys.stdout = stdout
+    row = dict(rows=n, seconds=t, overhead=t["callbacks"] / t["none"] - 1)
+    print(f"callbacks: epoch {1e3 * t['none']:.1f} ms without, {1e3 * t['callbacks']:.1f} ms with ProgressBar + "
+          f"ScoringMonitor: {100 * row['overhead']:+.2f}%", flush=True)
+    return row
+
+
 # results.json's sections in the order they run
 SECTIONS = dict(training=training, latency=latency, threads=threads, threads_predict=threads_predict, busy=busy,
-                two_models=two_models, memory=memory, ensembles=ensembles)
+                two_models=two_models, memory=memory, callbacks=callbacks, ensembles=ensembles)
 
 
 def main():

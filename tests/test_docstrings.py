@@ -27,7 +27,7 @@ import fastmlp
 # Modules whose docstrings hold examples. onnx and plot need the optional
 # extras (onnx + onnxruntime, matplotlib): without them their tests skip.
 MODULES = ("fastmlp", "fastmlp.estimators", "fastmlp.network", "fastmlp.ensemble", "fastmlp._base", "fastmlp.reference",
-           "fastmlp.persistence", "fastmlp.schedules", "fastmlp.onnx", "fastmlp.plot")
+           "fastmlp.persistence", "fastmlp.callbacks", "fastmlp.schedules", "fastmlp.onnx", "fastmlp.plot")
 OPTIONAL = {"fastmlp.onnx": ("onnx", "onnxruntime"), "fastmlp.plot": ("matplotlib",)}
 
 # numpydoc checks (numpydoc.validate.ERROR_MSGS) enforced on every public object:
@@ -57,9 +57,11 @@ def _import_optional(name):
     return importlib.import_module(name)
 
 
-def _module_functions(module):
+def _module_functions(module, defined_in=()):
+    """The public functions of module: its own, and those it re-exports from the modules defined_in."""
+    homes = {module.__name__, *defined_in}
     return [f"{module.__name__}.{n}" for n, obj in vars(module).items()
-            if not n.startswith("_") and inspect.isfunction(obj) and obj.__module__ == module.__name__]
+            if not n.startswith("_") and inspect.isfunction(obj) and obj.__module__ in homes]
 
 
 def _class_members(path, cls):
@@ -92,9 +94,11 @@ def public_api():
     from fastmlp import persistence, reference, schedules
     for name in schedules.__all__:
         paths += [f"fastmlp.schedules.{name}", *_class_members(f"fastmlp.schedules.{name}", getattr(schedules, name))]
-    paths += _module_functions(reference) + ["fastmlp.reference.Network"]
+    paths += _module_functions(reference, ("fastmlp._math",)) + ["fastmlp.reference.Network"]
     paths += _class_members("fastmlp.reference.Network", reference.Network)
     paths += _module_functions(persistence)
+    from fastmlp.callbacks import Checkpoint
+    paths += ["fastmlp.callbacks.Checkpoint", *_class_members("fastmlp.callbacks.Checkpoint", Checkpoint)]
     return paths
 
 

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 SOLVERS = ("sgd", "adam", "lbfgs")
 ESTIMATORS = {"classifier": MLPClassifier, "regressor": MLPRegressor}
-EXTRA_PARAMS = {"dropout": 0.0, "clip_norm": None, "dtype": None}
+EXTRA_PARAMS = {"dropout": 0.0, "clip_norm": None, "dtype": None, "scoring": None}
 
 
 @pytest.fixture(autouse=True, scope="module")

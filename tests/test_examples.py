@@ -209,9 +209,9 @@ def test_digits(tmp_path, monkeypatch):
     assert cm.shape == (10, 10) and cm.sum() == r["n_test"]
     assert np.trace(cm) == r["n_test"] - r["n_wrong"]
     assert r["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
-    loss_ax = r["figure_objects"][0].axes[0]  # plot_loss_curve: loss, validation score, best score
+    loss_ax = r["figure_objects"][0].axes[0]  # plot_loss_curve: losses, validation score, best score
     assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == [
-        "training loss", "validation score (accuracy)", f"best validation score ({r['best_validation_score']:.3g})"]
+        "training loss", "validation loss", "validation score (accuracy)", f"best validation score ({r['best_validation_score']:.3g})"]
 
 
 def test_example_run_as_script_writes_into_current_directory_or_out(tmp_path):

@@ -13,7 +13,7 @@ from matplotlib.colors import same_color  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 from fastmlp import MLPClassifier, MLPRegressor, Network, reference  # noqa: E402
-from fastmlp.plot import plot_gradient_norms, plot_loss_curve  # noqa: E402
+from fastmlp.plot import plot_gradient_norms, plot_learning_rate, plot_loss_curve  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -147,8 +147,9 @@ def test_loss_curve_with_early_stopping_adds_validation_line(data, make, what):
     # the dotted line at the best score (the weights early stopping kept) is in the legend too
     (best,) = [line for line in twin.lines if line.get_linestyle() == ":"]
     np.testing.assert_array_equal(best.get_ydata(), [model.best_validation_score_] * 2)
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), model.validation_loss_curve_)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["training loss", f"validation score ({what})",
+    assert legend == ["training loss", "validation loss", f"validation score ({what})",
                       f"best validation score ({model.best_validation_score_:.3g})"]
     assert len(legend) == len(ax.lines) + len(twin.lines)  # every line drawn is in the legend
 
@@ -160,7 +161,7 @@ def test_loss_curve_draws_on_given_axes(data):
     assert len(left.lines) == 1 and len(right.lines) == 0
     clf = _classifier(data, early_stopping=True, validation_fraction=0.25)
     assert plot_loss_curve(clf, ax=right) is right
-    assert len(right.lines) == 1 and len(fig.axes) == 3  # right and its validation twin
+    assert len(right.lines) == 2 and len(fig.axes) == 3  # right (both losses) and its validation twin
 
 
 # ------------------------------------------------------------------ errors
@@ -216,3 +217,34 @@ def test_import_fastmlp_does_not_import_matplotlib():
             "import fastmlp.plot; assert 'matplotlib' in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# ----------------------------------------------------------- learning rate
+
+
+def test_network_validation_loss_is_drawn_beside_the_training_loss(data):
+    X, Y = np.random.default_rng(0).standard_normal((40, 3)), np.random.default_rng(1).standard_normal((40, 1))
+    net = Network([3, 4, 1], random_state=0).fit(X[:30], Y[:30], epochs=4, validation_data=(X[30:], Y[30:]))
+    ax = plot_loss_curve(net)
+    assert [line.get_label() for line in ax.lines] == ["training loss", "validation loss"]
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), net.validation_loss_curve_)
+    assert len(ax.figure.axes) == 1  # no score axis: a Network has no validation_scores_
+
+
+def test_learning_rate_plot_shows_the_schedule(data):
+    from fastmlp.schedules import ExponentialDecay
+
+    X, y = data
+    clf = MLPClassifier(hidden_layer_sizes=(4,), learning_rate=ExponentialDecay(gamma=0.1), max_iter=4,
+                        random_state=0).fit(X, y)
+    ax = plot_learning_rate(clf)
+    (line,) = ax.lines
+    assert line.get_label() == "learning rate"
+    np.testing.assert_array_equal(line.get_ydata(), clf.history_["learning_rate"])
+    assert ax.get_yscale() == "log"  # 0.001 down to 1e-6
+    flat = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
+    assert plot_learning_rate(flat).get_yscale() == "linear"
+    with pytest.raises(ValueError, match="L-BFGS"):
+        plot_learning_rate(MLPClassifier(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=3).fit(X, y))
+    with pytest.raises(ValueError, match="history_"):
+        plot_learning_rate(MLPClassifier())

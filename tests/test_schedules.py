@@ -15,6 +15,7 @@ from sklearn.model_selection import GridSearchCV
 import fastmlp
 from fastmlp import MLPRegressor, reference
 from fastmlp.schedules import CosineAnnealing, ExponentialDecay, LinearWarmup, OneCycle, ReduceOnPlateau, StepDecay
+from fastmlp._training import EpochLoop, Trainer
 
 BASE = 0.05
 BATCHES = (1, 3, 8)
@@ -440,14 +441,19 @@ def _data(dtype):
     return rng.normal(size=(N_ROWS, 5)).astype(dtype), rng.normal(size=(N_ROWS, 3)).astype(dtype)
 
 
+def _epoch(net, trainer, X, Y, shuffle):
+    """One epoch of the training loop with the trainer as it is (its rates included)."""
+    EpochLoop(net, trainer, X, Y, max_epochs=1, shuffle=shuffle).run()
+
+
 def _train(Net, dtype, optimizer, rates, epochs=3, shuffle=True, alpha=0.01, clip_norm=None):
     """A network after `epochs` epochs, trainer.rates = rates(epoch) (None: the scalar learning_rate)."""
     net = Net([5, 7, 6, 3], activation="tanh", dtype=dtype, random_state=11)
     X, Y = _data(dtype)
-    trainer = net._trainer(batch_size=BATCH, alpha=alpha, clip_norm=clip_norm, **OPTIMIZERS[optimizer])
+    trainer = Trainer(net, batch_size=BATCH, alpha=alpha, clip_norm=clip_norm, **OPTIMIZERS[optimizer])
     for e in range(epochs):
         trainer.rates = rates(e)
-        net._epoch(trainer, X, Y, None, shuffle)
+        _epoch(net, trainer, X, Y, shuffle)
     return net
 
 
@@ -507,11 +513,11 @@ def test_rate_k_is_the_rate_of_batch_k():
 def test_bad_rates_are_refused_before_training(rates, error, message):
     net = fastmlp.Network([5, 7, 6, 3], activation="tanh", random_state=11)
     X, Y = _data(np.float64)
-    trainer = net._trainer(batch_size=BATCH, optimizer="sgd", learning_rate=0.1)
+    trainer = Trainer(net, batch_size=BATCH, optimizer="sgd", learning_rate=0.1)
     trainer.rates = rates
     before = _weights(net)
     with pytest.raises(error, match=r"trainer\.rates.*" + message):
-        net._epoch(trainer, X, Y, None, True)
+        _epoch(net, trainer, X, Y, True)
     np.testing.assert_array_equal(_weights(net), before)
 
 
@@ -520,9 +526,9 @@ def test_engine_refuses_too_few_rates(monkeypatch):
     monkeypatch.setattr(fastmlp.network, "_check_rates", lambda rates, n_batches: rates)
     net = fastmlp.Network([5, 7, 6, 3], activation="tanh", random_state=11)
     X, Y = _data(np.float64)
-    trainer = net._trainer(batch_size=BATCH, optimizer="sgd", learning_rate=0.1)
+    trainer = Trainer(net, batch_size=BATCH, optimizer="sgd", learning_rate=0.1)
     trainer.rates = np.full(N_BATCHES - 1, 0.1)
     before = _weights(net)
     with pytest.raises(ValueError, match="learning_rates has 4 rates for 5 batches"):
-        net._epoch(trainer, X, Y, None, True)
+        _epoch(net, trainer, X, Y, True)
     np.testing.assert_array_equal(_weights(net), before)

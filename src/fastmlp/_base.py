@@ -1,26 +1,25 @@
 """What fastmlp.Network and fastmlp.reference.Network share: validation,
-parameter storage, initialisation, the per-epoch training loop and summary.
+parameter storage, initialisation, fit (over the training loop, _training.py) and summary.
 
 Subclasses supply the math through four hooks (thinc's Ops pattern: a NumPy
 base, a compiled override):
     _forward(X, training, seed, n_threads=None) -> output
     _loss_and_gradients(X, Y, alpha, sample_weight) -> (loss, flat gradient)
-    _prepare_training(trainer, batch_size)       (optional: size workspaces)
+    _workspaces(batch_size, dropout) -> (grads, work)   (optional: the engine's buffers)
     _train_epoch(trainer, X, Y, sample_weight, order, batch_size, n_threads) -> (loss_sum, n_batches, finite)
 n_threads is None (the default count) or a checked positive int; the NumPy
 reference ignores it.
 X reaching the hooks is a C-contiguous array or a canonical CSR matrix.
 """
 import contextlib
+import copy
 import numbers
-import time
-from types import SimpleNamespace
 
 import numpy as np
 
 from . import _registry
-from ._progress import EpochReporter
-from .reference import PRELU_INITIAL_SLOPE
+from ._math import PRELU_INITIAL_SLOPE
+from ._training import EpochLoop, Patience, Reporter, Trainer, Validation, check_schedule, draw_seed
 from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
 
 
@@ -41,13 +40,6 @@ def _check_random_state(random_state):
 def _check_n_threads(n_threads):
     """None, or a positive int: the engine's thread count for one call."""
     return None if n_threads is None else check_int(n_threads, "n_threads", 1)
-
-
-def _draw_seed(rng):
-    """A 63-bit seed from a Generator or a RandomState (for the C PRNG)."""
-    if isinstance(rng, np.random.Generator):
-        return int(rng.integers(0, 2**63, dtype=np.int64))
-    return int(rng.randint(0, 2**63 - 1, dtype=np.int64))
 
 
 def check_target_domain(output, Y, name):
@@ -85,46 +77,48 @@ class _LayerList(list):
     __delitem__ = __iadd__ = __imul__ = _fixed
 
 
-class _Divergence(ValueError):
-    """Training diverged; the weights were rolled back (the message says to what).
+class _NetworkRecord:
+    """Network.fit's hook: the call's record as the network's attributes, after every epoch
+    (a callback sees a consistent network) and whatever ends the loop."""
 
-    A ValueError to the user; the estimators catch it to return their
-    best-validation weights instead. to_call_start: the roll-back went past
-    the failed epoch's start, to the state before the call.
-    """
+    def on_epoch_end(self, loop, logs):
+        self.on_fit_end(loop)
 
-    def __init__(self, message, to_call_start=False):
-        super().__init__(message)
-        self.to_call_start = to_call_start
+    def on_fit_end(self, loop):
+        net = loop.net
+        net.history_ = loop.history
+        net.loss_curve_ = list(loop.history["loss"])
+        net.grad_norms_ = np.array(loop.grad_norms, dtype=np.float64).reshape(len(loop.grad_norms), net.n_layers_)
+        if loop.validation is not None:
+            net.validation_loss_curve_ = list(loop.history["val_loss"])
+        else:
+            net.__dict__.pop("validation_loss_curve_", None)
 
 
-# scikit-learn's words for the same failure, kept so that code matching them keeps working
-_SKLEARN_DIVERGENCE = ("Solver produced non-finite parameter weights. The input data may contain large values "
-                       "and need to be preprocessed.")
-
-
-class _Trainer(SimpleNamespace):
-    """What BaseNetwork._trainer returns: optimizer settings, optimizer state and workspaces.
-
-    Pickles as its settings and optimizer state only (what fastmlp.save keeps):
-    the workspaces and start-of-epoch copies are scratch, allocated again by the
-    next epoch, so a model sent between processes carries no more than it must.
-    """
-
-    _SCRATCH = ("grads", "work", "start_of_epoch", "state_at_start")
-
-    def __reduce__(self):
-        fields = {k: v for k, v in vars(self).items() if k not in self._SCRATCH}
-        return type(self), (), dict(fields, capacity=0)
-
-    def __setstate__(self, fields):
-        vars(self).update(fields)
-        self.start_of_epoch = np.empty_like(self.state[0])
-        self.state_at_start = [np.empty_like(s) for s in self.state]
+def _check_callbacks(callbacks):
+    """None, or a list of objects with at least one of the loop's hook methods."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of callback objects, got {type(callbacks).__name__}.")
+    events = ("on_fit_begin", "on_epoch_begin", "on_epoch_end", "on_fit_end")
+    for i, c in enumerate(callbacks):
+        if not any(callable(getattr(c, e, None)) for e in events):
+            raise TypeError(f"callbacks[{i}] ({type(c).__name__}) has none of the methods {', '.join(events)}.")
+    return list(callbacks)
 
 
 class BaseNetwork:
     """Shared implementation; see fastmlp.Network for the documentation."""
+
+    # What fastmlp.save keeps (persistence.py writes and reads it, by kind): the
+    # constructor's arguments, the weights and random generator, and the
+    # fitted record, attribute -> (kind, required).
+    _SAVED_ARGS = ("layer_sizes", "activation", "output_activation", "loss", "init", "dtype", "dropout",
+                   "loss_param")
+    _ARGS_SINCE = {"loss_param": None}  # saved arguments older files lack, with the value they had
+    _SAVED_FITTED = {"loss_curve_": ("curve", False), "grad_norms_": ("norms", False),
+                     "dead_units_": ("fractions", False), "history_": ("history", False)}
 
     def __init__(self, layer_sizes, activation="relu", output_activation="identity", loss="squared_error",
                  init="auto", dtype="float64", dropout=0.0, random_state=None, loss_param=None):
@@ -180,7 +174,7 @@ class BaseNetwork:
         except TypeError:
             dt = None
         # (np.dtype("float64") == None is True in NumPy, hence the explicit None test)
-        if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        if dt is None or dt not in [np.dtype(name) for name in _registry.DTYPES]:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
         return dt
 
@@ -347,6 +341,14 @@ class BaseNetwork:
     def prelu_slopes_(self, values):
         self._set_layers(values, "prelu_slopes_", self._slopes)
 
+    def _snapshot(self):
+        """A copy that predicts with the weights of now, whatever training does to this network later."""
+        new = copy.copy(self)
+        new.__dict__.pop("_predictor", None)
+        new._params = self._params.copy()
+        new._make_views()
+        return new
+
     def __getstate__(self):
         state = self.__dict__.copy()
         del state["_coefs"], state["_intercepts"], state["_slopes"]
@@ -413,7 +415,7 @@ class BaseNetwork:
         training = check_bool(training, "training")
         n_threads = _check_n_threads(n_threads)
         X = self._check_X(X)
-        return self._forward(X, training, _draw_seed(self._rng) if training else 0, n_threads)
+        return self._forward(X, training, draw_seed(self._rng) if training else 0, n_threads)
 
     def predict(self, X):
         """Compute the network's output for each row of X, without dropout.
@@ -509,7 +511,8 @@ class BaseNetwork:
 
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None,
-            shuffle=True, verbose=False, sample_weight=None, n_threads=None):
+            shuffle=True, verbose=False, sample_weight=None, n_threads=None, validation_data=None,
+            early_stopping=False, patience=10, callbacks=None, lr_schedule=None):
         """Train with mini-batch gradient descent, starting from the current weights.
 
         Parameters
@@ -527,8 +530,8 @@ class BaseNetwork:
             Mini-batch stochastic gradient descent (with ``momentum``) or
             bias-corrected Adam. The optimizer state starts fresh at every call.
         learning_rate : float, default=0.01
-            The step size, constant over the call (schedules belong to the
-            caller: the estimators change it between epochs).
+            The step size: constant over the call, or the base rate of
+            ``lr_schedule``.
         momentum : float in [0, 1], default=0.0
             SGD momentum, in scikit-learn's form.
         nesterov : bool, default=False
@@ -557,11 +560,33 @@ class BaseNetwork:
             limit), at most the usable CPUs; one when a batch is too small to
             pay for more. The weights, losses and gradient norms are the same
             bits for any count.
+        validation_data : tuple, default=None
+            ``(X_val, Y_val)`` or ``(X_val, Y_val, sample_weight_val)``: scored
+            after every epoch (the mean loss, without the L2 term), recorded in
+            ``validation_loss_curve_`` and ``history_``.
+        early_stopping : bool, default=False
+            Stop when the validation loss has not improved for ``patience``
+            epochs, and return the weights of its best epoch (needs
+            ``validation_data``).
+        patience : int, default=10
+            Epochs without a better validation loss before early stopping stops.
+        callbacks : list, default=None
+            Objects called at fit begin and end and at each epoch's begin and
+            end, such as :class:`fastmlp.callbacks.Checkpoint`; one whose
+            ``on_epoch_end`` returns True stops training after that epoch.
+        lr_schedule : schedule, default=None
+            A learning-rate schedule of :mod:`fastmlp.schedules`, started from
+            ``learning_rate`` over ``epochs``: each epoch's rate per batch is
+            computed before it runs (``history_["learning_rate"]`` records
+            their mean); ReduceOnPlateau follows the validation loss, else the
+            training loss. None: ``learning_rate`` throughout.
 
         Returns
         -------
         Network
-            The network itself, trained; ``loss_curve_``, ``grad_norms_`` and
+            The network itself, trained; ``loss_curve_``, ``grad_norms_``,
+            ``history_`` (per epoch: loss, learning_rate, seconds, and val_loss,
+            val_score with validation data), ``validation_loss_curve_`` and
             ``dead_units_`` describe this call's epochs.
 
         Raises
@@ -592,157 +617,44 @@ class BaseNetwork:
         shuffle = check_bool(shuffle, "shuffle")
         verbose = check_bool(verbose, "verbose")
         n_threads = _check_n_threads(n_threads)
-        trainer = self._trainer(optimizer=optimizer, batch_size=batch_size, learning_rate=learning_rate,
-                                momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2,
-                                epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
-        losses, norms = [], []
-        reporter = EpochReporter(epochs) if verbose else None
-        before = self._call_start(trainer, epochs)
-        try:
-            for epoch in range(1, epochs + 1):
-                tic = time.perf_counter()
-                loss, norm = self._epoch(trainer, X, Y, sample_weight, shuffle, epoch, before, n_threads)
-                losses.append(loss)
-                norms.append(norm)
-                if reporter:
-                    reporter.epoch(epoch, loss, norm, time.perf_counter() - tic, X.shape[0])
-            overflow = self._check_outputs(trainer, X, epochs, before)
-            if overflow is not None:
-                losses.pop()
-                norms.pop()
-                raise overflow
-        except _Divergence as exc:
-            if exc.to_call_start:  # the record matches the weights: none of this call's epochs
-                losses.clear()
-                norms.clear()
-            raise
-        finally:
-            if reporter:
-                reporter.close()
-            self.loss_curve_ = losses
-            self.grad_norms_ = np.array(norms, dtype=np.float64).reshape(len(norms), self.n_layers_)
+        early_stopping = check_bool(early_stopping, "early_stopping")
+        patience = check_int(patience, "patience", 1)
+        validation = self._check_validation_data(validation_data)
+        if early_stopping and validation is None:
+            raise ValueError("early_stopping=True needs validation_data=(X_val, Y_val) to stop on.")
+        hooks = list(_check_callbacks(callbacks))
+        trainer = Trainer(self, optimizer, batch_size, learning_rate, momentum=momentum, nesterov=nesterov,
+                          beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
+        schedule = check_schedule(lr_schedule, "lr_schedule")
+        run = None if schedule is None else schedule.start(trainer.settings["learning_rate"], epochs)
+        hooks.insert(0, _NetworkRecord())
+        if early_stopping:
+            hooks.insert(1, Patience(patience))
+        if verbose:
+            hooks.append(Reporter(epochs, X.shape[0]))
+        loop = EpochLoop(self, trainer, X, Y, sample_weight, max_epochs=epochs, shuffle=shuffle,
+                         n_threads=n_threads, validation=validation, keep_best=early_stopping, hooks=hooks,
+                         schedule=run)
+        loop.run()
         return self
 
-    def _trainer(self, optimizer, batch_size, learning_rate, momentum=0.0, nesterov=False, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None):
-        """Validated optimizer settings and fresh optimizer state, for _epoch.
-
-        A trainer may be kept across calls (the estimators' partial_fit does);
-        its settings may be changed between epochs (learning-rate schedules)
-        through _set_learning_rate.
-        """
-        spec = _registry.lookup(_registry.OPTIMIZERS, optimizer, "optimizer")
-        settings = dict(
-            batch_size=check_int(batch_size, "batch_size", 1),
-            optimizer=spec.name,
-            learning_rate=check_float(learning_rate, "learning_rate", 0.0, low_open=True),
-            momentum=check_float(momentum, "momentum", 0.0, 1.0),
-            nesterov=check_bool(nesterov, "nesterov"),
-            beta_1=check_float(beta_1, "beta_1", 0.0, 1.0, high_open=True),
-            beta_2=check_float(beta_2, "beta_2", 0.0, 1.0, high_open=True),
-            epsilon=check_float(epsilon, "epsilon", 0.0, low_open=True),
-            alpha=check_float(alpha, "alpha", 0.0),
-            clip_norm=None if clip_norm is None else check_float(clip_norm, "clip_norm", 0.0, low_open=True),
-            dropout=bool((self._keep < 1).any()),
-            step=0,
-            seed=0,
-        )
-        return _Trainer(
-            settings=settings,
-            state=[np.zeros_like(self._params) for _ in range(spec.n_state)],
-            grad_norm_sums=np.zeros(self.n_layers_),
-            unit_max=np.empty(sum(self.layer_sizes[1:-1]), dtype=self.dtype),
-            capacity=0,
-            start_of_epoch=np.empty_like(self._params),
-            state_at_start=[np.empty_like(self._params) for _ in range(spec.n_state)],
-        )
-
-    def _call_start(self, trainer, epochs):
-        """The state before a call of `epochs` epochs, for _roll_back (None for one: that epoch's start)."""
-        if epochs == 1:
+    def _check_validation_data(self, validation_data):
+        """None, or the Validation of a checked (X_val, Y_val) or (X_val, Y_val, sample_weight_val)."""
+        if validation_data is None:
             return None
-        return self._params.copy(), [s.copy() for s in trainer.state], dict(trainer.settings)
-
-    def _epoch(self, trainer, X, Y, sample_weight, shuffle, epoch=1, before=None, n_threads=None):
-        """One epoch on checked arrays; returns (mean loss, per-layer mean ||dW||).
-
-        On divergence rolls back (_roll_back) and raises _Divergence.
-        """
-        n = X.shape[0]
-        batch = min(trainer.settings["batch_size"], n)
-        if batch > trainer.capacity:
-            self._prepare_training(trainer, batch)
-            trainer.capacity = batch
-        order = self._rng.permutation(n).astype(np.intp, copy=False) if shuffle else None
-        trainer.settings["seed"] = _draw_seed(self._rng)
-        trainer.grad_norm_sums[:] = 0
-        trainer.unit_max[:] = -np.inf
-        np.copyto(trainer.start_of_epoch, self._params)
-        for saved, s in zip(trainer.state_at_start, trainer.state):
-            np.copyto(saved, s)
-        step = trainer.step_at_start = trainer.settings["step"]
-        try:
-            loss_sum, n_batches, finite = self._train_epoch(trainer, X, Y, sample_weight, order, batch, n_threads)
-        except KeyboardInterrupt:
-            # Ctrl-C is seen when the compiled epoch returns: undo that epoch, so the
-            # weights are those of the last epoch recorded in loss_curve_
-            self._restore_epoch_start(trainer, step)
-            raise
-        if not (finite and np.isfinite(self._params).all()):
-            raise self._roll_back(trainer, X, epoch, before, "the loss or the weights became NaN or infinite")
-        self._record_dead_units(trainer.unit_max)
-        total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
-        return float(loss_sum / total_weight), trainer.grad_norm_sums / max(n_batches, 1)
-
-    def _restore_epoch_start(self, trainer, step):
-        np.copyto(self._params, trainer.start_of_epoch)
-        for s, saved in zip(trainer.state, trainer.state_at_start):
-            np.copyto(s, saved)
-        trainer.settings["step"] = step
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise TypeError("validation_data must be a tuple (X_val, Y_val) or (X_val, Y_val, sample_weight_val), "
+                            f"got {type(validation_data).__name__}.")
+        X_val = self._check_X(validation_data[0], "validation_data[0] (X_val)")
+        Y_val = self._check_Y(validation_data[1], X_val.shape[0], "validation_data[1] (Y_val)")
+        sw = validation_data[2] if len(validation_data) == 3 else None
+        return Validation(X_val, Y_val, self._check_sample_weight(sw, X_val.shape[0]))
 
     def _outputs_in_range(self, X):
         """Are the outputs on X finite? A bound on |z| through the layers
         (O(n_features * n_samples + n_params)) settles it in all but extreme
         cases, which get a forward pass."""
         return self._output_bound(X) < self._safe_output_magnitude() or np.isfinite(self._forward(X, False, 0)).all()
-
-    def _check_outputs(self, trainer, X, epoch, before=None):
-        """After the last epoch: None if the outputs on the training data are finite, else the _Divergence to raise.
-
-        Every batch's loss was checked before its update; the last update of the
-        last epoch was not, and finite weights can still overflow the outputs.
-        If they do, the weights are rolled back (_roll_back) and the caller
-        drops that epoch's record and raises: a fit that returns never predicts NaN.
-        """
-        if self._outputs_in_range(X):
-            return None
-        return self._roll_back(trainer, X, epoch, before, f"the network's outputs on the training data overflow "
-                                                          f"{self.dtype}")
-
-    def _roll_back(self, trainer, X, epoch, before, what):
-        """After a divergence in `epoch`: restore the weights of its start and return the _Divergence to raise.
-
-        Those weights passed their first batch but may still overflow the outputs
-        on the rest of X (|W| ~ 1e158 after an epoch at a huge learning rate);
-        then the state before the call (`before`, from _call_start) comes back.
-        """
-        self._restore_epoch_start(trainer, trainer.step_at_start)
-        to_call_start = before is not None and not self._outputs_in_range(X)
-        if to_call_start:
-            params, state, settings = before
-            np.copyto(self._params, params)
-            for s, saved in zip(trainer.state, state):
-                np.copyto(s, saved)
-            trainer.settings.update(settings)  # the step, and a learning rate a schedule changed
-            where = (f"those before this call (the outputs of the weights of the start of epoch {epoch} "
-                     f"overflow on the training data)")
-        else:
-            where = f"those of the start of epoch {epoch}"
-        return _Divergence(
-            f"{_SKLEARN_DIVERGENCE} Training diverged in epoch {epoch}: {what}. The weights are {where}. "
-            f"Try a lower learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
-            to_call_start,
-        )
 
     def _safe_output_magnitude(self):
         """A bound on |z| below which every layer and the output activation stay finite in this dtype.
@@ -796,8 +708,17 @@ class BaseNetwork:
             start += n
         self.dead_units_ = fractions
 
-    def _prepare_training(self, trainer, batch_size):
-        """Hook: size workspaces for batches of batch_size rows (once per fit)."""
+    def _workspaces(self, batch_size, dropout):
+        """Hook: (gradient buffer, engine workspace) for batches of batch_size rows, or (None, None)."""
+        return None, None
+
+    def _mean_loss(self, X, Y, sample_weight):
+        """The loss on checked (X, Y) without the L2 term: the (weighted) mean over rows, in float64."""
+        Z = self._forward(X, False, 0, logits=True).astype(np.float64)
+        total = X.shape[0] if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = float(self._output.loss(Y.astype(np.float64), Z, sample_weight)) / total
+        return loss if np.isfinite(loss) else np.nan
 
     def _blas_pinned(self):
         """Hook: a context for NumPy's products within a fit (the compiled Network's: BLAS on one thread)."""

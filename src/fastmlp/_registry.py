@@ -3,12 +3,12 @@
 The one list of valid names: validation messages, the estimators' parameter
 constraints and the tests all read these tables. Each entry ties a name to its
 C code (the enum in csrc/fastmlp.h, checked by tests/test_kernels.py) and to
-its plain-NumPy definition in reference.py. No math here.
+its plain-NumPy definition in _math.py (what reference.py re-exports). No math here.
 """
 import numbers
 from typing import Callable, NamedTuple
 
-from . import reference as ref
+from . import _math
 
 
 class Activation(NamedTuple):
@@ -49,29 +49,29 @@ class Optimizer(NamedTuple):
 
 
 ACTIVATIONS = {
-    "identity": Activation("identity", 0, ref.identity, ref.identity_derivative, 6.0),
-    "logistic": Activation("logistic", 1, ref.logistic, ref.logistic_derivative, 2.0, bounded=True),
-    "tanh": Activation("tanh", 2, ref.tanh, ref.tanh_derivative, 6.0, bounded=True),
-    "relu": Activation("relu", 3, ref.relu, ref.relu_derivative, 6.0, rectifier=True),
-    "leaky_relu": Activation("leaky_relu", 4, ref.leaky_relu, ref.leaky_relu_derivative, 6.0, rectifier=True),
-    "swish": Activation("swish", 5, ref.swish, ref.swish_derivative, 6.0),
-    "prelu": Activation("prelu", 8, ref.prelu, ref.prelu_derivative, 6.0, learnable_slope=True, rectifier=True),
+    "identity": Activation("identity", 0, _math.identity, _math.identity_derivative, 6.0),
+    "logistic": Activation("logistic", 1, _math.logistic, _math.logistic_derivative, 2.0, bounded=True),
+    "tanh": Activation("tanh", 2, _math.tanh, _math.tanh_derivative, 6.0, bounded=True),
+    "relu": Activation("relu", 3, _math.relu, _math.relu_derivative, 6.0, rectifier=True),
+    "leaky_relu": Activation("leaky_relu", 4, _math.leaky_relu, _math.leaky_relu_derivative, 6.0, rectifier=True),
+    "swish": Activation("swish", 5, _math.swish, _math.swish_derivative, 6.0),
+    "prelu": Activation("prelu", 8, _math.prelu, _math.prelu_derivative, 6.0, learnable_slope=True, rectifier=True),
 }
 ACTIVATION_ALIASES = {"sigmoid": "logistic", "silu": "swish"}
 
 SOFTMAX_CODE = 6
 OUTPUTS = {
-    ("identity", "squared_error"): Output("identity", "squared_error", 0, 0, ref.squared_error),
-    ("logistic", "log_loss"): Output("logistic", "log_loss", 1, 1, ref.binary_log_loss),
-    ("softmax", "log_loss"): Output("softmax", "log_loss", SOFTMAX_CODE, 2, ref.softmax_log_loss),
-    ("exp", "poisson"): Output("exp", "poisson", 7, 3, ref.poisson_loss),
-    ("identity", "absolute_error"): Output("identity", "absolute_error", 0, 4, ref.absolute_error,
-                                           ref.absolute_error_gradient),
-    ("identity", "huber"): Output("identity", "huber", 0, 5, ref.huber_loss, ref.huber_gradient,
+    ("identity", "squared_error"): Output("identity", "squared_error", 0, 0, _math.squared_error),
+    ("logistic", "log_loss"): Output("logistic", "log_loss", 1, 1, _math.binary_log_loss),
+    ("softmax", "log_loss"): Output("softmax", "log_loss", SOFTMAX_CODE, 2, _math.softmax_log_loss),
+    ("exp", "poisson"): Output("exp", "poisson", 7, 3, _math.poisson_loss),
+    ("identity", "absolute_error"): Output("identity", "absolute_error", 0, 4, _math.absolute_error,
+                                           _math.absolute_error_gradient),
+    ("identity", "huber"): Output("identity", "huber", 0, 5, _math.huber_loss, _math.huber_gradient,
                                   LossParam("delta", "huber_delta", 1.0, 0.0, float("inf"))),
-    ("identity", "quantile"): Output("identity", "quantile", 0, 6, ref.quantile_loss, ref.quantile_gradient,
+    ("identity", "quantile"): Output("identity", "quantile", 0, 6, _math.quantile_loss, _math.quantile_gradient,
                                      LossParam("quantile", "quantile", 0.5, 0.0, 1.0)),
-    ("exp", "gamma"): Output("exp", "gamma", 7, 7, ref.gamma_loss, ref.gamma_gradient, positive_targets=True),
+    ("exp", "gamma"): Output("exp", "gamma", 7, 7, _math.gamma_loss, _math.gamma_gradient, positive_targets=True),
 }
 # The C name of each loss code (checked against the enum by tests/test_kernels.py).
 LOSS_ENUMS = {
@@ -86,16 +86,23 @@ OUTPUT_ACTIVATIONS = sorted({activation for activation, _ in OUTPUTS})
 LOSSES = sorted({loss for _, loss in OUTPUTS})
 
 OPTIMIZERS = {
-    "sgd": Optimizer("sgd", 0, 1, ref.sgd_update),
-    "adam": Optimizer("adam", 1, 2, ref.adam_update),
+    "sgd": Optimizer("sgd", 0, 1, _math.sgd_update),
+    "adam": Optimizer("adam", 1, 2, _math.adam_update),
 }
 
+# The estimators' solvers: scipy's L-BFGS-B, and the engine's optimizers (the stochastic ones)
+STOCHASTIC_SOLVERS = tuple(OPTIMIZERS)
+SOLVERS = ("lbfgs", *STOCHASTIC_SOLVERS)
+
+# The engine's floating types (one fused source, both compiled)
+DTYPES = ("float32", "float64")
+
 INITS = {
-    "auto": ref.init_auto,
-    "glorot_uniform": ref.glorot_uniform,
-    "glorot_normal": ref.glorot_normal,
-    "he_uniform": ref.he_uniform,
-    "he_normal": ref.he_normal,
+    "auto": _math.init_auto,
+    "glorot_uniform": _math.glorot_uniform,
+    "glorot_normal": _math.glorot_normal,
+    "he_uniform": _math.he_uniform,
+    "he_normal": _math.he_normal,
 }
 
 

@@ -3,12 +3,21 @@ import numbers
 
 import numpy as np
 
-from . import _engine
-
 # Every size handed to BLAS is a C int.
 BLAS_INT_MAX = 2**31 - 1
 
 _ENGINE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# The compiled one-pass finiteness test, set by network.py when it loads the
+# engine; this module never imports the engine, so the NumPy reference
+# validates its input with the extension absent.
+_compiled_all_finite = None
+
+
+def use_compiled_all_finite(all_finite):
+    """Let check_finite use the engine's vectorised test (all_finite(flat array) -> bool)."""
+    global _compiled_all_finite
+    _compiled_all_finite = all_finite
 
 
 def check_int(value, name, minimum=1, maximum=None):
@@ -120,8 +129,9 @@ def aligned(arr):
 def check_finite(arr, name):
     # One compiled, vectorized pass for the engine's dtypes (no temporary, no cast);
     # NumPy's isfinite for anything else.
-    if arr.dtype in _ENGINE_DTYPES and arr.flags.c_contiguous and arr.flags.aligned:
-        finite = _engine.all_finite(arr.reshape(-1))
+    if (_compiled_all_finite is not None and arr.dtype in _ENGINE_DTYPES and arr.flags.c_contiguous
+            and arr.flags.aligned):
+        finite = _compiled_all_finite(arr.reshape(-1))
     else:
         finite = np.isfinite(arr).all()
     if not finite:

@@ -4,7 +4,8 @@ import numbers
 import numpy as np
 
 from . import _engine, _registry
-from ._base import _SKLEARN_DIVERGENCE, _check_n_threads, _check_random_state, _draw_seed
+from ._base import _check_n_threads, _check_random_state
+from ._training import SKLEARN_DIVERGENCE, Trainer, draw_seed
 from ._validation import check_bool, check_float, check_int, is_sparse
 from .network import Network
 
@@ -102,7 +103,7 @@ class NetworkEnsemble:
                       dtype=dtype, loss_param=loss_param)
         self.seeds_, members = [], []
         for k, own in enumerate(self.member_params):
-            seed = own["random_state"] if "random_state" in own else _draw_seed(self._rng)
+            seed = own["random_state"] if "random_state" in own else draw_seed(self._rng)
             try:
                 members.append(Network(layer_sizes, dropout=own.get("dropout", dropout), random_state=seed, **config))
             except (TypeError, ValueError) as exc:
@@ -345,9 +346,8 @@ class NetworkEnsemble:
         epochs = check_int(epochs, "epochs", 1)
         shuffle = check_bool(shuffle, "shuffle")
         n_threads = _check_n_threads(n_threads)
-        trainer = net._trainer(optimizer=optimizer, batch_size=batch_size, learning_rate=learning_rate,
-                               momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-                               alpha=alpha, clip_norm=clip_norm)
+        trainer = Trainer(net, optimizer, batch_size, learning_rate, momentum=momentum, nesterov=nesterov,
+                          beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
         spec = _registry.OPTIMIZERS[trainer.settings["optimizer"]]
         rates = np.array([p.get("learning_rate", trainer.settings["learning_rate"]) for p in self.member_params])
         alphas = np.array([p.get("alpha", trainer.settings["alpha"]) for p in self.member_params])
@@ -367,7 +367,7 @@ class NetworkEnsemble:
             order = self._rng.permutation(n).astype(np.intp, copy=False) if shuffle else None
             # a member's dropout seed, drawn from its generator as its Network's fit would; a member without
             # dropout draws none (its generator serves nothing else, so nothing a user can see changes)
-            seeds = np.array([_draw_seed(m._rng) if m.dropout and max(m.dropout) > 0 else 0 for m in self._members],
+            seeds = np.array([draw_seed(m._rng) if m.dropout and max(m.dropout) > 0 else 0 for m in self._members],
                              dtype=np.uint64)
             np.copyto(start_params, self._params)
             loss_sums = np.zeros(self.n_members)
@@ -377,7 +377,7 @@ class NetworkEnsemble:
             if not (finite and np.isfinite(self._params).all()):
                 np.copyto(self._params, start_params)
                 self.loss_curve_ = losses
-                raise ValueError(f"{_SKLEARN_DIVERGENCE} Training diverged in epoch {epoch}: a member's loss or "
+                raise ValueError(f"{SKLEARN_DIVERGENCE} Training diverged in epoch {epoch}: a member's loss or "
                                  f"weights became NaN or infinite. The weights are those of the start of epoch "
                                  f"{epoch}. Try a lower learning_rate or set clip_norm.")
             settings["step"] = step

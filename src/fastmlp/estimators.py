@@ -15,22 +15,128 @@ import numpy as np
 import scipy.optimize
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import accuracy_score, check_scoring, get_scorer_names, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
-from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from . import _registry
-from ._base import _SKLEARN_DIVERGENCE, _Divergence, check_target_domain
-from ._progress import EpochReporter
+from ._base import check_target_domain
+from ._training import SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation, new_history
 from .network import Network
 
-_STOCHASTIC_SOLVERS = ("sgd", "adam")
+try:  # scikit-learn >= 1.9: its experimental callbacks
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
+except ImportError:  # an older scikit-learn: no set_callbacks, everything else the same
+    CallbackSupportMixin = with_callbacks = None
+
+_STOCHASTIC_SOLVERS = _registry.STOCHASTIC_SOLVERS
+# The optimizer's hyperparameters (_training.HYPERPARAMETERS) by their estimator parameter names
+_HYPERPARAMETERS = {"momentum": "momentum", "nesterov": "nesterovs_momentum", "beta_1": "beta_1",
+                    "beta_2": "beta_2", "epsilon": "epsilon", "alpha": "alpha", "clip_norm": "clip_norm"}
+
+
+class _Record:
+    """The estimators' hook: their fitted record (n_iter_, t_, loss_, loss_curve_, grad_norms_, ...) from the loop's.
+
+    Written after every epoch, so that a callback sees (and can save) a
+    consistent estimator, and when the loop ends, whatever ends it, so that a
+    roll-back's truncated history is what the attributes say.
+    """
+
+    def __init__(self, est, n_samples=0):
+        self.est, self.n_samples = est, n_samples
+
+    def on_fit_begin(self, loop):
+        self.t_start = self.est.t_
+        self.norms_start = self.est.grad_norms_
+
+    def on_epoch_end(self, loop, logs):
+        self._sync(loop)
+
+    def on_fit_end(self, loop):
+        self._sync(loop)
+
+    def _sync(self, loop):
+        est = self.est
+        n = len(loop.grad_norms)
+        est.n_iter_ = n
+        est.t_ = self.t_start + self.n_samples * n
+        est.loss_curve_ = list(est.history_["loss"])
+        est.grad_norms_ = np.vstack([self.norms_start, *loop.grad_norms]) if n else self.norms_start
+        if "val_loss" in est.history_:
+            est.validation_loss_curve_ = list(est.history_["val_loss"])
+        if loop.keep_best:
+            est._best_params = loop.best_params
+        if n:
+            est.loss_ = est.loss_curve_[-1]
+            est.dead_units_ = loop.net.dead_units_ if loop.trainer is not None else est.__dict__.get("dead_units_")
+
+
+class _SklearnTasks:
+    """scikit-learn's callbacks (sklearn.callback): the fit is a task, each epoch (L-BFGS iteration) a subtask.
+
+    Every subtask ends with X, y, the metadata and, when a callback asks for
+    it, a fitted_estimator: a copy of the estimator predicting with that
+    epoch's weights. A callback whose on_fit_task_end returns True stops the
+    fit after that epoch.
+    """
+
+    def __init__(self, est, context, X, y, metadata):
+        self.est, self.context, self.X, self.y, self.metadata = est, context, X, y, metadata
+        self.task = None
+
+    def _fitted(self):
+        return {"_network": self.est._network._snapshot()}
+
+    def on_epoch_begin(self, loop):
+        self.task = self.context.subcontext(task_name="epoch")
+        self.task.call_on_fit_task_begin(estimator=self.est, X=self.X, y=self.y, metadata=self.metadata,
+                                         reconstruction_attributes=self._fitted)
+
+    def on_epoch_end(self, loop, logs):
+        return self.task.call_on_fit_task_end(estimator=self.est, X=self.X, y=self.y, metadata=self.metadata,
+                                              reconstruction_attributes=self._fitted)
+
+
+class _StochasticRecord(_Record):
+    """The sgd and adam solvers' hook: the record, and scikit-learn's stopping rules and schedules."""
+
+    def __init__(self, est, n_samples, incremental):
+        super().__init__(est, n_samples)
+        self.incremental = incremental
+
+    def on_epoch_end(self, loop, logs):
+        self._sync(loop)
+        est = self.est
+        if loop.diverged is not None:
+            if est.early_stopping:
+                est.validation_scores_.append(np.nan)
+            return True
+        est._update_no_improvement_count(logs)
+        if est.solver == "sgd" and isinstance(est.learning_rate, str) and est.learning_rate == "invscaling":
+            loop.trainer.settings["learning_rate"] = est.learning_rate_init / (est.t_ + 1) ** est.power_t
+        if est._no_improvement_count > est.n_iter_no_change:
+            what = "Validation score" if est.early_stopping else "Training loss"
+            msg = (f"{what} did not improve more than tol={est.tol:f} for "
+                   f"{est.n_iter_no_change} consecutive epochs.")
+            if est._trigger_stopping(msg, loop.trainer):
+                return True
+            est._no_improvement_count = 0
+        if not self.incremental and loop.epoch == est.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and the "
+                          "optimization hasn't converged yet.", ConvergenceWarning)
+        return False
+
+
+def _callback_managed(method):
+    """method inside scikit-learn's callback management (the callbacks' teardown, whatever happens), if any."""
+    return method if with_callbacks is None else with_callbacks(method)
 
 
 @functools.cache
@@ -45,19 +151,21 @@ def _frozen(value):
         return ("ndarray", value.dtype.str, _frozen(value.tolist()))
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_frozen(v) for v in value))
+    if hasattr(value, "get_params") and not isinstance(value, type):  # a schedule: by its parameters
+        return (type(value).__name__, tuple((k, _frozen(v)) for k, v in value.get_params(deep=False).items()))
     return value
 
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)), BaseEstimator):
     """Shared implementation of MLPClassifier and MLPRegressor."""
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(_registry.ACTIVATIONS) | set(_registry.ACTIVATION_ALIASES))],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "solver": [StrOptions(set(_registry.SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"}), HasMethods(["start", "get_params"])],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -77,13 +185,26 @@ class _BaseMLP(BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
-        "dtype": [None, StrOptions({"float32", "float64"})],
+        "dtype": [None, StrOptions(set(_registry.DTYPES))],
+        "scoring": [None, StrOptions({"loss"} | set(get_scorer_names())), callable],
+    }
+
+    # What fastmlp.save keeps of a fitted estimator besides its parameters and
+    # network (persistence.py writes and reads it, by kind): attribute -> (kind, required).
+    _SAVED_FITTED = {
+        "n_features_in_": ("count", True), "n_outputs_": ("count", True), "n_layers_": ("count", True),
+        "n_iter_": ("count", True), "t_": ("count", True), "_no_improvement_count": ("count", True),
+        "out_activation_": ("name", True), "best_loss_": ("number", True), "best_validation_score_": ("number", True),
+        "loss_": ("number", False), "loss_curve_": ("curve", True), "grad_norms_": ("norms", True),
+        "validation_scores_": ("scores", True), "_random_state": ("rng", True), "feature_names_in_": ("names", False),
+        "_best_params": ("params", False), "_trainer": ("trainer", False), "dead_units_": ("fractions", False),
+        "history_": ("history", False), "_lr_run": ("schedule run", False),
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
                  learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol, verbose, warm_start,
                  momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon,
-                 n_iter_no_change, max_fun, dropout, clip_norm, dtype):
+                 n_iter_no_change, max_fun, dropout, clip_norm, dtype, scoring):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -111,6 +232,7 @@ class _BaseMLP(BaseEstimator):
         self.dropout = dropout
         self.clip_norm = clip_norm
         self.dtype = dtype
+        self.scoring = scoring
 
     # ------------------------------------------------------------ fitted state
 
@@ -229,7 +351,14 @@ class _BaseMLP(BaseEstimator):
             return X, y
         return None
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    @_callback_managed
+    def _fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None, sample_weight_val=None):
+        X_given, y_given, sw_given = X, y, sample_weight
+        if X_val is None and y_val is None and sample_weight_val is not None:
+            raise ValueError("sample_weight_val is provided, but X_val and y_val were not.")
+        if (X_val is None) != (y_val is None):
+            given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+            raise ValueError(f"{given} is provided, but {missing} was not provided.")
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
         dtype = self._fit_dtype(X) if first_pass else self._network.dtype
@@ -265,12 +394,41 @@ class _BaseMLP(BaseEstimator):
             sample_weight = class_weights if sample_weight is None else sample_weight * class_weights
             if not sample_weight.sum() > 0:
                 raise ValueError("sample_weight times class_weight sums to zero: no sample has a positive weight.")
+        validation = None
+        if X_val is not None:
+            validation = self._validation(*self._check_validation_set(X_val, y_val, sample_weight_val, dtype))
 
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, incremental)
+        stochastic = self.solver in _STOCHASTIC_SOLVERS
+        context = self._callback_context(1 if incremental else self.max_iter)
+        hooks = []
+        if context is not None:
+            metadata = None if sw_given is None else {"sample_weight": sw_given}
+            context.call_on_fit_task_begin(estimator=self, X=X_given, y=y_given, metadata=metadata)
+            hooks.append(_SklearnTasks(self, context, X_given, y_given, metadata))
+        if stochastic:
+            self._fit_stochastic(X, Y, sample_weight, incremental, validation, hooks)
         else:
-            self._fit_lbfgs(X, Y, sample_weight)
+            self._fit_lbfgs(X, Y, sample_weight, validation, hooks)
+        if context is not None:
+            context.call_on_fit_task_end(estimator=self, X=X_given, y=y_given, metadata=metadata,
+                                         reconstruction_attributes={})
         return self
+
+    def _callback_context(self, max_epochs):
+        """The fit's root task for scikit-learn's callbacks, or None (none set, none above this estimator)."""
+        if CallbackSupportMixin is None or not (getattr(self, "_skl_callbacks", None)
+                                                or hasattr(self, "_parent_callback_ctx")):
+            return None
+        return self._init_callback_context(max_subtasks=max_epochs)
+
+    def _check_validation_set(self, X_val, y_val, sample_weight_val, dtype):
+        """(X_val, Y_val, sample_weight_val) checked as the training data, y_val encoded as y."""
+        net = self._network
+        X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False)
+        X_val = net._check_X(X_val, "X_val")
+        Y_val = net._check_Y(self._encode_targets(y_val, dtype), X_val.shape[0], name="y_val")
+        sw_val = net._check_sample_weight(sample_weight_val, X_val.shape[0])
+        return X_val, Y_val, sw_val
 
     def _initialize(self, Y, layer_units, dtype, assigned=False):
         out_activation = self._output_activation()
@@ -289,6 +447,8 @@ class _BaseMLP(BaseEstimator):
         self.out_activation_ = out_activation
         self.loss_curve_ = []
         self.grad_norms_ = np.empty((0, self.n_layers_ - 1))
+        self.history_ = new_history(validation=self.early_stopping)
+        self.__dict__.pop("validation_loss_curve_", None)
         self._no_improvement_count = 0
         if self.early_stopping:
             self.validation_scores_ = []
@@ -300,6 +460,7 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = np.inf
         if hasattr(self, "_trainer"):
             del self._trainer
+        self.__dict__.pop("_lr_run", None)
 
     def _loss_param(self):
         """The Network's loss_param: None, or the value of the parameter the regressor's loss has."""
@@ -309,14 +470,11 @@ class _BaseMLP(BaseEstimator):
         """The weight of each sample of the encoded targets Y from class_weight (classifier), or None."""
         return None
 
-    def _append_grad_norms(self, norms):
-        self.grad_norms_ = np.vstack([self.grad_norms_, np.asarray(norms, dtype=np.float64)[None, :]])
-
-    def _fit_stochastic(self, X, Y, sample_weight, incremental):
+    def _fit_stochastic(self, X, Y, sample_weight, incremental, validation=None, hooks=()):
         net = self._network
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        if self.early_stopping:
+        if self.early_stopping and validation is None:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]
             # stratified by the user's labels (the same split as by the encoded ones): an error names them
@@ -329,10 +487,9 @@ class _BaseMLP(BaseEstimator):
                                  "your dataset.")
             X_train = net._check_X(X_train)
             Y_train = np.ascontiguousarray(Y_train)
-            y_val = self._decode(Y_val) if is_classifier(self) else Y_val
-        else:
+            validation = self._validation(net._check_X(X_val), np.ascontiguousarray(Y_val), sw_val)
+        else:  # (X_val, y_val given: they replace the split)
             X_train, Y_train, sw_train = X, Y, sample_weight
-            X_val = y_val = sw_val = None
         n_samples = X_train.shape[0]
 
         if self.batch_size == "auto":
@@ -343,124 +500,95 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         if not incremental or not hasattr(self, "_trainer"):
-            self._trainer = net._trainer(
-                optimizer=self.solver, batch_size=batch_size, learning_rate=self.learning_rate_init,
-                momentum=self.momentum, nesterov=self.nesterovs_momentum, beta_1=self.beta_1, beta_2=self.beta_2,
-                epsilon=self.epsilon, alpha=self.alpha, clip_norm=self.clip_norm,
-            )
+            self._trainer = Trainer(net, self.solver, batch_size, self.learning_rate_init,
+                                    **{name: getattr(self, param) for name, param in _HYPERPARAMETERS.items()})
         trainer = self._trainer
         trainer.settings["batch_size"] = batch_size
         for key, value in (("alpha", self.alpha), ("clip_norm", self.clip_norm)):
             trainer.settings[key] = value
 
-        reporter = EpochReporter(1 if incremental else self.max_iter, label="Iteration") if self.verbose else None
-        before = net._call_start(trainer, 1 if incremental else self.max_iter)
+        max_epochs = 1 if incremental else self.max_iter
+        run, run_epoch = self._schedule_run(incremental)
+        hooks = [_StochasticRecord(self, n_samples, incremental), *hooks]
+        if self.verbose:
+            hooks.append(Reporter(max_epochs, n_samples, label="Iteration"))
+        keep_best = self.early_stopping
+        loop = EpochLoop(net, trainer, X_train, Y_train, sw_train, max_epochs=max_epochs, shuffle=self.shuffle,
+                         validation=validation, keep_best=keep_best,
+                         best_score=self.best_validation_score_ if keep_best else -np.inf,
+                         best_params=self.__dict__.get("_best_params") if keep_best else None,
+                         hooks=hooks, history=self.history_, schedule=run, schedule_epoch=run_epoch)
         history = self._history()
-        if self.early_stopping and self.best_validation_score_ == -np.inf:
-            self._best_params = net._params.copy()  # what a first epoch that diverges returns to
-        diverged = None
         try:
-            self.n_iter_ = 0
-            for it in range(self.max_iter):
-                tic = time.perf_counter()
-                try:
-                    loss, norms = net._epoch(trainer, X_train, Y_train, sw_train, self.shuffle, it + 1, before)
-                except _Divergence as exc:
-                    if not self.early_stopping:
-                        if exc.to_call_start:  # (else the failed epoch was not recorded)
-                            self._restore_history(history)
-                        raise
-                    # as scikit-learn (its issue #29504): recorded with a NaN validation score, and the
-                    # best-validation weights are returned below with a warning
-                    diverged = exc
-                    self._record_diverged_epoch(n_samples)
-                    break
-                self.n_iter_ += 1
-                self.loss_ = loss
-                self.t_ += n_samples
-                self.loss_curve_.append(loss)
-                self._append_grad_norms(norms)
-                self.dead_units_ = net.dead_units_
-                if reporter:
-                    reporter.epoch(self.n_iter_, loss, norms, time.perf_counter() - tic, n_samples)
-                self._update_no_improvement_count(X_val, y_val, sw_val)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    trainer.settings["learning_rate"] = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if self.early_stopping else "Training loss"
-                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                           f"{self.n_iter_no_change} consecutive epochs.")
-                    if self._trigger_stopping(msg, trainer):
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                                  "optimization hasn't converged yet.", ConvergenceWarning)
-            # (with early stopping the best-validation weights are returned, whatever the last epoch left)
-            overflow = None
-            if self.n_iter_ and not self.early_stopping:
-                overflow = net._check_outputs(trainer, X_train, self.n_iter_, before)
-            if overflow is not None:
-                if overflow.to_call_start:
-                    self._restore_history(history)
-                else:
-                    self._forget_last_epoch(n_samples)
-                raise overflow
+            loop.run()
+        except Divergence as exc:
+            if exc.to_call_start:
+                self._restore_history(history)
+            raise
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         finally:
-            if reporter:
-                reporter.close()
-        if self.early_stopping:
-            np.copyto(net._params, self._best_params)
-            if diverged is not None:
-                best = ("those with the best validation score" if np.isfinite(self.best_validation_score_)
-                        else "those from before this fit")
-                warnings.warn(f"Training diverged in epoch {self.n_iter_}: the loss or the weights became NaN or "
-                              f"infinite. With early_stopping=True the weights are {best}. Try a lower "
-                              f"learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
-                              ConvergenceWarning)
+            if run is not None:
+                self._lr_run = run, loop.schedule_epoch
+        if keep_best:
+            self.best_validation_score_ = loop.best_score
+            self._best_params = loop.best_params
+        if loop.diverged is not None:
+            best = ("those with the best validation score" if np.isfinite(self.best_validation_score_)
+                    else "those from before this fit")
+            warnings.warn(f"Training diverged in epoch {self.n_iter_}: the loss or the weights became NaN or "
+                          f"infinite. With early_stopping=True the weights are {best}. Try a lower "
+                          f"learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
+                          ConvergenceWarning)
 
-    _HISTORY = ("n_iter_", "t_", "loss_", "best_loss_", "dead_units_", "_no_improvement_count")
+    def _schedule_run(self, incremental):
+        """(the run of the learning_rate schedule, its next epoch), or (None, 0) for scikit-learn's strings.
+
+        fit starts a run over max_iter epochs; partial_fit continues the run
+        of the calls before it (an open-ended one, max_epochs=None).
+        """
+        if isinstance(self.learning_rate, str):
+            self.__dict__.pop("_lr_run", None)
+            return None, 0
+        if incremental and "_lr_run" in self.__dict__:
+            return self._lr_run
+        return self.learning_rate.start(self.learning_rate_init, None if incremental else self.max_iter), 0
+
+    def _validation(self, X_val, Y_val, sw_val):
+        """The Validation of checked (X_val, Y_val): its loss, and the score that `scoring` names."""
+        y_val = self._decode(Y_val) if is_classifier(self) else Y_val
+        if self.scoring == "loss":
+            return Validation(X_val, Y_val, sw_val)
+        if self.scoring is None:
+            return Validation(X_val, Y_val, sw_val, score=lambda X, Y, sw: self._score(X, y_val, sw))
+        scorer = check_scoring(self, self.scoring)
+
+        def score(X, Y, sw):
+            if not self._network._outputs_in_range(X):
+                return np.nan
+            with warnings.catch_warnings():  # X_val reaches the scorer as an array, without feature names
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                return scorer(self, X, y_val) if sw is None else scorer(self, X, y_val, sample_weight=sw)
+
+        return Validation(X_val, Y_val, sw_val, score=score)
+
+    _HISTORY = ("loss_", "best_loss_", "dead_units_", "_no_improvement_count")
 
     def _history(self):
-        """The training record at the start of a call, for _restore_history."""
-        record = {name: getattr(self, name) for name in self._HISTORY if hasattr(self, name)}
-        return record, len(self.loss_curve_)
+        """The policy's record at the start of a call, for _restore_history."""
+        return {name: getattr(self, name) for name in self._HISTORY if hasattr(self, name)}
 
-    def _restore_history(self, history):
+    def _restore_history(self, record):
         """The record as it was before the call (the weights were rolled back to then)."""
-        record, n_epochs = history
         for name in self._HISTORY:
             if name in record:
                 setattr(self, name, record[name])
             elif hasattr(self, name):
                 delattr(self, name)
-        del self.loss_curve_[n_epochs:]
-        self.grad_norms_ = self.grad_norms_[:n_epochs]
-
-    def _forget_last_epoch(self, n_samples):
-        """Drop the record of an epoch whose weights were taken back."""
-        self.n_iter_ -= 1
-        self.t_ -= n_samples
-        self.loss_curve_.pop()
-        self.grad_norms_ = self.grad_norms_[:-1]
-        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
-
-    def _record_diverged_epoch(self, n_samples):
-        """The record of an epoch that diverged (with early stopping): NaN loss, gradient norms and score."""
-        self.n_iter_ += 1
-        self.t_ += n_samples
-        self.loss_ = np.nan
-        self.loss_curve_.append(np.nan)
-        self._append_grad_norms(np.full(self.n_layers_ - 1, np.nan))
-        self.validation_scores_.append(np.nan)
 
     def _trigger_stopping(self, msg, trainer):
         """True to stop; the adaptive schedule divides the learning rate by 5 instead while it can."""
-        if self.solver != "sgd" or self.learning_rate != "adaptive":
+        if self.solver != "sgd" or not (isinstance(self.learning_rate, str) and self.learning_rate == "adaptive"):
             if self.verbose:
                 print(msg + " Stopping.")
             return True
@@ -473,9 +601,9 @@ class _BaseMLP(BaseEstimator):
             print(msg + f" Setting learning rate to {trainer.settings['learning_rate']:f}")
         return False
 
-    def _update_no_improvement_count(self, X_val, y_val, sw_val):
+    def _update_no_improvement_count(self, logs):
         if self.early_stopping:
-            score = self._score(X_val, y_val, sw_val)
+            score = logs["val_score"]
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")
@@ -485,16 +613,15 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_params = self._network._params.copy()
         else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+            if logs["loss"] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
+            if logs["loss"] < self.best_loss_:
+                self.best_loss_ = logs["loss"]
 
-    def _fit_lbfgs(self, X, Y, sample_weight):
+    def _fit_lbfgs(self, X, Y, sample_weight, validation=None, hooks=()):
         net = self._network
         params = net._params
         last = {}
@@ -506,38 +633,46 @@ class _BaseMLP(BaseEstimator):
             last.update(x=x.copy(), loss=loss, norms=[float(np.linalg.norm(g)) for g in dW])
             return loss, grads.astype(np.float64)
 
+        loop = EpochLoop(net, None, X, Y, sample_weight, max_epochs=self.max_iter, shuffle=False,
+                         validation=validation, hooks=[_Record(self), *hooks], history=self.history_)
+        tic = [time.perf_counter()]
+
         def callback(intermediate_result):
             x = intermediate_result.x
             if not np.array_equal(x, last.get("x")):
                 loss_and_grad(x)
-            self.loss_curve_.append(float(last["loss"]))
-            self._append_grad_norms(last["norms"])
+            now = time.perf_counter()
+            stop = loop.bridge(float(last["loss"]), np.array(last["norms"]), now - tic[0])
+            tic[0] = now
             if self.verbose:
-                print(f"Iteration {len(self.loss_curve_)}, loss = {last['loss']:.8f}", flush=True)
+                print(f"Iteration {len(self.history_['loss'])}, loss = {last['loss']:.8f}", flush=True)
+            if stop:
+                raise StopIteration  # scipy ends the run with this iteration's x
 
         x0 = params.astype(np.float64)
-        start, n_before = params.copy(), len(self.loss_curve_)
-        try:
-            # L-BFGS-B's own vector products (NumPy's BLAS) run between the engine's calls:
-            # on one thread, so that no BLAS pool spins while the engine's threads work
-            with net._blas_pinned():
-                result = scipy.optimize.minimize(
-                    loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
-                    options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-                )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
-            return
-        if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
-            self._forget_lbfgs(start, n_before)
-            raise ValueError(f"{_SKLEARN_DIVERGENCE} L-BFGS produced non-finite weights or loss; the weights are "
-                             "those before this fit.")
-        params[...] = result.x
-        # finite in float64 can still overflow float32, in the weights or in the outputs
-        if not (np.isfinite(params).all() and np.isfinite(net._forward(X, False, 0)).all()):
-            self._forget_lbfgs(start, n_before)
-            raise ValueError(f"{_SKLEARN_DIVERGENCE} L-BFGS produced weights whose weights or outputs overflow "
-                             f"{net.dtype}; the weights are those before this fit.")
+        start = params.copy()
+        with loop.bridged():
+            try:
+                # L-BFGS-B's own vector products (NumPy's BLAS) run between the engine's calls:
+                # on one thread, so that no BLAS pool spins while the engine's threads work
+                with net._blas_pinned():
+                    result = scipy.optimize.minimize(
+                        loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
+                        options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+                    )
+            except KeyboardInterrupt:
+                warnings.warn("Training interrupted by user.")
+                return
+            if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
+                self._forget_lbfgs(loop, start)
+                raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced non-finite weights or loss; the weights "
+                                 "are those before this fit.")
+            params[...] = result.x
+            # finite in float64 can still overflow float32, in the weights or in the outputs
+            if not (np.isfinite(params).all() and np.isfinite(net._forward(X, False, 0)).all()):
+                self._forget_lbfgs(loop, start)
+                raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced weights whose weights or outputs overflow "
+                                 f"{net.dtype}; the weights are those before this fit.")
         self.n_iter_ = int(result.nit)
         self.loss_ = float(result.fun)
         self.best_loss_ = min(self.loss_curve_ + [self.loss_])
@@ -546,11 +681,10 @@ class _BaseMLP(BaseEstimator):
                           f"{result.message}. Increase the number of iterations (max_iter) or scale the data.",
                           ConvergenceWarning)
 
-    def _forget_lbfgs(self, start, n_before):
+    def _forget_lbfgs(self, loop, start):
         """Weights and record as before an L-BFGS run that failed."""
         np.copyto(self._network._params, start)
-        del self.loss_curve_[n_before:]
-        self.grad_norms_ = self.grad_norms_[:n_before]
+        loop.forget_call()
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -717,7 +851,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``min(200, n_samples)``. A size larger than the training set warns and
         is clipped to it. Not used by "lbfgs", which works on the whole set.
 
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+    learning_rate : {"constant", "invscaling", "adaptive"} or schedule, default="constant"
         Learning-rate schedule of the "sgd" solver, applied once per epoch.
 
         - "constant": ``learning_rate_init`` throughout.
@@ -730,7 +864,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
           rate is divided by 5, and training stops once the rate is at or
           below 1e-6.
 
-        Only used when ``solver="sgd"``.
+        Only used when ``solver="sgd"``. Or a schedule of
+        :mod:`fastmlp.schedules` (``StepDecay(gamma=0.5)``, ``OneCycle()``,
+        ...), for "sgd" and "adam": started from ``learning_rate_init`` over
+        ``max_iter`` epochs at each fit (open-ended, and continued from call
+        to call, by ``partial_fit``), it gives each epoch's rate per batch
+        before the epoch runs; ReduceOnPlateau follows the validation loss
+        when there is a validation set, else the training loss. A fastmlp
+        addition.
 
     learning_rate_init : float, default=0.001
         The initial learning rate: the step size of the weight updates. Only
@@ -845,6 +986,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         included, where scikit-learn upcasts), anything else float64. Input
         of another dtype is converted to the model's. A fastmlp addition.
 
+    scoring : str, callable or None, default=None
+        The validation score that early stopping follows, and that
+        ``history_["val_score"]`` records: None, the accuracy (scikit-learn's
+        choice); "loss", minus the validation loss; a scorer name
+        (``sklearn.metrics.get_scorer_names()``) or a callable
+        ``scorer(estimator, X, y)``, higher is better. A fastmlp addition.
+
     class_weight : dict, list of dict or "balanced", default=None
         Weights of the classes, multiplied into ``sample_weight`` (of the
         loss, its gradient and the early-stopping validation score), with
@@ -867,6 +1015,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Attributes
     ----------
+    history_ : dict of list
+        Per epoch (or L-BFGS iteration) since the model was initialised:
+        "loss", "learning_rate" (NaN for L-BFGS), "seconds", and with a
+        validation set (``early_stopping`` or ``X_val``) "val_loss" (its mean
+        loss, without the L2 term) and "val_score" (see ``scoring``), NaN for
+        epochs without one. All lists have the length of ``loss_curve_``.
+
+    validation_loss_curve_ : list of float
+        ``history_["val_loss"]``, when there is a validation set.
+
     classes_ : ndarray of shape (n_classes,)
         Class labels (for multilabel y, the column indices 0 to
         n_labels - 1).
@@ -985,12 +1143,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     [(4, 16), (16, 3)]
     """
 
+    _SAVED_FITTED = {**_BaseMLP._SAVED_FITTED, "classes_": ("labels", True),
+                     "_label_binarizer": ("label binarizer", True)}
+
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None, dtype=None,
-                 class_weight=None):
+                 scoring=None, class_weight=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -999,6 +1160,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout, clip_norm=clip_norm, dtype=dtype,
+            scoring=scoring,
         )
         self.class_weight = class_weight
 
@@ -1085,6 +1247,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Y = self._label_binarizer.transform(y).astype(dtype)
         return X, Y
 
+    def _encode_targets(self, y, dtype):
+        """Labels (y_val) as the network's targets, by the encoding fit made; every label must be known."""
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        Y = self._encode_known_labels(y, dtype) if y.ndim == 1 else None
+        if Y is None:
+            if self._label_binarizer.y_type_ != "multilabel-indicator":
+                unknown = np.setdiff1d(unique_labels(y), self.classes_)
+                if len(unknown):
+                    raise ValueError(f"y_val has classes {unknown} that are not in classes_ {self.classes_}.")
+            Y = self._label_binarizer.transform(y).astype(dtype)
+        return Y
+
     def _encode_known_labels(self, y, dtype):
         """LabelBinarizer.transform(y) for 1-D labels all in classes_, in one searchsorted pass.
 
@@ -1110,7 +1286,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Y[np.arange(len(y)), codes] = 1
         return Y
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -1124,6 +1300,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Non-negative weights with a positive sum: the loss and its gradient are
             weighted means over the samples (of each mini-batch for the stochastic
             solvers). None weighs every sample 1.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            A validation set given by the user, scored after every epoch (also
+            every L-BFGS iteration): ``history_["val_loss"]``,
+            ``history_["val_score"]`` and ``validation_loss_curve_``. With
+            ``early_stopping=True`` it replaces the ``validation_fraction``
+            split. In a ``Pipeline``, it can be transformed as X is with
+            ``Pipeline(..., transform_input=["X_val"])`` (metadata routing).
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            The class labels of X_val; given with X_val or not at all.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples, for its loss and score.
 
         Returns
         -------
@@ -1149,7 +1336,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         True
         """
         self._validate_params()
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False, X_val=X_val, y_val=y_val,
+                         sample_weight_val=sample_weight_val)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
@@ -1433,7 +1621,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         ``min(200, n_samples)``. A size larger than the training set warns and
         is clipped to it. Not used by "lbfgs", which works on the whole set.
 
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+    learning_rate : {"constant", "invscaling", "adaptive"} or schedule, default="constant"
         Learning-rate schedule of the "sgd" solver, applied once per epoch.
 
         - "constant": ``learning_rate_init`` throughout.
@@ -1446,7 +1634,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
           rate is divided by 5, and training stops once the rate is at or
           below 1e-6.
 
-        Only used when ``solver="sgd"``.
+        Only used when ``solver="sgd"``. Or a schedule of
+        :mod:`fastmlp.schedules` (``StepDecay(gamma=0.5)``, ``OneCycle()``,
+        ...), for "sgd" and "adam": started from ``learning_rate_init`` over
+        ``max_iter`` epochs at each fit (open-ended, and continued from call
+        to call, by ``partial_fit``), it gives each epoch's rate per batch
+        before the epoch runs; ReduceOnPlateau follows the validation loss
+        when there is a validation set, else the training loss. A fastmlp
+        addition.
 
     learning_rate_init : float, default=0.001
         The initial learning rate: the step size of the weight updates. Only
@@ -1561,6 +1756,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         included, where scikit-learn upcasts), anything else float64. Input
         of another dtype is converted to the model's. A fastmlp addition.
 
+    scoring : str, callable or None, default=None
+        The validation score that early stopping follows, and that
+        ``history_["val_score"]`` records: None, the R^2 (scikit-learn's
+        choice); "loss", minus the validation loss; a scorer name
+        (``sklearn.metrics.get_scorer_names()``) or a callable
+        ``scorer(estimator, X, y)``, higher is better. A fastmlp addition.
+
     huber_delta : float, default=1.0
         Where ``loss="huber"`` turns from quadratic to linear, in units of y;
         positive. Unused by the other losses. A fastmlp addition.
@@ -1572,6 +1774,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Attributes
     ----------
+    history_ : dict of list
+        Per epoch (or L-BFGS iteration) since the model was initialised:
+        "loss", "learning_rate" (NaN for L-BFGS), "seconds", and with a
+        validation set (``early_stopping`` or ``X_val``) "val_loss" (its mean
+        loss, without the L2 term) and "val_score" (see ``scoring``), NaN for
+        epochs without one. All lists have the length of ``loss_curve_``.
+
+    validation_loss_curve_ : list of float
+        ``history_["val_loss"]``, when there is a validation set.
+
     loss_ : float
         The training loss of the last epoch (for "lbfgs": at the solution),
         penalty included: the loss of ``loss`` (``score`` stays R^2).
@@ -1700,7 +1912,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None,
-                 dtype=None, huber_delta=1.0, quantile=0.5):
+                 dtype=None, scoring=None, huber_delta=1.0, quantile=0.5):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -1708,7 +1920,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             verbose=verbose, warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout,
-            clip_norm=clip_norm, dtype=dtype,
+            clip_norm=clip_norm, dtype=dtype, scoring=scoring,
         )
         self.huber_delta = huber_delta
         self.quantile = quantile
@@ -1733,7 +1945,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         check_target_domain(_registry.REGRESSION_OUTPUTS[self.loss], Y, "y")
         return X, Y.reshape(-1, 1) if Y.ndim == 1 else Y
 
-    def fit(self, X, y, sample_weight=None):
+    def _encode_targets(self, y, dtype):
+        """Targets (y_val) as the network's: a (n_samples, n_outputs) array of dtype."""
+        Y = check_array(y, ensure_2d=False, dtype=dtype, input_name="y_val")
+        return Y.reshape(-1, 1) if Y.ndim == 1 else Y
+
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -1747,6 +1964,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             Non-negative weights with a positive sum: the loss and its gradient are
             weighted means over the samples (of each mini-batch for the stochastic
             solvers). None weighs every sample 1.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            A validation set given by the user, scored after every epoch (also
+            every L-BFGS iteration): ``history_["val_loss"]``,
+            ``history_["val_score"]`` and ``validation_loss_curve_``. With
+            ``early_stopping=True`` it replaces the ``validation_fraction``
+            split. In a ``Pipeline``, it can be transformed as X is with
+            ``Pipeline(..., transform_input=["X_val"])`` (metadata routing).
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            The target values of X_val; given with X_val or not at all.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples, for its loss and score.
 
         Returns
         -------
@@ -1774,7 +2002,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         True
         """
         self._validate_params()
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False, X_val=X_val, y_val=y_val,
+                         sample_weight_val=sample_weight_val)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from . import _engine, _registry
+from . import _engine, _registry, _validation
 from ._base import BaseNetwork
 
 
@@ -42,6 +42,7 @@ def _usable_cpus():
 
 _engine.set_usable_cpus(_usable_cpus())
 _engine.register_blas(_blas_thread_controls())
+_validation.use_compiled_all_finite(_engine.all_finite)
 
 
 def _check_rates(rates, n_batches):
@@ -228,13 +229,9 @@ class Network(BaseNetwork):
     def _blas_pinned(self):
         return _engine.blas_pinned()
 
-    def _prepare_training(self, trainer, batch_size):
-        trainer.grads = np.empty_like(self._params)
-        trainer.work = np.empty(
-            _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size,
-                                   trainer.settings["dropout"]),
-            dtype=self.dtype,
-        )
+    def _workspaces(self, batch_size, dropout):
+        size = _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size, dropout)
+        return np.empty_like(self._params), np.empty(size, dtype=self.dtype)
 
     def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None):
         s = dict(trainer.settings, batch_size=batch_size,

@@ -7,7 +7,7 @@ config.json
     UTF-8 JSON, as Python's json module writes it (non-finite floats appear as
     Infinity, -Infinity, NaN)::
 
-        {"format": "fastmlp", "version": 1, "written_by": "fastmlp 0.1.0",
+        {"format": "fastmlp", "version": 2, "written_by": "fastmlp 0.1.0",
          "model": "Network" | "reference.Network" | "MLPClassifier" | "MLPRegressor",
          "object_arrays": [names of arrays that were object arrays of str/int/bool],
          "rngs": [{"type": "Generator" | "RandomState", "state": {...}}, ...],
@@ -21,6 +21,12 @@ config.json
 <name>.npy
     One array each, in NumPy's .npy format, never of an object dtype.
 
+What a model saves is declared by its class: ``_SAVED_ARGS`` (a network's
+constructor arguments) and ``_SAVED_FITTED`` (each fitted attribute with its
+kind: count, number, curve, rng, trainer, ...); one generic loop writes and
+reads them through the table ``_KINDS`` of how each kind is written and
+checked, and the cross-checks between attributes follow.
+
 Loading trusts nothing in the file. The class comes from the fixed table
 MODELS, never from importing a name; arrays are read with allow_pickle=False
 after their header (dtype, shape, size) has been checked; every JSON object
@@ -33,9 +39,13 @@ fit can record: shapes that agree with each other and with the network, and
 finite numbers where fit records finite ones. Anything wrong raises a
 ValueError that names it; a missing file raises the usual OSError.
 
-Version history: 1, the first.
+Version history: 1, the first; 2 adds ``history_`` (the per-epoch record
+of loss, learning rate, seconds, and val_loss and val_score with a validation
+set) to fitted networks and estimators, a schedule as an estimator's
+``learning_rate`` (``{"schedule": <name in SCHEDULES>, "params": {...}}``)
+and its run (``_lr_run``: max_epochs, the next epoch, the run's state).
+Version 1 files still load.
 """
-import inspect
 import json
 import math
 import os
@@ -43,19 +53,21 @@ import secrets
 import struct
 import zipfile
 import zlib
+from typing import Callable, NamedTuple
 
 import numpy as np
 from sklearn.base import is_classifier
 from sklearn.preprocessing import LabelBinarizer
 
-from . import reference
+from . import reference, schedules
 from ._base import BaseNetwork
+from ._training import TRAINER_ARGS, Trainer, new_history
 from ._validation import check_bool, check_finite, check_float, check_int
 from .estimators import MLPClassifier, MLPRegressor
 from .network import Network
 
 FORMAT = "fastmlp"
-VERSION = 1
+VERSION = 2
 
 # The only classes a file can name.
 MODELS = {
@@ -69,9 +81,9 @@ _MODEL_NAMES = {cls: name for name, cls in MODELS.items()}
 _CONFIG = "config.json"
 _MAX_CONFIG_BYTES = 16 * 2**20
 
-# Settings of a trainer that are arguments of BaseNetwork._trainer (validated
-# by it); the others (dropout, step, seed) are checked here.
-_TRAINER_ARGS = tuple(inspect.signature(BaseNetwork._trainer).parameters)[1:]
+# Settings of a trainer that are arguments of Trainer (validated by it); the
+# others (dropout, step, seed) are checked here.
+_TRAINER_ARGS = TRAINER_ARGS
 
 # Bit generators a file may name, with the exact layout of their state.
 # Leaves: ("int", low, high), ("array", dtype, shape). Ranges matter: NumPy's
@@ -91,8 +103,12 @@ _BIT_GENERATORS = {
 }
 _GAUSS = {"has_gauss": _BIT, "gauss": ("float",)}  # RandomState's cached normal
 
-# Estimator attributes kept as JSON numbers.
-_INT_ATTRS = ("n_features_in_", "n_outputs_", "n_layers_", "n_iter_", "t_", "_no_improvement_count")
+# The only schedule classes a file can name (an estimator's learning_rate), and
+# how deep one may wrap another (LinearWarmup).
+SCHEDULES = {name: getattr(schedules, name) for name in schedules.__all__}
+_SCHEDULE_NAMES = {cls: name for name, cls in SCHEDULES.items()}
+_MAX_SCHEDULE_DEPTH = 4
+
 _LB_PARAMS = ("neg_label", "pos_label", "sparse_output")
 _LB_TYPES = ("binary", "multiclass", "multilabel-indicator")
 
@@ -264,25 +280,45 @@ def _from_object(arr, name):
 
 
 def _dump_network(net, w):
-    cfg = {
-        "layer_sizes": [int(s) for s in net.layer_sizes],
-        "activation": net.activation,
-        "output_activation": net.output_activation,
-        "loss": net.loss,
-        "loss_param": net.loss_param,
-        "init": net.init,
-        "dtype": net.dtype.name,
-        "dropout": [float(r) for r in net.dropout],
-        "random_state": w.rng(net._rng, "network.random_state"),
-        "params": w.array("network.params", net._params),
-    }
-    if hasattr(net, "loss_curve_"):
-        cfg["loss_curve_"] = w.array("network.loss_curve_", np.asarray(net.loss_curve_, dtype=np.float64))
-    if hasattr(net, "grad_norms_"):
-        cfg["grad_norms_"] = w.array("network.grad_norms_", np.asarray(net.grad_norms_, dtype=np.float64))
-    if hasattr(net, "dead_units_"):
-        cfg["dead_units_"] = _dump_dead_units(net.dead_units_, "network.dead_units_")
+    cfg = {name: _plain(getattr(net, name)) for name in net._SAVED_ARGS}
+    cfg["random_state"] = w.rng(net._rng, "network.random_state")
+    cfg["params"] = w.array("network.params", net._params)
+    cfg.update(_dump_fitted(net, w, "network"))
     return cfg
+
+
+def _plain(value):
+    """A constructor argument as JSON: names, numbers and lists of them; a dtype by its name."""
+    if isinstance(value, np.dtype):
+        return value.name
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return _scalar(value, "a constructor argument")
+
+
+def _dump_fitted(model, w, where):
+    """The fitted attributes that model's class declares (_SAVED_FITTED), each by its kind's writer."""
+    return {attr: _KINDS[kind].dump(getattr(model, attr), w, f"{where}.{attr}", model)
+            for attr, (kind, _) in type(model)._SAVED_FITTED.items() if hasattr(model, attr)}
+
+
+def _load_fitted(model, cfg, where, ctx):
+    """Set the attributes model's class declares from cfg, each checked by its kind's reader (in the
+    declared order: a reader may use those before it); the cross-checks are the caller's."""
+    for attr, (kind, _) in type(model)._SAVED_FITTED.items():
+        if attr in cfg:
+            setattr(model, attr, _KINDS[kind].load(cfg[attr], f"{where}.{attr}", ctx))
+
+
+def _fitted_keys(cls):
+    """(required, optional) keys of cls's fitted attributes in a file."""
+    table = cls._SAVED_FITTED
+    return (tuple(a for a, (_, required) in table.items() if required),
+            tuple(a for a, (_, required) in table.items() if not required))
+
+
+def _dump_history(history, w, where):
+    return {k: w.array(f"{where}.{k}", np.asarray(v, dtype=np.float64)) for k, v in history.items()}
 
 
 def _dump_dead_units(value, where):
@@ -290,9 +326,13 @@ def _dump_dead_units(value, where):
 
 
 def _encode_param(value, where, w):
-    """An estimator parameter as JSON: scalars as they are, lists, {"tuple"}, {"ndarray"}, {"rng"}."""
+    """An estimator parameter as JSON: scalars as they are, lists, {"tuple"}, {"ndarray"}, {"rng"}, {"schedule"}."""
     if isinstance(value, (np.random.RandomState, np.random.Generator)):
         return w.rng(value, where)
+    if type(value) in _SCHEDULE_NAMES:
+        params = value.get_params(deep=False)
+        return {"schedule": _SCHEDULE_NAMES[type(value)],
+                "params": {k: _encode_param(v, f"{where}.{k}", w) for k, v in params.items()}}
     if isinstance(value, tuple):
         return {"tuple": [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]}
     if isinstance(value, list):
@@ -311,42 +351,24 @@ def _dump_estimator(est, w):
     params = {k: _encode_param(v, f"estimator.params.{k}", w) for k, v in est.get_params(deep=False).items()}
     if not hasattr(est, "_network"):
         return None, {"params": params, "fitted": None}
-    network = _dump_network(est._network, w)
-    where = "estimator.fitted"
-    fitted = {attr: int(getattr(est, attr)) for attr in _INT_ATTRS}
-    fitted["out_activation_"] = str(est.out_activation_)
-    for attr in ("best_loss_", "best_validation_score_"):
-        value = getattr(est, attr)
-        fitted[attr] = None if value is None else float(value)
-    if hasattr(est, "loss_"):
-        fitted["loss_"] = None if est.loss_ is None else float(est.loss_)
-    fitted["loss_curve_"] = w.array(f"{where}.loss_curve_", np.asarray(est.loss_curve_, dtype=np.float64))
-    fitted["grad_norms_"] = w.array(f"{where}.grad_norms_", np.asarray(est.grad_norms_, dtype=np.float64))
-    scores = est.validation_scores_
-    fitted["validation_scores_"] = (None if scores is None else
-                                    w.array(f"{where}.validation_scores_", np.asarray(scores, dtype=np.float64)))
-    fitted["_random_state"] = w.rng(est._random_state, f"{where}._random_state")
-    if hasattr(est, "feature_names_in_"):
-        fitted["feature_names_in_"] = w.array(f"{where}.feature_names_in_", est.feature_names_in_)
-    if hasattr(est, "_best_params"):
-        fitted["_best_params"] = w.array(f"{where}._best_params", est._best_params)
-    if hasattr(est, "_trainer"):
-        fitted["_trainer"] = _dump_trainer(est._trainer, w, f"{where}._trainer")
-    if hasattr(est, "dead_units_"):
-        fitted["dead_units_"] = _dump_dead_units(est.dead_units_, f"{where}.dead_units_")
-    if is_classifier(est):
-        fitted["classes_"] = w.array(f"{where}.classes_", est.classes_)
-        lb = est._label_binarizer
-        lb_cfg = {k: _scalar(v, f"{where}._label_binarizer.{k}") for k, v in lb.get_params(deep=False).items()}
-        lb_cfg["y_type_"] = str(lb.y_type_)
-        lb_cfg["sparse_input_"] = bool(lb.sparse_input_)
-        lb_cfg["classes_"] = ("classes_" if lb.classes_ is est.classes_ else
-                              w.array(f"{where}._label_binarizer.classes_", lb.classes_))
-        fitted["_label_binarizer"] = lb_cfg
-    return network, {"params": params, "fitted": fitted}
+    return _dump_network(est._network, w), {"params": params, "fitted": _dump_fitted(est, w, "estimator.fitted")}
 
 
-def _dump_trainer(trainer, w, where):
+def _dump_label_binarizer(lb, w, where, est):
+    cfg = {k: _scalar(v, f"{where}.{k}") for k, v in lb.get_params(deep=False).items()}
+    cfg["y_type_"] = str(lb.y_type_)
+    cfg["sparse_input_"] = bool(lb.sparse_input_)
+    cfg["classes_"] = "classes_" if lb.classes_ is est.classes_ else w.array(f"{where}.classes_", lb.classes_)
+    return cfg
+
+
+def _dump_schedule_run(value, where):
+    run, epoch = value
+    return {"max_epochs": run.max_epochs, "epoch": int(epoch),
+            "state": {k: _scalar(v, f"{where}.state.{k}") for k, v in run.get_state().items()}}
+
+
+def _dump_trainer(trainer, w, where, model=None):
     return {
         "settings": {k: _scalar(v, f"{where}.settings.{k}") for k, v in trainer.settings.items()},
         "state": [w.array(f"{where}.state.{i}", s) for i, s in enumerate(trainer.state)],
@@ -658,10 +680,10 @@ def _checked_params(arr, net, name):
 
 def _load_network(cfg, ar, cls, rngs):
     where = "network"
-    keys = ("layer_sizes", "activation", "output_activation", "loss", "init", "dtype", "dropout", "random_state",
-            "params")
-    # (loss_param: files written before the losses that have one leave it out)
-    _fields(cfg, where, keys, optional=("loss_param", "loss_curve_", "grad_norms_", "dead_units_"))
+    required, optional = _fitted_keys(cls)
+    # (files written before an argument existed leave it out: _ARGS_SINCE gives its value for them)
+    args = tuple(name for name in cls._SAVED_ARGS if name not in cls._ARGS_SINCE)
+    _fields(cfg, where, args + ("random_state", "params") + required, optional + tuple(cls._ARGS_SINCE))
     try:
         sizes = cls._check_layer_sizes(cfg["layer_sizes"])
     except (TypeError, ValueError) as exc:
@@ -674,29 +696,61 @@ def _load_network(cfg, ar, cls, rngs):
         raise ValueError(f"array '{where}.params' has shape {shape}, but layer_sizes {list(sizes)} need a 1-D "
                          f"array of at least {n_weights} parameters.")
     try:
-        net = cls(sizes, activation=cfg["activation"], output_activation=cfg["output_activation"], loss=cfg["loss"],
-                  init=cfg["init"], dtype=cfg["dtype"], dropout=cfg["dropout"], random_state=0,
-                  loss_param=cfg.get("loss_param"))
+        net = cls(sizes, **{name: cfg.get(name, cls._ARGS_SINCE.get(name)) for name in cls._SAVED_ARGS[1:]},
+                  random_state=0)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from exc
     params = ar.array(cfg["params"], f"{where}.params", "f", shape=(net.n_params_,))
     np.copyto(net._params, _checked_params(params, net, f"{where}.params"))
     net._rng = rngs.get(cfg["random_state"], f"{where}.random_state")
-    if ("loss_curve_" in cfg) != ("grad_norms_" in cfg):  # fit records both or neither
+    _load_fitted(net, cfg, where, _Context(ar, rngs, net, net))
+    # cross-checks: fit records loss_curve_ and grad_norms_ together, history_ beside them
+    if hasattr(net, "loss_curve_") != hasattr(net, "grad_norms_"):
         raise ValueError(f"{where} has one of 'loss_curve_' and 'grad_norms_' without the other.")
-    if "loss_curve_" in cfg:
-        net.loss_curve_, net.grad_norms_ = _history(ar, cfg, where, net.n_layers_)
-    if "dead_units_" in cfg:
-        net.dead_units_ = _load_dead_units(cfg["dead_units_"], f"{where}.dead_units_", net)
+    if hasattr(net, "loss_curve_"):
+        _check_record(net.loss_curve_, net.grad_norms_, where, net.n_layers_)
+    if hasattr(net, "history_"):
+        if not hasattr(net, "loss_curve_"):
+            raise ValueError(f"{where} has 'history_' without 'loss_curve_'.")
+        net.history_ = _load_history(ar, net.history_, f"{where}.history_", net.loss_curve_)
+        if "val_loss" in net.history_:
+            net.validation_loss_curve_ = list(net.history_["val_loss"])
     return net
 
 
-def _history(ar, cfg, where, n_layers, diverged_last=False):
-    """(loss_curve_, grad_norms_) as fit records them: a finite loss per epoch, and per epoch
-    a finite norm >= 0 per layer; with diverged_last, the last epoch may be a diverged one
-    (NaN loss and norms, as an early-stopping fit records the epoch it returned from)."""
-    losses = ar.array(cfg["loss_curve_"], f"{where}.loss_curve_", "f", ndim=1)
-    norms = ar.array(cfg["grad_norms_"], f"{where}.grad_norms_", np.float64, ndim=2)
+class _Context(NamedTuple):
+    """What the readers of _KINDS may use: the archive, the random generators, the network, the model."""
+    ar: object
+    rngs: object
+    net: object
+    model: object
+
+
+def _load_history(ar, cfg, where, loss_curve):
+    """history_ as a fit records it: per epoch of loss_curve_ (its loss, the same numbers), the learning
+    rate (> 0; NaN for L-BFGS), seconds (>= 0; NaN for a diverged epoch), and val_loss and val_score
+    together or not at all (NaN where there was no validation or the predictions were not finite)."""
+    keys = new_history(validation=isinstance(cfg, dict) and "val_loss" in cfg)
+    _fields(cfg, where, tuple(keys))
+    n = len(loss_curve)
+    history = {k: ar.array(cfg[k], f"{where}.{k}", np.float64, shape=(n,)).tolist() for k in keys}
+    if not np.array_equal(history["loss"], loss_curve, equal_nan=True):
+        raise ValueError(f"array '{where}.loss' differs from loss_curve_.")
+    for key, low in (("learning_rate", 0.0), ("seconds", 0.0)):
+        values = np.asarray(history[key])
+        if not (np.isnan(values) | (np.isfinite(values) & (values >= low))).all():
+            raise ValueError(f"array '{where}.{key}' must hold finite numbers >= {low} or NaN.")
+    for key in ("val_loss", "val_score"):
+        if key in history and np.isinf(history[key]).any():
+            raise ValueError(f"array '{where}.{key}' contains infinity.")
+    return history
+
+
+def _check_record(losses, norms, where, n_layers, diverged_last=False):
+    """loss_curve_ and grad_norms_ as fit records them: a finite loss per epoch, and per epoch a
+    finite norm >= 0 per layer; with diverged_last, the last epoch may be a diverged one (NaN
+    loss and norms, as an early-stopping fit records the epoch it returned from)."""
+    losses = np.asarray(losses, dtype=np.float64)
     if norms.shape != (len(losses), n_layers):
         raise ValueError(f"array '{where}.grad_norms_' has shape {norms.shape}, expected {(len(losses), n_layers)} "
                          "(one row per entry of loss_curve_, one column per layer).")
@@ -706,15 +760,13 @@ def _history(ar, cfg, where, n_layers, diverged_last=False):
     check_finite(norms[:last], f"array '{where}.grad_norms_'")
     if (norms[:last] < 0).any():
         raise ValueError(f"array '{where}.grad_norms_' has negative norms.")
-    return losses.tolist(), norms
 
 
-def _validation_scores(ar, ref, name, n_epochs):
+def _validation_scores(scores, name, n_epochs):
     """None, or at most one score per epoch: accuracy or R^2, NaN where the predictions were not finite
     (as scikit-learn records them), never infinite."""
-    if ref is None:
+    if scores is None:
         return None
-    scores = ar.array(ref, name, "f", ndim=1)
     if len(scores) > n_epochs:
         raise ValueError(f"array {name!r} has {len(scores)} scores, more than the {n_epochs} epochs of "
                          "loss_curve_.")
@@ -732,9 +784,18 @@ def _load_dead_units(value, where, net):
     return [check_float(v, f"{where}[{i}]", 0.0, 1.0) for i, v in enumerate(value)]
 
 
-def _decode_param(value, where, rngs):
+def _decode_param(value, where, rngs, depth=0):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, dict) and set(value) == {"schedule", "params"}:
+        cls = SCHEDULES.get(value["schedule"]) if isinstance(value["schedule"], str) else None
+        if cls is None:
+            raise ValueError(f"{where}.schedule is {value['schedule']!r}, expected one of "
+                             f"{', '.join(map(repr, SCHEDULES))}.")
+        if depth >= _MAX_SCHEDULE_DEPTH:
+            raise ValueError(f"{where}: schedules nested more than {_MAX_SCHEDULE_DEPTH} deep.")
+        params = _fields(value["params"], f"{where}.params", tuple(cls().get_params(deep=False)))
+        return cls(**{k: _decode_param(v, f"{where}.params.{k}", rngs, depth + 1) for k, v in params.items()})
     if isinstance(value, list):
         return [_decode_param(v, f"{where}[{i}]", rngs) for i, v in enumerate(value)]
     if isinstance(value, dict) and set(value) == {"tuple"} and isinstance(value["tuple"], list):
@@ -762,7 +823,9 @@ def _load_estimator(cls, cfg, ar, rngs):
     est = cls(**{k: _decode_param(v, f"estimator.params.{k}", rngs) for k, v in params.items()})
     try:
         est._validate_params()
-    except ValueError as exc:
+        if not isinstance(est.learning_rate, str):  # a schedule checks its parameters when it starts
+            est.learning_rate.start(est.learning_rate_init, est.max_iter)
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"estimator.params: {exc}") from exc
     fitted = cfg["estimator"]["fitted"]
     if fitted is None:
@@ -772,61 +835,74 @@ def _load_estimator(cls, cfg, ar, rngs):
 
     net = est._network = _load_network(cfg["network"], ar, Network, rngs)
     where = "estimator.fitted"
-    required = _INT_ATTRS + ("out_activation_", "best_loss_", "best_validation_score_", "loss_curve_",
-                             "grad_norms_", "validation_scores_", "_random_state")
-    optional = ("loss_", "feature_names_in_", "_best_params", "_trainer", "dead_units_")
-    if is_classifier(est):
-        required += ("classes_", "_label_binarizer")
-    _fields(fitted, where, required, optional)
-    for attr in _INT_ATTRS:
-        setattr(est, attr, check_int(fitted[attr], f"{where}.{attr}", 0))
+    _fields(fitted, where, *_fitted_keys(cls))
+    _load_fitted(est, fitted, where, _Context(ar, rngs, net, est))
+    _check_estimator_record(est, where, ar)
+    return est
+
+
+def _check_estimator_record(est, where, ar):
+    """The cross-checks of an estimator's fitted attributes: with each other and with the network."""
+    net = est._network
     sizes = list(net.layer_sizes)
     for attr, expected in (("n_features_in_", sizes[0]), ("n_outputs_", sizes[-1]), ("n_layers_", len(sizes))):
         if getattr(est, attr) != expected:
             raise ValueError(f"{where}.{attr} is {getattr(est, attr)}, but the network's layer_sizes {sizes} "
                              f"give {expected}.")
-    est.out_activation_ = _string(fitted["out_activation_"], f"{where}.out_activation_", (net.output_activation,))
+    _string(est.out_activation_, f"{where}.out_activation_", (net.output_activation,))
     # an early-stopping fit that diverged records that epoch as NaN: its last loss, norms and score
-    scores = fitted["validation_scores_"]
-    est.loss_curve_, est.grad_norms_ = _history(ar, fitted, where, est.n_layers_ - 1,
-                                                diverged_last=scores is not None)
-    est.validation_scores_ = _validation_scores(ar, scores, f"{where}.validation_scores_", len(est.loss_curve_))
+    _check_record(est.loss_curve_, est.grad_norms_, where, est.n_layers_ - 1,
+                  diverged_last=est.validation_scores_ is not None)
+    est.validation_scores_ = _validation_scores(est.validation_scores_, f"{where}.validation_scores_",
+                                                len(est.loss_curve_))
     diverged = bool(est.loss_curve_) and np.isnan(est.loss_curve_[-1])
     if diverged and not (len(est.validation_scores_) == len(est.loss_curve_)
                          and np.isnan(est.validation_scores_[-1])):
         raise ValueError(f"array '{where}.loss_curve_' contains NaN or infinity, and not as the record of a "
                          "diverged last epoch (NaN validation score).")
+    if hasattr(est, "history_"):
+        est.history_ = _load_history(ar, est.history_, f"{where}.history_", est.loss_curve_)
+        if "val_loss" in est.history_:
+            est.validation_loss_curve_ = list(est.history_["val_loss"])
+    else:  # a version 1 file: the losses only
+        est.history_ = new_history(validation=False)
+        est.history_["loss"] = list(est.loss_curve_)
+        est.history_["learning_rate"] = [np.nan] * len(est.loss_curve_)
+        est.history_["seconds"] = [np.nan] * len(est.loss_curve_)
     # best_loss_: inf before the first epoch, None with early stopping (sgd, adam);
     # best_validation_score_: -inf before the first score, None without early stopping.
-    est.best_loss_ = _real(fitted["best_loss_"], f"{where}.best_loss_", optional=True)
     if est.best_loss_ is not None and not (np.isfinite(est.best_loss_) or
                                            (est.best_loss_ == np.inf and not est.loss_curve_)):
         raise ValueError(f"{where}.best_loss_ is {est.best_loss_}, expected a finite number (or infinity "
                          "before the first epoch).")
-    est.best_validation_score_ = _real(fitted["best_validation_score_"], f"{where}.best_validation_score_",
-                                       optional=True)
     best = est.best_validation_score_
     if (best is None) != (est.validation_scores_ is None) or (best is not None and not best < np.inf):
         raise ValueError(f"{where}.best_validation_score_ is {best}, expected null without validation scores, "
                          "else a finite number (-infinity before the first score).")
-    if "loss_" in fitted:
-        est.loss_ = _real(fitted["loss_"], f"{where}.loss_", optional=True)
-        if est.loss_ is not None and not (np.isfinite(est.loss_) or (diverged and np.isnan(est.loss_))):
-            raise ValueError(f"{where}.loss_ is {est.loss_}, expected a finite number (NaN after divergence).")
-    est._random_state = rngs.get(fitted["_random_state"], f"{where}._random_state")
-    if "feature_names_in_" in fitted:
-        est.feature_names_in_ = ar.array(fitted["feature_names_in_"], f"{where}.feature_names_in_", "U",
-                                         shape=(est.n_features_in_,))
-    if "_best_params" in fitted:
-        best = ar.array(fitted["_best_params"], f"{where}._best_params", "f", shape=net._params.shape)
-        est._best_params = _checked_params(best, net, f"{where}._best_params").copy()
-    if "_trainer" in fitted:
-        est._trainer = _load_trainer(fitted["_trainer"], f"{where}._trainer", ar, net)
-    if "dead_units_" in fitted:
-        est.dead_units_ = _load_dead_units(fitted["dead_units_"], f"{where}.dead_units_", net)
+    loss = getattr(est, "loss_", None)
+    if loss is not None and not (np.isfinite(loss) or (diverged and np.isnan(loss))):
+        raise ValueError(f"{where}.loss_ is {loss}, expected a finite number (NaN after divergence).")
     if is_classifier(est):
-        _load_classes(est, fitted, where, ar)
-    return est
+        _check_classes(est, f"{where}._label_binarizer")
+
+
+def _load_schedule_run(cfg, where, est):
+    """(run, next epoch) of the estimator's learning_rate schedule, continued from its saved state."""
+    if isinstance(est.learning_rate, str):
+        raise ValueError(f"{where}: a schedule's run, but learning_rate is {est.learning_rate!r}.")
+    _fields(cfg, where, ("max_epochs", "epoch", "state"))
+    max_epochs = None if cfg["max_epochs"] is None else check_int(cfg["max_epochs"], f"{where}.max_epochs", 1)
+    epoch = check_int(cfg["epoch"], f"{where}.epoch", 0)
+    state = cfg["state"]
+    if not isinstance(state, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in state.values()):
+        raise ValueError(f"{where}.state must be a JSON object of numbers, got {state!r}.")
+    try:
+        run = est.learning_rate.start(est.learning_rate_init, max_epochs)
+        run.set_state(state)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+    return run, epoch
 
 
 def _labels(ar, ref, name):
@@ -836,10 +912,8 @@ def _labels(ar, ref, name):
     return classes
 
 
-def _load_classes(est, fitted, where, ar):
-    est.classes_ = _labels(ar, fitted["classes_"], f"{where}.classes_")
-    lw = f"{where}._label_binarizer"
-    cfg = _fields(fitted["_label_binarizer"], lw, _LB_PARAMS + ("y_type_", "sparse_input_", "classes_"))
+def _load_label_binarizer(cfg, lw, ctx):
+    cfg = _fields(cfg, lw, _LB_PARAMS + ("y_type_", "sparse_input_", "classes_"))
     lb = LabelBinarizer(**{k: cfg[k] for k in _LB_PARAMS})
     try:
         lb._validate_params()
@@ -849,10 +923,14 @@ def _load_classes(est, fitted, where, ar):
         raise ValueError(f"{lw}: neg_label must be less than pos_label, got {lb.neg_label} and {lb.pos_label}.")
     lb.y_type_ = _string(cfg["y_type_"], f"{lw}.y_type_", _LB_TYPES)
     lb.sparse_input_ = check_bool(cfg["sparse_input_"], f"{lw}.sparse_input_")
-    lb.classes_ = (est.classes_ if cfg["classes_"] == "classes_" else
-                   _labels(ar, cfg["classes_"], f"{lw}.classes_"))
-    est._label_binarizer = lb
-    # Predictions index classes_ by output: the label encoding must fit the network.
+    lb.classes_ = (ctx.model.classes_ if cfg["classes_"] == "classes_" else
+                   _labels(ctx.ar, cfg["classes_"], f"{lw}.classes_"))
+    return lb
+
+
+def _check_classes(est, lw):
+    """Predictions index classes_ by output: the label encoding must fit the network."""
+    lb = est._label_binarizer
     n_labels, n_outputs = len(lb.classes_), est.n_outputs_
     fits = n_outputs == 1 and n_labels <= 2 if lb.y_type_ == "binary" else n_outputs == n_labels
     if not fits or len(est.classes_) != n_labels or est._output_activation() != est.out_activation_:
@@ -864,7 +942,7 @@ def _load_trainer(cfg, where, ar, net):
     _fields(cfg, where, ("settings", "state"))
     settings = _fields(cfg["settings"], f"{where}.settings", _TRAINER_ARGS + ("dropout", "step", "seed"))
     try:
-        trainer = net._trainer(**{k: settings[k] for k in _TRAINER_ARGS})
+        trainer = Trainer(net, **{k: settings[k] for k in _TRAINER_ARGS})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}.settings: {exc}") from exc
     if set(settings) != set(trainer.settings):
@@ -883,3 +961,43 @@ def _load_trainer(cfg, where, ar, net):
         name = f"{where}.state.{i}"
         np.copyto(buffer, _checked_params(ar.array(ref, name, "f", shape=buffer.shape), net, name))
     return trainer
+
+
+class _Kind(NamedTuple):
+    dump: Callable  # (value, writer, where, model) -> JSON
+    load: Callable  # (JSON, where, _Context) -> value, checked on its own (cross-checks come after)
+
+
+def _array_kind(kinds, ndim, dtype=np.float64):
+    return _Kind(lambda v, w, where, m: w.array(where, np.asarray(v, dtype=dtype)),
+                 lambda v, where, c: c.ar.array(v, where, kinds, ndim=ndim))
+
+
+# How each kind of fitted attribute is written and read; the classes declare
+# which attribute is of which kind (_SAVED_FITTED).
+_KINDS = {
+    "count": _Kind(lambda v, w, where, m: int(v), lambda v, where, c: check_int(v, where, 0)),
+    "name": _Kind(lambda v, w, where, m: str(v), lambda v, where, c: _string(v, where)),
+    "number": _Kind(lambda v, w, where, m: None if v is None else float(v),
+                    lambda v, where, c: _real(v, where, optional=True)),
+    "curve": _Kind(lambda v, w, where, m: w.array(where, np.asarray(v, dtype=np.float64)),
+                   lambda v, where, c: c.ar.array(v, where, "f", ndim=1).tolist()),
+    "norms": _array_kind(np.float64, 2),
+    "scores": _Kind(lambda v, w, where, m: None if v is None else w.array(where, np.asarray(v, dtype=np.float64)),
+                    lambda v, where, c: None if v is None else c.ar.array(v, where, "f", ndim=1)),
+    "rng": _Kind(lambda v, w, where, m: w.rng(v, where), lambda v, where, c: c.rngs.get(v, where)),
+    "names": _Kind(lambda v, w, where, m: w.array(where, v),
+                   lambda v, where, c: c.ar.array(v, where, "U", shape=(c.model.n_features_in_,))),
+    "params": _Kind(lambda v, w, where, m: w.array(where, v),
+                    lambda v, where, c: _checked_params(c.ar.array(v, where, "f", shape=c.net._params.shape),
+                                                        c.net, where).copy()),
+    "trainer": _Kind(_dump_trainer, lambda v, where, c: _load_trainer(v, where, c.ar, c.net)),
+    "fractions": _Kind(lambda v, w, where, m: _dump_dead_units(v, where),
+                       lambda v, where, c: _load_dead_units(v, where, c.net)),
+    "history": _Kind(lambda v, w, where, m: _dump_history(v, w, where),
+                     lambda v, where, c: v),  # read with loss_curve_, in the cross-checks
+    "schedule run": _Kind(lambda v, w, where, m: _dump_schedule_run(v, where),
+                          lambda v, where, c: _load_schedule_run(v, where, c.model)),
+    "labels": _Kind(lambda v, w, where, m: w.array(where, v), lambda v, where, c: _labels(c.ar, v, where)),
+    "label binarizer": _Kind(_dump_label_binarizer, _load_label_binarizer),
+}

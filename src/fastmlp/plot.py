@@ -13,9 +13,10 @@ learner can put several plots side by side and save them::
     plot_gradient_norms(model, ax=right)
     fig.savefig("training.png")
 
-Both work with ``fastmlp.Network``, ``fastmlp.reference.Network`` and the
+They work with ``fastmlp.Network``, ``fastmlp.reference.Network`` and the
 estimators ``fastmlp.MLPClassifier`` / ``fastmlp.MLPRegressor``: they read the
-fitted attributes ``loss_curve_``, ``grad_norms_`` and (estimators with
+fitted attributes ``loss_curve_``, ``grad_norms_``, ``history_`` and, with a
+validation set, ``validation_loss_curve_`` and (estimators with
 ``early_stopping=True``) ``validation_scores_``.
 """
 import numpy as np
@@ -29,7 +30,7 @@ except ImportError as exc:  # the plot extra is not installed
         "(or pip install matplotlib)."
     ) from exc
 
-__all__ = ["plot_gradient_norms", "plot_loss_curve"]
+__all__ = ["plot_gradient_norms", "plot_learning_rate", "plot_loss_curve"]
 
 
 def _fitted(model, name):
@@ -50,26 +51,29 @@ def _axes(ax):
 
 
 def plot_loss_curve(model, ax=None):
-    """Plot the training loss of each epoch, and the validation score when early stopping ran.
+    """Plot the training loss of each epoch, the validation loss and the validation score when there are.
 
     Parameters
     ----------
     model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
         A fitted model: its ``loss_curve_`` (mean training loss per epoch, one
-        entry per iteration for the lbfgs solver) is drawn. If the model also
-        has a non-empty ``validation_scores_`` (an estimator fitted with
+        entry per iteration for the lbfgs solver) is drawn, and beside it its
+        ``validation_loss_curve_`` when it had a validation set (label
+        "validation loss"; NaN epochs, without one, leave gaps). If the model
+        also has a non-empty ``validation_scores_`` (an estimator fitted with
         ``early_stopping=True``: accuracy for a classifier, R^2 for a
-        regressor), it is drawn on a secondary y axis on the right.
+        regressor, by default), it is drawn on a secondary y axis on the right.
     ax : matplotlib.axes.Axes, default=None
         Where to draw; None makes a new figure.
 
     Returns
     -------
     matplotlib.axes.Axes
-        The Axes of the training loss. Its first line is the loss (label
-        "training loss"); its legend also lists the validation line and the
-        dotted line of the best validation score, which live on a twin Axes
-        (``ax.figure.axes`` holds both).
+        The Axes of the losses. Its first line is the training loss (label
+        "training loss"), the second the validation loss if any; its legend
+        also lists the validation score line and the dotted line of the best
+        validation score, which live on a twin Axes (``ax.figure.axes`` holds
+        both).
 
     Raises
     ------
@@ -101,6 +105,11 @@ def plot_loss_curve(model, ax=None):
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("training loss")
+    val_loss = getattr(model, "validation_loss_curve_", None)
+    if val_loss is not None and len(val_loss) > 0:
+        handles += ax.plot(np.arange(1, len(val_loss) + 1), np.asarray(val_loss, dtype=np.float64), color="C2",
+                           label="validation loss")
+        ax.set_ylabel("loss")
     ax.set_title(f"{type(model).__name__}: loss curve")
 
     scores = getattr(model, "validation_scores_", None)
@@ -117,6 +126,69 @@ def plot_loss_curve(model, ax=None):
                                         label=f"best validation score ({best:.3g})"))
     # a falling loss leaves the upper right empty; with a rising score, the middle right
     ax.legend(handles=handles, loc="upper right" if len(handles) == 1 else "center right")
+    return ax
+
+
+def plot_learning_rate(model, ax=None):
+    """Plot the learning rate of each epoch: the schedule a fit followed.
+
+    Parameters
+    ----------
+    model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
+        A model fitted by a stochastic solver: its ``history_["learning_rate"]``
+        is drawn (a per-batch schedule's epoch is the mean of its batches'
+        rates; "invscaling" and "adaptive" show their steps).
+    ax : matplotlib.axes.Axes, default=None
+        Where to draw; None makes a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        With one line, labelled "learning rate"; a log y scale when the rates
+        span more than a factor of 10.
+
+    Raises
+    ------
+    ValueError
+        If the model has no ``history_`` (not fitted), or no learning rate in
+        it (L-BFGS has none).
+
+    See Also
+    --------
+    plot_loss_curve : The losses of the same fit.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from fastmlp import Network
+    >>> from fastmlp.plot import plot_learning_rate
+    >>> from fastmlp.schedules import StepDecay
+    >>> X = np.random.default_rng(0).standard_normal((32, 4))
+    >>> net = Network([4, 8, 1], random_state=0).fit(X, X[:, :1], epochs=6,
+    ...                                              lr_schedule=StepDecay(step_size=2, gamma=0.5))
+    >>> ax = plot_learning_rate(net)
+    >>> ax.get_lines()[0].get_ydata().tolist()
+    [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025]
+    >>> plt.close("all")
+    """
+    history = getattr(model, "history_", None)
+    if not history or not len(history["learning_rate"]):
+        raise ValueError(f"{type(model).__name__} has no history_: fit the model before plotting "
+                         "(the plot reads history_['learning_rate']).")
+    rates = np.asarray(history["learning_rate"], dtype=np.float64)
+    if np.isnan(rates).all():
+        raise ValueError(f"{type(model).__name__} has no learning rates to plot: its solver (L-BFGS) keeps none.")
+    ax = _axes(ax)
+    epochs = np.arange(1, len(rates) + 1)
+    ax.plot(epochs, rates, color="C3", marker="o" if len(rates) == 1 else None, label="learning rate")
+    finite = rates[np.isfinite(rates) & (rates > 0)]
+    if len(finite) and finite.max() > 10 * finite.min():
+        ax.set_yscale("log", nonpositive="mask")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("learning rate")
+    ax.set_title(f"{type(model).__name__}: learning rate")
     return ax
 
 

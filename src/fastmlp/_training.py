@@ -1,0 +1,451 @@
+"""The training loop every fit shares: optimizer state, the epochs, validation,
+early stopping, the history, callbacks and the roll-back of a divergence.
+
+``Network.fit``, the estimators' stochastic solvers and ``partial_fit`` run
+their epochs through ``EpochLoop``; the estimators' L-BFGS calls the same
+hooks once per iteration (``EpochLoop.bridge``). What differs between them is
+a hook: an object with any of
+
+    on_fit_begin(loop)
+    on_epoch_begin(loop)
+    on_epoch_end(loop, logs) -> True to stop
+    on_fit_end(loop)
+
+called in order for each hook. ``logs`` holds the epoch's record: loss,
+learning_rate (a schedule's: the mean of the epoch's batch rates), seconds,
+grad_norms, and val_loss and val_score when there is a validation set. The compiled epoch itself is the network's
+(``_train_epoch``); Python runs here once per epoch.
+"""
+import contextlib
+import time
+
+import numpy as np
+
+from . import _registry
+from ._progress import EpochReporter
+from ._validation import check_bool, check_float, check_int
+
+# scikit-learn's words for the same failure, kept so that code matching them keeps working
+SKLEARN_DIVERGENCE = ("Solver produced non-finite parameter weights. The input data may contain large values "
+                      "and need to be preprocessed.")
+
+
+class Divergence(ValueError):
+    """Training diverged; the weights were rolled back (the message says to what).
+
+    A ValueError to the user; a loop with a validation set catches it to return
+    the best-validation weights instead. to_call_start: the roll-back went past
+    the failed epoch's start, to the state before the call.
+    """
+
+    def __init__(self, message, to_call_start=False):
+        super().__init__(message)
+        self.to_call_start = to_call_start
+
+
+# The optimizer's hyperparameters, listed once: name -> (check, default). The
+# Trainer validates them, persistence saves them, Network.fit takes them by
+# these names (the estimators map scikit-learn's: nesterovs_momentum -> nesterov).
+HYPERPARAMETERS = {
+    "momentum": (lambda v: check_float(v, "momentum", 0.0, 1.0), 0.0),
+    "nesterov": (lambda v: check_bool(v, "nesterov"), False),
+    "beta_1": (lambda v: check_float(v, "beta_1", 0.0, 1.0, high_open=True), 0.9),
+    "beta_2": (lambda v: check_float(v, "beta_2", 0.0, 1.0, high_open=True), 0.999),
+    "epsilon": (lambda v: check_float(v, "epsilon", 0.0, low_open=True), 1e-8),
+    "alpha": (lambda v: check_float(v, "alpha", 0.0), 0.0),
+    "clip_norm": (lambda v: None if v is None else check_float(v, "clip_norm", 0.0, low_open=True), None),
+}
+# The Trainer's arguments; its other settings (dropout, step, seed) follow from the network and the epochs.
+TRAINER_ARGS = ("optimizer", "batch_size", "learning_rate", *HYPERPARAMETERS)
+
+
+def draw_seed(rng):
+    """A 63-bit seed from a Generator or a RandomState (for the C PRNG)."""
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**63, dtype=np.int64))
+    return int(rng.randint(0, 2**63 - 1, dtype=np.int64))
+
+
+class Trainer:
+    """A network's optimizer settings and state, and the workspaces of its epochs.
+
+    Every field is set here. A trainer may be kept across calls (the
+    estimators' partial_fit does); its learning rate may change between epochs
+    (schedules). Pickles as its settings and optimizer state only (what
+    fastmlp.save keeps): the rest is scratch, made again by the next epoch.
+    """
+
+    _SCRATCH = ("grads", "work", "capacity", "start_of_epoch", "state_at_start", "step_at_start", "rates")
+
+    def __init__(self, net, optimizer, batch_size, learning_rate, **hyperparameters):
+        spec = _registry.lookup(_registry.OPTIMIZERS, optimizer, "optimizer")
+        unknown = sorted(set(hyperparameters) - set(HYPERPARAMETERS))
+        if unknown:
+            raise TypeError(f"unknown optimizer setting {unknown[0]!r}; the settings are {', '.join(HYPERPARAMETERS)}.")
+        self.settings = dict(
+            batch_size=check_int(batch_size, "batch_size", 1),
+            optimizer=spec.name,
+            learning_rate=check_float(learning_rate, "learning_rate", 0.0, low_open=True),
+            **{name: check(hyperparameters.get(name, default)) for name, (check, default) in HYPERPARAMETERS.items()},
+            dropout=bool((net._keep < 1).any()),
+            step=0,  # updates so far (Adam's t)
+            seed=0,  # the dropout masks' seed of the epoch
+        )
+        self.state = [np.zeros_like(net._params) for _ in range(spec.n_state)]
+        self.grad_norm_sums = np.zeros(net.n_layers_)  # per layer, the sum over an epoch's batches of ||dW||
+        self.unit_max = np.empty(sum(net.layer_sizes[1:-1]), dtype=net.dtype)  # per hidden unit, its largest z
+        self._scratch_like(net._params)
+
+    def __getstate__(self):
+        return {k: v for k, v in vars(self).items() if k not in self._SCRATCH}
+
+    def __setstate__(self, fields):
+        vars(self).update(fields)
+        self._scratch_like(self.state[0])
+
+    def _scratch_like(self, params):
+        self.grads = self.work = None  # the engine's workspaces, sized by net._workspaces for `capacity` rows
+        self.capacity = 0
+        self.start_of_epoch = np.empty_like(params)  # what a divergence rolls back to
+        self.state_at_start = [np.empty_like(s) for s in self.state]
+        self.step_at_start = 0
+        self.rates = None  # the epoch's rate per batch (a schedule's), None: settings["learning_rate"]
+
+    def size_for(self, net, batch_size):
+        """Workspaces for batches of batch_size rows (kept while large enough)."""
+        if batch_size > self.capacity:
+            self.grads, self.work = net._workspaces(batch_size, self.settings["dropout"])
+            self.capacity = batch_size
+
+    def save_epoch_start(self, params):
+        np.copyto(self.start_of_epoch, params)
+        for saved, s in zip(self.state_at_start, self.state):
+            np.copyto(saved, s)
+        self.step_at_start = self.settings["step"]
+
+    def restore_epoch_start(self, params):
+        np.copyto(params, self.start_of_epoch)
+        for s, saved in zip(self.state, self.state_at_start):
+            np.copyto(s, saved)
+        self.settings["step"] = self.step_at_start
+
+
+class Validation:
+    """A validation set and how to score the network on it.
+
+    score: None (minus the validation loss) or a callable score(X, Y,
+    sample_weight) -> float, higher is better, NaN when the predictions are
+    not finite.
+    """
+
+    def __init__(self, X, Y, sample_weight=None, score=None):
+        self.X, self.Y, self.sample_weight, self.score = X, Y, sample_weight, score
+
+    def evaluate(self, net):
+        """(val_loss, val_score) of the network's current weights."""
+        loss = net._mean_loss(self.X, self.Y, self.sample_weight)
+        if self.score is None:
+            return loss, -loss
+        return loss, float(self.score(self.X, self.Y, self.sample_weight))
+
+
+class EpochLoop:
+    """One call's epochs of a network on (X, Y), through the hooks.
+
+    Parameters
+    ----------
+    net : BaseNetwork
+        The network trained; X, Y and sample_weight are already checked by it.
+    trainer : Trainer or None
+        Its optimizer settings and state (kept by the caller across calls);
+        None for an outside optimizer that reports through ``bridge``.
+    X, Y, sample_weight : arrays
+        The training set.
+    max_epochs : int
+        Epochs of this call at most.
+    shuffle : bool
+        Shuffle the rows every epoch (from the network's random_state).
+    n_threads : int or None
+        The engine's threads.
+    validation : Validation or None
+        Scored after every epoch: logs get val_loss and val_score.
+    keep_best : bool
+        Track the weights of the best val_score (``best_params``), return to
+        them at the end and when an epoch diverges (the loop then ends with
+        ``diverged`` set instead of raising). Needs a validation set.
+    best_score, best_params : float, ndarray or None
+        The best so far from an earlier call (a warm start).
+    hooks : sequence
+        Objects with any of on_fit_begin, on_epoch_begin, on_epoch_end, on_fit_end.
+    history : dict of lists or None
+        Where each epoch's logs are appended (the owner's history_, kept across
+        calls); the loop removes what a roll-back takes back.
+    schedule : run of a fastmlp.schedules schedule, or None
+        Gives each epoch's rate per batch (``trainer.rates``) before it runs,
+        ``epoch_rates(schedule_epoch, n_batches)``, and is told the monitored
+        loss after it (``end_epoch``: the validation loss, else the training loss).
+    schedule_epoch : int
+        The epoch of the schedule's run the first epoch of this call is (a
+        run continues across partial_fit calls); ``schedule_epoch`` counts on.
+
+    Attributes
+    ----------
+    epoch : int
+        Epochs completed in this call (the one running, inside on_epoch_begin).
+    logs : dict or None
+        The last epoch's record.
+    diverged : Divergence or None
+        With keep_best: the divergence that ended the loop.
+    """
+
+    def __init__(self, net, trainer, X, Y, sample_weight=None, *, max_epochs, shuffle=True, n_threads=None,
+                 validation=None, keep_best=False, best_score=-np.inf, best_params=None, hooks=(), history=None,
+                 schedule=None, schedule_epoch=0):
+        self.net, self.trainer = net, trainer
+        self.X, self.Y, self.sample_weight = X, Y, sample_weight
+        self.max_epochs, self.shuffle, self.n_threads = max_epochs, shuffle, n_threads
+        self.validation, self.keep_best = validation, keep_best
+        self.best_score = best_score
+        self.best_params = best_params
+        if keep_best and best_params is None:
+            self.best_params = net._params.copy()  # what a first epoch that diverges returns to
+        self.hooks = list(hooks)
+        self.schedule, self.schedule_epoch = schedule, schedule_epoch
+        self.history = history if history is not None else new_history(validation is not None)
+        if validation is not None:  # a first call with a validation set: NaN for the epochs before it
+            for key in new_history(True):
+                self.history.setdefault(key, [np.nan] * len(self.history["loss"]))
+        self.grad_norms = []  # per epoch of this call, the per-layer mean ||dW|| (grad_norms_)
+        self.epoch = 0
+        self.logs = None
+        self.diverged = None
+        self.interrupted = False
+        self._n_at_start = len(self.history["loss"])
+        # The state before the call, for a roll-back past the start of the failed
+        # epoch (None for one epoch: that epoch's start is the call's).
+        self._before = None
+        if max_epochs > 1 and trainer is not None:
+            self._before = net._params.copy(), [s.copy() for s in trainer.state], dict(trainer.settings)
+
+    # ------------------------------------------------------------------ run
+
+    def run(self):
+        """Run the epochs; returns self. Raises Divergence (the records taken back with the weights)."""
+        self._dispatch("on_fit_begin")
+        try:
+            try:
+                for _ in range(self.max_epochs):
+                    self.epoch += 1
+                    self._dispatch("on_epoch_begin")
+                    if self._one_epoch():
+                        break
+                if not self.keep_best:
+                    self._check_outputs()
+            except Divergence as exc:
+                if not self.keep_best:
+                    if exc.to_call_start:
+                        self.forget_call()
+                    raise
+                self._record_diverged(exc)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
+        finally:
+            if self.keep_best:
+                np.copyto(self.net._params, self.best_params)
+            if self.schedule is not None:
+                self.trainer.rates = None  # the next call's rates are its own
+            self._dispatch("on_fit_end")
+        return self
+
+    def _one_epoch(self):
+        """One epoch, its record and its hooks; True to stop."""
+        tic = time.perf_counter()
+        trainer = self.trainer
+        if self.schedule is not None:
+            n_batches = -(-self.X.shape[0] // min(trainer.settings["batch_size"], self.X.shape[0]))
+            trainer.rates = self.schedule.epoch_rates(self.schedule_epoch, n_batches)
+            rates = trainer.rates
+            rate = float(rates[0] if (rates == rates[0]).all() else rates.mean())  # (a mean of equal rates rounds)
+        else:
+            rate = trainer.settings["learning_rate"]
+        loss, norms = self._epoch()
+        logs = {"loss": loss, "learning_rate": rate, "seconds": time.perf_counter() - tic, "grad_norms": norms}
+        if self.validation is not None:
+            logs["val_loss"], logs["val_score"] = self.validation.evaluate(self.net)
+            if self.keep_best and logs["val_score"] > self.best_score:
+                self.best_score = logs["val_score"]
+                self.best_params = self.net._params.copy()
+        if self.schedule is not None:
+            self.schedule.end_epoch(logs["val_loss"] if self.validation is not None else loss)
+            self.schedule_epoch += 1
+        self._append(logs)
+        return self._dispatch("on_epoch_end", logs)
+
+    @contextlib.contextmanager
+    def bridged(self):
+        """The fit of an outside optimizer (L-BFGS), reporting each iteration through ``bridge``:
+        the hooks' fit begin before it, their fit end after it, whatever ends it."""
+        self._dispatch("on_fit_begin")
+        try:
+            yield self
+        finally:
+            self._dispatch("on_fit_end")
+
+    def forget_call(self):
+        """Take back the record of this call's epochs (its weights were taken back)."""
+        self._truncate(self._n_at_start)
+
+    def bridge(self, loss, norms, seconds):
+        """The record and hooks of one iteration of an outside optimizer (L-BFGS); True to stop."""
+        self.epoch += 1
+        self._dispatch("on_epoch_begin")
+        logs = {"loss": loss, "learning_rate": np.nan, "seconds": seconds, "grad_norms": norms}
+        if self.validation is not None:
+            logs["val_loss"], logs["val_score"] = self.validation.evaluate(self.net)
+        self._append(logs)
+        return self._dispatch("on_epoch_end", logs)
+
+    def _dispatch(self, event, *args):
+        stop = False
+        for hook in self.hooks:
+            method = getattr(hook, event, None)
+            if method is not None:
+                stop = bool(method(self, *args)) or stop
+        return stop
+
+    # -------------------------------------------------------------- history
+
+    def _append(self, logs):
+        self.logs = logs
+        for key, values in self.history.items():
+            values.append(logs.get(key, np.nan))  # (val_loss, val_score: NaN in a call without validation)
+        self.grad_norms.append(logs["grad_norms"])
+
+    def _truncate(self, n):
+        """Keep the first n epochs of the history (those before this call and some of its own)."""
+        for values in self.history.values():
+            del values[n:]
+        del self.grad_norms[max(n - self._n_at_start, 0):]
+        self.logs = None
+
+    def _record_diverged(self, exc):
+        """With keep_best, as scikit-learn (its issue #29504): the diverged epoch recorded as NaN."""
+        self.diverged = exc
+        logs = {"loss": np.nan, "learning_rate": self.trainer.settings["learning_rate"], "seconds": np.nan,
+                "grad_norms": np.full(self.net.n_layers_, np.nan), "val_loss": np.nan, "val_score": np.nan}
+        self._append(logs)
+        self._dispatch("on_epoch_end", logs)
+
+    # ---------------------------------------------------------------- epoch
+
+    def _epoch(self):
+        """One epoch on checked arrays; returns (mean loss, per-layer mean ||dW||).
+
+        On divergence rolls back (_roll_back) and raises Divergence.
+        """
+        net, trainer, X = self.net, self.trainer, self.X
+        n = X.shape[0]
+        batch = min(trainer.settings["batch_size"], n)
+        trainer.size_for(net, batch)
+        order = net._rng.permutation(n).astype(np.intp, copy=False) if self.shuffle else None
+        trainer.settings["seed"] = draw_seed(net._rng)
+        trainer.grad_norm_sums[:] = 0
+        trainer.unit_max[:] = -np.inf
+        trainer.save_epoch_start(net._params)
+        try:
+            loss_sum, n_batches, finite = net._train_epoch(trainer, X, self.Y, self.sample_weight, order, batch,
+                                                           self.n_threads)
+        except KeyboardInterrupt:
+            # Ctrl-C is seen when the compiled epoch returns: undo that epoch, so the
+            # weights are those of the last epoch recorded
+            trainer.restore_epoch_start(net._params)
+            raise
+        if not (finite and np.isfinite(net._params).all()):
+            raise self._roll_back("the loss or the weights became NaN or infinite")
+        net._record_dead_units(trainer.unit_max)
+        sw = self.sample_weight
+        total_weight = n if sw is None else float(sw.sum(dtype=np.float64))
+        return float(loss_sum / total_weight), trainer.grad_norm_sums / max(n_batches, 1)
+
+    def _check_outputs(self):
+        """After the last epoch: raise (rolled back, its record dropped) if the outputs on X overflow.
+
+        Every batch's loss was checked before its update; the last update of the
+        last epoch was not, and finite weights can still overflow the outputs.
+        A fit that returns never predicts NaN.
+        """
+        if self.epoch == 0 or self.net._outputs_in_range(self.X):
+            return
+        exc = self._roll_back(f"the network's outputs on the training data overflow {self.net.dtype}")
+        self._truncate(self._n_at_start if exc.to_call_start else len(self.history["loss"]) - 1)
+        raise exc
+
+    def _roll_back(self, what):
+        """After a divergence in this epoch: restore the weights of its start and return the Divergence to raise.
+
+        Those weights passed their first batch but may still overflow the outputs
+        on the rest of X (|W| ~ 1e158 after an epoch at a huge learning rate);
+        then the state before the call comes back.
+        """
+        net, trainer = self.net, self.trainer
+        trainer.restore_epoch_start(net._params)
+        to_call_start = self._before is not None and not net._outputs_in_range(self.X)
+        if to_call_start:
+            params, state, settings = self._before
+            np.copyto(net._params, params)
+            for s, saved in zip(trainer.state, state):
+                np.copyto(s, saved)
+            trainer.settings.update(settings)  # the step, and a learning rate a schedule changed
+            where = (f"those before this call (the outputs of the weights of the start of epoch {self.epoch} "
+                     f"overflow on the training data)")
+        else:
+            where = f"those of the start of epoch {self.epoch}"
+        return Divergence(
+            f"{SKLEARN_DIVERGENCE} Training diverged in epoch {self.epoch}: {what}. The weights are {where}. "
+            f"Try a lower learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
+            to_call_start,
+        )
+
+
+def new_history(validation):
+    """An empty history_: one list per record, val_loss and val_score with a validation set."""
+    keys = ("loss", "learning_rate", "seconds") + (("val_loss", "val_score") if validation else ())
+    return {key: [] for key in keys}
+
+
+class Patience:
+    """A hook that stops when val_score has not improved by more than tol for `patience` epochs."""
+
+    def __init__(self, patience, tol=0.0):
+        self.patience, self.tol = patience, tol
+        self.best, self.count = -np.inf, 0
+
+    def on_epoch_end(self, loop, logs):
+        score = logs["val_score"]
+        self.count = self.count + 1 if not score > self.best + self.tol else 0
+        self.best = max(self.best, score) if np.isfinite(score) else self.best
+        return self.count >= self.patience
+
+
+class Reporter:
+    """The verbose hook: one line per epoch (EpochReporter), closed at the end."""
+
+    def __init__(self, total, n_samples, label="epoch"):
+        self.reporter = EpochReporter(total, label=label)
+        self.n_samples = n_samples
+
+    def on_epoch_end(self, loop, logs):
+        if np.isfinite(logs["loss"]):
+            self.reporter.epoch(loop.epoch, logs["loss"], logs["grad_norms"], logs["seconds"], self.n_samples)
+
+    def on_fit_end(self, loop):
+        self.reporter.close()
+
+
+def check_schedule(schedule, name):
+    """None, or an object that starts a learning-rate schedule (fastmlp.schedules)."""
+    if schedule is not None and not callable(getattr(schedule, "start", None)):
+        raise TypeError(f"{name} must be a schedule of fastmlp.schedules (an object with start(base_rate, "
+                        f"max_epochs)), got {schedule!r}.")
+    return schedule
