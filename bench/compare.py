@@ -17,6 +17,7 @@ one pass against one Network.
     python bench/compare.py --quick    # fewer rows, one round, one thread setting (about three minutes)
     python bench/compare.py --only threads,threads_predict,busy   # some sections: printed, no files written
     python bench/compare.py --only ensembles --rounds 5              # the ensembles section alone
+    python bench/compare.py --only threads,busy --update   # run those again into results.json and RESULTS.md
 """
 import argparse
 import gc
@@ -802,6 +803,14 @@ def meta(args):
                 processor=platform.processor() or platform.uname().machine, versions=versions, blas=blas)
 
 
+def _reruns(meta):
+    """(date, [sections]) of the sections run again with --update, by date."""
+    by_date = {}
+    for name, when in meta.get("rerun", {}).items():
+        by_date.setdefault(when, []).append(name)
+    return sorted(by_date.items())
+
+
 def write(results):
     (HERE / "results.json").write_text(json.dumps(results, indent=1))
     m = results["meta"]
@@ -815,7 +824,9 @@ def write(results):
         f"SciPy {v['scipy']}, scikit-learn {v['sklearn']}, PyTorch {v['torch'] or 'not installed'}; BLAS: "
         + ", ".join(f"{b['prefix']} {b['version']} ({b['internal_api']}, {b['architecture']})"
                     for b in m["blas"] if b.get("user_api") == "blas")
-        + f". Each time is the median of {m['rounds']} interleaved rounds. Raw numbers in `results.json`.",
+        + f". Each time is the median of {m['rounds']} interleaved rounds. Raw numbers in `results.json`."
+        + "".join(f" Run again on {when} (`--only ... --update`, the same machine and settings): {', '.join(names)}."
+                  for when, names in _reruns(m)),
         "",
         "## Targets",
         "",
@@ -1042,7 +1053,11 @@ def main():
     parser.add_argument("--rewrite", action="store_true", help="only rewrite RESULTS.md from results.json")
     parser.add_argument("--only", type=lambda s: s.split(","), default=None,
                         help=f"run only these sections, comma-separated, and write no files: {', '.join(SECTIONS)}")
+    parser.add_argument("--update", action="store_true",
+                        help="with --only: replace those sections in results.json and rewrite RESULTS.md")
     args = parser.parse_args()
+    if args.update and args.only is None:
+        parser.error("--update needs --only")
     if args.only is not None and not set(args.only) <= set(SECTIONS):
         parser.error(f"--only: unknown section(s) {', '.join(sorted(set(args.only) - set(SECTIONS)))}")
     if args.rewrite:
@@ -1059,6 +1074,11 @@ def main():
         if args.only is None or name in args.only:
             results[name] = section(args)
     if args.only is None:
+        write(results)
+    elif args.update:
+        old = json.loads((HERE / "results.json").read_text())
+        old["meta"].setdefault("rerun", {}).update({name: results["meta"]["date"] for name in args.only})
+        results = old | {name: results[name] for name in args.only}
         write(results)
     for t in targets(results):
         met = f"median {t['median']:.2f}" if t["info"] else f"{t['met']:3d} / {t['points']:<3d}"
