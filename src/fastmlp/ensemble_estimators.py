@@ -1,0 +1,572 @@
+"""scikit-learn ensembles of MLPs: fastmlp.MLPEnsembleClassifier and fastmlp.MLPEnsembleRegressor.
+
+K members of one architecture, each a complete MLPClassifier / MLPRegressor
+(``estimators_``), that differ in their seed and in what ``member_params``
+sets per member. The ensemble predicts the members' mean: probabilities for
+the classifier, values (and with ``return_std=True`` their spread) for the
+regressor. The members are fitted one after another, each exactly as the
+MLPClassifier / MLPRegressor with its parameters would be alone.
+"""
+import copy
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .estimators import MLPClassifier, MLPRegressor, _BaseMLP, _param_names
+
+# What member_params may set per member (the estimator parameters of those names).
+MEMBER_PARAMS = ("learning_rate_init", "alpha", "dropout", "random_state")
+
+
+def _with_member_parameters(cls):
+    """cls, its docstring's ``{member_parameters}`` replaced by its members' Parameters (one source of their text)."""
+    doc = cls._member_class.__doc__
+    start = doc.index("----------\n", doc.index("    Parameters\n")) + len("----------\n")
+    cls.__doc__ = cls.__doc__.replace("    {member_parameters}\n", doc[start:doc.index("    Attributes\n")])
+    return cls
+
+
+class _BaseEnsemble:
+    """What both ensembles share: the members' parameters, their fit, their predictions."""
+
+    _member_class = None  # MLPClassifier or MLPRegressor
+
+    _ENSEMBLE_CONSTRAINTS = {
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "member_params": [None, list, tuple],
+    }
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "estimators_")
+
+    def _check_member_params(self):
+        """One dict per member (empty where none was given); TypeError/ValueError naming the entry."""
+        K = self.n_members
+        if self.member_params is None:
+            return [{} for _ in range(K)]
+        if len(self.member_params) != K:
+            raise ValueError(f"member_params must hold one dict per member (n_members={K}), "
+                             f"got {len(self.member_params)}.")
+        for k, own in enumerate(self.member_params):
+            if not isinstance(own, dict):
+                raise TypeError(f"member_params[{k}] must be a dict, got {own!r}.")
+            unknown = sorted(set(own) - set(MEMBER_PARAMS), key=str)
+            if unknown:
+                raise ValueError(f"member_params[{k}] has unknown keys {unknown}; "
+                                 f"valid keys are {list(MEMBER_PARAMS)}.")
+        return [dict(own) for own in self.member_params]
+
+    def _new_members(self, member_params):
+        """K unfitted members: this ensemble's parameters, each with its member_params and seed.
+
+        A member whose member_params give no random_state gets a seed drawn (in
+        member order) from the ensemble's random_state.
+        """
+        rng = check_random_state(self.random_state)
+        shared = {name: getattr(self, name) for name in _param_names(self._member_class)}
+        members = []
+        for k, own in enumerate(member_params):
+            seed = own["random_state"] if "random_state" in own else int(rng.randint(np.iinfo(np.int32).max))
+            member = self._member_class(**{**shared, **own, "random_state": seed})
+            try:
+                member._validate_params()
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"member_params[{k}]: {exc}") from None
+            members.append(member)
+        return members
+
+    def _fit_members(self, X, y, sample_weight, X_val, y_val, sample_weight_val):
+        """Validate, fit every member on the checked X, and only then replace the fitted state."""
+        self._validate_params()
+        member_params = self._check_member_params()
+        dtype = self._fit_dtype(X)
+        old = self.__dict__.get("estimators_")
+        if self.warm_start and old is not None and len(old) == self.n_members:
+            members = copy.deepcopy(old)  # a warm start goes on from each member's weights; a failure keeps them
+            fresh = self._new_members(member_params)
+            for member, new in zip(members, fresh):
+                member.set_params(**new.get_params(deep=False))
+        else:
+            members = self._new_members(member_params)
+        checked = copy.copy(self)  # validate_data records n_features_in_ (and names) on it, not yet on self
+        X, y = self._validate_input_ensemble(checked, X, y, dtype)
+        if X_val is not None:
+            X_val = validate_data(checked, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False)
+        for member in members:
+            member.fit(X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val)
+        self.estimators_ = members
+        for name in ("n_features_in_", "feature_names_in_"):
+            if hasattr(checked, name):
+                setattr(self, name, getattr(checked, name))
+            else:
+                self.__dict__.pop(name, None)
+        first = members[0]
+        self.n_outputs_, self.n_layers_, self.out_activation_ = first.n_outputs_, first.n_layers_, first.out_activation_
+        self.n_iter_ = np.array([m.n_iter_ for m in members])
+        self.loss_curve_ = [np.asarray(m.loss_curve_) for m in members]
+        self.best_index_ = int(np.argmax(self._member_scores()))
+        return self
+
+    def _member_scores(self):
+        """Each member's score for best_index_, higher is better: its validation score when it had a
+        validation set (the best one with early stopping, else the last one), else minus its last loss."""
+        scores = []
+        for m in self.estimators_:
+            val = m.history_.get("val_score")
+            if m.early_stopping:
+                scores.append(m.best_validation_score_)
+            elif val:
+                scores.append(val[-1])
+            else:
+                scores.append(-m.loss_curve_[-1])
+        return np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+
+    @property
+    def best_estimator_(self):
+        """The member with the best validation score (``estimators_[best_index_]``)."""
+        check_is_fitted(self)
+        return self.estimators_[self.best_index_]
+
+    def _checked_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, accept_sparse=["csr", "csc"], dtype=self.estimators_[0]._network.dtype,
+                             reset=False)
+
+    def _member_outputs(self, X, method):
+        """(n_members, ...) stack of each member's `method` on the checked X."""
+        X = self._checked_X(X)
+        return np.stack([getattr(m, method)(X) for m in self.estimators_])
+
+    def __sklearn_tags__(self):
+        return self._member_class().__sklearn_tags__()
+
+
+@_with_member_parameters
+class MLPEnsembleClassifier(_BaseEnsemble, ClassifierMixin, _BaseMLP):
+    """An ensemble of multi-layer perceptron classifiers: the mean of K members' probabilities.
+
+    Every parameter of :class:`MLPClassifier` (same names and defaults), which
+    each member takes, plus ``n_members`` and ``member_params``. The members
+    differ in their seed (drawn from ``random_state``) and in what
+    ``member_params`` sets; each is fitted exactly as an MLPClassifier with
+    its parameters would be alone, one after another.
+
+    Parameters
+    ----------
+    {member_parameters}
+    n_members : int, default=8
+        K, the number of members.
+
+    member_params : list of dict, default=None
+        One dict per member (K of them), each overriding for its member any of
+        ``learning_rate_init``, ``alpha``, ``dropout`` and ``random_state``
+        (an int: the member's seed). A grid over them is a search in one fit:
+        see ``best_index_``. ``random_state`` above is the source of the
+        seeds of the members given none (drawn in member order).
+
+    Attributes
+    ----------
+    estimators_ : list of MLPClassifier
+        The K fitted members, each a complete model (predict, save, to_onnx).
+    best_index_ : int
+        The member with the best validation score: with ``early_stopping``
+        its best one, with ``X_val`` its last one; without a validation set
+        the member with the lowest final training loss.
+    best_estimator_ : MLPClassifier
+        ``estimators_[best_index_]``.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_iter_ : ndarray of shape (n_members,)
+        Each member's number of epochs (L-BFGS iterations).
+    loss_curve_ : list of ndarray
+        Each member's training loss per epoch.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X has string feature names.
+    n_outputs_ : int
+        Number of outputs of each member's network.
+    n_layers_ : int
+        Number of layers of each member's network.
+    out_activation_ : str
+        The output activation of each member's network.
+
+    See Also
+    --------
+    MLPClassifier : One member alone.
+    MLPEnsembleRegressor : The regressor.
+    NetworkEnsemble : K networks trained in one pass over the batches.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fastmlp import MLPEnsembleClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
+    ...                             random_state=0).fit(X, y)
+    >>> ens.predict_proba(X[:2]).shape, len(ens.estimators_)
+    ((2, 3), 3)
+    """
+
+    _member_class = MLPClassifier
+    _parameter_constraints: dict = {**MLPClassifier._parameter_constraints, **_BaseEnsemble._ENSEMBLE_CONSTRAINTS}
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None, dtype=None,
+                 scoring=None, class_weight=None, n_members=8, member_params=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, loss="log_loss", shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout, clip_norm=clip_norm, dtype=dtype,
+            scoring=scoring,
+        )
+        self.class_weight = class_weight
+        self.n_members = n_members
+        self.member_params = member_params
+
+    @staticmethod
+    def _validate_input_ensemble(checked, X, y, dtype):
+        # the labels stay as given: each member encodes them (the same way)
+        return validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True, dtype=dtype)
+
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
+        """Fit every member to X and y, one after another.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            The class labels, or a label indicator matrix (multilabel).
+        sample_weight : array-like of shape (n_samples,), default=None
+            As for ``MLPClassifier.fit``, for every member.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            A validation set for every member (as for ``MLPClassifier.fit``):
+            the one ``best_index_`` compares them on.
+        y_val : array-like of shape (n_val,) or (n_val, n_labels), default=None
+            The class labels of X_val.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples.
+
+        Returns
+        -------
+        MLPEnsembleClassifier
+            The fitted ensemble.
+
+        Raises
+        ------
+        ValueError
+            On invalid parameters or input; the ensemble is then as it was.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPEnsembleClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
+        ...                             random_state=0).fit(X, y)
+        >>> ens.n_iter_.shape, ens.classes_
+        ((3,), array([0, 1, 2]))
+        """
+        self._fit_members(X, y, sample_weight, X_val, y_val, sample_weight_val)
+        self.classes_ = self.estimators_[0].classes_
+        return self
+
+    def predict_proba(self, X):
+        """The mean over the members of their class probabilities.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            The members' mean ``predict_proba``, in the model's dtype.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPEnsembleClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
+        ...                             random_state=0).fit(X, y)
+        >>> import numpy as np
+        >>> members = np.mean([m.predict_proba(X[:5]) for m in ens.estimators_], axis=0)
+        >>> bool(np.allclose(ens.predict_proba(X[:5]), members))
+        True
+        """
+        return self._member_outputs(X, "predict_proba").mean(axis=0)
+
+    def decision_function(self, X):
+        """The logits of the mean probabilities: the output activation's inverse of ``predict_proba(X)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            For binary problems one value per sample, positive where
+            ``classes_[1]`` is predicted (the logit of its mean probability);
+            multilabel, the logit of each label's; multiclass, the log of each
+            class's mean probability (the softmax of which it is).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPEnsembleClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
+        ...                             random_state=0).fit(X, y)
+        >>> import numpy as np
+        >>> bool((ens.decision_function(X).argmax(axis=1) == ens.predict_proba(X).argmax(axis=1)).all())
+        True
+        """
+        P = self.predict_proba(X)
+        tiny = np.finfo(P.dtype).tiny  # a member's certainty (p = 0 or 1 in floating point) stays finite
+        if self.out_activation_ == "softmax":
+            return np.log(np.maximum(P, tiny))
+        p = np.clip(P[:, 1] if self.n_outputs_ == 1 else P, tiny, 1 - np.finfo(P.dtype).epsneg)
+        return np.log(p) - np.log1p(-p)
+
+    def predict_log_proba(self, X):
+        """The natural logarithm of ``predict_proba(X)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPEnsembleClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
+        ...                             random_state=0).fit(X, y)
+        >>> import numpy as np
+        >>> bool(np.allclose(np.exp(ens.predict_log_proba(X[:5])), ens.predict_proba(X[:5])))
+        True
+        """
+        P = self.predict_proba(X)
+        return np.log(P, out=P)
+
+    def predict(self, X):
+        """The class labels of the mean probabilities (their argmax; > 0.5 per label when multilabel).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted labels.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPEnsembleClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
+        ...                             random_state=0).fit(X, y)
+        >>> ens.predict(X[:3])
+        array([0, 0, 0])
+        """
+        P = self.predict_proba(X)
+        first = self.estimators_[0]
+        return first._decode(P[:, 1:] if first.n_outputs_ == 1 else P)
+
+
+@_with_member_parameters
+class MLPEnsembleRegressor(_BaseEnsemble, RegressorMixin, _BaseMLP):
+    """An ensemble of multi-layer perceptron regressors: the mean of K members, and their spread.
+
+    Every parameter of :class:`MLPRegressor` (same names and defaults), which
+    each member takes, plus ``n_members`` and ``member_params``. The members
+    differ in their seed (drawn from ``random_state``) and in what
+    ``member_params`` sets; each is fitted exactly as an MLPRegressor with
+    its parameters would be alone, one after another. ``predict(X,
+    return_std=True)`` also gives the members' standard deviation, a measure
+    of the model's uncertainty (GaussianProcessRegressor's convention): it
+    grows where the data leave the members free to disagree.
+
+    Parameters
+    ----------
+    {member_parameters}
+    n_members : int, default=8
+        K, the number of members.
+
+    member_params : list of dict, default=None
+        One dict per member (K of them), each overriding for its member any of
+        ``learning_rate_init``, ``alpha``, ``dropout`` and ``random_state``
+        (an int: the member's seed). ``random_state`` above is the source of
+        the seeds of the members given none (drawn in member order).
+
+    Attributes
+    ----------
+    estimators_ : list of MLPRegressor
+        The K fitted members, each a complete model (predict, save, to_onnx).
+    best_index_ : int
+        The member with the best validation score: with ``early_stopping``
+        its best one, with ``X_val`` its last one; without a validation set
+        the member with the lowest final training loss.
+    best_estimator_ : MLPRegressor
+        ``estimators_[best_index_]``.
+    n_iter_ : ndarray of shape (n_members,)
+        Each member's number of epochs (L-BFGS iterations).
+    loss_curve_ : list of ndarray
+        Each member's training loss per epoch.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X has string feature names.
+    n_outputs_ : int
+        Number of outputs.
+    n_layers_ : int
+        Number of layers of each member's network.
+    out_activation_ : str
+        The output activation of each member's network.
+
+    See Also
+    --------
+    MLPRegressor : One member alone.
+    MLPEnsembleClassifier : The classifier.
+    NetworkEnsemble : K networks trained in one pass over the batches.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmlp import MLPEnsembleRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, (100, 2))
+    >>> y = X @ [1.0, -2.0]
+    >>> ens = MLPEnsembleRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=4,
+    ...                            random_state=0).fit(X, y)
+    >>> mean, std = ens.predict(X[:3], return_std=True)
+    >>> mean.shape, std.shape
+    ((3,), (3,))
+    """
+
+    _member_class = MLPRegressor
+    _parameter_constraints: dict = {**MLPRegressor._parameter_constraints, **_BaseEnsemble._ENSEMBLE_CONSTRAINTS}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, clip_norm=None,
+                 dtype=None, scoring=None, huber_delta=1.0, quantile=0.5, n_members=8, member_params=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, loss=loss, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout,
+            clip_norm=clip_norm, dtype=dtype, scoring=scoring,
+        )
+        self.huber_delta = huber_delta
+        self.quantile = quantile
+        self.n_members = n_members
+        self.member_params = member_params
+
+    @staticmethod
+    def _validate_input_ensemble(checked, X, y, dtype):
+        return validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+                             dtype=dtype)
+
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
+        """Fit every member to X and y, one after another.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            As for ``MLPRegressor.fit``, for every member.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            A validation set for every member (as for ``MLPRegressor.fit``):
+            the one ``best_index_`` compares them on.
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            The targets of X_val.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples.
+
+        Returns
+        -------
+        MLPEnsembleRegressor
+            The fitted ensemble.
+
+        Raises
+        ------
+        ValueError
+            On invalid parameters or input; the ensemble is then as it was.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmlp import MLPEnsembleRegressor
+        >>> X = np.linspace(-1, 1, 40).reshape(-1, 1)
+        >>> ens = MLPEnsembleRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
+        ...                            random_state=0).fit(X, X.ravel() ** 2)
+        >>> len(ens.estimators_), ens.n_iter_.shape
+        (3, (3,))
+        """
+        return self._fit_members(X, y, sample_weight, X_val, y_val, sample_weight_val)
+
+    def predict(self, X, return_std=False):
+        """The members' mean prediction, and with return_std their standard deviation.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        return_std : bool, default=False
+            Also return the standard deviation over the members.
+
+        Returns
+        -------
+        y_mean : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The members' mean ``predict``, in the model's dtype.
+        y_std : ndarray of the same shape
+            Only with return_std=True: the members' standard deviation.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmlp import MLPEnsembleRegressor
+        >>> X = np.linspace(-1, 1, 40).reshape(-1, 1)
+        >>> ens = MLPEnsembleRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
+        ...                            random_state=0).fit(X, X.ravel() ** 2)
+        >>> mean, std = ens.predict([[0.5], [3.0]], return_std=True)
+        >>> bool(std[1] > std[0])  # outside the data, the members disagree more
+        True
+        """
+        P = self._member_outputs(X, "predict")
+        if return_std:
+            return P.mean(axis=0), P.std(axis=0)
+        return P.mean(axis=0)
