@@ -25,6 +25,7 @@ FIGURES = {
     "universal_approximation": ["universal_approximation.png"],
     "vanishing_gradients": ["vanishing_gradients.png"],
     "dropout": ["dropout.png"],
+    "ensemble_uncertainty": ["ensemble_uncertainty.png"],
     "digits": ["digits.png", "digits_misclassified.png"],
 }
 
@@ -200,6 +201,11 @@ def test_dropout(tmp_path, monkeypatch):
     assert plain["train_loss"] < dropped["train_loss"]  # dropout fits the training points less tightly
     assert dropped["val_loss"] < plain["val_loss"]  # and generalises better
     assert dropped["gap"] < 0.75 * plain["gap"]
+
+
+def test_ensemble_uncertainty(tmp_path, monkeypatch):
+    r = _run("ensemble_uncertainty", tmp_path, monkeypatch)
+    assert r["std_in_gap"] > 3 * r["std_on_data"]  # the members disagree where there are no data
 
 
 def test_digits(tmp_path, monkeypatch):
