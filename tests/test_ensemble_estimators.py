@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from fastmlp import MLPClassifier, MLPEnsembleClassifier, MLPEnsembleRegressor, MLPRegressor
+from fastmlp import MLPClassifier, MLPEnsembleClassifier, MLPEnsembleRegressor, MLPRegressor, load
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -217,3 +217,40 @@ def test_std_is_larger_in_a_gap_of_the_training_inputs():
     _, std_data = ens.predict(x[:, None], return_std=True)
     _, std_gap = ens.predict(np.linspace(-1, 1, 50)[:, None], return_std=True)
     assert std_gap.mean() > 3 * std_data.mean()  # measured over four seeds: 9x to 10x
+
+
+@pytest.mark.parametrize("Ens", [MLPEnsembleClassifier, MLPEnsembleRegressor])
+def test_save_load_round_trip(Ens, tmp_path):
+    X, y = _iris()
+    names = [f"f{i}" for i in range(4)]
+    pd = pytest.importorskip("pandas")  # feature names travel with the ensemble, not its members
+    Xf = pd.DataFrame(X, columns=names)
+    ens = Ens(hidden_layer_sizes=(8,), max_iter=20, n_members=3, random_state=0, dtype="float32",
+              member_params=[{"alpha": 0.1}, {}, {"dropout": 0.1}]).fit(Xf, y)
+    path = tmp_path / "ens.fastmlp"
+    ens.save(path)
+    loaded = load(path)
+    assert type(loaded) is Ens and loaded.get_params() == ens.get_params()
+    method = "predict_proba" if Ens is MLPEnsembleClassifier else "predict"
+    assert_array_equal(getattr(loaded, method)(Xf), getattr(ens, method)(Xf))
+    assert loaded.best_index_ == ens.best_index_
+    assert_array_equal(loaded.n_iter_, ens.n_iter_)
+    assert_array_equal(loaded.feature_names_in_, names)
+    for a, b in zip(loaded.estimators_, ens.estimators_):
+        assert a.get_params() == b.get_params()
+    # a member goes on training as the saved one would
+    a, b = loaded.estimators_[2], ens.estimators_[2]
+    a.partial_fit(X, y), b.partial_fit(X, y)
+    assert_array_equal(a.coefs_[0], b.coefs_[0])
+    # unfitted: its parameters only
+    Ens(n_members=2).save(path)
+    assert load(path).get_params() == Ens(n_members=2).get_params()
+
+
+def test_load_refuses_an_ensemble_whose_members_disagree(tmp_path):
+    X, y = _iris()
+    ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), max_iter=5, n_members=2, random_state=0).fit(X, y)
+    ens.estimators_[1] = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5).fit(X, y)
+    ens.save(tmp_path / "bad.fastmlp")
+    with pytest.raises(ValueError, match=r"estimators_.1 does not fit the ensemble"):
+        load(tmp_path / "bad.fastmlp")

@@ -344,7 +344,8 @@ def test_file_is_a_plain_npz_with_versioned_json(tmp_path):
 
 def test_load_is_exported_and_save_rejects_other_objects(tmp_path):
     assert fastmlp.load is load and "load" in fastmlp.__all__
-    assert set(MODELS) == {"Network", "reference.Network", "MLPClassifier", "MLPRegressor"}
+    assert set(MODELS) == {"Network", "reference.Network", "MLPClassifier", "MLPRegressor", "MLPEnsembleClassifier",
+                           "MLPEnsembleRegressor"}
 
     class MyNetwork(Network):
         pass

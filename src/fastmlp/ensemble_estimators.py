@@ -35,6 +35,11 @@ class _BaseEnsemble:
 
     _member_class = None  # MLPClassifier or MLPRegressor
 
+    # What fastmlp.save keeps of a fitted ensemble (persistence.py): the members whole, each as an
+    # estimator of its own; the rest of the fitted attributes follow from them (_from_members).
+    _SAVED_FITTED = {"n_features_in_": ("count", True), "feature_names_in_": ("names", False),
+                     "best_index_": ("count", True), "estimators_": ("members", True)}
+
     _ENSEMBLE_CONSTRAINTS = {
         "n_members": [Interval(Integral, 1, None, closed="left")],
         "member_params": [None, list, tuple],
@@ -104,12 +109,19 @@ class _BaseEnsemble:
                 setattr(self, name, getattr(checked, name))
             else:
                 self.__dict__.pop(name, None)
+        self.best_index_ = int(np.argmax(self._member_scores()))
+        self._from_members()
+        return self
+
+    def _from_members(self):
+        """The fitted attributes that are the members' (after fit, and after fastmlp.load)."""
+        members = self.estimators_
         first = members[0]
         self.n_outputs_, self.n_layers_, self.out_activation_ = first.n_outputs_, first.n_layers_, first.out_activation_
         self.n_iter_ = np.array([m.n_iter_ for m in members])
         self.loss_curve_ = [np.asarray(m.loss_curve_) for m in members]
-        self.best_index_ = int(np.argmax(self._member_scores()))
-        return self
+        if hasattr(first, "classes_"):
+            self.classes_ = first.classes_
 
     def _member_scores(self):
         """Each member's score for best_index_, higher is better: its validation score when it had a
@@ -279,9 +291,7 @@ class MLPEnsembleClassifier(_BaseEnsemble, ClassifierMixin, _BaseMLP):
         >>> ens.n_iter_.shape, ens.classes_
         ((3,), array([0, 1, 2]))
         """
-        self._fit_members(X, y, sample_weight, X_val, y_val, sample_weight_val)
-        self.classes_ = self.estimators_[0].classes_
-        return self
+        return self._fit_members(X, y, sample_weight, X_val, y_val, sample_weight_val)
 
     def predict_proba(self, X):
         """The mean over the members of their class probabilities.

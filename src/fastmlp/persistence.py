@@ -8,7 +8,8 @@ config.json
     Infinity, -Infinity, NaN)::
 
         {"format": "fastmlp", "version": 2, "written_by": "fastmlp 0.1.0",
-         "model": "Network" | "reference.Network" | "MLPClassifier" | "MLPRegressor",
+         "model": "Network" | "reference.Network" | "MLPClassifier" | "MLPRegressor"
+                  | "MLPEnsembleClassifier" | "MLPEnsembleRegressor",
          "object_arrays": [names of arrays that were object arrays of str/int/bool],
          "rngs": [{"type": "Generator" | "RandomState", "state": {...}}, ...],
          "network": {...} or null,          (the Network, or the estimator's)
@@ -17,7 +18,11 @@ config.json
     An array is referred to where it is used as ``{"array": "<name>"}``, its
     name being its place in the JSON (``"network.params"``); a random
     generator as ``{"rng": <index into rngs>}``, so one generator shared by
-    several owners is one generator again after loading.
+    several owners is one generator again after loading. An ensemble has no
+    network of its own: its fitted ``estimators_`` is a list of
+    ``{"network": ..., "estimator": ...}``, each member as a file of its
+    member class would hold it, its arrays named under
+    ``"estimator.fitted.estimators_.<k>."``.
 <name>.npy
     One array each, in NumPy's .npy format, never of an object dtype.
 
@@ -63,6 +68,7 @@ from . import reference, schedules
 from ._base import BaseNetwork
 from ._training import TRAINER_ARGS, Trainer, new_history
 from ._validation import check_bool, check_finite, check_float, check_int
+from .ensemble_estimators import MLPEnsembleClassifier, MLPEnsembleRegressor
 from .estimators import MLPClassifier, MLPRegressor
 from .network import Network
 
@@ -75,6 +81,8 @@ MODELS = {
     "reference.Network": reference.Network,
     "MLPClassifier": MLPClassifier,
     "MLPRegressor": MLPRegressor,
+    "MLPEnsembleClassifier": MLPEnsembleClassifier,
+    "MLPEnsembleRegressor": MLPEnsembleRegressor,
 }
 _MODEL_NAMES = {cls: name for name, cls in MODELS.items()}
 
@@ -279,11 +287,12 @@ def _from_object(arr, name):
     return out
 
 
-def _dump_network(net, w):
+def _dump_network(net, w, prefix=""):
+    """prefix: where in the JSON the network's owner is ("" at the top, "...members.0." for an ensemble's member)."""
     cfg = {name: _plain(getattr(net, name)) for name in net._SAVED_ARGS}
-    cfg["random_state"] = w.rng(net._rng, "network.random_state")
-    cfg["params"] = w.array("network.params", net._params)
-    cfg.update(_dump_fitted(net, w, "network"))
+    cfg["random_state"] = w.rng(net._rng, f"{prefix}network.random_state")
+    cfg["params"] = w.array(f"{prefix}network.params", net._params)
+    cfg.update(_dump_fitted(net, w, f"{prefix}network"))
     return cfg
 
 
@@ -347,11 +356,21 @@ def _encode_param(value, where, w):
     return _scalar(value, where)
 
 
-def _dump_estimator(est, w):
-    params = {k: _encode_param(v, f"estimator.params.{k}", w) for k, v in est.get_params(deep=False).items()}
-    if not hasattr(est, "_network"):
+def _dump_estimator(est, w, prefix=""):
+    params = {k: _encode_param(v, f"{prefix}estimator.params.{k}", w) for k, v in est.get_params(deep=False).items()}
+    if not est.__sklearn_is_fitted__():
         return None, {"params": params, "fitted": None}
-    return _dump_network(est._network, w), {"params": params, "fitted": _dump_fitted(est, w, "estimator.fitted")}
+    network = _dump_network(est._network, w, prefix) if hasattr(est, "_network") else None  # (an ensemble has none)
+    return network, {"params": params, "fitted": _dump_fitted(est, w, f"{prefix}estimator.fitted")}
+
+
+def _dump_members(members, w, where):
+    """An ensemble's estimators_: each member as a top-level estimator's network and estimator, names under where."""
+    dumped = []
+    for k, member in enumerate(members):
+        network, estimator = _dump_estimator(member, w, f"{where}.{k}.")
+        dumped.append({"network": network, "estimator": estimator})
+    return dumped
 
 
 def _dump_label_binarizer(lb, w, where, est):
@@ -678,8 +697,8 @@ def _checked_params(arr, net, name):
     return arr.astype(net.dtype, copy=False)
 
 
-def _load_network(cfg, ar, cls, rngs):
-    where = "network"
+def _load_network(cfg, ar, cls, rngs, prefix=""):
+    where = f"{prefix}network"
     required, optional = _fitted_keys(cls)
     # (files written before an argument existed leave it out: _ARGS_SINCE gives its value for them)
     args = tuple(name for name in cls._SAVED_ARGS if name not in cls._ARGS_SINCE)
@@ -816,29 +835,67 @@ def _decode_param(value, where, rngs, depth=0):
     raise ValueError(f"{where}: {value!r} is not a valid parameter value.")
 
 
-def _load_estimator(cls, cfg, ar, rngs):
-    _fields(cfg["estimator"], "estimator", ("params", "fitted"))
+def _load_estimator(cls, cfg, ar, rngs, prefix=""):
+    _fields(cfg["estimator"], f"{prefix}estimator", ("params", "fitted"))
     names = tuple(cls().get_params(deep=False))
-    params = _fields(cfg["estimator"]["params"], "estimator.params", names)
-    est = cls(**{k: _decode_param(v, f"estimator.params.{k}", rngs) for k, v in params.items()})
+    params = _fields(cfg["estimator"]["params"], f"{prefix}estimator.params", names)
+    est = cls(**{k: _decode_param(v, f"{prefix}estimator.params.{k}", rngs) for k, v in params.items()})
     try:
         est._validate_params()
         if not isinstance(est.learning_rate, str):  # a schedule checks its parameters when it starts
             est.learning_rate.start(est.learning_rate_init, est.max_iter)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"estimator.params: {exc}") from exc
+        raise ValueError(f"{prefix}estimator.params: {exc}") from exc
     fitted = cfg["estimator"]["fitted"]
-    if fitted is None:
+    ensemble = hasattr(cls, "_member_class")
+    if fitted is None or ensemble:  # (an ensemble's networks are its members')
         if cfg["network"] is not None:
-            raise ValueError("an unfitted estimator has no network, but network is not null.")
-        return est
-
-    net = est._network = _load_network(cfg["network"], ar, Network, rngs)
-    where = "estimator.fitted"
+            raise ValueError(f"{prefix}network must be null for an unfitted estimator or an ensemble, got "
+                             f"{type(cfg['network']).__name__}.")
+        if fitted is None:
+            return est
+    where = f"{prefix}estimator.fitted"
     _fields(fitted, where, *_fitted_keys(cls))
+    if ensemble:
+        _load_fitted(est, fitted, where, _Context(ar, rngs, None, est))
+        _check_ensemble_record(est, where)
+        return est
+    net = est._network = _load_network(cfg["network"], ar, Network, rngs, prefix)
     _load_fitted(est, fitted, where, _Context(ar, rngs, net, est))
     _check_estimator_record(est, where, ar)
     return est
+
+
+def _load_members(cfg, where, ctx):
+    """An ensemble's estimators_, each member read as a top-level estimator of the ensemble's member class."""
+    ens = ctx.model
+    if not isinstance(cfg, list) or len(cfg) != ens.n_members:
+        raise ValueError(f"{where} must list n_members={ens.n_members} members, got {type(cfg).__name__} "
+                         f"of {len(cfg) if isinstance(cfg, list) else 'no'} items.")
+    members = []
+    for k, member in enumerate(cfg):
+        _fields(member, f"{where}.{k}", ("network", "estimator"))
+        est = _load_estimator(ens._member_class, member, ctx.ar, ctx.rngs, f"{where}.{k}.")
+        if not est.__sklearn_is_fitted__():
+            raise ValueError(f"{where}.{k} is not fitted.")
+        members.append(est)
+    return members
+
+
+def _check_ensemble_record(ens, where):
+    """The members agree with each other and with the ensemble: features, network sizes, dtype, labels."""
+    first = ens.estimators_[0]
+    for k, member in enumerate(ens.estimators_):
+        if (member.n_features_in_ != ens.n_features_in_ or member._network.layer_sizes != first._network.layer_sizes
+                or member._network.dtype != first._network.dtype or hasattr(member, "feature_names_in_")):
+            raise ValueError(f"{where}.estimators_.{k} does not fit the ensemble: every member takes its "
+                             f"n_features_in_={ens.n_features_in_} features (without names) in one network shape "
+                             "and dtype.")
+        if is_classifier(ens) and not np.array_equal(member.classes_, first.classes_):
+            raise ValueError(f"{where}.estimators_.{k} has classes {member.classes_!r}, member 0 {first.classes_!r}.")
+    if ens.best_index_ >= ens.n_members:
+        raise ValueError(f"{where}.best_index_ is {ens.best_index_}, but there are {ens.n_members} members.")
+    ens._from_members()
 
 
 def _check_estimator_record(est, where, ar):
@@ -1000,4 +1057,5 @@ _KINDS = {
                           lambda v, where, c: _load_schedule_run(v, where, c.model)),
     "labels": _Kind(lambda v, w, where, m: w.array(where, v), lambda v, where, c: _labels(c.ar, v, where)),
     "label binarizer": _Kind(_dump_label_binarizer, _load_label_binarizer),
+    "members": _Kind(lambda v, w, where, m: _dump_members(v, w, where), _load_members),
 }
