@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import fastmlp
-from fastmlp import MLPClassifier, MLPRegressor, Network, _registry, reference
+from fastmlp import MLPClassifier, MLPEnsembleClassifier, MLPEnsembleRegressor, MLPRegressor, Network, _registry, reference
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -154,6 +154,10 @@ def fitted_classifier(y, dtype, activation="relu", seed=0):
     return MLPClassifier((7, 6), activation=activation, max_iter=5, dtype=dtype, random_state=0).fit(X, y), X
 
 
+def model_dtype(est):
+    return (est.estimators_[0] if hasattr(est, "estimators_") else est)._network.dtype
+
+
 def check_classifier(est, X):
     sess = session(est.to_onnx())
     assert [o.name for o in sess.get_outputs()] == ["label", "probabilities"]
@@ -165,7 +169,7 @@ def check_classifier(est, X):
             assert label.dtype == object and label.tolist() == expected.tolist()
         else:
             assert label.dtype == np.int64 and np.array_equal(label, expected)
-        assert_close(proba, est.predict_proba(X[:n]), est._network.dtype)
+        assert_close(proba, est.predict_proba(X[:n]), model_dtype(est))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -187,7 +191,7 @@ def check_regressor(est, X):
     for n in BATCHES:
         (got,) = sess.run(None, {"X": X[:n]})
         expected = est.predict(X[:n]).reshape(n, est.n_outputs_)  # (n, n_outputs) as skl2onnx's "variable"
-        assert_close(got, expected, est._network.dtype, cancels=est.loss == "squared_error")
+        assert_close(got, expected, model_dtype(est), cancels=est.loss == "squared_error")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -240,8 +244,27 @@ def test_method_equals_function():
             fastmlp.onnx.to_onnx(model, opset=15, name="m").SerializeToString()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["binary_str", "multiclass", "multilabel"])
+def test_ensemble_classifier_exports_the_mean_of_its_members(kind, dtype):
+    y = classification_targets(kind)
+    X = features(dtype, len(y))
+    ens = MLPEnsembleClassifier((7, 6), max_iter=5, dtype=dtype, n_members=3, random_state=0).fit(X, y)
+    check_classifier(ens, X)
+    assert sum(node.op_type == "MatMul" for node in ens.to_onnx().graph.node) == 3 * 3
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_outputs", [1, 2])
+def test_ensemble_regressor_exports_the_mean_of_its_members(n_outputs, dtype):
+    X = features(dtype)
+    y = X[:, :n_outputs].sum(axis=1) if n_outputs == 1 else X[:, :n_outputs]
+    ens = MLPEnsembleRegressor(hidden_layer_sizes=(7,), max_iter=5, dtype=dtype, n_members=3, random_state=0).fit(X, y)
+    check_regressor(ens, X)
+
+
 def test_unfitted_or_foreign_models_raise():
-    for est in (MLPClassifier(), MLPRegressor()):
+    for est in (MLPClassifier(), MLPRegressor(), MLPEnsembleClassifier(), MLPEnsembleRegressor()):
         with pytest.raises(NotFittedError, match=f"{type(est).__name__} instance is not fitted yet.*ONNX"):
             est.to_onnx()
     with pytest.raises(TypeError, match="to_onnx exports fastmlp.Network"):

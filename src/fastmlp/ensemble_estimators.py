@@ -153,6 +153,32 @@ class _BaseEnsemble:
         X = self._checked_X(X)
         return np.stack([getattr(m, method)(X) for m in self.estimators_])
 
+    def to_onnx(self, **kwargs):
+        """Export the averaged model as ONNX: every member's network and the Mean of their outputs.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`fastmlp.onnx.to_onnx`: ``opset`` and ``name``.
+
+        Returns
+        -------
+        onnx.ModelProto
+            Outputs as the member class's export: a classifier's "label" and
+            "probabilities" (as ``predict`` and ``predict_proba``), a
+            regressor's "variable" (the mean of ``predict``).
+
+        Examples
+        --------
+        >>> from fastmlp import MLPEnsembleRegressor
+        >>> ens = MLPEnsembleRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=50, n_members=2,
+        ...                            random_state=0).fit([[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0])
+        >>> [o.name for o in ens.to_onnx().graph.output]
+        ['variable']
+        """
+        from .onnx import to_onnx
+        return to_onnx(self, **kwargs)
+
     def __sklearn_tags__(self):
         return self._member_class().__sklearn_tags__()
 

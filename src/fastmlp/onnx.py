@@ -3,7 +3,9 @@
 ``to_onnx(model)`` turns a fitted ``Network`` (or ``reference.Network``),
 ``MLPClassifier`` or ``MLPRegressor`` into an ``onnx.ModelProto``: per layer a
 MatMul and an Add, then the activation, all in the model's dtype, with a
-dynamic batch dimension. Importing this module also registers a converter
+dynamic batch dimension. An ``MLPEnsembleClassifier`` or
+``MLPEnsembleRegressor`` is every member's network side by side and the Mean
+of their outputs (the averaged model: predict_proba, predict's mean). Importing this module also registers a converter
 with skl2onnx (when it is installed), so that ``skl2onnx.to_onnx`` converts
 pipelines that end in a fastmlp estimator.
 
@@ -28,6 +30,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import NotFittedError
 
 from ._base import BaseNetwork
+from .ensemble_estimators import MLPEnsembleClassifier, MLPEnsembleRegressor
 from .estimators import MLPClassifier, MLPRegressor
 from .reference import LEAKY_RELU_SLOPE
 
@@ -182,6 +185,16 @@ def _emit_network(g, net, X):
     return A
 
 
+def _emit_mean(g, nets, X):
+    """The mean of the networks' outputs on X (an ensemble's; one network's output as it is)."""
+    outputs = [_emit_network(g, net, X) for net in nets]
+    if len(outputs) == 1:
+        return outputs[0]
+    # Sum, then / K, as NumPy's mean (and not ONNX's Mean, which ONNX Runtime lacks in double)
+    K = g.constant("n_members", np.asarray(len(outputs), dtype=nets[0].dtype))
+    return g.node("Div", [g.node("Sum", outputs, "P_sum"), K], "P_mean")
+
+
 def _class_labels(classes):
     """classes_ as skl2onnx exports them: strings stay strings, numbers become int64."""
     classes = np.asarray(classes)
@@ -241,6 +254,16 @@ def _bind(g, value, output, to=None):
 # Standalone export.
 
 
+def _fitted_networks(model):
+    """(the networks under model, the estimator holding the label encoding): an ensemble's members'."""
+    if isinstance(model, (MLPEnsembleClassifier, MLPEnsembleRegressor)):
+        if not model.__sklearn_is_fitted__():
+            raise NotFittedError(f"This {type(model).__name__} instance is not fitted yet: call 'fit' before "
+                                 "exporting it to ONNX.")
+        return [m._network for m in model.estimators_], model.estimators_[0]
+    return [_fitted_network(model)], model
+
+
 def _fitted_network(model):
     """The Network under model (model itself for a Network); raises for an unfitted estimator."""
     if isinstance(model, BaseNetwork):
@@ -250,8 +273,8 @@ def _fitted_network(model):
             raise NotFittedError(f"This {type(model).__name__} instance is not fitted yet: call 'fit' before "
                                  "exporting it to ONNX.")
         return model._network
-    raise TypeError(f"to_onnx exports fastmlp.Network, fastmlp.reference.Network, fastmlp.MLPClassifier and "
-                    f"fastmlp.MLPRegressor, got {type(model).__name__}.")
+    raise TypeError(f"to_onnx exports fastmlp.Network, fastmlp.reference.Network, fastmlp.MLPClassifier, "
+                    f"fastmlp.MLPRegressor and their ensembles, got {type(model).__name__}.")
 
 
 def _check_opset(opset):
@@ -272,8 +295,11 @@ def to_onnx(model, *, opset=None, name=None):
 
     Parameters
     ----------
-    model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
-        The model to export (an estimator must be fitted).
+    model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier, MLPRegressor, MLPEnsembleClassifier \
+or MLPEnsembleRegressor
+        The model to export (an estimator must be fitted). An ensemble is
+        exported as the mean of its members' outputs, with its classifier's
+        or regressor's outputs.
     opset : int, default=None
         ONNX opset of the default domain, from MIN_OPSET (13) to the installed
         onnx package's newest; None means DEFAULT_OPSET (17).
@@ -321,16 +347,17 @@ def to_onnx(model, *, opset=None, name=None):
     True
     """
     opset = _check_opset(DEFAULT_OPSET if opset is None else opset)
-    net = _fitted_network(model)
+    nets, labelled = _fitted_networks(model)
+    net = nets[0]
     element = _ELEMENT_TYPE[net.dtype]
     n_out = net.layer_sizes[-1]
     g = _ModelGraph()
-    P = _emit_network(g, net, g._unique("X"))
+    P = _emit_mean(g, nets, g._unique("X"))
     if isinstance(model, BaseNetwork):
         outputs = [_value_info(_bind(g, P, "output"), element, n_out)]
     elif is_classifier(model):
-        labels, probabilities = _emit_classifier(g, model, P)
-        multilabel = model._label_binarizer.y_type_ == "multilabel-indicator"
+        labels, probabilities = _emit_classifier(g, labelled, P)
+        multilabel = labelled._label_binarizer.y_type_ == "multilabel-indicator"
         text = _is_text(np.asarray(model.classes_)) and not multilabel
         label_type = TensorProto.STRING if text else TensorProto.INT64
         outputs = [_value_info(_bind(g, labels, "label"), label_type, *([n_out] if multilabel else [])),
