@@ -33,7 +33,7 @@ from sklearn.utils.estimator_checks import check_estimator
 from threadpoolctl import threadpool_limits
 
 import fastmlp.estimators
-from fastmlp import MLPClassifier, MLPRegressor
+from fastmlp import MLPClassifier, MLPEnsembleClassifier, MLPEnsembleRegressor, MLPRegressor
 
 # Training noise on purpose (small max_iter); the tests that are about the
 # warning use pytest.warns, which records it regardless of this filter.
@@ -95,6 +95,10 @@ CHECKED = [
     MLPClassifier(solver="sgd"),
     MLPRegressor(solver="sgd"),
     MLPRegressor(solver="lbfgs"),
+    MLPEnsembleClassifier(n_members=3),
+    MLPEnsembleRegressor(n_members=3),
+    MLPEnsembleClassifier(n_members=2, solver="sgd"),
+    MLPEnsembleRegressor(n_members=2, solver="lbfgs"),
 ]
 
 

@@ -13,6 +13,37 @@ from .network import Network
 MEMBER_PARAMS = ("learning_rate", "alpha", "dropout", "random_state")
 
 
+def check_member_params(member_params, K, keys=MEMBER_PARAMS):
+    """member_params as a list of K dicts (empty ones for None), each with only keys: TypeError or ValueError
+    naming the entry. The values of learning_rate, alpha and random_state are checked here, others by their user."""
+    if member_params is None:
+        return [{} for _ in range(K)]
+    if isinstance(member_params, (dict, str, bytes)) or not hasattr(member_params, "__len__"):
+        raise TypeError(f"member_params must be None or a list of {K} dicts, got {member_params!r}.")
+    if len(member_params) != K:
+        raise ValueError(f"member_params must hold one dict per member (n_members={K}), "
+                         f"got {len(member_params)}.")
+    checked = []
+    for k, own in enumerate(member_params):
+        if not isinstance(own, dict):
+            raise TypeError(f"member_params[{k}] must be a dict, got {own!r}.")
+        unknown = sorted(set(own) - set(keys), key=str)
+        if unknown:
+            raise ValueError(f"member_params[{k}] has unknown keys {unknown}; "
+                             f"valid keys are {list(keys)}.")
+        own = dict(own)
+        for name in ("learning_rate", "alpha"):
+            if name in own:
+                own[name] = check_float(own[name], f"member_params[{k}]['{name}']", 0.0,
+                                        low_open=name == "learning_rate")
+        seed = own.get("random_state")
+        if "random_state" in own and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)
+                                      or seed < 0):
+            raise ValueError(f"member_params[{k}]['random_state'] must be a non-negative int, got {seed!r}.")
+        checked.append(own)
+    return checked
+
+
 class NetworkEnsemble:
     """K networks of one architecture, trained together in one pass over the batches.
 
@@ -97,7 +128,7 @@ class NetworkEnsemble:
                  loss="squared_error", init="auto", dtype="float64", dropout=0.0, random_state=None,
                  loss_param=None, member_params=None):
         K = self.n_members = check_int(n_members, "n_members", 1)
-        self.member_params = self._check_member_params(member_params, K)
+        self.member_params = check_member_params(member_params, K)
         self._rng = _check_random_state(random_state)
         config = dict(activation=activation, output_activation=output_activation, loss=loss, init=init,
                       dtype=dtype, loss_param=loss_param)
@@ -125,35 +156,6 @@ class NetworkEnsemble:
             for view, value in zip(self._member_views(k), m._coefs + m._intercepts + m._slopes):
                 view[...] = value
         self._clock = _engine.new_thread_clock()
-
-    @staticmethod
-    def _check_member_params(member_params, K):
-        if member_params is None:
-            return [{} for _ in range(K)]
-        if isinstance(member_params, (dict, str, bytes)) or not hasattr(member_params, "__len__"):
-            raise TypeError(f"member_params must be None or a list of {K} dicts, got {member_params!r}.")
-        if len(member_params) != K:
-            raise ValueError(f"member_params must hold one dict per member (n_members={K}), "
-                             f"got {len(member_params)}.")
-        checked = []
-        for k, own in enumerate(member_params):
-            if not isinstance(own, dict):
-                raise TypeError(f"member_params[{k}] must be a dict, got {own!r}.")
-            unknown = sorted(set(own) - set(MEMBER_PARAMS), key=str)
-            if unknown:
-                raise ValueError(f"member_params[{k}] has unknown keys {unknown}; "
-                                 f"valid keys are {list(MEMBER_PARAMS)}.")
-            own = dict(own)
-            for name in ("learning_rate", "alpha"):
-                if name in own:
-                    own[name] = check_float(own[name], f"member_params[{k}]['{name}']", 0.0,
-                                            low_open=name == "learning_rate")
-            seed = own.get("random_state")
-            if "random_state" in own and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)
-                                          or seed < 0):
-                raise ValueError(f"member_params[{k}]['random_state'] must be a non-negative int, got {seed!r}.")
-            checked.append(own)
-        return checked
 
     def _member_views(self, k):
         """Member k's parameters as views into the buffer: its W_l, then its b_l, then its PReLU slopes."""

@@ -11,11 +11,12 @@ import copy
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .ensemble import check_member_params
 from .estimators import MLPClassifier, MLPRegressor, _BaseMLP, _param_names
 
 # What member_params may set per member (the estimator parameters of those names).
@@ -48,23 +49,6 @@ class _BaseEnsemble:
     def __sklearn_is_fitted__(self):
         return hasattr(self, "estimators_")
 
-    def _check_member_params(self):
-        """One dict per member (empty where none was given); TypeError/ValueError naming the entry."""
-        K = self.n_members
-        if self.member_params is None:
-            return [{} for _ in range(K)]
-        if len(self.member_params) != K:
-            raise ValueError(f"member_params must hold one dict per member (n_members={K}), "
-                             f"got {len(self.member_params)}.")
-        for k, own in enumerate(self.member_params):
-            if not isinstance(own, dict):
-                raise TypeError(f"member_params[{k}] must be a dict, got {own!r}.")
-            unknown = sorted(set(own) - set(MEMBER_PARAMS), key=str)
-            if unknown:
-                raise ValueError(f"member_params[{k}] has unknown keys {unknown}; "
-                                 f"valid keys are {list(MEMBER_PARAMS)}.")
-        return [dict(own) for own in self.member_params]
-
     def _new_members(self, member_params):
         """K unfitted members: this ensemble's parameters, each with its member_params and seed.
 
@@ -84,10 +68,51 @@ class _BaseEnsemble:
             members.append(member)
         return members
 
-    def _fit_members(self, X, y, sample_weight, X_val, y_val, sample_weight_val):
-        """Validate, fit every member on the checked X, and only then replace the fitted state."""
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
+        """Fit every member to X and y, one after another.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets: as for the member class's ``fit`` (class labels or a
+            label indicator matrix for the classifier).
+        sample_weight : array-like of shape (n_samples,), default=None
+            As for the member class's ``fit``, for every member.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            A validation set for every member (as for the member class's
+            ``fit``): the one ``best_index_`` compares them on. With
+            ``early_stopping`` and no X_val, each member splits its own
+            validation part off X (its seed picks it).
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            The targets of X_val.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples.
+
+        Returns
+        -------
+        MLPEnsembleClassifier or MLPEnsembleRegressor
+            The fitted ensemble.
+
+        Raises
+        ------
+        ValueError
+            On invalid parameters or input, or when a member's fit fails; the
+            ensemble is then as it was.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPEnsembleClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
+        ...                             random_state=0).fit(X, y)
+        >>> ens.n_iter_.shape, ens.classes_
+        ((3,), array([0, 1, 2]))
+        """
         self._validate_params()
-        member_params = self._check_member_params()
+        member_params = check_member_params(self.member_params, self.n_members, MEMBER_PARAMS)
         dtype = self._fit_dtype(X)
         old = self.__dict__.get("estimators_")
         if self.warm_start and old is not None and len(old) == self.n_members:
@@ -98,7 +123,9 @@ class _BaseEnsemble:
         else:
             members = self._new_members(member_params)
         checked = copy.copy(self)  # validate_data records n_features_in_ (and names) on it, not yet on self
-        X, y = self._validate_input_ensemble(checked, X, y, dtype)
+        # (a classifier's labels stay as given: each member encodes them, the same way)
+        X, y = validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=not is_classifier(self), dtype=dtype)
         if X_val is not None:
             X_val = validate_data(checked, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False)
         for member in members:
@@ -272,52 +299,6 @@ class MLPEnsembleClassifier(_BaseEnsemble, ClassifierMixin, _BaseMLP):
         self.class_weight = class_weight
         self.n_members = n_members
         self.member_params = member_params
-
-    @staticmethod
-    def _validate_input_ensemble(checked, X, y, dtype):
-        # the labels stay as given: each member encodes them (the same way)
-        return validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True, dtype=dtype)
-
-    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
-        """Fit every member to X and y, one after another.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data.
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            The class labels, or a label indicator matrix (multilabel).
-        sample_weight : array-like of shape (n_samples,), default=None
-            As for ``MLPClassifier.fit``, for every member.
-        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
-            A validation set for every member (as for ``MLPClassifier.fit``):
-            the one ``best_index_`` compares them on.
-        y_val : array-like of shape (n_val,) or (n_val, n_labels), default=None
-            The class labels of X_val.
-        sample_weight_val : array-like of shape (n_val,), default=None
-            Weights of the validation samples.
-
-        Returns
-        -------
-        MLPEnsembleClassifier
-            The fitted ensemble.
-
-        Raises
-        ------
-        ValueError
-            On invalid parameters or input; the ensemble is then as it was.
-
-        Examples
-        --------
-        >>> from sklearn.datasets import load_iris
-        >>> from fastmlp import MLPEnsembleClassifier
-        >>> X, y = load_iris(return_X_y=True)
-        >>> ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
-        ...                             random_state=0).fit(X, y)
-        >>> ens.n_iter_.shape, ens.classes_
-        ((3,), array([0, 1, 2]))
-        """
-        return self._fit_members(X, y, sample_weight, X_val, y_val, sample_weight_val)
 
     def predict_proba(self, X):
         """The mean over the members of their class probabilities.
@@ -527,52 +508,6 @@ class MLPEnsembleRegressor(_BaseEnsemble, RegressorMixin, _BaseMLP):
         self.quantile = quantile
         self.n_members = n_members
         self.member_params = member_params
-
-    @staticmethod
-    def _validate_input_ensemble(checked, X, y, dtype):
-        return validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
-                             dtype=dtype)
-
-    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
-        """Fit every member to X and y, one after another.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            The targets.
-        sample_weight : array-like of shape (n_samples,), default=None
-            As for ``MLPRegressor.fit``, for every member.
-        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
-            A validation set for every member (as for ``MLPRegressor.fit``):
-            the one ``best_index_`` compares them on.
-        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
-            The targets of X_val.
-        sample_weight_val : array-like of shape (n_val,), default=None
-            Weights of the validation samples.
-
-        Returns
-        -------
-        MLPEnsembleRegressor
-            The fitted ensemble.
-
-        Raises
-        ------
-        ValueError
-            On invalid parameters or input; the ensemble is then as it was.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastmlp import MLPEnsembleRegressor
-        >>> X = np.linspace(-1, 1, 40).reshape(-1, 1)
-        >>> ens = MLPEnsembleRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=300, n_members=3,
-        ...                            random_state=0).fit(X, X.ravel() ** 2)
-        >>> len(ens.estimators_), ens.n_iter_.shape
-        (3, (3,))
-        """
-        return self._fit_members(X, y, sample_weight, X_val, y_val, sample_weight_val)
 
     def predict(self, X, return_std=False):
         """The members' mean prediction, and with return_std their standard deviation.
