@@ -23,11 +23,35 @@ from .estimators import MLPClassifier, MLPRegressor, _BaseMLP, _param_names
 MEMBER_PARAMS = ("learning_rate_init", "alpha", "dropout", "random_state")
 
 
+_SHARED_ATTRIBUTES = """\
+    best_index_ : int
+        The member with the best validation score: with ``early_stopping``
+        its best one, with ``X_val`` its last one; without a validation set
+        the member with the lowest final training loss.
+    n_iter_ : ndarray of shape (n_members,)
+        Each member's number of epochs (L-BFGS iterations).
+    loss_curve_ : list of ndarray
+        Each member's training loss per epoch.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X has string feature names.
+    n_outputs_ : int
+        Number of outputs of each member's network.
+    n_layers_ : int
+        Number of layers of each member's network.
+    out_activation_ : str
+        The output activation of each member's network.
+"""
+
+
 def _with_member_parameters(cls):
-    """cls, its docstring's ``{member_parameters}`` replaced by its members' Parameters (one source of their text)."""
+    """cls, its docstring's ``{member_parameters}`` replaced by its members' Parameters (one source of their
+    text), and ``{shared_attributes}`` by the attributes both ensembles have."""
     doc = cls._member_class.__doc__
     start = doc.index("----------\n", doc.index("    Parameters\n")) + len("----------\n")
-    cls.__doc__ = cls.__doc__.replace("    {member_parameters}\n", doc[start:doc.index("    Attributes\n")])
+    cls.__doc__ = (cls.__doc__.replace("    {member_parameters}\n", doc[start:doc.index("    Attributes\n")])
+                   .replace("    {shared_attributes}\n", _SHARED_ATTRIBUTES))
     return cls
 
 
@@ -237,28 +261,11 @@ class MLPEnsembleClassifier(_BaseEnsemble, ClassifierMixin, _BaseMLP):
     ----------
     estimators_ : list of MLPClassifier
         The K fitted members, each a complete model (predict, save, to_onnx).
-    best_index_ : int
-        The member with the best validation score: with ``early_stopping``
-        its best one, with ``X_val`` its last one; without a validation set
-        the member with the lowest final training loss.
     best_estimator_ : MLPClassifier
         ``estimators_[best_index_]``.
     classes_ : ndarray of shape (n_classes,)
         The class labels.
-    n_iter_ : ndarray of shape (n_members,)
-        Each member's number of epochs (L-BFGS iterations).
-    loss_curve_ : list of ndarray
-        Each member's training loss per epoch.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during fit, when X has string feature names.
-    n_outputs_ : int
-        Number of outputs of each member's network.
-    n_layers_ : int
-        Number of layers of each member's network.
-    out_activation_ : str
-        The output activation of each member's network.
+    {shared_attributes}
 
     See Also
     --------
@@ -445,26 +452,9 @@ class MLPEnsembleRegressor(_BaseEnsemble, RegressorMixin, _BaseMLP):
     ----------
     estimators_ : list of MLPRegressor
         The K fitted members, each a complete model (predict, save, to_onnx).
-    best_index_ : int
-        The member with the best validation score: with ``early_stopping``
-        its best one, with ``X_val`` its last one; without a validation set
-        the member with the lowest final training loss.
     best_estimator_ : MLPRegressor
         ``estimators_[best_index_]``.
-    n_iter_ : ndarray of shape (n_members,)
-        Each member's number of epochs (L-BFGS iterations).
-    loss_curve_ : list of ndarray
-        Each member's training loss per epoch.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during fit, when X has string feature names.
-    n_outputs_ : int
-        Number of outputs.
-    n_layers_ : int
-        Number of layers of each member's network.
-    out_activation_ : str
-        The output activation of each member's network.
+    {shared_attributes}
 
     See Also
     --------
