@@ -83,6 +83,13 @@ def test_best_index_is_the_best_member_on_the_validation_set():
     scores = [m.score(X_val, y_val) for m in ens.estimators_]
     assert ens.best_index_ == int(np.argmax(scores)) == 2
     assert ens.best_estimator_ is ens.estimators_[2]
+    # with early stopping: the members' best validation scores (each on its own split)
+    ens.set_params(early_stopping=True).fit(X, y)
+    assert ens.best_index_ == int(np.argmax([m.best_validation_score_ for m in ens.estimators_]))
+    # without a validation set: the lowest final training loss; lbfgs ignores early_stopping
+    for solver in ("adam", "lbfgs"):
+        ens.set_params(early_stopping=solver == "lbfgs", solver=solver).fit(X, y)
+        assert ens.best_index_ == int(np.argmin([m.loss_curve_[-1] for m in ens.estimators_]))
 
 
 def test_bad_member_params_raise_naming_them_and_leave_the_model_as_it_was():

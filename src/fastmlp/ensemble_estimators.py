@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .ensemble import check_member_params
-from .estimators import MLPClassifier, MLPRegressor, _BaseMLP, _param_names
+from .estimators import _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names
 
 # What member_params may set per member (the estimator parameters of those names).
 MEMBER_PARAMS = ("learning_rate_init", "alpha", "dropout", "random_state")
@@ -26,8 +26,8 @@ MEMBER_PARAMS = ("learning_rate_init", "alpha", "dropout", "random_state")
 _SHARED_ATTRIBUTES = """\
     best_index_ : int
         The member with the best validation score: with ``early_stopping``
-        its best one, with ``X_val`` its last one; without a validation set
-        the member with the lowest final training loss.
+        (sgd, adam) its best one, else with ``X_val`` its last one; without a
+        validation set the member with the lowest final training loss.
     n_iter_ : ndarray of shape (n_members,)
         Each member's number of epochs (L-BFGS iterations).
     loss_curve_ : list of ndarray
@@ -160,7 +160,7 @@ class _BaseEnsemble:
                 setattr(self, name, getattr(checked, name))
             else:
                 self.__dict__.pop(name, None)
-        self.best_index_ = int(np.argmax(self._member_scores()))
+        self.best_index_ = int(np.argmax(self._member_scores(X_val is not None)))
         self._from_members()
         return self
 
@@ -174,19 +174,18 @@ class _BaseEnsemble:
         if hasattr(first, "classes_"):
             self.classes_ = first.classes_
 
-    def _member_scores(self):
-        """Each member's score for best_index_, higher is better: its validation score when it had a
-        validation set (the best one with early stopping, else the last one), else minus its last loss."""
+    def _member_scores(self, validated):
+        """Each member's score for best_index_, higher is better: with early stopping (sgd, adam) its best
+        validation score, else with X_val given (validated) its last one, else minus its last training loss."""
         scores = []
         for m in self.estimators_:
-            val = m.history_.get("val_score")
-            if m.early_stopping:
+            if m.early_stopping and m.solver in _STOCHASTIC_SOLVERS:
                 scores.append(m.best_validation_score_)
-            elif val:
-                scores.append(val[-1])
+            elif validated:
+                scores.append(m.history_["val_score"][-1])
             else:
-                scores.append(-m.loss_curve_[-1])
-        return np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+                scores.append(-m.loss_curve_[-1] if m.loss_curve_ else -np.inf)
+        return np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)  # (NaN: a diverged member)
 
     @property
     def best_estimator_(self):
