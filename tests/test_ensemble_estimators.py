@@ -83,9 +83,15 @@ def test_best_index_is_the_best_member_on_the_validation_set():
     scores = [m.score(X_val, y_val) for m in ens.estimators_]
     assert ens.best_index_ == int(np.argmax(scores)) == 2
     assert ens.best_estimator_ is ens.estimators_[2]
-    # with early stopping: the members' best validation scores (each on its own split)
+    # with early stopping: the members' best validation scores, on one split shared by all
     ens.set_params(early_stopping=True).fit(X, y)
     assert ens.best_index_ == int(np.argmax([m.best_validation_score_ for m in ens.estimators_]))
+    X_fit, y_fit, _, X_val, y_val, _ = ens._validation_split(X, y, None)
+    assert len(X_val) == 15 and np.bincount(y_val).tolist() == [5, 5, 5]  # validation_fraction, stratified
+    for member in ens.estimators_:
+        alone = MLPClassifier(**member.get_params()).fit(X_fit, y_fit, X_val=X_val, y_val=y_val)
+        assert_array_equal(member.coefs_[0], alone.coefs_[0])
+        assert member.best_validation_score_ == alone.best_validation_score_
     # without a validation set: the lowest final training loss; lbfgs ignores early_stopping
     for solver in ("adam", "lbfgs"):
         ens.set_params(early_stopping=solver == "lbfgs", solver=solver).fit(X, y)

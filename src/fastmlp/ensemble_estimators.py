@@ -12,6 +12,7 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -107,8 +108,9 @@ class _BaseEnsemble:
         X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
             A validation set for every member (as for the member class's
             ``fit``): the one ``best_index_`` compares them on. With
-            ``early_stopping`` and no X_val, each member splits its own
-            validation part off X (its seed picks it).
+            ``early_stopping`` and no X_val, a ``validation_fraction`` of X
+            (from ``random_state``; stratified for classes) is split off
+            once and is every member's X_val.
         y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
             The targets of X_val.
         sample_weight_val : array-like of shape (n_val,), default=None
@@ -152,6 +154,8 @@ class _BaseEnsemble:
                              y_numeric=not is_classifier(self), dtype=dtype)
         if X_val is not None:
             X_val = validate_data(checked, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False)
+        elif self.early_stopping and self.solver in _STOCHASTIC_SOLVERS:
+            X, y, sample_weight, X_val, y_val, sample_weight_val = self._validation_split(X, y, sample_weight)
         for member in members:
             member.fit(X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val)
         self.estimators_ = members
@@ -163,6 +167,20 @@ class _BaseEnsemble:
         self.best_index_ = int(np.argmax(self._member_scores(X_val is not None)))
         self._from_members()
         return self
+
+    def _validation_split(self, X, y, sample_weight):
+        """(X, y, sample_weight) split once for all members into a training and a validation part, so that
+        their validation scores (best_index_) are on the same rows; stratified by the labels (1-D y)."""
+        arrays = [X, y] if sample_weight is None else [X, y, np.asarray(sample_weight)]
+        stratify = y if is_classifier(self) and np.ndim(y) == 1 else None
+        split = train_test_split(*arrays, test_size=self.validation_fraction, stratify=stratify,
+                                 random_state=check_random_state(self.random_state))
+        if split[1].shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of your "
+                             "dataset.")
+        X, X_val, y, y_val = split[:4]
+        sample_weight, sample_weight_val = (split[4], split[5]) if sample_weight is not None else (None, None)
+        return X, y, sample_weight, X_val, y_val, sample_weight_val
 
     def _from_members(self):
         """The fitted attributes that are the members' (after fit, and after fastmlp.load)."""
