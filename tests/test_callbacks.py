@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import fastmlp
-from fastmlp import MLPClassifier, MLPRegressor
+from fastmlp import MLPClassifier, MLPEnsembleClassifier, MLPRegressor
 
 callback = pytest.importorskip("sklearn.callback")
 
@@ -65,6 +65,16 @@ def test_one_subtask_per_epoch_with_a_ready_to_predict_estimator(data, solver):
         fitted, proba = rec.ends[k - 1][3:]
         assert np.array_equal(proba, shorter.predict_proba(X)), k
         assert np.array_equal(fitted.predict_proba(X), proba)
+
+
+def test_an_ensembles_callbacks_run_in_each_members_fit(data):
+    X, y = data
+    rec = Recorder()
+    ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), max_iter=3, n_members=2, random_state=0)
+    ens.set_callbacks(rec).fit(X, y)
+    assert len(rec.ends) == 6  # three epochs of member 0, then three of member 1
+    for k, end in ((0, rec.ends[2]), (1, rec.ends[5])):
+        assert np.array_equal(end[4], ens.estimators_[k].predict_proba(X))
 
 
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])

@@ -96,6 +96,9 @@ class _BaseEnsemble:
     def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit every member to X and y, one after another.
 
+        Callbacks given to ``set_callbacks`` run in each member's fit, as
+        they would in that estimator's alone.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -156,7 +159,10 @@ class _BaseEnsemble:
             X_val = validate_data(checked, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False)
         elif self.early_stopping and self.solver in _STOCHASTIC_SOLVERS:
             X, y, sample_weight, X_val, y_val, sample_weight_val = self._validation_split(X, y, sample_weight)
+        callbacks = self.__dict__.get("_skl_callbacks")  # (set_callbacks: each member's fit runs them, one by one)
         for member in members:
+            if callbacks:
+                member.set_callbacks(*callbacks)
             member.fit(X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val)
         self.estimators_ = members
         for name in ("n_features_in_", "feature_names_in_"):
