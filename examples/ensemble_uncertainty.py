@@ -1,4 +1,5 @@
 """Deep ensembles: eight networks that agree on the data and disagree in a gap.
+============================================================================
 
 A noisy sine, sampled on two stretches of the line with a gap between them
 (no training input in (-1.5, 1.5)). An ``MLPEnsembleRegressor`` fits eight
@@ -72,7 +73,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", metavar="DIR", default=".",
                         help="directory for the PNG files (default: the current directory)")
     main(out_dir=parser.parse_args().out)
