@@ -35,7 +35,7 @@ _SHARED_ATTRIBUTES = """\
         Each member's training loss per epoch.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of the features seen during fit, when X has string feature names.
     n_outputs_ : int
         Number of outputs of each member's network.
