@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastmlp
+from _helpers import repository
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -18,8 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.contour import ContourSet  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-ROOT = Path(__file__).parents[1]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = repository("examples")
+ROOT = EXAMPLES.parent
 FIGURES = {
     "logic_gates": ["logic_gates.png"],
     "universal_approximation": ["universal_approximation.png"],
