@@ -76,14 +76,16 @@ sphinx_gallery_conf = {
 
 # The docstrings name fitted attributes bare (coefs_, loss_curve_), as plain text
 # reads best; to reStructuredText a word ending in "_" is a link. After numpydoc
-# has turned the sections into reST, escape those words outside markup.
+# has turned the sections into reST, escape those words outside markup (inline
+# literals, roles and directives are left as they are).
 _TRAILING_UNDERSCORE = re.compile(r"(?<![\w`*:|<\\])([A-Za-z]\w*)_(?![\w`*])")
+_MARKUP = re.compile(r"(``.*?``|`[^`]*`|^[ \t]*\.\.[^\n]*)", re.S | re.M)
 
 
 def _escape_trailing_underscores(app, what, name, obj, options, lines):
-    for i, line in enumerate(lines):
-        if not line.lstrip().startswith(".."):
-            lines[i] = _TRAILING_UNDERSCORE.sub(r"\1\\_", line)
+    parts = _MARKUP.split("\n".join(lines))  # odd indices: markup, possibly over several lines
+    text = "".join(p if k % 2 else _TRAILING_UNDERSCORE.sub(r"\1\\_", p) for k, p in enumerate(parts))
+    lines[:] = text.split("\n")
 
 
 def setup(app):
