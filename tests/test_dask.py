@@ -31,6 +31,7 @@ from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from threadpoolctl import threadpool_limits
 
 import fastmlp
+from _helpers import repository
 from fastmlp import _registry
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -40,8 +41,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 MODULE_TIMEOUT = 300
 N_CHUNKS, CHUNK = 8, 1000
 CLASSES = [0, 1, 2]
-EXAMPLE = Path(__file__).parents[1] / "examples" / "dask_incremental.py"
-README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +216,8 @@ def test_pickled_state_is_small_plain_arrays(data, tmp_path):
 
 
 def test_example_runs_against_a_scheduler_address(client):
-    spec = importlib.util.spec_from_file_location("fastmlp_example_dask_incremental", EXAMPLE)
+    spec = importlib.util.spec_from_file_location("fastmlp_example_dask_incremental",
+                                                  repository("examples", "dask_incremental.py"))
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     # the same code as on a real cluster: main() connects to this cluster's scheduler by address
@@ -231,7 +231,7 @@ GUARD = 'if __name__ == "__main__":'
 
 
 def _readme_python_blocks():
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.S | re.M)
+    return re.findall(r"^```python\n(.*?)^```", repository("README.md").read_text(encoding="utf-8"), re.S | re.M)
 
 
 def test_readme_snippets_that_start_workers_have_the_main_guard():
