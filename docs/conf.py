@@ -5,7 +5,6 @@ Build: ``pip install ".[docs]"`` then
 ``docs/_build/html/index.html``. The gallery runs examples/ (sphinx-gallery) and
 the user guide's figures are drawn by docs/figures.py, both at build time.
 """
-import re
 import sys
 from pathlib import Path
 
@@ -58,6 +57,8 @@ intersphinx_mapping = {}
 # The gallery: every script in examples/ is rendered; each run writes its figures
 # (PNG files) into a directory given with --out, which gallery_scraper.py picks up.
 # The Dask example is shown, not run: it starts a cluster of worker processes.
+# digits_in_c.py runs: with a C compiler its page shows the compiled program's
+# output, without one the two files it wrote (it draws no figure).
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
@@ -74,20 +75,5 @@ sphinx_gallery_conf = {
 }
 
 
-# The docstrings name fitted attributes bare (coefs_, loss_curve_), as plain text
-# reads best; to reStructuredText a word ending in "_" is a link. After numpydoc
-# has turned the sections into reST, escape those words outside markup (inline
-# literals, roles and directives are left as they are).
-_TRAILING_UNDERSCORE = re.compile(r"(?<![\w`*:|<\\])([A-Za-z]\w*)_(?![\w`*])")
-_MARKUP = re.compile(r"(``.*?``|`[^`]*`|^[ \t]*\.\.[^\n]*)", re.S | re.M)
-
-
-def _escape_trailing_underscores(app, what, name, obj, options, lines):
-    parts = _MARKUP.split("\n".join(lines))  # odd indices: markup, possibly over several lines
-    text = "".join(p if k % 2 else _TRAILING_UNDERSCORE.sub(r"\1\\_", p) for k, p in enumerate(parts))
-    lines[:] = text.split("\n")
-
-
 def setup(app):
     app.connect("builder-inited", lambda app: figures.draw_all(HERE / "_generated"))
-    app.connect("autodoc-process-docstring", _escape_trailing_underscores, priority=900)

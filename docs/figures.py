@@ -1,4 +1,4 @@
-"""The user guide's figures, drawn by conf.py at build time into docs/_generated/.
+"""The user guide's figures (and the C export's example header), made by conf.py at build time in docs/_generated/.
 
 Each function draws one figure from fastmlp itself (a Network, its reference
 twin or fastmlp.reference's functions) and takes a second or less.
@@ -155,13 +155,59 @@ def initialisation(path):
     _save(fig, path)
 
 
+def schedules(path):
+    """Every schedule of fastmlp.schedules: the rate of each batch over 60 epochs of 10 batches."""
+    from fastmlp import schedules as sch
+
+    epochs, n_batches, base = 60, 10, 0.1
+    runs = {
+        "StepDecay(step_size=20, gamma=0.3)": sch.StepDecay(step_size=20, gamma=0.3),
+        "ExponentialDecay(gamma=0.95)": sch.ExponentialDecay(gamma=0.95),
+        "CosineAnnealing()": sch.CosineAnnealing(),
+        "CosineAnnealing(T_0=15, T_mult=2)": sch.CosineAnnealing(T_0=15, T_mult=2),
+        "OneCycle()": sch.OneCycle(),
+        "LinearWarmup(CosineAnnealing(), warmup_epochs=10)": sch.LinearWarmup(sch.CosineAnnealing(), warmup_epochs=10),
+        "ReduceOnPlateau(patience=5, factor=0.5)": sch.ReduceOnPlateau(patience=5, factor=0.5),
+    }
+    # the loss ReduceOnPlateau is told: falls for 15 epochs, then flat (noise only)
+    losses = np.r_[np.linspace(1, 0.3, 15), 0.3 + 0.01 * np.random.default_rng(0).random(epochs - 15)]
+    fig, axes = plt.subplots(2, 4, figsize=(12, 5), sharex=True)
+    t = np.arange(epochs * n_batches) / n_batches  # epochs, batch by batch
+    for ax, (label, schedule) in zip(axes.flat, runs.items()):
+        run = schedule.start(base, epochs)
+        rates = []
+        for e in range(epochs):
+            rates.extend(run.epoch_rates(e, n_batches))
+            run.end_epoch(losses[e])
+        ax.plot(t, rates, color="C0")
+        ax.set_title(label.replace(", warmup", ",\nwarmup"), fontsize=8)
+        ax.set_ylim(0, base * 1.1)
+    axes.flat[-1].plot(np.arange(epochs), losses, color="C1")
+    axes.flat[-1].set_title("the loss ReduceOnPlateau monitors", fontsize=8)
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    axes[0, 0].set_ylabel("rate (learning_rate_init=0.1)")
+    axes[1, 0].set_ylabel("rate")
+    _save(fig, path)
+
+
+def c_header(path):
+    """The C export's page shows a whole header: a [2, 3, 1] tanh network that learned XOR."""
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    Y = np.array([[0], [1], [1], [0]], dtype=float)
+    net = fastmlp.Network([2, 3, 1], activation="tanh", output_activation="logistic", loss="log_loss",
+                          random_state=0)
+    net.fit(X, Y, epochs=300, batch_size=4, optimizer="adam", learning_rate=0.05)
+    fastmlp.export_c(net, path, name="gate")  # ("xor" is a C++ keyword)
+
+
 def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-FIGURES = [layers, forward_pass, gradient_check, activations, losses, optimizers, initialisation]
+FIGURES = [layers, forward_pass, gradient_check, activations, losses, optimizers, initialisation, schedules]
 
 
 def draw_all(out_dir):
@@ -169,3 +215,4 @@ def draw_all(out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     for draw in FIGURES:
         draw(out_dir / f"{draw.__name__}.png")
+    c_header(out_dir / "gate.h")

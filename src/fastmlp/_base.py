@@ -312,7 +312,7 @@ class BaseNetwork:
 
     @property
     def coefs_(self):
-        """List of weight matrices, coefs_[l] of shape (fan_in, fan_out); views into the model."""
+        """List of weight matrices, ``coefs_[l]`` of shape (fan_in, fan_out); views into the model."""
         return self._coefs
 
     @coefs_.setter
@@ -321,7 +321,7 @@ class BaseNetwork:
 
     @property
     def intercepts_(self):
-        """List of bias vectors, intercepts_[l] of shape (fan_out,); views into the model."""
+        """List of bias vectors, ``intercepts_[l]`` of shape (fan_out,); views into the model."""
         return self._intercepts
 
     @intercepts_.setter
@@ -333,7 +333,7 @@ class BaseNetwork:
         """List of PReLU slopes, one (fan_out,) array per hidden layer (empty unless activation="prelu").
 
         Trained with the weights (no L2 penalty), initialised to 0.25; live views
-        into the model, assignable like coefs_.
+        into the model, assignable like ``coefs_``.
         """
         return self._slopes
 

@@ -241,7 +241,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
     @property
     def coefs_(self):
-        """List of weight matrices, coefs_[l] of shape (fan_in, fan_out): live views into the model."""
+        """List of weight matrices, ``coefs_[l]`` of shape (fan_in, fan_out): live views into the model."""
         return self._layers("coefs_")
 
     @coefs_.setter
@@ -255,7 +255,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
     @property
     def intercepts_(self):
-        """List of bias vectors, intercepts_[l] of shape (fan_out,): live views into the model."""
+        """List of bias vectors, ``intercepts_[l]`` of shape (fan_out,): live views into the model."""
         return self._layers("intercepts_")
 
     @intercepts_.setter
@@ -1071,7 +1071,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_features_in_ : int
         Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during ``fit``. Defined only when X has
         feature names that are all strings.
 
@@ -1087,7 +1087,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     out_activation_ : str
         Name of the output activation: "logistic" (binary, multilabel) or "softmax" (multiclass).
 
-    grad_norms_ : ndarray of shape (len(loss_curve_), n_layers - 1)
+    grad_norms_ : ndarray of shape (len(``loss_curve_``), n_layers - 1)
         Per epoch (per iteration for "lbfgs"), the Frobenius norm of each
         layer's weight gradient, averaged over the epoch's mini-batches:
         vanishing or exploding gradients show here
@@ -1826,7 +1826,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     n_features_in_ : int
         Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during ``fit``. Defined only when X has
         feature names that are all strings.
 
@@ -1842,7 +1842,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     out_activation_ : str
         Name of the output activation: "exp" for "poisson" and "gamma", else "identity".
 
-    grad_norms_ : ndarray of shape (len(loss_curve_), n_layers - 1)
+    grad_norms_ : ndarray of shape (len(``loss_curve_``), n_layers - 1)
         Per epoch (per iteration for "lbfgs"), the Frobenius norm of each
         layer's weight gradient, averaged over the epoch's mini-batches:
         vanishing or exploding gradients show here
