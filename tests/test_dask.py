@@ -15,6 +15,7 @@ import pickle
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import dask
@@ -230,14 +231,19 @@ STARTS_WORKERS = re.compile(r"\b(Client|LocalCluster)\((?!\s*[\"'])")
 GUARD = 'if __name__ == "__main__":'
 
 
-def _readme_python_blocks():
-    return re.findall(r"^```python\n(.*?)^```", repository("README.md").read_text(encoding="utf-8"), re.S | re.M)
+def _python_snippets():
+    """The Python code users copy: the README's blocks and the docs pages' code-block:: python."""
+    blocks = re.findall(r"^```python\n(.*?)^```", repository("README.md").read_text(encoding="utf-8"), re.S | re.M)
+    for page in sorted(repository("docs").glob("*.rst")):
+        found = re.findall(r"^\.\. code-block:: python\n\n((?:(?: {3}.*)?\n)+)", page.read_text(encoding="utf-8"), re.M)
+        blocks += [textwrap.dedent(block).strip("\n") + "\n" for block in found]
+    return blocks
 
 
-def test_readme_snippets_that_start_workers_have_the_main_guard():
+def test_snippets_that_start_workers_have_the_main_guard():
     # Pasted into a script without the guard, each worker process re-runs the script while
     # it starts: "RuntimeError: ... bootstrapping phase", "Nanny failed to start".
-    blocks = [b for b in _readme_python_blocks() if STARTS_WORKERS.search(b)]
+    blocks = [b for b in _python_snippets() if STARTS_WORKERS.search(b)]
     assert any("Incremental" in b for b in blocks)  # the Dask snippet is found
     for block in blocks:
         assert GUARD in block, block
@@ -248,9 +254,9 @@ def test_readme_snippets_that_start_workers_have_the_main_guard():
                 assert i > guard and line.startswith(" "), f"not under the guard: {line!r}"
 
 
-def test_readme_dask_snippet_runs_as_a_script(tmp_path):
-    (block,) = [b for b in _readme_python_blocks() if "Incremental" in b and STARTS_WORKERS.search(b)]
-    # the README's code as it is, on fewer rows
+def test_docs_dask_snippet_runs_as_a_script(tmp_path):
+    (block,) = [b for b in _python_snippets() if "Incremental" in b and STARTS_WORKERS.search(b)]
+    # the docs' code as it is (docs/dask.rst), on fewer rows
     for big, small in (("2_000_000", "40_000"), ("50_000", "10_000")):
         assert big in block
         block = block.replace(big, small)
