@@ -10,11 +10,14 @@ the same way against the forward products alone; then fastmlp's engine on one
 thread against two at every point, beside the machine's ceiling (two
 processes running the GEMM bound at once), and while another process keeps a
 core busy; then two models fitting at once (threads, and processes as the
-ceiling), and the peak memory of fit.
+ceiling), the peak memory of fit, and K members of a NetworkEnsemble trained in
+one pass against one Network.
 
     python bench/compare.py            # full run: bench/RESULTS.md and bench/results.json
     python bench/compare.py --quick    # fewer rows, one round, one thread setting (about three minutes)
     python bench/compare.py --only threads,threads_predict,busy   # some sections: printed, no files written
+    python bench/compare.py --only ensembles --rounds 5              # the ensembles section alone
+    python bench/compare.py --only threads,busy --update   # run those again into results.json and RESULTS.md
 """
 import argparse
 import gc
@@ -568,6 +571,84 @@ def _in_process(job, args, barrier, queue):
         queue.put(job(*args, barrier))
 
 
+# (workload, batch, K, target: K members' epoch over one member's at most this, one thread)
+ENSEMBLE_POINTS = (("W3", 16, 32, 4.0), ("W2", 32, 16, 8.0), ("W1", 128, 8, 7.0))
+# (workload, batch, K, target: one thread's epoch over two threads' at least this)
+ENSEMBLE_THREADS = ("W2", 32, 16, 1.7)
+
+
+def ensembles(args):
+    """K members trained together (NetworkEnsemble) against one member (Network), epoch times interleaved.
+
+    One thread: at each ENSEMBLE_POINTS point, float32, sgd and adam, one epoch
+    (fit(epochs=1), as every contender here) of a Network and of a K-member
+    NetworkEnsemble of the same architecture on the same data. Then K=16 on W2
+    with n_threads=1 and n_threads=2 (the engine's own choice between them on
+    a busy machine included, as a user gets it). Each row keeps every round's
+    times, so that the noise shows.
+    """
+    rows = []
+    for key, batch, K, most in ENSEMBLE_POINTS:
+        workload = C.WORKLOADS[key]
+        n = QUICK_ROWS[key] if args.quick else workload.n_samples
+        X, y, Y = C.make_data(workload, np.float32, n_samples=n)
+        for optimizer in ("sgd", "adam"):
+            fits = _ensemble_fits(workload, X, Y, optimizer, batch, {"one member": (1, 1), f"{K} members": (K, 1)})
+            times = _round_times(fits, args.rounds, args.pause)
+            row = dict(workload=key, name=workload.name, rows=n, dtype="float32", optimizer=optimizer, batch=batch,
+                       K=K, target=most, seconds=times,
+                       ratio=float(np.median(times[f"{K} members"]) / np.median(times["one member"])))
+            rows.append(row)
+            print(f"ensembles {key} {optimizer:4s} batch {batch:3d} K={K:2d}: one member "
+                  f"{1e3 * np.median(times['one member']):.1f} ms, {K} members "
+                  f"{1e3 * np.median(times[f'{K} members']):.1f} ms, ratio {row['ratio']:.2f}x (target <= {most:g}x); "
+                  f"rounds {_spread(times)}", flush=True)
+    key, batch, K, least = ENSEMBLE_THREADS
+    workload = C.WORKLOADS[key]
+    n = QUICK_ROWS[key] if args.quick else workload.n_samples
+    X, y, Y = C.make_data(workload, np.float32, n_samples=n)
+    fits = _ensemble_fits(workload, X, Y, "adam", batch, {"1 thread": (K, 1), "2 threads": (K, 2)})
+    times = _round_times(fits, args.rounds, args.pause)
+    row = dict(workload=key, name=workload.name, rows=n, dtype="float32", optimizer="adam", batch=batch, K=K,
+               target=least, seconds=times, threads=True,
+               ratio=float(np.median(times["1 thread"]) / np.median(times["2 threads"])))
+    rows.append(row)
+    print(f"ensembles {key} adam batch {batch} K={K}: 1 thread {1e3 * np.median(times['1 thread']):.1f} ms, "
+          f"2 threads {1e3 * np.median(times['2 threads']):.1f} ms, 2/1 {row['ratio']:.2f}x (target >= {least:g}x); "
+          f"rounds {_spread(times)}", flush=True)
+    return rows
+
+
+def _ensemble_fits(workload, X, Y, optimizer, batch, what):
+    """One epoch of each of what = {label: (K, n_threads)}: a Network for K = 1, else a NetworkEnsemble."""
+    out, loss = C.OUTPUT[workload.task]
+    sizes = [workload.n_features, *workload.hidden, workload.n_outputs]
+    fit_kwargs = dict(epochs=1, batch_size=batch, optimizer=optimizer,
+                      learning_rate=1e-3 if optimizer == "adam" else 0.01)
+    fits = {}
+    for label, (K, n_threads) in what.items():
+        args = dict(activation="relu", output_activation=out, loss=loss, dtype=X.dtype, random_state=0)
+        model = fastmlp.Network(sizes, **args) if K == 1 else fastmlp.NetworkEnsemble(sizes, n_members=K, **args)
+        fits[label] = partial(_clock, model.fit, X, Y, n_threads=n_threads, **fit_kwargs)
+    return fits
+
+
+def _round_times(jobs, rounds, pause):
+    """Every round's seconds of each job, interleaved, after a warm-up."""
+    times = {name: [] for name in jobs}
+    for job in jobs.values():
+        job()
+    for _ in range(rounds):
+        for name, job in jobs.items():
+            time.sleep(pause)
+            times[name].append(job())
+    return times
+
+
+def _spread(times):
+    return "; ".join(f"{name} " + " ".join(f"{1e3 * t:.1f}" for t in ts) + " ms" for name, ts in times.items())
+
+
 def memory(args):
     """Peak memory (traced NumPy/Python allocations) of one epoch of fit, over the size of X.
 
@@ -688,6 +769,15 @@ def targets(results):
           f"estimator (counted met down to {NOISE:g}, noise)",
           [(thread_label(r), r["default_over_one"], NOISE) for r in busy]
           + [(thread_label(r) + " estimator", r["estimator_default_over_one"], NOISE) for r in busy], at_least=True)
+    ens = results.get("ensembles", [])
+    for key, batch, K, most in ENSEMBLE_POINTS:
+        check(f"ensembles: {K} members' epoch <= {most:g}x one member's, {key} batch {batch} (one thread)",
+              [(f"{key} {r['dtype']} {r['optimizer']}", r["ratio"], most) for r in ens
+               if r["workload"] == key and not r.get("threads")], at_most=True)
+    key, batch, K, least = ENSEMBLE_THREADS
+    check(f"ensembles: two threads >= {least:g}x faster than one, {key} batch {batch}, K={K}",
+          [(f"{key} {r['dtype']} {r['optimizer']}", r["ratio"], least) for r in ens if r.get("threads")],
+          at_least=True)
     cb = results.get("callbacks")
     check("scikit-learn's ProgressBar + ScoringMonitor (a scorer that does nothing) cost < 1% of a W1 batch-32 epoch",
           [("W1 float32 sgd b32", 100 * cb["overhead"], 1.0)] if cb else [], at_most=True)
@@ -713,6 +803,14 @@ def meta(args):
                 processor=platform.processor() or platform.uname().machine, versions=versions, blas=blas)
 
 
+def _reruns(meta):
+    """(date, [sections]) of the sections run again with --update, by date."""
+    by_date = {}
+    for name, when in meta.get("rerun", {}).items():
+        by_date.setdefault(when, []).append(name)
+    return sorted(by_date.items())
+
+
 def write(results):
     (HERE / "results.json").write_text(json.dumps(results, indent=1))
     m = results["meta"]
@@ -726,7 +824,9 @@ def write(results):
         f"SciPy {v['scipy']}, scikit-learn {v['sklearn']}, PyTorch {v['torch'] or 'not installed'}; BLAS: "
         + ", ".join(f"{b['prefix']} {b['version']} ({b['internal_api']}, {b['architecture']})"
                     for b in m["blas"] if b.get("user_api") == "blas")
-        + f". Each time is the median of {m['rounds']} interleaved rounds. Raw numbers in `results.json`.",
+        + f". Each time is the median of {m['rounds']} interleaved rounds. Raw numbers in `results.json`."
+        + "".join(f" Run again on {when} (`--only ... --update`, the same machine and settings): {', '.join(names)}."
+                  for when, names in _reruns(m)),
         "",
         "## Targets",
         "",
@@ -796,6 +896,17 @@ def write(results):
               "(traced allocations, the model built inside; Adam, batch 200). Target: at most 0.25.", "",
               "| fit | dtype | peak / X |", "|---|---|---|"]
     lines += [f"| {r['model']} | {r['dtype']} | {r['peak_over_X']:.2f} |" for r in mem["fits"]]
+    lines += ["", "## Ensembles: K members in one pass", "",
+              "Epoch time (median of the rounds, milliseconds) of a K-member `NetworkEnsemble` against one "
+              "`Network` of the same architecture, float32, one thread; the last row is K=16 on W2 with two "
+              "threads against one. Targets: W3 <= 4x, W2 <= 8x, W1 <= 7x; two threads >= 1.7x.", "",
+              "| workload | optimizer | batch | K | one member / 1 thread | K members / 2 threads | ratio | target |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in results["ensembles"]:
+        a, b = (np.median(t) for t in r["seconds"].values())
+        lines.append(f"| {r['name']} ({r['rows']} rows) | {r['optimizer']} | {r['batch']} | {r['K']} | "
+                     f"{1e3 * a:.1f} | {1e3 * b:.1f} | {r['ratio']:.2f}x | "
+                     f"{'>=' if r.get('threads') else '<='} {r['target']:g}x |")
     cb = results.get("callbacks")
     if cb:
         lines += ["", "## What scikit-learn's callbacks cost an epoch", "",
@@ -930,7 +1041,7 @@ def callbacks(args):
 
 # results.json's sections in the order they run
 SECTIONS = dict(training=training, latency=latency, threads=threads, threads_predict=threads_predict, busy=busy,
-                two_models=two_models, memory=memory, callbacks=callbacks)
+                two_models=two_models, memory=memory, callbacks=callbacks, ensembles=ensembles)
 
 
 def main():
@@ -942,7 +1053,11 @@ def main():
     parser.add_argument("--rewrite", action="store_true", help="only rewrite RESULTS.md from results.json")
     parser.add_argument("--only", type=lambda s: s.split(","), default=None,
                         help=f"run only these sections, comma-separated, and write no files: {', '.join(SECTIONS)}")
+    parser.add_argument("--update", action="store_true",
+                        help="with --only: replace those sections in results.json and rewrite RESULTS.md")
     args = parser.parse_args()
+    if args.update and args.only is None:
+        parser.error("--update needs --only")
     if args.only is not None and not set(args.only) <= set(SECTIONS):
         parser.error(f"--only: unknown section(s) {', '.join(sorted(set(args.only) - set(SECTIONS)))}")
     if args.rewrite:
@@ -959,6 +1074,11 @@ def main():
         if args.only is None or name in args.only:
             results[name] = section(args)
     if args.only is None:
+        write(results)
+    elif args.update:
+        old = json.loads((HERE / "results.json").read_text())
+        old["meta"].setdefault("rerun", {}).update({name: results["meta"]["date"] for name in args.only})
+        results = old | {name: results[name] for name in args.only}
         write(results)
     for t in targets(results):
         met = f"median {t['median']:.2f}" if t["info"] else f"{t['met']:3d} / {t['points']:<3d}"

@@ -26,7 +26,7 @@ import fastmlp
 
 # Modules whose docstrings hold examples. onnx and plot need the optional
 # extras (onnx + onnxruntime, matplotlib): without them their tests skip.
-MODULES = ("fastmlp", "fastmlp.estimators", "fastmlp.network", "fastmlp._base", "fastmlp.reference",
+MODULES = ("fastmlp", "fastmlp.estimators", "fastmlp.network", "fastmlp.ensemble", "fastmlp._base", "fastmlp.reference",
            "fastmlp.persistence", "fastmlp.callbacks", "fastmlp.schedules", "fastmlp.onnx", "fastmlp.plot")
 OPTIONAL = {"fastmlp.onnx": ("onnx", "onnxruntime"), "fastmlp.plot": ("matplotlib",)}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import fastmlp
 
-PUBLIC_API = {"MLPClassifier", "MLPRegressor", "Network", "export_c", "load", "reference", "__version__"}
+PUBLIC_API = {"MLPClassifier", "MLPRegressor", "Network", "NetworkEnsemble", "export_c", "load", "reference", "__version__"}
 
 
 def test_namespace_holds_only_the_api_and_fastmlp_submodules():

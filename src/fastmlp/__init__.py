@@ -2,14 +2,14 @@
 from . import reference
 
 __version__ = "0.1.0"
-__all__ = ["MLPClassifier", "MLPRegressor", "Network", "export_c", "load", "reference", "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "Network", "NetworkEnsemble", "export_c", "load", "reference", "__version__"]
 
 # The API over the compiled engine, and the submodules with optional
 # dependencies (matplotlib, onnx), load on first use: `import fastmlp` alone
 # imports neither, and fastmlp.reference (plain NumPy) imports without the
 # compiled extension.
 _LAZY_NAMES = {"MLPClassifier": "estimators", "MLPRegressor": "estimators", "Network": "network",
-               "export_c": "_cexport", "load": "persistence"}
+               "NetworkEnsemble": "ensemble", "export_c": "_cexport", "load": "persistence"}
 _LAZY_SUBMODULES = ("plot", "onnx", "callbacks", "schedules")
 
 

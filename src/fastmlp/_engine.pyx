@@ -1366,3 +1366,555 @@ def _prelu_forward_hook(const floating[::1] bias, const floating[::1] slopes, fl
 def _prelu_backward_hook(bint accumulate, const floating[:, ::1] Z, const floating[::1] slopes,
                          floating[:, ::1] delta, floating[::1] slope_grad):
     _prelu_backward(Z.shape[0], Z.shape[1], accumulate, &Z[0, 0], &slopes[0], &delta[0, 0], &slope_grad[0])
+
+
+# ---------------------------------------------------------------------------
+# Ensembles: K members of one architecture trained in one pass over the batches
+#
+# The members share the batches (one shuffle), the loss and the optimizer; each
+# has its own weights, learning rate, L2 alpha, dropout rates and masks (its own
+# PRNG), and clipping. Parameter layout, for each layer l: W_l, then b_l of all
+# members side by side (K fan_out, member k at k fan_out); after all layers,
+# each PReLU layer's slopes likewise (K fan_out). The first layer of a network
+# with hidden layers is wide: W_1 of shape (fan_in, K fan_out), member k's
+# columns k fan_out.., so that its forward step is ONE product
+# X_b @ [W_1^1 ... W_1^K] and its weight gradient one X_b^T @ [delta_1^1 ...].
+# Every other W_l is member-major: member k's (fan_in, fan_out) block at
+# k fan_in fan_out, so that its per-member products read it contiguously.
+# The hidden layers' Z_l, A_l, masks and deltas hold each group's members side
+# by side: group g (members m0..m1) as one (batch, (m1 - m0) fan_out) block,
+# the blocks one after another, so that the element-wise kernels run over a
+# group's whole block at once (all members' rows when there is one group);
+# the output layer's Z_L and delta_L are member-major (K, batch, n_outputs),
+# so that each member's output step (softmax, loss) is one call.
+# The members are split into groups fixed by the sizes (never by the thread
+# count); after the batch's rows are gathered, each group's whole step
+# (forward, output, backward, L2, clipping, update) is one task with no
+# barrier, so results are the same bits for any thread count.
+
+cdef enum:
+    MAX_GROUPS = 8
+# Below this many multiply-adds per batch (all members), the members stay one
+# group: one wide first-layer product and one thread.
+cdef double ENSEMBLE_MIN_PARALLEL_WORK = 2e6
+
+
+cdef struct Ens:
+    Plan p                     # sizes, acts, loss, batch_size, the gather offsets and work_per_row (all members)
+    Py_ssize_t K               # members
+    Py_ssize_t n_groups
+    const double *keep         # (K, L - 1) keep probability of member k's hidden layer l at keep[k (L - 1) + l - 1]
+    Py_ssize_t *table          # one malloc'd block behind the tables below
+    Py_ssize_t *w_off          # (L + 1,) offset of layer l's W block (index 0 unused)
+    Py_ssize_t *b_off          # its biases
+    Py_ssize_t *s_off          # its PReLU slopes, -1 for other activations
+    Py_ssize_t *z_off          # (L + 1,) Z_l (hidden: side by side; output: member-major)
+    Py_ssize_t *a_off          # A_l
+    Py_ssize_t *m_off          # M_l, -1 where no member drops units of layer l
+    Py_ssize_t *d_off          # D_l = A_l * M_l
+    Py_ssize_t *run_off        # (K, n_runs) member k's parameters as contiguous runs: offset,
+    Py_ssize_t *run_len        #   length,
+    Py_ssize_t *run_w          #   and 1 for runs of weights (L2, norms), 0 for biases and slopes
+    Py_ssize_t n_runs          # runs per member
+    Py_ssize_t *group_run      # (n_groups + 1,) group g's parameters are the runs group_run[g]..group_run[g + 1]
+    Py_ssize_t *g_run_off      #   of these (merged where contiguous): the update's runs when the members'
+    Py_ssize_t *g_run_len      #   learning rates are the same
+    Py_ssize_t *delta_off      # (L + 1,) delta_l, one buffer per layer: a group that is ahead must not
+                               #   write where another still reads (the layers' widths differ)
+    Py_ssize_t ones_off        # (batch,) ones: the bias gradient of a single output unit, all members in one GEMV
+    Py_ssize_t n_params
+    Py_ssize_t work_size
+
+
+cdef inline bint _wide(const Ens *e, Py_ssize_t l) noexcept nogil:
+    """Whether layer l's W holds the members side by side (the first layer, when it is hidden)."""
+    return l == 1 and e.p.n_layers > 1
+
+
+cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
+                   Py_ssize_t K, Py_ssize_t batch_size, bint training) except -1:
+    """The ensemble's parameter offsets, runs, groups and (training) workspace offsets."""
+    cdef Py_ssize_t L = sizes.shape[0] - 1, l, k, r, off = 0, B = batch_size, n_runs, i, m0, m1
+    cdef bint drops
+    e.K = K
+    e.p.n_layers = L
+    e.p.sizes = &sizes[0]
+    e.p.acts = &acts[0]
+    e.p.keep = NULL
+    e.p.table = NULL
+    e.p.batch_size = B
+    e.keep = &keep[0, 0] if keep is not None and keep.shape[1] > 0 else NULL
+    n_runs = (sizes[0] if L > 1 else 1) + (L - 1) + L  # W_1's rows (wide) or block, the other W_l, the b_l
+    for l in range(1, L):
+        if acts[l - 1] == FM_PRELU:
+            n_runs += 1
+    e.n_runs = n_runs
+    e.table = <Py_ssize_t *>malloc((8 * (L + 1) + 5 * K * n_runs + MAX_GROUPS + 1) * sizeof(Py_ssize_t))
+    if e.table == NULL:
+        raise MemoryError("fastmlp: cannot allocate the ensemble's tables")
+    e.w_off = e.table
+    e.b_off = e.table + (L + 1)
+    e.s_off = e.table + 2 * (L + 1)
+    e.z_off = e.table + 3 * (L + 1)
+    e.a_off = e.table + 4 * (L + 1)
+    e.m_off = e.table + 5 * (L + 1)
+    e.d_off = e.table + 6 * (L + 1)
+    e.delta_off = e.table + 7 * (L + 1)
+    e.run_off = e.table + 8 * (L + 1)
+    e.run_len = e.run_off + K * n_runs
+    e.run_w = e.run_len + K * n_runs
+    e.g_run_off = e.run_w + K * n_runs
+    e.g_run_len = e.g_run_off + K * n_runs
+    e.group_run = e.g_run_len + K * n_runs
+    for l in range(L + 1):
+        e.w_off[l] = e.b_off[l] = e.s_off[l] = e.z_off[l] = e.a_off[l] = e.m_off[l] = e.d_off[l] = -1
+        e.delta_off[l] = -1
+    e.p.work_per_row = 0
+    for l in range(1, L + 1):
+        e.w_off[l] = off
+        off += K * sizes[l - 1] * sizes[l]
+        e.b_off[l] = off
+        off += K * sizes[l]
+        e.p.work_per_row += 3.0 * K * sizes[l - 1] * sizes[l]
+    for l in range(1, L):
+        if acts[l - 1] == FM_PRELU:
+            e.s_off[l] = off
+            off += K * sizes[l]
+    e.n_params = off
+    for k in range(K):
+        i = k * n_runs
+        for l in range(1, L + 1):
+            if _wide(e, l):
+                for r in range(sizes[0]):
+                    _ens_run(e, &i, e.w_off[l] + r * K * sizes[1] + k * sizes[1], sizes[1], 1)
+            else:
+                _ens_run(e, &i, e.w_off[l] + k * sizes[l - 1] * sizes[l], sizes[l - 1] * sizes[l], 1)
+            _ens_run(e, &i, e.b_off[l] + k * sizes[l], sizes[l], 0)
+        for l in range(1, L):
+            if e.s_off[l] >= 0:
+                _ens_run(e, &i, e.s_off[l] + k * sizes[l], sizes[l], 0)
+    e.n_groups = 1
+    if e.p.work_per_row * B >= ENSEMBLE_MIN_PARALLEL_WORK:
+        e.n_groups = min(K, <Py_ssize_t>MAX_GROUPS)
+    i = 0
+    for k in range(e.n_groups):
+        m0 = k * K // e.n_groups
+        m1 = (k + 1) * K // e.n_groups
+        e.group_run[k] = i
+        for l in range(1, L + 1):
+            if _wide(e, l) and m1 - m0 < K:
+                for r in range(sizes[0]):
+                    _group_run(e, &i, e.group_run[k], e.w_off[l] + r * K * sizes[1] + m0 * sizes[1],
+                               (m1 - m0) * sizes[1])
+            else:
+                _group_run(e, &i, e.group_run[k], e.w_off[l] + m0 * sizes[l - 1] * sizes[l],
+                           (m1 - m0) * sizes[l - 1] * sizes[l])
+            _group_run(e, &i, e.group_run[k], e.b_off[l] + m0 * sizes[l], (m1 - m0) * sizes[l])
+        for l in range(1, L):
+            if e.s_off[l] >= 0:
+                _group_run(e, &i, e.group_run[k], e.s_off[l] + m0 * sizes[l], (m1 - m0) * sizes[l])
+    e.group_run[e.n_groups] = i
+
+    off = 0
+    e.p.x_off = off
+    off += B * sizes[0]
+    e.p.y_off = off
+    off += B * sizes[L]
+    e.p.sw_off = off
+    off += B
+    e.ones_off = off
+    off += B
+    for l in range(1, L + 1):
+        e.z_off[l] = off
+        e.delta_off[l] = off + K * B * sizes[l]
+        off += 2 * K * B * sizes[l]
+        if l == L:
+            continue
+        e.a_off[l] = off
+        off += K * B * sizes[l]
+        drops = False
+        if training and e.keep != NULL:
+            for k in range(K):
+                drops = drops or e.keep[k * (L - 1) + l - 1] < 1.0
+        if drops:
+            e.m_off[l] = off
+            e.d_off[l] = off + K * B * sizes[l]
+            off += 2 * K * B * sizes[l]
+    e.work_size = off
+    return 0
+
+
+cdef inline void _ens_run(Ens *e, Py_ssize_t *i, Py_ssize_t offset, Py_ssize_t length, bint weights) noexcept:
+    e.run_off[i[0]] = offset
+    e.run_len[i[0]] = length
+    e.run_w[i[0]] = weights
+    i[0] += 1
+
+
+cdef inline void _group_run(Ens *e, Py_ssize_t *i, Py_ssize_t first, Py_ssize_t offset,
+                            Py_ssize_t length) noexcept:
+    """Appends a run to the group's whose runs start at `first`, merged with the last where contiguous."""
+    if i[0] > first and e.g_run_off[i[0] - 1] + e.g_run_len[i[0] - 1] == offset:
+        e.g_run_len[i[0] - 1] += length
+        return
+    e.g_run_off[i[0]] = offset
+    e.g_run_len[i[0]] = length
+    i[0] += 1
+
+
+cdef inline void _ens_free(Ens *e) noexcept:
+    free(e.table)
+    e.table = NULL
+
+
+cdef inline double _ens_keep(const Ens *e, Py_ssize_t k, Py_ssize_t l) noexcept nogil:
+    """Member k's keep probability on hidden layer l (1 without dropout)."""
+    if e.keep == NULL or e.m_off[l] < 0:
+        return 1.0
+    return e.keep[k * (e.p.n_layers - 1) + l - 1]
+
+
+cdef inline Py_ssize_t _ens_at(Py_ssize_t B, Py_ssize_t n, Py_ssize_t k, Py_ssize_t m0, Py_ssize_t m1,
+                               Py_ssize_t *ld) noexcept nogil:
+    """Where member k (of the group m0..m1) starts in a hidden layer's array of n units per member, for
+    batches of B rows, and the row stride of its group's block."""
+    ld[0] = (m1 - m0) * n
+    return B * m0 * n + (k - m0) * n
+
+
+cdef inline const floating *_ens_input(const Ens *e, const floating *work, const Batch *batch, Py_ssize_t l,
+                                       Py_ssize_t k, Py_ssize_t m0, Py_ssize_t m1, Py_ssize_t *ld) noexcept nogil:
+    """Member k's A_{l-1} as layer l reads it (X, D_{l-1} where it drops units, else A_{l-1}) and its row stride."""
+    cdef Py_ssize_t at
+    if l == 1:
+        ld[0] = e.p.sizes[0]
+        return <const floating *>batch.X
+    at = _ens_at(batch.n_rows, e.p.sizes[l - 1], k, m0, m1, ld)
+    if _ens_keep(e, k, l - 1) < 1.0:
+        return work + e.d_off[l - 1] + at
+    return work + e.a_off[l - 1] + at
+
+
+cdef inline floating *_ens_delta(const Ens *e, floating *work, Py_ssize_t l) noexcept nogil:
+    """delta_l's buffer."""
+    return work + e.delta_off[l]
+
+
+cdef inline void _ens_weights(const Ens *e, const floating *params, Py_ssize_t l, Py_ssize_t k,
+                              const floating **W, Py_ssize_t *ld) noexcept nogil:
+    """Member k's W_l and its row stride."""
+    cdef Py_ssize_t fan_in = e.p.sizes[l - 1], fan_out = e.p.sizes[l]
+    if _wide(e, l):
+        W[0] = params + e.w_off[l] + k * fan_out
+        ld[0] = e.K * fan_out
+    else:
+        W[0] = params + e.w_off[l] + k * fan_in * fan_out
+        ld[0] = fan_out
+
+
+cdef void _ens_hidden_forward(const Ens *e, const floating *params, floating *work, Py_ssize_t l,
+                              Py_ssize_t B, Py_ssize_t m0, Py_ssize_t m1) noexcept nogil:
+    """Group m0..m1 of hidden layer l: Z_l += b_l, A_l = f(Z_l), over the group's block at once."""
+    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = B * m0 * n
+    if e.s_off[l] >= 0:
+        _prelu_forward(B, cols, params + e.b_off[l] + c0, params + e.s_off[l] + c0, work + e.z_off[l] + i,
+                       work + e.a_off[l] + i)
+    else:
+        _bias_act_forward(e.p.acts[l - 1], B, cols, params + e.b_off[l] + c0, work + e.z_off[l] + i,
+                          work + e.a_off[l] + i)
+
+
+cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *grads, floating *work,
+                               Py_ssize_t l, Py_ssize_t B, Py_ssize_t m0, Py_ssize_t m1,
+                               floating *delta) noexcept nogil:
+    """Group m0..m1 of hidden layer l, delta_l = dL/dA_l on entry: * M_l, * f'(Z_l) (and the PReLU
+    slopes' gradient), then db_l = sum over rows of delta_l."""
+    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = B * m0 * n, r, k, at, ld
+    for k in range(m0, m1):
+        if _ens_keep(e, k, l) < 1.0:
+            at = _ens_at(B, n, k, m0, m1, &ld)
+            for r in range(B):
+                _mul(n, work + e.m_off[l] + at + r * ld, delta + at + r * ld)
+    if e.s_off[l] >= 0:
+        _prelu_backward(B, cols, False, work + e.z_off[l] + i, params + e.s_off[l] + c0, delta + i,
+                        grads + e.s_off[l] + c0)
+    else:
+        _act_backward(e.p.acts[l - 1], B * cols, work + e.z_off[l] + i, work + e.a_off[l] + i, delta + i)
+    _col_sum(B, cols, False, delta + i, grads + e.b_off[l] + c0)
+
+
+cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floating *params, floating *grads,
+                     floating *state_1, floating *state_2, floating *work, fm_rng *rngs,
+                     const double *learning_rates, const double *alphas, double *losses, bint *finite,
+                     long long step, Py_ssize_t g) noexcept nogil:
+    """Group g's whole step of one batch: forward, output, backward, L2, clipping and update of its members.
+
+    losses[k] gets member k's mean loss plus its L2 term; finite[k] whether it
+    is finite (if not, member k is not updated).
+    """
+    cdef Py_ssize_t L = e.p.n_layers, K = e.K, B = batch.n_rows, n_out = e.p.sizes[L], l, k, r, c, fan_in, fan_out
+    cdef Py_ssize_t m0 = g * K // e.n_groups, m1 = (g + 1) * K // e.n_groups, ld_in, ld_w, ld_d, ld_out
+    cdef const floating *A_in
+    cdef const floating *W
+    cdef floating *delta
+    cdef floating *delta_prev
+    cdef floating *delta_k
+    cdef double keep, loss, squares, total, largest, step_size
+    cdef bint uniform
+    cdef Settings member
+    # forward
+    for l in range(1, L + 1):
+        fan_in = e.p.sizes[l - 1]
+        fan_out = e.p.sizes[l]
+        if _wide(e, l):
+            # Z_1 = X_b @ [W_1^m0 ... W_1^m1]: one product for the group's members
+            _gemm(c'N', c'N', <int>B, <int>((m1 - m0) * fan_out), <int>fan_in, <floating>1, <const floating *>batch.X,
+                  <int>fan_in, params + e.w_off[1] + m0 * fan_out, <int>(K * fan_out), <floating>0,
+                  work + e.z_off[1] + B * m0 * fan_out, <int>((m1 - m0) * fan_out))
+        else:
+            for k in range(m0, m1):
+                # Z_l = A_{l-1} @ W_l, member by member (the output's Z_L member-major)
+                A_in = _ens_input(e, work, batch, l, k, m0, m1, &ld_in)
+                _ens_weights(e, params, l, k, &W, &ld_w)
+                if l == L and fan_out == 1:
+                    # one output: Z_L^T = W_L^T @ A_{L-1}^T, a matrix-vector product (the shim's GEMV)
+                    _gemm(c'N', c'T', 1, <int>B, <int>fan_in, <floating>1, W, <int>fan_in, A_in, <int>ld_in,
+                          <floating>0, work + e.z_off[l] + k * B, <int>B)
+                elif l == L:
+                    _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
+                          <floating>0, work + e.z_off[l] + k * B * fan_out, <int>fan_out)
+                else:
+                    c = _ens_at(B, fan_out, k, m0, m1, &ld_out)
+                    _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
+                          <floating>0, work + e.z_off[l] + c, <int>ld_out)
+        if l == L:
+            break
+        _ens_hidden_forward(e, params, work, l, B, m0, m1)
+        for k in range(m0, m1):
+            keep = _ens_keep(e, k, l)
+            if keep < 1.0:
+                # D_l = A_l * M_l from member k's own PRNG, row by row (the sequence of one call over its block)
+                c = _ens_at(B, fan_out, k, m0, m1, &ld_out)
+                for r in range(B):
+                    _dropout(fan_out, <floating>keep, &rngs[k], work + e.a_off[l] + c + r * ld_out,
+                             work + e.m_off[l] + c + r * ld_out, work + e.d_off[l] + c + r * ld_out)
+    # output: P = g(Z_L + b_L), the loss, delta_L = w scale dloss/dZ_L, member by member
+    delta = _ens_delta(e, work, L)
+    for k in range(m0, m1):
+        losses[k] = 0
+        _output_delta(e.p.loss, B, n_out, <floating>(1.0 / batch.weight), <floating>e.p.loss_param,
+                      params + e.b_off[L] + k * n_out, <const floating *>batch.Y, <const floating *>batch.sw,
+                      work + e.z_off[L] + k * B * n_out, delta + k * B * n_out, &losses[k])
+    # backward
+    for l in range(L, 0, -1):
+        fan_in = e.p.sizes[l - 1]
+        fan_out = e.p.sizes[l]
+        delta = _ens_delta(e, work, l)
+        delta_prev = _ens_delta(e, work, l - 1) if l > 1 else NULL
+        if l < L:
+            _ens_hidden_backward(e, params, grads, work, l, B, m0, m1, delta)
+        if _wide(e, l):
+            # dW_1 = X_b^T @ [delta_1^m0 ... delta_1^m1]: one product for the group's members
+            _gemm(c'T', c'N', <int>fan_in, <int>((m1 - m0) * fan_out), <int>B, <floating>1,
+                  <const floating *>batch.X, <int>fan_in, delta + B * m0 * fan_out, <int>((m1 - m0) * fan_out),
+                  <floating>0, grads + e.w_off[1] + m0 * fan_out, <int>(K * fan_out))
+            continue
+        if l == L and fan_out == 1:
+            # db_L = (member-major delta_L, one row per member) @ ones: the group's members in one GEMV
+            _gemm(c'N', c'T', 1, <int>(m1 - m0), <int>B, <floating>1, work + e.ones_off, <int>B, delta + m0 * B,
+                  <int>B, <floating>0, grads + e.b_off[L] + m0, <int>(m1 - m0))
+        for k in range(m0, m1):
+            A_in = _ens_input(e, work, batch, l, k, m0, m1, &ld_in)
+            if l == L:  # member k's delta_l
+                delta_k = delta + k * B * fan_out
+                ld_d = fan_out
+            else:
+                delta_k = delta + _ens_at(B, fan_out, k, m0, m1, &ld_d)
+            # dW_l = A_{l-1}^T @ delta_l (one output: dW_L^T = delta_L^T @ A_{L-1}, a GEMV)
+            if l == L and fan_out == 1:
+                _gemm(c'N', c'N', 1, <int>fan_in, <int>B, <floating>1, delta_k, <int>B, A_in, <int>ld_in, <floating>0,
+                      grads + e.w_off[l] + k * fan_in, <int>fan_in)
+            else:
+                _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1, A_in, <int>ld_in, delta_k,
+                      <int>ld_d, <floating>0, grads + e.w_off[l] + k * fan_in * fan_out, <int>fan_out)
+            if l == L and fan_out > 1:
+                _col_sum(B, fan_out, False, delta_k, grads + e.b_off[L] + k * fan_out)
+            if l > 1:
+                # delta_{l-1} = delta_l @ W_l^T (times f' in _ens_hidden_backward)
+                c = _ens_at(B, fan_in, k, m0, m1, &ld_out)
+                _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, delta_k, <int>ld_d,
+                      params + e.w_off[l] + k * fan_in * fan_out, <int>fan_out, <floating>0,
+                      delta_prev + c, <int>ld_out)
+    # per member: L2, finiteness, clipping, update (of the whole group at once when the rates are one)
+    uniform = True
+    for k in range(m0, m1):
+        loss = losses[k] / batch.weight
+        if alphas[k] > 0:
+            squares = 0
+            for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+                if e.run_w[r]:
+                    # dW += alpha/n W; the penalty alpha/(2n) ||W||^2
+                    squares += _dot(<int>e.run_len[r], params + e.run_off[r], params + e.run_off[r])
+                    _axpy(<int>e.run_len[r], <floating>(alphas[k] / batch.weight), params + e.run_off[r],
+                          grads + e.run_off[r])
+            loss += 0.5 * alphas[k] * squares / batch.weight
+        losses[k] = loss
+        finite[k] = isfinite(loss)
+        uniform = uniform and finite[k] and learning_rates[k] == learning_rates[m0]
+        if not finite[k]:
+            continue
+        if s.clip_norm > 0:
+            # the global norm of member k's gradients, combined with scaling so that no square overflows
+            total = largest = 0
+            for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+                total = _scaled_sum_sq(total, &largest, _nrm2(<int>e.run_len[r], grads + e.run_off[r]))
+            if largest * sqrt(total) > s.clip_norm:
+                for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+                    _scal(<int>e.run_len[r], <floating>(s.clip_norm / (largest * sqrt(total))), grads + e.run_off[r])
+    for k in range(m0, m1):
+        if not finite[k] or (uniform and k > m0):
+            continue
+        member = s[0]
+        member.learning_rate = learning_rates[k]
+        step_size = 0
+        if s.optimizer == FM_ADAM:
+            step_size = learning_rates[k] * sqrt(1 - pow(s.beta_2, step)) / (1 - pow(s.beta_1, step))
+        if uniform:
+            for r in range(e.group_run[g], e.group_run[g + 1]):
+                _update(&member, step_size, e.g_run_off[r], e.g_run_len[r], params, grads, state_1, state_2, NULL)
+        else:
+            for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+                _update(&member, step_size, e.run_off[r], e.run_len[r], params, grads, state_1, state_2, NULL)
+
+
+cdef void _ens_batch_tasks(const Ens *e, const Settings *s, const Data *d, const Batch *batch, floating *params,
+                           floating *grads, floating *state_1, floating *state_2, floating *work, fm_rng *rngs,
+                           const double *learning_rates, const double *alphas, double *losses, bint *finite,
+                           long long step, int tid, int nt) noexcept nogil:
+    """Thread tid's share of one batch (of nt threads): the gather's parts, then the groups g % nt == tid."""
+    cdef Py_ssize_t t, k
+    if batch.gathered:
+        k = _parts(batch.n_rows)
+        for t in range(k):
+            if t % nt == tid:
+                _gather_part(&e.p, d, batch, work, t, k)
+        _sync(nt)
+    for t in range(e.n_groups):
+        if t % nt == tid:
+            _ens_group(e, s, batch, params, grads, state_1, state_2, work, rngs, learning_rates, alphas, losses,
+                       finite, step, t)
+
+
+def ensemble_layout(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t n_members):
+    """The ensemble's parameter layout: (w_off, b_off, s_off, n_params), offsets per layer l at index l
+    (s_off -1 for layers without PReLU slopes). See the comment above Ens."""
+    cdef Ens e
+    cdef Py_ssize_t L = sizes.shape[0] - 1
+    _ens_init(&e, sizes, acts, None, n_members, 1, False)
+    try:
+        return (np.array(<Py_ssize_t[:L + 1]>e.w_off), np.array(<Py_ssize_t[:L + 1]>e.b_off),
+                np.array(<Py_ssize_t[:L + 1]>e.s_off), e.n_params)
+    finally:
+        _ens_free(&e)
+
+
+def ensemble_workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
+                            Py_ssize_t n_members, Py_ssize_t batch_size):
+    """Elements of the workspace train_ensemble_epoch needs for batches of batch_size rows."""
+    cdef Ens e
+    _ens_init(&e, sizes, acts, keep, n_members, batch_size, True)
+    _ens_free(&e)
+    return e.work_size
+
+
+def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
+                         dict settings, const double[::1] learning_rates, const double[::1] alphas,
+                         const cnp.uint64_t[::1] seeds, floating[::1] params, floating[::1] grads,
+                         floating[::1] state_1, floating[::1] state_2, floating[::1] work, object X, object Y,
+                         object sample_weight, const Py_ssize_t[::1] order, double[::1] loss_sums,
+                         double[::1] thread_clock):
+    """One epoch of K members (K = learning_rates.shape[0]) in one pass over the batches, without the GIL.
+
+    keep: (K, n_hidden) keep probabilities (None: no dropout); learning_rates,
+    alphas and seeds (the dropout masks' PRNG seeds): one per member; the other
+    settings (as train_epoch's) are shared. X is a dense array. loss_sums[k]
+    gets the sum over batches of member k's (batch mean loss + L2) * batch
+    weight. Returns (n_batches, step, finite): finite False when a member's
+    loss was not finite (the epoch stopped after that batch, which did not
+    update that member).
+    """
+    cdef Settings s = _settings_from(settings)
+    cdef Ens e
+    cdef Data d
+    cdef Batch batch
+    cdef Py_ssize_t K = learning_rates.shape[0], n, B = s.batch_size, start = 0, b, k, n_batches = 0
+    cdef bint all_finite = True
+    cdef bint *finite = NULL
+    cdef double *losses = NULL
+    cdef fm_rng *rngs = NULL
+    cdef long long step = s.step
+    cdef int n_threads, most_threads, choice = 0
+    cdef double tic = 0
+    cdef ThreadClock clock
+    clock.per_row = &thread_clock[0]
+    clock.next_probe = &thread_clock[2]
+    clock.run = &thread_clock[3]
+    clock.run_best = &thread_clock[5]
+    _read_data(X, Y, sample_weight, &d, &params[0])
+    n = d.n_rows
+    _ens_init(&e, sizes, acts, keep if s.dropout else None, K, B, True)
+    e.p.loss = settings["loss"]
+    e.p.loss_param = settings["loss_param"]
+    # (groups only where the work pays for threads: ENSEMBLE_MIN_PARALLEL_WORK, not the single network's threshold,
+    # as a group's task has no barrier)
+    most_threads = min(s.n_threads, <int>e.n_groups)
+    n_threads = most_threads
+    _pin_blas()
+    try:
+        finite = <bint *>malloc(K * sizeof(bint))
+        losses = <double *>malloc(K * sizeof(double))
+        rngs = <fm_rng *>malloc(K * sizeof(fm_rng))
+        if finite == NULL or losses == NULL or rngs == NULL:
+            raise MemoryError("fastmlp: cannot allocate the ensemble's per-member state")
+        with nogil:
+            for k in range(K):
+                fm_rng_seed(&rngs[k], seeds[k])
+            for b in range(B):
+                work[e.ones_off + b] = 1
+            while start < n:
+                b = min(B, n - start)
+                if most_threads > 1 and _adapt:
+                    tic = omp_get_wtime()
+                    choice = _clock_choice(&clock, tic)
+                    n_threads = 1 if choice else most_threads
+                _batch_at(&d, start, b, &order[0] if order is not None else NULL, &e.p, &work[0], &batch)
+                start += b
+                if batch.weight <= 0:
+                    continue
+                if s.optimizer == FM_ADAM:
+                    step += 1
+                if n_threads <= 1:
+                    _ens_batch_tasks(&e, &s, &d, &batch, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
+                                     rngs, &learning_rates[0], &alphas[0], losses, finite, step, 0, 1)
+                else:
+                    with parallel(num_threads=n_threads):
+                        _ens_batch_tasks(&e, &s, &d, &batch, &params[0], &grads[0], &state_1[0], &state_2[0],
+                                         &work[0], rngs, &learning_rates[0], &alphas[0], losses, finite, step,
+                                         omp_get_thread_num(), omp_get_num_threads())
+                for k in range(K):
+                    all_finite = all_finite and finite[k]
+                    loss_sums[k] += losses[k] * batch.weight
+                n_batches += 1
+                if not all_finite:
+                    break
+                if n_threads > 1:
+                    thread_clock[4] += 1
+                if most_threads > 1 and _adapt and b == B:
+                    _clock_record(&clock, choice, omp_get_wtime() - tic, b)
+    finally:
+        _unpin_blas()
+        free(finite)
+        free(losses)
+        free(rngs)
+        _ens_free(&e)
+    return n_batches, step, all_finite

@@ -1,0 +1,232 @@
+"""NetworkEnsemble (issue 16): K members trained in one pass equal K Networks trained alone.
+
+The references are built to see the same batches by construction: each is a
+Network with the member's seed (so the same initial weights and dropout
+seeds), whose generator hands out the ensemble's permutations (one shuffle per
+epoch from the ensemble's random_state, which draws nothing else when every
+member's seed is given).
+"""
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import fastmlp
+from fastmlp import Network, NetworkEnsemble, _engine
+
+N, BATCH, EPOCHS = 70, 16, 3
+
+
+class _Replay(np.random.Generator):
+    """A Network's generator that draws from its own stream but permutes as the ensemble's generator does."""
+
+    def __init__(self, own, orders):
+        super().__init__(own.bit_generator)
+        self._orders = iter(orders)
+
+    def permutation(self, n):
+        return next(self._orders)
+
+
+def _data(layers, loss, n=N, seed=1, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, layers[0]))
+    if loss == "log_loss":
+        Y = np.eye(layers[-1])[rng.integers(0, layers[-1], n)]
+    elif loss == "poisson":
+        Y = rng.poisson(1.0, size=(n, layers[-1])).astype(float)
+    else:
+        Y = rng.normal(size=(n, layers[-1]))
+    return X.astype(dtype), Y.astype(dtype)
+
+
+def _pair(layers, member_params, fit_args, net_args, dtype=np.float64, batch_size=BATCH, n_threads=None):
+    """The fitted ensemble, and each member's Network trained alone on the same batches."""
+    X, Y = _data(layers, net_args.get("loss"), dtype=dtype)
+    ens = NetworkEnsemble(layers, n_members=len(member_params), random_state=5, member_params=member_params,
+                          dtype=dtype, **net_args)
+    ens.fit(X, Y, epochs=EPOCHS, batch_size=batch_size, n_threads=n_threads, **fit_args)
+    shuffle = np.random.default_rng(5)
+    orders = [shuffle.permutation(N) for _ in range(EPOCHS)]
+    refs = []
+    for own in member_params:
+        args = dict(net_args, dtype=dtype, random_state=own["random_state"])
+        if "dropout" in own:
+            args["dropout"] = own["dropout"]
+        ref = Network(layers, **args)
+        ref._rng = _Replay(ref._rng, orders)
+        ref.fit(X, Y, epochs=EPOCHS, batch_size=batch_size,
+                **dict(fit_args, **{k: v for k, v in own.items() if k in ("learning_rate", "alpha")}))
+        refs.append(ref)
+    return ens, refs, X
+
+
+def _params(net):
+    return net.coefs_ + net.intercepts_ + net.prelu_slopes_
+
+
+SEEDS = [{"random_state": s} for s in (11, 12, 13)]
+CASES = {
+    "no-hidden-sgd": ([4, 2], SEEDS, dict(learning_rate=0.05), {}),
+    "relu-sgd": ([4, 6, 2], SEEDS, dict(learning_rate=0.05), {}),
+    "tanh-softmax-adam-l2": ([4, 6, 5, 3], SEEDS, dict(optimizer="adam", learning_rate=0.01, alpha=1e-3),
+                             dict(activation="tanh", output_activation="softmax", loss="log_loss")),
+    "prelu-dropout-nesterov-clip-per-member": (
+        [4, 6, 5, 3],
+        [{"random_state": 1, "learning_rate": 0.05, "alpha": 0.1}, {"random_state": 2, "dropout": 0.0},
+         {"random_state": 3, "dropout": [0.1, 0.5]}],
+        dict(momentum=0.9, nesterov=True, clip_norm=0.5), dict(activation="prelu", dropout=0.3)),
+    "swish-logistic-adam-per-member-rates": (
+        [5, 8, 1], [{"random_state": s, "learning_rate": lr} for s, lr in ((1, 1e-3), (2, 1e-2), (3, 3e-2))],
+        dict(optimizer="adam"), dict(activation="swish", output_activation="logistic", loss="log_loss")),
+    "leaky-poisson": ([4, 6, 2], SEEDS, dict(learning_rate=0.01), dict(activation="leaky_relu", loss="poisson",
+                                                                           output_activation="exp")),
+    # wide enough that the members are split into groups (the threads' tasks) and the first layer's
+    # product is one per group
+    "groups-logistic-dropout-adam": ([40, 96, 64, 5], [{"random_state": s} for s in range(5)],
+                                     dict(optimizer="adam", learning_rate=1e-3, alpha=1e-4),
+                                     dict(activation="logistic", dropout=0.2)),
+    # ten members in eight groups (some of two), each member its own rate, alpha and dropout
+    "groups-prelu-softmax-per-member-clip": (
+        [40, 96, 64, 5],
+        [{"random_state": s, "learning_rate": 0.01 * (1 + s), "alpha": 1e-3 * s, "dropout": [0.1 * (s % 3), 0.0]}
+         for s in range(10)],
+        dict(momentum=0.9, clip_norm=1.0), dict(activation="prelu", output_activation="softmax", loss="log_loss")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_members_equal_networks_trained_alone(case):
+    layers, member_params, fit_args, net_args = CASES[case]
+    ens, refs, X = _pair(layers, member_params, fit_args, net_args)
+    P = ens.forward(X)
+    for k, ref in enumerate(refs):
+        member = ens.member(k)
+        for W_ref, W in zip(_params(ref), _params(member)):
+            assert_allclose(W, W_ref, rtol=0, atol=1e-6)
+        assert_allclose(ens.loss_curve_[k], ref.loss_curve_, rtol=1e-6)
+        assert_allclose(P[k], ref.forward(X), rtol=0, atol=1e-6)
+    assert_allclose(ens.predict(X), P.mean(axis=0))
+
+
+def test_members_equal_networks_trained_alone_float32():
+    layers, member_params, fit_args, net_args = CASES["tanh-softmax-adam-l2"]
+    ens, refs, X = _pair(layers, member_params, fit_args, net_args, dtype=np.float32)
+    for k, ref in enumerate(refs):
+        for W_ref, W in zip(_params(ref), _params(ens.member(k))):
+            assert W.dtype == np.float32
+            assert_allclose(W, W_ref, rtol=0, atol=1e-5)
+
+
+@pytest.fixture
+def forced_threads():
+    """Every batch on the threads asked for (no fallback to one thread)."""
+    _engine._set_thread_adaptation(False)
+    yield
+    _engine._set_thread_adaptation(True)
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: one thread only")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bit_identical_for_any_thread_count(forced_threads, dtype):
+    layers, member_params, fit_args, net_args = CASES["groups-logistic-dropout-adam"]
+    X, Y = _data(layers, None, n=200, dtype=dtype)
+    fits = []
+    for n_threads in (1, 2, 3):
+        # ten members in eight groups (the threads' tasks), some of two
+        ens = NetworkEnsemble(layers, n_members=10, random_state=0, dtype=dtype, dropout=0.2,
+                              member_params=[{"alpha": a} for a in np.linspace(0.0, 0.1, 10)])
+        ens.fit(X, Y, epochs=2, batch_size=32, optimizer="adam", learning_rate=1e-3, clip_norm=1.0,
+                n_threads=n_threads)
+        fits.append(ens)
+    assert fits[0]._clock[4] == 0 and fits[1]._clock[4] > 0  # batches run on more than one thread
+    for ens in fits[1:]:
+        assert_array_equal(ens._params, fits[0]._params)
+        assert_array_equal(ens.loss_curve_, fits[0].loss_curve_)
+
+
+def test_member_is_a_copy_and_members_differ():
+    ens = NetworkEnsemble([3, 4, 1], n_members=3, random_state=0)
+    net = ens.member(1)
+    before = ens._params.copy()
+    net.coefs_[0][...] = 7.0
+    assert_array_equal(ens._params, before)
+    assert not np.array_equal(ens.member(0).coefs_[0], ens.member(1).coefs_[0])
+    assert len(ens.members_) == 3 and len(set(ens.seeds_)) == 3
+    # member k starts as the Network of its seed
+    assert_array_equal(ens.member(2).coefs_[0], Network([3, 4, 1], random_state=ens.seeds_[2]).coefs_[0])
+
+
+def test_divergence_restores_the_epoch_start():
+    X, Y = _data([4, 6, 2], None)
+    ens = NetworkEnsemble([4, 6, 2], n_members=2, random_state=0, member_params=[{}, {"learning_rate": 1e30}])
+    before = ens._params.copy()
+    with pytest.raises(ValueError, match="diverged in epoch 1"):
+        ens.fit(X, Y * 1e30, epochs=2)
+    assert_array_equal(ens._params, before)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(n_members=0), ValueError, "n_members"),
+    (dict(n_members=2.5), TypeError, "n_members"),
+    (dict(n_members=2, member_params=[{}]), ValueError, "member_params"),
+    (dict(n_members=1, member_params={"alpha": 1.0}), TypeError, "member_params"),
+    (dict(n_members=1, member_params=[{"lr": 1.0}]), ValueError, r"member_params\[0\].*'lr'"),
+    (dict(n_members=2, member_params=[{}, 3]), TypeError, r"member_params\[1\]"),
+    (dict(n_members=1, member_params=[{"learning_rate": 0.0}]), ValueError, r"member_params\[0\]\['learning_rate'\]"),
+    (dict(n_members=1, member_params=[{"alpha": -1.0}]), ValueError, r"member_params\[0\]\['alpha'\]"),
+    (dict(n_members=1, member_params=[{"alpha": "x"}]), TypeError, r"member_params\[0\]\['alpha'\]"),
+    (dict(n_members=1, member_params=[{"dropout": 1.5}]), ValueError, r"member_params\[0\].*dropout"),
+    (dict(n_members=1, member_params=[{"random_state": -1}]), ValueError, r"member_params\[0\]\['random_state'\]"),
+])
+def test_bad_input_names_the_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        NetworkEnsemble([3, 4, 1], **kwargs)
+
+
+def test_bad_fit_input_leaves_the_model_as_it_was():
+    ens = NetworkEnsemble([3, 4, 1], n_members=2, random_state=0)
+    X, Y = _data([3, 4, 1], None)
+    before = ens._params.copy()
+    with pytest.raises(ValueError, match="learning_rate"):
+        ens.fit(X, Y, learning_rate=-1.0)
+    with pytest.raises(ValueError, match="X"):
+        ens.fit(X[:, :2], Y)
+    with pytest.raises(ValueError, match="k must be"):
+        ens.member(2)
+    assert_array_equal(ens._params, before)
+    assert not hasattr(ens, "loss_curve_")
+
+
+def test_pickle_round_trip_and_further_fit():
+    import pickle
+
+    X, Y = _data([4, 6, 2], None)
+    ens = NetworkEnsemble([4, 6, 2], n_members=3, random_state=0, dropout=0.2).fit(X, Y, epochs=2)
+    copy = pickle.loads(pickle.dumps(ens))
+    assert_array_equal(copy.forward(X), ens.forward(X))
+    # the generators travel too: both continue alike
+    ens.fit(X, Y, epochs=1)
+    copy.fit(X, Y, epochs=1)
+    assert_array_equal(copy._params, ens._params)
+
+
+def test_sparse_and_weighted_input():
+    import scipy.sparse as sp
+
+    X, Y = _data([4, 6, 2], None)
+    X[X < 0.5] = 0
+    w = np.linspace(0.0, 2.0, len(X))
+    seeds = [{"random_state": 3}, {"random_state": 4}]
+    dense = NetworkEnsemble([4, 6, 2], n_members=2, random_state=0, member_params=seeds)
+    dense.fit(X, Y, epochs=2, batch_size=BATCH, sample_weight=w)
+    sparse = NetworkEnsemble([4, 6, 2], n_members=2, random_state=0, member_params=seeds)
+    sparse.fit(sp.csr_matrix(X), Y, epochs=2, batch_size=BATCH, sample_weight=w)
+    assert_array_equal(sparse._params, dense._params)
+    assert_array_equal(sparse.forward(sp.csr_matrix(X)), dense.forward(X))
+    # the weights weight each member's loss: a member equals its Network trained alone with them
+    ref = Network([4, 6, 2], random_state=4)
+    shuffle = np.random.default_rng(0)
+    ref._rng = _Replay(ref._rng, [shuffle.permutation(N) for _ in range(2)])
+    ref.fit(X, Y, epochs=2, batch_size=BATCH, sample_weight=w)
+    for W_ref, W in zip(_params(ref), _params(dense.member(1))):
+        assert_allclose(W, W_ref, rtol=0, atol=1e-6)
