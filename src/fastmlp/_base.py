@@ -78,11 +78,14 @@ class _LayerList(list):
 
 
 class _NetworkRecord:
-    """Network.fit's hook: the call's record as the network's attributes, after every epoch
-    (a callback sees a consistent network) and whatever ends the loop."""
+    """Network.fit's hook: the call's record as the network's attributes, after every epoch when
+    a callback may look (it sees a consistent network), and whatever ends the loop."""
+
+    watches_model = False
 
     def on_epoch_end(self, loop, logs):
-        self.on_fit_end(loop)
+        if loop.observed:
+            self.on_fit_end(loop)
 
     def on_fit_end(self, loop):
         net = loop.net
