@@ -69,14 +69,7 @@ def _rounds(jobs, rounds, pause):
     each bundle their own OpenBLAS, whose worker threads spin ~0.1 s after a
     call and would slow whoever runs next on the other library.
     """
-    times = {name: [] for name in jobs}
-    for job in jobs.values():
-        job()
-    for _ in range(rounds):
-        for name, job in jobs.items():
-            time.sleep(pause)
-            times[name].append(job())
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return {name: float(np.median(t)) for name, t in _round_times(jobs, rounds, pause).items()}
 
 
 def _clock(f, *args, **kwargs):

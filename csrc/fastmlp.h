@@ -55,10 +55,82 @@ enum { FM_SGD = 0, FM_ADAM = 1 };
 #if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute) && !defined(FM_NO_CLONES)
 #if __has_attribute(target_clones)
 #define FM_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define FM_CLONE_SWITCH
+#endif
 #endif
 #endif
 #ifndef FM_HOT
 #define FM_HOT
+#endif
+
+/* The clone switch: FASTMLP_KERNELS=baseline in the environment the process
+ * starts with makes every FM_HOT kernel run its baseline clone on any CPU, so
+ * that one machine tests both paths (tests/test_dispatch.py). The clones'
+ * resolvers, run once as the extension is loaded (import fastmlp), call libgcc's
+ * __cpu_indicator_init and then test its x86-64-v3 bit; setup.py links with
+ * -Wl,--wrap=__cpu_indicator_init, which sends that call here first. Where the
+ * bit lies in libgcc's table is found (by clearing one set bit at a time until
+ * __builtin_cpu_supports says no), not assumed. A resolver runs while the
+ * extension's own calls into libc are not yet bound, so the environment is read
+ * from /proc/self/environ by bare system calls. Without the link flag nothing
+ * calls the wrapper and the switch does nothing. fm_kernel_level() says which
+ * clones run: 3 (x86-64-v3) or 0 (baseline); a build without the switch does not
+ * have it. Both are defined weak (every kernel file includes this header; the
+ * linker keeps one copy). */
+#ifdef FM_CLONE_SWITCH
+extern unsigned int __cpu_features2[];
+int __real___cpu_indicator_init(void) __attribute__((weak));
+
+static inline int fm_cpu_has_v3_(void)
+{
+    /* the compiler cannot see that __cpu_features2 is what the builtin reads */
+    __asm__ volatile("" ::: "memory");
+    return __builtin_cpu_supports("x86-64-v3");
+}
+
+static inline long fm_syscall3_(long number, long a, long b, long c)
+{
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(number), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return ret;
+}
+
+/* whether the process started with the entry FASTMLP_KERNELS=baseline */
+static inline int fm_baseline_wanted_(void)
+{
+    static const char entry[] = "FASTMLP_KERNELS=baseline";  /* with its '\0', as the file has it */
+    static char buf[4096];
+    long fd = fm_syscall3_(2 /* open */, (long)"/proc/self/environ", 0 /* O_RDONLY */, 0), n;
+    int found = 0, k = 0;  /* k: characters of entry matched in this entry, -1: not this one */
+    if (fd < 0) return 0;
+    while (!found && (n = fm_syscall3_(0 /* read */, fd, (long)buf, sizeof buf)) > 0) {
+        for (long i = 0; i < n && !found; i++) {
+            if (k >= 0 && buf[i] == entry[k]) found = ++k == (int)sizeof entry;
+            else k = buf[i] == '\0' ? 0 : -1;
+        }
+    }
+    fm_syscall3_(3 /* close */, fd, 0, 0);
+    return found;
+}
+
+/* hidden: the resolvers call it directly, not through the extension's (unbound) PLT */
+__attribute__((weak, visibility("hidden"))) int __wrap___cpu_indicator_init(void)
+{
+    int ret = __real___cpu_indicator_init ? __real___cpu_indicator_init() : -1;
+    if (ret == 0 && fm_cpu_has_v3_() && fm_baseline_wanted_()) {
+        /* libgcc's table has held three words since GCC 12 brought the ISA levels */
+        for (int i = 0; i < 3 * 32 && fm_cpu_has_v3_(); i++) {
+            unsigned int bit = 1u << (i % 32), *word = &__cpu_features2[i / 32];
+            if (!(*word & bit)) continue;
+            *word &= ~bit;
+            if (fm_cpu_has_v3_()) *word |= bit;  /* not that one */
+        }
+    }
+    return ret;
+}
+
+__attribute__((weak)) int fm_kernel_level(void) { return fm_cpu_has_v3_() ? 3 : 0; }
 #endif
 
 /* Slope of leaky_relu for z < 0. */

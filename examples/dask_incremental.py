@@ -1,4 +1,5 @@
 """Dask: train a fastmlp.MLPClassifier on chunks of a data set that never sits in memory at once.
+==============================================================================================
 
 The data set is generated lazily with dask.array: 2,000,000 rows of 20
 standard-normal features in chunks of 50,000 rows, and a label computed from
@@ -96,7 +97,7 @@ def main(n_rows=N_ROWS, scheduler=None):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
                         help="a running Dask scheduler, e.g. tcp://HOST:8786 (default: start a LocalCluster)")
     parser.add_argument("--rows", type=int, default=N_ROWS, help=f"rows to generate (default {N_ROWS:,})")

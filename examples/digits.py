@@ -1,4 +1,5 @@
 """Digits: a one-hidden-layer classifier on scikit-learn's 8x8 handwritten digits.
+===============================================================================
 
 1797 images of 8 x 8 pixels (64 inputs, grey levels 0..16), ten classes. A
 ``fastmlp.MLPClassifier`` with one hidden layer of 64 ReLU units and a softmax
@@ -85,7 +86,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", metavar="DIR", default=".",
                         help="directory for the PNG files (default: the current directory)")
     main(out_dir=parser.parse_args().out)

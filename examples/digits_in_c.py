@@ -1,4 +1,5 @@
 """Digits in C: a trained classifier exported as one C header, compiled and run without Python.
+============================================================================================
 
 A ``Pipeline(StandardScaler(), MLPClassifier)`` (one hidden layer of 32 ReLU
 units, float32) learns scikit-learn's 8x8 handwritten digits. ``fastmlp.export_c``
@@ -104,7 +105,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", metavar="DIR", default=".",
                         help="directory for digits_model.h, classify_digits.c and the program "
                              "(default: the current directory)")

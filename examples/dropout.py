@@ -1,4 +1,5 @@
 """Dropout: a big network on a small data set, trained with and without it.
+========================================================================
 
 Sixty noisy points of scikit-learn's two-moons problem and a network with two
 hidden layers of 128 ReLU units: far more weights than points. Without
@@ -87,7 +88,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", metavar="DIR", default=".",
                         help="directory for the PNG files (default: the current directory)")
     main(out_dir=parser.parse_args().out)

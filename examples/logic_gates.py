@@ -1,4 +1,5 @@
 """Logic gates: what one neuron can learn, and why XOR needs a hidden layer.
+=========================================================================
 
 One neuron (``Network([2, 1], output_activation="logistic")``) computes
 sigmoid(w1 x1 + w2 x2 + b): its decision boundary, where the output crosses
@@ -134,7 +135,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", metavar="DIR", default=".",
                         help="directory for the PNG files (default: the current directory)")
     main(out_dir=parser.parse_args().out)

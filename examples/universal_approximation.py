@@ -1,4 +1,5 @@
 """Universal approximation: one hidden layer fits sin(x) better as it gets wider.
+==============================================================================
 
 The universal approximation theorem says a network with one hidden layer can
 get as close as you like to any smooth function on an interval, given enough
@@ -79,7 +80,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", metavar="DIR", default=".",
                         help="directory for the PNG files (default: the current directory)")
     main(out_dir=parser.parse_args().out)

@@ -1,4 +1,5 @@
 """Vanishing gradients: a deep sigmoid network barely learns; ReLU with He init does.
+==================================================================================
 
 Backpropagation multiplies, layer by layer, by the activation's derivative.
 The sigmoid's derivative is at most 0.25, so in a 10-layer sigmoid network the
@@ -92,7 +93,7 @@ def main(out_dir="."):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", metavar="DIR", default=".",
                         help="directory for the PNG files (default: the current directory)")
     main(out_dir=parser.parse_args().out)

@@ -1,5 +1,21 @@
 """Shared test helpers (imported by the test modules; pytest puts tests/ on sys.path)."""
+import os
+from pathlib import Path
+
 import numpy as np
+import pytest
+
+
+def repository(*parts):
+    """A path in the fastmlp source tree, for the tests that read its files (README.md,
+    examples/, bench/): in the tree that holds this tests/ directory, else in $FASTMLP_REPO
+    (tools/check_wheel.sh runs a copy of tests/ against the installed wheel). Where neither
+    has it, the test (or the module, at import) is skipped, saying why."""
+    for root in (Path(__file__).resolve().parents[1], os.environ.get("FASTMLP_REPO")):
+        if root and Path(root, *parts).exists():
+            return Path(root, *parts)
+    pytest.skip(f"{Path(*parts)} not found: these tests run outside the source tree; set FASTMLP_REPO "
+                "to a fastmlp checkout to run them", allow_module_level=True)
 
 
 # A parameter away from the default for the losses that have one (Network's

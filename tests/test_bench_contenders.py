@@ -6,12 +6,12 @@ scikit-learn and, when it is installed, PyTorch; and the GEMM bounds run the
 same products through NumPy and SciPy.
 """
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import repository
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(repository("bench")))
 import contenders as C  # noqa: E402
 
 LEARNERS = ["fastmlp", "fastmlp estimator", "numpy reference", "scikit-learn", "pytorch"]

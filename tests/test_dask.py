@@ -15,6 +15,7 @@ import pickle
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import dask
@@ -31,6 +32,7 @@ from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from threadpoolctl import threadpool_limits
 
 import fastmlp
+from _helpers import repository
 from fastmlp import _registry
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -40,8 +42,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 MODULE_TIMEOUT = 300
 N_CHUNKS, CHUNK = 8, 1000
 CLASSES = [0, 1, 2]
-EXAMPLE = Path(__file__).parents[1] / "examples" / "dask_incremental.py"
-README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +217,8 @@ def test_pickled_state_is_small_plain_arrays(data, tmp_path):
 
 
 def test_example_runs_against_a_scheduler_address(client):
-    spec = importlib.util.spec_from_file_location("fastmlp_example_dask_incremental", EXAMPLE)
+    spec = importlib.util.spec_from_file_location("fastmlp_example_dask_incremental",
+                                                  repository("examples", "dask_incremental.py"))
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     # the same code as on a real cluster: main() connects to this cluster's scheduler by address
@@ -230,14 +231,19 @@ STARTS_WORKERS = re.compile(r"\b(Client|LocalCluster)\((?!\s*[\"'])")
 GUARD = 'if __name__ == "__main__":'
 
 
-def _readme_python_blocks():
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.S | re.M)
+def _python_snippets():
+    """The Python code users copy: the README's blocks and the docs pages' code-block:: python."""
+    blocks = re.findall(r"^```python\n(.*?)^```", repository("README.md").read_text(encoding="utf-8"), re.S | re.M)
+    for page in sorted(repository("docs").glob("*.rst")):
+        found = re.findall(r"^\.\. code-block:: python\n\n((?:(?: {3}.*)?\n)+)", page.read_text(encoding="utf-8"), re.M)
+        blocks += [textwrap.dedent(block).strip("\n") + "\n" for block in found]
+    return blocks
 
 
-def test_readme_snippets_that_start_workers_have_the_main_guard():
+def test_snippets_that_start_workers_have_the_main_guard():
     # Pasted into a script without the guard, each worker process re-runs the script while
     # it starts: "RuntimeError: ... bootstrapping phase", "Nanny failed to start".
-    blocks = [b for b in _readme_python_blocks() if STARTS_WORKERS.search(b)]
+    blocks = [b for b in _python_snippets() if STARTS_WORKERS.search(b)]
     assert any("Incremental" in b for b in blocks)  # the Dask snippet is found
     for block in blocks:
         assert GUARD in block, block
@@ -248,9 +254,9 @@ def test_readme_snippets_that_start_workers_have_the_main_guard():
                 assert i > guard and line.startswith(" "), f"not under the guard: {line!r}"
 
 
-def test_readme_dask_snippet_runs_as_a_script(tmp_path):
-    (block,) = [b for b in _readme_python_blocks() if "Incremental" in b and STARTS_WORKERS.search(b)]
-    # the README's code as it is, on fewer rows
+def test_docs_dask_snippet_runs_as_a_script(tmp_path):
+    (block,) = [b for b in _python_snippets() if "Incremental" in b and STARTS_WORKERS.search(b)]
+    # the docs' code as it is (docs/dask.rst), on fewer rows
     for big, small in (("2_000_000", "40_000"), ("50_000", "10_000")):
         assert big in block
         block = block.replace(big, small)

@@ -8,7 +8,9 @@ Without a C compiler those tests skip; the bad-input tests run everywhere.
 import os
 import shutil
 import subprocess
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +19,26 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 import fastmlp
+from _helpers import repository
 from fastmlp import MLPClassifier, MLPRegressor, Network, _registry
 
-CC = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"]
+
+
+def _working_cc():
+    """The first of $CC, cc, gcc and clang that compiles a C file here, or None (CC=false, as
+    tools/check_wheel.sh sets to keep pip from compiling, is not a compiler)."""
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "probe.c").write_text("int main(void) { return 0; }\n")
+        for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+            path = shutil.which(name) if name else None
+            if path and subprocess.run([path, *CFLAGS, "probe.c", "-o", "probe"], cwd=folder,
+                                       capture_output=True).returncode == 0:
+                return path
+    return None
+
+
+CC = _working_cc()
 needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler")
 
 N_ROWS = 1000
@@ -437,9 +455,8 @@ def test_unwritable_paths_leave_nothing(tmp_path, monkeypatch):
 
 def _load_example():
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).parents[1] / "examples" / "digits_in_c.py"
+    path = repository("examples", "digits_in_c.py")
     spec = importlib.util.spec_from_file_location("fastmlp_example_digits_in_c", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -78,11 +78,14 @@ class _LayerList(list):
 
 
 class _NetworkRecord:
-    """Network.fit's hook: the call's record as the network's attributes, after every epoch
-    (a callback sees a consistent network) and whatever ends the loop."""
+    """Network.fit's hook: the call's record as the network's attributes, after every epoch when
+    a callback may look (it sees a consistent network), and whatever ends the loop."""
+
+    watches_model = False
 
     def on_epoch_end(self, loop, logs):
-        self.on_fit_end(loop)
+        if loop.observed:
+            self.on_fit_end(loop)
 
     def on_fit_end(self, loop):
         net = loop.net
@@ -312,7 +315,7 @@ class BaseNetwork:
 
     @property
     def coefs_(self):
-        """List of weight matrices, coefs_[l] of shape (fan_in, fan_out); views into the model."""
+        """List of weight matrices, ``coefs_[l]`` of shape (fan_in, fan_out); views into the model."""
         return self._coefs
 
     @coefs_.setter
@@ -321,7 +324,7 @@ class BaseNetwork:
 
     @property
     def intercepts_(self):
-        """List of bias vectors, intercepts_[l] of shape (fan_out,); views into the model."""
+        """List of bias vectors, ``intercepts_[l]`` of shape (fan_out,); views into the model."""
         return self._intercepts
 
     @intercepts_.setter
@@ -333,7 +336,7 @@ class BaseNetwork:
         """List of PReLU slopes, one (fan_out,) array per hidden layer (empty unless activation="prelu").
 
         Trained with the weights (no L2 penalty), initialised to 0.25; live views
-        into the model, assignable like coefs_.
+        into the model, assignable like ``coefs_``.
         """
         return self._slopes
 

@@ -380,7 +380,7 @@ def poisson_loss(Y, Z, sample_weight=None):
 
 
 def absolute_error(Y, Z, sample_weight=None):
-    """Absolute error: the sum over rows and outputs of |y - z| (identity output).
+    """Absolute error: the sum over rows and outputs of ``|y - z|`` (identity output).
 
     Its gradient is absolute_error_gradient.
 
@@ -420,7 +420,7 @@ def absolute_error_gradient(Y, Z):
 
 
 def huber_loss(Y, Z, sample_weight=None, delta=1.0):
-    """Huber loss: sum over rows and outputs of 0.5 r^2 where |r| <= delta, else delta (|r| - delta / 2), r = z - y.
+    """Huber loss, r = z - y: summed over rows and outputs, 0.5 r^2 if ``|r| <= delta``, else ``delta (|r| - delta/2)``.
 
     Squared error near the target, absolute error (times delta) beyond
     delta: outliers pull with a bounded force. Its gradient is huber_gradient.

@@ -210,6 +210,9 @@ class EpochLoop:
         if keep_best and best_params is None:
             self.best_params = net._params.copy()  # what a first epoch that diverges returns to
         self.hooks = list(hooks)
+        # whether a hook may look at the model between epochs (a user's callback): then the records
+        # keep the model's attributes current after every epoch, else only when the loop ends
+        self.observed = any(getattr(hook, "watches_model", True) for hook in self.hooks)
         self.schedule, self.schedule_epoch = schedule, schedule_epoch
         self.history = history if history is not None else new_history(validation is not None)
         if validation is not None:  # a first call with a validation set: NaN for the epochs before it
@@ -417,6 +420,8 @@ def new_history(validation):
 class Patience:
     """A hook that stops when val_score has not improved by more than tol for `patience` epochs."""
 
+    watches_model = False
+
     def __init__(self, patience, tol=0.0):
         self.patience, self.tol = patience, tol
         self.best, self.count = -np.inf, 0
@@ -430,6 +435,8 @@ class Patience:
 
 class Reporter:
     """The verbose hook: one line per epoch (EpochReporter), closed at the end."""
+
+    watches_model = False
 
     def __init__(self, total, n_samples, label="epoch"):
         self.reporter = EpochReporter(total, label=label)

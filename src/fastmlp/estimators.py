@@ -44,10 +44,13 @@ _HYPERPARAMETERS = {"momentum": "momentum", "nesterov": "nesterovs_momentum", "b
 class _Record:
     """The estimators' hook: their fitted record (n_iter_, t_, loss_, loss_curve_, grad_norms_, ...) from the loop's.
 
-    Written after every epoch, so that a callback sees (and can save) a
-    consistent estimator, and when the loop ends, whatever ends it, so that a
-    roll-back's truncated history is what the attributes say.
+    Written after every epoch (the whole record when a callback may look, so
+    that it sees, and can save, a consistent estimator; else the counters the
+    stopping rules and schedules read), and when the loop ends, whatever ends
+    it, so that a roll-back's truncated history is what the attributes say.
     """
+
+    watches_model = False
 
     def __init__(self, est, n_samples=0):
         self.est, self.n_samples = est, n_samples
@@ -57,16 +60,19 @@ class _Record:
         self.norms_start = self.est.grad_norms_
 
     def on_epoch_end(self, loop, logs):
-        self._sync(loop)
+        self._sync(loop, loop.observed)
 
     def on_fit_end(self, loop):
         self._sync(loop)
 
-    def _sync(self, loop):
+    def _sync(self, loop, whole=True):
         est = self.est
         n = len(loop.grad_norms)
         est.n_iter_ = n
         est.t_ = self.t_start + self.n_samples * n
+        if not whole:  # (copying the curves every epoch would cost a long fit's epochs squared)
+            est.loss_ = loop.history["loss"][-1] if n else getattr(est, "loss_", None)
+            return
         est.loss_curve_ = list(est.history_["loss"])
         est.grad_norms_ = np.vstack([self.norms_start, *loop.grad_norms]) if n else self.norms_start
         if "val_loss" in est.history_:
@@ -112,7 +118,7 @@ class _StochasticRecord(_Record):
         self.incremental = incremental
 
     def on_epoch_end(self, loop, logs):
-        self._sync(loop)
+        self._sync(loop, loop.observed)
         est = self.est
         if loop.diverged is not None:
             if est.early_stopping:
@@ -139,6 +145,9 @@ def _callback_managed(method):
     return method if with_callbacks is None else with_callbacks(method)
 
 
+_IMMUTABLE = frozenset({str, int, float, bool})
+
+
 @functools.cache
 def _param_names(cls):
     """The estimator class's hyperparameter names (scikit-learn finds them by inspecting __init__, every call)."""
@@ -147,6 +156,8 @@ def _param_names(cls):
 
 def _frozen(value):
     """A value as it can be compared later: lists, tuples and arrays as tuples (copies), the rest as is."""
+    if value is None or type(value) in _IMMUTABLE:  # (most parameters: checked first, partial_fit runs it per call)
+        return value
     if isinstance(value, np.ndarray):
         return ("ndarray", value.dtype.str, _frozen(value.tolist()))
     if isinstance(value, (list, tuple)):
@@ -241,7 +252,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
     @property
     def coefs_(self):
-        """List of weight matrices, coefs_[l] of shape (fan_in, fan_out): live views into the model."""
+        """List of weight matrices, ``coefs_[l]`` of shape (fan_in, fan_out): live views into the model."""
         return self._layers("coefs_")
 
     @coefs_.setter
@@ -255,7 +266,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
     @property
     def intercepts_(self):
-        """List of bias vectors, intercepts_[l] of shape (fan_out,): live views into the model."""
+        """List of bias vectors, ``intercepts_[l]`` of shape (fan_out,): live views into the model."""
         return self._layers("intercepts_")
 
     @intercepts_.setter
@@ -1071,7 +1082,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_features_in_ : int
         Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during ``fit``. Defined only when X has
         feature names that are all strings.
 
@@ -1087,7 +1098,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     out_activation_ : str
         Name of the output activation: "logistic" (binary, multilabel) or "softmax" (multiclass).
 
-    grad_norms_ : ndarray of shape (len(loss_curve_), n_layers - 1)
+    grad_norms_ : ndarray of shape (len(``loss_curve_``), n_layers - 1)
         Per epoch (per iteration for "lbfgs"), the Frobenius norm of each
         layer's weight gradient, averaged over the epoch's mini-batches:
         vanishing or exploding gradients show here
@@ -1826,7 +1837,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     n_features_in_ : int
         Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during ``fit``. Defined only when X has
         feature names that are all strings.
 
@@ -1842,7 +1853,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     out_activation_ : str
         Name of the output activation: "exp" for "poisson" and "gamma", else "identity".
 
-    grad_norms_ : ndarray of shape (len(loss_curve_), n_layers - 1)
+    grad_norms_ : ndarray of shape (len(``loss_curve_``), n_layers - 1)
         Per epoch (per iteration for "lbfgs"), the Frobenius norm of each
         layer's weight gradient, averaged over the epoch's mini-batches:
         vanishing or exploding gradients show here

@@ -39,7 +39,7 @@ must have exactly the expected keys; models are rebuilt through their own
 constructors and validation (Network's constructor, the estimators'
 _validate_params and _trainer) and the parameters are copied in only after
 their shape, dtype and finiteness are checked; the training history
-(loss_curve_, grad_norms_, validation_scores_, best_loss_, ...) must be what a
+(``loss_curve_``, ``grad_norms_``, ``validation_scores_``, ``best_loss_``, ...) must be what a
 fit can record: shapes that agree with each other and with the network, and
 finite numbers where fit records finite ones. Anything wrong raises a
 ValueError that names it; a missing file raises the usual OSError.
