@@ -73,15 +73,26 @@ class _Record:
         if not whole:  # (copying the curves every epoch would cost a long fit's epochs squared)
             est.loss_ = loop.history["loss"][-1] if n else getattr(est, "loss_", None)
             return
-        est.loss_curve_ = list(est.history_["loss"])
+        _follow(est, "loss_curve_", est.history_["loss"])
         est.grad_norms_ = np.vstack([self.norms_start, *loop.grad_norms]) if n else self.norms_start
         if "val_loss" in est.history_:
-            est.validation_loss_curve_ = list(est.history_["val_loss"])
+            _follow(est, "validation_loss_curve_", est.history_["val_loss"])
         if loop.keep_best:
             est._best_params = loop.best_params
         if n:
             est.loss_ = est.loss_curve_[-1]
             est.dead_units_ = loop.net.dead_units_ if loop.trainer is not None else est.__dict__.get("dead_units_")
+
+
+def _follow(est, name, values):
+    """est.<name> made a copy of the history list `values`, extended by what is new when it already
+    holds the start of it (a stream of partial_fit calls would copy the whole curve every call)."""
+    current = est.__dict__.get(name)
+    k = len(current) if isinstance(current, list) else -1
+    if 0 < k <= len(values) and current[-1] is values[k - 1] or k == 0:
+        current.extend(values[k:])
+    else:
+        setattr(est, name, list(values))
 
 
 class _SklearnTasks:
