@@ -64,6 +64,23 @@ def test_partial_fit_and_warm_start_extend_the_history(data):
     assert np.isnan(clf.history_["val_loss"][:3]).all() and np.isfinite(clf.history_["val_loss"][3:]).all()
 
 
+def test_loss_curves_follow_the_history_over_partial_fit_calls_and_refits(data):
+    # the curves are extended call by call (not copied whole); they must stay equal to the history,
+    # copies of it, and start over with a new fit
+    X, y, X_val, y_val = data
+    clf = MLPClassifier(hidden_layer_sizes=(10,), random_state=0)
+    for calls in range(1, 6):
+        clf.partial_fit(X, y, classes=np.unique(y))
+        assert clf.loss_curve_ == clf.history_["loss"] and len(clf.loss_curve_) == calls
+    assert clf.loss_curve_ is not clf.history_["loss"]
+    clf.loss_curve_.append(0.0)  # a user's change is not the history's
+    clf.partial_fit(X, y)
+    assert clf.loss_curve_ == clf.history_["loss"] and len(clf.loss_curve_) == 6
+    clf.set_params(max_iter=2).fit(X, y, X_val=X_val, y_val=y_val)
+    assert clf.loss_curve_ == clf.history_["loss"] and len(clf.loss_curve_) == 2
+    assert clf.validation_loss_curve_ == clf.history_["val_loss"]
+
+
 # ------------------------------------------------------- X_val, y_val, scoring
 
 def test_given_validation_set_is_recorded_without_early_stopping(data):
