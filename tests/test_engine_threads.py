@@ -46,8 +46,11 @@ def _data(n=300, seed=0, sparse=False, dtype=np.float64):
     return X.astype(dtype), Y.astype(dtype)
 
 
-def _fit(n_threads, dtype, activation="relu", dropout=0.0, sparse=False, batch_size=32, **fit_args):
+def _fit(n_threads, dtype, activation="relu", dropout=0.0, sparse=False, batch_size=32, sample_weight=False,
+         **fit_args):
     X, Y = _data(sparse=sparse, dtype=dtype)
+    if sample_weight:
+        fit_args["sample_weight"] = np.random.default_rng(1).uniform(0, 2, X.shape[0]).astype(dtype)
     net = fastmlp.Network(LAYERS, activation=activation, output_activation="softmax", loss="log_loss",
                           dtype=dtype, dropout=dropout, random_state=0)
     net.fit(X, Y, epochs=2, batch_size=batch_size, n_threads=n_threads, **fit_args)
@@ -60,6 +63,7 @@ CASES = {
     "adam": dict(optimizer="adam", learning_rate=1e-3),
     "adam-l2": dict(optimizer="adam", learning_rate=1e-3, alpha=1e-2),
     "sgd-clip": dict(optimizer="sgd", learning_rate=0.05, clip_norm=0.5),
+    "sgd-weights": dict(optimizer="sgd", learning_rate=0.05, sample_weight=True),
     "adam-dropout": dict(optimizer="adam", learning_rate=1e-3, dropout=0.2),
     # batches wider than the hidden layers: their forward steps split by rows
     "adam-dropout-rows": dict(optimizer="adam", learning_rate=1e-3, dropout=0.2, batch_size=128),

@@ -63,6 +63,10 @@ cdef enum:
     MAX_PARTS = 2
     # Parameters per chunk of the optimizer update and the L2 term.
     UPDATE_CHUNK = 16384
+    # The gather of a batch's rows (a copy, no BLAS) in up to GATHER_PARTS parts of
+    # at least GATHER_ROWS rows.
+    GATHER_ROWS = 8
+    GATHER_PARTS = 4
 # Below this many multiply-adds per batch (forward and backward), the barriers
 # of a parallel batch cost more than a second thread gives: one thread. Measured
 # (bench/RESULTS.md): W2 (32-64-64-1) gains nothing from two threads even at
@@ -609,15 +613,17 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
     Gather, forward, output, backward and (state_1 given) L2, the step on one
     thread that sums the loss and finds the clipping factor, and the update.
     Each step is split into tasks fixed by the plan (never by nt); thread tid
-    runs tasks tid, tid + nt, ...; the tasks of a step write disjoint memory
-    and a barrier separates the steps. So every bit of the result is the same
-    for any nt. Writes the gradient of st.scale * sum_rows (weight *) loss to
+    runs tasks tid, tid + nt, ... (of the chunks of L2 and the update, the
+    tid-th run of consecutive chunks: mostly the parameters whose gradients
+    the same thread's weight-gradient parts wrote, still in its cache); the tasks of a
+    step write disjoint memory and a barrier separates the steps. So every bit
+    of the result is the same for any nt. Writes the gradient of st.scale * sum_rows (weight *) loss to
     grads (adds it, st.accumulate), and the loss sum per row part to st.
     """
     cdef Py_ssize_t l, t, k, L = p.n_layers, B = batch.n_rows
     cdef floating *unit = unit_max
     if batch.gathered:
-        k = _parts(B)
+        k = min(<Py_ssize_t>GATHER_PARTS, max(<Py_ssize_t>1, B // GATHER_ROWS))
         for t in range(k):
             if t % nt == tid:
                 _gather_part(p, d, batch, work, t, k)
@@ -651,17 +657,15 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
     if state_1 == NULL:
         return
     if s.alpha > 0:
-        for t in range(p.n_chunks):
-            if t % nt == tid:
-                _l2_chunk(p, params, grads, s.alpha, batch.weight, t)
+        for t in range(p.n_chunks * tid // nt, p.n_chunks * (tid + 1) // nt):
+            _l2_chunk(p, params, grads, s.alpha, batch.weight, t)
         _sync(nt)
     if tid == 0:
         _close_batch(p, s, batch, grads, grad_norm_sums, st)
     _sync(nt)
     if st.finite:
-        for t in range(p.n_chunks):
-            if t % nt == tid:
-                _update_chunk(p, s, st.step_size, st.clip, params, grads, state_1, state_2, t)
+        for t in range(p.n_chunks * tid // nt, p.n_chunks * (tid + 1) // nt):
+            _update_chunk(p, s, st.step_size, st.clip, params, grads, state_1, state_2, t)
 
 
 cdef void _close_batch(const Plan *p, const Settings *s, const Batch *batch, floating *grads,
