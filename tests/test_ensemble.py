@@ -60,6 +60,11 @@ def _pair(layers, member_params, fit_args, net_args, dtype=np.float64, batch_siz
     return ens, refs, X
 
 
+def _all(ens):
+    """Every member's weights, one after another."""
+    return np.concatenate([m._params for m in ens._members])
+
+
 def _params(net):
     return net.coefs_ + net.intercepts_ + net.prelu_slopes_
 
@@ -104,6 +109,8 @@ def test_members_equal_networks_trained_alone(case):
         for W_ref, W in zip(_params(ref), _params(member)):
             assert_allclose(W, W_ref, rtol=0, atol=1e-6)
         assert_allclose(ens.loss_curve_[k], ref.loss_curve_, rtol=1e-6)
+        assert_allclose(ens.grad_norms_[k], ref.grad_norms_, rtol=1e-6)
+        assert member.dead_units_ == ref.dead_units_
         assert_allclose(P[k], ref.forward(X), rtol=0, atol=1e-6)
     assert_allclose(ens.predict(X), P.mean(axis=0))
 
@@ -140,16 +147,16 @@ def test_bit_identical_for_any_thread_count(forced_threads, dtype):
         fits.append(ens)
     assert fits[0]._clock[4] == 0 and fits[1]._clock[4] > 0  # batches run on more than one thread
     for ens in fits[1:]:
-        assert_array_equal(ens._params, fits[0]._params)
+        assert_array_equal(_all(ens), _all(fits[0]))
         assert_array_equal(ens.loss_curve_, fits[0].loss_curve_)
 
 
 def test_member_is_a_copy_and_members_differ():
     ens = NetworkEnsemble([3, 4, 1], n_members=3, random_state=0)
     net = ens.member(1)
-    before = ens._params.copy()
+    before = _all(ens).copy()
     net.coefs_[0][...] = 7.0
-    assert_array_equal(ens._params, before)
+    assert_array_equal(_all(ens), before)
     assert not np.array_equal(ens.member(0).coefs_[0], ens.member(1).coefs_[0])
     assert len(ens.members_) == 3 and len(set(ens.seeds_)) == 3
     # member k starts as the Network of its seed
@@ -159,10 +166,10 @@ def test_member_is_a_copy_and_members_differ():
 def test_divergence_restores_the_epoch_start():
     X, Y = _data([4, 6, 2], None)
     ens = NetworkEnsemble([4, 6, 2], n_members=2, random_state=0, member_params=[{}, {"learning_rate": 1e30}])
-    before = ens._params.copy()
+    before = _all(ens).copy()
     with pytest.raises(ValueError, match="diverged in epoch 1"):
         ens.fit(X, Y * 1e30, epochs=2)
-    assert_array_equal(ens._params, before)
+    assert_array_equal(_all(ens), before)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -186,14 +193,14 @@ def test_bad_input_names_the_argument(kwargs, error, match):
 def test_bad_fit_input_leaves_the_model_as_it_was():
     ens = NetworkEnsemble([3, 4, 1], n_members=2, random_state=0)
     X, Y = _data([3, 4, 1], None)
-    before = ens._params.copy()
+    before = _all(ens).copy()
     with pytest.raises(ValueError, match="learning_rate"):
         ens.fit(X, Y, learning_rate=-1.0)
     with pytest.raises(ValueError, match="X"):
         ens.fit(X[:, :2], Y)
     with pytest.raises(ValueError, match="k must be"):
         ens.member(2)
-    assert_array_equal(ens._params, before)
+    assert_array_equal(_all(ens), before)
     assert not hasattr(ens, "loss_curve_")
 
 
@@ -207,7 +214,7 @@ def test_pickle_round_trip_and_further_fit():
     # the generators travel too: both continue alike
     ens.fit(X, Y, epochs=1)
     copy.fit(X, Y, epochs=1)
-    assert_array_equal(copy._params, ens._params)
+    assert_array_equal(_all(copy), _all(ens))
 
 
 def test_sparse_and_weighted_input():
@@ -221,7 +228,7 @@ def test_sparse_and_weighted_input():
     dense.fit(X, Y, epochs=2, batch_size=BATCH, sample_weight=w)
     sparse = NetworkEnsemble([4, 6, 2], n_members=2, random_state=0, member_params=seeds)
     sparse.fit(sp.csr_matrix(X), Y, epochs=2, batch_size=BATCH, sample_weight=w)
-    assert_array_equal(sparse._params, dense._params)
+    assert_array_equal(_all(sparse), _all(dense))
     assert_array_equal(sparse.forward(sp.csr_matrix(X)), dense.forward(X))
     # the weights weight each member's loss: a member equals its Network trained alone with them
     ref = Network([4, 6, 2], random_state=4)
@@ -230,3 +237,31 @@ def test_sparse_and_weighted_input():
     ref.fit(X, Y, epochs=2, batch_size=BATCH, sample_weight=w)
     for W_ref, W in zip(_params(ref), _params(dense.member(1))):
         assert_allclose(W, W_ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("epochs", [1, 20])
+def test_divergence_leaves_finite_predictions_and_a_matching_record(epochs):
+    # test_divergence.py's case: sgd with Nesterov momentum at learning_rate 1 on unscaled iris diverges;
+    # the failed epoch's start comes back, or the call's when that start already overflows the outputs
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    ens = NetworkEnsemble([4, 100, 1], n_members=2, activation="identity", random_state=0,
+                          member_params=[{"learning_rate": 1e-4}, {"learning_rate": 1.0}])
+    ens.fit(X, y, epochs=1, batch_size=200)
+    before = _all(ens).copy()
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match=r"diverged in epoch (\d+)") as info:
+        ens.fit(X, y * 10.0 ** (153 if epochs == 1 else 0), epochs=epochs, batch_size=200, momentum=0.9,
+                nesterov=True)
+    message = str(info.value)
+    assert np.isfinite(ens.forward(X)).all()
+    failed = int(message.split("diverged in epoch ")[1].split(":")[0])
+    if "before this call" in message:
+        assert_array_equal(_all(ens), before)
+        assert ens.loss_curve_.shape == (2, 0) and ens.grad_norms_.shape == (2, 0, 2)
+    else:
+        assert ens.loss_curve_.shape == (2, failed - 1) and ens.grad_norms_.shape == (2, failed - 1, 2)
+        assert np.isfinite(ens.loss_curve_).all()
+    if epochs == 1:  # the outputs overflow after the last update: the end-of-fit check rolls it back
+        assert "overflow" in message
+        assert_array_equal(_all(ens), before)

@@ -21,7 +21,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cython cimport floating
-from libc.math cimport isfinite, pow, sqrt
+from libc.math cimport NAN, isfinite, pow, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 from cython.parallel cimport parallel, prange, threadid
@@ -1647,14 +1647,34 @@ cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *g
     _col_sum(B, cols, False, delta + i, grads + e.b_off[l] + c0)
 
 
+cdef double _ens_weight_norm(const Ens *e, const floating *grads, Py_ssize_t k, Py_ssize_t l) noexcept nogil:
+    """||dW_l|| of member k: its squares summed, BLAS's scaled norm where they overflow."""
+    cdef Py_ssize_t fan_in = e.p.sizes[l - 1], fan_out = e.p.sizes[l], r
+    cdef double squares = 0, total = 0, largest = 0
+    if not _wide(e, l):
+        return _nrm2(<int>(fan_in * fan_out), grads + e.w_off[l] + k * fan_in * fan_out)
+    for r in range(fan_in):  # member k's columns of the wide W_1, row by row
+        squares += _dot(<int>fan_out, grads + e.w_off[l] + r * e.K * fan_out + k * fan_out,
+                        grads + e.w_off[l] + r * e.K * fan_out + k * fan_out)
+    if isfinite(squares):
+        return sqrt(squares)
+    for r in range(fan_in):
+        total = _scaled_sum_sq(total, &largest, _nrm2(<int>fan_out, grads + e.w_off[l] + r * e.K * fan_out + k * fan_out))
+    return largest * sqrt(total)
+
+
 cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floating *params, floating *grads,
                      floating *state_1, floating *state_2, floating *work, fm_rng *rngs,
                      const double *learning_rates, const double *alphas, double *losses, bint *finite,
-                     long long step, Py_ssize_t g) noexcept nogil:
+                     long long *steps, double *norm_sums, floating *unit_max, Py_ssize_t g) noexcept nogil:
     """Group g's whole step of one batch: forward, output, backward, L2, clipping and update of its members.
 
     losses[k] gets member k's mean loss plus its L2 term; finite[k] whether it
-    is finite (if not, member k is not updated).
+    is finite (if not, member k is not updated, and steps[k], Adam's t, does
+    not count the batch). norm_sums (K, L), when not NULL, gets ||dW_l|| of
+    member k (after L2, before clipping) added at [k L + l - 1]; unit_max,
+    when not NULL, the running largest Z_l of each hidden unit (per layer,
+    the K members' units side by side).
     """
     cdef Py_ssize_t L = e.p.n_layers, K = e.K, B = batch.n_rows, n_out = e.p.sizes[L], l, k, r, c, fan_in, fan_out
     cdef Py_ssize_t m0 = g * K // e.n_groups, m1 = (g + 1) * K // e.n_groups, ld_in, ld_w, ld_d, ld_out
@@ -1666,6 +1686,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     cdef double keep, loss, squares, total, largest, step_size
     cdef bint uniform
     cdef Settings member
+    cdef floating *unit = unit_max
     # forward
     for l in range(1, L + 1):
         fan_in = e.p.sizes[l - 1]
@@ -1694,6 +1715,9 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         if l == L:
             break
         _ens_hidden_forward(e, params, work, l, B, m0, m1)
+        if unit != NULL:  # the group's units of layer l are side by side in Z_l's rows and in unit_max
+            _col_max(B, (m1 - m0) * fan_out, work + e.z_off[l] + B * m0 * fan_out, unit + m0 * fan_out)
+            unit += K * fan_out
         for k in range(m0, m1):
             keep = _ens_keep(e, k, l)
             if keep < 1.0:
@@ -1764,9 +1788,14 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             loss += 0.5 * alphas[k] * squares / batch.weight
         losses[k] = loss
         finite[k] = isfinite(loss)
-        uniform = uniform and finite[k] and learning_rates[k] == learning_rates[m0]
+        uniform = uniform and finite[k] and learning_rates[k] == learning_rates[m0] and steps[k] == steps[m0]
         if not finite[k]:
             continue
+        if s.optimizer == FM_ADAM:
+            steps[k] += 1
+        if norm_sums != NULL:
+            for l in range(1, L + 1):
+                norm_sums[k * L + l - 1] += _ens_weight_norm(e, grads, k, l)
         if s.clip_norm > 0:
             # the global norm of member k's gradients, combined with scaling so that no square overflows
             total = largest = 0
@@ -1782,7 +1811,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         member.learning_rate = learning_rates[k]
         step_size = 0
         if s.optimizer == FM_ADAM:
-            step_size = learning_rates[k] * sqrt(1 - pow(s.beta_2, step)) / (1 - pow(s.beta_1, step))
+            step_size = learning_rates[k] * sqrt(1 - pow(s.beta_2, steps[k])) / (1 - pow(s.beta_1, steps[k]))
         if uniform:
             for r in range(e.group_run[g], e.group_run[g + 1]):
                 _update(&member, step_size, e.g_run_off[r], e.g_run_len[r], params, grads, state_1, state_2, NULL)
@@ -1794,7 +1823,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
 cdef void _ens_batch_tasks(const Ens *e, const Settings *s, const Data *d, const Batch *batch, floating *params,
                            floating *grads, floating *state_1, floating *state_2, floating *work, fm_rng *rngs,
                            const double *learning_rates, const double *alphas, double *losses, bint *finite,
-                           long long step, int tid, int nt) noexcept nogil:
+                           long long *steps, double *norm_sums, floating *unit_max, int tid, int nt) noexcept nogil:
     """Thread tid's share of one batch (of nt threads): the gather's parts, then the groups g % nt == tid."""
     cdef Py_ssize_t t, k
     if batch.gathered:
@@ -1806,7 +1835,7 @@ cdef void _ens_batch_tasks(const Ens *e, const Settings *s, const Data *d, const
     for t in range(e.n_groups):
         if t % nt == tid:
             _ens_group(e, s, batch, params, grads, state_1, state_2, work, rngs, learning_rates, alphas, losses,
-                       finite, step, t)
+                       finite, steps, norm_sums, unit_max, t)
 
 
 def ensemble_layout(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t n_members):
@@ -1833,19 +1862,22 @@ def ensemble_workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, co
 
 def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
                          dict settings, const double[::1] learning_rates, const double[::1] alphas,
-                         const cnp.uint64_t[::1] seeds, floating[::1] params, floating[::1] grads,
-                         floating[::1] state_1, floating[::1] state_2, floating[::1] work, object X, object Y,
-                         object sample_weight, const Py_ssize_t[::1] order, double[::1] loss_sums,
-                         double[::1] thread_clock):
+                         const cnp.uint64_t[::1] seeds, long long[::1] steps, floating[::1] params,
+                         floating[::1] grads, floating[::1] state_1, floating[::1] state_2, floating[::1] work,
+                         object X, object Y, object sample_weight, const Py_ssize_t[::1] order, double[::1] loss_sums,
+                         double[:, ::1] norm_sums, floating[::1] unit_max, double[::1] thread_clock):
     """One epoch of K members (K = learning_rates.shape[0]) in one pass over the batches, without the GIL.
 
     keep: (K, n_hidden) keep probabilities (None: no dropout); learning_rates,
-    alphas and seeds (the dropout masks' PRNG seeds): one per member; the other
-    settings (as train_epoch's) are shared. X is a dense array. loss_sums[k]
-    gets the sum over batches of member k's (batch mean loss + L2) * batch
-    weight. Returns (n_batches, step, finite): finite False when a member's
-    loss was not finite (the epoch stopped after that batch, which did not
-    update that member).
+    alphas, seeds (the dropout masks' PRNG seeds) and steps (Adam's t, updated
+    in place): one per member; the other settings (as train_epoch's) are
+    shared. X is a dense array. loss_sums[k] gets the sum over batches of
+    member k's (batch mean loss + L2) * batch weight: NaN when a member's loss
+    was not finite (the epoch then stopped after that batch, which did not
+    update that member). norm_sums (K, L), when given, gets each batch's
+    ||dW_l|| of member k added at [k, l - 1]; unit_max, when given (all hidden
+    units: per layer the K members' units side by side), the largest
+    pre-activation each unit saw. Returns the number of batches.
     """
     cdef Settings s = _settings_from(settings)
     cdef Ens e
@@ -1856,10 +1888,13 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     cdef bint *finite = NULL
     cdef double *losses = NULL
     cdef fm_rng *rngs = NULL
-    cdef long long step = s.step
+    cdef double *norms = NULL
+    cdef floating *units = NULL
     cdef int n_threads, most_threads, choice = 0
     cdef double tic = 0
     cdef ThreadClock clock
+    if alphas.shape[0] != K or seeds.shape[0] != K or steps.shape[0] != K or loss_sums.shape[0] != K:
+        raise ValueError("fastmlp: the ensemble's per-member arrays differ in length")
     clock.per_row = &thread_clock[0]
     clock.next_probe = &thread_clock[2]
     clock.run = &thread_clock[3]
@@ -1869,6 +1904,10 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     _ens_init(&e, sizes, acts, keep if s.dropout else None, K, B, True)
     e.p.loss = settings["loss"]
     e.p.loss_param = settings["loss_param"]
+    if norm_sums is not None:
+        norms = &norm_sums[0, 0]
+    if unit_max is not None and unit_max.shape[0] > 0:
+        units = &unit_max[0]
     # (groups only where the work pays for threads: ENSEMBLE_MIN_PARALLEL_WORK, not the single network's threshold,
     # as a group's task has no barrier)
     most_threads = min(s.n_threads, <int>e.n_groups)
@@ -1895,19 +1934,18 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
                 start += b
                 if batch.weight <= 0:
                     continue
-                if s.optimizer == FM_ADAM:
-                    step += 1
                 if n_threads <= 1:
                     _ens_batch_tasks(&e, &s, &d, &batch, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
-                                     rngs, &learning_rates[0], &alphas[0], losses, finite, step, 0, 1)
+                                     rngs, &learning_rates[0], &alphas[0], losses, finite, &steps[0], norms, units,
+                                     0, 1)
                 else:
                     with parallel(num_threads=n_threads):
                         _ens_batch_tasks(&e, &s, &d, &batch, &params[0], &grads[0], &state_1[0], &state_2[0],
-                                         &work[0], rngs, &learning_rates[0], &alphas[0], losses, finite, step,
-                                         omp_get_thread_num(), omp_get_num_threads())
+                                         &work[0], rngs, &learning_rates[0], &alphas[0], losses, finite, &steps[0],
+                                         norms, units, omp_get_thread_num(), omp_get_num_threads())
                 for k in range(K):
                     all_finite = all_finite and finite[k]
-                    loss_sums[k] += losses[k] * batch.weight
+                    loss_sums[k] += losses[k] * batch.weight if finite[k] else NAN
                 n_batches += 1
                 if not all_finite:
                     break
@@ -1921,4 +1959,4 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
         free(losses)
         free(rngs)
         _ens_free(&e)
-    return n_batches, step, all_finite
+    return n_batches

@@ -234,13 +234,14 @@ class EpochLoop:
 
     def run(self):
         """Run the epochs; returns self. Raises Divergence (the records taken back with the weights)."""
-        self._dispatch("on_fit_begin")
+        self.start()
         try:
             try:
                 for _ in range(self.max_epochs):
-                    self.epoch += 1
-                    self._dispatch("on_epoch_begin")
-                    if self._one_epoch():
+                    rate = self.begin_epoch()
+                    tic = time.perf_counter()
+                    loss, norms = self._epoch()
+                    if self.end_epoch(loss, norms, rate, time.perf_counter() - tic):
                         break
                 if not self.keep_best:
                     self._check_outputs()
@@ -254,26 +255,32 @@ class EpochLoop:
             self.interrupted = True
             raise
         finally:
-            if self.keep_best:
-                np.copyto(self.net._params, self.best_params)
-            if self.schedule is not None:
-                self.trainer.rates = None  # the next call's rates are its own
-            self._dispatch("on_fit_end")
+            self.finish()
         return self
 
-    def _one_epoch(self):
-        """One epoch, its record and its hooks; True to stop."""
-        tic = time.perf_counter()
+    # The steps of run, for a driver that trains several loops' networks at once (fastmlp.ensemble's
+    # one pass): start, then per epoch begin_epoch, the training, end_epoch; finish whatever ends it.
+
+    def start(self):
+        """The hooks' fit begin."""
+        self._dispatch("on_fit_begin")
+
+    def begin_epoch(self):
+        """Count the epoch and run the hooks' epoch begin; returns the epoch's learning rate (the mean of a
+        schedule's rates per batch, which it sets as trainer.rates)."""
+        self.epoch += 1
+        self._dispatch("on_epoch_begin")
         trainer = self.trainer
-        if self.schedule is not None:
-            n_batches = -(-self.X.shape[0] // min(trainer.settings["batch_size"], self.X.shape[0]))
-            trainer.rates = self.schedule.epoch_rates(self.schedule_epoch, n_batches)
-            rates = trainer.rates
-            rate = float(rates[0] if (rates == rates[0]).all() else rates.mean())  # (a mean of equal rates rounds)
-        else:
-            rate = trainer.settings["learning_rate"]
-        loss, norms = self._epoch()
-        logs = {"loss": loss, "learning_rate": rate, "seconds": time.perf_counter() - tic, "grad_norms": norms}
+        if self.schedule is None:
+            return trainer.settings["learning_rate"]
+        n_batches = -(-self.X.shape[0] // min(trainer.settings["batch_size"], self.X.shape[0]))
+        rates = trainer.rates = self.schedule.epoch_rates(self.schedule_epoch, n_batches)
+        return float(rates[0] if (rates == rates[0]).all() else rates.mean())  # (a mean of equal rates rounds)
+
+    def end_epoch(self, loss, norms, rate, seconds):
+        """The record of an epoch trained (its mean loss, per-layer mean ||dW||): validation, best weights,
+        the schedule, the history and the hooks' epoch end; True to stop."""
+        logs = {"loss": loss, "learning_rate": rate, "seconds": seconds, "grad_norms": norms}
         if self.validation is not None:
             logs["val_loss"], logs["val_score"] = self.validation.evaluate(self.net)
             if self.keep_best and logs["val_score"] > self.best_score:
@@ -284,6 +291,14 @@ class EpochLoop:
             self.schedule_epoch += 1
         self._append(logs)
         return self._dispatch("on_epoch_end", logs)
+
+    def finish(self):
+        """The end of the call, whatever ends it: the best weights back (keep_best), the hooks' fit end."""
+        if self.keep_best:
+            np.copyto(self.net._params, self.best_params)
+        if self.schedule is not None:
+            self.trainer.rates = None  # the next call's rates are its own
+        self._dispatch("on_fit_end")
 
     @contextlib.contextmanager
     def bridged(self):

@@ -5,7 +5,7 @@ import numpy as np
 
 from . import _engine, _registry
 from ._base import _check_n_threads, _check_random_state
-from ._training import SKLEARN_DIVERGENCE, Trainer, draw_seed
+from ._training import SKLEARN_DIVERGENCE, Divergence, Trainer, draw_seed
 from ._validation import check_bool, check_float, check_int, is_sparse
 from .network import Network
 
@@ -42,6 +42,94 @@ def check_member_params(member_params, K, keys=MEMBER_PARAMS):
             raise ValueError(f"member_params[{k}]['random_state'] must be a non-negative int, got {seed!r}.")
         checked.append(own)
     return checked
+
+
+def dense(X):
+    """X, a sparse matrix densified (the ensemble's engine reads dense rows)."""
+    return X.toarray() if is_sparse(X) else X
+
+
+class MemberPack:
+    """K members' parameters, optimizer state and Adam steps in the engine's ensemble layout, and their epochs.
+
+    The engine trains K networks of one architecture at once from buffers
+    laid out as described above ``Ens`` in ``_engine.pyx`` (the first layer's
+    weights side by side). ``index[k]`` lists where member k's parameters, in
+    a Network's order (W_1, b_1, W_2, ..., then the PReLU slopes), sit in
+    that layout, so that moving all members in or out is one gather or
+    scatter; ``unit_index[k]`` does the same for the hidden units' maxima.
+
+    Parameters
+    ----------
+    net : Network
+        A member: the architecture (sizes, activations, loss, dtype).
+    keep : ndarray of shape (K, n_hidden_layers)
+        Each member's keep probability per hidden layer.
+    n_state : int
+        The optimizer's state buffers (of the parameters' size).
+    """
+
+    def __init__(self, net, keep, n_state):
+        self.net, self.keep = net, np.ascontiguousarray(keep, dtype=np.float64)
+        K = self.K = keep.shape[0]
+        w_off, b_off, s_off, n_params = _engine.ensemble_layout(net._sizes, net._act_codes, K)
+        sizes, L = net.layer_sizes, len(net.layer_sizes) - 1
+        members = np.arange(K)[:, None]
+        blocks = []
+        for l in range(1, L + 1):
+            fan_in, fan_out = sizes[l - 1], sizes[l]
+            if l == 1 and L > 1:  # the wide first layer: member k's columns of each row
+                row_major = (np.arange(fan_in)[:, None] * K * fan_out + np.arange(fan_out)).ravel()
+                blocks.append(w_off[l] + members * fan_out + row_major)
+            else:
+                blocks.append(w_off[l] + members * fan_in * fan_out + np.arange(fan_in * fan_out))
+            blocks.append(b_off[l] + members * fan_out + np.arange(fan_out))
+        for l in range(1, L):
+            if s_off[l] >= 0:
+                blocks.append(s_off[l] + members * sizes[l] + np.arange(sizes[l]))
+        self.index = np.concatenate(blocks, axis=1)
+        starts = np.concatenate([[0], np.cumsum([K * n for n in sizes[1:-1]])])
+        self.unit_index = np.concatenate(
+            [starts[l] + members * n + np.arange(n) for l, n in enumerate(sizes[1:-1])] or [np.empty((K, 0), int)],
+            axis=1)
+        self.params = np.empty(n_params, dtype=net.dtype)
+        self.state = [np.zeros_like(self.params) for _ in range(max(n_state, 1))]
+        self.steps = np.zeros(K, dtype=np.int64)
+        self._grads = self._work = None
+        self._capacity = 0
+
+    def pack(self, flats, to=None):
+        """Write the members' flat arrays (K of them, a Network's layout) into `to` (default: params)."""
+        (self.params if to is None else to)[self.index] = np.stack(flats)
+
+    def unpack(self, k, out, frm=None):
+        """Member k's part of `frm` (default: params) into its flat array out."""
+        np.take(self.params if frm is None else frm, self.index[k], out=out)
+
+    def epoch(self, settings, learning_rates, alphas, seeds, X, Y, sample_weight, order, clock):
+        """One epoch of the K members on dense, checked X; returns (loss_sums, norm_sums, unit_max, n_batches)
+        as train_ensemble_epoch gives them (a member's loss sum NaN: its loss was not finite)."""
+        net, batch = self.net, settings["batch_size"]
+        if batch > self._capacity:
+            self._grads = np.empty_like(self.params)
+            self._work = np.empty(_engine.ensemble_workspace_size(net._sizes, net._act_codes, self.keep, self.K,
+                                                                  batch), dtype=self.params.dtype)
+            self._capacity = batch
+        loss_sums = np.zeros(self.K)
+        norm_sums = np.zeros((self.K, len(net.layer_sizes) - 1))
+        unit_max = np.full(self.unit_index.size, -np.inf, dtype=self.params.dtype)
+        n_batches = _engine.train_ensemble_epoch(
+            net._sizes, net._act_codes, self.keep, settings, np.asarray(learning_rates, dtype=np.float64),
+            np.asarray(alphas, dtype=np.float64), np.asarray(seeds, dtype=np.uint64), self.steps, self.params,
+            self._grads, self.state[0], self.state[-1], self._work, X, Y, sample_weight, order, loss_sums, norm_sums,
+            unit_max, clock)
+        return loss_sums, norm_sums, unit_max, n_batches
+
+    def member_finite(self):
+        """Per member, whether its parameters are all finite."""
+        if np.isfinite(self.params).all():
+            return np.ones(self.K, dtype=bool)
+        return np.isfinite(self.params[self.index]).all(axis=1)
 
 
 class NetworkEnsemble:
@@ -95,6 +183,10 @@ class NetworkEnsemble:
         ``Network(layer_sizes, ..., random_state=seeds_[k])``.
     loss_curve_ : ndarray of shape (n_members, epochs)
         After fit: each member's mean training loss per epoch, L2 term included.
+    grad_norms_ : ndarray of shape (n_members, epochs, n_layers)
+        After fit: each member's mean over the batches of ``||dW_l||`` per
+        epoch and layer (as ``Network.grad_norms_``); each member's
+        ``dead_units_`` is that of ``member(k)``.
 
     See Also
     --------
@@ -102,11 +194,11 @@ class NetworkEnsemble:
 
     Notes
     -----
-    Parameters live in one buffer: per layer, the weights of all members
-    (the first hidden layer's side by side as one (n_inputs, K fan_out)
-    matrix, the others one block per member), then their biases side by
-    side; ``member(k)`` copies member k's out into a standalone Network.
-    Sparse X is densified.
+    Each member keeps its weights as a Network does; fit moves them into one
+    buffer (``MemberPack``) for its epochs: per layer, the weights of all
+    members (the first hidden layer's side by side as one (n_inputs, K
+    fan_out) matrix, the others one block per member), then their biases
+    side by side, and back when it returns. Sparse X is densified.
 
     Examples
     --------
@@ -142,37 +234,14 @@ class NetworkEnsemble:
                     raise type(exc)(f"member_params[{k}]: {exc}") from None
                 raise
             self.seeds_.append(seed)
-        # member k's Network: its configuration, and its generator for the dropout seeds of each epoch
+        # member k's Network: its configuration, its generator for the dropout seeds of each epoch, and its
+        # weights between fits (a fit trains them in a MemberPack)
         self._members = members
         net = members[0]
         self.layer_sizes = net.layer_sizes
         self.dtype = net.dtype
-        self._sizes, self._act_codes = net._sizes, net._act_codes
         self._keep = np.array([m._keep for m in members], dtype=np.float64).reshape(K, len(net._keep))
-        w_off, b_off, s_off, n_params = _engine.ensemble_layout(self._sizes, self._act_codes, K)
-        self._layout = (w_off, b_off, s_off)
-        self._params = np.empty(n_params, dtype=self.dtype)
-        for k, m in enumerate(members):
-            for view, value in zip(self._member_views(k), m._coefs + m._intercepts + m._slopes):
-                view[...] = value
         self._clock = _engine.new_thread_clock()
-
-    def _member_views(self, k):
-        """Member k's parameters as views into the buffer: its W_l, then its b_l, then its PReLU slopes."""
-        w_off, b_off, s_off = self._layout
-        K, sizes, L = self.n_members, self.layer_sizes, len(self.layer_sizes) - 1
-        coefs, intercepts, slopes = [], [], []
-        for l in range(1, L + 1):
-            fan_in, fan_out = sizes[l - 1], sizes[l]
-            block = self._params[w_off[l]:w_off[l] + K * fan_in * fan_out]
-            if l == 1 and L > 1:  # the wide first layer: member k's columns
-                coefs.append(block.reshape(fan_in, K * fan_out)[:, k * fan_out:(k + 1) * fan_out])
-            else:
-                coefs.append(block[k * fan_in * fan_out:(k + 1) * fan_in * fan_out].reshape(fan_in, fan_out))
-            intercepts.append(self._params[b_off[l] + k * fan_out:b_off[l] + (k + 1) * fan_out])
-            if s_off[l] >= 0:
-                slopes.append(self._params[s_off[l] + k * fan_out:s_off[l] + (k + 1) * fan_out])
-        return coefs + intercepts + slopes
 
     def member(self, k):
         """Member k as a standalone Network (a copy of its weights, the configuration it was built with).
@@ -188,24 +257,12 @@ class NetworkEnsemble:
             A new Network holding a copy of member k's weights.
         """
         k = check_int(k, "k", 0, self.n_members - 1)
-        m = self._members[k]
-        net = Network(self.layer_sizes, activation=m.activation, output_activation=m.output_activation,
-                      loss=m.loss, init=m.init, dtype=self.dtype, dropout=m.dropout, random_state=self.seeds_[k],
-                      loss_param=m.loss_param)
-        for view, value in zip(net._coefs + net._intercepts + net._slopes, self._member_views(k)):
-            view[...] = value
-        return net
+        return self._members[k]._snapshot()
 
     @property
     def members_(self):
         """Every member as a standalone Network (copies, as ``member(k)`` gives them)."""
         return [self.member(k) for k in range(self.n_members)]
-
-    def _flat(self, k):
-        """Member k's parameters in a Network's layout (W_1, b_1, W_2, ..., then the slopes: one vector)."""
-        views, L = self._member_views(k), len(self.layer_sizes) - 1
-        layers = [v for l in range(L) for v in (views[l], views[L + l])]
-        return np.concatenate([v.ravel() for v in layers + views[2 * L:]])
 
     def forward(self, X, n_threads=None):
         """Every member's output.
@@ -231,12 +288,8 @@ class NetworkEnsemble:
         (3, 5, 1)
         """
         n_threads = _check_n_threads(n_threads)
-        X = self._dense(self._members[0]._check_X(X))
-        out = np.empty((self.n_members, X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        for k in range(self.n_members):
-            _engine.forward(self._sizes, self._act_codes, self._flat(k), X, out[k], None, 0, False,
-                            _engine.effective_n_threads(n_threads))
-        return out
+        X = self._members[0]._check_X(X)
+        return np.stack([m._forward(X, False, 0, n_threads) for m in self._members])
 
     def predict(self, X, n_threads=None):
         """The members' mean output.
@@ -263,10 +316,6 @@ class NetworkEnsemble:
         True
         """
         return self.forward(X, n_threads).mean(axis=0)
-
-    @staticmethod
-    def _dense(X):
-        return X.toarray() if is_sparse(X) else X
 
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None,
@@ -341,8 +390,9 @@ class NetworkEnsemble:
         >>> ens.loss_curve_.shape
         (3, 5)
         """
-        net = self._members[0]
-        X = self._dense(net._check_X(X))
+        members = self._members
+        net = members[0]
+        X = dense(net._check_X(X))
         Y = net._check_Y(Y, X.shape[0])
         sample_weight = net._check_sample_weight(sample_weight, X.shape[0])
         epochs = check_int(epochs, "epochs", 1)
@@ -351,40 +401,59 @@ class NetworkEnsemble:
         trainer = Trainer(net, optimizer, batch_size, learning_rate, momentum=momentum, nesterov=nesterov,
                           beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
         spec = _registry.OPTIMIZERS[trainer.settings["optimizer"]]
-        rates = np.array([p.get("learning_rate", trainer.settings["learning_rate"]) for p in self.member_params])
-        alphas = np.array([p.get("alpha", trainer.settings["alpha"]) for p in self.member_params])
+        rates = [p.get("learning_rate", trainer.settings["learning_rate"]) for p in self.member_params]
+        alphas = [p.get("alpha", trainer.settings["alpha"]) for p in self.member_params]
         n = X.shape[0]
-        batch = min(trainer.settings["batch_size"], n)
-        settings = dict(trainer.settings, batch_size=batch, optimizer=spec.code, loss=net._output.loss_code,
-                        loss_param=net._loss_param_c(), dropout=bool((self._keep < 1).any()),
-                        n_threads=_engine.effective_n_threads(n_threads))
-        grads = np.empty_like(self._params)
-        state = [np.zeros_like(self._params) for _ in range(max(spec.n_state, 1))]
-        work = np.empty(_engine.ensemble_workspace_size(self._sizes, self._act_codes, self._keep, self.n_members,
-                                                        batch), dtype=self.dtype)
-        start_params = np.empty_like(self._params)
+        settings = net._engine_settings(trainer, min(trainer.settings["batch_size"], n), n_threads)
+        settings["dropout"] = bool((self._keep < 1).any())
+        pack = MemberPack(net, self._keep, spec.n_state)  # (the optimizer state starts fresh at every call)
+        pack.pack([m._params for m in members])
+        start = np.empty_like(pack.params)
         total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
-        losses = np.zeros((self.n_members, 0))
+        losses, norms, unit_max = [], [], None
+
+        before = pack.params.copy() if epochs > 1 else None  # what a roll-back past the failed epoch returns to
+
+        def give_back(params):  # every member's weights from params (in the pack's layout), the curves so far
+            for k, m in enumerate(members):
+                pack.unpack(k, m._params, params)
+            self.loss_curve_ = np.array(losses).reshape(-1, self.n_members).T
+            self.grad_norms_ = np.array(norms).reshape(-1, self.n_members, net.n_layers_).transpose(1, 0, 2)
+
+        def roll_back(epoch, what):
+            """The weights of the start of the failed epoch (those before the call when they overflow the
+            outputs, as a Network's fit does); returns the error to raise."""
+            del losses[epoch - 1:], norms[epoch - 1:]
+            give_back(start)
+            where = f"those of the start of epoch {epoch}"
+            if before is not None and not all(m._outputs_in_range(X) for m in members):
+                losses.clear(), norms.clear()
+                give_back(before)
+                where = (f"those before this call (the outputs of the weights of the start of epoch {epoch} "
+                         f"overflow on the training data)")
+            return ValueError(f"{SKLEARN_DIVERGENCE} Training diverged in epoch {epoch}: {what}. The weights are "
+                              f"{where}. Try a lower learning_rate or set clip_norm.")
+
         for epoch in range(1, epochs + 1):
             order = self._rng.permutation(n).astype(np.intp, copy=False) if shuffle else None
             # a member's dropout seed, drawn from its generator as its Network's fit would; a member without
             # dropout draws none (its generator serves nothing else, so nothing a user can see changes)
-            seeds = np.array([draw_seed(m._rng) if m.dropout and max(m.dropout) > 0 else 0 for m in self._members],
-                             dtype=np.uint64)
-            np.copyto(start_params, self._params)
-            loss_sums = np.zeros(self.n_members)
-            _, step, finite = _engine.train_ensemble_epoch(
-                self._sizes, self._act_codes, self._keep, settings, rates, alphas, seeds, self._params, grads,
-                state[0], state[-1], work, X, Y, sample_weight, order, loss_sums, self._clock)
-            if not (finite and np.isfinite(self._params).all()):
-                np.copyto(self._params, start_params)
-                self.loss_curve_ = losses
-                raise ValueError(f"{SKLEARN_DIVERGENCE} Training diverged in epoch {epoch}: a member's loss or "
-                                 f"weights became NaN or infinite. The weights are those of the start of epoch "
-                                 f"{epoch}. Try a lower learning_rate or set clip_norm.")
-            settings["step"] = step
-            losses = np.column_stack([losses, loss_sums / total_weight])
-        self.loss_curve_ = losses
+            seeds = [draw_seed(m._rng) if m.dropout and max(m.dropout) > 0 else 0 for m in members]
+            np.copyto(start, pack.params)
+            loss_sums, norm_sums, unit_max, n_batches = pack.epoch(settings, rates, alphas, seeds, X, Y,
+                                                                   sample_weight, order, self._clock)
+            if not (np.isfinite(loss_sums).all() and pack.member_finite().all()):
+                raise roll_back(epoch, "a member's loss or weights became NaN or infinite")
+            losses.append(loss_sums / total_weight)
+            norms.append(norm_sums / max(n_batches, 1))
+        give_back(pack.params)
+        # (as a Network's fit: finite weights can still overflow the outputs, after the last update)
+        overflowing = [k for k, m in enumerate(members) if not m._outputs_in_range(X)]
+        if overflowing:
+            raise roll_back(epochs, f"the outputs of member {overflowing[0]} on the training data overflow "
+                                    f"{self.dtype}")
+        for k, m in enumerate(members):
+            m._record_dead_units(unit_max[pack.unit_index[k]])
         return self
 
     def __repr__(self):

@@ -233,12 +233,17 @@ class Network(BaseNetwork):
         size = _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size, dropout)
         return np.empty_like(self._params), np.empty(size, dtype=self.dtype)
 
+    def _engine_settings(self, trainer, batch_size, n_threads):
+        """The settings of an epoch as the engine takes them: the trainer's, with the codes of the optimizer
+        and the loss, and the threads."""
+        return dict(trainer.settings, batch_size=batch_size,
+                    optimizer=_registry.OPTIMIZERS[trainer.settings["optimizer"]].code,
+                    loss=self._output.loss_code, loss_param=self._loss_param_c(),
+                    n_threads=_engine.effective_n_threads(n_threads))
+
     def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None):
-        s = dict(trainer.settings, batch_size=batch_size,
-                 optimizer=_registry.OPTIMIZERS[trainer.settings["optimizer"]].code,
-                 loss=self._output.loss_code, loss_param=self._loss_param_c(),
-                 n_threads=_engine.effective_n_threads(n_threads),
-                 learning_rates=_check_rates(getattr(trainer, "rates", None), -(-X.shape[0] // batch_size)))
+        s = self._engine_settings(trainer, batch_size, n_threads)
+        s["learning_rates"] = _check_rates(getattr(trainer, "rates", None), -(-X.shape[0] // batch_size))
         state = trainer.state
         loss_sum, n_batches, step, finite = _engine.train_epoch(
             self._sizes, self._act_codes, self._keep, s, self._params, trainer.grads, state[0], state[-1],
