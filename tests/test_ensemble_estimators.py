@@ -28,22 +28,107 @@ def _iris():
     return StandardScaler().fit_transform(X), y
 
 
-def test_each_member_is_the_estimator_fitted_alone_with_its_seed_and_member_params():
+def _same_member(member, alone, atol=1e-6):
+    """member equals alone: weights (to atol), record and stopping."""
+    for a, b in zip(member.coefs_ + member.intercepts_, alone.coefs_ + alone.intercepts_, strict=True):
+        assert_allclose(a, b, rtol=0, atol=atol)
+    assert member.n_iter_ == alone.n_iter_ and member.t_ == alone.t_
+    assert_allclose(member.loss_curve_, alone.loss_curve_, rtol=1e-6)
+    assert_allclose(member.grad_norms_, alone.grad_norms_, rtol=1e-6)
+    assert member.dead_units_ == pytest.approx(alone.dead_units_)
+    for name in ("validation_scores_", "best_loss_", "best_validation_score_"):
+        a, b = getattr(member, name), getattr(alone, name)
+        assert (a is None) == (b is None) and (a is None or np.allclose(a, b, rtol=1e-6)), name
+
+
+@pytest.mark.parametrize("solver, extra", [
+    ("adam", {}),
+    ("sgd", dict(momentum=0.9, nesterovs_momentum=True, learning_rate="invscaling", clip_norm=1.0)),
+    ("sgd", dict(learning_rate="adaptive", tol=1e-2, n_iter_no_change=2)),
+])
+def test_each_member_is_the_estimator_fitted_alone_with_its_seed_and_member_params(solver, extra):
+    # trained in one pass, each member equals the MLPClassifier fitted alone with its parameters on the
+    # same batches (shuffle=False: the rows in order), stopping when its own rule says so
     X, y = _iris()
-    grid = [{"alpha": 1e-4, "learning_rate_init": 0.01}, {"dropout": 0.2}, {"random_state": 7}]
-    ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), max_iter=30, n_members=3, member_params=grid,
-                                random_state=0).fit(X, y)
+    grid = [{"alpha": 1e-4, "learning_rate_init": 0.01}, {"dropout": 0.2}, {"random_state": 7},
+            {"learning_rate_init": 0.3, "alpha": 0.0}]
+    args = dict(hidden_layer_sizes=(8,), max_iter=40, batch_size=32, shuffle=False, solver=solver, **extra)
+    ens = MLPEnsembleClassifier(n_members=4, member_params=grid, random_state=0, **args).fit(X, y)
     assert ens.estimators_[2].random_state == 7
-    assert len({m.random_state for m in ens.estimators_}) == 3
+    assert len({m.random_state for m in ens.estimators_}) == 4
     for member, own in zip(ens.estimators_, grid):
-        alone = MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, **{**own, "random_state": member.random_state})
-        alone.fit(X, y)
-        for a, b in zip(member.coefs_ + member.intercepts_, alone.coefs_ + alone.intercepts_):
-            assert_array_equal(a, b)
+        alone = MLPClassifier(**{**args, **own, "random_state": member.random_state}).fit(X, y)
+        _same_member(member, alone)
         for name, value in own.items():
             assert getattr(member, name) == value
     assert_array_equal(ens.n_iter_, [m.n_iter_ for m in ens.estimators_])
     assert [len(c) for c in ens.loss_curve_] == list(ens.n_iter_)
+
+
+def test_members_stop_each_by_its_own_early_stopping_in_one_pass():
+    # early stopping per member on the one validation split: the members leave the pass at different
+    # epochs, each with the best weights of its own validation curve, as the estimator alone would
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    grid = [{"learning_rate_init": lr, "alpha": a} for lr in (1e-3, 1e-2, 0.1) for a in (1e-4, 1e-1)]
+    args = dict(hidden_layer_sizes=(16,), max_iter=60, batch_size=64, shuffle=False, early_stopping=True,
+                n_iter_no_change=3)
+    ens = MLPEnsembleClassifier(n_members=len(grid), member_params=grid, random_state=0, **args).fit(X, y)
+    assert len(set(ens.n_iter_)) > 2  # the members stopped at different epochs
+    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.1, stratify=y,
+                                                      random_state=np.random.RandomState(0))
+    for member, own in zip(ens.estimators_, grid):
+        alone = MLPClassifier(**{**args, **own, "random_state": member.random_state})
+        alone.fit(X_train, y_train, X_val=X_val, y_val=y_val)
+        _same_member(member, alone)
+    scores = [m.best_validation_score_ for m in ens.estimators_]
+    assert ens.best_index_ == int(np.argmax(scores))
+
+
+def test_a_diverging_member_leaves_the_others_as_they_would_be_alone():
+    # one member's learning rate makes it diverge: with early stopping it is recorded and keeps its best
+    # weights, the others train on exactly as without it; without early stopping the fit raises and the
+    # ensemble is left as it was
+    X, y = _iris()
+    X = X * 1e3
+    grid = [{"learning_rate_init": 1e-3}, {"learning_rate_init": 1e6}, {"learning_rate_init": 1e-2}]
+    args = dict(hidden_layer_sizes=(8,), max_iter=15, batch_size=32, shuffle=False, solver="sgd", momentum=0.9,
+                activation="identity")
+    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.2, random_state=0)
+    ens = MLPEnsembleClassifier(n_members=3, member_params=grid, random_state=0, **args)
+    with np.errstate(all="ignore"), pytest.warns(Warning, match="diverged"):
+        ens.set_params(early_stopping=True).fit(X_train, y_train, X_val=X_val, y_val=y_val)
+    diverged = ens.estimators_[1]
+    assert np.isnan(diverged.validation_scores_[-1])
+    assert all(np.isfinite(p).all() for p in diverged.coefs_ + diverged.intercepts_)
+    for k in (0, 2):
+        member = ens.estimators_[k]
+        alone = MLPClassifier(**{**args, **grid[k], "early_stopping": True, "random_state": member.random_state})
+        alone.fit(X_train, y_train, X_val=X_val, y_val=y_val)
+        _same_member(member, alone)
+    fitted = [m.coefs_[0].copy() for m in ens.estimators_]
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match="diverged"):
+        ens.set_params(early_stopping=False, warm_start=True).fit(X_train, y_train)
+    for m, W in zip(ens.estimators_, fitted):
+        assert_array_equal(m.coefs_[0], W)
+
+
+def test_the_one_pass_needs_what_it_shares_else_members_fit_one_by_one():
+    # lbfgs, a schedule object and scikit-learn callbacks fit the members one after another; sgd and
+    # adam with scikit-learn's learning_rate strings in one pass
+    from fastmlp.schedules import StepDecay
+
+    assert MLPEnsembleClassifier(solver="adam")._in_one_pass()
+    assert MLPEnsembleClassifier(solver="sgd", learning_rate="adaptive")._in_one_pass()
+    assert not MLPEnsembleClassifier(solver="lbfgs")._in_one_pass()
+    assert not MLPEnsembleClassifier(solver="sgd", learning_rate=StepDecay(step_size=2))._in_one_pass()
+    X, y = _iris()
+    ens = MLPEnsembleRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate=StepDecay(step_size=2),
+                               max_iter=5, n_members=2, random_state=0).fit(X, y.astype(float))
+    alone = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate=StepDecay(step_size=2), max_iter=5,
+                         random_state=ens.estimators_[1].random_state).fit(X, y.astype(float))
+    for a, b in zip(ens.estimators_[1].coefs_, alone.coefs_):
+        assert_array_equal(a, b)
 
 
 def test_classifier_averages_the_members_probabilities():
@@ -90,8 +175,9 @@ def test_best_index_is_the_best_member_on_the_validation_set():
     assert len(X_val) == 15 and np.bincount(y_val).tolist() == [5, 5, 5]  # validation_fraction, stratified
     for member in ens.estimators_:
         alone = MLPClassifier(**member.get_params()).fit(X_fit, y_fit, X_val=X_val, y_val=y_val)
-        assert_array_equal(member.coefs_[0], alone.coefs_[0])
-        assert member.best_validation_score_ == alone.best_validation_score_
+        # (the same batches: iris's rows are one batch, whose order alone differs from the pass's)
+        assert_allclose(member.coefs_[0], alone.coefs_[0], rtol=0, atol=1e-9)
+        assert member.best_validation_score_ == pytest.approx(alone.best_validation_score_)
     # without a validation set: the lowest final training loss; lbfgs ignores early_stopping
     for solver in ("adam", "lbfgs"):
         ens.set_params(early_stopping=solver == "lbfgs", solver=solver).fit(X, y)
@@ -139,7 +225,9 @@ def test_warm_start_continues_every_member():
                            random_state=m.random_state).fit(X, y).fit(X, y) for m in ens.estimators_]
     for member, single, W in zip(ens.estimators_, alone, first):
         assert not np.array_equal(member.coefs_[0], W)
-        assert_array_equal(member.coefs_[0], single.coefs_[0])
+        # (iris's rows are one batch: only their order differs from the pass's shuffle)
+        assert_allclose(member.coefs_[0], single.coefs_[0], rtol=0, atol=1e-9)
+        assert member.t_ == single.t_ and member._trainer.settings["step"] == single._trainer.settings["step"]
 
 
 @pytest.mark.parametrize("Ens", [MLPEnsembleClassifier, MLPEnsembleRegressor])

@@ -1,5 +1,6 @@
 """fastmlp.NetworkEnsemble: K networks of one architecture trained in one pass over the batches."""
 import numbers
+import time
 
 import numpy as np
 
@@ -458,3 +459,189 @@ class NetworkEnsemble:
 
     def __repr__(self):
         return f"NetworkEnsemble({list(self.layer_sizes)}, n_members={self.n_members})"
+
+
+# The settings every member of one pass shares (the learning rate and alpha may differ, and the step counts).
+_SHARED_SETTINGS = ("batch_size", "optimizer", "momentum", "nesterov", "beta_1", "beta_2", "epsilon", "clip_norm")
+
+
+def run_in_one_pass(loops, rng, shuffle=True):
+    """Run the EpochLoops of K networks of one architecture on the same data in one pass over the batches.
+
+    Each loop goes through what its own ``run()`` would (its hooks, validation,
+    best weights, stopping rule, divergence and end-of-fit checks), but the
+    epochs of all members still running are trained together by the engine's
+    ensemble epoch (``MemberPack``), on the same batches: one shuffle per epoch
+    from ``rng``. Each member keeps its own learning rate and L2 alpha (read
+    from its trainer every epoch, so that its stopping rules may change them),
+    its dropout masks (a seed drawn from its network's generator every epoch,
+    as its own loop would) and its Adam step count. A member whose loop stops
+    leaves the pass. A member whose epoch diverges is taken back to that
+    epoch's start and handled as its own loop would (recorded and stopped
+    with keep_best, else its Divergence is raised once every loop has
+    finished); the others train that epoch again without it, on the same
+    batches, so that no member depends on another.
+
+    Parameters
+    ----------
+    loops : list of EpochLoop
+        Loops of networks of one architecture, loss and dtype, on the same X,
+        Y and sample_weight, with trainers of the same batch size, optimizer
+        and settings but for ``learning_rate`` and ``alpha``; no schedule.
+    rng : numpy.random.Generator or RandomState
+        The source of the shared shuffle.
+    shuffle : bool, default=True
+        Shuffle the rows every epoch.
+    """
+    first = loops[0]
+    net = first.net
+    for loop in loops:
+        if loop.trainer is None or loop.schedule is not None:
+            raise ValueError("run_in_one_pass: every loop needs a trainer and no schedule")
+        if (loop.net.layer_sizes != net.layer_sizes or list(loop.net._act_codes) != list(net._act_codes)
+                or loop.net.dtype != net.dtype or loop.net.loss != net.loss or loop.net.loss_param != net.loss_param):
+            raise ValueError("run_in_one_pass: the networks differ in architecture, loss or dtype")
+        if any(loop.trainer.settings[key] != first.trainer.settings[key] for key in _SHARED_SETTINGS):
+            raise ValueError("run_in_one_pass: the trainers differ in a shared setting")
+        if not (_same(loop.X, first.X) and _same(loop.Y, first.Y) and _same(loop.sample_weight, first.sample_weight)):
+            raise ValueError("run_in_one_pass: the loops train on different data")
+    X, Y, sample_weight = dense(first.X), first.Y, first.sample_weight
+    n = X.shape[0]
+    n_state = _registry.OPTIMIZERS[first.trainer.settings["optimizer"]].n_state
+    total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
+    clock = _engine.new_thread_clock()
+    active = list(range(len(loops)))
+    pack = start = settings = None
+    in_epoch = False
+
+    def build():  # the pack of the active members, from their networks and trainers
+        nonlocal pack, start, settings
+        members = [loops[k] for k in active]
+        pack = MemberPack(net, np.array([m.net._keep for m in members]).reshape(len(members), -1), n_state)
+        pack.pack([m.net._params for m in members])
+        for j in range(n_state):
+            pack.pack([m.trainer.state[j] for m in members], to=pack.state[j])
+        pack.steps[:] = [m.trainer.settings["step"] for m in members]
+        start = [np.empty_like(pack.params) for _ in range(1 + len(pack.state))], pack.steps.copy()
+        settings = net._engine_settings(first.trainer, min(first.trainer.settings["batch_size"], n), first.n_threads)
+        settings["dropout"] = bool((pack.keep < 1).any())
+
+    def give_back(i, at_start=False):  # member i of the pack to its network and trainer
+        loop = loops[active[i]]
+        buffers = start[0] if at_start else [pack.params, *pack.state]
+        pack.unpack(i, loop.net._params, buffers[0])
+        for j in range(n_state):
+            pack.unpack(i, loop.trainer.state[j], buffers[1 + j])
+        loop.trainer.settings["step"] = int((start[1] if at_start else pack.steps)[i])
+
+    def mark_start(i):  # the start of this epoch as member i's trainer keeps it (what its roll-backs return to)
+        trainer = loops[active[i]].trainer
+        pack.unpack(i, trainer.start_of_epoch, start[0][0])
+        for j in range(n_state):
+            pack.unpack(i, trainer.state_at_start[j], start[0][1 + j])
+        trainer.step_at_start = int(start[1][i])
+
+    error = None
+    for loop in loops:
+        loop.start()
+    try:
+        while active:
+            if pack is None:
+                build()
+            rates = [loops[k].begin_epoch() for k in active]
+            tic = time.perf_counter()
+            order = rng.permutation(n).astype(np.intp, copy=False) if shuffle else None
+            seeds = [draw_seed(loops[k].net._rng) for k in active]
+            for saved, now in zip(start[0], [pack.params, *pack.state]):
+                np.copyto(saved, now)
+            start[1][:] = pack.steps
+            in_epoch = True
+            while True:
+                alphas = [loops[k].trainer.settings["alpha"] for k in active]
+                loss_sums, norm_sums, unit_max, n_batches = pack.epoch(settings, rates, alphas, seeds, X, Y,
+                                                                       sample_weight, order, clock)
+                bad = np.flatnonzero(~(np.isfinite(loss_sums) & pack.member_finite()))
+                if bad.size == 0:
+                    break
+                # back to the epoch's start: each diverged member as its own loop would take it, then the
+                # others train this epoch again without it
+                for i in range(len(active)):
+                    give_back(i, at_start=True)
+                for i in bad:
+                    loop = loops[active[i]]
+                    mark_start(i)
+                    exc = loop._roll_back("the loss or the weights became NaN or infinite")
+                    if loop.keep_best:
+                        loop._record_diverged(exc)
+                    elif error is None:
+                        if exc.to_call_start:
+                            loop.forget_call()
+                        error = exc
+                in_epoch = False
+                if error is not None:
+                    pack = None  # (every member is back at the epoch's start, the one raising as its loop left it)
+                    raise error
+                keep = [i for i in range(len(active)) if i not in set(bad)]
+                rates, seeds = [rates[i] for i in keep], [seeds[i] for i in keep]
+                active = [active[i] for i in keep]
+                if not active:
+                    break
+                build()
+                for saved, now in zip(start[0], [pack.params, *pack.state]):
+                    np.copyto(saved, now)
+                start[1][:] = pack.steps
+                in_epoch = True
+            if not active:
+                break
+            in_epoch = False
+            seconds = time.perf_counter() - tic
+            leaving = []
+            for i, k in enumerate(active):
+                loop = loops[k]
+                pack.unpack(i, loop.net._params)
+                loop.trainer.settings["step"] = int(pack.steps[i])
+                loop.net._record_dead_units(unit_max[pack.unit_index[i]])
+                norms = norm_sums[i] / max(n_batches, 1)
+                if loop.end_epoch(float(loss_sums[i] / total_weight), norms, rates[i], seconds) \
+                        or loop.epoch >= loop.max_epochs:
+                    leaving.append(i)
+            if not leaving:
+                continue
+            for i in range(len(active)):
+                give_back(i)
+            for i in leaving:
+                loop = loops[active[i]]
+                if not loop.keep_best:
+                    mark_start(i)
+                    try:
+                        loop._check_outputs()
+                    except Divergence as exc:
+                        if exc.to_call_start:
+                            loop.forget_call()
+                        error = error or exc
+            active = [k for i, k in enumerate(active) if i not in set(leaving)]
+            pack = None
+            if error is not None:
+                raise error
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            for loop in loops:
+                loop.interrupted = True
+        if pack is not None:  # the members still training: the state of the last epoch they completed
+            for i in range(len(active)):
+                give_back(i, at_start=in_epoch)
+        raise
+    finally:
+        for loop in loops:
+            loop.finish()
+
+
+def _same(a, b):
+    """Whether two checked arrays (or None) hold the same data."""
+    if a is b:
+        return True
+    if a is None or b is None:
+        return False
+    if is_sparse(a) or is_sparse(b):
+        return is_sparse(a) and is_sparse(b) and a.shape == b.shape and (a != b).nnz == 0
+    return a.shape == b.shape and np.array_equal(a, b)

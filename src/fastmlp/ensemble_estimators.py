@@ -8,6 +8,7 @@ regressor. The members are fitted one after another, each exactly as the
 MLPClassifier / MLPRegressor with its parameters would be alone.
 """
 import copy
+import functools
 from numbers import Integral
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .ensemble import check_member_params
+from .ensemble import check_member_params, run_in_one_pass
 from .estimators import _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names
 
 # What member_params may set per member (the estimator parameters of those names).
@@ -74,13 +75,12 @@ class _BaseEnsemble:
     def __sklearn_is_fitted__(self):
         return hasattr(self, "estimators_")
 
-    def _new_members(self, member_params):
+    def _new_members(self, member_params, rng):
         """K unfitted members: this ensemble's parameters, each with its member_params and seed.
 
         A member whose member_params give no random_state gets a seed drawn (in
-        member order) from the ensemble's random_state.
+        member order) from rng, the ensemble's random_state.
         """
-        rng = check_random_state(self.random_state)
         shared = {name: getattr(self, name) for name in _param_names(self._member_class)}
         members = []
         for k, own in enumerate(member_params):
@@ -143,14 +143,15 @@ class _BaseEnsemble:
         self._validate_params()
         member_params = check_member_params(self.member_params, self.n_members, MEMBER_PARAMS)
         dtype = self._fit_dtype(X)
+        rng = check_random_state(self.random_state)
         old = self.__dict__.get("estimators_")
         if self.warm_start and old is not None and len(old) == self.n_members:
             members = copy.deepcopy(old)  # a warm start goes on from each member's weights; a failure keeps them
-            fresh = self._new_members(member_params)
+            fresh = self._new_members(member_params, rng)
             for member, new in zip(members, fresh):
                 member.set_params(**new.get_params(deep=False))
         else:
-            members = self._new_members(member_params)
+            members = self._new_members(member_params, rng)
         checked = copy.copy(self)  # validate_data records n_features_in_ (and names) on it, not yet on self
         # (a classifier's labels stay as given: each member encodes them, the same way)
         X, y = validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -159,11 +160,21 @@ class _BaseEnsemble:
             X_val = validate_data(checked, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False)
         elif self.early_stopping and self.solver in _STOCHASTIC_SOLVERS:
             X, y, sample_weight, X_val, y_val, sample_weight_val = self._validation_split(X, y, sample_weight)
-        callbacks = self.__dict__.get("_skl_callbacks")  # (set_callbacks: each member's fit runs them, one by one)
-        for member in members:
-            if callbacks:
-                member.set_callbacks(*callbacks)
-            member.fit(X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val)
+        callbacks = self.__dict__.get("_skl_callbacks")
+        if self._in_one_pass():
+            # every member's fit set up as its own would be, their epochs trained together (one shuffle, from
+            # random_state after the members' seeds), each fit ended as its own would end
+            fits = [member._prepared_fit(X, y, sample_weight, X_val=X_val, y_val=y_val,
+                                         sample_weight_val=sample_weight_val) for member in members]
+            train = functools.partial(run_in_one_pass, [fit.loop for fit in fits], rng, self.shuffle)
+            for fit in reversed(fits):
+                train = functools.partial(fit.guard, train)
+            train()
+        else:  # one member after another (set_callbacks: each member's fit runs them)
+            for member in members:
+                if callbacks:
+                    member.set_callbacks(*callbacks)
+                member.fit(X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val)
         self.estimators_ = members
         for name in ("n_features_in_", "feature_names_in_"):
             if hasattr(checked, name):
@@ -173,6 +184,12 @@ class _BaseEnsemble:
         self.best_index_ = int(np.argmax(self._member_scores(X_val is not None)))
         self._from_members()
         return self
+
+    def _in_one_pass(self):
+        """Whether fit trains the members together: sgd and adam with scikit-learn's learning_rate strings,
+        and no scikit-learn callbacks (which see one fit at a time); else one member after another."""
+        return (self.solver in _STOCHASTIC_SOLVERS and isinstance(self.learning_rate, str)
+                and not self.__dict__.get("_skl_callbacks") and not hasattr(self, "_parent_callback_ctx"))
 
     def _validation_split(self, X, y, sample_weight):
         """(X, y, sample_weight) split once for all members into a training and a validation part, so that

@@ -151,6 +151,31 @@ class _StochasticRecord(_Record):
         return False
 
 
+class _PreparedFit:
+    """A call of fit or partial_fit, set up: run() trains and ends the callbacks' task.
+
+    For sgd and adam, ``loop`` is the EpochLoop; ``guard(train)`` runs
+    train() (by default the loop's own run) with what the estimator does
+    around it, so that an ensemble can train several members' loops in one
+    pass (fastmlp.ensemble.run_in_one_pass) and still end each as its own
+    fit would.
+    """
+
+    def __init__(self, train, loop=None, guard=None, end=None):
+        self.train, self.loop, self._guard, self._end = train, loop, guard, end
+
+    def guard(self, train):
+        if self._guard is None:
+            train()
+        else:
+            self._guard(train)
+
+    def run(self):
+        self.guard(self.train)
+        if self._end is not None:
+            self._end()
+
+
 def _callback_managed(method):
     """method inside scikit-learn's callback management (the callbacks' teardown, whatever happens), if any."""
     return method if with_callbacks is None else with_callbacks(method)
@@ -375,6 +400,13 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
     @_callback_managed
     def _fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None, sample_weight_val=None):
+        self._prepared_fit(X, y, sample_weight, incremental, X_val, y_val, sample_weight_val).run()
+        return self
+
+    def _prepared_fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None,
+                      sample_weight_val=None):
+        """A call of fit or partial_fit checked and set up (the network built, the loop made), not run yet:
+        a _PreparedFit, whose run() trains (an ensemble's one pass may train the loops of several)."""
         X_given, y_given, sw_given = X, y, sample_weight
         if X_val is None and y_val is None and sample_weight_val is not None:
             raise ValueError("sample_weight_val is provided, but X_val and y_val were not.")
@@ -420,21 +452,19 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         if X_val is not None:
             validation = self._validation(*self._check_validation_set(X_val, y_val, sample_weight_val, dtype))
 
-        stochastic = self.solver in _STOCHASTIC_SOLVERS
         context = self._callback_context(1 if incremental else self.max_iter)
-        hooks = []
+        hooks, end = [], None
         if context is not None:
             metadata = None if sw_given is None else {"sample_weight": sw_given}
             context.call_on_fit_task_begin(estimator=self, X=X_given, y=y_given, metadata=metadata)
             hooks.append(_SklearnTasks(self, context, X_given, y_given, metadata))
-        if stochastic:
-            self._fit_stochastic(X, Y, sample_weight, incremental, validation, hooks)
-        else:
-            self._fit_lbfgs(X, Y, sample_weight, validation, hooks)
-        if context is not None:
-            context.call_on_fit_task_end(estimator=self, X=X_given, y=y_given, metadata=metadata,
-                                         reconstruction_attributes={})
-        return self
+
+            def end():
+                context.call_on_fit_task_end(estimator=self, X=X_given, y=y_given, metadata=metadata,
+                                             reconstruction_attributes={})
+        if self.solver in _STOCHASTIC_SOLVERS:
+            return self._stochastic_fit(X, Y, sample_weight, incremental, validation, hooks, end)
+        return _PreparedFit(lambda: self._fit_lbfgs(X, Y, sample_weight, validation, hooks), end=end)
 
     def _callback_context(self, max_epochs):
         """The fit's root task for scikit-learn's callbacks, or None (none set, none above this estimator)."""
@@ -492,7 +522,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         """The weight of each sample of the encoded targets Y from class_weight (classifier), or None."""
         return None
 
-    def _fit_stochastic(self, X, Y, sample_weight, incremental, validation=None, hooks=()):
+    def _stochastic_fit(self, X, Y, sample_weight, incremental, validation=None, hooks=(), end=None):
+        """The sgd or adam fit set up: a _PreparedFit holding its EpochLoop."""
         net = self._network
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -541,17 +572,27 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                          best_params=self.__dict__.get("_best_params") if keep_best else None,
                          hooks=hooks, history=self.history_, schedule=run, schedule_epoch=run_epoch)
         history = self._history()
-        try:
-            loop.run()
-        except Divergence as exc:
-            if exc.to_call_start:
-                self._restore_history(history)
-            raise
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
-        finally:
-            if run is not None:
-                self._lr_run = run, loop.schedule_epoch
+
+        def guarded(train):
+            """train() (which runs the loop), then what follows the loop's end."""
+            try:
+                train()
+            except Divergence as exc:
+                if exc.to_call_start:
+                    self._restore_history(history)
+                raise
+            except KeyboardInterrupt:
+                warnings.warn("Training interrupted by user.")
+            finally:
+                if run is not None:
+                    self._lr_run = run, loop.schedule_epoch
+            self._after_stochastic(loop, keep_best)
+
+        return _PreparedFit(loop.run, loop=loop, guard=guarded, end=end)
+
+    def _after_stochastic(self, loop, keep_best):
+        """The record of an sgd or adam loop that ended (the best weights, a divergence's warning)."""
+        trainer = loop.trainer
         if keep_best:
             self.best_validation_score_ = loop.best_score
             self._best_params = loop.best_params
