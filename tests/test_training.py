@@ -1,4 +1,6 @@
 """The training loop's features: history_, a validation set given by the user, scoring, early stopping on it."""
+import warnings
+
 import numpy as np
 import pytest
 import sklearn
@@ -345,3 +347,28 @@ def test_partial_fit_continues_the_run_and_save_load_keeps_it(tmp_path, data):
     assert np.array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     with pytest.raises(ValueError, match="max_epochs"):
         MLPClassifier(learning_rate=OneCycle()).partial_fit(X, y, classes=np.unique(y))
+
+
+@pytest.mark.parametrize("case", ["multiclass", "binary", "multilabel", "string-labels", "regression",
+                                  "two-outputs", "constant-output"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_default_validation_score_is_scikit_learns_score(case, weighted):
+    # scoring=None: the validation score the loop records (computed by fastmlp, not by scikit-learn's
+    # metrics) equals est.score(X_val, y_val, sample_weight_val) after every kind of fit
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    targets = {
+        "multiclass": rng.integers(0, 3, 120), "binary": rng.integers(0, 2, 120),
+        "multilabel": rng.integers(0, 2, (120, 3)), "string-labels": np.array(["a", "b", "c"])[rng.integers(0, 3, 120)],
+        "regression": X @ [1.0, -1.0, 0.5, 0.0] + rng.normal(size=120),
+        "two-outputs": np.column_stack([X[:, 0], X[:, 1] ** 2]),
+        "constant-output": np.column_stack([X[:, 0], np.full(120, 2.0)]),
+    }
+    y = targets[case]
+    Est = fastmlp.MLPRegressor if case in ("regression", "two-outputs", "constant-output") else fastmlp.MLPClassifier
+    sw = rng.uniform(0.5, 2.0, 40) if weighted else None
+    est = Est(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X[:80], y[:80], X_val=X[80:], y_val=y[80:], sample_weight_val=sw)
+    assert est.history_["val_score"][-1] == pytest.approx(est.score(X[80:], y[80:], sample_weight=sw), rel=1e-9)

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.optimize
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import accuracy_score, check_scoring, get_scorer_names, r2_score
+from sklearn.metrics import check_scoring, get_scorer_names, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
@@ -149,6 +149,22 @@ class _StochasticRecord(_Record):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning)
         return False
+
+
+def _r2(Y, P, sample_weight=None):
+    """scikit-learn's r2_score(Y, P, sample_weight) of 2-D float arrays, its outputs' uniform average (a
+    constant output counts 1 when predicted exactly, else 0); with fewer than two rows, scikit-learn's own."""
+    if Y.shape[0] < 2:
+        return r2_score(Y, P, sample_weight=sample_weight)
+    Y, P = Y.astype(np.float64, copy=False), P.astype(np.float64, copy=False)
+    w = 1.0 if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[:, None]
+    numerator = (w * (Y - P) ** 2).sum(axis=0)
+    denominator = (w * (Y - np.average(Y, axis=0, weights=sample_weight)) ** 2).sum(axis=0)
+    scores = np.ones(Y.shape[1])
+    valid = (denominator != 0) & (numerator != 0)
+    scores[valid] = 1 - numerator[valid] / denominator[valid]
+    scores[(numerator != 0) & (denominator == 0)] = 0.0
+    return float(scores.mean())
 
 
 class _PreparedFit:
@@ -845,11 +861,18 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         return to_onnx(self, **kwargs)
 
     def _score(self, X, y, sample_weight=None):
+        """score(X, y) on checked X and y as the validation keeps them (labels, or 2-D targets): the
+        accuracy or R^2 of scikit-learn's score, computed here (scikit-learn's metrics check their input
+        at a cost of about a millisecond, more than an epoch of a small network)."""
         y_pred = self._predict_output(self._network._forward(X, False, 0))
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
-        metric = accuracy_score if is_classifier(self) else r2_score
-        return metric(y, y_pred, sample_weight=sample_weight)
+        if is_classifier(self):
+            correct = y_pred == y
+            if correct.ndim == 2:  # multilabel: the subset accuracy, every label right
+                correct = correct.all(axis=1)
+            return float(np.average(correct, weights=sample_weight))
+        return _r2(np.reshape(y, (len(y), -1)), np.reshape(y_pred, (len(y), -1)), sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
