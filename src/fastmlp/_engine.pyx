@@ -24,6 +24,7 @@ from cython cimport floating
 from libc.math cimport NAN, isfinite, pow, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 from cython.parallel cimport parallel, prange, threadid
 
 from ._blas cimport _axpy, _dot, _gemm, _nrm2, _scal
@@ -866,9 +867,10 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
         # the average: a lasting change moves it within a few batches, a single hiccup barely
         clock.per_row[choice] = 0.75 * clock.per_row[choice] + 0.25 * min(per_row, 2 * clock.per_row[choice])
         return
-    # a measuring run: its first batch wakes the threads and warms the caches, so its best batch counts
+    # a measuring run: its first batch wakes the threads and warms the caches, so the mean of the others
+    # counts (not their best: the other choice's figure is a mean over batches too)
     first = clock.run[0] == PROBE_RUN or clock.run[0] == -PROBE_RUN
-    clock.run_best[0] = per_row if first else min(clock.run_best[0], per_row)
+    clock.run_best[0] = per_row if first else (clock.run_best[0] * (PROBE_RUN - 1 - abs(clock.run[0])) + per_row) / (PROBE_RUN - abs(clock.run[0]))
     clock.run[0] += -1 if clock.run[0] > 0 else 1
     other = clock.per_row[1 - choice]
     # a run whose first batch took over four times the other choice's, and a millisecond more, ends there
@@ -1398,6 +1400,10 @@ def _prelu_backward_hook(bint accumulate, const floating[:, ::1] Z, const floati
 
 cdef enum:
     MAX_GROUPS = 8
+    # per-member scalars a group writes every batch (losses, finiteness, steps, sums) one cache line (64
+    # bytes) apart, so that groups on different threads share no line
+    LINE = 8
+    FLAG_LINE = 16
 # Below this many multiply-adds per batch (all members), the members stay one
 # group: one wide first-layer product and one thread.
 cdef double ENSEMBLE_MIN_PARALLEL_WORK = 2e6
@@ -1425,6 +1431,9 @@ cdef struct Ens:
     Py_ssize_t *g_run_len      #   learning rates are the same
     Py_ssize_t *delta_off      # (L + 1,) delta_l, one buffer per layer: a group that is ahead must not
                                #   write where another still reads (the layers' widths differ)
+    Py_ssize_t gather_size     # each group's rows of a batch: group g's at work + g gather_size (X, Y, weights at
+                               #   the plan's x_off, y_off, sw_off from there)
+    Py_ssize_t norm_lines      # cache lines of a member's norm sums (L doubles, LINE per line)
     Py_ssize_t ones_off        # (batch,) ones: the bias gradient of a single output unit, all members in one GEMV
     Py_ssize_t n_params
     Py_ssize_t work_size
@@ -1442,6 +1451,7 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     cdef bint drops
     e.K = K
     e.p.n_layers = L
+    e.norm_lines = (L + LINE - 1) // LINE
     e.p.sizes = &sizes[0]
     e.p.acts = &acts[0]
     e.p.keep = NULL
@@ -1526,6 +1536,8 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     off += B * sizes[L]
     e.p.sw_off = off
     off += B
+    e.gather_size = off
+    off = e.n_groups * e.gather_size
     e.ones_off = off
     off += B
     for l in range(1, L + 1):
@@ -1581,7 +1593,9 @@ cdef inline double _ens_keep(const Ens *e, Py_ssize_t k, Py_ssize_t l) noexcept 
 cdef inline Py_ssize_t _ens_at(Py_ssize_t B, Py_ssize_t n, Py_ssize_t k, Py_ssize_t m0, Py_ssize_t m1,
                                Py_ssize_t *ld) noexcept nogil:
     """Where member k (of the group m0..m1) starts in a hidden layer's array of n units per member, for
-    batches of B rows, and the row stride of its group's block."""
+    batches of at most B rows (the plan's batch size: the groups' blocks do not move with a shorter last
+    batch, which one group may reach while another is still on a full one), and the row stride of its
+    group's block."""
     ld[0] = (m1 - m0) * n
     return B * m0 * n + (k - m0) * n
 
@@ -1593,7 +1607,7 @@ cdef inline const floating *_ens_input(const Ens *e, const floating *work, const
     if l == 1:
         ld[0] = e.p.sizes[0]
         return <const floating *>batch.X
-    at = _ens_at(batch.n_rows, e.p.sizes[l - 1], k, m0, m1, ld)
+    at = _ens_at(e.p.batch_size, e.p.sizes[l - 1], k, m0, m1, ld)
     if _ens_keep(e, k, l - 1) < 1.0:
         return work + e.d_off[l - 1] + at
     return work + e.a_off[l - 1] + at
@@ -1619,7 +1633,7 @@ cdef inline void _ens_weights(const Ens *e, const floating *params, Py_ssize_t l
 cdef void _ens_hidden_forward(const Ens *e, const floating *params, floating *work, Py_ssize_t l,
                               Py_ssize_t B, Py_ssize_t m0, Py_ssize_t m1) noexcept nogil:
     """Group m0..m1 of hidden layer l: Z_l += b_l, A_l = f(Z_l), over the group's block at once."""
-    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = B * m0 * n
+    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = e.p.batch_size * m0 * n
     if e.s_off[l] >= 0:
         _prelu_forward(B, cols, params + e.b_off[l] + c0, params + e.s_off[l] + c0, work + e.z_off[l] + i,
                        work + e.a_off[l] + i)
@@ -1633,10 +1647,10 @@ cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *g
                                floating *delta) noexcept nogil:
     """Group m0..m1 of hidden layer l, delta_l = dL/dA_l on entry: * M_l, * f'(Z_l) (and the PReLU
     slopes' gradient), then db_l = sum over rows of delta_l."""
-    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = B * m0 * n, r, k, at, ld
+    cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = e.p.batch_size * m0 * n, r, k, at, ld
     for k in range(m0, m1):
         if _ens_keep(e, k, l) < 1.0:
-            at = _ens_at(B, n, k, m0, m1, &ld)
+            at = _ens_at(e.p.batch_size, n, k, m0, m1, &ld)
             for r in range(B):
                 _mul(n, work + e.m_off[l] + at + r * ld, delta + at + r * ld)
     if e.s_off[l] >= 0:
@@ -1669,14 +1683,16 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                      long long *steps, double *norm_sums, floating *unit_max, Py_ssize_t g) noexcept nogil:
     """Group g's whole step of one batch: forward, output, backward, L2, clipping and update of its members.
 
-    losses[k] gets member k's mean loss plus its L2 term; finite[k] whether it
-    is finite (if not, member k is not updated, and steps[k], Adam's t, does
-    not count the batch). norm_sums (K, L), when not NULL, gets ||dW_l|| of
-    member k (after L2, before clipping) added at [k L + l - 1]; unit_max,
+    Per member k, one cache line apart (LINE, FLAG_LINE): losses[k LINE] gets
+    its mean loss plus its L2 term; finite[k FLAG_LINE] whether it is finite
+    (if not, member k is not updated, and steps[k LINE], Adam's t, does not
+    count the batch). norm_sums, when not NULL, gets ||dW_l|| of member k
+    (after L2, before clipping) added at [k LINE norm_lines + l - 1]; unit_max,
     when not NULL, the running largest Z_l of each hidden unit (per layer,
     the K members' units side by side).
     """
     cdef Py_ssize_t L = e.p.n_layers, K = e.K, B = batch.n_rows, n_out = e.p.sizes[L], l, k, r, c, fan_in, fan_out
+    cdef Py_ssize_t S = e.p.batch_size  # the rows of a group's blocks (see _ens_at)
     cdef Py_ssize_t m0 = g * K // e.n_groups, m1 = (g + 1) * K // e.n_groups, ld_in, ld_w, ld_d, ld_out
     cdef const floating *A_in
     cdef const floating *W
@@ -1695,7 +1711,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             # Z_1 = X_b @ [W_1^m0 ... W_1^m1]: one product for the group's members
             _gemm(c'N', c'N', <int>B, <int>((m1 - m0) * fan_out), <int>fan_in, <floating>1, <const floating *>batch.X,
                   <int>fan_in, params + e.w_off[1] + m0 * fan_out, <int>(K * fan_out), <floating>0,
-                  work + e.z_off[1] + B * m0 * fan_out, <int>((m1 - m0) * fan_out))
+                  work + e.z_off[1] + S * m0 * fan_out, <int>((m1 - m0) * fan_out))
         else:
             for k in range(m0, m1):
                 # Z_l = A_{l-1} @ W_l, member by member (the output's Z_L member-major)
@@ -1704,35 +1720,35 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 if l == L and fan_out == 1:
                     # one output: Z_L^T = W_L^T @ A_{L-1}^T, a matrix-vector product (the shim's GEMV)
                     _gemm(c'N', c'T', 1, <int>B, <int>fan_in, <floating>1, W, <int>fan_in, A_in, <int>ld_in,
-                          <floating>0, work + e.z_off[l] + k * B, <int>B)
+                          <floating>0, work + e.z_off[l] + k * S, <int>B)
                 elif l == L:
                     _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
-                          <floating>0, work + e.z_off[l] + k * B * fan_out, <int>fan_out)
+                          <floating>0, work + e.z_off[l] + k * S * fan_out, <int>fan_out)
                 else:
-                    c = _ens_at(B, fan_out, k, m0, m1, &ld_out)
+                    c = _ens_at(e.p.batch_size, fan_out, k, m0, m1, &ld_out)
                     _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
                           <floating>0, work + e.z_off[l] + c, <int>ld_out)
         if l == L:
             break
         _ens_hidden_forward(e, params, work, l, B, m0, m1)
         if unit != NULL:  # the group's units of layer l are side by side in Z_l's rows and in unit_max
-            _col_max(B, (m1 - m0) * fan_out, work + e.z_off[l] + B * m0 * fan_out, unit + m0 * fan_out)
+            _col_max(B, (m1 - m0) * fan_out, work + e.z_off[l] + S * m0 * fan_out, unit + m0 * fan_out)
             unit += K * fan_out
         for k in range(m0, m1):
             keep = _ens_keep(e, k, l)
             if keep < 1.0:
                 # D_l = A_l * M_l from member k's own PRNG, row by row (the sequence of one call over its block)
-                c = _ens_at(B, fan_out, k, m0, m1, &ld_out)
+                c = _ens_at(e.p.batch_size, fan_out, k, m0, m1, &ld_out)
                 for r in range(B):
                     _dropout(fan_out, <floating>keep, &rngs[k], work + e.a_off[l] + c + r * ld_out,
                              work + e.m_off[l] + c + r * ld_out, work + e.d_off[l] + c + r * ld_out)
     # output: P = g(Z_L + b_L), the loss, delta_L = w scale dloss/dZ_L, member by member
     delta = _ens_delta(e, work, L)
     for k in range(m0, m1):
-        losses[k] = 0
+        losses[k * LINE] = 0
         _output_delta(e.p.loss, B, n_out, <floating>(1.0 / batch.weight), <floating>e.p.loss_param,
                       params + e.b_off[L] + k * n_out, <const floating *>batch.Y, <const floating *>batch.sw,
-                      work + e.z_off[L] + k * B * n_out, delta + k * B * n_out, &losses[k])
+                      work + e.z_off[L] + k * S * n_out, delta + k * S * n_out, &losses[k * LINE])
     # backward
     for l in range(L, 0, -1):
         fan_in = e.p.sizes[l - 1]
@@ -1744,20 +1760,20 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         if _wide(e, l):
             # dW_1 = X_b^T @ [delta_1^m0 ... delta_1^m1]: one product for the group's members
             _gemm(c'T', c'N', <int>fan_in, <int>((m1 - m0) * fan_out), <int>B, <floating>1,
-                  <const floating *>batch.X, <int>fan_in, delta + B * m0 * fan_out, <int>((m1 - m0) * fan_out),
+                  <const floating *>batch.X, <int>fan_in, delta + S * m0 * fan_out, <int>((m1 - m0) * fan_out),
                   <floating>0, grads + e.w_off[1] + m0 * fan_out, <int>(K * fan_out))
             continue
         if l == L and fan_out == 1:
             # db_L = (member-major delta_L, one row per member) @ ones: the group's members in one GEMV
-            _gemm(c'N', c'T', 1, <int>(m1 - m0), <int>B, <floating>1, work + e.ones_off, <int>B, delta + m0 * B,
-                  <int>B, <floating>0, grads + e.b_off[L] + m0, <int>(m1 - m0))
+            _gemm(c'N', c'T', 1, <int>(m1 - m0), <int>B, <floating>1, work + e.ones_off, <int>B, delta + m0 * S,
+                  <int>S, <floating>0, grads + e.b_off[L] + m0, <int>(m1 - m0))
         for k in range(m0, m1):
             A_in = _ens_input(e, work, batch, l, k, m0, m1, &ld_in)
             if l == L:  # member k's delta_l
-                delta_k = delta + k * B * fan_out
+                delta_k = delta + k * S * fan_out
                 ld_d = fan_out
             else:
-                delta_k = delta + _ens_at(B, fan_out, k, m0, m1, &ld_d)
+                delta_k = delta + _ens_at(e.p.batch_size, fan_out, k, m0, m1, &ld_d)
             # dW_l = A_{l-1}^T @ delta_l (one output: dW_L^T = delta_L^T @ A_{L-1}, a GEMV)
             if l == L and fan_out == 1:
                 _gemm(c'N', c'N', 1, <int>fan_in, <int>B, <floating>1, delta_k, <int>B, A_in, <int>ld_in, <floating>0,
@@ -1769,14 +1785,14 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 _col_sum(B, fan_out, False, delta_k, grads + e.b_off[L] + k * fan_out)
             if l > 1:
                 # delta_{l-1} = delta_l @ W_l^T (times f' in _ens_hidden_backward)
-                c = _ens_at(B, fan_in, k, m0, m1, &ld_out)
+                c = _ens_at(e.p.batch_size, fan_in, k, m0, m1, &ld_out)
                 _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, delta_k, <int>ld_d,
                       params + e.w_off[l] + k * fan_in * fan_out, <int>fan_out, <floating>0,
                       delta_prev + c, <int>ld_out)
     # per member: L2, finiteness, clipping, update (of the whole group at once when the rates are one)
     uniform = True
     for k in range(m0, m1):
-        loss = losses[k] / batch.weight
+        loss = losses[k * LINE] / batch.weight
         if alphas[k] > 0:
             squares = 0
             for r in range(k * e.n_runs, (k + 1) * e.n_runs):
@@ -1786,16 +1802,16 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                     _axpy(<int>e.run_len[r], <floating>(alphas[k] / batch.weight), params + e.run_off[r],
                           grads + e.run_off[r])
             loss += 0.5 * alphas[k] * squares / batch.weight
-        losses[k] = loss
-        finite[k] = isfinite(loss)
-        uniform = uniform and finite[k] and learning_rates[k] == learning_rates[m0] and steps[k] == steps[m0]
-        if not finite[k]:
+        losses[k * LINE] = loss
+        finite[k * FLAG_LINE] = isfinite(loss)
+        uniform = uniform and finite[k * FLAG_LINE] and learning_rates[k] == learning_rates[m0] and steps[k * LINE] == steps[m0 * LINE]
+        if not finite[k * FLAG_LINE]:
             continue
         if s.optimizer == FM_ADAM:
-            steps[k] += 1
+            steps[k * LINE] += 1
         if norm_sums != NULL:
             for l in range(1, L + 1):
-                norm_sums[k * L + l - 1] += _ens_weight_norm(e, grads, k, l)
+                norm_sums[k * LINE * e.norm_lines + l - 1] += _ens_weight_norm(e, grads, k, l)
         if s.clip_norm > 0:
             # the global norm of member k's gradients, combined with scaling so that no square overflows
             total = largest = 0
@@ -1805,13 +1821,13 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 for r in range(k * e.n_runs, (k + 1) * e.n_runs):
                     _scal(<int>e.run_len[r], <floating>(s.clip_norm / (largest * sqrt(total))), grads + e.run_off[r])
     for k in range(m0, m1):
-        if not finite[k] or (uniform and k > m0):
+        if not finite[k * FLAG_LINE] or (uniform and k > m0):
             continue
         member = s[0]
         member.learning_rate = learning_rates[k]
         step_size = 0
         if s.optimizer == FM_ADAM:
-            step_size = learning_rates[k] * sqrt(1 - pow(s.beta_2, steps[k])) / (1 - pow(s.beta_1, steps[k]))
+            step_size = learning_rates[k] * sqrt(1 - pow(s.beta_2, steps[k * LINE])) / (1 - pow(s.beta_1, steps[k * LINE]))
         if uniform:
             for r in range(e.group_run[g], e.group_run[g + 1]):
                 _update(&member, step_size, e.g_run_off[r], e.g_run_len[r], params, grads, state_1, state_2, NULL)
@@ -1820,22 +1836,42 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 _update(&member, step_size, e.run_off[r], e.run_len[r], params, grads, state_1, state_2, NULL)
 
 
-cdef void _ens_batch_tasks(const Ens *e, const Settings *s, const Data *d, const Batch *batch, floating *params,
-                           floating *grads, floating *state_1, floating *state_2, floating *work, fm_rng *rngs,
-                           const double *learning_rates, const double *alphas, double *losses, bint *finite,
-                           long long *steps, double *norm_sums, floating *unit_max, int tid, int nt) noexcept nogil:
-    """Thread tid's share of one batch (of nt threads): the gather's parts, then the groups g % nt == tid."""
-    cdef Py_ssize_t t, k
-    if batch.gathered:
-        k = _parts(batch.n_rows)
-        for t in range(k):
-            if t % nt == tid:
-                _gather_part(&e.p, d, batch, work, t, k)
-        _sync(nt)
-    for t in range(e.n_groups):
-        if t % nt == tid:
-            _ens_group(e, s, batch, params, grads, state_1, state_2, work, rngs, learning_rates, alphas, losses,
-                       finite, steps, norm_sums, unit_max, t)
+cdef void _ens_group_epoch(const Ens *e, const Settings *s, const Data *d, const Py_ssize_t *order,
+                           floating *params, floating *grads, floating *state_1, floating *state_2, floating *work,
+                           fm_rng *rngs, const double *learning_rates, const double *alphas, double *losses,
+                           bint *finite, long long *steps, double *norm_sums, floating *unit_max,
+                           double *loss_sums, Py_ssize_t *n_batches, Py_ssize_t g) noexcept nogil:
+    """Group g's epoch: every batch in order, each gathered into the group's own rows, then its step.
+
+    A group's members depend on no other group, so the groups' epochs run as
+    independent tasks (no barrier per batch or layer), and the results are
+    the same bits whichever thread runs a group. A member whose loss is not
+    finite stops its group's epoch after that batch (not updated by it), with
+    loss_sums[k * LINE] NaN; the other members of the group stop there too.
+    """
+    cdef Py_ssize_t n = d.n_rows, B = e.p.batch_size, start = 0, b, k, count = 0
+    cdef Py_ssize_t m0 = g * e.K // e.n_groups, m1 = (g + 1) * e.K // e.n_groups
+    cdef floating *rows = work + g * e.gather_size
+    cdef Batch batch
+    cdef bint all_finite = True
+    while start < n and all_finite:
+        b = min(B, n - start)
+        _batch_at(d, start, b, order, &e.p, rows, &batch)
+        start += b
+        if batch.weight <= 0:
+            continue
+        if batch.gathered:
+            _gather_part(&e.p, d, &batch, rows, 0, 1)
+        _ens_group(e, s, &batch, params, grads, state_1, state_2, work, rngs, learning_rates, alphas, losses, finite,
+                   steps, norm_sums, unit_max, g)
+        for k in range(m0, m1):
+            if finite[k * FLAG_LINE]:
+                loss_sums[k * LINE] += losses[k * LINE] * batch.weight
+            else:
+                loss_sums[k * LINE] = NAN
+                all_finite = False
+        count += 1
+    n_batches[g] = count
 
 
 def ensemble_layout(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t n_members):
@@ -1873,34 +1909,35 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     in place): one per member; the other settings (as train_epoch's) are
     shared. X is a dense array. loss_sums[k] gets the sum over batches of
     member k's (batch mean loss + L2) * batch weight: NaN when a member's loss
-    was not finite (the epoch then stopped after that batch, which did not
-    update that member). norm_sums (K, L), when given, gets each batch's
+    was not finite (its group's epoch then stopped after that batch, which
+    did not update that member; the other groups' epochs ran in full). norm_sums (K, L), when given, gets each batch's
     ||dW_l|| of member k added at [k, l - 1]; unit_max, when given (all hidden
     units: per layer the K members' units side by side), the largest
-    pre-activation each unit saw. Returns the number of batches.
+    pre-activation each unit saw. thread_clock[4] counts the batches run on
+    more than one thread (the groups' epochs are the threads' tasks: no
+    per-batch choice of threads as train_epoch's clock makes). Returns the
+    number of batches (of the first group).
     """
     cdef Settings s = _settings_from(settings)
     cdef Ens e
     cdef Data d
-    cdef Batch batch
-    cdef Py_ssize_t K = learning_rates.shape[0], n, B = s.batch_size, start = 0, b, k, n_batches = 0
-    cdef bint all_finite = True
+    cdef Py_ssize_t K = learning_rates.shape[0], B = s.batch_size, L = sizes.shape[0] - 1, b, k, g, n_batches
     cdef bint *finite = NULL
     cdef double *losses = NULL
     cdef fm_rng *rngs = NULL
+    cdef Py_ssize_t *group_batches = NULL
+    cdef long long *steps_at = NULL
+    cdef double *sums = NULL
+    cdef double *norms_at = NULL
+    cdef void *block = NULL
+    cdef Py_ssize_t lines
     cdef double *norms = NULL
     cdef floating *units = NULL
-    cdef int n_threads, most_threads, choice = 0
-    cdef double tic = 0
-    cdef ThreadClock clock
+    cdef const Py_ssize_t *rows = NULL
+    cdef int n_threads
     if alphas.shape[0] != K or seeds.shape[0] != K or steps.shape[0] != K or loss_sums.shape[0] != K:
         raise ValueError("fastmlp: the ensemble's per-member arrays differ in length")
-    clock.per_row = &thread_clock[0]
-    clock.next_probe = &thread_clock[2]
-    clock.run = &thread_clock[3]
-    clock.run_best = &thread_clock[5]
     _read_data(X, Y, sample_weight, &d, &params[0])
-    n = d.n_rows
     _ens_init(&e, sizes, acts, keep if s.dropout else None, K, B, True)
     e.p.loss = settings["loss"]
     e.p.loss_param = settings["loss_param"]
@@ -1908,55 +1945,56 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
         norms = &norm_sums[0, 0]
     if unit_max is not None and unit_max.shape[0] > 0:
         units = &unit_max[0]
-    # (groups only where the work pays for threads: ENSEMBLE_MIN_PARALLEL_WORK, not the single network's threshold,
-    # as a group's task has no barrier)
-    most_threads = min(s.n_threads, <int>e.n_groups)
-    n_threads = most_threads
+    if order is not None:
+        rows = &order[0]
+    # the groups (fixed by the sizes, ENSEMBLE_MIN_PARALLEL_WORK) are the threads' tasks, taken as they come
+    # free: a thread that shares its core with another process takes fewer
+    n_threads = min(s.n_threads, <int>e.n_groups)
     _pin_blas()
     try:
-        finite = <bint *>malloc(K * sizeof(bint))
-        losses = <double *>malloc(K * sizeof(double))
+        # the per-member scalars the groups write every batch, one cache line apart (see LINE)
+        lines = K * (4 + e.norm_lines)
+        block = malloc(lines * 64 + 64)
         rngs = <fm_rng *>malloc(K * sizeof(fm_rng))
-        if finite == NULL or losses == NULL or rngs == NULL:
+        group_batches = <Py_ssize_t *>malloc(e.n_groups * sizeof(Py_ssize_t))
+        if block == NULL or rngs == NULL or group_batches == NULL:
             raise MemoryError("fastmlp: cannot allocate the ensemble's per-member state")
+        losses = <double *>((<size_t>block + 63) & ~(<size_t>63))  # (the first line boundary in the block)
+        memset(losses, 0, lines * 64)
+        sums = losses + K * LINE
+        steps_at = <long long *>(sums + K * LINE)
+        finite = <bint *>(steps_at + K * LINE)
+        norms_at = <double *>(finite + K * FLAG_LINE)
+        for k in range(K):
+            steps_at[k * LINE] = steps[k]
         with nogil:
             for k in range(K):
                 fm_rng_seed(&rngs[k], seeds[k])
             for b in range(B):
                 work[e.ones_off + b] = 1
-            while start < n:
-                b = min(B, n - start)
-                if most_threads > 1 and _adapt:
-                    tic = omp_get_wtime()
-                    choice = _clock_choice(&clock, tic)
-                    n_threads = 1 if choice else most_threads
-                _batch_at(&d, start, b, &order[0] if order is not None else NULL, &e.p, &work[0], &batch)
-                start += b
-                if batch.weight <= 0:
-                    continue
-                if n_threads <= 1:
-                    _ens_batch_tasks(&e, &s, &d, &batch, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
-                                     rngs, &learning_rates[0], &alphas[0], losses, finite, &steps[0], norms, units,
-                                     0, 1)
-                else:
-                    with parallel(num_threads=n_threads):
-                        _ens_batch_tasks(&e, &s, &d, &batch, &params[0], &grads[0], &state_1[0], &state_2[0],
-                                         &work[0], rngs, &learning_rates[0], &alphas[0], losses, finite, &steps[0],
-                                         norms, units, omp_get_thread_num(), omp_get_num_threads())
-                for k in range(K):
-                    all_finite = all_finite and finite[k]
-                    loss_sums[k] += losses[k] * batch.weight if finite[k] else NAN
-                n_batches += 1
-                if not all_finite:
-                    break
-                if n_threads > 1:
-                    thread_clock[4] += 1
-                if most_threads > 1 and _adapt and b == B:
-                    _clock_record(&clock, choice, omp_get_wtime() - tic, b)
+            if n_threads <= 1:
+                for g in range(e.n_groups):
+                    _ens_group_epoch(&e, &s, &d, rows, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
+                                     rngs, &learning_rates[0], &alphas[0], losses, finite, steps_at,
+                                     norms_at if norms != NULL else NULL, units, sums, group_batches, g)
+            else:
+                for g in prange(e.n_groups, num_threads=n_threads, schedule="dynamic", chunksize=1):
+                    _ens_group_epoch(&e, &s, &d, rows, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
+                                     rngs, &learning_rates[0], &alphas[0], losses, finite, steps_at,
+                                     norms_at if norms != NULL else NULL, units, sums, group_batches, g)
+        for k in range(K):
+            steps[k] = steps_at[k * LINE]
+            loss_sums[k] += sums[k * LINE]
+            if norms != NULL:
+                for b in range(L):
+                    norms[k * L + b] += norms_at[k * LINE * e.norm_lines + b]
+        n_batches = group_batches[0]
+        if n_threads > 1:
+            thread_clock[4] += n_batches
     finally:
         _unpin_blas()
-        free(finite)
-        free(losses)
+        free(block)
         free(rngs)
+        free(group_batches)
         _ens_free(&e)
     return n_batches

@@ -4,8 +4,11 @@ K members of one architecture, each a complete MLPClassifier / MLPRegressor
 (``estimators_``), that differ in their seed and in what ``member_params``
 sets per member. The ensemble predicts the members' mean: probabilities for
 the classifier, values (and with ``return_std=True`` their spread) for the
-regressor. The members are fitted one after another, each exactly as the
-MLPClassifier / MLPRegressor with its parameters would be alone.
+regressor. With sgd and adam the members train in one pass over the batches
+(fastmlp.ensemble.run_in_one_pass), each through its own training loop, as
+the MLPClassifier / MLPRegressor with its parameters would on the same
+batches; lbfgs, a schedule object and scikit-learn's callbacks fit them one
+after another.
 """
 import copy
 import functools
@@ -94,10 +97,16 @@ class _BaseEnsemble:
         return members
 
     def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
-        """Fit every member to X and y, one after another.
+        """Fit every member to X and y: with sgd and adam in one pass over the batches.
 
-        Callbacks given to ``set_callbacks`` run in each member's fit, as
-        they would in that estimator's alone.
+        With ``solver="sgd"`` or ``"adam"`` and one of scikit-learn's
+        ``learning_rate`` strings, the members train together, one shuffle per
+        epoch (from ``random_state``, after the members' seeds) for all; each
+        member stops, validates, keeps its best weights and handles a
+        divergence as the single estimator does, and leaves the pass when its
+        own rule stops it. Otherwise (lbfgs, a ``fastmlp.schedules``
+        learning rate, callbacks given to ``set_callbacks``, which then run in
+        each member's fit) the members are fitted one after another.
 
         Parameters
         ----------
@@ -281,8 +290,9 @@ class MLPEnsembleClassifier(_BaseEnsemble, ClassifierMixin, _BaseMLP):
     Every parameter of :class:`MLPClassifier` (same names and defaults), which
     each member takes, plus ``n_members`` and ``member_params``. The members
     differ in their seed (drawn from ``random_state``) and in what
-    ``member_params`` sets; each is fitted exactly as an MLPClassifier with
-    its parameters would be alone, one after another.
+    ``member_params`` sets; with sgd and adam they train in one pass over the
+    batches, each as an MLPClassifier with its parameters would on the same
+    batches (see ``fit``).
 
     Parameters
     ----------
@@ -470,8 +480,9 @@ class MLPEnsembleRegressor(_BaseEnsemble, RegressorMixin, _BaseMLP):
     Every parameter of :class:`MLPRegressor` (same names and defaults), which
     each member takes, plus ``n_members`` and ``member_params``. The members
     differ in their seed (drawn from ``random_state``) and in what
-    ``member_params`` sets; each is fitted exactly as an MLPRegressor with
-    its parameters would be alone, one after another. ``predict(X,
+    ``member_params`` sets; with sgd and adam they train in one pass over the
+    batches, each as an MLPRegressor with its parameters would on the same
+    batches (see ``fit``). ``predict(X,
     return_std=True)`` also gives the members' standard deviation, a measure
     of the model's uncertainty (GaussianProcessRegressor's convention): it
     grows where the data leave the members free to disagree.

@@ -4,7 +4,7 @@ Run by tests/native/run_tsan.sh (not a pytest module): fits with 2 and 3
 OpenMP threads for each optimizer and option that has a code path of its own
 (sgd with momentum and Nesterov, adam, dropout, PReLU slopes, L2, clipping,
 sparse input, sample weights, both dtypes), a batched forward pass over
-10,000 rows, loss_and_gradients, and the estimators under
+10,000 rows, loss_and_gradients, a NetworkEnsemble, and the estimators under
 threadpool_limits(user_api="openmp"). Each threaded result is also compared
 bit for bit with the one-thread run, so a race that changed a result fails
 here even where the sanitizer cannot see it (inside BLAS).
@@ -118,6 +118,24 @@ def main():
         for l, (a, b) in enumerate(zip(grads_1[0] + grads_1[1], grads_3[0] + grads_3[1])):
             check(f"{dtype} loss_and_gradients gradient {l}", a, b)
         print(f"forward and loss_and_gradients {dtype}: done", flush=True)
+    # an ensemble: groups of members as tasks for a whole epoch each (one, two members per group), a short
+    # last batch (470 rows: 14 of 32, then 22) that one group reaches while another is still on a full one
+    for dtype in ("float32", "float64"):
+        X, Y = data(dtype)
+        fits = []
+        for n in (1, 2, 3):
+            ens = fastmlp.NetworkEnsemble(LAYERS, n_members=10, output_activation="softmax", loss="log_loss",
+                                          dtype=dtype, dropout=0.2, random_state=0,
+                                          member_params=[{"alpha": a} for a in np.linspace(0, 1e-2, 10)])
+            ens.fit(X[:470], Y[:470], epochs=2, batch_size=32, optimizer="adam", learning_rate=1e-3, clip_norm=1.0,
+                    n_threads=n)
+            fits.append(ens)
+        for n, ens in zip((2, 3), fits[1:]):
+            for k in range(10):
+                check(f"{dtype} ensemble member {k} n_threads={n}", fits[0].member(k)._params, ens.member(k)._params)
+            check(f"{dtype} ensemble loss_curve_ n_threads={n}", fits[0].loss_curve_, ens.loss_curve_)
+            check(f"{dtype} ensemble grad_norms_ n_threads={n}", fits[0].grad_norms_, ens.grad_norms_)
+        print(f"ensemble {dtype}: done", flush=True)
     # the estimators, thread count from threadpoolctl's OpenMP limit
     X, Y = data("float64")
     y = Y.argmax(axis=1)
