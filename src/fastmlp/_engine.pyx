@@ -1382,11 +1382,15 @@ def _prelu_backward_hook(bint accumulate, const floating[:, ::1] Z, const floati
 # PRNG), and clipping. Parameter layout, for each layer l: W_l, then b_l of all
 # members side by side (K fan_out, member k at k fan_out); after all layers,
 # each PReLU layer's slopes likewise (K fan_out). The first layer of a network
-# with hidden layers is wide: W_1 of shape (fan_in, K fan_out), member k's
-# columns k fan_out.., so that its forward step is ONE product
-# X_b @ [W_1^1 ... W_1^K] and its weight gradient one X_b^T @ [delta_1^1 ...].
+# with hidden layers is wide per group: group g (members m0..m1) holds its
+# W_1 as one (fan_in, (m1 - m0) fan_out) block at fan_in m0 fan_out, member k's
+# columns (k - m0) fan_out.., so that the group's forward step is ONE product
+# X_b @ [W_1^m0 ... W_1^m1] and its weight gradient one X_b^T @ [delta_1^m0 ...]
+# (a group of one member: its W_1 contiguous, one run for the update).
 # Every other W_l is member-major: member k's (fan_in, fan_out) block at
 # k fan_in fan_out, so that its per-member products read it contiguously.
+# The layout depends on the groups, so on the batch size: ensemble_index gives
+# where each member's parameters are for a batch size.
 # The hidden layers' Z_l, A_l, masks and deltas hold each group's members side
 # by side: group g (members m0..m1) as one (batch, (m1 - m0) fan_out) block,
 # the blocks one after another, so that the element-wise kernels run over a
@@ -1422,10 +1426,12 @@ cdef struct Ens:
     Py_ssize_t *a_off          # A_l
     Py_ssize_t *m_off          # M_l, -1 where no member drops units of layer l
     Py_ssize_t *d_off          # D_l = A_l * M_l
-    Py_ssize_t *run_off        # (K, n_runs) member k's parameters as contiguous runs: offset,
-    Py_ssize_t *run_len        #   length,
+    Py_ssize_t *run_off        # member k's parameters (in a Network's order) as contiguous runs, the runs
+    Py_ssize_t *run_len        #   member_run[k]..member_run[k + 1]: offset, length,
     Py_ssize_t *run_w          #   and 1 for runs of weights (L2, norms), 0 for biases and slopes
-    Py_ssize_t n_runs          # runs per member
+    Py_ssize_t *member_run     # (K + 1,)
+    Py_ssize_t *group_of       # (K,) the group of member k
+    Py_ssize_t n_runs          # runs per member at most
     Py_ssize_t *group_run      # (n_groups + 1,) group g's parameters are the runs group_run[g]..group_run[g + 1]
     Py_ssize_t *g_run_off      #   of these (merged where contiguous): the update's runs when the members'
     Py_ssize_t *g_run_len      #   learning rates are the same
@@ -1463,7 +1469,8 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
         if acts[l - 1] == FM_PRELU:
             n_runs += 1
     e.n_runs = n_runs
-    e.table = <Py_ssize_t *>malloc((8 * (L + 1) + 5 * K * n_runs + MAX_GROUPS + 1) * sizeof(Py_ssize_t))
+    e.table = <Py_ssize_t *>malloc((8 * (L + 1) + 5 * K * n_runs + MAX_GROUPS + 1 + 2 * K + 1)
+                                   * sizeof(Py_ssize_t))
     if e.table == NULL:
         raise MemoryError("fastmlp: cannot allocate the ensemble's tables")
     e.w_off = e.table
@@ -1480,6 +1487,8 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     e.g_run_off = e.run_w + K * n_runs
     e.g_run_len = e.g_run_off + K * n_runs
     e.group_run = e.g_run_len + K * n_runs
+    e.member_run = e.group_run + MAX_GROUPS + 1
+    e.group_of = e.member_run + K + 1
     for l in range(L + 1):
         e.w_off[l] = e.b_off[l] = e.s_off[l] = e.z_off[l] = e.a_off[l] = e.m_off[l] = e.d_off[l] = -1
         e.delta_off[l] = -1
@@ -1495,31 +1504,37 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
             e.s_off[l] = off
             off += K * sizes[l]
     e.n_params = off
-    for k in range(K):
-        i = k * n_runs
-        for l in range(1, L + 1):
-            if _wide(e, l):
-                for r in range(sizes[0]):
-                    _ens_run(e, &i, e.w_off[l] + r * K * sizes[1] + k * sizes[1], sizes[1], 1)
-            else:
-                _ens_run(e, &i, e.w_off[l] + k * sizes[l - 1] * sizes[l], sizes[l - 1] * sizes[l], 1)
-            _ens_run(e, &i, e.b_off[l] + k * sizes[l], sizes[l], 0)
-        for l in range(1, L):
-            if e.s_off[l] >= 0:
-                _ens_run(e, &i, e.s_off[l] + k * sizes[l], sizes[l], 0)
     e.n_groups = 1
     if e.p.work_per_row * B >= ENSEMBLE_MIN_PARALLEL_WORK:
         e.n_groups = min(K, <Py_ssize_t>MAX_GROUPS)
+    for r in range(e.n_groups):
+        for k in range(r * K // e.n_groups, (r + 1) * K // e.n_groups):
+            e.group_of[k] = r
+    i = 0
+    for k in range(K):
+        e.member_run[k] = i
+        _ens_group_members(e, e.group_of[k], &m0, &m1)
+        for l in range(1, L + 1):
+            if _wide(e, l):
+                for r in range(sizes[0]):
+                    _ens_run(e, &i, e.member_run[k],
+                             e.w_off[l] + sizes[0] * m0 * sizes[1] + r * (m1 - m0) * sizes[1] + (k - m0) * sizes[1],
+                             sizes[1], 1)
+            else:
+                _ens_run(e, &i, e.member_run[k], e.w_off[l] + k * sizes[l - 1] * sizes[l], sizes[l - 1] * sizes[l], 1)
+            _ens_run(e, &i, e.member_run[k], e.b_off[l] + k * sizes[l], sizes[l], 0)
+        for l in range(1, L):
+            if e.s_off[l] >= 0:
+                _ens_run(e, &i, e.member_run[k], e.s_off[l] + k * sizes[l], sizes[l], 0)
+    e.member_run[K] = i
     i = 0
     for k in range(e.n_groups):
-        m0 = k * K // e.n_groups
-        m1 = (k + 1) * K // e.n_groups
+        _ens_group_members(e, k, &m0, &m1)
         e.group_run[k] = i
         for l in range(1, L + 1):
-            if _wide(e, l) and m1 - m0 < K:
-                for r in range(sizes[0]):
-                    _group_run(e, &i, e.group_run[k], e.w_off[l] + r * K * sizes[1] + m0 * sizes[1],
-                               (m1 - m0) * sizes[1])
+            if _wide(e, l):
+                _group_run(e, &i, e.group_run[k], e.w_off[l] + sizes[0] * m0 * sizes[1],
+                           sizes[0] * (m1 - m0) * sizes[1])
             else:
                 _group_run(e, &i, e.group_run[k], e.w_off[l] + m0 * sizes[l - 1] * sizes[l],
                            (m1 - m0) * sizes[l - 1] * sizes[l])
@@ -1560,11 +1575,23 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     return 0
 
 
-cdef inline void _ens_run(Ens *e, Py_ssize_t *i, Py_ssize_t offset, Py_ssize_t length, bint weights) noexcept:
+cdef inline void _ens_run(Ens *e, Py_ssize_t *i, Py_ssize_t first, Py_ssize_t offset, Py_ssize_t length,
+                          bint weights) noexcept:
+    """Appends a run to the member's whose runs start at `first`, merged with the last where contiguous
+    and of the same kind."""
+    if i[0] > first and e.run_w[i[0] - 1] == weights and e.run_off[i[0] - 1] + e.run_len[i[0] - 1] == offset:
+        e.run_len[i[0] - 1] += length
+        return
     e.run_off[i[0]] = offset
     e.run_len[i[0]] = length
     e.run_w[i[0]] = weights
     i[0] += 1
+
+
+cdef inline void _ens_group_members(const Ens *e, Py_ssize_t g, Py_ssize_t *m0, Py_ssize_t *m1) noexcept nogil:
+    """The members m0..m1 (m1 excluded) of group g."""
+    m0[0] = g * e.K // e.n_groups
+    m1[0] = (g + 1) * e.K // e.n_groups
 
 
 cdef inline void _group_run(Ens *e, Py_ssize_t *i, Py_ssize_t first, Py_ssize_t offset,
@@ -1621,10 +1648,11 @@ cdef inline floating *_ens_delta(const Ens *e, floating *work, Py_ssize_t l) noe
 cdef inline void _ens_weights(const Ens *e, const floating *params, Py_ssize_t l, Py_ssize_t k,
                               const floating **W, Py_ssize_t *ld) noexcept nogil:
     """Member k's W_l and its row stride."""
-    cdef Py_ssize_t fan_in = e.p.sizes[l - 1], fan_out = e.p.sizes[l]
+    cdef Py_ssize_t fan_in = e.p.sizes[l - 1], fan_out = e.p.sizes[l], m0, m1
     if _wide(e, l):
-        W[0] = params + e.w_off[l] + k * fan_out
-        ld[0] = e.K * fan_out
+        _ens_group_members(e, e.group_of[k], &m0, &m1)
+        W[0] = params + e.w_off[l] + fan_in * m0 * fan_out + (k - m0) * fan_out
+        ld[0] = (m1 - m0) * fan_out
     else:
         W[0] = params + e.w_off[l] + k * fan_in * fan_out
         ld[0] = fan_out
@@ -1662,18 +1690,24 @@ cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *g
 
 
 cdef double _ens_weight_norm(const Ens *e, const floating *grads, Py_ssize_t k, Py_ssize_t l) noexcept nogil:
-    """||dW_l|| of member k: its squares summed, BLAS's scaled norm where they overflow."""
-    cdef Py_ssize_t fan_in = e.p.sizes[l - 1], fan_out = e.p.sizes[l], r
+    """||dW_l|| of member k: BLAS's norm of its block, or of the rows of its columns of a wide W_1 (their
+    squares summed; scaled norms combined where they overflow)."""
+    cdef Py_ssize_t fan_in = e.p.sizes[l - 1], fan_out = e.p.sizes[l], r, m0, m1, ld
     cdef double squares = 0, total = 0, largest = 0
+    cdef const floating *G
     if not _wide(e, l):
         return _nrm2(<int>(fan_in * fan_out), grads + e.w_off[l] + k * fan_in * fan_out)
-    for r in range(fan_in):  # member k's columns of the wide W_1, row by row
-        squares += _dot(<int>fan_out, grads + e.w_off[l] + r * e.K * fan_out + k * fan_out,
-                        grads + e.w_off[l] + r * e.K * fan_out + k * fan_out)
+    _ens_group_members(e, e.group_of[k], &m0, &m1)
+    G = grads + e.w_off[l] + fan_in * m0 * fan_out + (k - m0) * fan_out
+    ld = (m1 - m0) * fan_out
+    if m1 - m0 == 1:
+        return _nrm2(<int>(fan_in * fan_out), G)
+    for r in range(fan_in):
+        squares += _dot(<int>fan_out, G + r * ld, G + r * ld)
     if isfinite(squares):
         return sqrt(squares)
     for r in range(fan_in):
-        total = _scaled_sum_sq(total, &largest, _nrm2(<int>fan_out, grads + e.w_off[l] + r * e.K * fan_out + k * fan_out))
+        total = _scaled_sum_sq(total, &largest, _nrm2(<int>fan_out, G + r * ld))
     return largest * sqrt(total)
 
 
@@ -1710,7 +1744,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         if _wide(e, l):
             # Z_1 = X_b @ [W_1^m0 ... W_1^m1]: one product for the group's members
             _gemm(c'N', c'N', <int>B, <int>((m1 - m0) * fan_out), <int>fan_in, <floating>1, <const floating *>batch.X,
-                  <int>fan_in, params + e.w_off[1] + m0 * fan_out, <int>(K * fan_out), <floating>0,
+                  <int>fan_in, params + e.w_off[1] + fan_in * m0 * fan_out, <int>((m1 - m0) * fan_out), <floating>0,
                   work + e.z_off[1] + S * m0 * fan_out, <int>((m1 - m0) * fan_out))
         else:
             for k in range(m0, m1):
@@ -1761,7 +1795,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             # dW_1 = X_b^T @ [delta_1^m0 ... delta_1^m1]: one product for the group's members
             _gemm(c'T', c'N', <int>fan_in, <int>((m1 - m0) * fan_out), <int>B, <floating>1,
                   <const floating *>batch.X, <int>fan_in, delta + S * m0 * fan_out, <int>((m1 - m0) * fan_out),
-                  <floating>0, grads + e.w_off[1] + m0 * fan_out, <int>(K * fan_out))
+                  <floating>0, grads + e.w_off[1] + fan_in * m0 * fan_out, <int>((m1 - m0) * fan_out))
             continue
         if l == L and fan_out == 1:
             # db_L = (member-major delta_L, one row per member) @ ones: the group's members in one GEMV
@@ -1795,7 +1829,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         loss = losses[k * LINE] / batch.weight
         if alphas[k] > 0:
             squares = 0
-            for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+            for r in range(e.member_run[k], e.member_run[k + 1]):
                 if e.run_w[r]:
                     # dW += alpha/n W; the penalty alpha/(2n) ||W||^2
                     squares += _dot(<int>e.run_len[r], params + e.run_off[r], params + e.run_off[r])
@@ -1815,10 +1849,10 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         if s.clip_norm > 0:
             # the global norm of member k's gradients, combined with scaling so that no square overflows
             total = largest = 0
-            for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+            for r in range(e.member_run[k], e.member_run[k + 1]):
                 total = _scaled_sum_sq(total, &largest, _nrm2(<int>e.run_len[r], grads + e.run_off[r]))
             if largest * sqrt(total) > s.clip_norm:
-                for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+                for r in range(e.member_run[k], e.member_run[k + 1]):
                     _scal(<int>e.run_len[r], <floating>(s.clip_norm / (largest * sqrt(total))), grads + e.run_off[r])
     for k in range(m0, m1):
         if not finite[k * FLAG_LINE] or (uniform and k > m0):
@@ -1832,7 +1866,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             for r in range(e.group_run[g], e.group_run[g + 1]):
                 _update(&member, step_size, e.g_run_off[r], e.g_run_len[r], params, grads, state_1, state_2, NULL)
         else:
-            for r in range(k * e.n_runs, (k + 1) * e.n_runs):
+            for r in range(e.member_run[k], e.member_run[k + 1]):
                 _update(&member, step_size, e.run_off[r], e.run_len[r], params, grads, state_1, state_2, NULL)
 
 
@@ -1874,15 +1908,25 @@ cdef void _ens_group_epoch(const Ens *e, const Settings *s, const Data *d, const
     n_batches[g] = count
 
 
-def ensemble_layout(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t n_members):
-    """The ensemble's parameter layout: (w_off, b_off, s_off, n_params), offsets per layer l at index l
-    (s_off -1 for layers without PReLU slopes). See the comment above Ens."""
+def ensemble_index(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t n_members, Py_ssize_t batch_size):
+    """Where each member's parameters are in the ensemble's buffer for batches of batch_size rows (the layout
+    depends on the groups; see the comment above Ens): (index, n_params), index of shape (n_members,
+    n_member_params) with member k's parameters, in a Network's order (W_1, b_1, ..., the PReLU slopes), at
+    index[k]."""
     cdef Ens e
-    cdef Py_ssize_t L = sizes.shape[0] - 1
-    _ens_init(&e, sizes, acts, None, n_members, 1, False)
+    cdef Py_ssize_t k, r, c, n
+    _ens_init(&e, sizes, acts, None, n_members, batch_size, False)
     try:
-        return (np.array(<Py_ssize_t[:L + 1]>e.w_off), np.array(<Py_ssize_t[:L + 1]>e.b_off),
-                np.array(<Py_ssize_t[:L + 1]>e.s_off), e.n_params)
+        n = 0
+        for r in range(e.member_run[0], e.member_run[1]):
+            n += e.run_len[r]
+        index = np.empty((n_members, n), dtype=np.intp)
+        for k in range(n_members):
+            c = 0
+            for r in range(e.member_run[k], e.member_run[k + 1]):
+                index[k, c:c + e.run_len[r]] = np.arange(e.run_off[r], e.run_off[r] + e.run_len[r])
+                c += e.run_len[r]
+        return index, e.n_params
     finally:
         _ens_free(&e)
 

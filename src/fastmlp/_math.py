@@ -7,7 +7,7 @@ registry points at them. Nothing of fastmlp is imported here, so the oracle
 never depends on the package it checks.
 """
 import numpy as np
-from scipy.special import expit, log_softmax, softmax, xlogy
+from scipy.special import expit, softmax, xlogy
 
 # ---------------------------------------------------------------------------
 # Hidden activations. Each derivative takes z and a = f(z), and returns f'(z).
@@ -289,6 +289,16 @@ def prelu_slope_gradient(z, upstream):
 # respect to Z is output_delta.
 
 
+def _log_softmax(Z):
+    """log softmax(z) of each row: z - max z - log sum exp(z - max z), stable for any finite z.
+
+    (scipy.special.log_softmax computes the same; its array-API dispatch costs
+    more than the arithmetic at a validation set's size.)
+    """
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
 def _row_sum(terms, sample_weight):
     """sum_i w_i sum_k terms_ik, with w_i = 1 without weights."""
     rows = terms.sum(axis=1)
@@ -354,7 +364,7 @@ def softmax_log_loss(Y, Z, sample_weight=None):
     float
         The loss summed over the rows (not averaged).
     """
-    return _row_sum(-Y * log_softmax(Z, axis=1), sample_weight)
+    return _row_sum(-Y * _log_softmax(Z), sample_weight)
 
 
 def poisson_loss(Y, Z, sample_weight=None):

@@ -68,27 +68,15 @@ class MemberPack:
         Each member's keep probability per hidden layer.
     n_state : int
         The optimizer's state buffers (of the parameters' size).
+    batch_size : int
+        The rows of a batch (the layout depends on it: see ``_engine.ensemble_index``).
     """
 
-    def __init__(self, net, keep, n_state):
+    def __init__(self, net, keep, n_state, batch_size):
         self.net, self.keep = net, np.ascontiguousarray(keep, dtype=np.float64)
         K = self.K = keep.shape[0]
-        w_off, b_off, s_off, n_params = _engine.ensemble_layout(net._sizes, net._act_codes, K)
-        sizes, L = net.layer_sizes, len(net.layer_sizes) - 1
-        members = np.arange(K)[:, None]
-        blocks = []
-        for l in range(1, L + 1):
-            fan_in, fan_out = sizes[l - 1], sizes[l]
-            if l == 1 and L > 1:  # the wide first layer: member k's columns of each row
-                row_major = (np.arange(fan_in)[:, None] * K * fan_out + np.arange(fan_out)).ravel()
-                blocks.append(w_off[l] + members * fan_out + row_major)
-            else:
-                blocks.append(w_off[l] + members * fan_in * fan_out + np.arange(fan_in * fan_out))
-            blocks.append(b_off[l] + members * fan_out + np.arange(fan_out))
-        for l in range(1, L):
-            if s_off[l] >= 0:
-                blocks.append(s_off[l] + members * sizes[l] + np.arange(sizes[l]))
-        self.index = np.concatenate(blocks, axis=1)
+        self.index, n_params = _engine.ensemble_index(net._sizes, net._act_codes, K, batch_size)
+        sizes, members = net.layer_sizes, np.arange(K)[:, None]
         starts = np.concatenate([[0], np.cumsum([K * n for n in sizes[1:-1]])])
         self.unit_index = np.concatenate(
             [starts[l] + members * n + np.arange(n) for l, n in enumerate(sizes[1:-1])] or [np.empty((K, 0), int)],
@@ -96,6 +84,7 @@ class MemberPack:
         self.params = np.empty(n_params, dtype=net.dtype)
         self.state = [np.zeros_like(self.params) for _ in range(max(n_state, 1))]
         self.steps = np.zeros(K, dtype=np.int64)
+        self.batch_size = batch_size
         self._grads = self._work = None
         self._capacity = 0
 
@@ -111,6 +100,8 @@ class MemberPack:
         """One epoch of the K members on dense, checked X; returns (loss_sums, norm_sums, unit_max, n_batches)
         as train_ensemble_epoch gives them (a member's loss sum NaN: its loss was not finite)."""
         net, batch = self.net, settings["batch_size"]
+        if batch != self.batch_size:
+            raise ValueError(f"MemberPack: made for batches of {self.batch_size} rows, not {batch}")
         if batch > self._capacity:
             self._grads = np.empty_like(self.params)
             self._work = np.empty(_engine.ensemble_workspace_size(net._sizes, net._act_codes, self.keep, self.K,
@@ -407,7 +398,8 @@ class NetworkEnsemble:
         n = X.shape[0]
         settings = net._engine_settings(trainer, min(trainer.settings["batch_size"], n), n_threads)
         settings["dropout"] = bool((self._keep < 1).any())
-        pack = MemberPack(net, self._keep, spec.n_state)  # (the optimizer state starts fresh at every call)
+        # (the optimizer state starts fresh at every call)
+        pack = MemberPack(net, self._keep, spec.n_state, settings["batch_size"])
         pack.pack([m._params for m in members])
         start = np.empty_like(pack.params)
         total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
@@ -517,14 +509,15 @@ def run_in_one_pass(loops, rng, shuffle=True):
     def build():  # the pack of the active members, from their networks and trainers
         nonlocal pack, start, settings
         members = [loops[k] for k in active]
-        pack = MemberPack(net, np.array([m.net._keep for m in members]).reshape(len(members), -1), n_state)
+        settings = net._engine_settings(first.trainer, min(first.trainer.settings["batch_size"], n), first.n_threads)
+        settings["dropout"] = any((m.net._keep < 1).any() for m in members)
+        pack = MemberPack(net, np.array([m.net._keep for m in members]).reshape(len(members), -1), n_state,
+                          settings["batch_size"])
         pack.pack([m.net._params for m in members])
         for j in range(n_state):
             pack.pack([m.trainer.state[j] for m in members], to=pack.state[j])
         pack.steps[:] = [m.trainer.settings["step"] for m in members]
         start = [np.empty_like(pack.params) for _ in range(1 + len(pack.state))], pack.steps.copy()
-        settings = net._engine_settings(first.trainer, min(first.trainer.settings["batch_size"], n), first.n_threads)
-        settings["dropout"] = bool((pack.keep < 1).any())
 
     def give_back(i, at_start=False):  # member i of the pack to its network and trainer
         loop = loops[active[i]]
