@@ -171,6 +171,9 @@ uint64_t fm_rng_next(fm_rng *rng);
     void fm_adam_update_##SUF(ptrdiff_t n, T step_size, T beta_1, T beta_2,     \
                               T epsilon, const T *grad, T *m, T *v, T *params,  \
                               double *grad_sumsq);                              \
+    void fm_block_sumsq_##SUF(ptrdiff_t n_rows, ptrdiff_t n_blocks,              \
+                              ptrdiff_t block_cols, ptrdiff_t ld, const T *M,   \
+                              double *out, ptrdiff_t out_stride);               \
     void fm_dropout_##SUF(ptrdiff_t n, T keep, fm_rng *rng, const T *A, T *M,   \
                           T *D);                                                \
     void fm_mul_##SUF(ptrdiff_t n, const T *M, T *X);                           \

@@ -90,3 +90,29 @@ FM_HOT void FM_FN(fm_adam_update)(ptrdiff_t n, FM_T step_size, FM_T beta_1, FM_T
     }
     if (grad_sumsq) *grad_sumsq += sumsq;
 }
+
+/*
+ * fm_block_sumsq: the squares of each of n_blocks blocks of columns, summed in double
+ *   n_rows      rows of M
+ *   n_blocks    blocks side by side in each row
+ *   block_cols  columns of a block (block j: columns j block_cols ..)
+ *   ld          row stride of M
+ *   M           (n_rows, ld) read
+ *   out         read and written: out[j out_stride] += sum over rows and block j's columns of M^2
+ * (an ensemble's per-member ||dW_l||^2: the members' columns of a wide W_1, one
+ * row of member-major blocks for the other layers)
+ */
+FM_HOT void FM_FN(fm_block_sumsq)(ptrdiff_t n_rows, ptrdiff_t n_blocks, ptrdiff_t block_cols, ptrdiff_t ld,
+                           const FM_T *M, double *out, ptrdiff_t out_stride)
+{
+    for (ptrdiff_t j = 0; j < n_blocks; j++) {
+        double sumsq = 0;
+        for (ptrdiff_t r = 0; r < n_rows; r++) {
+            const FM_T *x = M + r * ld + j * block_cols;
+#pragma omp simd reduction(+ : sumsq)
+            for (ptrdiff_t c = 0; c < block_cols; c++)
+                sumsq += (double)x[c] * x[c];
+        }
+        out[j * out_stride] += sumsq;
+    }
+}

@@ -667,34 +667,50 @@ class BaseNetwork:
         largest = float(np.finfo(self.dtype).max)
         return 0.5 * np.log(largest) if self.output_activation == "exp" else largest ** 0.5
 
-    def _output_bound(self, X):
+    def _output_bound(self, X, params=None):
         """An upper bound on ||z_l|| over every layer l and every row of X (float64 arithmetic).
 
         ||z_l|| <= ||a_{l-1}|| ||W_l||_F + ||b_l||, with ||a|| <= sqrt(units) for the
         registry's bounded activations (logistic, tanh) and |f(z)| <= |z| for the
         others (relu, leaky_relu, swish, identity), times the largest |slope| for prelu.
+        params: None (this network's weights), or an (n_members, n_params) stack
+        of flat parameters in this network's layout: then one bound per member
+        (an ensemble's, X's part computed once).
         """
         # Row sums of squares in X's own dtype: no float64 copy of X. A sum that overflows
         # makes the bound infinite (the caller then runs the forward pass); the rounding
         # of a float32 sum is far inside the margin between the safe magnitude (the
         # square root of the largest float) and an actual overflow.
-        with np.errstate(over="ignore"), self._blas_pinned():  # NumPy's BLAS: no pool left spinning
+        with np.errstate(over="ignore", invalid="ignore"), self._blas_pinned():  # NumPy's BLAS: no pool spinning
             if isinstance(X, np.ndarray):
                 rows = np.einsum("ij,ij->i", X, X)
             else:
                 rows = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-            bound = worst = float(np.sqrt(rows.max(), dtype=np.float64))
-            slopes = iter(self._slopes)
-            for l, (W, b) in enumerate(zip(self._coefs, self._intercepts)):
+            stack = np.atleast_2d(self._params if params is None else params)
+            base, size = self._params.ctypes.data, self._params.itemsize
+
+            def norms(views):  # per view, its norm in every row of the stack (float64)
+                for v in views:
+                    start = (v.ctypes.data - base) // size
+                    block = stack[:, start:start + v.size].astype(np.float64)
+                    yield np.sqrt(np.einsum("ij,ij->i", block, block))
+
+            bound = worst = np.full(stack.shape[0], np.sqrt(rows.max(), dtype=np.float64))
+            slope_views = iter(self._slopes)
+            for l, (W, b) in enumerate(zip(norms(self._coefs), norms(self._intercepts))):
                 if l > 0:
                     hidden = self._hidden[l - 1]
                     if hidden.bounded:
-                        bound = min(bound, np.sqrt(W.shape[0]))
+                        bound = np.minimum(bound, np.sqrt(self.layer_sizes[l]))
                     elif hidden.learnable_slope:
-                        bound *= max(1.0, float(np.abs(next(slopes)).max()))
-                bound = bound * float(np.linalg.norm(W.astype(np.float64))) + float(np.linalg.norm(b.astype(np.float64)))
-                worst = max(worst, bound)
-        return worst if np.isfinite(worst) else np.inf
+                        v = next(slope_views)
+                        start = (v.ctypes.data - base) // size
+                        largest = np.abs(stack[:, start:start + v.size].astype(np.float64)).max(axis=1)
+                        bound = bound * np.maximum(1.0, largest)
+                bound = bound * W + b
+                worst = np.maximum(worst, bound)
+        worst = np.where(np.isfinite(worst), worst, np.inf)
+        return float(worst[0]) if params is None else worst
 
     def _record_dead_units(self, unit_max):
         """dead_units_: per hidden layer, the fraction of units whose z never exceeded 0 in the epoch.
@@ -702,14 +718,17 @@ class BaseNetwork:
         Only for the ReLU family (relu, leaky_relu, prelu), where such a unit
         passes (almost) no signal and gets (almost) no gradient; None otherwise.
         """
+        fractions = self._dead_fractions(unit_max[None, :])
+        self.dead_units_ = None if fractions is None else fractions[0]
+
+    def _dead_fractions(self, unit_max):
+        """Per row of unit_max (n_rows, all hidden units), the list of dead_units_ it gives; None when the
+        hidden activation is not of the ReLU family (see _record_dead_units)."""
         if not self._hidden or not self._hidden[0].rectifier:
-            self.dead_units_ = None
-            return
-        fractions, start = [], 0
-        for n in self.layer_sizes[1:-1]:
-            fractions.append(float(np.mean(unit_max[start:start + n] <= 0)))
-            start += n
-        self.dead_units_ = fractions
+            return None
+        starts = np.cumsum([0, *self.layer_sizes[1:-2]])
+        dead = np.add.reduceat(unit_max <= 0, starts, axis=1) / np.asarray(self.layer_sizes[1:-1])
+        return dead.tolist()
 
     def _workspaces(self, batch_size, dropout):
         """Hook: (gradient buffer, engine workspace) for batches of batch_size rows, or (None, None)."""

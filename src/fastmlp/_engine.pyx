@@ -31,7 +31,7 @@ from ._blas cimport _axpy, _dot, _gemm, _nrm2, _scal
 from ._kernels cimport (
     FM_ABSOLUTE_ERROR, FM_ADAM, FM_EXP, FM_GAMMA, FM_HUBER, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC,
     FM_LOGISTIC_LOG_LOSS, FM_POISSON, FM_PRELU, FM_QUANTILE, FM_RELU, FM_SGD, FM_SOFTMAX, FM_SOFTMAX_LOG_LOSS,
-    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
+    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _block_sumsq, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
     _all_finite, _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
 )
 
@@ -1439,7 +1439,7 @@ cdef struct Ens:
                                #   write where another still reads (the layers' widths differ)
     Py_ssize_t gather_size     # each group's rows of a batch: group g's at work + g gather_size (X, Y, weights at
                                #   the plan's x_off, y_off, sw_off from there)
-    Py_ssize_t norm_lines      # cache lines of a member's norm sums (L doubles, LINE per line)
+    Py_ssize_t norm_lines      # cache lines of a member's norm sums and a batch's squares (2 L doubles)
     Py_ssize_t ones_off        # (batch,) ones: the bias gradient of a single output unit, all members in one GEMV
     Py_ssize_t n_params
     Py_ssize_t work_size
@@ -1457,7 +1457,7 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     cdef bint drops
     e.K = K
     e.p.n_layers = L
-    e.norm_lines = (L + LINE - 1) // LINE
+    e.norm_lines = (2 * L + LINE - 1) // LINE  # the sums, then a batch's squares
     e.p.sizes = &sizes[0]
     e.p.acts = &acts[0]
     e.p.keep = NULL
@@ -1734,6 +1734,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     cdef floating *delta_prev
     cdef floating *delta_k
     cdef double keep, loss, squares, total, largest, step_size
+    cdef Py_ssize_t stride = 0
     cdef bint uniform
     cdef Settings member
     cdef floating *unit = unit_max
@@ -1839,13 +1840,32 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         losses[k * LINE] = loss
         finite[k * FLAG_LINE] = isfinite(loss)
         uniform = uniform and finite[k * FLAG_LINE] and learning_rates[k] == learning_rates[m0] and steps[k * LINE] == steps[m0 * LINE]
+    if norm_sums != NULL:
+        # ||dW_l||^2 of every member of the group (after L2, before clipping), one call per layer, into the
+        # second half of each member's norm lines
+        stride = LINE * e.norm_lines
+        for k in range(m0, m1):
+            for l in range(L):
+                norm_sums[k * stride + L + l] = 0
+        for l in range(1, L + 1):
+            fan_in = e.p.sizes[l - 1]
+            fan_out = e.p.sizes[l]
+            if _wide(e, l):
+                _block_sumsq(fan_in, m1 - m0, fan_out, (m1 - m0) * fan_out, grads + e.w_off[l] + fan_in * m0 * fan_out,
+                             norm_sums + m0 * stride + L + l - 1, stride)
+            else:
+                _block_sumsq(1, m1 - m0, fan_in * fan_out, 0, grads + e.w_off[l] + m0 * fan_in * fan_out,
+                             norm_sums + m0 * stride + L + l - 1, stride)
+    for k in range(m0, m1):
         if not finite[k * FLAG_LINE]:
             continue
         if s.optimizer == FM_ADAM:
             steps[k * LINE] += 1
         if norm_sums != NULL:
             for l in range(1, L + 1):
-                norm_sums[k * LINE * e.norm_lines + l - 1] += _ens_weight_norm(e, grads, k, l)
+                squares = norm_sums[k * stride + L + l - 1]
+                # (squares past the largest double: BLAS's scaled norm)
+                norm_sums[k * stride + l - 1] += sqrt(squares) if isfinite(squares) else _ens_weight_norm(e, grads, k, l)
         if s.clip_norm > 0:
             # the global norm of member k's gradients, combined with scaling so that no square overflows
             total = largest = 0
@@ -1914,17 +1934,20 @@ def ensemble_index(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t 
     n_member_params) with member k's parameters, in a Network's order (W_1, b_1, ..., the PReLU slopes), at
     index[k]."""
     cdef Ens e
-    cdef Py_ssize_t k, r, c, n
+    cdef Py_ssize_t k, r, c, n, i
+    cdef Py_ssize_t[:, ::1] at
     _ens_init(&e, sizes, acts, None, n_members, batch_size, False)
     try:
         n = 0
         for r in range(e.member_run[0], e.member_run[1]):
             n += e.run_len[r]
         index = np.empty((n_members, n), dtype=np.intp)
+        at = index
         for k in range(n_members):
             c = 0
             for r in range(e.member_run[k], e.member_run[k + 1]):
-                index[k, c:c + e.run_len[r]] = np.arange(e.run_off[r], e.run_off[r] + e.run_len[r])
+                for i in range(e.run_len[r]):
+                    at[k, c + i] = e.run_off[r] + i
                 c += e.run_len[r]
         return index, e.n_params
     finally:

@@ -48,6 +48,10 @@ cdef extern from "fastmlp.h" nogil:
     void fm_col_max_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const double *M, double *colmax)
     void fm_col_sum_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const float *M, float *out)
     void fm_col_sum_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const double *M, double *out)
+    void fm_block_sumsq_f32(ptrdiff_t n_rows, ptrdiff_t n_blocks, ptrdiff_t block_cols, ptrdiff_t ld, const float *M,
+                            double *out, ptrdiff_t out_stride)
+    void fm_block_sumsq_f64(ptrdiff_t n_rows, ptrdiff_t n_blocks, ptrdiff_t block_cols, ptrdiff_t ld, const double *M,
+                            double *out, ptrdiff_t out_stride)
     void fm_gather_rows_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const float *X, float *out)
     void fm_gather_rows_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const double *X, double *out)
     void fm_output_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z)
@@ -132,6 +136,14 @@ cdef inline void _col_sum(Py_ssize_t n_rows, Py_ssize_t n_cols, bint accumulate,
         fm_col_sum_f32(n_rows, n_cols, accumulate, M, out)
     else:
         fm_col_sum_f64(n_rows, n_cols, accumulate, M, out)
+
+
+cdef inline void _block_sumsq(Py_ssize_t n_rows, Py_ssize_t n_blocks, Py_ssize_t block_cols, Py_ssize_t ld,
+                              const floating *M, double *out, Py_ssize_t out_stride) noexcept nogil:
+    if floating is float:
+        fm_block_sumsq_f32(n_rows, n_blocks, block_cols, ld, M, out, out_stride)
+    else:
+        fm_block_sumsq_f64(n_rows, n_blocks, block_cols, ld, M, out, out_stride)
 
 
 cdef inline void _gather_rows(Py_ssize_t n_rows, Py_ssize_t n_cols, const Py_ssize_t *idx, const floating *X,

@@ -413,13 +413,20 @@ class NetworkEnsemble:
             self.loss_curve_ = np.array(losses).reshape(-1, self.n_members).T
             self.grad_norms_ = np.array(norms).reshape(-1, self.n_members, net.n_layers_).transpose(1, 0, 2)
 
+        def overflowing(params):
+            """The members whose outputs on X overflow with params (the pack's layout; their weights given
+            back): a bound for all members at once, a forward pass for those it does not clear."""
+            bounds = net._output_bound(X, params[pack.index])
+            return [k for k in np.flatnonzero(~(bounds < net._safe_output_magnitude()))
+                    if not np.isfinite(members[k]._forward(X, False, 0)).all()]
+
         def roll_back(epoch, what):
             """The weights of the start of the failed epoch (those before the call when they overflow the
             outputs, as a Network's fit does); returns the error to raise."""
             del losses[epoch - 1:], norms[epoch - 1:]
             give_back(start)
             where = f"those of the start of epoch {epoch}"
-            if before is not None and not all(m._outputs_in_range(X) for m in members):
+            if before is not None and overflowing(start):
                 losses.clear(), norms.clear()
                 give_back(before)
                 where = (f"those before this call (the outputs of the weights of the start of epoch {epoch} "
@@ -441,12 +448,13 @@ class NetworkEnsemble:
             norms.append(norm_sums / max(n_batches, 1))
         give_back(pack.params)
         # (as a Network's fit: finite weights can still overflow the outputs, after the last update)
-        overflowing = [k for k, m in enumerate(members) if not m._outputs_in_range(X)]
-        if overflowing:
-            raise roll_back(epochs, f"the outputs of member {overflowing[0]} on the training data overflow "
+        overflow = overflowing(pack.params)
+        if overflow:
+            raise roll_back(epochs, f"the outputs of member {overflow[0]} on the training data overflow "
                                     f"{self.dtype}")
+        dead = net._dead_fractions(unit_max[pack.unit_index])
         for k, m in enumerate(members):
-            m._record_dead_units(unit_max[pack.unit_index[k]])
+            m.dead_units_ = None if dead is None else dead[k]
         return self
 
     def __repr__(self):
