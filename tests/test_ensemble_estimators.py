@@ -334,3 +334,39 @@ def test_load_refuses_an_ensemble_whose_members_disagree(tmp_path):
     ens.save(tmp_path / "bad.fastmlp")
     with pytest.raises(ValueError, match=r"estimators_.1 does not fit the ensemble"):
         load(tmp_path / "bad.fastmlp")
+
+
+@pytest.mark.parametrize("case", ["regressor-huber-float32-weights", "multilabel-class-weight", "sparse-l2-clip",
+                                  "warm-start"])
+def test_one_pass_members_equal_the_estimator_alone_in_every_setting(case):
+    # the one pass against each member's estimator fitted alone (shuffle=False: the same batches)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 5))
+    grid = [{"alpha": 1e-3, "learning_rate_init": 0.01}, {"dropout": 0.1, "random_state": 3}, {}]
+    args = dict(hidden_layer_sizes=(6, 4), max_iter=12, batch_size=16, shuffle=False, solver="adam")
+    fit_args = {}
+    if case == "regressor-huber-float32-weights":
+        Ens, Single, y = MLPEnsembleRegressor, MLPRegressor, X @ rng.normal(size=5)
+        args.update(loss="huber", huber_delta=0.5, dtype="float32")
+        fit_args = dict(sample_weight=rng.uniform(0.5, 2.0, 90))
+    elif case == "multilabel-class-weight":
+        Ens, Single, y = MLPEnsembleClassifier, MLPClassifier, (X[:, :3] > 0).astype(int)
+        args.update(solver="sgd", momentum=0.9)
+    elif case == "sparse-l2-clip":
+        import scipy.sparse as sp
+
+        Ens, Single, y = MLPEnsembleClassifier, MLPClassifier, (X[:, 0] > 0).astype(int)
+        X = sp.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0))
+        args.update(clip_norm=0.5, class_weight={0: 1.0, 1: 3.0})
+    else:
+        Ens, Single, y = MLPEnsembleRegressor, MLPRegressor, X @ rng.normal(size=5)
+        args.update(warm_start=True)
+    ens = Ens(n_members=3, member_params=grid, random_state=0, **args).fit(X, y, **fit_args)
+    if case == "warm-start":
+        ens.fit(X, y)
+    for member, own in zip(ens.estimators_, grid):
+        alone = Single(**{**args, **own, "random_state": member.random_state}).fit(X, y, **fit_args)
+        if case == "warm-start":
+            alone.fit(X, y)
+        _same_member(member, alone, atol=1e-5 if args.get("dtype") == "float32" else 1e-6)
+        assert member.coefs_[0].dtype == alone.coefs_[0].dtype
