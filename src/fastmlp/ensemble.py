@@ -366,8 +366,11 @@ class NetworkEnsemble:
         ------
         ValueError
             On bad input, and when a member's loss or weights become
-            non-finite: all members' weights are then those of the start of
-            that epoch.
+            non-finite, or its outputs on X overflow after the last epoch:
+            all members' weights are then those of the start of that epoch,
+            or those before the call when those of the epoch's start already
+            overflow the outputs (as ``Network.fit``); ``loss_curve_`` and
+            ``grad_norms_`` hold the epochs the weights come from.
 
         Examples
         --------
