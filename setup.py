@@ -62,7 +62,8 @@ OPTIMIZE = ["/O2"] if MSVC else ["-O3", "-fno-math-errno", "-fopenmp-simd"]
 # csrc/fastmlp.h's clone switch (FASTMLP_KERNELS=baseline): the clones' resolvers
 # ask the wrapper first. Harmless where there are no clones (musl, no resolvers).
 CLONE_SWITCH = ["-Wl,--wrap=__cpu_indicator_init"] if sys.platform.startswith("linux") and platform.machine() == "x86_64" else []
-KERNELS = ["csrc/activations.c", "csrc/losses.c", "csrc/optimizers.c", "csrc/dropout.c", "csrc/sparse.c", "csrc/rng.c"]
+KERNELS = ["csrc/activations.c", "csrc/losses.c", "csrc/optimizers.c", "csrc/dropout.c", "csrc/sparse.c", "csrc/rng.c",
+           "csrc/members.c"]
 
 extensions = [
     Extension(

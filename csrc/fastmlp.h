@@ -174,6 +174,18 @@ uint64_t fm_rng_next(fm_rng *rng);
     void fm_block_sumsq_##SUF(ptrdiff_t n_rows, ptrdiff_t n_blocks,              \
                               ptrdiff_t block_cols, ptrdiff_t ld, const T *M,   \
                               double *out, ptrdiff_t out_stride);               \
+    void fm_members_forward_##SUF(ptrdiff_t n_members, ptrdiff_t n_rows,         \
+                                  ptrdiff_t fan_in, ptrdiff_t fan_out,          \
+                                  const T *A, ptrdiff_t lda, const T *W, T *Z,  \
+                                  ptrdiff_t ld_member);                         \
+    void fm_members_weight_grad_##SUF(ptrdiff_t n_members, ptrdiff_t n_rows,     \
+                                      ptrdiff_t fan_in, ptrdiff_t fan_out,      \
+                                      const T *A, ptrdiff_t lda, const T *D,    \
+                                      ptrdiff_t ld_member, T *dW);              \
+    void fm_members_backprop_##SUF(ptrdiff_t n_members, ptrdiff_t n_rows,        \
+                                   ptrdiff_t fan_in, ptrdiff_t fan_out,         \
+                                   const T *D, ptrdiff_t ld_member, const T *W, \
+                                   T *P, ptrdiff_t lda);                        \
     void fm_dropout_##SUF(ptrdiff_t n, T keep, fm_rng *rng, const T *A, T *M,   \
                           T *D);                                                \
     void fm_mul_##SUF(ptrdiff_t n, const T *M, T *X);                           \

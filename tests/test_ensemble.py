@@ -90,6 +90,13 @@ CASES = {
     "groups-logistic-dropout-adam": ([40, 96, 64, 5], [{"random_state": s} for s in range(5)],
                                      dict(optimizer="adam", learning_rate=1e-3, alpha=1e-4),
                                      dict(activation="logistic", dropout=0.2)),
+    # small output layers go through the members kernels (csrc/members.template.c): one output read from the
+    # dropped-out units of every member, and three outputs after a hidden layer no member drops
+    "small-output-all-drop": ([5, 8, 6, 1], [{"random_state": s} for s in (4, 5, 6)],
+                              dict(optimizer="adam", learning_rate=0.01, alpha=1e-3), dict(dropout=[0.0, 0.25])),
+    "small-output-three": ([5, 8, 7, 3], [{"random_state": s} for s in (4, 5, 6)],
+                           dict(momentum=0.9, learning_rate=0.02), dict(dropout=[0.2, 0.0], activation="tanh",
+                                                                       output_activation="softmax", loss="log_loss")),
     # ten members in eight groups (some of two), each member its own rate, alpha and dropout
     "groups-prelu-softmax-per-member-clip": (
         [40, 96, 64, 5],

@@ -31,7 +31,7 @@ def _iris():
 def _same_member(member, alone, atol=1e-6):
     """member equals alone: weights (to atol), record and stopping."""
     for a, b in zip(member.coefs_ + member.intercepts_, alone.coefs_ + alone.intercepts_, strict=True):
-        assert_allclose(a, b, rtol=0, atol=atol)
+        assert_allclose(a, b, rtol=1e-9, atol=atol)  # (rtol: the diverging case's weights reach 1e28)
     assert member.n_iter_ == alone.n_iter_ and member.t_ == alone.t_
     assert_allclose(member.loss_curve_, alone.loss_curve_, rtol=1e-6)
     assert_allclose(member.grad_norms_, alone.grad_norms_, rtol=1e-6)

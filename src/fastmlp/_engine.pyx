@@ -31,7 +31,7 @@ from ._blas cimport _axpy, _dot, _gemm, _nrm2, _scal
 from ._kernels cimport (
     FM_ABSOLUTE_ERROR, FM_ADAM, FM_EXP, FM_GAMMA, FM_HUBER, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC,
     FM_LOGISTIC_LOG_LOSS, FM_POISSON, FM_PRELU, FM_QUANTILE, FM_RELU, FM_SGD, FM_SOFTMAX, FM_SOFTMAX_LOG_LOSS,
-    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _block_sumsq, _col_sum, _csr_matmul, _csr_tmatmul, _dropout,
+    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _block_sumsq, _col_sum, _members_backprop, _members_forward, _members_weight_grad, _csr_matmul, _csr_tmatmul, _dropout,
     _all_finite, _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
 )
 
@@ -1411,6 +1411,9 @@ cdef enum:
 # Below this many multiply-adds per batch (all members), the members stay one
 # group: one wide first-layer product and one thread.
 cdef double ENSEMBLE_MIN_PARALLEL_WORK = 2e6
+# An output layer of at most this many weights per member is computed for a whole group in one call of the
+# members kernels (csrc/members.template.c), not one BLAS call per member and step.
+cdef Py_ssize_t SMALL_OUTPUT = 256
 
 
 cdef struct Ens:
@@ -1711,6 +1714,19 @@ cdef double _ens_weight_norm(const Ens *e, const floating *grads, Py_ssize_t k, 
     return largest * sqrt(total)
 
 
+cdef inline bint _ens_small_output(const Ens *e, Py_ssize_t m0, Py_ssize_t m1) noexcept nogil:
+    """Whether the group's output layer goes through the members kernels: small, after a hidden layer
+    (not the wide first layer), and read by every member from the same kind of array (A_{L-1}, or D_{L-1}
+    when every member drops units there)."""
+    cdef Py_ssize_t L = e.p.n_layers, k
+    if L < 2 or e.p.sizes[L - 1] * e.p.sizes[L] > SMALL_OUTPUT:
+        return False
+    for k in range(m0 + 1, m1):
+        if (_ens_keep(e, k, L - 1) < 1.0) != (_ens_keep(e, m0, L - 1) < 1.0):
+            return False
+    return True
+
+
 cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floating *params, floating *grads,
                      floating *state_1, floating *state_2, floating *work, fm_rng *rngs,
                      const double *learning_rates, const double *alphas, double *losses, bint *finite,
@@ -1735,7 +1751,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     cdef floating *delta_k
     cdef double keep, loss, squares, total, largest, step_size
     cdef Py_ssize_t stride = 0
-    cdef bint uniform
+    cdef bint uniform, small = _ens_small_output(e, m0, m1)
     cdef Settings member
     cdef floating *unit = unit_max
     # forward
@@ -1747,6 +1763,11 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             _gemm(c'N', c'N', <int>B, <int>((m1 - m0) * fan_out), <int>fan_in, <floating>1, <const floating *>batch.X,
                   <int>fan_in, params + e.w_off[1] + fan_in * m0 * fan_out, <int>((m1 - m0) * fan_out), <floating>0,
                   work + e.z_off[1] + S * m0 * fan_out, <int>((m1 - m0) * fan_out))
+        elif l == L and small:
+            # Z_L = A_{L-1} @ W_L of every member of the group, one call (member-major Z_L)
+            A_in = _ens_input(e, work, batch, l, m0, m0, m1, &ld_in)
+            _members_forward(m1 - m0, B, fan_in, fan_out, A_in, ld_in, params + e.w_off[l] + m0 * fan_in * fan_out,
+                             work + e.z_off[l] + m0 * S * fan_out, S * fan_out)
         else:
             for k in range(m0, m1):
                 # Z_l = A_{l-1} @ W_l, member by member (the output's Z_L member-major)
@@ -1802,6 +1823,18 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             # db_L = (member-major delta_L, one row per member) @ ones: the group's members in one GEMV
             _gemm(c'N', c'T', 1, <int>(m1 - m0), <int>B, <floating>1, work + e.ones_off, <int>B, delta + m0 * S,
                   <int>S, <floating>0, grads + e.b_off[L] + m0, <int>(m1 - m0))
+        if l == L and small:
+            # dW_L = A_{L-1}^T @ delta_L and delta_{L-1} = delta_L @ W_L^T of every member, one call each
+            A_in = _ens_input(e, work, batch, l, m0, m0, m1, &ld_in)
+            _members_weight_grad(m1 - m0, B, fan_in, fan_out, A_in, ld_in, delta + m0 * S * fan_out, S * fan_out,
+                                 grads + e.w_off[l] + m0 * fan_in * fan_out)
+            c = _ens_at(e.p.batch_size, fan_in, m0, m0, m1, &ld_out)
+            _members_backprop(m1 - m0, B, fan_in, fan_out, delta + m0 * S * fan_out, S * fan_out,
+                              params + e.w_off[l] + m0 * fan_in * fan_out, delta_prev + c, ld_out)
+            if fan_out > 1:
+                for k in range(m0, m1):
+                    _col_sum(B, fan_out, False, delta + k * S * fan_out, grads + e.b_off[L] + k * fan_out)
+            continue
         for k in range(m0, m1):
             A_in = _ens_input(e, work, batch, l, k, m0, m1, &ld_in)
             if l == L:  # member k's delta_l

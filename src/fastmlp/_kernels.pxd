@@ -52,6 +52,18 @@ cdef extern from "fastmlp.h" nogil:
                             double *out, ptrdiff_t out_stride)
     void fm_block_sumsq_f64(ptrdiff_t n_rows, ptrdiff_t n_blocks, ptrdiff_t block_cols, ptrdiff_t ld, const double *M,
                             double *out, ptrdiff_t out_stride)
+    void fm_members_forward_f32(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in, ptrdiff_t fan_out,
+                               const float *A, ptrdiff_t lda, const float *W, float *Z, ptrdiff_t ld_member)
+    void fm_members_weight_grad_f32(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in, ptrdiff_t fan_out,
+                                   const float *A, ptrdiff_t lda, const float *D, ptrdiff_t ld_member, float *dW)
+    void fm_members_backprop_f32(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in, ptrdiff_t fan_out,
+                                const float *D, ptrdiff_t ld_member, const float *W, float *P, ptrdiff_t lda)
+    void fm_members_forward_f64(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in, ptrdiff_t fan_out,
+                               const double *A, ptrdiff_t lda, const double *W, double *Z, ptrdiff_t ld_member)
+    void fm_members_weight_grad_f64(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in, ptrdiff_t fan_out,
+                                   const double *A, ptrdiff_t lda, const double *D, ptrdiff_t ld_member, double *dW)
+    void fm_members_backprop_f64(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in, ptrdiff_t fan_out,
+                                const double *D, ptrdiff_t ld_member, const double *W, double *P, ptrdiff_t lda)
     void fm_gather_rows_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const float *X, float *out)
     void fm_gather_rows_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const double *X, double *out)
     void fm_output_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z)
@@ -144,6 +156,33 @@ cdef inline void _block_sumsq(Py_ssize_t n_rows, Py_ssize_t n_blocks, Py_ssize_t
         fm_block_sumsq_f32(n_rows, n_blocks, block_cols, ld, M, out, out_stride)
     else:
         fm_block_sumsq_f64(n_rows, n_blocks, block_cols, ld, M, out, out_stride)
+
+
+cdef inline void _members_forward(Py_ssize_t n_members, Py_ssize_t n_rows, Py_ssize_t fan_in, Py_ssize_t fan_out,
+                                  const floating *A, Py_ssize_t lda, const floating *W, floating *Z,
+                                  Py_ssize_t ld_member) noexcept nogil:
+    if floating is float:
+        fm_members_forward_f32(n_members, n_rows, fan_in, fan_out, A, lda, W, Z, ld_member)
+    else:
+        fm_members_forward_f64(n_members, n_rows, fan_in, fan_out, A, lda, W, Z, ld_member)
+
+
+cdef inline void _members_weight_grad(Py_ssize_t n_members, Py_ssize_t n_rows, Py_ssize_t fan_in,
+                                      Py_ssize_t fan_out, const floating *A, Py_ssize_t lda, const floating *D,
+                                      Py_ssize_t ld_member, floating *dW) noexcept nogil:
+    if floating is float:
+        fm_members_weight_grad_f32(n_members, n_rows, fan_in, fan_out, A, lda, D, ld_member, dW)
+    else:
+        fm_members_weight_grad_f64(n_members, n_rows, fan_in, fan_out, A, lda, D, ld_member, dW)
+
+
+cdef inline void _members_backprop(Py_ssize_t n_members, Py_ssize_t n_rows, Py_ssize_t fan_in, Py_ssize_t fan_out,
+                                   const floating *D, Py_ssize_t ld_member, const floating *W, floating *P,
+                                   Py_ssize_t lda) noexcept nogil:
+    if floating is float:
+        fm_members_backprop_f32(n_members, n_rows, fan_in, fan_out, D, ld_member, W, P, lda)
+    else:
+        fm_members_backprop_f64(n_members, n_rows, fan_in, fan_out, D, ld_member, W, P, lda)
 
 
 cdef inline void _gather_rows(Py_ssize_t n_rows, Py_ssize_t n_cols, const Py_ssize_t *idx, const floating *X,

@@ -1,0 +1,95 @@
+/*
+ * Small products of every member of an ensemble's group at once: the output
+ * layer of a small network (fan_in x fan_out of a few dozen weights), where
+ * one BLAS call per member and step costs more than the arithmetic. Member j
+ * of the group (j = 0 .. n_members - 1) has
+ *   A_j  (n_rows, fan_in)    at A + j fan_in, row stride lda (the group's
+ *                            hidden layer, its members side by side)
+ *   W_j  (fan_in, fan_out)   at W + j fan_in fan_out (member-major blocks)
+ *   D_j  (n_rows, fan_out)   at D + j ld_member, rows of fan_out (member-major)
+ */
+#ifndef FM_T
+#error "members.template.c is included by members.c only"
+#endif
+
+/* fm_members_forward: Z_j = A_j W_j (Z laid out as D) */
+FM_HOT void FM_FN(fm_members_forward)(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in, ptrdiff_t fan_out,
+                               const FM_T *A, ptrdiff_t lda, const FM_T *W, FM_T *Z, ptrdiff_t ld_member)
+{
+    for (ptrdiff_t j = 0; j < n_members; j++) {
+        const FM_T *Wj = W + j * fan_in * fan_out;
+        for (ptrdiff_t r = 0; r < n_rows; r++) {
+            const FM_T *a = A + r * lda + j * fan_in;
+            FM_T *z = Z + j * ld_member + r * fan_out;
+            if (fan_out == 1) { /* a dot product: "omp simd" lets the compiler vectorize its sum */
+                FM_T s = 0;
+#pragma omp simd reduction(+ : s)
+                for (ptrdiff_t i = 0; i < fan_in; i++)
+                    s += a[i] * Wj[i];
+                z[0] = s;
+                continue;
+            }
+            for (ptrdiff_t o = 0; o < fan_out; o++)
+                z[o] = 0;
+            for (ptrdiff_t i = 0; i < fan_in; i++) {
+                FM_T ai = a[i];
+                const FM_T *w = Wj + i * fan_out;
+                for (ptrdiff_t o = 0; o < fan_out; o++)
+                    z[o] += ai * w[o];
+            }
+        }
+    }
+}
+
+/* fm_members_weight_grad: dW_j = A_j^T D_j (dW laid out as W) */
+FM_HOT void FM_FN(fm_members_weight_grad)(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in,
+                                   ptrdiff_t fan_out, const FM_T *A, ptrdiff_t lda, const FM_T *D,
+                                   ptrdiff_t ld_member, FM_T *dW)
+{
+    for (ptrdiff_t j = 0; j < n_members; j++) {
+        FM_T *g = dW + j * fan_in * fan_out;
+        for (ptrdiff_t k = 0; k < fan_in * fan_out; k++)
+            g[k] = 0;
+        for (ptrdiff_t r = 0; r < n_rows; r++) {
+            const FM_T *a = A + r * lda + j * fan_in;
+            const FM_T *d = D + j * ld_member + r * fan_out;
+            if (fan_out == 1) {
+                FM_T d0 = d[0];
+                for (ptrdiff_t i = 0; i < fan_in; i++)
+                    g[i] += a[i] * d0;
+                continue;
+            }
+            for (ptrdiff_t i = 0; i < fan_in; i++) {
+                FM_T ai = a[i];
+                for (ptrdiff_t o = 0; o < fan_out; o++)
+                    g[i * fan_out + o] += ai * d[o];
+            }
+        }
+    }
+}
+
+/* fm_members_backprop: P_j = D_j W_j^T (P laid out as A: the previous layer's delta) */
+FM_HOT void FM_FN(fm_members_backprop)(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in,
+                                ptrdiff_t fan_out, const FM_T *D, ptrdiff_t ld_member, const FM_T *W,
+                                FM_T *P, ptrdiff_t lda)
+{
+    for (ptrdiff_t j = 0; j < n_members; j++) {
+        const FM_T *Wj = W + j * fan_in * fan_out;
+        for (ptrdiff_t r = 0; r < n_rows; r++) {
+            const FM_T *d = D + j * ld_member + r * fan_out;
+            FM_T *p = P + r * lda + j * fan_in;
+            if (fan_out == 1) {
+                FM_T d0 = d[0];
+                for (ptrdiff_t i = 0; i < fan_in; i++)
+                    p[i] = d0 * Wj[i];
+                continue;
+            }
+            for (ptrdiff_t i = 0; i < fan_in; i++) {
+                FM_T s = 0;
+                for (ptrdiff_t o = 0; o < fan_out; o++)
+                    s += d[o] * Wj[i * fan_out + o];
+                p[i] = s;
+            }
+        }
+    }
+}
