@@ -556,6 +556,8 @@ def run_in_one_pass(loops, rng, shuffle=True):
             tic = time.perf_counter()
             order = rng.permutation(n).astype(np.intp, copy=False) if shuffle else None
             seeds = [draw_seed(loops[k].net._rng) for k in active]
+            for k, seed in zip(active, seeds):
+                loops[k].trainer.settings["seed"] = seed  # (as its own loop records the epoch's masks' seed)
             for saved, now in zip(start[0], [pack.params, *pack.state]):
                 np.copyto(saved, now)
             start[1][:] = pack.steps

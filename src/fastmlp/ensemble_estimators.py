@@ -104,9 +104,10 @@ class _BaseEnsemble:
         epoch (from ``random_state``, after the members' seeds) for all; each
         member stops, validates, keeps its best weights and handles a
         divergence as the single estimator does, and leaves the pass when its
-        own rule stops it. Otherwise (lbfgs, a ``fastmlp.schedules``
-        learning rate, callbacks given to ``set_callbacks``, which then run in
-        each member's fit) the members are fitted one after another.
+        own rule stops it (a sparse X is densified once for the pass).
+        Otherwise (lbfgs, a ``fastmlp.schedules`` learning rate, callbacks
+        given to ``set_callbacks``, which then run in each member's fit) the
+        members are fitted one after another.
 
         Parameters
         ----------
