@@ -370,3 +370,35 @@ def test_one_pass_members_equal_the_estimator_alone_in_every_setting(case):
             alone.fit(X, y)
         _same_member(member, alone, atol=1e-5 if args.get("dtype") == "float32" else 1e-6)
         assert member.coefs_[0].dtype == alone.coefs_[0].dtype
+
+
+def test_ctrl_c_in_the_pass_leaves_every_member_usable_at_its_last_epoch(monkeypatch):
+    # Ctrl-C seen when an epoch of the pass returns: every member goes back to the start of that epoch and
+    # the fit warns and returns, as a single estimator's does; each member then predicts and fits on
+    from fastmlp import ensemble
+
+    X, y = _iris()
+    calls = {"n": 0}
+    epoch = ensemble.MemberPack.epoch
+
+    def interrupted(self, *args):
+        calls["n"] += 1
+        out = epoch(self, *args)
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(ensemble.MemberPack, "epoch", interrupted)
+    args = dict(hidden_layer_sizes=(5,), max_iter=10, batch_size=32, shuffle=False, n_members=2, random_state=0)
+    with pytest.warns(UserWarning, match="interrupted"):
+        ens = MLPEnsembleClassifier(**args).fit(X, y)
+    monkeypatch.setattr(ensemble.MemberPack, "epoch", epoch)
+    assert list(ens.n_iter_) == [2, 2]
+    for member in ens.estimators_:
+        alone = MLPClassifier(**{k: v for k, v in args.items() if k not in ("n_members", "random_state")},
+                              random_state=member.random_state)
+        alone.set_params(max_iter=2).fit(X, y)
+        _same_member(member, alone)
+    assert ens.predict(X).shape == (150,)
+    ens.fit(X, y)  # and fits again
+    assert list(ens.n_iter_) == [10, 10]
