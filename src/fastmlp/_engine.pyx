@@ -1398,9 +1398,10 @@ def _prelu_backward_hook(bint accumulate, const floating[:, ::1] Z, const floati
 # the output layer's Z_L and delta_L are member-major (K, batch, n_outputs),
 # so that each member's output step (softmax, loss) is one call.
 # The members are split into groups fixed by the sizes (never by the thread
-# count); after the batch's rows are gathered, each group's whole step
-# (forward, output, backward, L2, clipping, update) is one task with no
-# barrier, so results are the same bits for any thread count.
+# count); each group's whole epoch (every batch gathered into the group's own
+# rows, then forward, output, backward, L2, clipping, update) is one task with
+# no barrier, the threads taking the groups as they come free, so results are
+# the same bits for any thread count and whichever thread runs a group.
 
 cdef enum:
     MAX_GROUPS = 8
