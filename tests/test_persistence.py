@@ -18,6 +18,7 @@ import zipfile
 from types import SimpleNamespace
 
 import numpy as np
+from numpy.testing import assert_array_equal
 import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator
@@ -345,7 +346,7 @@ def test_file_is_a_plain_npz_with_versioned_json(tmp_path):
 def test_load_is_exported_and_save_rejects_other_objects(tmp_path):
     assert fastmlp.load is load and "load" in fastmlp.__all__
     assert set(MODELS) == {"Network", "reference.Network", "MLPClassifier", "MLPRegressor", "MLPEnsembleClassifier",
-                           "MLPEnsembleRegressor"}
+                           "MLPEnsembleRegressor", "NetworkEnsemble"}
 
     class MyNetwork(Network):
         pass
@@ -723,3 +724,83 @@ def test_tampered_schedule_raises_value_error(saved_schedule, case):
     tamper(saved_schedule, edit_config=edit)
     with pytest.raises(ValueError, match=match):
         load(saved_schedule)
+
+
+# ---------------------------------------------------------------- NetworkEnsemble
+
+
+def _ensemble(tmp_path, fitted=True):
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(60, 4)), rng.normal(size=(60, 2))
+    ens = fastmlp.NetworkEnsemble([4, 6, 2], n_members=3, random_state=1, dropout=0.1,
+                                  member_params=[{"alpha": 1e-3}, {"random_state": 9, "dropout": 0.3}, {}])
+    if fitted:
+        ens.fit(X, Y, epochs=2, batch_size=16, optimizer="adam", learning_rate=0.01)
+    path = tmp_path / "ens.fastmlp"
+    ens.save(path)
+    return ens, path, X, Y
+
+
+@pytest.mark.parametrize("fitted", [True, False])
+def test_network_ensemble_round_trip_then_fit_as_the_original(tmp_path, fitted):
+    ens, path, X, Y = _ensemble(tmp_path, fitted)
+    loaded = load(path)
+    assert type(loaded) is fastmlp.NetworkEnsemble
+    assert loaded.member_params == ens.member_params and loaded.seeds_ == ens.seeds_
+    assert_array_equal(loaded.forward(X), ens.forward(X))
+    if fitted:
+        assert_array_equal(loaded.loss_curve_, ens.loss_curve_)
+        assert_array_equal(loaded.grad_norms_, ens.grad_norms_)
+        for a, b in zip(loaded._members, ens._members):
+            assert a.dead_units_ == b.dead_units_
+    else:
+        assert not hasattr(loaded, "loss_curve_")
+    # the generators travel: both continue alike (shuffles and dropout masks)
+    for model in (ens, loaded):
+        model.fit(X, Y, epochs=2, batch_size=16, optimizer="adam", learning_rate=0.01)
+    assert_array_equal(loaded.forward(X), ens.forward(X))
+    assert_array_equal(loaded.loss_curve_, ens.loss_curve_)
+
+
+ENSEMBLE_TAMPERING = {
+    "fewer members than n_members": (lambda c: c["network"]["members"].pop(), "members"),
+    "n_members zero": (_set(("network", "n_members"), 0), "n_members"),
+    "a member of another shape": (_set(("network", "members", 1, "activation"), "tanh"), "differs from member 0"),
+    "a seed that is not member_params'": (_set(("network", "seeds_", 1), 8), "seeds_"),
+    "unknown member_params key": (_set(("network", "member_params", 0, "momentum"), 0.5), "member_params"),
+    "string member alpha": (_set(("network", "member_params", 0, "alpha"), "0.1"), "alpha"),
+    "curve without norms": (lambda c: c["network"].pop("grad_norms_"), "without the other"),
+    "extra ensemble key": (_set(("network", "estimators_"), []), "unexpected keys"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENSEMBLE_TAMPERING))
+def test_tampered_network_ensemble_raises_value_error(tmp_path, case):
+    _, path, _, _ = _ensemble(tmp_path)
+    edit, match = ENSEMBLE_TAMPERING[case]
+    tamper(path, edit_config=edit)
+    with pytest.raises(ValueError, match=match):
+        load(path)
+
+
+def test_network_ensemble_member_with_a_record_of_its_own_raises_value_error(tmp_path):
+    _, path, _, _ = _ensemble(tmp_path)
+    where = "network.members.0.network"
+
+    def edit(config):
+        config["network"]["members"][0].update(loss_curve_={"array": f"{where}.loss_curve_"},
+                                                grad_norms_={"array": f"{where}.grad_norms_"})
+    tamper(path, edit_config=edit, arrays={f"{where}.loss_curve_": np.ones(2), f"{where}.grad_norms_": np.ones((2, 2))})
+    with pytest.raises(ValueError, match="loss curve of its own"):
+        load(path)
+
+
+def test_network_ensemble_curves_of_the_wrong_shape_raise_value_error(tmp_path):
+    _, path, _, _ = _ensemble(tmp_path)
+    tamper(path, arrays={"network.grad_norms_": np.zeros((3, 2, 5))})
+    with pytest.raises(ValueError, match="do not fit"):
+        load(path)
+    _, path, _, _ = _ensemble(tmp_path)
+    tamper(path, arrays={"network.loss_curve_": np.full((3, 2), np.nan)})
+    with pytest.raises(ValueError, match="loss_curve_"):
+        load(path)

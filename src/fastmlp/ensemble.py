@@ -229,10 +229,15 @@ class NetworkEnsemble:
         # member k's Network: its configuration, its generator for the dropout seeds of each epoch, and its
         # weights between fits (a fit trains them in a MemberPack)
         self._members = members
-        net = members[0]
+        self._adopt_members()
+
+    def _adopt_members(self):
+        """What the ensemble reads from its member networks (after __init__, and after fastmlp.load)."""
+        net = self._members[0]
         self.layer_sizes = net.layer_sizes
         self.dtype = net.dtype
-        self._keep = np.array([m._keep for m in members], dtype=np.float64).reshape(K, len(net._keep))
+        self._keep = np.array([m._keep for m in self._members], dtype=np.float64).reshape(self.n_members,
+                                                                                        len(net._keep))
         self._clock = _engine.new_thread_clock()
 
     def member(self, k):
@@ -459,6 +464,37 @@ class NetworkEnsemble:
         for k, m in enumerate(members):
             m.dead_units_ = None if dead is None else dead[k]
         return self
+
+    def save(self, path):
+        """Write the ensemble to one file at exactly `path`, without pickle.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write, used as given (no extension is added); an existing
+            file is replaced whole or not at all.
+
+        See Also
+        --------
+        fastmlp.load : Read the file back: an ensemble that predicts the same
+            bits and continues training as this one would.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import fastmlp
+        >>> ens = fastmlp.NetworkEnsemble([2, 4, 1], n_members=3, random_state=0)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "ens.fastmlp")
+        ...     ens.save(path)
+        ...     loaded = fastmlp.load(path)
+        >>> X = np.ones((5, 2))
+        >>> bool((loaded.forward(X) == ens.forward(X)).all())
+        True
+        """
+        from .persistence import save
+        save(self, path)
 
     def __repr__(self):
         return f"NetworkEnsemble({list(self.layer_sizes)}, n_members={self.n_members})"

@@ -9,7 +9,7 @@ config.json
 
         {"format": "fastmlp", "version": 2, "written_by": "fastmlp 0.1.0",
          "model": "Network" | "reference.Network" | "MLPClassifier" | "MLPRegressor"
-                  | "MLPEnsembleClassifier" | "MLPEnsembleRegressor",
+                  | "MLPEnsembleClassifier" | "MLPEnsembleRegressor" | "NetworkEnsemble",
          "object_arrays": [names of arrays that were object arrays of str/int/bool],
          "rngs": [{"type": "Generator" | "RandomState", "state": {...}}, ...],
          "network": {...} or null,          (the Network, or the estimator's)
@@ -22,7 +22,12 @@ config.json
     network of its own: its fitted ``estimators_`` is a list of
     ``{"network": ..., "estimator": ...}``, each member as a file of its
     member class would hold it, its arrays named under
-    ``"estimator.fitted.estimators_.<k>."``.
+    ``"estimator.fitted.estimators_.<k>."``. A ``NetworkEnsemble``'s
+    ``"network"`` is ``{"n_members": K, "member_params": [K objects],
+    "seeds_": [K ints], "random_state": {"rng": i}, "members": [K networks,
+    their arrays named under "network.members.<k>."]}``, and after a fit
+    ``"loss_curve_"`` (K, epochs) and ``"grad_norms_"`` (K, epochs, layers);
+    its members share every constructor argument but their dropout.
 <name>.npy
     One array each, in NumPy's .npy format, never of an object dtype.
 
@@ -49,7 +54,8 @@ of loss, learning rate, seconds, and val_loss and val_score with a validation
 set) to fitted networks and estimators, a schedule as an estimator's
 ``learning_rate`` (``{"schedule": <name in SCHEDULES>, "params": {...}}``)
 and its run (``_lr_run``: max_epochs, the next epoch, the run's state).
-Version 1 files still load.
+Version 1 files still load. NetworkEnsemble files (format version 2 too)
+need a fastmlp that names it in MODELS; an older one refuses them cleanly.
 """
 import json
 import math
@@ -68,6 +74,7 @@ from . import reference, schedules
 from ._base import BaseNetwork
 from ._training import TRAINER_ARGS, Trainer, new_history
 from ._validation import check_bool, check_finite, check_float, check_int
+from .ensemble import NetworkEnsemble, check_member_params
 from .ensemble_estimators import MLPEnsembleClassifier, MLPEnsembleRegressor
 from .estimators import MLPClassifier, MLPRegressor
 from .network import Network
@@ -83,6 +90,7 @@ MODELS = {
     "MLPRegressor": MLPRegressor,
     "MLPEnsembleClassifier": MLPEnsembleClassifier,
     "MLPEnsembleRegressor": MLPEnsembleRegressor,
+    "NetworkEnsemble": NetworkEnsemble,
 }
 _MODEL_NAMES = {cls: name for name, cls in MODELS.items()}
 
@@ -133,7 +141,7 @@ def save(model, path):
 
     Parameters
     ----------
-    model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
+    model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier, MLPRegressor, their ensembles or NetworkEnsemble
         Fitted or not (an unfitted estimator keeps its parameters only).
     path : str or os.PathLike
         The file to write, used as given (no extension is added). It is
@@ -177,12 +185,15 @@ def save(model, path):
     path = _check_path(path)
     w = _Writer()
     config = {"format": FORMAT, "version": VERSION, "written_by": f"fastmlp {__version__}", "model": kind}
+    estimator = None
     if isinstance(model, BaseNetwork):
         network = _dump_network(model, w)
+    elif isinstance(model, NetworkEnsemble):
+        network = _dump_network_ensemble(model, w)
     else:
         network, estimator = _dump_estimator(model, w)
     config.update(object_arrays=w.object_arrays, rngs=w.rngs, network=network)
-    if not isinstance(model, BaseNetwork):
+    if not isinstance(model, (BaseNetwork, NetworkEnsemble)):
         config["estimator"] = estimator
     blob = json.dumps(config, indent=1).encode("utf-8")
 
@@ -296,6 +307,20 @@ def _dump_network(net, w, prefix=""):
     return cfg
 
 
+def _dump_network_ensemble(ens, w):
+    """A NetworkEnsemble: its members as networks (their weights, dropout and generators), what each member's
+    member_params set, their seeds, the shuffling generator, and the record of the last fit."""
+    cfg = {"n_members": ens.n_members,
+           "member_params": [{k: _plain(v) for k, v in own.items()} for own in ens.member_params],
+           "seeds_": [int(seed) for seed in ens.seeds_],
+           "random_state": w.rng(ens._rng, "network.random_state"),
+           "members": [_dump_network(m, w, f"network.members.{k}.") for k, m in enumerate(ens._members)]}
+    if hasattr(ens, "loss_curve_"):
+        cfg["loss_curve_"] = w.array("network.loss_curve_", np.asarray(ens.loss_curve_, dtype=np.float64))
+        cfg["grad_norms_"] = w.array("network.grad_norms_", np.asarray(ens.grad_norms_, dtype=np.float64))
+    return cfg
+
+
 def _plain(value):
     """A constructor argument as JSON: names, numbers and lists of them; a dtype by its name."""
     if isinstance(value, np.dtype):
@@ -406,7 +431,7 @@ def load(path):
 
     Returns
     -------
-    fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
+    fastmlp.Network, fastmlp.reference.Network, MLPClassifier, MLPRegressor, their ensembles or NetworkEnsemble
         Predicting bit-identically to the saved model and continuing to train
         as it would have (optimizer state and random generators included).
 
@@ -464,13 +489,15 @@ def _load(f, size):
         if not isinstance(kind, str) or kind not in MODELS:
             raise ValueError(f"config.json: model is {kind!r}, expected one of {', '.join(map(repr, MODELS))}.")
         cls = MODELS[kind]
-        is_network = issubclass(cls, BaseNetwork)
+        is_network = issubclass(cls, (BaseNetwork, NetworkEnsemble))
         keys = ("format", "version", "written_by", "model", "object_arrays", "rngs", "network")
         _fields(cfg, "config.json", keys if is_network else keys + ("estimator",))
         _string(cfg["written_by"], "written_by")
         ar.set_object_arrays(cfg["object_arrays"])
         rngs = _Rngs(cfg["rngs"], ar)
-        if is_network:
+        if cls is NetworkEnsemble:
+            model = _load_network_ensemble(cfg["network"], ar, rngs)
+        elif is_network:
             model = _load_network(cfg["network"], ar, cls, rngs)
         else:
             model = _load_estimator(cls, cfg, ar, rngs)
@@ -735,6 +762,61 @@ def _load_network(cfg, ar, cls, rngs, prefix=""):
         if "val_loss" in net.history_:
             net.validation_loss_curve_ = list(net.history_["val_loss"])
     return net
+
+
+# What the members of a NetworkEnsemble share (its constructor's arguments but dropout).
+_ENSEMBLE_SHARED = ("layer_sizes", "activation", "output_activation", "loss", "init", "dtype", "loss_param")
+
+
+def _load_network_ensemble(cfg, ar, rngs):
+    """A NetworkEnsemble: K member networks that agree on everything but their weights, dropout and
+    generators, with member_params and seeds_ that match them, and the record of the last fit."""
+    where = "network"
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{where} must be an object, got {type(cfg).__name__}.")
+    _fields(cfg, where, ("n_members", "member_params", "seeds_", "random_state", "members"),
+            ("loss_curve_", "grad_norms_"))
+    K = check_int(cfg["n_members"], f"{where}.n_members", 1)
+    try:
+        member_params = check_member_params(cfg["member_params"], K)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}.{exc}") from exc
+    seeds, members = cfg["seeds_"], cfg["members"]
+    if not isinstance(seeds, list) or len(seeds) != K:
+        raise ValueError(f"{where}.seeds_ must list n_members={K} seeds.")
+    seeds = [check_int(seed, f"{where}.seeds_.{k}", 0) for k, seed in enumerate(seeds)]
+    for k, own in enumerate(member_params):
+        if "random_state" in own and own["random_state"] != seeds[k]:
+            raise ValueError(f"{where}.seeds_.{k} is {seeds[k]}, but member_params[{k}] sets random_state "
+                             f"{own['random_state']}.")
+    if not isinstance(members, list) or len(members) != K:
+        raise ValueError(f"{where}.members must list n_members={K} networks.")
+    nets = [_load_network(m, ar, Network, rngs, f"{where}.members.{k}.") for k, m in enumerate(members)]
+    for k, net in enumerate(nets):
+        if hasattr(net, "loss_curve_"):
+            raise ValueError(f"{where}.members.{k} has a loss curve of its own; the ensemble keeps its members'.")
+        differing = [name for name in _ENSEMBLE_SHARED
+                     if not np.array_equal(np.asarray(getattr(net, name), dtype=object),
+                                           np.asarray(getattr(nets[0], name), dtype=object))]
+        if differing:
+            raise ValueError(f"{where}.members.{k} differs from member 0 in {differing}; an ensemble's members "
+                             "share them.")
+    ens = NetworkEnsemble.__new__(NetworkEnsemble)
+    ens.n_members, ens.member_params, ens.seeds_, ens._members = K, member_params, seeds, nets
+    ens._rng = rngs.get(cfg["random_state"], f"{where}.random_state")
+    ens._adopt_members()
+    if ("loss_curve_" in cfg) != ("grad_norms_" in cfg):
+        raise ValueError(f"{where} has one of 'loss_curve_' and 'grad_norms_' without the other.")
+    if "loss_curve_" in cfg:
+        losses = ar.array(cfg["loss_curve_"], f"{where}.loss_curve_", "f", ndim=2)
+        norms = ar.array(cfg["grad_norms_"], f"{where}.grad_norms_", "f", ndim=3)
+        if losses.shape[0] != K or norms.shape != (K, losses.shape[1], len(nets[0].layer_sizes) - 1):
+            raise ValueError(f"arrays '{where}.loss_curve_' {losses.shape} and '{where}.grad_norms_' {norms.shape} "
+                             f"do not fit {K} members of {len(nets[0].layer_sizes) - 1} layers.")
+        for k in range(K):
+            _check_record(losses[k], norms[k], f"{where}.members.{k}", norms.shape[2])
+        ens.loss_curve_, ens.grad_norms_ = losses.astype(np.float64), norms.astype(np.float64)
+    return ens
 
 
 class _Context(NamedTuple):
