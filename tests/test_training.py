@@ -372,3 +372,19 @@ def test_the_default_validation_score_is_scikit_learns_score(case, weighted):
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X[:80], y[:80], X_val=X[80:], y_val=y[80:], sample_weight_val=sw)
     assert est.history_["val_score"][-1] == pytest.approx(est.score(X[80:], y[80:], sample_weight=sw), rel=1e-9)
+
+
+@pytest.mark.parametrize("output_activation, loss", [("identity", "squared_error"), ("logistic", "log_loss"),
+                                                     ("softmax", "log_loss"), ("exp", "poisson")])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("Net", [Network, fastmlp.reference.Network], ids=["engine", "reference"])
+def test_outputs_from_logits_are_the_forward_pass_bit_for_bit(Net, dtype, output_activation, loss):
+    # the validation's one forward pass: the outputs made from the logits are exactly what forward gives,
+    # so a score computed from them is est.score's, bit for bit (also for a batched, threaded forward)
+    rng = np.random.default_rng(0)
+    X = (4 * rng.normal(size=(3000, 6))).astype(dtype)
+    net = Net([6, 9, 3], output_activation=output_activation, loss=loss, dtype=dtype, random_state=1)
+    Z = net._forward(X, False, 0, logits=True)
+    np.testing.assert_array_equal(net._outputs_from_logits(Z), net._forward(X, False, 0))
+    Y = np.abs(rng.normal(size=(3000, 3))).astype(dtype)
+    assert net._mean_loss_of_logits(Z, Y, None) == net._mean_loss(X, Y, None)

@@ -18,7 +18,7 @@ import numbers
 import numpy as np
 
 from . import _registry
-from ._math import PRELU_INITIAL_SLOPE
+from ._math import PRELU_INITIAL_SLOPE, output_forward
 from ._training import EpochLoop, Patience, Reporter, Trainer, Validation, check_schedule, draw_seed
 from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
 
@@ -736,11 +736,19 @@ class BaseNetwork:
 
     def _mean_loss(self, X, Y, sample_weight):
         """The loss on checked (X, Y) without the L2 term: the (weighted) mean over rows, in float64."""
-        Z = self._forward(X, False, 0, logits=True).astype(np.float64)
-        total = X.shape[0] if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
+        return self._mean_loss_of_logits(self._forward(X, False, 0, logits=True), Y, sample_weight)
+
+    def _mean_loss_of_logits(self, Z, Y, sample_weight):
+        """_mean_loss from the output layer's pre-activations Z (``_forward(X, ..., logits=True)``)."""
+        total = Z.shape[0] if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
         with np.errstate(over="ignore", invalid="ignore"):
-            loss = float(self._output.loss(Y.astype(np.float64), Z, sample_weight)) / total
+            loss = float(self._output.loss(Y.astype(np.float64), Z.astype(np.float64), sample_weight)) / total
         return loss if np.isfinite(loss) else np.nan
+
+    def _outputs_from_logits(self, Z):
+        """The outputs (what ``_forward`` returns) from the pre-activations Z that ``_forward(..., logits=True)``
+        returns: the same bits, one forward pass serving the validation loss and score."""
+        return output_forward(self._output.activation, Z)
 
     def _blas_pinned(self):
         """Hook: a context for NumPy's products within a fit (the compiled Network's: BLAS on one thread)."""

@@ -1302,6 +1302,18 @@ cdef class Predictor:
         return out
 
 
+def output_activation(int act, floating[:, ::1] Z):
+    """Z = g(Z) in place, g the output activation of code act, as the forward pass applies it after adding
+    the bias (Z holds the bias already: _forward(..., logits=True) with the identity output)."""
+    cdef Py_ssize_t n = Z.shape[0], m = Z.shape[1]
+    cdef floating[::1] zero
+    if n == 0 or m == 0:
+        return
+    zero = np.zeros(m, dtype=np.float32 if floating is float else np.float64)
+    with nogil:
+        _output_forward(act, n, m, &zero[0], &Z[0, 0])
+
+
 def all_finite(const floating[::1] x):
     """True if no element of x is NaN or infinite (one vectorized pass, without the GIL)."""
     cdef bint finite

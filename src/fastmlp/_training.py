@@ -135,14 +135,21 @@ class Validation:
 
     score: None (minus the validation loss) or a callable score(X, Y,
     sample_weight) -> float, higher is better, NaN when the predictions are
-    not finite.
+    not finite. score_output: instead of score, a callable score_output(P,
+    sample_weight) of the network's outputs P on X: then one forward pass
+    serves the loss and the score.
     """
 
-    def __init__(self, X, Y, sample_weight=None, score=None):
+    def __init__(self, X, Y, sample_weight=None, score=None, score_output=None):
         self.X, self.Y, self.sample_weight, self.score = X, Y, sample_weight, score
+        self.score_output = score_output
 
     def evaluate(self, net):
         """(val_loss, val_score) of the network's current weights."""
+        if self.score_output is not None:
+            Z = net._forward(self.X, False, 0, logits=True)
+            loss = net._mean_loss_of_logits(Z, self.Y, self.sample_weight)
+            return loss, float(self.score_output(net._outputs_from_logits(Z), self.sample_weight))
         loss = net._mean_loss(self.X, self.Y, self.sample_weight)
         if self.score is None:
             return loss, -loss

@@ -639,7 +639,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         if self.scoring == "loss":
             return Validation(X_val, Y_val, sw_val)
         if self.scoring is None:
-            return Validation(X_val, Y_val, sw_val, score=lambda X, Y, sw: self._score(X, y_val, sw))
+            return Validation(X_val, Y_val, sw_val, score_output=lambda P, sw: self._score_output(P, y_val, sw))
         scorer = check_scoring(self, self.scoring)
 
         def score(X, Y, sw):
@@ -860,11 +860,11 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         from .onnx import to_onnx
         return to_onnx(self, **kwargs)
 
-    def _score(self, X, y, sample_weight=None):
-        """score(X, y) on checked X and y as the validation keeps them (labels, or 2-D targets): the
-        accuracy or R^2 of scikit-learn's score, computed here (scikit-learn's metrics check their input
-        at a cost of about a millisecond, more than an epoch of a small network)."""
-        y_pred = self._predict_output(self._network._forward(X, False, 0))
+    def _score_output(self, P, y, sample_weight=None):
+        """score(X, y) from the network's outputs P on X, y as the validation keeps it (labels, or 2-D
+        targets): the accuracy or R^2 of scikit-learn's score, computed here (scikit-learn's metrics check
+        their input at a cost of about a millisecond, more than an epoch of a small network)."""
+        y_pred = self._predict_output(P)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
         if is_classifier(self):

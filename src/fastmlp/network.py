@@ -204,6 +204,11 @@ class Network(BaseNetwork):
                         _engine.effective_n_threads(n_threads))
         return out
 
+    def _outputs_from_logits(self, Z):
+        out = np.array(Z, dtype=self.dtype, order="C")  # (the engine's output kernel, as _forward applies it)
+        _engine.output_activation(int(self._act_codes[-1]), out)
+        return out
+
     def _loss_and_gradients(self, X, Y, alpha, sample_weight):
         grads = np.empty_like(self._params)
         loss = _engine.loss_and_gradients(self._sizes, self._act_codes, self._output.loss_code, self._loss_param_c(),
