@@ -97,7 +97,7 @@ CASES = {
     "small-output-three": ([5, 8, 7, 3], [{"random_state": s} for s in (4, 5, 6)],
                            dict(momentum=0.9, learning_rate=0.02), dict(dropout=[0.2, 0.0], activation="tanh",
                                                                        output_activation="softmax", loss="log_loss")),
-    # ten members in eight groups (some of two), each member its own rate, alpha and dropout
+    # ten members in four groups (of two and three), each member its own rate, alpha and dropout
     "groups-prelu-softmax-per-member-clip": (
         [40, 96, 64, 5],
         [{"random_state": s, "learning_rate": 0.01 * (1 + s), "alpha": 1e-3 * s, "dropout": [0.1 * (s % 3), 0.0]}
@@ -146,7 +146,7 @@ def test_bit_identical_for_any_thread_count(forced_threads, dtype):
     X, Y = _data(layers, None, n=200, dtype=dtype)
     fits = []
     for n_threads in (1, 2, 3):
-        # ten members in eight groups (the threads' tasks), some of two
+        # ten members in four groups (the threads' tasks), of two and three
         ens = NetworkEnsemble(layers, n_members=10, random_state=0, dtype=dtype, dropout=0.2,
                               member_params=[{"alpha": a} for a in np.linspace(0.0, 0.1, 10)])
         ens.fit(X, Y, epochs=2, batch_size=32, optimizer="adam", learning_rate=1e-3, clip_norm=1.0,

@@ -118,7 +118,7 @@ def main():
         for l, (a, b) in enumerate(zip(grads_1[0] + grads_1[1], grads_3[0] + grads_3[1])):
             check(f"{dtype} loss_and_gradients gradient {l}", a, b)
         print(f"forward and loss_and_gradients {dtype}: done", flush=True)
-    # an ensemble: groups of members as tasks for a whole epoch each (one, two members per group), a short
+    # an ensemble: groups of members as tasks for a whole epoch each (four groups of two and three), a short
     # last batch (470 rows: 14 of 32, then 22) that one group reaches while another is still on a full one
     for dtype in ("float32", "float64"):
         X, Y = data(dtype)
