@@ -85,8 +85,9 @@ class MemberPack:
         self.state = [np.zeros_like(self.params) for _ in range(max(n_state, 1))]
         self.steps = np.zeros(K, dtype=np.int64)
         self.batch_size = batch_size
-        self._grads = self._work = None
-        self._capacity = 0
+        self._grads = np.empty_like(self.params)
+        self._work = np.empty(_engine.ensemble_workspace_size(net._sizes, net._act_codes, self.keep, K, batch_size),
+                              dtype=net.dtype)
 
     def pack(self, flats, to=None):
         """Write the members' flat arrays (K of them, a Network's layout) into `to` (default: params)."""
@@ -99,14 +100,9 @@ class MemberPack:
     def epoch(self, settings, learning_rates, alphas, seeds, X, Y, sample_weight, order, clock):
         """One epoch of the K members on dense, checked X; returns (loss_sums, norm_sums, unit_max, n_batches)
         as train_ensemble_epoch gives them (a member's loss sum NaN: its loss was not finite)."""
-        net, batch = self.net, settings["batch_size"]
-        if batch != self.batch_size:
-            raise ValueError(f"MemberPack: made for batches of {self.batch_size} rows, not {batch}")
-        if batch > self._capacity:
-            self._grads = np.empty_like(self.params)
-            self._work = np.empty(_engine.ensemble_workspace_size(net._sizes, net._act_codes, self.keep, self.K,
-                                                                  batch), dtype=self.params.dtype)
-            self._capacity = batch
+        net = self.net
+        if settings["batch_size"] != self.batch_size:  # (the layout and the workspace are this batch size's)
+            raise ValueError(f"MemberPack: made for batches of {self.batch_size} rows, not {settings['batch_size']}")
         loss_sums = np.zeros(self.K)
         norm_sums = np.zeros((self.K, len(net.layer_sizes) - 1))
         unit_max = np.full(self.unit_index.size, -np.inf, dtype=self.params.dtype)
