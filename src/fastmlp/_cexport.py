@@ -317,7 +317,7 @@ class _Code:
             fits_int = bool(np.all(np.abs(labels) <= 2 ** 31 - 1))
             ctype = "int" if fits_int else "long long"
             items = [str(v) if fits_int else f"{v}LL" for v in labels.tolist()]
-        self.emit("", f"/* classes_: the label of each class index */",
+        self.emit("", "/* classes_: the label of each class index */",
                   f"static const {ctype} {self.name}_classes[{N}_N_CLASSES] = {{")
         self.emit(*_wrap(items, "    "), "};")
 
@@ -405,7 +405,7 @@ class _Code:
         name, N, T = self.name, self.NAME, self.T
         task = self.m.task
         if task == "multilabel":
-            self.emit(f"/* labels[k] = 1 where label k's probability exceeds 0.5, else 0 (as predict) */",
+            self.emit("/* labels[k] = 1 where label k's probability exceeds 0.5, else 0 (as predict) */",
                       f"static inline void {name}_predict(const {T} *x, int *labels)", "{",
                       f"    {T} out[{N}_N_OUTPUTS];", "    int k;", f"    {name}_forward(x, out);",
                       f"    for (k = 0; k < {N}_N_OUTPUTS; k++) labels[k] = out[k] > {self.literal(0.5)};", "}")

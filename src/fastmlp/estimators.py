@@ -474,10 +474,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             metadata = None if sw_given is None else {"sample_weight": sw_given}
             context.call_on_fit_task_begin(estimator=self, X=X_given, y=y_given, metadata=metadata)
             hooks.append(_SklearnTasks(self, context, X_given, y_given, metadata))
-
-            def end():
-                context.call_on_fit_task_end(estimator=self, X=X_given, y=y_given, metadata=metadata,
-                                             reconstruction_attributes={})
+            end = functools.partial(context.call_on_fit_task_end, estimator=self, X=X_given, y=y_given,
+                                    metadata=metadata, reconstruction_attributes={})
         if self.solver in _STOCHASTIC_SOLVERS:
             return self._stochastic_fit(X, Y, sample_weight, incremental, validation, hooks, end)
         return _PreparedFit(lambda: self._fit_lbfgs(X, Y, sample_weight, validation, hooks), end=end)
