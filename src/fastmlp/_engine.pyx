@@ -596,6 +596,17 @@ cdef void _output_part(const Plan *p, const floating *params, floating *work, co
                       work + p.z_off[L] + r0 * n_out, _delta(p, work, L) + r0 * n_out, loss)
 
 
+cdef inline Py_ssize_t _chunk_run(const Plan *p, Py_ssize_t t, Py_ssize_t nt) noexcept nogil:
+    """The first chunk of thread t's run of the update's and L2's chunks (t = nt: n_chunks): the runs are
+    consecutive and nearly equal in parameters (a chunk goes to the run its middle falls in), however
+    unequal the chunks (a layer's last chunk, the biases)."""
+    cdef Py_ssize_t c = 0
+    cdef double start = <double>p.n_params * t / nt
+    while c < p.n_chunks and p.u_off[c] + 0.5 * p.u_len[c] < start:
+        c += 1
+    return c
+
+
 cdef inline double _loss_sum(const Step *st, const Batch *batch) noexcept nogil:
     """The output step's loss sum over the batch, its parts added in order (whatever the threads)."""
     cdef Py_ssize_t t
@@ -658,14 +669,14 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
     if state_1 == NULL:
         return
     if s.alpha > 0:
-        for t in range(p.n_chunks * tid // nt, p.n_chunks * (tid + 1) // nt):
+        for t in range(_chunk_run(p, tid, nt), _chunk_run(p, tid + 1, nt)):
             _l2_chunk(p, params, grads, s.alpha, batch.weight, t)
         _sync(nt)
     if tid == 0:
         _close_batch(p, s, batch, grads, grad_norm_sums, st)
     _sync(nt)
     if st.finite:
-        for t in range(p.n_chunks * tid // nt, p.n_chunks * (tid + 1) // nt):
+        for t in range(_chunk_run(p, tid, nt), _chunk_run(p, tid + 1, nt)):
             _update_chunk(p, s, st.step_size, st.clip, params, grads, state_1, state_2, t)
 
 
