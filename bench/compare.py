@@ -22,6 +22,7 @@ one pass against one Network.
 import argparse
 import gc
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -62,14 +63,20 @@ def timed(contenders, rounds, pause):
     return _rounds({name: partial(_clock, c.epoch) for name, c in contenders.items()}, rounds, pause)
 
 
-def _rounds(jobs, rounds, pause):
+def _rounds(jobs, rounds, pause, at_least=0.0, alike=()):
     """Median seconds of each job, interleaved round by round, after a warm-up; a job returns its own seconds.
 
     Each timed call follows `pause` seconds of rest (not timed): NumPy and SciPy
     each bundle their own OpenBLAS, whose worker threads spin ~0.1 s after a
-    call and would slow whoever runs next on the other library.
+    call and would slow whoever runs next on the other library. at_least: see
+    _round_times.
     """
-    return {name: float(np.median(t)) for name, t in _round_times(jobs, rounds, pause).items()}
+    return {name: float(np.median(t)) for name, t in _round_times(jobs, rounds, pause, at_least, alike).items()}
+
+
+def _at_least(args):
+    """The threads sections' shortest timed run (seconds; see _round_times)."""
+    return 0.05 if args.quick else 0.3
 
 
 def _clock(f, *args, **kwargs):
@@ -271,7 +278,7 @@ def threads(args):
                                 for label, nt in ENGINE_THREADS.items()}
                         jobs = {label: partial(_clock, c.epoch) for label, c in fits.items()}
                         jobs[BOUND_2] = partial(_clock, C.gemm_bound(X, sizes, batch))
-                        t = _rounds(jobs | ceiling, args.rounds, args.pause)
+                        t = _rounds(jobs | ceiling, args.rounds, args.pause, _at_least(args), [fits])
                         row = dict(workload=key, name=workload.name, rows=n, dtype=np.dtype(dtype).name,
                                    optimizer=optimizer, batch=batch, **_thread_ratios(t),
                                    two_threads_over_bound=t["2 threads"] / t[BOUND_2], bound_seconds=t[BOUND_2],
@@ -325,7 +332,7 @@ def threads_predict(args):
             jobs |= {f"MLPClassifier.predict, {label}": partial(_limited, openmp, nt, est.predict, X)
                      for label, nt in ENGINE_THREADS.items()}
             jobs[BOUND_2] = partial(_clock, forward_gemm_bound(net.coefs_), X)
-            t = _rounds(jobs | ceiling, args.rounds, args.pause)
+            t = _rounds(jobs | ceiling, args.rounds, args.pause, _at_least(args))
             for how in ("Network.forward", "MLPClassifier.predict"):
                 row = dict(workload="W1", name=workload.name, how=how, rows=PREDICT_ROWS, dtype=np.dtype(dtype).name,
                            **_thread_ratios({label: t[f"{how}, {label}"] for label in ENGINE_THREADS} | t),
@@ -377,7 +384,7 @@ def busy(args):
                               for label in ("estimator, 1 thread", "estimator, default")}
                 jobs |= {label: partial(_limited, openmp, 1 if label.endswith("1 thread") else None, c.epoch)
                          for label, c in estimators.items()}
-                t = _rounds(jobs, args.rounds, args.pause)
+                t = _rounds(jobs, args.rounds, args.pause, _at_least(args), [fits, estimators])
                 row = dict(workload=key, name=workload.name, rows=n, dtype="float32", optimizer="sgd", batch=batch,
                            seconds=t, default_over_one=t["1 thread"] / t["default"],
                            two_over_one=t["1 thread"] / t["2 threads"],
@@ -697,15 +704,24 @@ def _ensemble_fits(workload, X, Y, optimizer, batch, what):
     return fits
 
 
-def _round_times(jobs, rounds, pause):
-    """Every round's seconds of each job, interleaved, after a warm-up."""
+def _round_times(jobs, rounds, pause, at_least=0.0, alike=()):
+    """Every round's seconds of each job, interleaved, after a warm-up.
+
+    at_least (seconds): a job whose warm-up took less runs that many times
+    over, back to back after one pause, in each round, and the round's figure
+    is their mean. An epoch of a millisecond or two measured once is mostly
+    the machine's noise (one round of W3 moved by 25% where the same code ran).
+    alike: groups of job names that repeat the same number of times.
+    """
     times = {name: [] for name in jobs}
-    for job in jobs.values():
-        job()
+    repeats = {name: max(1, math.ceil(at_least / job())) if at_least > 0 else 1 for name, job in jobs.items()}
+    for group in alike:  # fits compared bit for bit train the same number of epochs
+        most = max(repeats[name] for name in group)
+        repeats.update(dict.fromkeys(group, most))
     for _ in range(rounds):
         for name, job in jobs.items():
             time.sleep(pause)
-            times[name].append(job())
+            times[name].append(sum(job() for _ in range(repeats[name])) / repeats[name])
     return times
 
 
@@ -1026,7 +1042,9 @@ def threads_sections(results):
              "Each fastmlp `Network` epoch with `n_threads=1`, `n_threads=2` and the default (no argument, no "
              f"limit set: as a user gets it, here at most {results['threads'][0]['engine_threads']['default']} "
              "threads), three Networks from the same weights interleaved round by round "
-             "(milliseconds); \"2/1\" and \"default/1\" are the one-thread time over the other (higher is faster). "
+             "(milliseconds; an epoch shorter than 0.3 s runs several times back to back in each round and "
+             "counts as their mean); \"2/1\" and \"default/1\" are the one-thread time over the other (higher is "
+             "faster). "
              "The ceiling is what the machine's two cores deliver: the single-threaded GEMM bound of the same point "
              "in two processes at once, throughput over one process alone (2 t1 / t2), measured in the same rounds. "
              "Targets for 2/1: at least 1.7x at W1 batch 128 and 512, 1.5x at W1 batch 32 and for predict of "
@@ -1066,7 +1084,7 @@ def threads_sections(results):
     lines += ["", "## Engine threads on a busy machine", "",
               "While another process spins a pure-Python loop on one core (not pinned), fastmlp `Network` epochs "
               "with `n_threads=1`, the default and `n_threads=2`, and `n_threads=1` once more, interleaved "
-              "(milliseconds); and `MLPClassifier.partial_fit` (one epoch a call) under an openmp limit of one "
+              "(milliseconds; shorter than 0.3 s: the mean of several back to back in each round); and `MLPClassifier.partial_fit` (one epoch a call) under an openmp limit of one "
               "thread and with none: Network.fit starts a fresh thread choice at every call, the estimator keeps "
               "its own across calls. Target: the default never slower than one thread. It counts as met down to "
               f"default/1 = {NOISE:g}: the two one-thread fits are the same work, and \"1 again/1\" shows how far "
