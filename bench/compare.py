@@ -717,8 +717,8 @@ def _round_times(jobs, rounds, pause, at_least=0.0, alike=()):
     alike: groups of job names that repeat the same number of times.
     """
     times = {name: [] for name in jobs}
-    repeats = {name: max(1, math.ceil(at_least / max(job(), 1e-6))) if at_least > 0 else 1
-               for name, job in jobs.items()}
+    warm = {name: job() for name, job in jobs.items()}
+    repeats = {name: max(1, math.ceil(at_least / max(seconds, 1e-6))) for name, seconds in warm.items()}
     for group in alike:  # fits compared bit for bit train the same number of epochs
         most = max(repeats[name] for name in group)
         repeats.update(dict.fromkeys(group, most))

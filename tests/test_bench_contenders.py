@@ -102,3 +102,26 @@ def test_thread_targets_follow_the_ceiling():
     lines = compare.threads_sections(results)
     assert "| W1 (100 rows) | float32 | sgd | 128 | 1000.0 | 600.0 | 600.0 | 1.67x | 1.67x | 1.80x | 1.70x |" in (
         " ".join(lines))
+
+
+def test_short_jobs_repeat_to_last_and_alike_jobs_repeat_alike(monkeypatch):
+    """compare._round_times: a job shorter than at_least runs several times a round (its figure their mean);
+    the jobs of an alike group run the same number of times (fits compared bit for bit train alike)."""
+    import compare
+
+    monkeypatch.setattr(compare.time, "sleep", lambda seconds: None)
+    calls = {"short": 0, "other short": 0, "long": 0}
+    seconds = {"short": 0.01, "other short": 0.04, "long": 0.5}
+
+    def job(name):
+        calls[name] += 1
+        return seconds[name]
+
+    jobs = {name: (lambda name=name: job(name)) for name in calls}
+    times = compare._round_times(jobs, 2, 0.0, at_least=0.1, alike=[["short", "other short"]])
+    # one warm-up each, then 2 rounds: "short" needs 10 a round, so its group runs 10; "long" once
+    assert calls == {"short": 1 + 2 * 10, "other short": 1 + 2 * 10, "long": 1 + 2 * 1}
+    assert times["short"] == pytest.approx([0.01, 0.01]) and times["long"] == [0.5, 0.5]
+    calls.update(dict.fromkeys(calls, 0))
+    compare._round_times(jobs, 1, 0.0)  # without at_least: once a round
+    assert calls == {"short": 2, "other short": 2, "long": 2}
