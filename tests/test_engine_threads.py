@@ -90,6 +90,18 @@ def test_fit_is_bit_identical_for_any_thread_count(forced_threads, case, dtype):
         assert_array_equal(P, P_1)
 
 
+@pytest.mark.parametrize("case", ["adam-l2", "sgd-clip", "adam-prelu-l2"])
+def test_more_threads_than_tasks_give_the_same_bits(forced_threads, case):
+    """Eight threads on a network of six or seven update chunks and two blocks per product: the threads
+    without a task of a step (or a run of chunks) only wait at its barrier."""
+    args = dict(CASES[case])
+    (net_1, P_1), (net_8, P_8) = _fit(1, np.float64, **args), _fit(8, np.float64, **args)
+    assert_array_equal(net_8._params, net_1._params)
+    assert net_8.loss_curve_ == net_1.loss_curve_
+    assert_array_equal(net_8.grad_norms_, net_1.grad_norms_)
+    assert_array_equal(P_8, P_1)
+
+
 @pytest.mark.parametrize("batch_size", [64, 256])
 def test_unit_maxima_see_every_row_for_any_thread_count(forced_threads, batch_size):
     # Unit u of the hidden layer is positive on exactly one row (row order[u]), or on none (u % 4 == 0):
