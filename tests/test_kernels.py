@@ -341,6 +341,27 @@ def test_output_delta_is_gradient_of_loss(dtype, key):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_output_delta_one_squared_error_output(dtype, weighted):
+    """The one-output squared error (its own loop, without the per-row dispatch) gives the bits the general
+    loop gives that column: P and delta equal column 0 of a two-output call; the loss is 0.5 sum w r^2."""
+    code = _registry.OUTPUTS[("identity", "squared_error")].loss_code
+    rng = np.random.default_rng(8)
+    Z2 = (rng.standard_normal((37, 2)) * 3).astype(dtype)
+    Y2 = rng.standard_normal((37, 2)).astype(dtype)
+    bias2 = rng.standard_normal(2).astype(dtype)
+    sw = rng.uniform(0, 2, 37).astype(dtype) if weighted else None
+    P1, P2 = np.ascontiguousarray(Z2[:, :1]), Z2.copy()
+    d1, d2 = np.empty_like(P1), np.empty_like(P2)
+    loss = _engine._output_delta_hook(code, 1 / 37, bias2[:1].copy(), np.ascontiguousarray(Y2[:, :1]), P1, d1, sw)
+    _engine._output_delta_hook(code, 1 / 37, bias2, Y2, P2, d2, sw)
+    np.testing.assert_array_equal(P1[:, 0], P2[:, 0])
+    np.testing.assert_array_equal(d1[:, 0], d2[:, 0])
+    r = (Z2[:, 0].astype(np.float64) + bias2[0]) - Y2[:, 0]
+    assert_close(loss, 0.5 * np.sum((1.0 if sw is None else sw) * r * r), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_output_delta_softmax_targets_not_summing_to_one(dtype):
     spec = _registry.OUTPUTS[("softmax", "log_loss")]
     rng = np.random.default_rng(8)
