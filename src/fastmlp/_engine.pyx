@@ -626,9 +626,9 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
     thread that sums the loss and finds the clipping factor, and the update.
     Each step is split into tasks fixed by the plan (never by nt); thread tid
     runs tasks tid, tid + nt, ... (of the chunks of L2 and the update, the
-    tid-th run of consecutive chunks: mostly the parameters whose gradients
-    the same thread's weight-gradient parts wrote, still in its cache); the tasks of a
-    step write disjoint memory and a barrier separates the steps. So every bit
+    tid-th of nt consecutive runs of nearly equal numbers of parameters,
+    _chunk_run: mostly the parameters whose gradients the same thread's
+    weight-gradient parts wrote); the tasks of a step write disjoint memory and a barrier separates the steps. So every bit
     of the result is the same for any nt. Writes the gradient of st.scale * sum_rows (weight *) loss to
     grads (adds it, st.accumulate), and the loss sum per row part to st.
     """
