@@ -99,22 +99,39 @@ def _long_calls(calls, minimum):
     return [(name, start, end) for name, start, end in calls if end - start > minimum]
 
 
+# Each observation starts from a size that takes a few tenths of a second here and doubles it until the
+# engine call lasts long enough to observe (a faster machine, or more engine threads, shorten it).
+DOUBLINGS = 6
+
+
+def _observed(run, n, minimum):
+    """run(n) -> (start, end, *rest) of an engine call, on n rows doubled until the call lasts `minimum`."""
+    for _ in range(DOUBLINGS):
+        result = run(n)
+        if result[1] - result[0] >= minimum:
+            return result
+        n *= 2
+    pytest.skip(f"{n // 2} rows took {result[1] - result[0]:.3f} s, too short to observe")  # pragma: no cover
+
+
 def test_python_threads_progress_during_an_epoch(monkeypatch):
-    timed = _Timed(fastmlp.network._engine.train_epoch)
-    monkeypatch.setattr(fastmlp.network._engine, "train_epoch", timed)
-    X, Y = _data(12000)
-    net = _new_network(0)
-    counter = _Counter()
-    counter.start()
-    try:
-        net.fit(X, Y, epochs=1, batch_size=32)
-    finally:
-        counter.stop.set()
-        counter.join()
-    assert len(timed.calls) == 1
-    _, start, end = timed.calls[0]
-    if end - start < 4 * MARGIN:  # pragma: no cover - only on a very fast machine
-        pytest.skip(f"the epoch took {end - start:.3f} s, too short to observe")
+    def run(n):
+        timed = _Timed(fastmlp.network._engine.train_epoch)
+        monkeypatch.setattr(fastmlp.network._engine, "train_epoch", timed)
+        X, Y = _data(n)
+        net = _new_network(0)
+        counter = _Counter()
+        counter.start()
+        try:
+            net.fit(X, Y, epochs=1, batch_size=32)
+        finally:
+            counter.stop.set()
+            counter.join()
+        assert len(timed.calls) == 1
+        _, start, end = timed.calls[0]
+        return start, end, counter, net
+
+    start, end, counter, net = _observed(run, 12000, 4 * MARGIN)
     inside = counter.progress_inside(start, end)
     # Holding the GIL for the whole epoch would leave this at exactly 0.
     assert inside > 0, "the counting thread made no progress while train_epoch ran: GIL not released"
@@ -125,27 +142,30 @@ def test_python_threads_progress_during_an_epoch(monkeypatch):
 def test_python_threads_progress_during_forward(monkeypatch, path):
     # Both ways into the forward pass release the GIL: X already C-contiguous
     # float64 (_engine.Predictor), and X that forward first converts (_engine.forward).
-    X, _ = _data(60000)
     net = _new_network(0)
-    if path == "converted":
-        X = np.asfortranarray(X)
-        timed = _Timed(fastmlp.network._engine.forward)
-        monkeypatch.setattr(fastmlp.network._engine, "forward", timed)
-    else:
-        timed = _Timed(net._fast_forward)
-        net._fast_forward = timed
-    counter = _Counter()
-    counter.start()
-    try:
-        out = net.forward(X)
-    finally:
-        counter.stop.set()
-        counter.join()
-    _, start, end = timed.calls[0]
-    if end - start < 4 * MARGIN:  # pragma: no cover
-        pytest.skip(f"forward took {end - start:.3f} s, too short to observe")
+
+    def run(n):
+        X, _ = _data(n)
+        if path == "converted":
+            X = np.asfortranarray(X)
+            timed = _Timed(fastmlp.network._engine.forward)
+            monkeypatch.setattr(fastmlp.network._engine, "forward", timed)
+        else:
+            timed = _Timed(type(net)._fast_forward.__get__(net))  # the method, not an earlier round's wrapper
+            net._fast_forward = timed
+        counter = _Counter()
+        counter.start()
+        try:
+            out = net.forward(X)
+        finally:
+            counter.stop.set()
+            counter.join()
+        _, start, end = timed.calls[0]
+        return start, end, counter, out, n
+
+    start, end, counter, out, n = _observed(run, 60000, 4 * MARGIN)
     assert counter.progress_inside(start, end) > 0, "no progress while forward ran: GIL not released"
-    assert out.shape == (60000, 10)
+    assert out.shape == (n, 10)
 
 
 def _train(seed, X, Y, dtype="float64"):
@@ -160,10 +180,16 @@ def _weights(net):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_two_threads_train_concurrently_and_match_a_sequential_run(monkeypatch, dtype):
-    X, Y = _data(8000)
     seeds = [0, 1]
-    # Sequential first: the results to match.
-    expected = [_weights(_train(seed, X, Y, dtype)) for seed in seeds]
+    # Sequential first: the results to match, on rows enough for an epoch to be observed
+    n = 8000
+    for _ in range(DOUBLINGS):
+        X, Y = _data(n)
+        tic = time.perf_counter()
+        expected = [_weights(_train(seed, X, Y, dtype)) for seed in seeds]
+        if (time.perf_counter() - tic) / (FIT["epochs"] * len(seeds)) >= 4 * MARGIN:
+            break
+        n *= 2
 
     timed = _Timed(fastmlp.network._engine.train_epoch)
     monkeypatch.setattr(fastmlp.network._engine, "train_epoch", timed)
