@@ -166,11 +166,11 @@ uint64_t fm_rng_next(fm_rng *rng);
                                const T *Y, const T *sw, T *Z, T *delta,         \
                                double *loss_sum);                               \
     void fm_sgd_update_##SUF(ptrdiff_t n, T learning_rate, T momentum,          \
-                             int nesterov, const T *grad, T *velocity,          \
+                             int nesterov, T l2, const T *grad, T *velocity,    \
                              T *params, double *grad_sumsq);                    \
     void fm_adam_update_##SUF(ptrdiff_t n, T step_size, T beta_1, T beta_2,     \
-                              T epsilon, const T *grad, T *m, T *v, T *params,  \
-                              double *grad_sumsq);                              \
+                              T epsilon, T l2, const T *grad, T *m, T *v,       \
+                              T *params, double *grad_sumsq);                   \
     void fm_block_sumsq_##SUF(ptrdiff_t n_rows, ptrdiff_t n_blocks,              \
                               ptrdiff_t block_cols, ptrdiff_t ld, const T *M,   \
                               double *out, ptrdiff_t out_stride);               \

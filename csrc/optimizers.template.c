@@ -18,13 +18,18 @@
  *   learning_rate  step size
  *   momentum       in [0, 1]; 0 gives the plain step p -= lr g
  *   nesterov       nonzero for Nesterov's momentum
+ *   l2             the L2 term's factor alpha/n: the step takes g = grad + l2 params
+ *                  (params before the step; what BLAS's axpy of them into grad
+ *                  gave, without writing grad); 0 for g = grad (0 params adds
+ *                  nothing, but the sign of a zero; a step on infinite params
+ *                  never runs: their loss is not finite)
  *   grad           (n,) read
  *   velocity       (n,) read and written
  *   params         (n,) read and written
- *   grad_sumsq     read and written: sum_i grad_i^2 is added (the gradient
+ *   grad_sumsq     read and written: sum_i g_i^2 is added (the gradient
  *                  norm, in the same pass), or NULL; summed in double
  */
-FM_HOT void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum, int nesterov,
+FM_HOT void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum, int nesterov, FM_T l2,
                           const FM_T *grad, FM_T *velocity, FM_T *params, double *grad_sumsq)
 {
     /* the squares are summed in double (a float32 gradient's cannot overflow it), in the
@@ -34,14 +39,14 @@ FM_HOT void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum,
         /* the plain step; velocity stays zero and is not touched */
 #pragma omp simd reduction(+ : sumsq)
         for (ptrdiff_t i = 0; i < n; i++) {
-            FM_T g = grad[i];
+            FM_T g = grad[i] + l2 * params[i];
             sumsq += (double)g * g;
             params[i] -= learning_rate * g;
         }
     } else if (nesterov) {
 #pragma omp simd reduction(+ : sumsq)
         for (ptrdiff_t i = 0; i < n; i++) {
-            FM_T g = grad[i];
+            FM_T g = grad[i] + l2 * params[i];
             FM_T v = momentum * velocity[i] - learning_rate * g;
             sumsq += (double)g * g;
             velocity[i] = v;
@@ -50,7 +55,7 @@ FM_HOT void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum,
     } else {
 #pragma omp simd reduction(+ : sumsq)
         for (ptrdiff_t i = 0; i < n; i++) {
-            FM_T g = grad[i];
+            FM_T g = grad[i] + l2 * params[i];
             FM_T v = momentum * velocity[i] - learning_rate * g;
             sumsq += (double)g * g;
             velocity[i] = v;
@@ -67,20 +72,21 @@ FM_HOT void FM_FN(fm_sgd_update)(ptrdiff_t n, FM_T learning_rate, FM_T momentum,
  *   beta_1     decay of the first moment
  *   beta_2     decay of the second moment
  *   epsilon    added to sqrt(v)
+ *   l2         as fm_sgd_update's: the step takes grad + l2 params
  *   grad       (n,) read
  *   m, v       (n,) read and written: first and second moments
  *   params     (n,) read and written
- *   grad_sumsq read and written: sum_i grad_i^2 is added, or NULL
+ *   grad_sumsq read and written: sum_i g_i^2 is added, or NULL
  */
 FM_HOT void FM_FN(fm_adam_update)(ptrdiff_t n, FM_T step_size, FM_T beta_1, FM_T beta_2,
-                           FM_T epsilon, const FM_T *grad, FM_T *m, FM_T *v,
+                           FM_T epsilon, FM_T l2, const FM_T *grad, FM_T *m, FM_T *v,
                            FM_T *params, double *grad_sumsq)
 {
     FM_T c1 = (FM_T)1 - beta_1, c2 = (FM_T)1 - beta_2;
     double sumsq = 0; /* in double: a float32 gradient's squares cannot overflow it */
 #pragma omp simd reduction(+ : sumsq)
     for (ptrdiff_t i = 0; i < n; i++) {
-        FM_T g = grad[i];
+        FM_T g = grad[i] + l2 * params[i];
         sumsq += (double)g * g;
         FM_T mi = beta_1 * m[i] + c1 * g;
         FM_T vi = beta_2 * v[i] + c2 * g * g;

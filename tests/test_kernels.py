@@ -498,6 +498,29 @@ def test_adam(dtype, beta_1, beta_2, epsilon):
     assert params.dtype == dtype and m.dtype == dtype and v.dtype == dtype
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_update_with_the_l2_term_inside(dtype, optimizer):
+    """l2 > 0: the step takes grad + l2 params (params before the step), and grad is not written."""
+    params, grads = _flat_problem(dtype, 17)
+    l2 = 0.3
+    expected = params.copy()
+    state, state_ref = [np.zeros_like(params) for _ in range(2)], [np.zeros_like(params) for _ in range(2)]
+    for t, g in enumerate(grads, start=1):
+        g_before = g.copy()
+        folded = (g.astype(np.float64) + l2 * expected.astype(np.float64)).astype(dtype)
+        if optimizer == "sgd":
+            _engine._sgd_hook(0.05, 0.9, True, g, state[0], params, l2)
+            ref.sgd_update(expected, folded, state_ref[:1], t, learning_rate=0.05, momentum=0.9, nesterov=True)
+        else:
+            step_size = 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+            _engine._adam_hook(step_size, 0.9, 0.999, 1e-8, g, state[0], state[1], params, l2)
+            ref.adam_update(expected, folded, state_ref, t, learning_rate=0.01, beta_1=0.9, beta_2=0.999,
+                            epsilon=1e-8)
+        assert_close(params, expected, dtype)
+        np.testing.assert_array_equal(g, g_before)
+
+
 def test_registry_updates_are_the_reference_ones():
     assert _registry.OPTIMIZERS["sgd"].update is ref.sgd_update
     assert _registry.OPTIMIZERS["adam"].update is ref.adam_update

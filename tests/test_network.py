@@ -506,6 +506,32 @@ def test_loss_curve_includes_l2_and_grad_norms_are_the_batch_norms(Net, dtype):
     assert_allclose(net.grad_norms_[0], [np.linalg.norm(g) for g in dW], rtol=rtol)
 
 
+@parametrize_dtype
+@pytest.mark.parametrize("fit_args", [dict(optimizer="adam", learning_rate=1e-2),
+                                      dict(optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True)],
+                         ids=["adam", "sgd-nesterov"])
+def test_l2_inside_the_update_equals_its_own_step(dtype, fit_args):
+    """Without clipping the engine adds the L2 term's gradient inside the optimizer's update; with a
+    clipping norm that never clips, it takes the step of its own before the update (the gradients'
+    norm needs it): the same training (the bits where the C compiler and BLAS both fuse the
+    multiply-add, as here)."""
+    X, Y = _easy_regression(300)
+    nets = []
+    for clip_norm in (None, 1e300):
+        net = fastmlp.Network([4, 32, 16, 1], dtype=dtype, random_state=0)
+        net.fit(X.astype(dtype), Y.astype(dtype), epochs=4, batch_size=32, alpha=0.05, clip_norm=clip_norm,
+                **fit_args)
+        nets.append(net)
+    rtol = 1e-12 if dtype is np.float64 else 1e-5
+    assert_allclose(nets[0]._params, nets[1]._params, rtol=rtol, atol=rtol)
+    assert_allclose(nets[0].loss_curve_, nets[1].loss_curve_, rtol=rtol)
+    assert_allclose(nets[0].grad_norms_, nets[1].grad_norms_, rtol=rtol)
+    # and L2 did act: without it the weights end elsewhere
+    plain = fastmlp.Network([4, 32, 16, 1], dtype=dtype, random_state=0)
+    plain.fit(X.astype(dtype), Y.astype(dtype), epochs=4, batch_size=32, **fit_args)
+    assert np.abs(plain._params - nets[0]._params).max() > 100 * rtol
+
+
 @parametrize_network
 def test_verbose_prints_one_line_per_epoch(Net, capsys):
     X, Y = _easy_regression(10)

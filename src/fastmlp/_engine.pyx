@@ -634,6 +634,7 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
     """
     cdef Py_ssize_t l, t, k, L = p.n_layers, B = batch.n_rows
     cdef floating *unit = unit_max
+    cdef bint fold_l2
     if batch.gathered:
         k = min(<Py_ssize_t>GATHER_PARTS, max(<Py_ssize_t>1, B // GATHER_ROWS))
         for t in range(k):
@@ -654,10 +655,17 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
                 _sync(nt)
             if unit != NULL:
                 unit += p.sizes[l]
+    # Without clipping (which needs the norm of every gradient with its L2 term first), the L2 term's
+    # gradient alpha/n W joins each gradient inside the update, one pass over W and dW fewer: its norms
+    # ||W_l||^2, for the loss, are taken here, beside the output step
+    fold_l2 = state_1 != NULL and s.alpha > 0 and s.clip_norm <= 0
     k = _parts(B)
     for t in range(k):
         if t % nt == tid:
             _output_part(p, params, work, batch, t, k, <floating>st.scale, &st.loss_part[t])
+    if fold_l2:
+        for t in range(_chunk_run(p, tid, nt), _chunk_run(p, tid + 1, nt)):
+            _l2_squares(p, params, t)
     _sync(nt)
     for l in range(L, 0, -1):
         k = p.wgt[l].k + (p.bwd[l].k if l > 1 else 0)
@@ -668,7 +676,7 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
         _sync(nt)
     if state_1 == NULL:
         return
-    if s.alpha > 0:
+    if s.alpha > 0 and not fold_l2:
         for t in range(_chunk_run(p, tid, nt), _chunk_run(p, tid + 1, nt)):
             _l2_chunk(p, params, grads, s.alpha, batch.weight, t)
         _sync(nt)
@@ -677,7 +685,8 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
     _sync(nt)
     if st.finite:
         for t in range(_chunk_run(p, tid, nt), _chunk_run(p, tid + 1, nt)):
-            _update_chunk(p, s, st.step_size, st.clip, params, grads, state_1, state_2, t)
+            _update_chunk(p, s, st.step_size, st.clip, s.alpha / batch.weight if fold_l2 else 0, params, grads,
+                          state_1, state_2, t)
 
 
 cdef void _close_batch(const Plan *p, const Settings *s, const Batch *batch, floating *grads,
@@ -755,13 +764,18 @@ cdef void _batch_at(const Data *d, Py_ssize_t start, Py_ssize_t b, const Py_ssiz
             batch.weight += sw[order[start + i] if order != NULL else start + i]
 
 
+cdef inline void _l2_squares(const Plan *p, const floating *params, Py_ssize_t c) noexcept nogil:
+    """partial[c] = ||W||^2 over chunk c (0 unless it lies in a W_l)."""
+    cdef Py_ssize_t off = p.u_off[c]
+    p.partial[c] = _dot(<int>p.u_len[c], params + off, params + off) if p.u_layer[c] > 0 else 0
+
+
 cdef void _l2_chunk(const Plan *p, const floating *params, floating *grads, double alpha, double n,
-                   Py_ssize_t c) noexcept nogil:
+                    Py_ssize_t c) noexcept nogil:
     """Chunk c of the L2 term: dW += alpha/n * W; partial[c] = ||W||^2 over the chunk (weights only)."""
     cdef Py_ssize_t off = p.u_off[c]
-    p.partial[c] = 0
+    _l2_squares(p, params, c)
     if p.u_layer[c] > 0:
-        p.partial[c] = _dot(<int>p.u_len[c], params + off, params + off)
         _axpy(<int>p.u_len[c], <floating>(alpha / n), params + off, grads + off)
 
 
@@ -781,27 +795,30 @@ cdef double _l2(const Plan *p, const floating *params, floating *grads, double a
     return 0.5 * alpha * squares / n
 
 
-cdef void _update_chunk(const Plan *p, const Settings *s, double step_size, double clip, floating *params,
-                        floating *grads, floating *state_1, floating *state_2, Py_ssize_t c) noexcept nogil:
-    """The optimizer step on chunk c (its gradient scaled by clip first, unless 1); partial[c] = the sum
-    of its squared gradients when the chunk lies in a W_l, else 0."""
+cdef void _update_chunk(const Plan *p, const Settings *s, double step_size, double clip, double l2,
+                        floating *params, floating *grads, floating *state_1, floating *state_2,
+                        Py_ssize_t c) noexcept nogil:
+    """The optimizer step on chunk c (its gradient scaled by clip first, unless 1; l2 > 0: the L2 term's
+    l2 W added to it there, when the chunk lies in a W_l); partial[c] = the sum of its squared gradients
+    when the chunk lies in a W_l, else 0."""
     cdef Py_ssize_t off = p.u_off[c]
     p.partial[c] = 0
     if clip != 1:
         _scal(<int>p.u_len[c], <floating>clip, grads + off)
     _update(s, step_size, off, p.u_len[c], params, grads, state_1, state_2,
-            &p.partial[c] if p.u_layer[c] > 0 else NULL)
+            &p.partial[c] if p.u_layer[c] > 0 else NULL, <floating>l2 if p.u_layer[c] > 0 else 0)
 
 
 cdef inline void _update(const Settings *s, double step_size, Py_ssize_t offset, Py_ssize_t n, floating *params,
                          const floating *grads, floating *state_1, floating *state_2,
-                         double *grad_sumsq) noexcept nogil:
-    """The optimizer step on params[offset:offset + n]; adds sum grad^2 to *grad_sumsq unless NULL."""
+                         double *grad_sumsq, floating l2) noexcept nogil:
+    """The optimizer step on params[offset:offset + n] with the gradient grads + l2 params; adds the sum of
+    its squares to *grad_sumsq unless NULL."""
     if s.optimizer == FM_ADAM:
-        _adam_update(n, <floating>step_size, <floating>s.beta_1, <floating>s.beta_2, <floating>s.epsilon,
+        _adam_update(n, <floating>step_size, <floating>s.beta_1, <floating>s.beta_2, <floating>s.epsilon, l2,
                      grads + offset, state_1 + offset, state_2 + offset, params + offset, grad_sumsq)
     else:
-        _sgd_update(n, <floating>s.learning_rate, <floating>s.momentum, s.nesterov, grads + offset,
+        _sgd_update(n, <floating>s.learning_rate, <floating>s.momentum, s.nesterov, l2, grads + offset,
                     state_1 + offset, params + offset, grad_sumsq)
 
 
@@ -1365,15 +1382,15 @@ def _output_delta_hook(int loss_code, double scale, const floating[::1] bias, co
 
 
 def _sgd_hook(double learning_rate, double momentum, bint nesterov, const floating[::1] grad,
-              floating[::1] velocity, floating[::1] params):
-    _sgd_update(params.shape[0], <floating>learning_rate, <floating>momentum, nesterov, &grad[0],
+              floating[::1] velocity, floating[::1] params, double l2=0.0):
+    _sgd_update(params.shape[0], <floating>learning_rate, <floating>momentum, nesterov, <floating>l2, &grad[0],
                 &velocity[0], &params[0], NULL)
 
 
 def _adam_hook(double step_size, double beta_1, double beta_2, double epsilon, const floating[::1] grad,
-               floating[::1] m, floating[::1] v, floating[::1] params):
+               floating[::1] m, floating[::1] v, floating[::1] params, double l2=0.0):
     _adam_update(params.shape[0], <floating>step_size, <floating>beta_1, <floating>beta_2, <floating>epsilon,
-                 &grad[0], &m[0], &v[0], &params[0], NULL)
+                 <floating>l2, &grad[0], &m[0], &v[0], &params[0], NULL)
 
 
 def _gather_rows_hook(const Py_ssize_t[::1] idx, const floating[:, ::1] X, floating[:, ::1] out):
@@ -1944,10 +1961,12 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             step_size = learning_rates[k] * sqrt(1 - pow(s.beta_2, steps[k * LINE])) / (1 - pow(s.beta_1, steps[k * LINE]))
         if uniform:
             for r in range(e.group_run[g], e.group_run[g + 1]):
-                _update(&member, step_size, e.g_run_off[r], e.g_run_len[r], params, grads, state_1, state_2, NULL)
+                _update(&member, step_size, e.g_run_off[r], e.g_run_len[r], params, grads, state_1, state_2, NULL,
+                        <floating>0)
         else:
             for r in range(e.member_run[k], e.member_run[k + 1]):
-                _update(&member, step_size, e.run_off[r], e.run_len[r], params, grads, state_1, state_2, NULL)
+                _update(&member, step_size, e.run_off[r], e.run_len[r], params, grads, state_1, state_2, NULL,
+                        <floating>0)
 
 
 cdef void _ens_group_epoch(const Ens *e, const Settings *s, const Data *d, const Py_ssize_t *order,

@@ -74,13 +74,13 @@ cdef extern from "fastmlp.h" nogil:
     void fm_output_delta_f64(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols, double scale, double param,
                              const double *bias, const double *Y, const double *sw, double *Z, double *delta,
                              double *loss_sum)
-    void fm_sgd_update_f32(ptrdiff_t n, float learning_rate, float momentum, int nesterov,
+    void fm_sgd_update_f32(ptrdiff_t n, float learning_rate, float momentum, int nesterov, float l2,
                            const float *grad, float *velocity, float *params, double *grad_sumsq)
-    void fm_sgd_update_f64(ptrdiff_t n, double learning_rate, double momentum, int nesterov,
+    void fm_sgd_update_f64(ptrdiff_t n, double learning_rate, double momentum, int nesterov, double l2,
                            const double *grad, double *velocity, double *params, double *grad_sumsq)
-    void fm_adam_update_f32(ptrdiff_t n, float step_size, float beta_1, float beta_2, float epsilon,
+    void fm_adam_update_f32(ptrdiff_t n, float step_size, float beta_1, float beta_2, float epsilon, float l2,
                             const float *grad, float *m, float *v, float *params, double *grad_sumsq)
-    void fm_adam_update_f64(ptrdiff_t n, double step_size, double beta_1, double beta_2, double epsilon,
+    void fm_adam_update_f64(ptrdiff_t n, double step_size, double beta_1, double beta_2, double epsilon, double l2,
                             const double *grad, double *m, double *v, double *params, double *grad_sumsq)
     void fm_dropout_f32(ptrdiff_t n, float keep, fm_rng *rng, const float *A, float *M, float *D)
     void fm_dropout_f64(ptrdiff_t n, double keep, fm_rng *rng, const double *A, double *M, double *D)
@@ -210,22 +210,22 @@ cdef inline void _output_delta(int loss, Py_ssize_t n_rows, Py_ssize_t n_cols, f
         fm_output_delta_f64(loss, n_rows, n_cols, scale, param, bias, Y, sw, Z, delta, loss_sum)
 
 
-cdef inline void _sgd_update(Py_ssize_t n, floating learning_rate, floating momentum, bint nesterov,
+cdef inline void _sgd_update(Py_ssize_t n, floating learning_rate, floating momentum, bint nesterov, floating l2,
                              const floating *grad, floating *velocity, floating *params,
                              double *grad_sumsq) noexcept nogil:
     if floating is float:
-        fm_sgd_update_f32(n, learning_rate, momentum, nesterov, grad, velocity, params, grad_sumsq)
+        fm_sgd_update_f32(n, learning_rate, momentum, nesterov, l2, grad, velocity, params, grad_sumsq)
     else:
-        fm_sgd_update_f64(n, learning_rate, momentum, nesterov, grad, velocity, params, grad_sumsq)
+        fm_sgd_update_f64(n, learning_rate, momentum, nesterov, l2, grad, velocity, params, grad_sumsq)
 
 
 cdef inline void _adam_update(Py_ssize_t n, floating step_size, floating beta_1, floating beta_2,
-                              floating epsilon, const floating *grad, floating *m, floating *v,
+                              floating epsilon, floating l2, const floating *grad, floating *m, floating *v,
                               floating *params, double *grad_sumsq) noexcept nogil:
     if floating is float:
-        fm_adam_update_f32(n, step_size, beta_1, beta_2, epsilon, grad, m, v, params, grad_sumsq)
+        fm_adam_update_f32(n, step_size, beta_1, beta_2, epsilon, l2, grad, m, v, params, grad_sumsq)
     else:
-        fm_adam_update_f64(n, step_size, beta_1, beta_2, epsilon, grad, m, v, params, grad_sumsq)
+        fm_adam_update_f64(n, step_size, beta_1, beta_2, epsilon, l2, grad, m, v, params, grad_sumsq)
 
 
 cdef inline void _dropout(Py_ssize_t n, floating keep, fm_rng *rng, const floating *A, floating *M,
