@@ -622,15 +622,19 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
                        int tid, int nt) noexcept nogil:
     """Thread tid's share of one batch (of nt threads, in one parallel region; nt = 1: all of it).
 
-    Gather, forward, output, backward and (state_1 given) L2, the step on one
+    Gather, forward, output, backward and (state_1 given) the step on one
     thread that sums the loss and finds the clipping factor, and the update.
-    Each step is split into tasks fixed by the plan (never by nt); thread tid
-    runs tasks tid, tid + nt, ... (of the chunks of L2 and the update, the
-    tid-th of nt consecutive runs of nearly equal numbers of parameters,
-    _chunk_run: mostly the parameters whose gradients the same thread's
-    weight-gradient parts wrote); the tasks of a step write disjoint memory and a barrier separates the steps. So every bit
-    of the result is the same for any nt. Writes the gradient of st.scale * sum_rows (weight *) loss to
-    grads (adds it, st.accumulate), and the loss sum per row part to st.
+    The L2 term (alpha > 0): without clipping, its squared norms beside the
+    output step and its gradient inside the update; with clipping (whose norm
+    includes it), a step of its own after the backward pass. Each step is
+    split into tasks fixed by the plan (never by nt); thread tid runs tasks
+    tid, tid + nt, ... (of the chunks of L2 and the update, the tid-th of nt
+    consecutive runs of nearly equal numbers of parameters, _chunk_run:
+    mostly the parameters whose gradients the same thread's weight-gradient
+    parts wrote); the tasks of a step write disjoint memory and a barrier
+    separates the steps. So every bit of the result is the same for any nt.
+    Writes the gradient of st.scale * sum_rows (weight *) loss to grads (adds
+    it, st.accumulate), and the loss sum per row part to st.
     """
     cdef Py_ssize_t l, t, k, L = p.n_layers, B = batch.n_rows
     cdef floating *unit = unit_max
@@ -888,7 +892,7 @@ cdef inline int _clock_choice(ThreadClock *clock, double now) noexcept nogil:
 
 cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, Py_ssize_t rows) noexcept nogil:
     """A batch of `rows` rows took `seconds` with `choice`."""
-    cdef double per_row = seconds / rows, other
+    cdef double per_row = seconds / rows, other, done
     cdef bint first, last
     if clock.run[0] == 0:
         # a moving average in which one slow batch (an interrupt, a page fault) counts as at most twice
@@ -898,7 +902,8 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     # a measuring run: its first batch wakes the threads and warms the caches, so the mean of the others
     # counts (not their best: the other choice's figure is a mean over batches too)
     first = clock.run[0] == PROBE_RUN or clock.run[0] == -PROBE_RUN
-    clock.run_best[0] = per_row if first else (clock.run_best[0] * (PROBE_RUN - 1 - abs(clock.run[0])) + per_row) / (PROBE_RUN - abs(clock.run[0]))
+    done = PROBE_RUN - abs(clock.run[0])  # the run's batches after its first, this one included
+    clock.run_best[0] = per_row if first else (clock.run_best[0] * (done - 1) + per_row) / done
     clock.run[0] += -1 if clock.run[0] > 0 else 1
     other = clock.per_row[1 - choice]
     # a run whose first batch took over four times the other choice's, and a millisecond more, ends there
@@ -1787,7 +1792,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     """
     cdef Py_ssize_t L = e.p.n_layers, K = e.K, B = batch.n_rows, n_out = e.p.sizes[L], l, k, r, c, fan_in, fan_out
     cdef Py_ssize_t S = e.p.batch_size  # the rows of a group's blocks (see _ens_at)
-    cdef Py_ssize_t m0 = g * K // e.n_groups, m1 = (g + 1) * K // e.n_groups, ld_in, ld_w, ld_d, ld_out
+    cdef Py_ssize_t m0, m1, ld_in, ld_w, ld_d, ld_out
     cdef const floating *A_in
     cdef const floating *W
     cdef floating *delta
@@ -1795,9 +1800,11 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     cdef floating *delta_k
     cdef double keep, loss, squares, total, largest, step_size
     cdef Py_ssize_t stride = 0
-    cdef bint uniform, small = _ens_small_output(e, m0, m1)
+    cdef bint uniform, small
     cdef Settings member
     cdef floating *unit = unit_max
+    _ens_group_members(e, g, &m0, &m1)
+    small = _ens_small_output(e, m0, m1)
     # forward
     for l in range(1, L + 1):
         fan_in = e.p.sizes[l - 1]
@@ -1825,7 +1832,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                     _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
                           <floating>0, work + e.z_off[l] + k * S * fan_out, <int>fan_out)
                 else:
-                    c = _ens_at(e.p.batch_size, fan_out, k, m0, m1, &ld_out)
+                    c = _ens_at(S, fan_out, k, m0, m1, &ld_out)
                     _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
                           <floating>0, work + e.z_off[l] + c, <int>ld_out)
         if l == L:
@@ -1838,7 +1845,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             keep = _ens_keep(e, k, l)
             if keep < 1.0:
                 # D_l = A_l * M_l from member k's own PRNG, row by row (the sequence of one call over its block)
-                c = _ens_at(e.p.batch_size, fan_out, k, m0, m1, &ld_out)
+                c = _ens_at(S, fan_out, k, m0, m1, &ld_out)
                 for r in range(B):
                     _dropout(fan_out, <floating>keep, &rngs[k], work + e.a_off[l] + c + r * ld_out,
                              work + e.m_off[l] + c + r * ld_out, work + e.d_off[l] + c + r * ld_out)
@@ -1872,7 +1879,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             A_in = _ens_input(e, work, batch, l, m0, m0, m1, &ld_in)
             _members_weight_grad(m1 - m0, B, fan_in, fan_out, A_in, ld_in, delta + m0 * S * fan_out, S * fan_out,
                                  grads + e.w_off[l] + m0 * fan_in * fan_out)
-            c = _ens_at(e.p.batch_size, fan_in, m0, m0, m1, &ld_out)
+            c = _ens_at(S, fan_in, m0, m0, m1, &ld_out)
             _members_backprop(m1 - m0, B, fan_in, fan_out, delta + m0 * S * fan_out, S * fan_out,
                               params + e.w_off[l] + m0 * fan_in * fan_out, delta_prev + c, ld_out)
             if fan_out > 1:
@@ -1885,7 +1892,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 delta_k = delta + k * S * fan_out
                 ld_d = fan_out
             else:
-                delta_k = delta + _ens_at(e.p.batch_size, fan_out, k, m0, m1, &ld_d)
+                delta_k = delta + _ens_at(S, fan_out, k, m0, m1, &ld_d)
             # dW_l = A_{l-1}^T @ delta_l (one output: dW_L^T = delta_L^T @ A_{L-1}, a GEMV)
             if l == L and fan_out == 1:
                 _gemm(c'N', c'N', 1, <int>fan_in, <int>B, <floating>1, delta_k, <int>B, A_in, <int>ld_in, <floating>0,
@@ -1897,7 +1904,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 _col_sum(B, fan_out, False, delta_k, grads + e.b_off[L] + k * fan_out)
             if l > 1:
                 # delta_{l-1} = delta_l @ W_l^T (times f' in _ens_hidden_backward)
-                c = _ens_at(e.p.batch_size, fan_in, k, m0, m1, &ld_out)
+                c = _ens_at(S, fan_in, k, m0, m1, &ld_out)
                 _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, delta_k, <int>ld_d,
                       params + e.w_off[l] + k * fan_in * fan_out, <int>fan_out, <floating>0,
                       delta_prev + c, <int>ld_out)
@@ -1983,10 +1990,11 @@ cdef void _ens_group_epoch(const Ens *e, const Settings *s, const Data *d, const
     loss_sums[k * LINE] NaN; the other members of the group stop there too.
     """
     cdef Py_ssize_t n = d.n_rows, B = e.p.batch_size, start = 0, b, k, count = 0
-    cdef Py_ssize_t m0 = g * e.K // e.n_groups, m1 = (g + 1) * e.K // e.n_groups
+    cdef Py_ssize_t m0, m1
     cdef floating *rows = work + g * e.gather_size
     cdef Batch batch
     cdef bint all_finite = True
+    _ens_group_members(e, g, &m0, &m1)
     while start < n and all_finite:
         b = min(B, n - start)
         _batch_at(d, start, b, order, &e.p, rows, &batch)
