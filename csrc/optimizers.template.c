@@ -20,9 +20,9 @@
  *   nesterov       nonzero for Nesterov's momentum
  *   l2             the L2 term's factor alpha/n: the step takes g = grad + l2 params
  *                  (params before the step; what BLAS's axpy of them into grad
- *                  gave, without writing grad); 0 for g = grad (0 params adds
- *                  nothing, but the sign of a zero; a step on infinite params
- *                  never runs: their loss is not finite)
+ *                  gave, without writing grad); 0 gives g = grad (adding
+ *                  0 params changes at most the sign of a zero gradient; the
+ *                  step never runs on infinite params: their loss is not finite)
  *   grad           (n,) read
  *   velocity       (n,) read and written
  *   params         (n,) read and written
