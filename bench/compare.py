@@ -55,7 +55,7 @@ BOUND_2 = "GEMM bound, 2 BLAS threads"
 ALONE, SIDE_BY_SIDE = "ceiling: one process", "ceiling: two processes"
 PREDICT_ROWS = 10000
 # The busy machine's rounds (at least): the spinning process moves the one-thread figures by 5-10% between rounds.
-BUSY_ROUNDS = 5
+BUSY_ROUNDS = 7
 # the default thread choice counts as never slower than one thread down to this ratio: see busy()
 NOISE = 0.95
 
@@ -359,13 +359,13 @@ def busy(args):
     as it would any other work) runs through the whole section. fastmlp
     Networks train from the same weights with n_threads=1, the default and 2,
     and once more with n_threads=1: the two one-thread fits are the same work,
-    so their ratio shows the noise. Each Network.fit starts a fresh thread
-    choice; MLPClassifier's partial_fit keeps its own across calls, so the
-    estimator's default and its one thread (the openmp limit) are timed too.
-    The default counts as never slower than one thread down to NOISE (0.95):
-    besides the noise, the default measures both choices at the start of
-    every fit and probes the other choice now and then, a few batches of an
-    epoch on the slower one.
+    so their ratio shows the noise. A Network keeps its thread choice across
+    fits, MLPClassifier across partial_fit calls; the estimator's default and
+    its one thread (the openmp limit) are timed too. The default counts as
+    never slower than one thread down to NOISE (0.95): besides the noise, the
+    default measures both choices in its first fit and probes the other
+    choice now and then, a few batches on the slower one (the first of them
+    waking a thread on the busy core: tens of milliseconds).
     """
     openmp = ThreadpoolController().select(user_api="openmp")
     rows = []
@@ -714,7 +714,11 @@ def _round_times(jobs, rounds, pause, at_least=0.0, alike=()):
     over, back to back after one pause, in each round, and the round's figure
     is their mean. An epoch of a millisecond or two measured once is mostly
     the machine's noise (one round of W3 moved by 25% where the same code ran).
-    alike: groups of job names that repeat the same number of times.
+    alike: groups of job names that repeat the same number of times. Each
+    round starts one job later than the round before (the first round with
+    the first job), so that no job always runs in the same place of a round:
+    on a busy machine, the job right after the pause measured up to 5% apart
+    from the same job later in the round.
     """
     times = {name: [] for name in jobs}
     warm = {name: job() for name, job in jobs.items()}
@@ -722,8 +726,10 @@ def _round_times(jobs, rounds, pause, at_least=0.0, alike=()):
     for group in alike:  # fits compared bit for bit train the same number of epochs
         most = max(repeats[name] for name in group)
         repeats.update(dict.fromkeys(group, most))
-    for _ in range(rounds):
-        for name, job in jobs.items():
+    names = list(jobs)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            job = jobs[name]
             time.sleep(pause)
             times[name].append(sum(job() for _ in range(repeats[name])) / repeats[name])
     return times
@@ -1090,11 +1096,13 @@ def threads_sections(results):
               "with `n_threads=1`, the default and `n_threads=2`, and `n_threads=1` once more, interleaved "
               f"(milliseconds, medians of {BUSY_ROUNDS} rounds; shorter than 0.3 s: the mean of several back to back "
               "in each round); and `MLPClassifier.partial_fit` (one epoch a call) under an openmp limit of one "
-              "thread and with none: Network.fit starts a fresh thread choice at every call, the estimator keeps "
-              "its own across calls. Target: the default never slower than one thread. It counts as met down to "
-              f"default/1 = {NOISE:g}: the two one-thread fits are the same work, and \"1 again/1\" shows how far "
-              "apart noise puts them; the default also measures both choices at the start of every fit and probes "
-              "the other now and then, a few batches of an epoch on the slower one.", "",
+              "thread and with none (a Network keeps its thread choice across fits, the estimator across "
+              "partial_fit calls; each round starts one contender later than the round before). Target: the "
+              f"default never slower than one thread. It counts as met down to default/1 = {NOISE:g}: the two "
+              "one-thread fits are the same work, and \"1 again/1\" shows how far apart noise puts them; the "
+              "default also measures both choices in its first fit and probes the other now and then, a few "
+              "batches on the slower one (the first of them waking a thread on the busy core: tens of "
+              "milliseconds).", "",
               "| workload | dtype | optimizer | batch | 1 thread | default | 2 threads | 1 thread, again | "
               "default/1 | 2/1 | 1 again/1 | estimator, 1 thread | estimator, default | estimator default/1 "
               "| same bits |",

@@ -125,3 +125,15 @@ def test_short_jobs_repeat_to_last_and_alike_jobs_repeat_alike(monkeypatch):
     calls.update(dict.fromkeys(calls, 0))
     compare._round_times(jobs, 1, 0.0)  # without at_least: once a round
     assert calls == {"short": 2, "other short": 2, "long": 2}
+
+
+def test_each_round_starts_one_job_later():
+    """compare._round_times: round r runs the jobs from the r-th on, so no job always runs first after the
+    pause (on a busy machine that place measured apart from the others)."""
+    import compare
+
+    order = []
+    jobs = {name: (lambda name=name: order.append(name) or 0.1) for name in "abc"}
+    times = compare._round_times(jobs, 4, 0.0)
+    assert order == list("abc") + list("abc") + list("bca") + list("cab") + list("abc")  # the warm-up, 4 rounds
+    assert times == {name: [0.1] * 4 for name in "abc"}  # each job's figures under its own name
