@@ -864,36 +864,52 @@ cdef struct ThreadClock:
     # batches take: on a machine where another process keeps a core busy, a
     # thread of ours waits for that core at every barrier, and one thread is
     # faster. Either choice gives the same bits. Kept across epochs and fits
-    # in a double[6] of the network: seconds per row with n threads and with
-    # one (-1: not yet measured); the time (omp_get_wtime) from which the other
-    # choice is measured again; the batches left in the current measuring run
-    # (> 0: n threads, < 0: one); batches run on more than one thread; the
-    # run's best seconds per row so far.
+    # in a double[8] of the network: seconds per row with n threads and with
+    # one (-1: not yet measured); the clock's time at which the other choice is
+    # measured again (during a run: the time it began); the batches left in
+    # the current measuring run (> 0: n threads, < 0: one); batches run on more
+    # than one thread; the run's mean seconds per row so far; the clock's time:
+    # the seconds of the batches it timed (of this network's training, not the
+    # wall's, so that measuring costs a share of the training however the
+    # caller spaces its fits); the measuring runs in a row that lost.
     double *per_row            # [0]: n threads, [1]: one
     double *next_probe
     double *run
     double *run_best
+    double *elapsed
+    double *lost
 
 
-cdef inline int _clock_choice(ThreadClock *clock, double now) noexcept nogil:
+cdef inline void _clock_view(ThreadClock *clock, double *values) noexcept nogil:
+    """clock over a double[8] from new_thread_clock."""
+    clock.per_row = &values[0]
+    clock.next_probe = &values[2]
+    clock.run = &values[3]
+    clock.run_best = &values[5]
+    clock.elapsed = &values[6]
+    clock.lost = &values[7]
+
+
+cdef inline int _clock_choice(ThreadClock *clock) noexcept nogil:
     """0 (n threads) or 1 (one thread) for the next batch; starts a measuring run when one is due."""
-    cdef int best
     if clock.run[0] == 0:
         if clock.per_row[1] < 0:  # one thread first: it needs no threads woken
             clock.run[0] = -PROBE_RUN
         elif clock.per_row[0] < 0:
             clock.run[0] = PROBE_RUN
-        elif now >= clock.next_probe[0]:  # has the other become faster?
+        elif clock.elapsed[0] >= clock.next_probe[0]:  # has the other become faster?
             clock.run[0] = PROBE_RUN if clock.per_row[0] > clock.per_row[1] else -PROBE_RUN
         else:
             return 0 if clock.per_row[0] <= clock.per_row[1] else 1
+        clock.next_probe[0] = clock.elapsed[0]  # (the run's start, until it ends)
     return 0 if clock.run[0] > 0 else 1
 
 
 cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, Py_ssize_t rows) noexcept nogil:
     """A batch of `rows` rows took `seconds` with `choice`."""
-    cdef double per_row = seconds / rows, other, done
+    cdef double per_row = seconds / rows, other, done, cost
     cdef bint first, last
+    clock.elapsed[0] += seconds
     if clock.run[0] == 0:
         # a moving average in which one slow batch (an interrupt, a page fault) counts as at most twice
         # the average: a lasting change moves it within a few batches, a single hiccup barely
@@ -912,14 +928,37 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
         return
     clock.run[0] = 0
     clock.per_row[choice] = clock.run_best[0]
-    if other >= 0:
-        # the next run after 50 times this one's cost when it lost (at most 2% of the time), 20 when it won
-        clock.next_probe[0] = omp_get_wtime() + (50 if clock.run_best[0] > other else 20) * PROBE_RUN * seconds
+    if other < 0:
+        clock.next_probe[0] = clock.elapsed[0]
+        return
+    # the next run after 20 times this one's seconds when it won; when it lost, after 50 times (at most 2%
+    # of the training), doubled for each run in a row that lost before it, up to 400 times: on a machine
+    # that stays busy, the wake of a thread on the busy core (tens of milliseconds) is paid ever more rarely
+    cost = clock.elapsed[0] - clock.next_probe[0]
+    if clock.run_best[0] > other:
+        clock.next_probe[0] = clock.elapsed[0] + 50 * (1 << <int>min(clock.lost[0], 3)) * cost
+        clock.lost[0] += 1
+    else:
+        clock.next_probe[0] = clock.elapsed[0] + 20 * cost
+        clock.lost[0] = 0
 
 
 def new_thread_clock():
-    """A ThreadClock's double[6] before anything is measured."""
-    return np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0])
+    """A ThreadClock's double[8] before anything is measured."""
+    return np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+
+
+def _clock_batch(double[::1] thread_clock, double seconds_n, double seconds_1, Py_ssize_t rows):
+    """Test hook: one batch of `rows` rows through a ThreadClock, taking seconds_n with n threads and
+    seconds_1 with one, whichever the clock chooses; returns the choice (0: n threads, 1: one)."""
+    cdef ThreadClock clock
+    cdef int choice
+    if thread_clock.shape[0] != 8:
+        raise ValueError("thread_clock must be a double[8] from new_thread_clock.")
+    _clock_view(&clock, &thread_clock[0])
+    choice = _clock_choice(&clock)
+    _clock_record(&clock, choice, seconds_1 if choice else seconds_n, rows)
+    return choice
 
 
 def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
@@ -943,7 +982,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     to zero is skipped. grad_norm_sums[l - 1] gets the sum over batches of
     ||dW_l||_F; unit_max (all hidden units, layer after layer) the largest
     pre-activation each unit saw (before the batch's update). thread_clock:
-    a double[6] kept by the caller across epochs and fits, from
+    a double[8] kept by the caller across epochs and fits, from
     new_thread_clock (see ThreadClock). settings["learning_rates"], when
     present and not None, is a float64 array of one rate per batch (batch k
     starts at row k * batch_size) that replaces settings["learning_rate"]
@@ -968,10 +1007,9 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef floating *unit_max_ptr
     cdef const double[::1] rates = settings.get("learning_rates")
     cdef const double *rate_of = NULL
-    clock.per_row = &thread_clock[0]
-    clock.next_probe = &thread_clock[2]
-    clock.run = &thread_clock[3]
-    clock.run_best = &thread_clock[5]
+    if thread_clock.shape[0] != 8:
+        raise ValueError("thread_clock must be a double[8] from new_thread_clock.")
+    _clock_view(&clock, &thread_clock[0])
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
     if rates is not None:
@@ -999,7 +1037,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                     s.learning_rate = rate_of[start // B]
                 if most_threads > 1 and _adapt:
                     tic = omp_get_wtime()
-                    choice = _clock_choice(&clock, tic)
+                    choice = _clock_choice(&clock)
                     n_threads = 1 if choice else most_threads
                 _batch_at(&d, start, b, &order[0] if order is not None else NULL, &p, &work[0], &batch)
                 start += b

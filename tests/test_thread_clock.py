@@ -1,0 +1,75 @@
+"""The engine's choice between its threads and one thread (ThreadClock), on simulated machines.
+
+The clock sees only how long each batch took with the choice it made, so it is
+driven here with made-up batch times (_engine._clock_batch): nothing is timed,
+the outcome is the same on any CPU. A "busy" machine is one where another
+process keeps a core busy: n threads are no faster than one, and the first
+batch on n threads after batches on one costs a wake of a thread on the busy
+core (tens of milliseconds, measured on the 2-core VM of bench/PROFILE.md).
+"""
+import numpy as np
+import pytest
+
+from fastmlp import _engine
+
+ROWS = 128
+
+
+def _simulate(clock, n_batches, seconds_n, seconds_1, wake=0.0):
+    """Runs n_batches through clock; returns (seconds they took, the share run on n threads)."""
+    previous, total, on_n = 1, 0.0, 0
+    for _ in range(n_batches):
+        t_n = seconds_n + (wake if previous == 1 else 0.0)
+        choice = _engine._clock_batch(clock, t_n, seconds_1, ROWS)
+        total += seconds_1 if choice else t_n
+        on_n += choice == 0
+        previous = choice
+    return total, on_n / n_batches
+
+
+def test_busy_machine_costs_little_over_one_thread():
+    """Measuring n threads now and then (each time a 40 ms wake) costs at most 2% over one thread
+    throughout, and less the longer the machine stays busy."""
+    clock = _engine.new_thread_clock()
+    total, on_n = _simulate(clock, 5000, 1e-3, 1e-3, wake=40e-3)
+    assert total <= 1.02 * 5000 * 1e-3 and on_n < 0.01
+    later, _ = _simulate(clock, 20000, 1e-3, 1e-3, wake=40e-3)
+    assert later <= 1.01 * 20000 * 1e-3
+
+
+def test_quiet_machine_runs_on_the_threads():
+    """Where n threads are twice as fast, the measuring of one thread costs at most 2%."""
+    clock = _engine.new_thread_clock()
+    total, on_n = _simulate(clock, 20000, 0.5e-3, 1e-3, wake=0.1e-3)
+    assert total <= 1.02 * 20000 * 0.5e-3 and on_n > 0.99
+
+
+def test_the_choice_follows_the_machine():
+    """Busy, then quiet: back on the threads within 20 s of training (the runs that lost, 40 ms each,
+    spaced out to 400 times that: 16 s); quiet, then busy (the threads twice as slow): on one thread
+    within a hundred batches."""
+    clock = _engine.new_thread_clock()
+    _simulate(clock, 20000, 1e-3, 1e-3, wake=40e-3)  # long enough for the runs that lost to space out
+    spent, on_n = 0.0, 0.0
+    while on_n < 0.95:
+        seconds, on_n = _simulate(clock, 1000, 0.5e-3, 1e-3, wake=0.1e-3)
+        spent += seconds
+        assert spent < 20.0
+    _, on_n = _simulate(clock, 5000, 0.5e-3, 1e-3, wake=0.1e-3)
+    assert on_n > 0.99
+    _, on_n = _simulate(clock, 100, 2e-3, 1e-3)
+    _, on_n = _simulate(clock, 1000, 2e-3, 1e-3)
+    assert on_n < 0.02
+
+
+def test_the_clock_counts_training_time_only():
+    """The clock's time (the measuring's spacing) is the seconds of the batches it timed, not the wall's:
+    a network trained now and then, between other work, measures as often per second of its training."""
+    clock = _engine.new_thread_clock()
+    total, _ = _simulate(clock, 300, 1e-3, 2e-3)
+    assert clock[6] == pytest.approx(total)
+
+
+def test_a_clock_of_the_wrong_size_is_refused():
+    with pytest.raises(ValueError, match="thread_clock"):
+        _engine._clock_batch(np.zeros(6), 1e-3, 1e-3, ROWS)
