@@ -137,3 +137,21 @@ def test_each_round_starts_one_job_later():
     times = compare._round_times(jobs, 4, 0.0)
     assert order == list("abc") + list("abc") + list("bca") + list("cab") + list("abc")  # the warm-up, 4 rounds
     assert times == {name: [0.1] * 4 for name in "abc"}  # each job's figures under its own name
+
+
+def test_ensemble_rows_show_the_least_ratio_the_cpu_allows():
+    """compare.epoch_macs counts an epoch's multiply-adds (forward, weight gradients, deltas below the top
+    layer but not into the input); the least ratio reaches the ensembles' target line and table."""
+    import compare
+
+    # [2, 3, 1]: forward 2*3 + 3*1, the same again for dW, the delta into the hidden layer 3*1: 21 a row
+    assert compare.epoch_macs([2, 3, 1], 10) == 210
+    assert compare.epoch_macs([4, 1], 5) == 5 * 2 * 4  # no hidden layer: no delta but the output's
+    row = dict(workload="W2", name="W2 tabular", rows=100, dtype="float32", optimizer="sgd", batch=32, K=16,
+               target=8.0, seconds={"one member": [1.0], "16 members": [9.0]}, ratio=9.0, macs=1e9, peak=5e10,
+               least=16 * 1e9 / 5e10 / 1.0)
+    (t,) = [t for t in compare.targets(dict(ensembles=[row])) if "W2 batch 32" in t["target"]]
+    assert "allows no less than 0.32x" in t["target"] and (t["met"], t["points"]) == (0, 1)
+    (line,) = [line for line in compare.ensemble_lines(dict(ensembles=[row])) if line.startswith("| W2")]
+    assert line == "| W2 tabular (100 rows) | sgd | 32 | 16 | 1000.0 | 9000.0 | 9.00x | <= 8x | 0.32x |"
+    assert "50.0 G multiply-adds" in " ".join(compare.ensemble_lines(dict(ensembles=[row])))
