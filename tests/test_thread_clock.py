@@ -73,3 +73,21 @@ def test_the_clock_counts_training_time_only():
 def test_a_clock_of_the_wrong_size_is_refused():
     with pytest.raises(ValueError, match="thread_clock"):
         _engine._clock_batch(np.zeros(6), 1e-3, 1e-3, ROWS)
+
+
+def test_a_slow_spell_does_not_keep_the_threads_away():
+    """On a quiet machine where n threads are twice as fast, spells of 30 batches at four times the
+    time (another process passing by) move the choice to one thread; the threads come back soon after
+    each spell: the other choice is measured again within a few batches of the move (runs of one thread
+    that lost before do not make it wait longer), and at worst, when that run falls inside the spell and
+    loses, after 50 times its cost."""
+    clock = _engine.new_thread_clock()
+    _simulate(clock, 5000, 0.5e-3, 1e-3)  # long enough for the runs of one thread that lost to space out
+    total = 0.0
+    for _ in range(20):
+        seconds, _ = _simulate(clock, 30, 2e-3, 1e-3)  # the spell: the choice moves to one thread
+        total += seconds
+        seconds, on_n = _simulate(clock, 3000, 0.5e-3, 1e-3)
+        total += seconds
+        assert on_n > 0.85
+    assert total <= 1.15 * 20 * (30 * 1e-3 + 3000 * 0.5e-3)  # over the best choice throughout

@@ -914,6 +914,11 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
         # a moving average in which one slow batch (an interrupt, a page fault) counts as at most twice
         # the average: a lasting change moves it within a few batches, a single hiccup barely
         clock.per_row[choice] = 0.75 * clock.per_row[choice] + 0.25 * min(per_row, 2 * clock.per_row[choice])
+        if clock.per_row[choice] > clock.per_row[1 - choice]:
+            # the choice changes on the strength of the other's old figure: measure it again soon (a slow
+            # spell of the machine is not to send a fit to one thread for as long as runs that lost wait)
+            clock.next_probe[0] = min(clock.next_probe[0], clock.elapsed[0] + 4 * PROBE_RUN * seconds)
+            clock.lost[0] = 0
         return
     # a measuring run: its first batch wakes the threads and warms the caches, so the mean of the others
     # counts (not their best: the other choice's figure is a mean over batches too)
