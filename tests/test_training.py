@@ -3,6 +3,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse
 import sklearn
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
@@ -388,3 +389,53 @@ def test_outputs_from_logits_are_the_forward_pass_bit_for_bit(Net, dtype, output
     np.testing.assert_array_equal(net._outputs_from_logits(Z), net._forward(X, False, 0))
     Y = np.abs(rng.normal(size=(3000, 3))).astype(dtype)
     assert net._mean_loss_of_logits(Z, Y, None) == net._mean_loss(X, Y, None)
+
+
+@pytest.mark.parametrize("output_activation, loss", [("identity", "squared_error"), ("logistic", "log_loss"),
+                                                     ("softmax", "log_loss"), ("exp", "poisson"),
+                                                     ("identity", "huber")])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("Net", [Network, fastmlp.reference.Network], ids=["engine", "reference"])
+def test_stacked_outputs_give_each_networks_own_loss_and_outputs(Net, weighted, output_activation, loss):
+    # run_in_one_pass scores its members together: the loss and outputs of K networks' stacked logits
+    # (K, n, n_outputs) are each network's own, bit for bit, at sizes where NumPy's sums block
+    rng = np.random.default_rng(0)
+    for n in (1, 9, 360, 1000):
+        X = 3 * rng.normal(size=(n, 6))
+        Y = np.abs(rng.normal(size=(n, 3)))
+        sw = rng.uniform(0.5, 2.0, n) if weighted else None
+        nets = [Net([6, 9, 3], output_activation=output_activation, loss=loss, random_state=k) for k in range(3)]
+        Z = np.stack([net._forward(X, False, 0, logits=True) for net in nets])
+        losses = nets[0]._mean_loss_of_logits(Z, Y, sw)
+        assert losses.tolist() == [net._mean_loss(X, Y, sw) for net in nets]
+        P = nets[0]._outputs_from_logits(Z)
+        for k, net in enumerate(nets):
+            np.testing.assert_array_equal(P[k], net._forward(X, False, 0))
+
+
+def test_validations_of_the_same_data_are_scored_together():
+    from fastmlp._training import Validation
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 4)), rng.integers(0, 3, 200)
+    members = [MLPClassifier((5,), max_iter=2, random_state=k).fit(X[:150], y[:150]) for k in range(3)]
+    Y = np.eye(3)[y[150:]]
+    sw = rng.uniform(0.5, 2.0, 50)
+    validations = [m._validation(X[150:].copy(), Y.copy(), sw.copy()) for m in members]  # equal, not the same
+    assert all(validations[0].same_data(v) for v in validations)
+    nets = [m._network for m in members]
+    together = Validation.evaluate_together(validations, nets)
+    assert together == [v.evaluate(net) for v, net in zip(validations, nets)]
+    assert [score for _, score in together] == [m.score(X[150:], y[150:], sw) for m in members]
+    by_loss = Validation(X[150:], Y, sw)
+    assert Validation.evaluate_together([by_loss, by_loss], nets[:2]) == [
+        (loss, -loss) for loss in (nets[0]._mean_loss(X[150:], Y, sw), nets[1]._mean_loss(X[150:], Y, sw))]
+    # what cannot share a pass
+    other_rows = members[0]._validation(X[150:] + 1, Y, sw)
+    with_callable = Validation(X[150:], Y, sw, score=lambda X, Y, sw: 0.0)
+    sparse_rows = members[0]._validation(scipy.sparse.csr_matrix(X[150:]), Y, sw)
+    assert not validations[0].same_data(other_rows)
+    assert not validations[0].same_data(with_callable) and not with_callable.same_data(validations[0])
+    assert not validations[0].same_data(by_loss)  # one scored from the outputs, the other by the loss
+    assert not sparse_rows.same_data(members[1]._validation(scipy.sparse.csr_matrix(X[150:]), Y, sw))
+    assert not validations[0].same_data(members[1]._validation(X[150:], Y, None))

@@ -739,16 +739,25 @@ class BaseNetwork:
         return self._mean_loss_of_logits(self._forward(X, False, 0, logits=True), Y, sample_weight)
 
     def _mean_loss_of_logits(self, Z, Y, sample_weight):
-        """_mean_loss from the output layer's pre-activations Z (``_forward(X, ..., logits=True)``)."""
-        total = Z.shape[0] if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
+        """_mean_loss from the output layer's pre-activations Z (``_forward(X, ..., logits=True)``).
+
+        Z may stack the pre-activations of several networks with this one's
+        output and loss on the same rows, shape (K, n, n_outputs): then an
+        array of their K losses, each with the bits of its own call.
+        """
+        total = Z.shape[-2] if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
         with np.errstate(over="ignore", invalid="ignore"):
-            loss = float(self._output.loss(Y.astype(np.float64), Z.astype(np.float64), sample_weight)) / total
-        return loss if np.isfinite(loss) else np.nan
+            loss = self._output.loss(Y.astype(np.float64), Z.astype(np.float64), sample_weight) / total
+        if Z.ndim == 2:
+            loss = float(loss)
+            return loss if np.isfinite(loss) else np.nan
+        return np.where(np.isfinite(loss), loss, np.nan)
 
     def _outputs_from_logits(self, Z):
         """The outputs (what ``_forward`` returns) from the pre-activations Z that ``_forward(..., logits=True)``
-        returns: the same bits, one forward pass serving the validation loss and score."""
-        return output_forward(self._output.activation, Z)
+        returns: the same bits, one forward pass serving the validation loss and score. Z may stack several
+        networks' (K, n, n_outputs), as _mean_loss_of_logits takes them."""
+        return output_forward(self._output.activation, Z.reshape(-1, Z.shape[-1])).reshape(Z.shape)
 
     def _blas_pinned(self):
         """Hook: a context for NumPy's products within a fit (the compiled Network's: BLAS on one thread)."""

@@ -290,19 +290,25 @@ def prelu_slope_gradient(z, upstream):
 
 
 def _log_softmax(Z):
-    """log softmax(z) of each row: z - max z - log sum exp(z - max z), stable for any finite z.
+    """log softmax(z) of each row (along the last axis): z - max z - log sum exp(z - max z), stable for
+    any finite z.
 
     (scipy.special.log_softmax computes the same; its array-API dispatch costs
     more than the arithmetic at a validation set's size.)
     """
-    shifted = Z - Z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    shifted = Z - Z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _row_sum(terms, sample_weight):
-    """sum_i w_i sum_k terms_ik, with w_i = 1 without weights."""
-    rows = terms.sum(axis=1)
-    return np.sum(rows if sample_weight is None else sample_weight * rows)
+    """sum_i w_i sum_k terms_ik, with w_i = 1 without weights.
+
+    terms may have leading axes (several networks' outputs stacked, (K, n,
+    n_outputs)): then one sum per network, each with the same bits as the
+    sum of its own (n, n_outputs) terms.
+    """
+    rows = terms.sum(axis=-1)
+    return np.sum(rows if sample_weight is None else sample_weight * rows, axis=-1)
 
 
 def squared_error(Y, Z, sample_weight=None):

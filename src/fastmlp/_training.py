@@ -144,15 +144,37 @@ class Validation:
         self.X, self.Y, self.sample_weight, self.score = X, Y, sample_weight, score
         self.score_output = score_output
 
+    def same_data(self, other):
+        """Whether other holds the same rows, targets and weights (dense, equal values) and scores from the
+        outputs or by the loss as this one does: then evaluate_together may serve both."""
+        if self.score is not None or other.score is not None:
+            return False
+        if (self.score_output is None) != (other.score_output is None):
+            return False
+        pairs = ((self.X, other.X), (self.Y, other.Y), (self.sample_weight, other.sample_weight))
+        return all(a is b or (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                              and np.array_equal(a, b)) for a, b in pairs)
+
+    @staticmethod
+    def evaluate_together(validations, nets):
+        """[(val_loss, val_score)] of each network on its validation (evaluate's, with no score callable),
+        for validations of the same data (same_data) and networks of one output and loss: each network's
+        forward pass, then one loss and one output activation over their stacked outputs (each network's
+        with the bits of its own: tests/test_training.py), run_in_one_pass's members in a call."""
+        v = validations[0]
+        Z = np.stack([net._forward(v.X, False, 0, logits=True) for net in nets])
+        losses = nets[0]._mean_loss_of_logits(Z, v.Y, v.sample_weight)
+        if v.score_output is None:  # scored by the loss
+            return [(float(loss), -float(loss)) for loss in losses]
+        P = nets[0]._outputs_from_logits(Z)
+        return [(float(loss), float(w.score_output(P[k], v.sample_weight)))
+                for k, (loss, w) in enumerate(zip(losses, validations))]
+
     def evaluate(self, net):
         """(val_loss, val_score) of the network's current weights."""
-        if self.score_output is not None:
-            Z = net._forward(self.X, False, 0, logits=True)
-            loss = net._mean_loss_of_logits(Z, self.Y, self.sample_weight)
-            return loss, float(self.score_output(net._outputs_from_logits(Z), self.sample_weight))
-        loss = net._mean_loss(self.X, self.Y, self.sample_weight)
         if self.score is None:
-            return loss, -loss
+            return Validation.evaluate_together([self], [net])[0]
+        loss = net._mean_loss(self.X, self.Y, self.sample_weight)
         return loss, float(self.score(self.X, self.Y, self.sample_weight))
 
 
@@ -284,12 +306,13 @@ class EpochLoop:
         rates = trainer.rates = self.schedule.epoch_rates(self.schedule_epoch, n_batches)
         return float(rates[0] if (rates == rates[0]).all() else rates.mean())  # (a mean of equal rates rounds)
 
-    def end_epoch(self, loss, norms, rate, seconds):
+    def end_epoch(self, loss, norms, rate, seconds, evaluation=None):
         """The record of an epoch trained (its mean loss, per-layer mean ||dW||): validation, best weights,
-        the schedule, the history and the hooks' epoch end; True to stop."""
+        the schedule, the history and the hooks' epoch end; True to stop. evaluation: the validation's
+        (val_loss, val_score) of the network now when the caller has it (Validation.evaluate_together)."""
         logs = {"loss": loss, "learning_rate": rate, "seconds": seconds, "grad_norms": norms}
         if self.validation is not None:
-            logs["val_loss"], logs["val_score"] = self.validation.evaluate(self.net)
+            logs["val_loss"], logs["val_score"] = evaluation or self.validation.evaluate(self.net)
             if self.keep_best and logs["val_score"] > self.best_score:
                 self.best_score = logs["val_score"]
                 self.best_params = self.net._params.copy()

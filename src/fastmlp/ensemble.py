@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _engine, _registry
 from ._base import _check_n_threads, _check_random_state
-from ._training import SKLEARN_DIVERGENCE, Divergence, Trainer, draw_seed
+from ._training import SKLEARN_DIVERGENCE, Divergence, Trainer, Validation, draw_seed
 from ._validation import check_bool, check_float, check_int, is_sparse
 from .network import Network
 
@@ -546,6 +546,9 @@ def run_in_one_pass(loops, rng, shuffle=True):
     total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
     clock = _engine.new_thread_clock()
     active = list(range(len(loops)))
+    # validations of the same data: every epoch's scores of all members in one Validation.evaluate_together
+    together = first.validation is not None and all(
+        loop.validation is not None and first.validation.same_data(loop.validation) for loop in loops[1:])
     pack = start = settings = None
     in_epoch = False
 
@@ -635,12 +638,17 @@ def run_in_one_pass(loops, rng, shuffle=True):
             seconds = time.perf_counter() - tic
             leaving = []
             for i, k in enumerate(active):
+                pack.unpack(i, loops[k].net._params)
+            evaluations = [None] * len(active)
+            if together:
+                evaluations = Validation.evaluate_together([loops[k].validation for k in active],
+                                                           [loops[k].net for k in active])
+            for i, k in enumerate(active):
                 loop = loops[k]
-                pack.unpack(i, loop.net._params)
                 loop.trainer.settings["step"] = int(pack.steps[i])
                 loop.net._record_dead_units(unit_max[pack.unit_index[i]])
                 norms = norm_sums[i] / max(n_batches, 1)
-                if loop.end_epoch(float(loss_sums[i] / total_weight), norms, rates[i], seconds) \
+                if loop.end_epoch(float(loss_sums[i] / total_weight), norms, rates[i], seconds, evaluations[i]) \
                         or loop.epoch >= loop.max_epochs:
                     leaving.append(i)
             if not leaving:

@@ -206,7 +206,7 @@ class Network(BaseNetwork):
 
     def _outputs_from_logits(self, Z):
         out = np.array(Z, dtype=self.dtype, order="C")  # (the engine's output kernel, as _forward applies it)
-        _engine.output_activation(int(self._act_codes[-1]), out)
+        _engine.output_activation(int(self._act_codes[-1]), out.reshape(-1, out.shape[-1]))  # (a view: in place)
         return out
 
     def _loss_and_gradients(self, X, Y, alpha, sample_weight):
