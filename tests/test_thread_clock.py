@@ -41,22 +41,22 @@ def test_quiet_machine_runs_on_the_threads():
     """Where n threads are twice as fast, the measuring of one thread costs at most 2%."""
     clock = _engine.new_thread_clock()
     total, on_n = _simulate(clock, 20000, 0.5e-3, 1e-3, wake=0.1e-3)
-    assert total <= 1.02 * 20000 * 0.5e-3 and on_n > 0.99
+    assert total <= 1.02 * 20000 * 0.5e-3 and on_n > 0.98
 
 
 def test_the_choice_follows_the_machine():
-    """Busy, then quiet: back on the threads within 20 s of training (the runs that lost, 40 ms each,
-    spaced out to 400 times that: 16 s); quiet, then busy (the threads twice as slow): on one thread
-    within a hundred batches."""
+    """Busy, then quiet: back on the threads within 20 s of training (the runs cut after their first
+    batch, 40 ms each, spaced out to 400 times that: 16 s); quiet, then busy (the threads twice as slow):
+    on one thread within a hundred batches."""
     clock = _engine.new_thread_clock()
-    _simulate(clock, 20000, 1e-3, 1e-3, wake=40e-3)  # long enough for the runs that lost to space out
+    _simulate(clock, 20000, 1e-3, 1e-3, wake=40e-3)  # long enough for the cut runs to space out
     spent, on_n = 0.0, 0.0
     while on_n < 0.95:
         seconds, on_n = _simulate(clock, 1000, 0.5e-3, 1e-3, wake=0.1e-3)
         spent += seconds
         assert spent < 20.0
     _, on_n = _simulate(clock, 5000, 0.5e-3, 1e-3, wake=0.1e-3)
-    assert on_n > 0.99
+    assert on_n > 0.98
     _, on_n = _simulate(clock, 100, 2e-3, 1e-3)
     _, on_n = _simulate(clock, 1000, 2e-3, 1e-3)
     assert on_n < 0.02
@@ -78,11 +78,10 @@ def test_a_clock_of_the_wrong_size_is_refused():
 def test_a_slow_spell_does_not_keep_the_threads_away():
     """On a quiet machine where n threads are twice as fast, spells of 30 batches at four times the
     time (another process passing by) move the choice to one thread; the threads come back soon after
-    each spell: the other choice is measured again within a few batches of the move (runs of one thread
-    that lost before do not make it wait longer), and at worst, when that run falls inside the spell and
-    loses, after 50 times its cost."""
+    each spell: the other choice is measured again within a few batches of the move, and at worst, when
+    that run falls inside the spell and loses, after 50 times its cost."""
     clock = _engine.new_thread_clock()
-    _simulate(clock, 5000, 0.5e-3, 1e-3)  # long enough for the runs of one thread that lost to space out
+    _simulate(clock, 5000, 0.5e-3, 1e-3)  # settled on the threads
     total = 0.0
     for _ in range(20):
         seconds, _ = _simulate(clock, 30, 2e-3, 1e-3)  # the spell: the choice moves to one thread
@@ -91,3 +90,32 @@ def test_a_slow_spell_does_not_keep_the_threads_away():
         total += seconds
         assert on_n > 0.85
     assert total <= 1.15 * 20 * (30 * 1e-3 + 3000 * 0.5e-3)  # over the best choice throughout
+
+
+def test_runs_that_lose_in_full_do_not_wait_longer():
+    """A quiet but noisy machine: n threads twice as fast as one, but one batch in five (either choice)
+    takes three times as long. Runs that lose by such bad luck wait 50 times their cost, never more, so
+    the fit stays on the threads but for a few percent (the clock's bad luck) of its time."""
+    rng = np.random.default_rng(0)
+    clock = _engine.new_thread_clock()
+    total = best = 0.0
+    for _ in range(20000):
+        slow = 3.0 if rng.random() < 0.2 else 1.0
+        choice = _engine._clock_batch(clock, 0.5e-3 * slow, 1e-3 * slow, ROWS)
+        total += (1e-3 if choice else 0.5e-3) * slow
+        best += 0.5e-3 * slow
+    assert total <= 1.1 * best
+
+
+def test_after_a_long_slow_spell_the_threads_come_back_soon():
+    """The machine's second core taken for three seconds (n threads twice as slow as one, no wake cost: the
+    runs lose in full), then given back: the threads are back within 50 times a run's cost (0.3 s of
+    training here), not after runs that lost in a row have spaced the measuring out."""
+    clock = _engine.new_thread_clock()
+    _simulate(clock, 5000, 0.5e-3, 1e-3)  # settled on the threads
+    _simulate(clock, 3000, 2e-3, 1e-3)  # three seconds on one thread
+    spent, on_n = 0.0, 0.0
+    while on_n < 0.5:
+        seconds, on_n = _simulate(clock, 50, 0.5e-3, 1e-3)
+        spent += seconds
+    assert spent < 0.35

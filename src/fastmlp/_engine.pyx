@@ -871,7 +871,8 @@ cdef struct ThreadClock:
     # than one thread; the run's mean seconds per row so far; the clock's time:
     # the seconds of the batches it timed (of this network's training, not the
     # wall's, so that measuring costs a share of the training however the
-    # caller spaces its fits); the measuring runs in a row that lost.
+    # caller spaces its fits); the measuring runs in a row cut short after their
+    # first batch (see _clock_record).
     double *per_row            # [0]: n threads, [1]: one
     double *next_probe
     double *run
@@ -916,7 +917,7 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
         clock.per_row[choice] = 0.75 * clock.per_row[choice] + 0.25 * min(per_row, 2 * clock.per_row[choice])
         if clock.per_row[choice] > clock.per_row[1 - choice]:
             # the choice changes on the strength of the other's old figure: measure it again soon (a slow
-            # spell of the machine is not to send a fit to one thread for as long as runs that lost wait)
+            # spell of the machine is not to send a fit to one thread for as long as cut runs wait)
             clock.next_probe[0] = min(clock.next_probe[0], clock.elapsed[0] + 4 * PROBE_RUN * seconds)
             clock.lost[0] = 0
         return
@@ -936,15 +937,21 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     if other < 0:
         clock.next_probe[0] = clock.elapsed[0]
         return
-    # the next run after 20 times this one's seconds when it won; when it lost, after 50 times (at most 2%
-    # of the training), doubled for each run in a row that lost before it, up to 400 times: on a machine
-    # that stays busy, the wake of a thread on the busy core (tens of milliseconds) is paid ever more rarely
+    # the next run after 20 times this one's seconds when it won, 50 times when it lost (at most 2% of the
+    # training); a run cut short after its first batch (a thread woken on a busy core: tens of
+    # milliseconds) waits twice as long for each such run in a row before it, up to 400 times, so that on
+    # a machine that stays busy the wake is paid ever more rarely. (Not other runs that lost: on a quiet
+    # but noisy machine such a loss is often a slow moment, and waiting long after it kept a fit on one
+    # thread for seconds.)
     cost = clock.elapsed[0] - clock.next_probe[0]
-    if clock.run_best[0] > other:
+    if clock.run_best[0] <= other:
+        clock.next_probe[0] = clock.elapsed[0] + 20 * cost
+        clock.lost[0] = 0
+    elif done == 0:  # cut short after its first batch
         clock.next_probe[0] = clock.elapsed[0] + 50 * (1 << <int>min(clock.lost[0], 3)) * cost
         clock.lost[0] += 1
     else:
-        clock.next_probe[0] = clock.elapsed[0] + 20 * cost
+        clock.next_probe[0] = clock.elapsed[0] + 50 * cost
         clock.lost[0] = 0
 
 
