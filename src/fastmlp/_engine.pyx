@@ -912,9 +912,11 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     cdef bint first, last
     clock.elapsed[0] += seconds
     if clock.run[0] == 0:
-        # a moving average in which one slow batch (an interrupt, a page fault) counts as at most twice
-        # the average: a lasting change moves it within a few batches, a single hiccup barely
-        clock.per_row[choice] = 0.75 * clock.per_row[choice] + 0.25 * min(per_row, 2 * clock.per_row[choice])
+        # a moving average in which one slow batch counts as at most eight times the average: a single
+        # hiccup (an interrupt, a page fault) moves it a little, and batches that now and then wait a
+        # scheduler's time slice for a busy core (100 ms, one in a hundred) count for what they cost
+        # (capped at twice the average, they kept a fit on the threads at 1.3 times one thread's time)
+        clock.per_row[choice] = 0.9 * clock.per_row[choice] + 0.1 * min(per_row, 8 * clock.per_row[choice])
         if clock.per_row[choice] > clock.per_row[1 - choice]:
             # the choice changes on the strength of the other's old figure: measure it again soon (a slow
             # spell of the machine is not to send a fit to one thread for as long as cut runs wait)
@@ -933,7 +935,13 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     if not last:
         return
     clock.run[0] = 0
-    clock.per_row[choice] = clock.run_best[0]
+    # the run's figure, half and half with what this choice measured before: a run of a few batches
+    # rarely meets the slow batches that an average over many has counted (alone, the run's figure sent a
+    # fit back to the threads after every such batch)
+    if clock.per_row[choice] < 0:
+        clock.per_row[choice] = clock.run_best[0]
+    else:
+        clock.per_row[choice] = 0.5 * (clock.per_row[choice] + clock.run_best[0])
     if other < 0:
         clock.next_probe[0] = clock.elapsed[0]
         return
@@ -944,7 +952,7 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     # but noisy machine such a loss is often a slow moment, and waiting long after it kept a fit on one
     # thread for seconds.)
     cost = clock.elapsed[0] - clock.next_probe[0]
-    if clock.run_best[0] <= other:
+    if clock.per_row[choice] <= other:
         clock.next_probe[0] = clock.elapsed[0] + 20 * cost
         clock.lost[0] = 0
     elif done == 0:  # cut short after its first batch
