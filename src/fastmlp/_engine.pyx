@@ -947,16 +947,17 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
         return
     # the next run after 20 times this one's seconds when it won, 50 times when it lost (at most 2% of the
     # training); a run cut short after its first batch (a thread woken on a busy core: tens of
-    # milliseconds) waits twice as long for each such run in a row before it, up to 400 times, so that on
-    # a machine that stays busy the wake is paid ever more rarely. (Not other runs that lost: on a quiet
-    # but noisy machine such a loss is often a slow moment, and waiting long after it kept a fit on one
-    # thread for seconds.)
+    # milliseconds, and about half as much again in the batches after it, which its seconds do not count)
+    # after 100 times, twice as long for each such run in a row before it, up to 400 times, so that on a
+    # machine that stays busy the wake is paid ever more rarely. (Not other runs that lost: on a quiet but
+    # noisy machine such a loss is often a slow moment, and waiting long after it kept a fit on one thread
+    # for seconds.)
     cost = clock.elapsed[0] - clock.next_probe[0]
     if clock.per_row[choice] <= other:
         clock.next_probe[0] = clock.elapsed[0] + 20 * cost
         clock.lost[0] = 0
     elif done == 0:  # cut short after its first batch
-        clock.next_probe[0] = clock.elapsed[0] + 50 * (1 << <int>min(clock.lost[0], 3)) * cost
+        clock.next_probe[0] = clock.elapsed[0] + 100 * (1 << <int>min(clock.lost[0], 2)) * cost
         clock.lost[0] += 1
     else:
         clock.next_probe[0] = clock.elapsed[0] + 50 * cost
