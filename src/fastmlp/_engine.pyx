@@ -876,9 +876,9 @@ cdef struct ThreadClock:
     double *per_row            # [0]: n threads, [1]: one
     double *next_probe
     double *run
-    double *run_best
+    double *run_mean
     double *elapsed
-    double *lost
+    double *cut_runs
 
 
 cdef inline void _clock_view(ThreadClock *clock, double *values) noexcept nogil:
@@ -886,9 +886,9 @@ cdef inline void _clock_view(ThreadClock *clock, double *values) noexcept nogil:
     clock.per_row = &values[0]
     clock.next_probe = &values[2]
     clock.run = &values[3]
-    clock.run_best = &values[5]
+    clock.run_mean = &values[5]
     clock.elapsed = &values[6]
-    clock.lost = &values[7]
+    clock.cut_runs = &values[7]
 
 
 cdef inline int _clock_choice(ThreadClock *clock) noexcept nogil:
@@ -921,13 +921,13 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
             # the choice changes on the strength of the other's old figure: measure it again soon (a slow
             # spell of the machine is not to send a fit to one thread for as long as cut runs wait)
             clock.next_probe[0] = min(clock.next_probe[0], clock.elapsed[0] + 4 * PROBE_RUN * seconds)
-            clock.lost[0] = 0
+            clock.cut_runs[0] = 0
         return
     # a measuring run: its first batch wakes the threads and warms the caches, so the mean of the others
     # counts (not their best: the other choice's figure is a mean over batches too)
     first = clock.run[0] == PROBE_RUN or clock.run[0] == -PROBE_RUN
     done = PROBE_RUN - abs(clock.run[0])  # the run's batches after its first, this one included
-    clock.run_best[0] = per_row if first else (clock.run_best[0] * (done - 1) + per_row) / done
+    clock.run_mean[0] = per_row if first else (clock.run_mean[0] * (done - 1) + per_row) / done
     clock.run[0] += -1 if clock.run[0] > 0 else 1
     other = clock.per_row[1 - choice]
     # a run whose first batch took over four times the other choice's, and a millisecond more, ends there
@@ -939,9 +939,9 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     # rarely meets the slow batches that an average over many has counted (alone, the run's figure sent a
     # fit back to the threads after every such batch)
     if clock.per_row[choice] < 0:
-        clock.per_row[choice] = clock.run_best[0]
+        clock.per_row[choice] = clock.run_mean[0]
     else:
-        clock.per_row[choice] = 0.5 * (clock.per_row[choice] + clock.run_best[0])
+        clock.per_row[choice] = 0.5 * (clock.per_row[choice] + clock.run_mean[0])
     if other < 0:
         clock.next_probe[0] = clock.elapsed[0]
         return
@@ -955,13 +955,13 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     cost = clock.elapsed[0] - clock.next_probe[0]
     if clock.per_row[choice] <= other:
         clock.next_probe[0] = clock.elapsed[0] + 20 * cost
-        clock.lost[0] = 0
+        clock.cut_runs[0] = 0
     elif done == 0:  # cut short after its first batch
-        clock.next_probe[0] = clock.elapsed[0] + 100 * (1 << <int>min(clock.lost[0], 2)) * cost
-        clock.lost[0] += 1
+        clock.next_probe[0] = clock.elapsed[0] + 100 * (1 << <int>min(clock.cut_runs[0], 2)) * cost
+        clock.cut_runs[0] += 1
     else:
         clock.next_probe[0] = clock.elapsed[0] + 50 * cost
-        clock.lost[0] = 0
+        clock.cut_runs[0] = 0
 
 
 def new_thread_clock():
