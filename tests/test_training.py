@@ -426,7 +426,8 @@ def test_validations_of_the_same_data_are_scored_together():
     nets = [m._network for m in members]
     together = Validation.evaluate_together(validations, nets)
     assert together == [v.evaluate(net) for v, net in zip(validations, nets)]
-    assert [score for _, score in together] == [m.score(X[150:], y[150:], sw) for m in members]
+    assert [score for _, score in together] == pytest.approx([m.score(X[150:], y[150:], sw) for m in members],
+                                                             rel=1e-9)  # (scikit-learn's formula)
     by_loss = Validation(X[150:], Y, sw)
     assert Validation.evaluate_together([by_loss, by_loss], nets[:2]) == [
         (loss, -loss) for loss in (nets[0]._mean_loss(X[150:], Y, sw), nets[1]._mean_loss(X[150:], Y, sw))]
