@@ -413,6 +413,38 @@ def test_stacked_outputs_give_each_networks_own_loss_and_outputs(Net, weighted, 
             np.testing.assert_array_equal(P[k], net._forward(X, False, 0))
 
 
+@pytest.mark.parametrize("output_activation, loss", sorted(fastmlp._registry.OUTPUTS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_engines_validation_loss_is_the_numpy_formulas(output_activation, loss, dtype, weighted):
+    # Network scores a validation by the training's output kernel (one pass for the loss and the outputs);
+    # the reference's NumPy formulas, read by BaseNetwork, give the same to rounding, for every loss
+    from fastmlp._base import BaseNetwork
+
+    rng = np.random.default_rng(0)
+    X = (2 * rng.normal(size=(300, 5))).astype(dtype)
+    Y = np.abs(rng.normal(size=(300, 3))).astype(dtype) + 0.1
+    if loss == "log_loss" and output_activation == "softmax":
+        Y /= Y.sum(axis=1, keepdims=True)
+    elif loss == "log_loss":
+        Y = (Y > 0.8).astype(dtype)
+    sw = rng.uniform(0.5, 2.0, 300).astype(dtype) if weighted else None
+    nets = [Network([5, 7, 3], output_activation=output_activation, loss=loss, dtype=dtype, random_state=k)
+            for k in range(3)]
+    Z = np.stack([net._forward(X, False, 0, logits=True) for net in nets])
+    numpy_losses = BaseNetwork._mean_loss_of_logits(nets[0], Z, Y, sw)
+    losses, P = nets[0]._losses_and_outputs_of_logits(Z.copy(), Y, sw)
+    np.testing.assert_allclose(losses, numpy_losses, rtol=1e-12)
+    assert losses.tolist() == [net._mean_loss(X, Y, sw) for net in nets]  # each network's own bits
+    for k, net in enumerate(nets):
+        np.testing.assert_array_equal(P[k], net._forward(X, False, 0))
+        assert P[k].dtype == np.dtype(dtype)
+    # a network whose logits are not finite: NaN, as the NumPy formulas give
+    Z[1, 0, 0] = np.inf if output_activation in ("identity", "exp") else np.nan
+    losses, _ = nets[0]._losses_and_outputs_of_logits(Z, Y, sw)
+    assert np.isnan(losses[1]) and np.isfinite(losses[[0, 2]]).all()
+
+
 def test_validations_of_the_same_data_are_scored_together():
     from fastmlp._training import Validation
 

@@ -759,6 +759,13 @@ class BaseNetwork:
         networks' (K, n, n_outputs), as _mean_loss_of_logits takes them."""
         return output_forward(self._output.activation, Z.reshape(-1, Z.shape[-1])).reshape(Z.shape)
 
+    def _losses_and_outputs_of_logits(self, Z, Y, sample_weight, outputs=True):
+        """(_mean_loss_of_logits(Z, ...), _outputs_from_logits(Z) if outputs else None): a validation's
+        loss and the outputs its score reads, from one forward pass (Z 2-D or stacked, as they take it).
+        Z may be overwritten."""
+        return (self._mean_loss_of_logits(Z, Y, sample_weight),
+                self._outputs_from_logits(Z) if outputs else None)
+
     def _blas_pinned(self):
         """Hook: a context for NumPy's products within a fit (the compiled Network's: BLAS on one thread)."""
         return contextlib.nullcontext()

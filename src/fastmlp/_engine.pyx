@@ -1406,6 +1406,32 @@ def output_activation(int act, floating[:, ::1] Z):
         _output_forward(act, n, m, &zero[0], &Z[0, 0])
 
 
+def output_losses(int loss_code, double loss_param, double[:, :, ::1] Z, const double[:, ::1] Y,
+                  const double[::1] sample_weight=None):
+    """The losses of K networks' logits on the same rows, by the training's output kernel.
+
+    Z (K, n, n_outputs): each network's logits (_forward(..., logits=True):
+    the bias added), overwritten with its outputs P. Y (n, n_outputs) the
+    targets, sample_weight (n,) or None. Returns the K sums over the rows of
+    (weight times) each row's loss, as float64; network k's from its rows
+    alone, in one pass (the bits of a call with it alone).
+    """
+    cdef Py_ssize_t K = Z.shape[0], n = Z.shape[1], m = Z.shape[2], k
+    cdef double[::1] sums = np.zeros(K)
+    cdef double[::1] zero
+    cdef double[:, ::1] delta
+    if K == 0 or n == 0 or m == 0:
+        return np.asarray(sums)
+    zero = np.zeros(m)
+    delta = np.empty((n, m))  # (the kernel's delta, scaled by 0 and not read)
+    with nogil:
+        for k in range(K):
+            _output_delta(loss_code, n, m, 0.0, loss_param, &zero[0], &Y[0, 0],
+                          &sample_weight[0] if sample_weight is not None else NULL, &Z[k, 0, 0], &delta[0, 0],
+                          &sums[k])
+    return np.asarray(sums)
+
+
 def all_finite(const floating[::1] x):
     """True if no element of x is NaN or infinite (one vectorized pass, without the GIL)."""
     cdef bint finite

@@ -163,10 +163,10 @@ class Validation:
         with the bits of its own: tests/test_training.py), run_in_one_pass's members in a call."""
         v = validations[0]
         Z = np.stack([net._forward(v.X, False, 0, logits=True) for net in nets])
-        losses = nets[0]._mean_loss_of_logits(Z, v.Y, v.sample_weight)
+        losses, P = nets[0]._losses_and_outputs_of_logits(Z, v.Y, v.sample_weight,
+                                                          outputs=v.score_output is not None)
         if v.score_output is None:  # scored by the loss
             return [(float(loss), -float(loss)) for loss in losses]
-        P = nets[0]._outputs_from_logits(Z)
         return [(float(loss), float(w.score_output(P[k], v.sample_weight)))
                 for k, (loss, w) in enumerate(zip(losses, validations))]
 

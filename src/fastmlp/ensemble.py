@@ -643,10 +643,11 @@ def run_in_one_pass(loops, rng, shuffle=True):
             if together:
                 evaluations = Validation.evaluate_together([loops[k].validation for k in active],
                                                            [loops[k].net for k in active])
+            dead = net._dead_fractions(unit_max[pack.unit_index])  # every member's dead_units_, in one call
             for i, k in enumerate(active):
                 loop = loops[k]
                 loop.trainer.settings["step"] = int(pack.steps[i])
-                loop.net._record_dead_units(unit_max[pack.unit_index[i]])
+                loop.net.dead_units_ = None if dead is None else dead[i]
                 norms = norm_sums[i] / max(n_batches, 1)
                 if loop.end_epoch(float(loss_sums[i] / total_weight), norms, rates[i], seconds, evaluations[i]) \
                         or loop.epoch >= loop.max_epochs:

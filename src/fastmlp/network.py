@@ -209,6 +209,25 @@ class Network(BaseNetwork):
         _engine.output_activation(int(self._act_codes[-1]), out.reshape(-1, out.shape[-1]))  # (a view: in place)
         return out
 
+    def _mean_loss_of_logits(self, Z, Y, sample_weight):
+        return self._losses_and_outputs_of_logits(Z, Y, sample_weight, outputs=False)[0]
+
+    def _losses_and_outputs_of_logits(self, Z, Y, sample_weight, outputs=True):
+        """BaseNetwork's, by the engine's output kernel, the training's (the reference's NumPy formulas give
+        the same to rounding): in float64, one pass over each network's logits for its loss, and for a
+        float64 network its outputs too (a float32 network's outputs are its own dtype's kernel's)."""
+        Z64 = np.array(Z.reshape((-1,) + Z.shape[-2:]), dtype=np.float64, order="C")  # becomes P (float64)
+        weights = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
+        total = Z.shape[-2] if weights is None else float(weights.sum())
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss = _engine.output_losses(self._output.loss_code, self._loss_param_c(), Z64,
+                                         np.ascontiguousarray(Y, dtype=np.float64), weights) / total
+        loss = np.where(np.isfinite(loss), loss, np.nan)
+        P = None
+        if outputs:
+            P = Z64.reshape(Z.shape) if self.dtype == np.float64 else self._outputs_from_logits(Z)
+        return (float(loss[0]) if Z.ndim == 2 else loss), P
+
     def _loss_and_gradients(self, X, Y, alpha, sample_weight):
         grads = np.empty_like(self._params)
         loss = _engine.loss_and_gradients(self._sizes, self._act_codes, self._output.loss_code, self._loss_param_c(),
