@@ -97,6 +97,11 @@ CASES = {
     "small-output-three": ([5, 8, 7, 3], [{"random_state": s} for s in (4, 5, 6)],
                            dict(momentum=0.9, learning_rate=0.02), dict(dropout=[0.2, 0.0], activation="tanh",
                                                                        output_activation="softmax", loss="log_loss")),
+    # the members kernels' one output over whole vectors of eight and sixteen units, and with a tail after them
+    "small-output-vectors": ([6, 40, 1], [{"random_state": s} for s in (7, 8, 9)],
+                             dict(optimizer="adam", learning_rate=0.01, alpha=1e-3), {}),
+    "small-output-tails": ([5, 12, 21, 1], [{"random_state": s} for s in (7, 8, 9)],
+                           dict(learning_rate=0.02, clip_norm=2.0), dict(activation="tanh")),
     # ten members in four groups (of two and three), each member its own rate, alpha and dropout
     "groups-prelu-softmax-per-member-clip": (
         [40, 96, 64, 5],
