@@ -15,6 +15,12 @@ from fastmlp import _engine
 ROWS = 128
 
 
+@pytest.fixture(autouse=True)
+def no_recent_cut_run(monkeypatch):
+    """Each test's new clocks start with no cut run of the process behind them (whatever ran before)."""
+    monkeypatch.setattr(_engine, "_last_cut_run", -1e300)
+
+
 def _simulate(clock, n_batches, seconds_n, seconds_1, wake=0.0):
     """Runs n_batches through clock; returns (seconds they took, the share run on n threads)."""
     previous, total, on_n = 1, 0.0, 0
@@ -135,3 +141,44 @@ def test_batches_that_wait_a_time_slice_count():
         choice = _engine._clock_batch(clock, t_n, 1.6e-3, ROWS)
         total += 1.6e-3 if choice else t_n
     assert total <= 1.1 * 20000 * 1.6e-3
+
+
+def _first_on_n(clock, seconds_n, seconds_1):
+    """The batch (counted from 1) at which the clock first chooses n threads."""
+    for i in range(1, 100_000):
+        if _engine._clock_batch(clock, seconds_n, seconds_1, ROWS) == 0:
+            return i
+    return None
+
+
+def test_a_new_clock_waits_when_a_run_was_cut_moments_ago(monkeypatch):
+    """A fit on a busy machine whose thread was woken on the busy core tells the process's next new clocks:
+    they train on one thread for 100 times their first run before they try the threads (a grid search's
+    short fits do not each pay the wake); without it, or ten seconds after it, they try them at once."""
+    assert _first_on_n(_engine.new_thread_clock(), 1e-3, 1e-3) == 4  # after one run of 3 batches on one
+    cut = _engine.new_thread_clock()
+    cut[7] = 1  # (as _clock_record leaves a clock whose run was cut)
+    _engine.note_cut_runs(0, cut)
+    hinted = _engine.new_thread_clock()
+    assert hinted[7] == 1
+    assert _first_on_n(hinted, 1e-3, 1e-3) == 3 + 300 + 1  # 100 times the first run's seconds
+    monkeypatch.setattr(_engine, "_last_cut_run", _engine._last_cut_run - _engine.CUT_HINT_SECONDS)
+    assert _engine.new_thread_clock()[7] == 0
+
+
+def test_only_a_new_cut_run_is_noted():
+    clock = _engine.new_thread_clock()
+    clock[7] = 2
+    _engine.note_cut_runs(2, clock)  # (the count it began the epoch with: none cut in this epoch)
+    _engine.note_cut_runs(3, clock)  # (a run that won since: the count went back down)
+    assert _engine.new_thread_clock()[7] == 0
+    _engine.note_cut_runs(1, clock)
+    assert _engine.new_thread_clock()[7] == 1
+
+
+def test_a_hinted_clock_on_a_quiet_machine_takes_the_threads_after_its_wait():
+    """A new clock told of a cut run elsewhere, on a machine that turned quiet: one wait, then the threads."""
+    clock = _engine.new_thread_clock()
+    clock[7] = 1
+    total, on_n = _simulate(clock, 5000, 0.55e-3, 1e-3)
+    assert on_n > 0.9

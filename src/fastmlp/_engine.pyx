@@ -17,6 +17,8 @@ each row's loss and gradient; means are then over the sum of the weights.
 Nothing here validates: network.py has checked dtypes, shapes, contiguity,
 finiteness and sizes before calling, and compiled code trusts it.
 """
+from time import monotonic
+
 import numpy as np
 
 cimport numpy as cnp
@@ -872,7 +874,8 @@ cdef struct ThreadClock:
     # the seconds of the batches it timed (of this network's training, not the
     # wall's, so that measuring costs a share of the training however the
     # caller spaces its fits); the measuring runs in a row cut short after their
-    # first batch (see _clock_record).
+    # first batch (see _clock_record; a new clock starts at 1 when a run of
+    # another clock of the process was cut moments ago: new_thread_clock).
     double *per_row            # [0]: n threads, [1]: one
     double *next_probe
     double *run
@@ -897,6 +900,8 @@ cdef inline int _clock_choice(ThreadClock *clock) noexcept nogil:
         if clock.per_row[1] < 0:  # one thread first: it needs no threads woken
             clock.run[0] = -PROBE_RUN
         elif clock.per_row[0] < 0:
+            if clock.elapsed[0] < clock.next_probe[0]:  # (not yet: a run was cut moments ago, see below)
+                return 1
             clock.run[0] = PROBE_RUN
         elif clock.elapsed[0] >= clock.next_probe[0]:  # has the other become faster?
             clock.run[0] = PROBE_RUN if clock.per_row[0] > clock.per_row[1] else -PROBE_RUN
@@ -917,7 +922,7 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
         # scheduler's time slice for a busy core (100 ms, one in a hundred) count for what they cost
         # (capped at twice the average, they kept a fit on the threads at 1.3 times one thread's time)
         clock.per_row[choice] = 0.9 * clock.per_row[choice] + 0.1 * min(per_row, 8 * clock.per_row[choice])
-        if clock.per_row[choice] > clock.per_row[1 - choice]:
+        if clock.per_row[choice] > clock.per_row[1 - choice] >= 0:
             # the choice changes on the strength of the other's old figure: measure it again soon (a slow
             # spell of the machine is not to send a fit to one thread for as long as cut runs wait)
             clock.next_probe[0] = min(clock.next_probe[0], clock.elapsed[0] + 4 * PROBE_RUN * seconds)
@@ -942,8 +947,12 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
         clock.per_row[choice] = clock.run_mean[0]
     else:
         clock.per_row[choice] = 0.5 * (clock.per_row[choice] + clock.run_mean[0])
+    cost = clock.elapsed[0] - clock.next_probe[0]
     if other < 0:
-        clock.next_probe[0] = clock.elapsed[0]
+        # the other choice next, at once; or, when this clock starts with a cut run counted (another of the
+        # process's clocks had one moments ago: new_thread_clock), after the wait of a cut run, 100 times
+        # this one's seconds
+        clock.next_probe[0] = clock.elapsed[0] + (100 * cost if clock.cut_runs[0] > 0 else 0)
         return
     # the next run after 20 times this one's seconds when it won, 50 times when it lost (at most 2% of the
     # training); a run cut short after its first batch (a thread woken on a busy core: tens of
@@ -952,7 +961,6 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     # machine that stays busy the wake is paid ever more rarely. (Not other runs that lost: on a quiet but
     # noisy machine such a loss is often a slow moment, and waiting long after it kept a fit on one thread
     # for seconds.)
-    cost = clock.elapsed[0] - clock.next_probe[0]
     if clock.per_row[choice] <= other:
         clock.next_probe[0] = clock.elapsed[0] + 20 * cost
         clock.cut_runs[0] = 0
@@ -964,9 +972,30 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
         clock.cut_runs[0] = 0
 
 
+# When a measuring run of this process's clocks was last cut after its first batch (time.monotonic(); set by
+# train_epoch with the GIL held, read by new_thread_clock). A new clock within CUT_HINT_SECONDS of it starts as
+# if a run of its own had been cut: on a machine where another process keeps a core busy, a new network (each
+# fit of a grid search, a fresh estimator) would otherwise pay the wake of a thread on that core (40-70 ms
+# here) in its first run on the threads, more than a short fit gains from them.
+_last_cut_run = -1e300
+CUT_HINT_SECONDS = 10.0
+
+
 def new_thread_clock():
-    """A ThreadClock's double[8] before anything is measured."""
-    return np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    """A ThreadClock's double[8] before anything is measured (its count of cut runs 1 when a run of this
+    process was cut in the last CUT_HINT_SECONDS: then it waits before its first run on the threads)."""
+    clock = np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    if monotonic() - _last_cut_run < CUT_HINT_SECONDS:
+        clock[7] = 1
+    return clock
+
+
+def note_cut_runs(double cut_before, const double[::1] thread_clock):
+    """Record, for new clocks, that a measuring run of thread_clock was cut since its count of cut runs was
+    cut_before (train_epoch calls it after each epoch)."""
+    global _last_cut_run
+    if thread_clock[7] > cut_before:
+        _last_cut_run = monotonic()
 
 
 def _clock_batch(double[::1] thread_clock, double seconds_n, double seconds_1, Py_ssize_t rows):
@@ -1022,7 +1051,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef fm_rng rng
     cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, c, n_batches = 0
     cdef bint finite = True
-    cdef double loss_sum = 0, squares, norm, tic = 0
+    cdef double loss_sum = 0, squares, norm, tic = 0, cut_before
     cdef int n_threads, most_threads, choice = 0
     cdef ThreadClock clock
     cdef floating *unit_max_ptr
@@ -1030,6 +1059,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef const double *rate_of = NULL
     if thread_clock.shape[0] != 8:
         raise ValueError("thread_clock must be a double[8] from new_thread_clock.")
+    cut_before = thread_clock[7]
     _clock_view(&clock, &thread_clock[0])
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
@@ -1091,6 +1121,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     finally:
         _unpin_blas()
         _plan_free(&p)
+        note_cut_runs(cut_before, thread_clock)
     return loss_sum, n_batches, st.step, finite
 
 
