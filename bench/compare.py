@@ -408,30 +408,33 @@ def busy(args):
     return rows
 
 
-FRESH_ROWS, FRESH_EPOCHS = 4000, 2
+# a grid search's fits: 6000 rows of 200 features, a (256, 128) classifier of 3 classes, float64 (the
+# estimators' default), sgd, batch 64, 3 epochs: about 0.2 s a fit
+FRESH = C.Workload("fits of a grid search", 6000, 200, (256, 128), 3, "multiclass", (64,))
+FRESH_EPOCHS = 3
 
 
 def _fresh_fits(args, openmp, rounds):
-    """A grid search's fits on the busy machine: each a new MLPClassifier (W1's architecture, float32, sgd,
-    batch 128, FRESH_EPOCHS epochs on FRESH_ROWS rows), so each starts its thread choice anew, under an
-    openmp limit of one thread and with none."""
+    """A grid search's fits on the busy machine: each a new MLPClassifier (FRESH, FRESH_EPOCHS epochs), so
+    each starts its thread choice anew, under an openmp limit of one thread and with none."""
     from sklearn.exceptions import ConvergenceWarning
 
-    workload = C.WORKLOADS["W1"]
-    n = QUICK_ROWS["W1"] if args.quick else FRESH_ROWS
-    X, y, _ = C.make_data(workload, np.float32, n_samples=n)
+    workload = FRESH
+    n = QUICK_ROWS["W1"] if args.quick else workload.n_samples
+    X, y, _ = C.make_data(workload, np.float64, n_samples=n)
 
     def fit():
-        fastmlp.MLPClassifier(hidden_layer_sizes=workload.hidden, solver="sgd", batch_size=128, max_iter=FRESH_EPOCHS,
-                              random_state=0, dtype="float32").fit(X, y)
+        fastmlp.MLPClassifier(hidden_layer_sizes=workload.hidden, solver="sgd", batch_size=workload.batches[0],
+                              max_iter=FRESH_EPOCHS, random_state=0).fit(X, y)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         t = _rounds({label: partial(_limited, openmp, nt, fit) for label, nt in (("1 thread", 1), ("default", None))},
                     rounds, args.pause)
-    row = dict(workload="W1", name=workload.name, rows=n, dtype="float32", optimizer="sgd", batch=128, fresh=True,
-               epochs=FRESH_EPOCHS, seconds=t, default_over_one=t["1 thread"] / t["default"])
-    print(f"busy machine: a new MLPClassifier per fit (W1, {n} rows, {FRESH_EPOCHS} epochs)  1 thread "
+    row = dict(workload="fresh", name=workload.name, rows=n, features=workload.n_features, hidden=list(workload.hidden),
+               dtype="float64", optimizer="sgd", batch=workload.batches[0], fresh=True, epochs=FRESH_EPOCHS,
+               seconds=t, default_over_one=t["1 thread"] / t["default"])
+    print(f"busy machine: a new MLPClassifier per fit ({n} x {workload.n_features}, {FRESH_EPOCHS} epochs)  1 thread "
           f"{1e3 * t['1 thread']:.1f} ms  default {1e3 * t['default']:.1f} ms  default/1 "
           f"{row['default_over_one']:.2f}x", flush=True)
     return row
@@ -1190,9 +1193,10 @@ def threads_sections(results):
                      f"{1e3 * s['estimator, 1 thread']:.1f} | {1e3 * s['estimator, default']:.1f} | "
                      f"{r['estimator_default_over_one']:.2f}x | " + ("yes" if r["same_loss"] else "**no**") + " |")
     for r in fresh:
-        lines += ["", "A grid search's fits on the same busy machine: each a new `MLPClassifier` (W1's architecture, "
-                  f"float32, sgd, batch {r['batch']}, {r['epochs']} epochs on {r['rows']} rows: a fit of a few hundred "
-                  "milliseconds), under an openmp limit of one thread and with none, so that each starts its thread "
+        lines += ["", "A grid search's fits on the same busy machine: each a new `MLPClassifier` (hidden "
+                  f"{tuple(r['hidden'])}, float64, sgd, batch {r['batch']}, {r['epochs']} epochs on {r['rows']} rows of "
+                  f"{r['features']} features: a fit of about 0.2 s), under an openmp limit of one thread and with "
+                  "none, so that each starts its thread "
                   "choice anew (milliseconds a fit, medians of the rounds). A new thread choice made within 10 "
                   "seconds of a measuring run of the process that was cut short (a thread woken on the busy core) "
                   "waits before it tries the threads; before it did, each such fit paid that wake.", "",

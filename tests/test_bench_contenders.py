@@ -90,8 +90,9 @@ def test_thread_targets_follow_the_ceiling():
     busy = dict(row, seconds=row["seconds"] | {"1 thread, again": 1.0, "estimator, 1 thread": 1.0,
                                                 "estimator, default": 1.1},
                 again_over_one=1.0, estimator_default_over_one=1 / 1.1)
-    fresh = dict(workload="W1", name="W1", rows=100, dtype="float32", optimizer="sgd", batch=128, fresh=True,
-                 epochs=2, seconds={"1 thread": 0.3, "default": 0.25}, default_over_one=1.2)  # new estimators
+    fresh = dict(workload="fresh", name="fits", rows=100, features=5, hidden=[7], dtype="float64", optimizer="sgd",
+                 batch=64, fresh=True, epochs=3, seconds={"1 thread": 0.3, "default": 0.25},
+                 default_over_one=1.2)  # new estimators
     results = dict(threads=[row], threads_predict=[predict], busy=[busy, fresh])
 
     def met(words):
@@ -102,7 +103,7 @@ def test_thread_targets_follow_the_ceiling():
     assert met("predict of 10,000 W1 rows") == (1, 1)  # 1.2 >= 0.9 x the ceiling, 1.2, below 1.5
     assert met("core busy") == (2, 3)  # the estimator's default/1, 0.91, is below 0.95
     lines = compare.threads_sections(results)
-    assert "| W1 (100 rows) | 300.0 | 250.0 | 1.20x |" in " ".join(lines)
+    assert "| fits (100 rows) | 300.0 | 250.0 | 1.20x |" in " ".join(lines)
     assert "| W1 (100 rows) | float32 | sgd | 128 | 1000.0 | 600.0 | 600.0 | 1.67x | 1.67x | 1.80x | 1.70x |" in (
         " ".join(lines))
 

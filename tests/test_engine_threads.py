@@ -9,6 +9,10 @@ so that every batch really runs on the threads asked for, whatever else the
 machine is doing; the fallback itself is tested separately. Nothing here is
 timed: a test must pass on any CPU with any number of cores.
 """
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -252,3 +256,23 @@ def test_effective_n_threads():
     with threadpool_limits(limits=1, user_api="openmp"):
         assert _engine.effective_n_threads() == 1
     assert 1 <= _engine.effective_n_threads() <= fastmlp.network._usable_cpus()
+
+
+def test_an_openmp_limit_entered_right_after_import_reaches_the_engine():
+    # a limit reaches only the libraries loaded when it is entered: `import fastmlp` loads the engine's OpenMP
+    # runtime, so a limit entered before any estimator is made (in a fresh interpreter) still limits the fit
+    code = textwrap.dedent("""
+        import fastmlp
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=1, user_api="openmp"):
+            clf = fastmlp.MLPClassifier
+            inside = fastmlp._engine.effective_n_threads()
+        print(inside, fastmlp._engine.effective_n_threads(), fastmlp._engine.OPENMP)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    inside, outside, openmp = result.stdout.split()
+    assert int(inside) == 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if openmp == "True" and cpus > 1 and "OMP_NUM_THREADS" not in os.environ:
+        assert int(outside) > 1  # (the limit was lifted: the check above is not vacuous)

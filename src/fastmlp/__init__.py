@@ -14,6 +14,15 @@ _LAZY_NAMES = {"MLPClassifier": "estimators", "MLPRegressor": "estimators",
                "NetworkEnsemble": "ensemble", "export_c": "_cexport", "load": "persistence"}
 _LAZY_SUBMODULES = ("plot", "onnx", "callbacks", "schedules")
 
+# The compiled engine itself loads now (a few milliseconds over NumPy's import), so that its OpenMP runtime
+# is among the libraries threadpoolctl finds: a threadpool_limits(n, user_api="openmp") entered after
+# `import fastmlp` limits the engine's threads, also when the first estimator is made inside it (a limit
+# reaches only the libraries loaded when it is entered).
+try:
+    from . import _engine  # noqa: F401
+except ImportError:  # (fastmlp.reference runs without it)
+    pass
+
 
 def __getattr__(name):
     import importlib  # here, not at the top: the package's namespace holds only its API and submodules
