@@ -276,3 +276,19 @@ def test_an_openmp_limit_entered_right_after_import_reaches_the_engine():
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if openmp == "True" and cpus > 1 and "OMP_NUM_THREADS" not in os.environ:
         assert int(outside) > 1  # (the limit was lifted: the check above is not vacuous)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_members_forward_is_each_networks_own_for_any_thread_count(forced_threads, dtype, sparse):
+    # a validation's forward passes of K networks in one call (their chunks the threads' tasks): each the
+    # bits of the network's own forward, for 1, 2 and 3 threads, over several chunks of rows
+    X, _ = _data(n=600, sparse=sparse, dtype=dtype)
+    nets = [fastmlp.Network(LAYERS, output_activation="softmax", loss="log_loss", dtype=dtype, random_state=k)
+            for k in range(3)]
+    own = np.stack([net.forward(X, n_threads=1) for net in nets])
+    for n in THREADS:
+        out = np.empty_like(own)
+        _engine.forward_members(nets[0]._sizes, nets[0]._act_codes, [net._params for net in nets],
+                                nets[0]._engine_input(X), out, n)
+        assert_array_equal(out, own)

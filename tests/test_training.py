@@ -445,6 +445,27 @@ def test_the_engines_validation_loss_is_the_numpy_formulas(output_activation, lo
     assert np.isnan(losses[1]) and np.isfinite(losses[[0, 2]]).all()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_logits_of_several_networks_are_each_ones_own(dtype, sparse):
+    # the validation's forward passes of run_in_one_pass's members in one call: each network's logits are
+    # its own _forward's, bit for bit (several chunks of rows); networks of other layers are passed one by one
+    rng = np.random.default_rng(0)
+    X = 2 * rng.normal(size=(600, 6))
+    X[rng.random(X.shape) < 0.5] = 0
+    X = (scipy.sparse.csr_matrix(X) if sparse else X).astype(dtype)
+    if sparse:  # (checked input: the engine's index type)
+        X.indptr, X.indices = X.indptr.astype(np.intp), X.indices.astype(np.intp)
+    nets = [Network([6, 9, 4, 3], output_activation="softmax", loss="log_loss", dtype=dtype, random_state=k)
+            for k in range(3)]
+    own = np.stack([net._forward(X, False, 0, logits=True) for net in nets])
+    np.testing.assert_array_equal(nets[0]._logits_of(nets, X), own)
+    other = Network([6, 5, 3], output_activation="softmax", loss="log_loss", dtype=dtype, random_state=7)
+    mixed = nets[0]._logits_of([nets[0], other], X)
+    np.testing.assert_array_equal(mixed[1], other._forward(X, False, 0, logits=True))
+    np.testing.assert_array_equal(mixed[0], own[0])
+
+
 def test_validations_of_the_same_data_are_scored_together():
     from fastmlp._training import Validation
 

@@ -759,6 +759,11 @@ class BaseNetwork:
         networks' (K, n, n_outputs), as _mean_loss_of_logits takes them."""
         return output_forward(self._output.activation, Z.reshape(-1, Z.shape[-1])).reshape(Z.shape)
 
+    def _logits_of(self, nets, X):
+        """The logits (``_forward(X, False, 0, logits=True)``) of networks of this one's architecture, output
+        and dtype on checked X, stacked: (K, n, n_outputs)."""
+        return np.stack([net._forward(X, False, 0, logits=True) for net in nets])
+
     def _losses_and_outputs_of_logits(self, Z, Y, sample_weight, outputs=True):
         """(_mean_loss_of_logits(Z, ...), _outputs_from_logits(Z) if outputs else None): a validation's
         loss and the outputs its score reads, from one forward pass (Z 2-D or stacked, as they take it).

@@ -1249,6 +1249,62 @@ def forward(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating[::1
     _forward_rows(sizes, acts, &params[0], &d, &out[0, 0], keep, seed, training, True, n_threads)
 
 
+def forward_members(const Py_ssize_t[::1] sizes, const int[::1] acts, list params, object X,
+                    floating[:, :, ::1] out, int n_threads=1):
+    """The outputs of K networks of one architecture on the same rows, into out (K, n_samples, n_outputs).
+
+    params: the K networks' flat parameters (out's dtype). out[k] is what
+    `forward` gives for params[k], bit for bit (the same chunks of rows, each
+    on one thread): the K networks' chunks are the tasks of up to n_threads
+    threads (a validation set of a few hundred rows is one chunk a network).
+    """
+    cdef Py_ssize_t K = len(params), n_chunks, t, k, n_out = sizes[sizes.shape[0] - 1]
+    cdef const floating **member = NULL
+    cdef const floating[::1] flat
+    cdef floating *out0
+    cdef floating *work = NULL
+    cdef Plan p
+    cdef Data d
+    cdef fm_rng rng
+    if K == 0 or out.shape[1] == 0:
+        return
+    member = <const floating **>malloc(K * sizeof(floating *))
+    if member == NULL:
+        raise MemoryError("fastmlp: cannot allocate the members' table")
+    try:
+        for k in range(K):
+            flat = params[k]  # (the list keeps each array, so its pointer, alive)
+            member[k] = &flat[0]
+        _read_data(X, None, None, &d, member[0])
+        fm_rng_seed(&rng, 0)  # (no dropout: not drawn from)
+        _plan_init(&p, sizes, acts, None, min(d.n_rows, FORWARD_ROWS), False, False)
+        try:
+            n_chunks = (d.n_rows + p.batch_size - 1) // p.batch_size
+            n_threads = min(_threads_for(&p, d.n_rows * K, n_threads), K * n_chunks)
+            work = <floating *>malloc(max(p.work_size, 1) * n_threads * sizeof(floating))
+            if work == NULL:
+                raise MemoryError("fastmlp: cannot allocate the forward workspace")
+            out0 = &out[0, 0, 0]
+            _pin_blas()
+            try:
+                with nogil:
+                    if n_threads > 1:
+                        for t in prange(K * n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+                            _forward_chunk(&p, member[t // n_chunks], &d, out0 + (t // n_chunks) * d.n_rows * n_out,
+                                           work + threadid() * p.work_size, t % n_chunks, &rng, False)
+                    else:
+                        for t in range(K * n_chunks):
+                            _forward_chunk(&p, member[t // n_chunks], &d, out0 + (t // n_chunks) * d.n_rows * n_out,
+                                           work, t % n_chunks, &rng, False)
+            finally:
+                _unpin_blas()
+        finally:
+            _plan_free(&p)
+    finally:
+        free(work)
+        free(member)
+
+
 # ---------------------------------------------------------------------------
 # Threads: the engine's own (OpenMP), and the BLAS's (pinned to one while the engine works)
 

@@ -158,12 +158,13 @@ class Validation:
     @staticmethod
     def evaluate_together(validations, nets):
         """[(val_loss, val_score)] of each network on its validation (evaluate's, with no score callable),
-        for validations of the same data (same_data) and networks of one output and loss: each network's
-        forward pass, then the losses and outputs of their stacked logits in one call (a Network's: one
-        pass of the training's output kernel over each; each network's with the bits of its own:
-        tests/test_training.py), run_in_one_pass's members in a call."""
+        for validations of the same data (same_data) and networks of one output and loss: their forward
+        passes in one call (Networks of one architecture: the engine's threads share them), then the losses
+        and outputs of their stacked logits in one call (a Network's: one pass of the training's output
+        kernel over each); each network's with the bits of its own (tests/test_training.py);
+        run_in_one_pass's members in a call."""
         v = validations[0]
-        Z = np.stack([net._forward(v.X, False, 0, logits=True) for net in nets])
+        Z = nets[0]._logits_of(nets, v.X)
         losses, P = nets[0]._losses_and_outputs_of_logits(Z, v.Y, v.sample_weight,
                                                           outputs=v.score_output is not None)
         if v.score_output is None:  # scored by the loss

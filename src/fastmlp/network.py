@@ -209,6 +209,19 @@ class Network(BaseNetwork):
         _engine.output_activation(int(self._act_codes[-1]), out.reshape(-1, out.shape[-1]))  # (a view: in place)
         return out
 
+    def _logits_of(self, nets, X):
+        """BaseNetwork's, in one call of the engine when every network is a Network like this one: their
+        forward passes are the tasks of its threads (each network's bits its own forward's)."""
+        if not all(type(net) is type(self) and net.dtype == self.dtype and np.array_equal(net._sizes, self._sizes)
+                   and np.array_equal(net._act_codes, self._act_codes) for net in nets):
+            return super()._logits_of(nets, X)
+        out = np.empty((len(nets), X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+        acts = self._act_codes.copy()
+        acts[-1] = _registry.ACTIVATIONS["identity"].code
+        _engine.forward_members(self._sizes, acts, [net._params for net in nets], self._engine_input(X), out,
+                                _engine.effective_n_threads(None))
+        return out
+
     def _mean_loss_of_logits(self, Z, Y, sample_weight):
         return self._losses_and_outputs_of_logits(Z, Y, sample_weight, outputs=False)[0]
 
