@@ -7,6 +7,7 @@ epoch from the ensemble's random_state, which draws nothing else when every
 member's seed is given).
 """
 import numpy as np
+import scipy.sparse
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
@@ -173,6 +174,24 @@ def test_member_is_a_copy_and_members_differ():
     assert len(ens.members_) == 3 and len(set(ens.seeds_)) == 3
     # member k starts as the Network of its seed
     assert_array_equal(ens.member(2).coefs_[0], Network([3, 4, 1], random_state=ens.seeds_[2]).coefs_[0])
+
+
+@pytest.mark.parametrize("n_threads", [None, 1, 2])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_forward_is_each_members_own_forward(n_threads, sparse):
+    # the members' outputs come from one call of the engine: each member's bits are its own forward's
+    ens = NetworkEnsemble([5, 8, 6, 3], n_members=4, output_activation="softmax", loss="log_loss", random_state=0)
+    X = np.random.default_rng(0).normal(size=(700, 5))
+    X[X < 0.3] = 0
+    if sparse:
+        X = scipy.sparse.csr_matrix(X)
+    out = ens.forward(X, n_threads=n_threads)
+    assert out.shape == (4, 700, 3)
+    for k in range(4):
+        assert_array_equal(out[k], ens.member(k).forward(X, n_threads=n_threads))
+    assert ens.forward(X[:1]).shape == (4, 1, 3)
+    with pytest.raises(ValueError, match="X is empty"):
+        ens.forward(X[:0])
 
 
 def test_divergence_restores_the_epoch_start():
