@@ -4,10 +4,10 @@ from . import reference
 __version__ = "0.1.0"
 __all__ = ["MLPClassifier", "MLPEnsembleClassifier", "MLPEnsembleRegressor", "MLPRegressor", "Network", "NetworkEnsemble", "export_c", "load", "reference", "__version__"]
 
-# The API over the compiled engine, and the submodules with optional
-# dependencies (matplotlib, onnx), load on first use: `import fastmlp` alone
-# imports neither, and fastmlp.reference (plain NumPy) imports without the
-# compiled extension.
+# The API over the compiled engine (the estimators, Network, ...), and the
+# submodules with optional dependencies (matplotlib, onnx), load on first use:
+# `import fastmlp` alone imports neither (only the engine itself, below), and
+# fastmlp.reference (plain NumPy) imports without the compiled extension.
 _LAZY_NAMES = {"MLPClassifier": "estimators", "MLPRegressor": "estimators",
                "MLPEnsembleClassifier": "ensemble_estimators", "MLPEnsembleRegressor": "ensemble_estimators",
                "Network": "network",
