@@ -292,3 +292,21 @@ def test_members_forward_is_each_networks_own_for_any_thread_count(forced_thread
         _engine.forward_members(nets[0]._sizes, nets[0]._act_codes, [net._params for net in nets],
                                 nets[0]._engine_input(X), out, n)
         assert_array_equal(out, own)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_validation_losses_are_each_networks_own_for_any_thread_count(forced_threads, weighted):
+    # the validation's output kernel over K networks' logits, the networks the threads' tasks: the same
+    # losses and outputs, bit for bit, for 1, 2 and 3 threads
+    rng = np.random.default_rng(0)
+    Z = 3 * rng.normal(size=(5, 300, 4))
+    Y = np.eye(4)[rng.integers(0, 4, 300)]
+    sw = rng.uniform(0.5, 2.0, 300) if weighted else None
+    code = fastmlp._registry.OUTPUTS["softmax", "log_loss"].loss_code
+    results = []
+    for n in THREADS:
+        P = Z.copy()
+        results.append((_engine.output_losses(code, 0.0, P, Y, sw, n), P))
+    for sums, P in results[1:]:
+        assert_array_equal(sums, results[0][0])
+        assert_array_equal(P, results[0][1])

@@ -1493,29 +1493,44 @@ def output_activation(int act, floating[:, ::1] Z):
         _output_forward(act, n, m, &zero[0], &Z[0, 0])
 
 
+# Outputs (n times n_outputs) of the networks at which their output kernels are worth threads: each
+# element costs an exponential or two (several nanoseconds), a thread's wake some microseconds.
+MIN_PARALLEL_OUTPUTS = 20000
+
+
 def output_losses(int loss_code, double loss_param, double[:, :, ::1] Z, const double[:, ::1] Y,
-                  const double[::1] sample_weight=None):
+                  const double[::1] sample_weight=None, int n_threads=1):
     """The losses of K networks' logits on the same rows, by the training's output kernel.
 
     Z (K, n, n_outputs): each network's logits (_forward(..., logits=True):
     the bias added), overwritten with its outputs P. Y (n, n_outputs) the
     targets, sample_weight (n,) or None. Returns the K sums over the rows of
     (weight times) each row's loss, as float64; network k's from its rows
-    alone, in one pass (the bits of a call with it alone).
+    alone, in one pass (the bits of a call with it alone), the networks the
+    tasks of up to n_threads threads.
     """
     cdef Py_ssize_t K = Z.shape[0], n = Z.shape[1], m = Z.shape[2], k
     cdef double[::1] sums = np.zeros(K)
     cdef double[::1] zero
     cdef double[:, ::1] delta
+    cdef const double *sw
     if K == 0 or n == 0 or m == 0:
         return np.asarray(sums)
+    if K * n * m < MIN_PARALLEL_OUTPUTS and _adapt:
+        n_threads = 1
+    n_threads = max(1, min(n_threads, K))
     zero = np.zeros(m)
-    delta = np.empty((n, m))  # (the kernel's delta, scaled by 0 and not read)
+    delta = np.empty((n_threads * n, m))  # (each thread's delta of the kernel, scaled by 0 and not read)
+    sw = &sample_weight[0] if sample_weight is not None else NULL
     with nogil:
-        for k in range(K):
-            _output_delta(loss_code, n, m, 0.0, loss_param, &zero[0], &Y[0, 0],
-                          &sample_weight[0] if sample_weight is not None else NULL, &Z[k, 0, 0], &delta[0, 0],
-                          &sums[k])
+        if n_threads > 1:
+            for k in prange(K, num_threads=n_threads, schedule="dynamic", chunksize=1):
+                _output_delta(loss_code, n, m, 0.0, loss_param, &zero[0], &Y[0, 0], sw, &Z[k, 0, 0],
+                              &delta[threadid() * n, 0], &sums[k])
+        else:
+            for k in range(K):
+                _output_delta(loss_code, n, m, 0.0, loss_param, &zero[0], &Y[0, 0], sw, &Z[k, 0, 0],
+                              &delta[0, 0], &sums[k])
     return np.asarray(sums)
 
 

@@ -234,7 +234,8 @@ class Network(BaseNetwork):
         total = Z.shape[-2] if weights is None else float(weights.sum())
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             loss = _engine.output_losses(self._output.loss_code, self._loss_param_c(), Z64,
-                                         np.ascontiguousarray(Y, dtype=np.float64), weights) / total
+                                         np.ascontiguousarray(Y, dtype=np.float64), weights,
+                                         _engine.effective_n_threads(None)) / total
         loss = np.where(np.isfinite(loss), loss, np.nan)
         P = None
         if outputs:
