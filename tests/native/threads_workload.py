@@ -130,6 +130,11 @@ def main():
             ens.fit(X[:470], Y[:470], epochs=2, batch_size=32, optimizer="adam", learning_rate=1e-3, clip_norm=1.0,
                     n_threads=n)
             fits.append(ens)
+        # the members' forward passes in one call (their chunks of rows the threads' tasks: 2,000 rows)
+        rows = np.tile(X, (5, 1))[:2000]
+        for n in (2, 3):
+            check(f"{dtype} ensemble forward n_threads={n}", fits[0].forward(rows, n_threads=1),
+                  fits[0].forward(rows, n_threads=n))
         for n, ens in zip((2, 3), fits[1:]):
             for k in range(10):
                 check(f"{dtype} ensemble member {k} n_threads={n}", fits[0].member(k)._params, ens.member(k)._params)
@@ -150,6 +155,18 @@ def main():
         check(f"MLPClassifier coefs_[{l}]", a, b)
     check("MLPClassifier predict_proba", results[0][1], results[1][1])
     print("estimators: done", flush=True)
+    # the validation's output kernels of several networks' logits, the networks the threads' tasks
+    code = fastmlp._registry.OUTPUTS["softmax", "log_loss"].loss_code
+    Z = 3 * np.random.default_rng(0).normal(size=(6, 1000, Y.shape[1]))
+    Yv = np.ascontiguousarray(np.tile(Y, (4, 1))[:1000])
+    outs = []
+    for n in (1, 2, 3):
+        P = Z.copy()
+        outs.append((_engine.output_losses(code, 0.0, P, Yv, None, n), P))
+    for n, (sums, P) in zip((2, 3), outs[1:]):
+        check(f"output_losses n_threads={n}", outs[0][0], sums)
+        check(f"output_losses outputs n_threads={n}", outs[0][1], P)
+    print("validation kernels: done", flush=True)
     if failures:
         print(f"{len(failures)} mismatch(es) between thread counts", flush=True)
         return 1
