@@ -282,12 +282,7 @@ class NetworkEnsemble:
         """
         n_threads = _check_n_threads(n_threads)
         first = self._members[0]
-        X = first._check_X(X)
-        # one call for all members, each member's bits its own forward's (their chunks the threads' tasks)
-        out = np.empty((self.n_members, X.shape[0], first.layer_sizes[-1]), dtype=first.dtype)
-        _engine.forward_members(first._sizes, first._act_codes, [m._params for m in self._members],
-                                first._engine_input(X), out, _engine.effective_n_threads(n_threads))
-        return out
+        return first._forward_members(self._members, first._check_X(X), n_threads)
 
     def predict(self, X, n_threads=None):
         """The members' mean output.

@@ -196,12 +196,25 @@ class Network(BaseNetwork):
     def _forward(self, X, training, seed, n_threads=None, logits=False):
         """The output for checked X; logits=True stops before the output activation (Z_L)."""
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        acts = self._act_codes
-        if logits:
-            acts = acts.copy()
-            acts[-1] = _registry.ACTIVATIONS["identity"].code
-        _engine.forward(self._sizes, acts, self._params, self._engine_input(X), out, self._keep, seed, training,
-                        _engine.effective_n_threads(n_threads))
+        _engine.forward(self._sizes, self._forward_acts(logits), self._params, self._engine_input(X), out,
+                        self._keep, seed, training, _engine.effective_n_threads(n_threads))
+        return out
+
+    def _forward_acts(self, logits):
+        """The activation codes a forward pass runs: the network's, or with the identity output (logits)."""
+        if not logits:
+            return self._act_codes
+        acts = self._act_codes.copy()
+        acts[-1] = _registry.ACTIVATIONS["identity"].code
+        return acts
+
+    def _forward_members(self, nets, X, n_threads=None, logits=False):
+        """_forward(X, False, 0, n_threads, logits) of networks of this one's layers, activations and dtype,
+        stacked (K, n, n_outputs), in one call of the engine: their chunks of rows are its threads' tasks,
+        each network's bits its own forward's."""
+        out = np.empty((len(nets), X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+        _engine.forward_members(self._sizes, self._forward_acts(logits), [net._params for net in nets],
+                                self._engine_input(X), out, _engine.effective_n_threads(n_threads))
         return out
 
     def _outputs_from_logits(self, Z):
@@ -210,17 +223,12 @@ class Network(BaseNetwork):
         return out
 
     def _logits_of(self, nets, X):
-        """BaseNetwork's, in one call of the engine when every network is a Network like this one: their
-        forward passes are the tasks of its threads (each network's bits its own forward's)."""
+        """BaseNetwork's, in one call of the engine (_forward_members) when every network is a Network of
+        this one's layers, activations and dtype."""
         if not all(type(net) is type(self) and net.dtype == self.dtype and np.array_equal(net._sizes, self._sizes)
                    and np.array_equal(net._act_codes, self._act_codes) for net in nets):
             return super()._logits_of(nets, X)
-        out = np.empty((len(nets), X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        acts = self._act_codes.copy()
-        acts[-1] = _registry.ACTIVATIONS["identity"].code
-        _engine.forward_members(self._sizes, acts, [net._params for net in nets], self._engine_input(X), out,
-                                _engine.effective_n_threads(None))
-        return out
+        return self._forward_members(nets, X, logits=True)
 
     def _mean_loss_of_logits(self, Z, Y, sample_weight):
         return self._losses_and_outputs_of_logits(Z, Y, sample_weight, outputs=False)[0]
