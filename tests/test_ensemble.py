@@ -103,6 +103,14 @@ CASES = {
                              dict(optimizer="adam", learning_rate=0.01, alpha=1e-3), {}),
     "small-output-tails": ([5, 12, 21, 1], [{"random_state": s} for s in (7, 8, 9)],
                            dict(learning_rate=0.02, clip_norm=2.0), dict(activation="tanh")),
+    # the members' backward into the hidden layer fused with the mask and every derivative (PReLU's after it)
+    "small-output-prelu-dropout": ([5, 8, 6, 2], [{"random_state": s} for s in (4, 5, 6)],
+                                   dict(momentum=0.9, learning_rate=0.02), dict(activation="prelu", dropout=0.25)),
+    "small-output-logistic-dropout": ([5, 9, 1], [{"random_state": s} for s in (4, 5, 6)],
+                                      dict(optimizer="adam", learning_rate=0.01), dict(activation="logistic",
+                                                                                      dropout=0.1)),
+    "small-output-identity": ([4, 7, 2], [{"random_state": s} for s in (4, 5, 6)], dict(learning_rate=0.02),
+                              dict(activation="identity")),
     # ten members in four groups (of two and three), each member its own rate, alpha and dropout
     "groups-prelu-softmax-per-member-clip": (
         [40, 96, 64, 5],
