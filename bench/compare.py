@@ -611,6 +611,10 @@ def _in_process(job, args, barrier, queue):
 ENSEMBLE_POINTS = (("W3", 16, 32, 4.0), ("W2", 32, 16, 8.0), ("W1", 128, 8, 7.0))
 # (workload, batch, K, target: one thread's epoch over two threads' at least this)
 ENSEMBLE_THREADS = ("W2", 32, 16, 1.7)
+# the points whose K members' products are timed alone (contenders.gemm_bound, members=K): where the engine
+# makes every product a BLAS call (W2's and W3's one output goes through its own members kernels) and each
+# call is long enough that Python's calls to the BLAS do not weigh (W1: a millisecond or more per product)
+ENSEMBLE_PRODUCTS = ("W1",)
 # epochs per timed fit, so that a fit's setup (a few hundred microseconds in Python) is not what W3's
 # sub-millisecond epochs measure: the time per epoch is the fit's over these
 ENSEMBLE_EPOCHS = {"W3": 50, "W2": 2, "W1": 1}
@@ -656,17 +660,24 @@ def ensembles(args):
         X, y, Y = C.make_data(workload, np.float32, n_samples=n)
         for optimizer in ("sgd", "adam"):
             fits = _ensemble_fits(workload, X, Y, optimizer, batch, {"one member": (1, 1), f"{K} members": (K, 1)})
-            times = _round_times(fits, args.rounds, args.pause)
+            # (W3's fits of a few milliseconds: each round's figure the mean of fits of _at_least's seconds)
+            times = _round_times(fits, args.rounds, args.pause, _at_least(args))
             macs = epoch_macs([workload.n_features, *workload.hidden, workload.n_outputs], n)
             row = dict(workload=key, name=workload.name, rows=n, dtype="float32", optimizer=optimizer, batch=batch,
                        K=K, target=most, seconds=times,
                        ratio=float(np.median(times[f"{K} members"]) / np.median(times["one member"])),
                        macs=macs, peak=peak, least=float(K * macs / peak / np.median(times["one member"])))
+            if key in ENSEMBLE_PRODUCTS:  # the same for sgd and adam: timed once
+                if optimizer == "sgd":
+                    products = _products_alone(X, workload, batch, K)
+                row.update(products=products, least_blas=float(products / np.median(times["one member"])))
             rows.append(row)
             print(f"ensembles {key} {optimizer:4s} batch {batch:3d} K={K:2d}: one member "
                   f"{1e3 * np.median(times['one member']):.1f} ms, {K} members "
                   f"{1e3 * np.median(times[f'{K} members']):.1f} ms, ratio {row['ratio']:.2f}x (target <= {most:g}x, "
-                  f"least at the GEMM peak {row['least']:.2f}x); rounds {_spread(times)}", flush=True)
+                  f"least at the GEMM peak {row['least']:.2f}x"
+                  + (f", the K members' products alone {row['least_blas']:.2f}x" if "least_blas" in row else "")
+                  + f"); rounds {_spread(times)}", flush=True)
     key, batch, K, least = ENSEMBLE_THREADS
     workload = C.WORKLOADS[key]
     n = QUICK_ROWS[key] if args.quick else workload.n_samples
@@ -681,6 +692,15 @@ def ensembles(args):
           f"2 threads {1e3 * np.median(times['2 threads']):.1f} ms, 2/1 {row['ratio']:.2f}x (target >= {least:g}x); "
           f"rounds {_spread(times)}", flush=True)
     return rows
+
+
+def _products_alone(X, workload, batch, K, rounds=3):
+    """Seconds of an epoch of only the K members' matrix products (BLAS, one thread, as a NetworkEnsemble
+    lays them out: contenders.gemm_bound), the best of rounds."""
+    run = C.gemm_bound(X, [workload.n_features, *workload.hidden, workload.n_outputs], batch, members=K)
+    with threadpool_limits(1):
+        run()
+        return min(_clock(run) for _ in range(rounds))
 
 
 # The search of issue 16: 8 (alpha, learning_rate_init) pairs on digits with one fixed validation split, as
@@ -923,6 +943,8 @@ def targets(results):
         points = [r for r in ens if r["workload"] == key and not r.get("threads")]
         least = [r["least"] for r in points if "least" in r]
         beyond = f"; this CPU's GEMM peak allows no less than {min(least):.2f}x" if least else ""
+        blas = [r["least_blas"] for r in points if "least_blas" in r]
+        beyond += f", its products alone through BLAS {min(blas):.2f}x" if blas else ""
         check(f"ensembles: {K} members' epoch <= {most:g}x one member's, {key} batch {batch} (one thread{beyond})",
               [(f"{key} {r['dtype']} {r['optimizer']}", r["ratio"], most) for r in points], at_most=True)
     key, batch, K, least = ENSEMBLE_THREADS
@@ -1098,7 +1120,9 @@ def ensemble_lines(results):
     lines = ["", "## Ensembles: K members in one pass", "",
              "Time per epoch (median of the rounds, milliseconds; a fit of several epochs over their number, "
              f"{', '.join(f'{k}: {v}' for k, v in ENSEMBLE_EPOCHS.items())}, so that a fit's setup is not what "
-             "a sub-millisecond epoch measures) of a K-member `NetworkEnsemble` against one "
+             "a sub-millisecond epoch measures; a round's figure the mean of as many fits as make up 0.3 s, so "
+             "that W3's fits of milliseconds are not one moment of the machine's noise) of a K-member "
+             "`NetworkEnsemble` against one "
              "`Network` of the same architecture, float32, one thread (the second table: K=16 on W2 with two "
              "threads against one). Targets: W3 <= 4x, W2 <= 8x, W1 <= 7x; two threads >= 1.7x. \"Least at "
              "peak\": the least ratio this CPU allows, the K members' multiply-adds (forward, weight gradients, "
@@ -1106,16 +1130,21 @@ def ensemble_lines(results):
              + (f"{next(r['peak'] for r in results['ensembles'] if 'peak' in r) / 1e9:.1f}"
                 if any("peak" in r for r in results["ensembles"]) else "not measured")
              + " G multiply-adds per second) over the one member's measured epoch: a target below it cannot be "
-             "met on this CPU.", "",
-             "| workload | optimizer | batch | K | one member | K members | ratio | target | least at peak |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "met on this CPU. \"Products alone\" (W1, where every product is a BLAS call): an epoch of only the "
+             "K members' matrix products, each a call to NumPy's BLAS on one thread as the ensemble lays them out "
+             "(the first layer one wide product), over the one member's measured epoch: the least ratio this BLAS "
+             "allows, before any other work of the epoch.", "",
+             "| workload | optimizer | batch | K | one member | K members | ratio | target | least at peak "
+             "| products alone |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["ensembles"]:
         if r.get("threads"):
             continue
         a, b = (np.median(t) for t in r["seconds"].values())
         lines.append(f"| {r['name']} ({r['rows']} rows) | {r['optimizer']} | {r['batch']} | {r['K']} | "
                      f"{1e3 * a:.1f} | {1e3 * b:.1f} | {r['ratio']:.2f}x | <= {r['target']:g}x | "
-                     + (f"{r['least']:.2f}x |" if "least" in r else "|"))
+                     + (f"{r['least']:.2f}x |" if "least" in r else "|")
+                     + (f" {r['least_blas']:.2f}x |" if "least_blas" in r else " |"))
     threaded = [r for r in results["ensembles"] if r.get("threads")]
     if threaded:
         lines += ["", "| workload | optimizer | batch | K | 1 thread | 2 threads | 2/1 | target |",

@@ -204,13 +204,19 @@ def _torch_contender(workload, X, Y, coefs, intercepts, optimizer, batch, learni
     return Contender("pytorch", epoch, lambda: state["loss"])
 
 
-def gemm_bound(X, sizes, batch, blas="numpy"):
+def gemm_bound(X, sizes, batch, blas="numpy", members=1):
     """One epoch of only the matrix products of forward and backward, on preallocated arrays.
 
     blas="numpy": NumPy matmul(out=...); blas="scipy": SciPy's BLAS, the library
     the engine calls (row-major C = P Q is column-major C^T = Q^T P^T, and the
     .T of a C-contiguous array is the Fortran array f2py wants).
+    members > 1 (NumPy's only): the products of that many networks trained in one
+    pass as a NetworkEnsemble lays them out, each a BLAS product: the first layer,
+    when it is hidden, one wide product for all members; each other layer one
+    product per member (a stacked matmul).
     """
+    if members > 1:
+        return _members_gemm_bound(X, sizes, batch, members)
     dtype = X.dtype
     Ws = [np.full((a, b), 0.01, dtype) for a, b in zip(sizes[:-1], sizes[1:])]
     A = [np.empty((batch, s), dtype) for s in sizes]
@@ -251,4 +257,39 @@ def gemm_bound(X, sizes, batch, blas="numpy"):
                 weight_grad(l, b)
                 if l > 0:
                     back(l, b)
+    return run
+
+
+def _members_gemm_bound(X, sizes, batch, K):
+    """gemm_bound's products of K members (see there)."""
+    dtype, L, n = X.dtype, len(sizes) - 1, X.shape[0]
+    wide = L > 1
+    W1 = np.full((sizes[0], K * sizes[1]), 0.01, dtype) if wide else None
+    Ws = [None if (l == 0 and wide) else np.full((K, a, b), 0.01, dtype)
+          for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    dW = [np.empty_like(W1) if W is None else np.empty_like(W) for W in Ws]
+    flat = [np.empty((batch, K * s), dtype) for s in sizes]  # the members side by side, as the engine's groups
+    A = [f.reshape(batch, K, -1).transpose(1, 0, 2) for f in flat]  # member k's block, rows apart by K s
+    D = [np.empty((K, batch, s), dtype) for s in sizes]
+    D1 = np.empty((batch, K * sizes[1]), dtype) if wide else None
+
+    def run():
+        for start in range(0, n, batch):
+            b = min(batch, n - start)
+            x = X[start:start + b]
+            if wide:
+                np.matmul(x, W1, out=flat[1][:b])
+            for l in range(1 if wide else 0, L):
+                inp = np.broadcast_to(x, (K, b, sizes[0])) if l == 0 else A[l][:, :b]
+                np.matmul(inp, Ws[l], out=A[l + 1][:, :b] if l + 1 < L else D[L][:, :b])
+            for l in range(L - 1, -1, -1):
+                if l == 0 and wide:
+                    np.matmul(x.T, D1[:b], out=dW[0])
+                    continue
+                inp = np.broadcast_to(x, (K, b, sizes[0])) if l == 0 else A[l][:, :b]
+                np.matmul(inp.transpose(0, 2, 1), D[l + 1][:, :b], out=dW[l])
+                if l > 0:
+                    np.matmul(D[l + 1][:, :b], Ws[l].transpose(0, 2, 1), out=D[l][:, :b] if l > 1 or not wide
+                              else D1[:b].reshape(b, K, -1).transpose(1, 0, 2))
+    run.dW, run.hidden, run.weights = dW, flat, (W1, Ws)  # for tests/test_bench_contenders.py
     return run
