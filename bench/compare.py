@@ -660,6 +660,8 @@ def ensembles(args):
         X, y, Y = C.make_data(workload, np.float32, n_samples=n)
         for optimizer in ("sgd", "adam"):
             fits = _ensemble_fits(workload, X, Y, optimizer, batch, {"one member": (1, 1), f"{K} members": (K, 1)})
+            if key in ENSEMBLE_PRODUCTS:  # timed in the same rounds as the fits, so at the same moments
+                fits["products alone"] = _products_alone(X, workload, batch, K)
             # (W3's fits of a few milliseconds: each round's figure the mean of fits of _at_least's seconds)
             times = _round_times(fits, args.rounds, args.pause, _at_least(args))
             macs = epoch_macs([workload.n_features, *workload.hidden, workload.n_outputs], n)
@@ -667,10 +669,9 @@ def ensembles(args):
                        K=K, target=most, seconds=times,
                        ratio=float(np.median(times[f"{K} members"]) / np.median(times["one member"])),
                        macs=macs, peak=peak, least=float(K * macs / peak / np.median(times["one member"])))
-            if key in ENSEMBLE_PRODUCTS:  # the same for sgd and adam: timed once
-                if optimizer == "sgd":
-                    products = _products_alone(X, workload, batch, K)
-                row.update(products=products, least_blas=float(products / np.median(times["one member"])))
+            if key in ENSEMBLE_PRODUCTS:
+                products = times.pop("products alone")
+                row.update(products=products, least_blas=float(np.median(products) / np.median(times["one member"])))
             rows.append(row)
             print(f"ensembles {key} {optimizer:4s} batch {batch:3d} K={K:2d}: one member "
                   f"{1e3 * np.median(times['one member']):.1f} ms, {K} members "
@@ -694,13 +695,15 @@ def ensembles(args):
     return rows
 
 
-def _products_alone(X, workload, batch, K, rounds=3):
-    """Seconds of an epoch of only the K members' matrix products (BLAS, one thread, as a NetworkEnsemble
-    lays them out: contenders.gemm_bound), the best of rounds."""
+def _products_alone(X, workload, batch, K):
+    """A job for _round_times: the seconds of an epoch of only the K members' matrix products (BLAS on one
+    thread, as a NetworkEnsemble lays them out: contenders.gemm_bound)."""
     run = C.gemm_bound(X, [workload.n_features, *workload.hidden, workload.n_outputs], batch, members=K)
-    with threadpool_limits(1):
-        run()
-        return min(_clock(run) for _ in range(rounds))
+
+    def job():
+        with threadpool_limits(1):
+            return _clock(run)
+    return job
 
 
 # The search of issue 16: 8 (alpha, learning_rate_init) pairs on digits with one fixed validation split, as
