@@ -27,43 +27,53 @@ static inline FM_T FM_FN(fm_activate)(int act, FM_T z)
 }
 
 /*
- * fm_bias_act_forward: Z += bias (broadcast over rows), then A = f(Z).
+ * fm_bias_act_forward: Z += bias (broadcast over rows), then A = f(Z), and
+ * the running largest Z of each column when colmax is given.
  *   act     activation code (FM_IDENTITY ... FM_SWISH)
  *   n_rows  rows of Z and A (batch rows)
  *   n_cols  columns of Z and A (fan_out)
  *   bias    (n_cols,) read
  *   Z       (n_rows, n_cols) read and written (bias added)
  *   A       (n_rows, n_cols) written; may be the same buffer as Z
+ *   colmax  (n_cols,) read and written: max(colmax, Z's largest in the column)
+ *           (the units' largest pre-activation of the dead-unit report, in
+ *           the same pass: a pass of fm_col_max of its own cost a tiny
+ *           network as much again); or NULL
  */
-FM_HOT void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
-                                const FM_T *bias, FM_T *Z, FM_T *A)
+static inline __attribute__((always_inline)) void FM_FN(fm_bias_act_rows)(
+    int act, int keep_max, ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *bias, FM_T *Z, FM_T *A,
+    FM_T *colmax)
 {
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         FM_T *z = Z + i * n_cols;
         FM_T *a = A + i * n_cols;
-        switch (act) {
-        case FM_RELU:
-            for (ptrdiff_t j = 0; j < n_cols; j++) {
-                FM_T v = z[j] + bias[j];
-                z[j] = v;
-                a[j] = v > 0 ? v : (FM_T)0;
-            }
-            break;
-        case FM_IDENTITY:
-            for (ptrdiff_t j = 0; j < n_cols; j++) {
-                FM_T v = z[j] + bias[j];
-                z[j] = v;
-                a[j] = v;
-            }
-            break;
-        default:
-            for (ptrdiff_t j = 0; j < n_cols; j++) {
-                FM_T v = z[j] + bias[j];
-                z[j] = v;
-                a[j] = FM_FN(fm_activate)(act, v);
-            }
+        for (ptrdiff_t j = 0; j < n_cols; j++) {
+            FM_T v = z[j] + bias[j];
+            z[j] = v;
+            a[j] = act == FM_RELU ? (v > 0 ? v : (FM_T)0) : act == FM_IDENTITY ? v : FM_FN(fm_activate)(act, v);
         }
+        if (keep_max) /* (the row just written, still in L1) */
+            for (ptrdiff_t j = 0; j < n_cols; j++)
+                colmax[j] = z[j] > colmax[j] ? z[j] : colmax[j];
     }
+}
+
+FM_HOT void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
+                                const FM_T *bias, FM_T *Z, FM_T *A, FM_T *colmax)
+{
+    /* ReLU and the identity each a loop of their own (with act a constant, it folds); the others call
+     * fm_activate per element */
+#define FM_ROWS(ACT, KEEP) FM_FN(fm_bias_act_rows)(ACT, KEEP, n_rows, n_cols, bias, Z, A, colmax)
+    if (colmax != NULL) {
+        if (act == FM_RELU) FM_ROWS(FM_RELU, 1);
+        else if (act == FM_IDENTITY) FM_ROWS(FM_IDENTITY, 1);
+        else FM_ROWS(act, 1);
+    } else {
+        if (act == FM_RELU) FM_ROWS(FM_RELU, 0);
+        else if (act == FM_IDENTITY) FM_ROWS(FM_IDENTITY, 0);
+        else FM_ROWS(act, 0);
+    }
+#undef FM_ROWS
 }
 
 /*
@@ -109,15 +119,17 @@ FM_HOT void FM_FN(fm_act_backward)(int act, ptrdiff_t n, const FM_T *Z, const FM
  */
 
 /*
- * fm_prelu_forward: Z += bias, then A = f(Z) with the column's slope.
+ * fm_prelu_forward: Z += bias, then A = f(Z) with the column's slope, and the
+ * running largest Z of each column when colmax is given (as fm_bias_act_forward).
  *   n_rows, n_cols  shape of Z and A
  *   bias            (n_cols,) read
  *   slopes          (n_cols,) read
  *   Z               (n_rows, n_cols) read and written (bias added)
  *   A               (n_rows, n_cols) written; may be Z
+ *   colmax          (n_cols,) read and written, or NULL
  */
 FM_HOT void FM_FN(fm_prelu_forward)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *bias,
-                             const FM_T *slopes, FM_T *Z, FM_T *A)
+                             const FM_T *slopes, FM_T *Z, FM_T *A, FM_T *colmax)
 {
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         FM_T *z = Z + i * n_cols;
@@ -127,6 +139,9 @@ FM_HOT void FM_FN(fm_prelu_forward)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM
             z[j] = v;
             a[j] = v > 0 ? v : slopes[j] * v;
         }
+        if (colmax != NULL)
+            for (ptrdiff_t j = 0; j < n_cols; j++)
+                colmax[j] = z[j] > colmax[j] ? z[j] : colmax[j];
     }
 }
 

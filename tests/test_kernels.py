@@ -151,6 +151,35 @@ def test_bias_act_forward(dtype, name):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", [*FIXED_ACTIVATIONS, "prelu"])
+def test_bias_act_forward_keeps_the_units_maxima(dtype, name):
+    """With colmax given, the same Z and A, and colmax the running largest Z of each column (bias included):
+    raised where a row exceeds it, kept where none does; other columns of the array are not touched."""
+    rng = np.random.default_rng(5)
+    Z = _pre_activations(dtype, rng, shape=(7, 9))
+    bias = rng.standard_normal(Z.shape[1]).astype(dtype)
+    Z_ref = Z + bias
+    start = np.full(Z.shape[1], -np.inf, dtype=dtype)
+    start[::3] = 100.0  # above every row: kept
+    colmax = np.concatenate([start, [7.0]]).astype(dtype)  # a sentinel after the columns
+    A, A_ref = np.full_like(Z, np.nan), np.full_like(Z, np.nan)
+    Z2 = Z.copy()
+    if name == "prelu":
+        slopes = rng.uniform(0.0, 0.5, Z.shape[1]).astype(dtype)
+        _engine._prelu_forward_hook(bias, slopes, Z, A, colmax)
+        _engine._prelu_forward_hook(bias, slopes, Z2, A_ref)
+    else:
+        code = _registry.ACTIVATIONS[name].code
+        _engine._bias_act_forward_hook(code, bias, Z, A, colmax)
+        _engine._bias_act_forward_hook(code, bias, Z2, A_ref)
+    np.testing.assert_array_equal(Z, Z2)
+    np.testing.assert_array_equal(A, A_ref)
+    assert_close(Z, Z_ref, dtype)
+    np.testing.assert_array_equal(colmax[:-1], np.maximum(start, Z.max(axis=0)))
+    assert colmax[-1] == 7.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", FIXED_ACTIVATIONS)
 def test_bias_act_forward_zero_bias(dtype, name):
     spec = _registry.ACTIVATIONS[name]

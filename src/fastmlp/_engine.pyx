@@ -430,17 +430,18 @@ cdef void _forward_part(const Plan *p, const floating *params, floating *work, c
     A = work + p.a_off[l]
     if _rows_split(p, batch, l):
         unit_max = NULL
-    # Z_l += b_l; A_l = f(Z_l): at once over whole rows, else row by row
+    # Z_l += b_l; A_l = f(Z_l) (and the units' running maxima): at once over whole rows, else row by row
+    if unit_max != NULL:
+        unit_max += c0
     r = r0
     while r < r1:
         i = r * fan_out + c0
         rows = r1 - r if c1 - c0 == fan_out else 1
         if p.s_off[l] >= 0:
-            _prelu_forward(rows, c1 - c0, params + p.b_off[l] + c0, params + p.s_off[l] + c0, Z + i, A + i)
+            _prelu_forward(rows, c1 - c0, params + p.b_off[l] + c0, params + p.s_off[l] + c0, Z + i, A + i,
+                           unit_max)
         else:
-            _bias_act_forward(p.acts[l - 1], rows, c1 - c0, params + p.b_off[l] + c0, Z + i, A + i)
-        if unit_max != NULL:
-            _col_max(rows, c1 - c0, Z + i, unit_max + c0)
+            _bias_act_forward(p.acts[l - 1], rows, c1 - c0, params + p.b_off[l] + c0, Z + i, A + i, unit_max)
         r += rows
 
 
@@ -1555,8 +1556,10 @@ def _gemm_hook(str trans_a, str trans_b, double alpha, const floating[:, ::1] A,
           <floating>beta, &C[0, 0], n)
 
 
-def _bias_act_forward_hook(int act, const floating[::1] bias, floating[:, ::1] Z, floating[:, ::1] A):
-    _bias_act_forward(act, Z.shape[0], Z.shape[1], &bias[0], &Z[0, 0], &A[0, 0])
+def _bias_act_forward_hook(int act, const floating[::1] bias, floating[:, ::1] Z, floating[:, ::1] A,
+                           floating[::1] colmax=None):
+    _bias_act_forward(act, Z.shape[0], Z.shape[1], &bias[0], &Z[0, 0], &A[0, 0],
+                      &colmax[0] if colmax is not None else NULL)
 
 
 def _act_backward_hook(int act, const floating[::1] Z, const floating[::1] A, floating[::1] delta):
@@ -1597,8 +1600,9 @@ def _dropout_hook(double keep, uint64_t seed, const floating[::1] A, floating[::
 
 
 def _prelu_forward_hook(const floating[::1] bias, const floating[::1] slopes, floating[:, ::1] Z,
-                        floating[:, ::1] A):
-    _prelu_forward(Z.shape[0], Z.shape[1], &bias[0], &slopes[0], &Z[0, 0], &A[0, 0])
+                        floating[:, ::1] A, floating[::1] colmax=None):
+    _prelu_forward(Z.shape[0], Z.shape[1], &bias[0], &slopes[0], &Z[0, 0], &A[0, 0],
+                   &colmax[0] if colmax is not None else NULL)
 
 
 def _prelu_backward_hook(bint accumulate, const floating[:, ::1] Z, const floating[::1] slopes,
@@ -1898,15 +1902,18 @@ cdef inline void _ens_weights(const Ens *e, const floating *params, Py_ssize_t l
 
 
 cdef void _ens_hidden_forward(const Ens *e, const floating *params, floating *work, Py_ssize_t l,
-                              Py_ssize_t B, Py_ssize_t m0, Py_ssize_t m1) noexcept nogil:
-    """Group m0..m1 of hidden layer l: Z_l += b_l, A_l = f(Z_l), over the group's block at once."""
+                              Py_ssize_t B, Py_ssize_t m0, Py_ssize_t m1, floating *unit_max) noexcept nogil:
+    """Group m0..m1 of hidden layer l: Z_l += b_l, A_l = f(Z_l), over the group's block at once; unit_max,
+    when not NULL, the running largest Z_l of the layer's units (the K members' side by side)."""
     cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = e.p.batch_size * m0 * n
+    if unit_max != NULL:
+        unit_max += c0
     if e.s_off[l] >= 0:
         _prelu_forward(B, cols, params + e.b_off[l] + c0, params + e.s_off[l] + c0, work + e.z_off[l] + i,
-                       work + e.a_off[l] + i)
+                       work + e.a_off[l] + i, unit_max)
     else:
         _bias_act_forward(e.p.acts[l - 1], B, cols, params + e.b_off[l] + c0, work + e.z_off[l] + i,
-                          work + e.a_off[l] + i)
+                          work + e.a_off[l] + i, unit_max)
 
 
 cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *grads, floating *work,
@@ -2024,9 +2031,8 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                           <floating>0, work + e.z_off[l] + c, <int>ld_out)
         if l == L:
             break
-        _ens_hidden_forward(e, params, work, l, B, m0, m1)
-        if unit != NULL:  # the group's units of layer l are side by side in Z_l's rows and in unit_max
-            _col_max(B, (m1 - m0) * fan_out, work + e.z_off[l] + S * m0 * fan_out, unit + m0 * fan_out)
+        _ens_hidden_forward(e, params, work, l, B, m0, m1, unit)
+        if unit != NULL:  # (the group's units of layer l side by side in Z_l's rows and in unit_max)
             unit += K * fan_out
         for k in range(m0, m1):
             keep = _ens_keep(e, k, l)

@@ -32,14 +32,16 @@ cdef extern from "fastmlp.h" nogil:
     void fm_rng_seed(fm_rng *rng, uint64_t seed)
     uint64_t fm_rng_next(fm_rng *rng)
 
-    void fm_bias_act_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z, float *A)
-    void fm_bias_act_forward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, double *Z, double *A)
+    void fm_bias_act_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z, float *A,
+                                float *colmax)
+    void fm_bias_act_forward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, double *Z, double *A,
+                                double *colmax)
     void fm_act_backward_f32(int act, ptrdiff_t n, const float *Z, const float *A, float *delta)
     void fm_act_backward_f64(int act, ptrdiff_t n, const double *Z, const double *A, double *delta)
     void fm_prelu_forward_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, const float *slopes,
-                              float *Z, float *A)
+                              float *Z, float *A, float *colmax)
     void fm_prelu_forward_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, const double *slopes,
-                              double *Z, double *A)
+                              double *Z, double *A, double *colmax)
     void fm_prelu_backward_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const float *Z,
                                const float *slopes, float *delta, float *slope_grad)
     void fm_prelu_backward_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const double *Z,
@@ -103,11 +105,11 @@ cdef extern from "fastmlp.h" nogil:
 
 
 cdef inline void _bias_act_forward(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *bias,
-                                   floating *Z, floating *A) noexcept nogil:
+                                   floating *Z, floating *A, floating *colmax) noexcept nogil:
     if floating is float:
-        fm_bias_act_forward_f32(act, n_rows, n_cols, bias, Z, A)
+        fm_bias_act_forward_f32(act, n_rows, n_cols, bias, Z, A, colmax)
     else:
-        fm_bias_act_forward_f64(act, n_rows, n_cols, bias, Z, A)
+        fm_bias_act_forward_f64(act, n_rows, n_cols, bias, Z, A, colmax)
 
 
 cdef inline void _act_backward(int act, Py_ssize_t n, const floating *Z, const floating *A,
@@ -119,11 +121,11 @@ cdef inline void _act_backward(int act, Py_ssize_t n, const floating *Z, const f
 
 
 cdef inline void _prelu_forward(Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *bias,
-                                const floating *slopes, floating *Z, floating *A) noexcept nogil:
+                                const floating *slopes, floating *Z, floating *A, floating *colmax) noexcept nogil:
     if floating is float:
-        fm_prelu_forward_f32(n_rows, n_cols, bias, slopes, Z, A)
+        fm_prelu_forward_f32(n_rows, n_cols, bias, slopes, Z, A, colmax)
     else:
-        fm_prelu_forward_f64(n_rows, n_cols, bias, slopes, Z, A)
+        fm_prelu_forward_f64(n_rows, n_cols, bias, slopes, Z, A, colmax)
 
 
 cdef inline void _prelu_backward(Py_ssize_t n_rows, Py_ssize_t n_cols, bint accumulate, const floating *Z,
