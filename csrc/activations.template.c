@@ -37,8 +37,8 @@ static inline FM_T FM_FN(fm_activate)(int act, FM_T z)
  *   A       (n_rows, n_cols) written; may be the same buffer as Z
  *   colmax  (n_cols,) read and written: max(colmax, Z's largest in the column)
  *           (the units' largest pre-activation of the dead-unit report, in
- *           the same pass: a pass of fm_col_max of its own cost a tiny
- *           network as much again); or NULL
+ *           the same call, each row while it is in L1: a call of fm_col_max
+ *           per batch and layer less); or NULL
  */
 static inline __attribute__((always_inline)) void FM_FN(fm_bias_act_rows)(
     int act, int keep_max, ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *bias, FM_T *Z, FM_T *A,
