@@ -268,28 +268,30 @@ def _members_gemm_bound(X, sizes, batch, K):
     Ws = [None if (l == 0 and wide) else np.full((K, a, b), 0.01, dtype)
           for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
     dW = [np.empty_like(W1) if W is None else np.empty_like(W) for W in Ws]
-    flat = [np.empty((batch, K * s), dtype) for s in sizes]  # the members side by side, as the engine's groups
-    A = [f.reshape(batch, K, -1).transpose(1, 0, 2) for f in flat]  # member k's block, rows apart by K s
-    D = [np.empty((K, batch, s), dtype) for s in sizes]
-    D1 = np.empty((batch, K * sizes[1]), dtype) if wide else None
+    # each hidden layer's activations and deltas with the members side by side in a row, as the engine's
+    # groups hold them, and their (K, batch, units) views (member k's block, rows K units apart); the
+    # output's as (K, batch, units)
+    hidden = {l: np.empty((batch, K * sizes[l]), dtype) for l in range(1, L)}
+    deltas = {l: np.empty((batch, K * sizes[l]), dtype) for l in range(1, L)}
+    A = {l: h.reshape(batch, K, -1).transpose(1, 0, 2) for l, h in hidden.items()}
+    D = {l: d.reshape(batch, K, -1).transpose(1, 0, 2) for l, d in deltas.items()}
+    A[L] = D[L] = np.empty((K, batch, sizes[L]), dtype)  # (the output, as gemm_bound: its delta in place)
 
     def run():
         for start in range(0, n, batch):
             b = min(batch, n - start)
             x = X[start:start + b]
+            A[0] = np.broadcast_to(x, (K, b, sizes[0]))  # (the members' input: the same rows)
             if wide:
-                np.matmul(x, W1, out=flat[1][:b])
+                np.matmul(x, W1, out=hidden[1][:b])
             for l in range(1 if wide else 0, L):
-                inp = np.broadcast_to(x, (K, b, sizes[0])) if l == 0 else A[l][:, :b]
-                np.matmul(inp, Ws[l], out=A[l + 1][:, :b] if l + 1 < L else D[L][:, :b])
+                np.matmul(A[l][:, :b], Ws[l], out=A[l + 1][:, :b])
             for l in range(L - 1, -1, -1):
                 if l == 0 and wide:
-                    np.matmul(x.T, D1[:b], out=dW[0])
+                    np.matmul(x.T, deltas[1][:b], out=dW[0])
                     continue
-                inp = np.broadcast_to(x, (K, b, sizes[0])) if l == 0 else A[l][:, :b]
-                np.matmul(inp.transpose(0, 2, 1), D[l + 1][:, :b], out=dW[l])
+                np.matmul(A[l][:, :b].transpose(0, 2, 1), D[l + 1][:, :b], out=dW[l])
                 if l > 0:
-                    np.matmul(D[l + 1][:, :b], Ws[l].transpose(0, 2, 1), out=D[l][:, :b] if l > 1 or not wide
-                              else D1[:b].reshape(b, K, -1).transpose(1, 0, 2))
-    run.dW, run.hidden, run.weights = dW, flat, (W1, Ws)  # for tests/test_bench_contenders.py
+                    np.matmul(D[l + 1][:, :b], Ws[l].transpose(0, 2, 1), out=D[l][:, :b])
+    run.dW, run.hidden, run.weights = dW, hidden, (W1, Ws)  # for tests/test_bench_contenders.py
     return run
