@@ -37,19 +37,34 @@ static inline void FM_FN(fm_bias_add)(ptrdiff_t n_cols, const FM_T *bias, FM_T *
     for (ptrdiff_t j = 0; j < n_cols; j++) z[j] += bias[j];
 }
 
-/* z (n_cols,) -> softmax(z) in place; returns log(sum exp(z - max z)) */
-static inline FM_T FM_FN(fm_softmax_row)(ptrdiff_t n_cols, FM_T *z)
+/* z (n_cols,) -= max z; returns the max */
+static inline FM_T FM_FN(fm_shift_by_max)(ptrdiff_t n_cols, FM_T *z)
 {
     FM_T m = z[0];
     for (ptrdiff_t j = 1; j < n_cols; j++) m = z[j] > m ? z[j] : m;
-    FM_T s = 0;
-    for (ptrdiff_t j = 0; j < n_cols; j++) {
-        z[j] = FM_EXP_FN(z[j] - m);
-        s += z[j];
+    for (ptrdiff_t j = 0; j < n_cols; j++) z[j] -= m;
+    return m;
+}
+
+/* The rows of the softmax a call works on at once: their exponentials are one loop over the block (a
+ * vectorised loop of FM_SOFTMAX_ROWS n_cols elements, where a row of ten outputs is two vectors and a
+ * scalar tail), the block still in L1. */
+#define FM_SOFTMAX_ROWS 32
+
+/* Z (n_rows <= FM_SOFTMAX_ROWS, n_cols), each row shifted by its max (fm_shift_by_max) -> the rows'
+ * softmax in place; log_s[i] = log(sum_j exp(z_ij)). Each row's sum in column order, so that a row's
+ * bits depend neither on the rows beside it nor on the clone. */
+static inline void FM_FN(fm_softmax_shifted)(ptrdiff_t n_rows, ptrdiff_t n_cols, FM_T *Z, FM_T *log_s)
+{
+    for (ptrdiff_t e = 0; e < n_rows * n_cols; e++) Z[e] = FM_FN(fm_exp)(Z[e]);
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        FM_T *z = Z + i * n_cols;
+        FM_T s = 0;
+        for (ptrdiff_t j = 0; j < n_cols; j++) s += z[j];
+        FM_T inv = (FM_T)1 / s;
+        for (ptrdiff_t j = 0; j < n_cols; j++) z[j] *= inv;
+        log_s[i] = FM_LOG_FN(s);
     }
-    FM_T inv = (FM_T)1 / s;
-    for (ptrdiff_t j = 0; j < n_cols; j++) z[j] *= inv;
-    return FM_LOG_FN(s);
 }
 
 /*
@@ -63,15 +78,25 @@ static inline FM_T FM_FN(fm_softmax_row)(ptrdiff_t n_cols, FM_T *z)
 FM_HOT void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
                               const FM_T *bias, FM_T *Z)
 {
+    if (act == FM_SOFTMAX) {
+        FM_T log_s[FM_SOFTMAX_ROWS];
+        for (ptrdiff_t i0 = 0; i0 < n_rows; i0 += FM_SOFTMAX_ROWS) {
+            ptrdiff_t rows = n_rows - i0 < FM_SOFTMAX_ROWS ? n_rows - i0 : FM_SOFTMAX_ROWS;
+            for (ptrdiff_t i = i0; i < i0 + rows; i++) {
+                FM_FN(fm_bias_add)(n_cols, bias, Z + i * n_cols);
+                FM_FN(fm_shift_by_max)(n_cols, Z + i * n_cols);
+            }
+            FM_FN(fm_softmax_shifted)(rows, n_cols, Z + i0 * n_cols, log_s);
+        }
+        return;
+    }
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         FM_T *z = Z + i * n_cols;
         FM_FN(fm_bias_add)(n_cols, bias, z);
-        if (act == FM_SOFTMAX) {
-            FM_FN(fm_softmax_row)(n_cols, z);
-        } else if (act == FM_LOGISTIC) {
+        if (act == FM_LOGISTIC) {
             for (ptrdiff_t j = 0; j < n_cols; j++) z[j] = FM_FN(fm_sigmoid)(z[j]);
         } else if (act == FM_EXP) {
-            for (ptrdiff_t j = 0; j < n_cols; j++) z[j] = FM_EXP_FN(z[j]);
+            for (ptrdiff_t j = 0; j < n_cols; j++) z[j] = FM_FN(fm_exp)(z[j]);
         }
     }
 }
@@ -111,29 +136,49 @@ FM_HOT void FM_FN(fm_output_delta)(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols,
         *loss_sum += total;
         return;
     }
+    if (loss == FM_SOFTMAX_LOG_LOSS) {
+        /* -sum_k y_k log p_k = sum_k y_k (log s - (z_k - max)), s = sum exp(z - max); delta m p - y,
+         * m = sum_k y_k. The rows a block at a time (fm_softmax_shifted), each row's operations in the
+         * same order as one at a time. */
+        FM_T log_s[FM_SOFTMAX_ROWS], yzm[FM_SOFTMAX_ROWS], ysum[FM_SOFTMAX_ROWS];
+        for (ptrdiff_t i0 = 0; i0 < n_rows; i0 += FM_SOFTMAX_ROWS) {
+            ptrdiff_t rows = n_rows - i0 < FM_SOFTMAX_ROWS ? n_rows - i0 : FM_SOFTMAX_ROWS;
+            for (ptrdiff_t i = 0; i < rows; i++) {
+                FM_T *z = Z + (i0 + i) * n_cols;
+                const FM_T *y = Y + (i0 + i) * n_cols;
+                FM_T a = 0, b = 0;
+                FM_FN(fm_bias_add)(n_cols, bias, z);
+                FM_FN(fm_shift_by_max)(n_cols, z);
+                for (ptrdiff_t j = 0; j < n_cols; j++) {
+                    a += y[j] * z[j];
+                    b += y[j];
+                }
+                yzm[i] = a;
+                ysum[i] = b;
+            }
+            FM_FN(fm_softmax_shifted)(rows, n_cols, Z + i0 * n_cols, log_s);
+            for (ptrdiff_t i = 0; i < rows; i++) {
+                const FM_T *z = Z + (i0 + i) * n_cols;
+                const FM_T *y = Y + (i0 + i) * n_cols;
+                FM_T *d = delta + (i0 + i) * n_cols;
+                FM_T w = sw ? sw[i0 + i] : (FM_T)1;
+                FM_T ws = w * scale, mass = ysum[i];
+                for (ptrdiff_t j = 0; j < n_cols; j++) d[j] = ws * (mass * z[j] - y[j]);
+                total += (double)w * (double)(mass * log_s[i] - yzm[i]);
+            }
+        }
+        *loss_sum += total;
+        return;
+    }
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         FM_T *z = Z + i * n_cols;
         const FM_T *y = Y + i * n_cols;
         FM_T *d = delta + i * n_cols;
-        FM_T row = 0, mass = 1;
+        FM_T row = 0;
         FM_T w = sw ? sw[i] : (FM_T)1;
         FM_T ws = w * scale;
         FM_FN(fm_bias_add)(n_cols, bias, z);
         switch (loss) {
-        case FM_SOFTMAX_LOG_LOSS: {
-            /* -sum_k y_k log p_k = sum_k y_k (log s - (z_k - max)), s = sum exp(z - max) */
-            FM_T m = z[0], yzm = 0, ysum = 0, log_s;
-            for (ptrdiff_t j = 1; j < n_cols; j++) m = z[j] > m ? z[j] : m;
-            for (ptrdiff_t j = 0; j < n_cols; j++) {
-                yzm += y[j] * (z[j] - m);
-                ysum += y[j];
-            }
-            log_s = FM_FN(fm_softmax_row)(n_cols, z);
-            row = ysum * log_s - yzm;
-            mass = ysum;
-            for (ptrdiff_t j = 0; j < n_cols; j++) d[j] = ws * (mass * z[j] - y[j]);
-            break;
-        }
         case FM_LOGISTIC_LOG_LOSS:
             for (ptrdiff_t j = 0; j < n_cols; j++) {
                 row += FM_FN(fm_softplus)(z[j]) - y[j] * z[j];
@@ -144,7 +189,7 @@ FM_HOT void FM_FN(fm_output_delta)(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols,
         case FM_POISSON:
             for (ptrdiff_t j = 0; j < n_cols; j++) {
                 FM_T ylogy = y[j] > 0 ? y[j] * FM_LOG_FN(y[j]) : (FM_T)0;
-                FM_T p = FM_EXP_FN(z[j]);
+                FM_T p = FM_FN(fm_exp)(z[j]);
                 row += p - y[j] * z[j] + ylogy - y[j];
                 z[j] = p;
                 d[j] = ws * (p - y[j]);
@@ -153,9 +198,9 @@ FM_HOT void FM_FN(fm_output_delta)(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols,
         case FM_GAMMA:
             for (ptrdiff_t j = 0; j < n_cols; j++) {
                 FM_T log_y = FM_LOG_FN(y[j]);
-                FM_T y_over_p = FM_EXP_FN(log_y - z[j]); /* y exp(-z) */
+                FM_T y_over_p = FM_FN(fm_exp)(log_y - z[j]); /* y exp(-z) */
                 row += z[j] - log_y + y_over_p - (FM_T)1;
-                z[j] = FM_EXP_FN(z[j]);
+                z[j] = FM_FN(fm_exp)(z[j]);
                 d[j] = ws * ((FM_T)1 - y_over_p);
             }
             break;

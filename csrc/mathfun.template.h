@@ -3,6 +3,99 @@
  * Included once per dtype (no include guard: the names carry the suffix).
  */
 
+#ifndef FM_MATHFUN_ONCE
+#define FM_MATHFUN_ONCE
+#include <stdint.h>
+#include <string.h>
+#endif
+
+/*
+ * exp(x) for the softmax: no call (libm's exp is a call through the PLT, and
+ * for a row of ten outputs half the softmax's time was the calls), and a loop
+ * over a row of it vectorises. Accurate to about one ulp of the dtype
+ * (tests/test_kernels.py checks it against NumPy's exp over the whole range),
+ * the same bits on every CPU running the same clone of the kernel (plain
+ * arithmetic; the x86-64-v3 clone may fuse a multiply and an add).
+ *   x = k ln2 + r, |r| <= ln2 / 2, k = round(x / ln2): k from the rounding of
+ *   x log2(e) + 1.5 2^52 (2^23 for float), whose low bits then hold k; ln2 in
+ *   two parts (the high one with trailing zeros, so k ln2_hi is exact).
+ *   exp(r) by its Taylor polynomial (degree 13; float: 7), whose remainder is
+ *   below a quarter of an ulp.
+ *   2^k as two powers of two 2^k1 2^k2, k1 = floor(k / 2), each a normal
+ *   number for every k of the clamped range, so that results below the
+ *   smallest normal number round once (to a subnormal or 0) and results above
+ *   the largest overflow to inf. In unsigned integers only: u = k + bias >= 0,
+ *   k1 + exponent bias = (u >> 1) - 1, k2 + exponent bias = u - (u >> 1) - 1
+ *   (AVX2 has no 64-bit arithmetic shift).
+ * x below the range gives 0, above it inf, NaN gives NaN.
+ */
+static inline FM_T FM_FN(fm_exp)(FM_T x)
+{
+#if FM_DTYPE == 64
+    const double lo = -746.0, hi = 710.0, log2e = 0x1.71547652b82fep0, shift = 0x1.8p52;
+    const double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c76730p-45;
+    const uint64_t shift_bits = 0x4338000000000000u, bias = 2048;
+    double kd, r, p, s1, s2;
+    uint64_t u, h, b1, b2;
+    x = lo > x ? lo : x;  /* (in this form a max instruction, NaN staying NaN) */
+    x = hi < x ? hi : x;
+    kd = x * log2e + shift;
+    memcpy(&u, &kd, sizeof u);
+    u = u - shift_bits + bias;
+    kd -= shift;
+    r = x - kd * ln2_hi;
+    r = r - kd * ln2_lo;
+    p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    h = u >> 1;
+    b1 = (h - 1) << 52;
+    b2 = (u - h - 1) << 52;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return p * s1 * s2;
+#else
+    const float lo = -104.0f, hi = 89.0f, log2e = 0x1.715476p0f, shift = 0x1.8p23f;
+    const float ln2_hi = 0x1.62e4p-1f, ln2_lo = 0x1.7f7d1cp-20f;
+    const uint32_t shift_bits = 0x4B400000u, bias = 256;
+    float kd, r, p, s1, s2;
+    uint32_t u, h, b1, b2;
+    x = lo > x ? lo : x;
+    x = hi < x ? hi : x;
+    kd = x * log2e + shift;
+    memcpy(&u, &kd, sizeof u);
+    u = u - shift_bits + bias;
+    kd -= shift;
+    r = x - kd * ln2_hi;
+    r = r - kd * ln2_lo;
+    p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    h = u >> 1;
+    b1 = (h - 1) << 23;
+    b2 = (u - h - 1) << 23;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return p * s1 * s2;
+#endif
+}
+
 /* logistic sigmoid, stable in both tails: exp never sees a large positive argument */
 static inline FM_T FM_FN(fm_sigmoid)(FM_T z)
 {
