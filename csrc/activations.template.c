@@ -18,7 +18,7 @@ static inline FM_T FM_FN(fm_activate)(int act, FM_T z)
 {
     switch (act) {
     case FM_LOGISTIC: return FM_FN(fm_sigmoid)(z);
-    case FM_TANH: return FM_TANH_FN(z);
+    case FM_TANH: return FM_FN(fm_tanh)(z);
     case FM_RELU: return z > 0 ? z : (FM_T)0;
     case FM_LEAKY_RELU: return z > 0 ? z : (FM_T)FM_LEAKY_SLOPE * z;
     case FM_SWISH: return z * FM_FN(fm_sigmoid)(z);
@@ -61,18 +61,24 @@ static inline __attribute__((always_inline)) void FM_FN(fm_bias_act_rows)(
 FM_HOT void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
                                 const FM_T *bias, FM_T *Z, FM_T *A, FM_T *colmax)
 {
-    /* ReLU and the identity each a loop of their own (with act a constant, fm_activate's switch folds
-     * and the loop vectorizes); the others call fm_activate per element */
+    /* each activation a loop of its own (with act a constant, fm_activate's switch folds and the loop
+     * vectorizes: the transcendental ones are branch-free, fm_sigmoid and fm_tanh) */
 #define FM_ROWS(ACT, KEEP) FM_FN(fm_bias_act_rows)(ACT, KEEP, n_rows, n_cols, bias, Z, A, colmax)
-    if (colmax != NULL) {
-        if (act == FM_RELU) FM_ROWS(FM_RELU, 1);
-        else if (act == FM_IDENTITY) FM_ROWS(FM_IDENTITY, 1);
-        else FM_ROWS(act, 1);
-    } else {
-        if (act == FM_RELU) FM_ROWS(FM_RELU, 0);
-        else if (act == FM_IDENTITY) FM_ROWS(FM_IDENTITY, 0);
-        else FM_ROWS(act, 0);
+#define FM_ALL(KEEP) \
+    switch (act) { \
+    case FM_RELU: FM_ROWS(FM_RELU, KEEP); break; \
+    case FM_IDENTITY: FM_ROWS(FM_IDENTITY, KEEP); break; \
+    case FM_TANH: FM_ROWS(FM_TANH, KEEP); break; \
+    case FM_LOGISTIC: FM_ROWS(FM_LOGISTIC, KEEP); break; \
+    case FM_SWISH: FM_ROWS(FM_SWISH, KEEP); break; \
+    default: FM_ROWS(act, KEEP); \
     }
+    if (colmax != NULL) {
+        FM_ALL(1)
+    } else {
+        FM_ALL(0)
+    }
+#undef FM_ALL
 #undef FM_ROWS
 }
 

@@ -1,9 +1,7 @@
 /* Clears the macros set by fm_template.h. */
 #undef FM_T
 #undef FM_FN
-#undef FM_EXP_FN
 #undef FM_LOG_FN
 #undef FM_LOG1P_FN
-#undef FM_TANH_FN
 #undef FM_SQRT_FN
 #undef FM_DTYPE

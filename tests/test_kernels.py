@@ -493,6 +493,34 @@ def test_exp_is_within_an_ulp_or_so_over_its_whole_range(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, most", [("tanh", 2), ("logistic", 3)])
+def test_tanh_and_logistic_are_within_a_few_ulps(dtype, name, most):
+    # The kernels' own tanh and sigmoid (mathfun.template.h, branch-free so that the activation's loop
+    # vectorises), against the exact values: tanh measured 1.33 ulps at most in both clones (glibc's tanh
+    # 2.15), the sigmoid 2.33 (the same formula as with libm's exp). Both branches of tanh (below and above
+    # 0.625), tiny arguments (where 1 - exp would lose every digit) and arguments far past the saturation.
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.uniform(-30, 30, 100_000), rng.uniform(-1, 1, 100_000), rng.uniform(-1e-3, 1e-3, 10_000),
+                        np.linspace(-0.7, 0.7, 20_001), rng.uniform(-800, 800, 1000),
+                        [1e-300, -1e-300, 1e-30, -1e-30, 0.625, -0.625, 1e4, -1e4]]).astype(dtype)
+    Z, A = x[None, :].copy(), np.empty((1, x.size), dtype=dtype)
+    _engine._bias_act_forward_hook(_registry.ACTIVATIONS[name].code, np.zeros(x.size, dtype=dtype), Z, A)
+    xl = x.astype(np.longdouble)
+    exact = np.tanh(xl) if name == "tanh" else 1 / (1 + np.exp(-xl))
+    want = exact.astype(dtype)
+    normal = np.abs(want) >= np.finfo(dtype).tiny
+    ulps = np.abs(A[0][normal].astype(np.longdouble) - exact[normal]) / np.spacing(np.abs(want[normal])).astype(
+        np.longdouble)
+    assert ulps.max() <= most, x[normal][np.argmax(ulps)]
+    assert (np.abs(A[0][~normal].astype(np.longdouble) - exact[~normal]) <= np.finfo(dtype).tiny).all()
+    if name == "tanh":
+        assert (np.sign(A[0]) == np.sign(x)).all() and (np.abs(A[0]) <= 1).all()
+    Z = np.array([[np.nan, np.inf, -np.inf]], dtype=dtype)
+    _engine._bias_act_forward_hook(_registry.ACTIVATIONS[name].code, np.zeros(3, dtype=dtype), Z, A[:, :3])
+    np.testing.assert_array_equal(A[0, :3], [np.nan, 1, -1] if name == "tanh" else [np.nan, 1, 0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_softmax_rows_do_not_depend_on_the_rows_beside_them(dtype):
     # The softmax runs blocks of rows at once (its exponentials one loop over the block): each row's outputs,
     # loss and delta are the bits of the row alone, for blocks of any length (here 70 rows: two full blocks
