@@ -964,6 +964,9 @@ def targets(results):
     cb = results.get("callbacks")
     check("scikit-learn's ProgressBar + ScoringMonitor (a scorer that does nothing) cost < 1% of a W1 batch-32 epoch",
           [("W1 float32 sgd b32", 100 * cb["overhead"], 1.0)] if cb else [], at_most=True)
+    check("(no target) an epoch with tanh, the sigmoid or swish over one with ReLU, W1 float32 adam b128, one thread",
+          [(r["activation"], r["over_relu"], 1.0) for r in results.get("activations", [])
+           if r["activation"] in ("tanh", "logistic", "swish")], at_most=True, info=True)
     check("(no target) the machine's ceiling: two processes' GEMM bound at once over one",
           [(thread_label(r), r["ceiling"], 1.0) for r in thread_rows + predict], at_least=True, info=True)
     return rows
@@ -1106,6 +1109,18 @@ def write(results):
                   "| without (ms) | with (ms) | overhead |", "|---|---|---|",
                   f"| {1e3 * cb['seconds']['none']:.1f} | {1e3 * cb['seconds']['callbacks']:.1f} | "
                   f"{100 * cb['overhead']:+.2f}% |"]
+    acts = results.get("activations")
+    if acts:
+        lines += ["", "## Hidden activations", "",
+                  f"An epoch of W1 (float32, adam, batch 128, {acts[0]['rows']} rows, one thread) with each hidden "
+                  "activation: fastmlp's `Network` and scikit-learn's `MLPClassifier` (which has the first four) from "
+                  "the same weights, interleaved (milliseconds, medians of the rounds). tanh, the sigmoid and swish "
+                  "are the kernels' own branch-free functions, vectorised with the activation's loop.", "",
+                  "| activation | fastmlp | over ReLU | scikit-learn | x sklearn |", "|---|---|---|---|---|"]
+        for r in acts:
+            sk = r["seconds"].get("scikit-learn")
+            lines.append(f"| {r['activation']} | {1e3 * r['seconds']['fastmlp']:.1f} | {r['over_relu']:.2f}x | "
+                         + ("- | - |" if sk is None else f"{1e3 * sk:.1f} | {r['speedup_over_sklearn']:.1f} |"))
     (HERE / "RESULTS.md").write_text("\n".join(lines + kept_sections(HERE / "RESULTS.md")) + "\n")
     print(f"wrote {HERE / 'RESULTS.md'}")
 
@@ -1289,9 +1304,42 @@ def callbacks(args):
     return row
 
 
+# The hidden activations timed side by side (scikit-learn has the first four)
+ACTIVATIONS = ("relu", "tanh", "logistic", "identity", "leaky_relu", "swish")
+SKLEARN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+
+
+def activations(args):
+    """An epoch with each hidden activation: W1 (float32, adam, batch 128, one thread), fastmlp's Network and
+    scikit-learn's MLPClassifier where it has the activation, every contender of a point from the same weights,
+    interleaved. The transcendental ones (tanh, the sigmoid, swish) are the kernels' own vectorised functions:
+    no call per element."""
+    workload = C.WORKLOADS["W1"]
+    n = QUICK_ROWS["W1"] if args.quick else 8000
+    X, y, Y = C.make_data(workload, np.float32, n_samples=n)
+    rows = []
+    with set_threads(1):
+        for act in ACTIVATIONS:
+            include = {"fastmlp", "scikit-learn"} if act in SKLEARN_ACTIVATIONS else {"fastmlp"}
+            seconds = timed(C.make_contenders(workload, X, y, Y, "adam", 128, include=include, activation=act),
+                            max(args.rounds, 3), args.pause)
+            rows.append(dict(activation=act, rows=n, seconds=seconds))
+    relu = rows[0]["seconds"]["fastmlp"]
+    for row in rows:
+        row["over_relu"] = row["seconds"]["fastmlp"] / relu
+        sk = row["seconds"].get("scikit-learn")
+        row["speedup_over_sklearn"] = None if sk is None else sk / row["seconds"]["fastmlp"]
+        print(f"activations: {row['activation']:10s} fastmlp {1e3 * row['seconds']['fastmlp']:.1f} ms "
+              f"({row['over_relu']:.2f}x ReLU's)"
+              + ("" if sk is None else f", scikit-learn {1e3 * sk:.1f} ms ({row['speedup_over_sklearn']:.1f}x)"),
+              flush=True)
+    return rows
+
+
 # results.json's sections in the order they run
 SECTIONS = dict(training=training, latency=latency, threads=threads, threads_predict=threads_predict, busy=busy,
-                two_models=two_models, memory=memory, callbacks=callbacks, ensembles=ensembles, search=search)
+                two_models=two_models, memory=memory, callbacks=callbacks, ensembles=ensembles, search=search,
+                activations=activations)
 
 
 def main():

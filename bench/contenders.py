@@ -72,22 +72,24 @@ class Contender:
     loss: Callable[[], float]
 
 
-def initial_network(workload, dtype, seed=0):
+def initial_network(workload, dtype, seed=0, activation="relu"):
     out, loss = OUTPUT[workload.task]
     sizes = [workload.n_features, *workload.hidden, workload.n_outputs]
-    return fastmlp.Network(sizes, activation="relu", output_activation=out, loss=loss, dtype=dtype,
+    return fastmlp.Network(sizes, activation=activation, output_activation=out, loss=loss, dtype=dtype,
                            random_state=seed)
 
 
-def _estimator_kwargs(workload, optimizer, batch, learning_rate, shuffle, seed):
-    return dict(hidden_layer_sizes=workload.hidden, activation="relu", solver=optimizer, alpha=0.0,
+def _estimator_kwargs(workload, optimizer, batch, learning_rate, shuffle, seed, activation="relu"):
+    return dict(hidden_layer_sizes=workload.hidden, activation=activation, solver=optimizer, alpha=0.0,
                 batch_size=batch, learning_rate_init=learning_rate, momentum=0.0, shuffle=shuffle,
                 random_state=seed, tol=0.0, max_iter=1)
 
 
 def make_contenders(workload, X, y, Y, optimizer, batch, learning_rate=None, shuffle=True, seed=0,
-                    include=None, n_threads=None):
+                    include=None, n_threads=None, activation="relu"):
     """Every contender for one training configuration, all from the same initial weights.
+
+    activation: the hidden layers' (ReLU unless the activations section asks for another).
 
     n_threads goes to the fastmlp Network's fit (None: the engine's default
     count, which follows threadpoolctl's openmp limit, as the estimator's does).
@@ -96,14 +98,14 @@ def make_contenders(workload, X, y, Y, optimizer, batch, learning_rate=None, shu
     learning_rate = learning_rate or (1e-3 if optimizer == "adam" else 0.01)
     fit_kwargs = dict(epochs=1, batch_size=batch, optimizer=optimizer, learning_rate=learning_rate,
                       shuffle=shuffle)
-    start = initial_network(workload, dtype, seed)
+    start = initial_network(workload, dtype, seed, activation)
     coefs = [W.copy() for W in start.coefs_]
     intercepts = [b.copy() for b in start.intercepts_]
     want = (lambda name: include is None or name in include)
     contenders = {}
 
     def network_contender(name, cls, **extra):
-        net = cls(list(start.layer_sizes), activation="relu", output_activation=start.output_activation,
+        net = cls(list(start.layer_sizes), activation=activation, output_activation=start.output_activation,
                   loss=start.loss, dtype=dtype, random_state=seed)
         net.coefs_, net.intercepts_ = coefs, intercepts
         contenders[name] = Contender(name, lambda: net.fit(X, Y, **fit_kwargs, **extra), lambda: net.loss_curve_[-1])
@@ -116,7 +118,7 @@ def make_contenders(workload, X, y, Y, optimizer, batch, learning_rate=None, shu
         if want(name):
             contenders[name] = _estimator_contender(name, module, workload, X, y, coefs, intercepts,
                                                     _estimator_kwargs(workload, optimizer, batch, learning_rate,
-                                                                      shuffle, seed))
+                                                                      shuffle, seed, activation))
     if want("pytorch") and torch is not None:
         contenders["pytorch"] = _torch_contender(workload, X, Y, coefs, intercepts, optimizer, batch,
                                                  learning_rate, shuffle, seed)

@@ -71,6 +71,7 @@ FM_HOT void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_co
     case FM_TANH: FM_ROWS(FM_TANH, KEEP); break; \
     case FM_LOGISTIC: FM_ROWS(FM_LOGISTIC, KEEP); break; \
     case FM_SWISH: FM_ROWS(FM_SWISH, KEEP); break; \
+    case FM_LEAKY_RELU: FM_ROWS(FM_LEAKY_RELU, KEEP); break; \
     default: FM_ROWS(act, KEEP); \
     }
     if (colmax != NULL) {

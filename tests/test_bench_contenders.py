@@ -41,6 +41,26 @@ def test_same_loss_after_one_epoch(key, dtype, optimizer):
     assert np.isfinite(losses["fastmlp"])
 
 
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "identity"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_loss_with_another_activation(dtype, activation):
+    # the activations section's contenders: every one with the hidden activation asked for (a contender left
+    # on ReLU would give another loss)
+    workload = C.WORKLOADS["W2"]
+    X, y, Y = C.make_data(workload, dtype, n_samples=300)
+    cs = C.make_contenders(workload, X, y, Y, "adam", 64, shuffle=False, activation=activation,
+                           include={"fastmlp", "fastmlp estimator", "numpy reference", "scikit-learn"})
+    losses = {}
+    for name, c in cs.items():
+        c.epoch()
+        losses[name] = float(c.loss())
+    relu = C.make_contenders(workload, X, y, Y, "adam", 64, shuffle=False, include={"fastmlp"})["fastmlp"]
+    relu.epoch()
+    assert losses["fastmlp"] != pytest.approx(float(relu.loss()), rel=1e-3)
+    for name, loss in losses.items():
+        assert loss == pytest.approx(losses["fastmlp"], rel=1e-4 if dtype == np.float32 else 1e-6), (name, losses)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_bounds_compute_the_products(dtype):
     workload = C.WORKLOADS["W3"]
