@@ -1,4 +1,5 @@
 """scikit-learn's callbacks (sklearn.callback, scikit-learn >= 1.9) on the estimators."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -135,8 +136,12 @@ def test_everything_works_without_sklearn_callback():
         print("ok")
     """)
     here = str(Path(fastmlp.__file__).resolve().parents[1])
+    # (a clean environment, but for the sanitizers' runtime and options when tests/native/run_sanitizers.sh runs
+    # this: an instrumented extension loaded without them crashes)
+    keep = {k: os.environ[k] for k in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONMALLOC")
+            if k in os.environ}
     result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True,
-                            timeout=120, env={"PYTHONPATH": here, "PATH": ""})
+                            timeout=120, env={"PYTHONPATH": here, "PATH": "", **keep})
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
