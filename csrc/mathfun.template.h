@@ -37,11 +37,26 @@ static inline FM_T FM_FN(fm_abs)(FM_T x)
 static inline FM_T FM_FN(fm_exp)(FM_T x)
 {
 #if FM_DTYPE == 64
+    typedef uint64_t bits;
     const double lo = -746.0, hi = 710.0, log2e = 0x1.71547652b82fep0, shift = 0x1.8p52;
     const double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c76730p-45;
-    const uint64_t shift_bits = 0x4338000000000000u, bias = 2048;
-    double kd, r, p, s1, s2;
-    uint64_t u, h, b1, b2;
+    const bits shift_bits = 0x4338000000000000u, bias = 2048;
+    const int mantissa = 52;
+    /* 1/13!, ..., 1/2!, 1, 1 (Horner's order) */
+    static const double taylor[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                    1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
+                                    1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
+#else
+    typedef uint32_t bits;
+    const float lo = -104.0f, hi = 89.0f, log2e = 0x1.715476p0f, shift = 0x1.8p23f;
+    const float ln2_hi = 0x1.62e4p-1f, ln2_lo = 0x1.7f7d1cp-20f;
+    const bits shift_bits = 0x4B400000u, bias = 256;
+    const int mantissa = 23;
+    static const float taylor[] = {1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f,
+                                   0.5f, 1.0f, 1.0f};
+#endif
+    FM_T kd, r, p, s1, s2;
+    bits u, h, b1, b2;
     x = lo > x ? lo : x;  /* (in this form a max instruction, NaN staying NaN) */
     x = hi < x ? hi : x;
     kd = x * log2e + shift;
@@ -50,55 +65,14 @@ static inline FM_T FM_FN(fm_exp)(FM_T x)
     kd -= shift;
     r = x - kd * ln2_hi;
     r = r - kd * ln2_lo;
-    p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    p = taylor[0];
+    for (size_t i = 1; i < sizeof taylor / sizeof taylor[0]; i++) p = p * r + taylor[i];
     h = u >> 1;
-    b1 = (h - 1) << 52;
-    b2 = (u - h - 1) << 52;
+    b1 = (h - 1) << mantissa;
+    b2 = (u - h - 1) << mantissa;
     memcpy(&s1, &b1, sizeof s1);
     memcpy(&s2, &b2, sizeof s2);
     return p * s1 * s2;
-#else
-    const float lo = -104.0f, hi = 89.0f, log2e = 0x1.715476p0f, shift = 0x1.8p23f;
-    const float ln2_hi = 0x1.62e4p-1f, ln2_lo = 0x1.7f7d1cp-20f;
-    const uint32_t shift_bits = 0x4B400000u, bias = 256;
-    float kd, r, p, s1, s2;
-    uint32_t u, h, b1, b2;
-    x = lo > x ? lo : x;
-    x = hi < x ? hi : x;
-    kd = x * log2e + shift;
-    memcpy(&u, &kd, sizeof u);
-    u = u - shift_bits + bias;
-    kd -= shift;
-    r = x - kd * ln2_hi;
-    r = r - kd * ln2_lo;
-    p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    h = u >> 1;
-    b1 = (h - 1) << 23;
-    b2 = (u - h - 1) << 23;
-    memcpy(&s1, &b1, sizeof s1);
-    memcpy(&s2, &b2, sizeof s2);
-    return p * s1 * s2;
-#endif
 }
 
 /* logistic sigmoid, stable in both tails: exp never sees a positive argument. Both tails' forms computed
