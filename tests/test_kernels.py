@@ -464,6 +464,12 @@ def test_output_delta_perfect_prediction(dtype, key):
         assert loss == 0.0
 
 
+def _reference_ulps(dtype):
+    """The ulps the exact values computed in np.longdouble may be off by: none where it is wider than the dtype,
+    about one for float64 where long double is double (Windows, macOS on arm64: NumPy's own exp and tanh)."""
+    return 0 if np.finfo(np.longdouble).eps < np.finfo(dtype).eps else 1
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_exp_is_within_an_ulp_or_so_over_its_whole_range(dtype):
     # The output kernels' own exp (csrc/mathfun.template.h: fm_exp), through the exp output activation: at most
@@ -484,7 +490,7 @@ def test_exp_is_within_an_ulp_or_so_over_its_whole_range(dtype):
         want = exact.astype(dtype)
     normal = np.isfinite(want) & (want >= info.tiny)
     ulps = np.abs(got[normal].astype(np.longdouble) - exact[normal]) / np.spacing(want[normal]).astype(np.longdouble)
-    assert ulps.max() <= 2, x[normal][np.argmax(ulps)]
+    assert ulps.max() <= 2 + _reference_ulps(dtype), x[normal][np.argmax(ulps)]
     small = np.isfinite(x) & (want < info.tiny)
     assert (np.abs(got[small].astype(np.longdouble) - exact[small]) <= info.tiny / 2).all()
     assert (got[x == -np.inf] == 0).all() and (got[x < lo] == 0).all()
@@ -511,7 +517,7 @@ def test_tanh_and_logistic_are_within_a_few_ulps(dtype, name, most):
     normal = np.abs(want) >= np.finfo(dtype).tiny
     ulps = np.abs(A[0][normal].astype(np.longdouble) - exact[normal]) / np.spacing(np.abs(want[normal])).astype(
         np.longdouble)
-    assert ulps.max() <= most, x[normal][np.argmax(ulps)]
+    assert ulps.max() <= most + _reference_ulps(dtype), x[normal][np.argmax(ulps)]
     assert (np.abs(A[0][~normal].astype(np.longdouble) - exact[~normal]) <= np.finfo(dtype).tiny).all()
     if name == "tanh":
         assert (np.sign(A[0]) == np.sign(x)).all() and (np.abs(A[0]) <= 1).all()
