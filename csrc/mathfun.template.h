@@ -15,10 +15,11 @@ static inline FM_T FM_FN(fm_abs)(FM_T x)
 }
 
 /*
- * exp(x) for the softmax: no call (libm's exp is a call through the PLT, and
- * for a row of ten outputs half the softmax's time was the calls), and a loop
- * over a row of it vectorises. Accurate to about one ulp of the dtype
- * (tests/test_kernels.py checks it against NumPy's exp over the whole range),
+ * exp(x) of the kernels (the softmax, the sigmoid, tanh, the exp output): no
+ * call (libm's exp is a call through the PLT, and for a row of ten outputs half
+ * the softmax's time was the calls), and a loop of it vectorises. Accurate to
+ * about one ulp of the dtype (tests/test_kernels.py checks it against the exact
+ * values over the whole range),
  * the same bits on every CPU running the same clone of the kernel (plain
  * arithmetic; the x86-64-v3 clone may fuse a multiply and an add).
  *   x = k ln2 + r, |r| <= ln2 / 2, k = round(x / ln2): k from the rounding of
