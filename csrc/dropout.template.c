@@ -66,15 +66,17 @@ FM_HOT void FM_FN(fm_col_sum)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate
 
 /*
  * fm_col_max: colmax[j] = max(colmax[j], max_i M[i, j])  (units' largest
- * pre-activation over an epoch: the dead-unit report)
+ * pre-activation over an epoch: the dead-unit report, for a block of the
+ * units' columns: one call for all the batch's rows)
  *   n_rows, n_cols  shape of M
- *   M               (n_rows, n_cols) read
+ *   ld              elements from one row of M to the next (>= n_cols)
+ *   M               (n_rows, n_cols) read, rows ld apart
  *   colmax          (n_cols,) read and written
  */
-FM_HOT void FM_FN(fm_col_max)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *M, FM_T *colmax)
+FM_HOT void FM_FN(fm_col_max)(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const FM_T *M, FM_T *colmax)
 {
     for (ptrdiff_t i = 0; i < n_rows; i++) {
-        const FM_T *row = M + i * n_cols;
+        const FM_T *row = M + i * ld;
         for (ptrdiff_t j = 0; j < n_cols; j++) colmax[j] = row[j] > colmax[j] ? row[j] : colmax[j];
     }
 }

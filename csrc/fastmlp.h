@@ -153,8 +153,8 @@ uint64_t fm_rng_next(fm_rng *rng);
     void fm_prelu_backward_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,            \
                                  int accumulate, const T *Z, const T *slopes,   \
                                  T *delta, T *slope_grad);                      \
-    void fm_col_max_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols, const T *M,       \
-                          T *colmax);                                           \
+    void fm_col_max_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld,     \
+                          const T *M, T *colmax);                               \
     void fm_col_sum_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,   \
                           const T *M, T *out);                                  \
     void fm_gather_rows_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,               \

@@ -460,14 +460,13 @@ cdef void _after_layer(const Plan *p, floating *work, const Batch *batch, Py_ssi
                        bint dropout, fm_rng *rng, floating *unit_max) noexcept nogil:
     """Task t of what follows hidden layer l's parts: the running largest Z_l of a part of the units
     (when the parts split the rows), and the dropout masks (the last task)."""
-    cdef Py_ssize_t B = batch.n_rows, n_units = p.sizes[l], k = 0, c0, c1, r
+    cdef Py_ssize_t B = batch.n_rows, n_units = p.sizes[l], k = 0, c0, c1
     cdef const floating *Z = work + p.z_off[l]
     if unit_max != NULL and _rows_split(p, batch, l):
         k = _parts(n_units)
     if t < k:
         _part(n_units, k, t, &c0, &c1)
-        for r in range(B):
-            _col_max(1, c1 - c0, Z + r * n_units + c0, unit_max + c0)
+        _col_max(B, c1 - c0, n_units, Z + c0, unit_max + c0)
         return
     # D_l = A_l * M_l, M_l in {0, 1/keep}: one task, so the masks are the PRNG's sequence
     _dropout(B * n_units, <floating>p.keep[l - 1], rng, work + p.a_off[l], work + p.m_off[l], work + p.d_off[l])

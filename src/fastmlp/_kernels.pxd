@@ -46,8 +46,8 @@ cdef extern from "fastmlp.h" nogil:
                                const float *slopes, float *delta, float *slope_grad)
     void fm_prelu_backward_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const double *Z,
                                const double *slopes, double *delta, double *slope_grad)
-    void fm_col_max_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const float *M, float *colmax)
-    void fm_col_max_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const double *M, double *colmax)
+    void fm_col_max_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const float *M, float *colmax)
+    void fm_col_max_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const double *M, double *colmax)
     void fm_col_sum_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const float *M, float *out)
     void fm_col_sum_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const double *M, double *out)
     void fm_block_sumsq_f32(ptrdiff_t n_rows, ptrdiff_t n_blocks, ptrdiff_t block_cols, ptrdiff_t ld, const float *M,
@@ -136,12 +136,12 @@ cdef inline void _prelu_backward(Py_ssize_t n_rows, Py_ssize_t n_cols, bint accu
         fm_prelu_backward_f64(n_rows, n_cols, accumulate, Z, slopes, delta, slope_grad)
 
 
-cdef inline void _col_max(Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *M,
+cdef inline void _col_max(Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld, const floating *M,
                           floating *colmax) noexcept nogil:
     if floating is float:
-        fm_col_max_f32(n_rows, n_cols, M, colmax)
+        fm_col_max_f32(n_rows, n_cols, ld, M, colmax)
     else:
-        fm_col_max_f64(n_rows, n_cols, M, colmax)
+        fm_col_max_f64(n_rows, n_cols, ld, M, colmax)
 
 
 cdef inline void _col_sum(Py_ssize_t n_rows, Py_ssize_t n_cols, bint accumulate, const floating *M,
