@@ -2,6 +2,5 @@
 #undef FM_T
 #undef FM_FN
 #undef FM_LOG_FN
-#undef FM_LOG1P_FN
 #undef FM_SQRT_FN
 #undef FM_DTYPE

@@ -107,10 +107,30 @@ static inline FM_T FM_FN(fm_tanh)(FM_T x)
     return ax < (FM_T)0.625 ? small : big;
 }
 
-/* softplus(z) = log(1 + exp(z)), without overflow */
+/*
+ * log(1 + t) for 0 <= t <= 1 (softplus's log1p(exp(-|z|))), in double for both dtypes, without a call or a
+ * branch: fdlibm's log (e_log.c: its constants and order of operations) of u = 1 + t, reduced to
+ * [sqrt(1/2), sqrt(2)) by one halving where u is above sqrt(2), plus (t - (u - 1)) / u for the rounding
+ * of u (s_log1p.c's correction). Within an ulp or so of the exact value (tests/test_kernels.py).
+ */
+static inline double FM_FN(fm_log1p_unit)(double t)
+{
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    const double lg1 = 6.666666666666735130e-01, lg2 = 3.999999999940941908e-01, lg3 = 2.857142874366239149e-01,
+                 lg4 = 2.222219843214978396e-01, lg5 = 1.818357216161805012e-01, lg6 = 1.531383769920937332e-01,
+                 lg7 = 1.479819860511658591e-01;
+    double u = 1.0 + t;
+    int above = u > 0x1.6a09e667f3bcdp0;  /* sqrt(2) */
+    double k = above ? 1.0 : 0.0, m = above ? 0.5 * u : u;
+    double f = m - 1.0, hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s, w = z * z;
+    double r = z * (lg1 + w * (lg3 + w * (lg5 + w * lg7))) + w * (lg2 + w * (lg4 + w * lg6));
+    double log_u = k * ln2_hi - ((hfsq - (s * (hfsq + r) + k * ln2_lo)) - f);
+    return log_u + (t - (u - 1.0)) / u;
+}
+
+/* softplus(z) = log(1 + exp(z)) = max(z, 0) + log(1 + exp(-|z|)), without overflow */
 static inline FM_T FM_FN(fm_softplus)(FM_T z)
 {
     FM_T m = z > 0 ? z : (FM_T)0;
-    FM_T az = z > 0 ? z : -z;
-    return m + FM_LOG1P_FN(FM_FN(fm_exp)(-az));
+    return m + (FM_T)FM_FN(fm_log1p_unit)((double)FM_FN(fm_exp)(-FM_FN(fm_abs)(z)));
 }
