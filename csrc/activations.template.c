@@ -53,8 +53,7 @@ static inline __attribute__((always_inline)) void FM_FN(fm_bias_act_rows)(
             a[j] = FM_FN(fm_activate)(act, v);
         }
         if (keep_max) /* (the row just written, still in L1) */
-            for (ptrdiff_t j = 0; j < n_cols; j++)
-                colmax[j] = z[j] > colmax[j] ? z[j] : colmax[j];
+            FM_FN(fm_max_into)(n_cols, z, colmax);
     }
 }
 
@@ -147,8 +146,7 @@ FM_HOT void FM_FN(fm_prelu_forward)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM
             a[j] = v > 0 ? v : slopes[j] * v;
         }
         if (colmax != NULL)
-            for (ptrdiff_t j = 0; j < n_cols; j++)
-                colmax[j] = z[j] > colmax[j] ? z[j] : colmax[j];
+            FM_FN(fm_max_into)(n_cols, z, colmax);
     }
 }
 

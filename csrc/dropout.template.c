@@ -11,6 +11,8 @@
 #error "dropout.template.c is included by dropout.c only"
 #endif
 
+#include "mathfun.template.h"
+
 /*
  * fm_dropout
  *   n     number of elements
@@ -75,10 +77,7 @@ FM_HOT void FM_FN(fm_col_sum)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate
  */
 FM_HOT void FM_FN(fm_col_max)(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const FM_T *M, FM_T *colmax)
 {
-    for (ptrdiff_t i = 0; i < n_rows; i++) {
-        const FM_T *row = M + i * ld;
-        for (ptrdiff_t j = 0; j < n_cols; j++) colmax[j] = row[j] > colmax[j] ? row[j] : colmax[j];
-    }
+    for (ptrdiff_t i = 0; i < n_rows; i++) FM_FN(fm_max_into)(n_cols, M + i * ld, colmax);
 }
 
 /*

@@ -9,6 +9,12 @@
 #include <string.h>
 #endif
 
+/* colmax[j] = max(colmax[j], row[j]): a row into the units' running maxima (the dead-unit report) */
+static inline void FM_FN(fm_max_into)(ptrdiff_t n, const FM_T *row, FM_T *colmax)
+{
+    for (ptrdiff_t j = 0; j < n; j++) colmax[j] = row[j] > colmax[j] ? row[j] : colmax[j];
+}
+
 static inline FM_T FM_FN(fm_abs)(FM_T x)
 {
     return x < 0 ? -x : x;
