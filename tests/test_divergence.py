@@ -228,3 +228,52 @@ def test_early_stopping_divergence_before_any_finite_score_returns_the_initial_w
     assert not np.isfinite(est.best_validation_score_)
     for p, q in zip(_params(est), _initial_params("adam", early_stopping=True), strict=True):
         assert_array_equal(p, q)
+
+
+def _bound_by_hand(net, X, params):
+    """The bound of BaseNetwork._output_bound written out layer by layer (NumPy, float64)."""
+    X = X.toarray() if hasattr(X, "toarray") else X
+    bound = worst = np.sqrt(np.max(np.sum(X.astype(np.float64) ** 2, axis=1)))
+    sizes = net.layer_sizes
+    off, slopes_at = 0, sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    p = params.astype(np.float64)
+    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if l > 0:
+            if net.activation in ("tanh", "logistic"):
+                bound = min(bound, np.sqrt(fan_in))
+            elif net.activation == "prelu":
+                bound *= max(1.0, np.abs(p[slopes_at:slopes_at + fan_in]).max())
+                slopes_at += fan_in
+        W, b = p[off:off + fan_in * fan_out], p[off + fan_in * fan_out:off + fan_in * fan_out + fan_out]
+        off += fan_in * fan_out + fan_out
+        bound = bound * np.linalg.norm(W) + np.linalg.norm(b)
+        worst = max(worst, bound)
+    return worst
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "prelu", "identity"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_outputs_bound_is_the_layers_bound(activation, dtype):
+    # the check at the end of a fit: the bound on every layer's |z| over X's rows, for one network and
+    # for a stack of members' weights (an ensemble's), dense and sparse X
+    import scipy.sparse as sp
+    rng = np.random.default_rng(0)
+    net = fastmlp.Network([5, 7, 6, 2], activation=activation, dtype=dtype, random_state=0)
+    if activation == "prelu":
+        net.prelu_slopes_ = [rng.uniform(-3, 3, 7), rng.uniform(-0.5, 0.5, 6)]
+    X = (rng.standard_normal((300, 5)) * [1, 10, 100, 0.1, 1]).astype(dtype)
+    for data in (X, sp.csr_matrix(X)):
+        assert net._output_bound(data) == pytest.approx(_bound_by_hand(net, X, net._params), rel=1e-5)
+    stack = np.stack([net._params * s for s in (1.0, 0.5, 3.0)])
+    expected = [_bound_by_hand(net, X, p) for p in stack]
+    np.testing.assert_allclose(net._output_bound(X, stack), expected, rtol=1e-5)
+
+
+def test_the_outputs_bound_is_infinite_where_it_is_not_a_number():
+    # inf times a zero norm is NaN: the bound is then infinite (the caller runs the forward pass)
+    net = fastmlp.Network([2, 3, 1], random_state=0)
+    X = np.array([[1e300, 1e300], [0.0, 1.0]])
+    net.coefs_ = [np.full((2, 3), 1e10), np.zeros((3, 1))]
+    assert net._output_bound(X) == np.inf
+    assert not net._outputs_in_range(X)  # (the forward pass: the first row's z_1 overflows, then inf times 0)
+    assert net._outputs_in_range(X[1:])

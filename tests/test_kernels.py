@@ -748,3 +748,38 @@ def test_gather_rows(dtype, n_cols):
         out = np.full((len(idx), n_cols), np.nan, dtype=dtype)
         _engine._gather_rows_hook(idx, X, out)
         np.testing.assert_array_equal(out, X[idx])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_cols", [1, 7, 8, 16, 31, 32, 45, 100, 512])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_col_sum_adds_each_column_row_after_row(dtype, n_cols, accumulate):
+    # the bias gradient: each column's sum over the rows in their order, bit for bit (the sums kept in
+    # registers over blocks of columns, the rest one column at a time), onto out or from zero
+    rng = np.random.default_rng(n_cols)
+    M = (rng.standard_normal((23, n_cols)) * np.exp(rng.uniform(-20, 20, (23, n_cols)))).astype(dtype)
+    M[0, 0] = -0.0
+    start = rng.standard_normal(n_cols).astype(dtype)
+    expected = start.copy() if accumulate else np.zeros(n_cols, dtype=dtype)
+    for row in M:
+        expected += row
+    out = start.copy()
+    _engine._col_sum_hook(accumulate, M, out)
+    np.testing.assert_array_equal(out, expected)
+    assert np.signbit(out[0]) == np.signbit(expected[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 8), (255, 3), (256, 9), (257, 1), (1000, 33)])
+def test_largest_row_sumsq(dtype, shape):
+    # the input's part of the outputs' bound: the largest row sum of squares, in double, over every
+    # chunk of rows (the largest row placed last, first, and in the middle)
+    rng = np.random.default_rng(shape[0])
+    X = rng.standard_normal(shape).astype(dtype)
+    for at in {0, shape[0] // 2, shape[0] - 1}:
+        Y = X.copy()
+        Y[at] *= 3
+        expected = np.max(np.sum(Y.astype(np.float64) ** 2, axis=1))
+        assert _engine.largest_row_sumsq(Y) == pytest.approx(expected, rel=1e-12)
+    big = np.full((3, 2), np.finfo(dtype).max, dtype=dtype)
+    assert _engine.largest_row_sumsq(big) == (np.inf if dtype == np.float64 else pytest.approx(2.0 * float(np.finfo(dtype).max) ** 2))

@@ -13,6 +13,8 @@ X reaching the hooks is a C-contiguous array or a canonical CSR matrix.
 """
 import contextlib
 import copy
+import functools
+import math
 import numbers
 
 import numpy as np
@@ -109,6 +111,23 @@ def _check_callbacks(callbacks):
         if not any(callable(getattr(c, e, None)) for e in events):
             raise TypeError(f"callbacks[{i}] ({type(c).__name__}) has none of the methods {', '.join(events)}.")
     return list(callbacks)
+
+
+@functools.lru_cache(maxsize=64)
+def _weight_blocks(layer_sizes):
+    """Where W_1, b_1, ..., W_L, b_L start in a flat parameter vector, and where the last ends (the PReLU
+    slopes, if any, follow)."""
+    starts, off = [], 0
+    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        starts += [off, off + fan_in * fan_out]
+        off += fan_in * fan_out + fan_out
+    return np.array(starts, dtype=np.intp), off
+
+
+@functools.lru_cache(maxsize=64)
+def _hidden_blocks(layer_sizes):
+    """Where each hidden layer's units start among all hidden units, and their numbers (float64)."""
+    return np.cumsum([0, *layer_sizes[1:-2]]), np.asarray(layer_sizes[1:-1], dtype=np.float64)
 
 
 class BaseNetwork:
@@ -677,40 +696,45 @@ class BaseNetwork:
         of flat parameters in this network's layout: then one bound per member
         (an ensemble's, X's part computed once).
         """
-        # Row sums of squares in X's own dtype: no float64 copy of X. A sum that overflows
-        # makes the bound infinite (the caller then runs the forward pass); the rounding
-        # of a float32 sum is far inside the margin between the safe magnitude (the
+        # X's largest row sum of squares without a float64 copy of X (_largest_row_sumsq). A sum
+        # that overflows makes the bound infinite (the caller then runs the forward pass); the
+        # rounding of a float32 sum is far inside the margin between the safe magnitude (the
         # square root of the largest float) and an actual overflow.
         with np.errstate(over="ignore", invalid="ignore"), self._blas_pinned():  # NumPy's BLAS: no pool spinning
-            if isinstance(X, np.ndarray):
-                rows = np.einsum("ij,ij->i", X, X)
-            else:
-                rows = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+            first = math.sqrt(self._largest_row_sumsq(X))
             stack = np.atleast_2d(self._params if params is None else params)
-            base, size = self._params.ctypes.data, self._params.itemsize
-
-            def norms(views):  # per view, its norm in every row of the stack (float64)
-                for v in views:
-                    start = (v.ctypes.data - base) // size
-                    block = stack[:, start:start + v.size].astype(np.float64)
-                    yield np.sqrt(np.einsum("ij,ij->i", block, block))
-
-            bound = worst = np.full(stack.shape[0], np.sqrt(rows.max(), dtype=np.float64))
-            slope_views = iter(self._slopes)
-            for l, (W, b) in enumerate(zip(norms(self._coefs), norms(self._intercepts))):
+            # every W_l's and b_l's norm in every row of the stack, one reduction (float64); the PReLU
+            # slopes follow the weights and biases, a block per prelu layer: their largest |slope|
+            starts, end = _weight_blocks(tuple(self.layer_sizes))
+            norms = np.sqrt(np.add.reduceat(np.square(stack[:, :end], dtype=np.float64), starts, axis=1)).tolist()
+            slopes, at = [], end
+            for n in self._slope_sizes():
+                slopes.append(np.abs(stack[:, at:at + n]).max(axis=1).astype(np.float64).tolist())
+                at += n
+        # the recurrence in Python floats: a few layers per row of the stack (NumPy's calls on arrays of one
+        # element cost more than the arithmetic)
+        bounds = []
+        for k, norm in enumerate(norms):
+            bound = worst = first
+            prelu = (s[k] for s in slopes)
+            for l in range(self.n_layers_):
                 if l > 0:
                     hidden = self._hidden[l - 1]
                     if hidden.bounded:
-                        bound = np.minimum(bound, np.sqrt(self.layer_sizes[l]))
+                        bound = min(bound, math.sqrt(self.layer_sizes[l]))  # (NaN stays NaN: min keeps its first)
                     elif hidden.learnable_slope:
-                        v = next(slope_views)
-                        start = (v.ctypes.data - base) // size
-                        largest = np.abs(stack[:, start:start + v.size].astype(np.float64)).max(axis=1)
-                        bound = bound * np.maximum(1.0, largest)
-                bound = bound * W + b
-                worst = np.maximum(worst, bound)
-        worst = np.where(np.isfinite(worst), worst, np.inf)
-        return float(worst[0]) if params is None else worst
+                        bound = bound * max(1.0, next(prelu))
+                bound = bound * norm[2 * l] + norm[2 * l + 1]
+                # (a NaN bound, inf times a zero norm, stays NaN through the later layers and ends in worst)
+                worst = bound if not bound <= worst else worst
+            bounds.append(worst if math.isfinite(worst) else math.inf)
+        return bounds[0] if params is None else np.array(bounds)
+
+    def _largest_row_sumsq(self, X):
+        """Hook: the largest sum of squares of a row of checked X (dense or CSR), in X's dtype or wider."""
+        if isinstance(X, np.ndarray):
+            return np.einsum("ij,ij->i", X, X).max()
+        return np.asarray(X.multiply(X).sum(axis=1)).max()
 
     def _record_dead_units(self, unit_max):
         """dead_units_: per hidden layer, the fraction of units whose z never exceeded 0 in the epoch.
@@ -726,8 +750,8 @@ class BaseNetwork:
         hidden activation is not of the ReLU family (see _record_dead_units)."""
         if not self._hidden or not self._hidden[0].rectifier:
             return None
-        starts = np.cumsum([0, *self.layer_sizes[1:-2]])
-        dead = np.add.reduceat(unit_max <= 0, starts, axis=1) / np.asarray(self.layer_sizes[1:-1])
+        starts, units = _hidden_blocks(tuple(self.layer_sizes))
+        dead = np.add.reduceat(unit_max <= 0, starts, axis=1) / units
         return dead.tolist()
 
     def _workspaces(self, batch_size, dropout):

@@ -1534,6 +1534,24 @@ def output_losses(int loss_code, double loss_param, double[:, :, ::1] Z, const d
     return np.asarray(sums)
 
 
+def largest_row_sumsq(const floating[:, ::1] X):
+    """The largest sum of squares of a row of X, summed in double (one pass, without the GIL): the input's
+    part of BaseNetwork._output_bound."""
+    cdef double sums[256]
+    cdef double largest = 0
+    cdef Py_ssize_t r0, n, i, d = X.shape[1]
+    with nogil:
+        for r0 in range(0, X.shape[0], 256):
+            n = min(<Py_ssize_t>256, X.shape[0] - r0)
+            memset(sums, 0, n * sizeof(double))
+            # (one block per row: n_rows 1, the rows side by side)
+            _block_sumsq(1, n, d, 0, &X[r0, 0], sums, 1)
+            for i in range(n):
+                if sums[i] > largest:
+                    largest = sums[i]
+    return largest
+
+
 def all_finite(const floating[::1] x):
     """True if no element of x is NaN or infinite (one vectorized pass, without the GIL)."""
     cdef bint finite
@@ -1590,6 +1608,10 @@ def _adam_hook(double step_size, double beta_1, double beta_2, double epsilon, c
 def _gather_rows_hook(const Py_ssize_t[::1] idx, const floating[:, ::1] X, floating[:, ::1] out):
     with nogil:
         _gather_rows(idx.shape[0], X.shape[1], &idx[0], &X[0, 0], &out[0, 0])
+
+
+def _col_sum_hook(bint accumulate, const floating[:, ::1] M, floating[::1] out):
+    _col_sum(M.shape[0], M.shape[1], accumulate, &M[0, 0], &out[0])
 
 
 def _dropout_hook(double keep, uint64_t seed, const floating[::1] A, floating[::1] M, floating[::1] D):

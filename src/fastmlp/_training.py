@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _registry
 from ._progress import EpochReporter
-from ._validation import check_bool, check_float, check_int
+from ._validation import all_finite, check_bool, check_float, check_int
 
 # scikit-learn's words for the same failure, kept so that code matching them keeps working
 SKLEARN_DIVERGENCE = ("Solver produced non-finite parameter weights. The input data may contain large values "
@@ -87,7 +87,7 @@ class Trainer:
             optimizer=spec.name,
             learning_rate=check_float(learning_rate, "learning_rate", 0.0, low_open=True),
             **{name: check(hyperparameters.get(name, default)) for name, (check, default) in HYPERPARAMETERS.items()},
-            dropout=bool((net._keep < 1).any()),
+            dropout=any(keep < 1 for keep in net._keep.tolist()),
             step=0,  # updates so far (Adam's t)
             seed=0,  # the dropout masks' seed of the epoch
         )
@@ -411,7 +411,7 @@ class EpochLoop:
             # weights are those of the last epoch recorded
             trainer.restore_epoch_start(net._params)
             raise
-        if not (finite and np.isfinite(net._params).all()):
+        if not (finite and all_finite(net._params)):
             raise self._roll_back("the loss or the weights became NaN or infinite")
         net._record_dead_units(trainer.unit_max)
         sw = self.sample_weight

@@ -1,4 +1,5 @@
 """Checks at the Python boundary: everything compiled code trusts is made true here."""
+import math
 import numbers
 
 import numpy as np
@@ -22,7 +23,7 @@ def use_compiled_all_finite(all_finite):
 
 def check_int(value, name, minimum=1, maximum=None):
     """A Python or NumPy integer (not a bool) >= minimum, returned as int."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
     value = int(value)
     if value < minimum:
@@ -34,10 +35,13 @@ def check_int(value, name, minimum=1, maximum=None):
 
 def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
     """A finite real number in [low, high] (ends open where asked), returned as float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    # (the exact types first: isinstance against the numbers ABCs costs a microsecond a call, and the
+    # optimizer's settings are checked at every fit)
+    if type(value) is not float and type(value) is not int and (
+            isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
     value = float(value)
-    ok = np.isfinite(value)
+    ok = math.isfinite(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
@@ -126,13 +130,15 @@ def aligned(arr):
     return arr if arr.flags.aligned else arr.copy()
 
 
-def check_finite(arr, name):
-    # One compiled, vectorized pass for the engine's dtypes (no temporary, no cast);
-    # NumPy's isfinite for anything else.
+def all_finite(arr):
+    """Whether no element of arr is NaN or infinite: one compiled, vectorized pass for the engine's dtypes
+    (no temporary, no cast); NumPy's isfinite for anything else."""
     if (_compiled_all_finite is not None and arr.dtype in _ENGINE_DTYPES and arr.flags.c_contiguous
             and arr.flags.aligned):
-        finite = _compiled_all_finite(arr.reshape(-1))
-    else:
-        finite = np.isfinite(arr).all()
-    if not finite:
+        return bool(_compiled_all_finite(arr.reshape(-1)))
+    return bool(np.isfinite(arr).all())
+
+
+def check_finite(arr, name):
+    if not all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity (in {arr.dtype}).")

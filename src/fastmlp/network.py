@@ -275,6 +275,11 @@ class Network(BaseNetwork):
     def _blas_pinned(self):
         return _engine.blas_pinned()
 
+    def _largest_row_sumsq(self, X):
+        if isinstance(X, np.ndarray) and X.flags.c_contiguous and X.dtype in (np.float32, np.float64):
+            return _engine.largest_row_sumsq(X)
+        return super()._largest_row_sumsq(X)
+
     def _workspaces(self, batch_size, dropout):
         size = _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size, dropout)
         return np.empty_like(self._params), np.empty(size, dtype=self.dtype)
