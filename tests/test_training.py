@@ -84,6 +84,35 @@ def test_loss_curves_follow_the_history_over_partial_fit_calls_and_refits(data):
     assert clf.validation_loss_curve_ == clf.history_["val_loss"]
 
 
+def test_grad_norms_grow_call_by_call_and_no_earlier_row_changes(data):
+    # grad_norms_ over a stream of partial_fit calls (past its buffer's first sizes): each call adds its
+    # epoch's row and leaves the earlier ones as they were; pickling, refitting and an array of the
+    # user's set as grad_norms_ all start a record of their own (the user's array is never written)
+    import pickle
+    X, y, _, _ = data
+    clf = MLPClassifier(hidden_layer_sizes=(10, 5), random_state=0)
+    rows = []
+    for calls in range(1, 41):
+        clf.partial_fit(X, y, classes=np.unique(y))
+        assert clf.grad_norms_.shape == (calls, 3) and clf.grad_norms_.dtype == np.float64
+        assert np.array_equal(clf.grad_norms_[:-1], np.array(rows).reshape(-1, 3))
+        rows.append(clf.grad_norms_[-1].copy())
+        if calls == 20:
+            copy = pickle.loads(pickle.dumps(clf))
+    for _ in range(20):
+        copy.partial_fit(X, y)
+    assert np.array_equal(copy.grad_norms_, clf.grad_norms_)
+    assert np.all(np.isfinite(clf.grad_norms_)) and np.all(clf.grad_norms_ > 0)
+    mine = np.zeros((100, 3))
+    mine[:40] = clf.grad_norms_
+    clf.grad_norms_ = mine[:40]
+    clf.partial_fit(X, y)
+    assert clf.grad_norms_.shape == (41, 3) and not mine[40:].any()
+    assert np.array_equal(clf.grad_norms_[:40], np.array(rows))
+    clf.set_params(max_iter=3).fit(X, y)
+    assert clf.grad_norms_.shape == (3, 3)
+
+
 # ------------------------------------------------------- X_val, y_val, scoring
 
 def test_given_validation_set_is_recorded_without_early_stopping(data):

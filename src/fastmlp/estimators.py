@@ -9,6 +9,7 @@ gradient and update runs in the compiled engine through the Network.
 import functools
 import time
 import warnings
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
@@ -41,6 +42,10 @@ _HYPERPARAMETERS = {"momentum": "momentum", "nesterov": "nesterovs_momentum", "b
                     "beta_2": "beta_2", "epsilon": "epsilon", "alpha": "alpha", "clip_norm": "clip_norm"}
 
 
+# grad_norms_'s buffers (_Record._norms) by id, while they live
+_NORMS_BUFFERS = weakref.WeakValueDictionary()
+
+
 class _Record:
     """The estimators' hook: their fitted record (n_iter_, t_, loss_, loss_curve_, grad_norms_, ...) from the loop's.
 
@@ -58,6 +63,7 @@ class _Record:
     def on_fit_begin(self, loop):
         self.t_start = self.est.t_
         self.norms_start = self.est.grad_norms_
+        self.buffer, self.written = None, []  # (see _norms)
 
     def on_epoch_end(self, loop, logs):
         self._sync(loop, loop.observed)
@@ -74,7 +80,7 @@ class _Record:
             est.loss_ = loop.history["loss"][-1] if n else getattr(est, "loss_", None)
             return
         _follow(est, "loss_curve_", est.history_["loss"])
-        est.grad_norms_ = np.vstack([self.norms_start, *loop.grad_norms]) if n else self.norms_start
+        est.grad_norms_ = self._norms(loop.grad_norms) if n else self.norms_start
         if "val_loss" in est.history_:
             _follow(est, "validation_loss_curve_", est.history_["val_loss"])
         if loop.keep_best:
@@ -82,6 +88,35 @@ class _Record:
         if n:
             est.loss_ = est.loss_curve_[-1]
             est.dead_units_ = loop.net.dead_units_ if loop.trainer is not None else est.__dict__.get("dead_units_")
+
+    def _norms(self, rows):
+        """grad_norms_: the rows before the call (norms_start) and this call's, a view of a buffer that
+        doubles when full and that the next call continues, so that each call writes only its own rows
+        (np.vstack copied every earlier row: a stream of partial_fit calls took time growing with
+        their number). The buffer is grad_norms_.base, known as one of ours by _NORMS_BUFFERS (an array of
+        the user's is never written). self.written: the rows of the call in the buffer; a roll-back drops
+        the last."""
+        start, n = self.norms_start, len(rows)
+        k = start.shape[0]
+        if self.buffer is None:
+            buffer = _NORMS_BUFFERS.get(id(start.base))
+            if buffer is None or start.base is not buffer:  # (a first fit, or grad_norms_ set or loaded)
+                buffer = np.empty((max(16, 2 * (k + n)), start.shape[1]))
+                buffer[:k] = start
+                _NORMS_BUFFERS[id(buffer)] = buffer
+            self.buffer = buffer
+        m = min(len(self.written), n)
+        while m and self.written[m - 1] is not rows[m - 1]:
+            m -= 1
+        if k + n > self.buffer.shape[0]:
+            grown = np.empty((2 * (k + n), self.buffer.shape[1]))
+            grown[:k + m] = self.buffer[:k + m]
+            self.buffer = _NORMS_BUFFERS[id(grown)] = grown
+        if m < n:
+            self.buffer[k + m:k + n] = rows[m:]
+        del self.written[m:]
+        self.written.extend(rows[m:])
+        return self.buffer[:k + n]
 
 
 def _follow(est, name, values):
@@ -451,7 +486,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                 "hidden_layer_sizes, the number of features or of outputs changed since the first fit "
                 "(set warm_start=False to start over)."
             )
-        elif not is_classifier(self) and self._network.loss != self.loss:
+        elif not isinstance(self, ClassifierMixin) and self._network.loss != self.loss:
             raise ValueError(f"The network was fit with loss={self._network.loss!r}, but loss={self.loss!r} now "
                              "(set warm_start=False to start over).")
         net = self._network
@@ -564,7 +599,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         else:
             if self.batch_size > n_samples:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+            batch_size = min(max(int(self.batch_size), 1), n_samples)
 
         if not incremental or not hasattr(self, "_trainer"):
             self._trainer = Trainer(net, self.solver, batch_size, self.learning_rate_init,
