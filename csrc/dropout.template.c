@@ -54,35 +54,37 @@ FM_HOT void FM_FN(fm_mul)(ptrdiff_t n, const FM_T *M, FM_T *X)
  *   M               (n_rows, n_cols) read
  *   out             (n_cols,) written
  */
-/* (fm_col_sum's columns j0 .. j0 + width, width a constant where inlined) */
-static inline __attribute__((always_inline)) void FM_FN(fm_col_sum_block)(
-    ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const FM_T *M, FM_T *out, ptrdiff_t j0, int width)
-{
-    FM_T acc[32];
-    for (int l = 0; l < width; l++) acc[l] = accumulate ? out[j0 + l] : (FM_T)0;
-    for (ptrdiff_t i = 0; i < n_rows; i++) {
-        const FM_T *row = M + i * n_cols + j0;
-        for (int l = 0; l < width; l++) acc[l] += row[l];
-    }
-    for (int l = 0; l < width; l++) out[j0 + l] = acc[l];
-}
-
 FM_HOT void FM_FN(fm_col_sum)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,
                        const FM_T *M, FM_T *out)
 {
-    /* Each column summed over the rows in order (the same bits as out[j] += row[j] row after row), in
-     * running sums held in registers over the rows, 32 or 8 columns at a time: out may alias M as far
-     * as the compiler knows, so sums kept in out were stored and loaded again for every row, a chain
-     * through memory (the bias gradient of one output over a batch of 16 rows took 60 ns, now 7) */
+    /* Each column summed over the rows in order, from out or from zero (the same bits either way below).
+     * A row of a few columns is one or two vectors: sums kept in out (which may alias M as far as the
+     * compiler knows) were stored and loaded again for every row, a chain through memory that the next
+     * row waited for (the bias gradient of one output over 16 rows took 60 ns); there, the sums of 8
+     * columns at a time stay in registers over the rows. A wide row is many independent vectors: its
+     * sums stay in out (held in registers, 32 columns of doubles spilled to the stack every row). */
     ptrdiff_t j0 = 0;
-    for (; j0 + 32 <= n_cols; j0 += 32)
-        FM_FN(fm_col_sum_block)(n_rows, n_cols, accumulate, M, out, j0, 32);
-    for (; j0 + 8 <= n_cols; j0 += 8)
-        FM_FN(fm_col_sum_block)(n_rows, n_cols, accumulate, M, out, j0, 8);
-    for (ptrdiff_t j = j0; j < n_cols; j++) {
-        FM_T s = accumulate ? out[j] : (FM_T)0;
-        for (ptrdiff_t i = 0; i < n_rows; i++) s += M[i * n_cols + j];
-        out[j] = s;
+    if (n_cols < 32) {
+        for (; j0 + 8 <= n_cols; j0 += 8) {
+            FM_T acc[8];
+            for (int l = 0; l < 8; l++) acc[l] = accumulate ? out[j0 + l] : (FM_T)0;
+            for (ptrdiff_t i = 0; i < n_rows; i++)
+                for (int l = 0; l < 8; l++) acc[l] += M[i * n_cols + j0 + l];
+            for (int l = 0; l < 8; l++) out[j0 + l] = acc[l];
+        }
+        for (ptrdiff_t j = j0; j < n_cols; j++) {
+            FM_T sum = accumulate ? out[j] : (FM_T)0;
+            for (ptrdiff_t i = 0; i < n_rows; i++) sum += M[i * n_cols + j];
+            out[j] = sum;
+        }
+        return;
+    }
+    if (!accumulate) {
+        for (ptrdiff_t j = 0; j < n_cols; j++) out[j] = 0;
+    }
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        const FM_T *row = M + i * n_cols;
+        for (ptrdiff_t j = 0; j < n_cols; j++) out[j] += row[j];
     }
 }
 
