@@ -897,14 +897,16 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         """score(X, y) from the network's outputs P on X, y as the validation keeps it (labels, or 2-D
         targets): the accuracy or R^2 of scikit-learn's score, computed here (scikit-learn's metrics check
         their input at a cost of about a millisecond, more than an epoch of a small network)."""
+        # (run per member and epoch of an ensemble's search: no is_classifier, whose estimator tags cost
+        # more than the rest of this function)
         y_pred = self._predict_output(P)
-        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+        if y_pred.dtype.kind == "f" and not np.isfinite(y_pred).all():
             return np.nan
-        if is_classifier(self):
+        if isinstance(self, ClassifierMixin):
             correct = y_pred == y
             if correct.ndim == 2:  # multilabel: the subset accuracy, every label right
                 correct = correct.all(axis=1)
-            return float(np.average(correct, weights=sample_weight))
+            return float(correct.mean() if sample_weight is None else np.average(correct, weights=sample_weight))
         return _r2(np.reshape(y, (len(y), -1)), np.reshape(y_pred, (len(y), -1)), sample_weight)
 
     def __sklearn_tags__(self):
