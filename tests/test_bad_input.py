@@ -428,6 +428,8 @@ BAD_FIT = {
     "learning_rate-inf": (dict(learning_rate=float("inf")), ValueError, "learning_rate"),
     "learning_rate-str": (dict(learning_rate="0.1"), TypeError, "learning_rate"),
     "learning_rate-none": (dict(learning_rate=None), TypeError, "learning_rate"),
+    "learning_rate-int-past-float": (dict(learning_rate=10**400), ValueError, "learning_rate"),
+    "alpha-int-past-float": (dict(alpha=-(10**400)), ValueError, "alpha"),
     "batch_size-0": (dict(batch_size=0), ValueError, "batch_size"),
     "batch_size-negative": (dict(batch_size=-3), ValueError, "batch_size"),
     "batch_size-float": (dict(batch_size=2.0), TypeError, "batch_size"),
@@ -703,3 +705,73 @@ def test_awkward_valid_fit_arguments(Net):
     big.fit(X, Y, epochs=1, batch_size=1000, shuffle=False)
     full.fit(X, Y, epochs=1, batch_size=len(X), shuffle=False)
     _assert_unchanged(big, _snapshot(full))
+
+
+@pytest.mark.parametrize("name", ["alpha", "momentum", "clip_norm"])
+def test_an_estimator_setting_past_the_largest_float_is_a_value_error(name):
+    # scikit-learn's parameter check passes an int of any size as a real number; the optimizer's check
+    # names it (float() of it raises OverflowError)
+    from fastmlp import MLPRegressor
+    est = MLPRegressor(hidden_layer_sizes=(3,), solver="sgd", max_iter=2, **{name: 10**400})
+    with pytest.raises((ValueError, TypeError), match=name):
+        est.fit(np.ones((5, 2)), np.arange(5.0))
+    assert not hasattr(est, "coefs_")
+
+
+def _estimator_state(est):
+    """What a failed call must not change: the estimator's attributes (arrays by value), its network's
+    weights and settings, its trainer's settings and optimizer state (not the cache of the parameters
+    scikit-learn's checks last passed)."""
+    import pickle
+    return pickle.dumps({k: v for k, v in vars(est).items() if k != "_validated_params"})
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+@pytest.mark.parametrize("case", ["sample_weight", "X_val", "y_val"])
+def test_a_fit_that_fails_in_its_checks_leaves_the_estimator_as_it_was(kind, case):
+    # the checks after the network is built (sample weights, the validation set) fail: an unfitted
+    # estimator stays unfitted (not fitted with its new network's initial weights), a fitted one keeps
+    # every attribute, its weights and its optimizer's state, through a warm start and partial_fit
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+    from fastmlp import MLPClassifier, MLPRegressor
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    y = rng.integers(0, 3, 30) if kind == "classifier" else rng.standard_normal(30)
+    bad = {"sample_weight": dict(sample_weight=-np.ones(30)),
+           "X_val": dict(X_val=np.full((4, 3), np.nan), y_val=y[:4]),
+           "y_val": dict(X_val=X[:4], y_val=np.array([7, 7, 7, 7]) if kind == "classifier" else np.full(4, np.inf))}
+    Est = MLPClassifier if kind == "classifier" else MLPRegressor
+    est = Est(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    with pytest.raises(ValueError, match=case):
+        est.fit(X, y, **bad[case])
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
+    assert not [name for name in vars(est) if name.endswith("_") or name.startswith("_") and name != "_validated_params"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.set_params(warm_start=True).fit(X, y)
+        before = _estimator_state(est)
+        with pytest.raises(ValueError, match=case):
+            est.fit(X, y, **bad[case])
+        assert _estimator_state(est) == before
+        if case == "sample_weight":
+            with pytest.raises(ValueError, match=case):
+                est.partial_fit(X, y, **bad[case])
+            assert _estimator_state(est) == before
+        est.partial_fit(X, y)  # and it goes on
+    assert len(est.loss_curve_) == 4
+
+
+@pytest.mark.parametrize("case", ["sample_weight", "X_val", "y_val"])
+def test_an_ensemble_fit_that_fails_in_its_checks_leaves_it_unfitted(case):
+    from fastmlp import MLPEnsembleRegressor
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 3)), rng.standard_normal(30)
+    bad = {"sample_weight": dict(sample_weight=-np.ones(30)),
+           "X_val": dict(X_val=np.full((4, 3), np.nan), y_val=y[:4]),
+           "y_val": dict(X_val=X[:4], y_val=np.full(4, np.inf))}[case]
+    ens = MLPEnsembleRegressor(hidden_layer_sizes=(4,), max_iter=3, n_members=2, random_state=0)
+    with pytest.raises(ValueError, match=case):
+        ens.fit(X, y, **bad)
+    assert not hasattr(ens, "estimators_") and not hasattr(ens, "n_features_in_")

@@ -40,7 +40,10 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
     if type(value) is not float and type(value) is not int and (
             isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # (an int past the largest float)
+        raise ValueError(f"{name} must be a finite number, got an integer of {value.bit_length()} bits.") from None
     ok = math.isfinite(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low

@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .ensemble import check_member_params, run_in_one_pass
-from .estimators import _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names
+from .estimators import _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names, validate_X_val
 
 # What member_params may set per member (the estimator parameters of those names).
 MEMBER_PARAMS = ("learning_rate_init", "alpha", "dropout", "random_state")
@@ -167,7 +167,7 @@ class _BaseEnsemble:
         X, y = validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=not is_classifier(self), dtype=dtype)
         if X_val is not None:
-            X_val = validate_data(checked, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False)
+            X_val = validate_X_val(checked, X_val, dtype)
         elif self.early_stopping and self.solver in _STOCHASTIC_SOLVERS:
             X, y, sample_weight, X_val, y_val, sample_weight_val = self._validation_split(X, y, sample_weight)
         callbacks = self.__dict__.get("_skl_callbacks")

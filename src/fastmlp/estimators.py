@@ -6,6 +6,7 @@ scikit-learn API (parameter validation, label encoding, early stopping,
 learning-rate schedules, partial_fit, warm_start); every forward pass,
 gradient and update runs in the compiled engine through the Network.
 """
+import contextlib
 import functools
 import time
 import warnings
@@ -225,6 +226,15 @@ class _PreparedFit:
         self.guard(self.train)
         if self._end is not None:
             self._end()
+
+
+def validate_X_val(estimator, X_val, dtype):
+    """scikit-learn's validate_data of a validation set against the estimator's fitted input (no reset),
+    its errors naming X_val (scikit-learn's call it X)."""
+    try:
+        return validate_data(estimator, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"X_val: {exc}") from None
 
 
 def _callback_managed(method):
@@ -451,8 +461,32 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
     @_callback_managed
     def _fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None, sample_weight_val=None):
-        self._prepared_fit(X, y, sample_weight, incremental, X_val, y_val, sample_weight_val).run()
+        with self._as_before_if_it_fails():
+            prepared = self._prepared_fit(X, y, sample_weight, incremental, X_val, y_val, sample_weight_val)
+        prepared.run()
         return self
+
+    @contextlib.contextmanager
+    def _as_before_if_it_fails(self):
+        """A call's checks and set-up (_prepared_fit): if they raise, the estimator is as it was before the
+        call, its network's and trainer's settings too (a first fit that fails after building its network,
+        on a bad sample_weight or X_val, would otherwise leave it fitted with the network's initial
+        weights). A failure once the epochs run has its own rules (the roll-back of a divergence)."""
+        state = dict(self.__dict__)
+        net, trainer = state.get("_network"), state.get("_trainer")
+        net_settings = (net.loss_param, net._rng) if net is not None else None
+        settings = dict(trainer.settings) if trainer is not None else None
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            if net is not None:
+                net.loss_param, net._rng = net_settings
+            if trainer is not None:
+                trainer.settings.clear()
+                trainer.settings.update(settings)
+            raise
 
     def _prepared_fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None,
                       sample_weight_val=None):
@@ -525,7 +559,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
     def _check_validation_set(self, X_val, y_val, sample_weight_val, dtype):
         """(X_val, Y_val, sample_weight_val) checked as the training data, y_val encoded as y."""
         net = self._network
-        X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False)
+        X_val = validate_X_val(self, X_val, dtype)
         X_val = net._check_X(X_val, "X_val")
         Y_val = net._check_Y(self._encode_targets(y_val, dtype), X_val.shape[0], name="y_val")
         sw_val = net._check_sample_weight(sample_weight_val, X_val.shape[0])
