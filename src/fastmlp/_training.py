@@ -66,6 +66,19 @@ def draw_seed(rng):
     return int(rng.randint(0, 2**63 - 1, dtype=np.int64))
 
 
+def next_order(rng, n, order=None):
+    """The rows' order for the next epoch: a permutation drawn from rng, applied to order when given.
+
+    order: the last epoch's order where each epoch shuffles the one before, as
+    scikit-learn's MLP shuffles its sample indices within a fit (the estimators
+    do the same, so that their batches are scikit-learn's in every epoch); None
+    for the rows' own order (a Network's epochs: a fit of n epochs is then n
+    fits of one, so that a fit resumes exactly where another stopped).
+    """
+    perm = rng.permutation(n).astype(np.intp, copy=False)
+    return perm if order is None else order[perm]
+
+
 class Trainer:
     """A network's optimizer settings and state, and the workspaces of its epochs.
 
@@ -231,7 +244,7 @@ class EpochLoop:
 
     def __init__(self, net, trainer, X, Y, sample_weight=None, *, max_epochs, shuffle=True, n_threads=None,
                  validation=None, keep_best=False, best_score=-np.inf, best_params=None, hooks=(), history=None,
-                 schedule=None, schedule_epoch=0):
+                 schedule=None, schedule_epoch=0, carry_order=False):
         self.net, self.trainer = net, trainer
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.max_epochs, self.shuffle, self.n_threads = max_epochs, shuffle, n_threads
@@ -250,6 +263,8 @@ class EpochLoop:
             for key in new_history(True):
                 self.history.setdefault(key, [np.nan] * len(self.history["loss"]))
         self.grad_norms = []  # per epoch of this call, the per-layer mean ||dW|| (grad_norms_)
+        self.carry_order = carry_order
+        self.order = None  # with carry_order, the last epoch's order of the rows (next_order)
         self.epoch = 0
         self.logs = None
         self.diverged = None
@@ -398,8 +413,15 @@ class EpochLoop:
         n = X.shape[0]
         batch = min(trainer.settings["batch_size"], n)
         trainer.size_for(net, batch)
-        order = net._rng.permutation(n).astype(np.intp, copy=False) if self.shuffle else None
-        trainer.settings["seed"] = draw_seed(net._rng)
+        order = None
+        if self.shuffle:
+            order = next_order(net._rng, n, self.order)
+            if self.carry_order:
+                self.order = order
+        # the dropout masks' seed, drawn only where there are masks: without dropout the generator gives the
+        # shuffles alone, scikit-learn's sequence (its MLP draws nothing else), so that an estimator's epochs
+        # follow scikit-learn's batches epoch after epoch, not only in the first
+        trainer.settings["seed"] = draw_seed(net._rng) if trainer.settings["dropout"] else 0
         trainer.grad_norm_sums[:] = 0
         trainer.unit_max[:] = -np.inf
         trainer.save_epoch_start(net._params)

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _engine, _registry
 from ._base import _check_n_threads, _check_random_state
-from ._training import SKLEARN_DIVERGENCE, Divergence, Trainer, Validation, draw_seed
+from ._training import SKLEARN_DIVERGENCE, Divergence, Trainer, Validation, draw_seed, next_order
 from ._validation import check_bool, check_float, check_int, is_sparse
 from .network import Network
 
@@ -439,7 +439,7 @@ class NetworkEnsemble:
                               f"{where}. Try a lower learning_rate or set clip_norm.")
 
         for epoch in range(1, epochs + 1):
-            order = self._rng.permutation(n).astype(np.intp, copy=False) if shuffle else None
+            order = next_order(self._rng, n) if shuffle else None
             # a member's dropout seed, drawn from its generator as its Network's fit would; a member without
             # dropout draws none (its generator serves nothing else, so nothing a user can see changes)
             seeds = [draw_seed(m._rng) if m.dropout and max(m.dropout) > 0 else 0 for m in members]
@@ -538,6 +538,8 @@ def run_in_one_pass(loops, rng, shuffle=True):
             raise ValueError("run_in_one_pass: the networks differ in architecture, loss or dtype")
         if any(loop.trainer.settings[key] != first.trainer.settings[key] for key in _SHARED_SETTINGS):
             raise ValueError("run_in_one_pass: the trainers differ in a shared setting")
+        if loop.carry_order != first.carry_order:
+            raise ValueError("run_in_one_pass: the loops shuffle differently")
         if not (_same(loop.X, first.X) and _same(loop.Y, first.Y) and _same(loop.sample_weight, first.sample_weight)):
             raise ValueError("run_in_one_pass: the loops train on different data")
     X, Y, sample_weight = dense(first.X), first.Y, first.sample_weight
@@ -549,7 +551,7 @@ def run_in_one_pass(loops, rng, shuffle=True):
     # validations of the same data: every epoch's scores of all members in one Validation.evaluate_together
     together = first.validation is not None and all(
         loop.validation is not None and first.validation.same_data(loop.validation) for loop in loops[1:])
-    pack = start = settings = None
+    pack = start = settings = order = None
     in_epoch = False
 
     def build():  # the pack of the active members, from their networks and trainers
@@ -589,8 +591,8 @@ def run_in_one_pass(loops, rng, shuffle=True):
                 build()
             rates = [loops[k].begin_epoch() for k in active]
             tic = time.perf_counter()
-            order = rng.permutation(n).astype(np.intp, copy=False) if shuffle else None
-            seeds = [draw_seed(loops[k].net._rng) for k in active]
+            order = next_order(rng, n, order if first.carry_order else None) if shuffle else None
+            seeds = [draw_seed(loops[k].net._rng) if loops[k].trainer.settings["dropout"] else 0 for k in active]
             for k, seed in zip(active, seeds):
                 loops[k].trainer.settings["seed"] = seed  # (as its own loop records the epoch's masks' seed)
             for saved, now in zip(start[0], [pack.params, *pack.state]):

@@ -653,7 +653,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                          validation=validation, keep_best=keep_best,
                          best_score=self.best_validation_score_ if keep_best else -np.inf,
                          best_params=self.__dict__.get("_best_params") if keep_best else None,
-                         hooks=hooks, history=self.history_, schedule=run, schedule_epoch=run_epoch)
+                         hooks=hooks, history=self.history_, schedule=run, schedule_epoch=run_epoch,
+                         carry_order=True)  # (scikit-learn's shuffles: each epoch's of the last one's order)
         history = self._history()
 
         def guarded(train):
