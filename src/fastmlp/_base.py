@@ -566,7 +566,10 @@ class BaseNetwork:
             Rescale the gradient so that its global norm (all layers, weights and
             biases) is at most clip_norm.
         shuffle : bool, default=True
-            Shuffle the rows every epoch (from random_state).
+            Shuffle the rows every epoch (from random_state): each epoch a new
+            permutation of the rows, so that a fit of n epochs equals n fits
+            of one (the estimators, as scikit-learn's, permute the last
+            epoch's order within a fit).
         verbose : bool, default=False
             Print one line per epoch: epoch, loss, the range of the layers'
             gradient norms, seconds, samples/s; on a terminal, a progress line

@@ -1045,7 +1045,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     shuffle : bool, default=True
         Whether to shuffle the training samples before each epoch. Only used
-        when ``solver="sgd"`` or ``"adam"``.
+        when ``solver="sgd"`` or ``"adam"``. As scikit-learn's: each epoch
+        permutes the last epoch's order, so that with the same
+        ``random_state`` the batches are scikit-learn's in every epoch.
 
     random_state : int, RandomState instance or None, default=None
         Source of the initial weights, of the validation split (with
@@ -1815,7 +1817,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     shuffle : bool, default=True
         Whether to shuffle the training samples before each epoch. Only used
-        when ``solver="sgd"`` or ``"adam"``.
+        when ``solver="sgd"`` or ``"adam"``. As scikit-learn's: each epoch
+        permutes the last epoch's order, so that with the same
+        ``random_state`` the batches are scikit-learn's in every epoch.
 
     random_state : int, RandomState instance or None, default=None
         Source of the initial weights, of the validation split (with
