@@ -159,6 +159,31 @@ def test_regressor_mean_and_std_of_the_members():
     assert mean.shape == std.shape == (150,)
 
 
+@pytest.mark.parametrize("Ens", [MLPEnsembleClassifier, MLPEnsembleRegressor])
+def test_a_plain_array_is_predicted_without_validation_and_the_same(Ens, monkeypatch):
+    # a finite C-contiguous array of the members' dtype and width skips scikit-learn's validation (most
+    # of a row's prediction); anything else takes it: the same outputs, and the same errors, named for
+    # the ensemble
+    import fastmlp.ensemble_estimators as module
+    X, y = _iris()
+    ens = Ens(hidden_layer_sizes=(8,), max_iter=20, n_members=3, random_state=0).fit(X, y)
+    expected = ens.predict(X.tolist())
+    calls = []
+    real = module.validate_data
+    monkeypatch.setattr(module, "validate_data", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert_array_equal(ens.predict(np.ascontiguousarray(X)), expected)
+    one = ens.predict(X[:1])  # (one row: a matrix-vector product, its own rounding)
+    assert not calls
+    assert_array_equal(ens.predict(X[:1].tolist()), one)
+    for other in (np.asfortranarray(X), np.repeat(X, 2, axis=1)[:, ::2], X.tolist()):
+        assert_array_equal(ens.predict(other), expected)
+    assert len(calls) == 4
+    for bad, words in ((np.full((2, 4), np.nan), "NaN"), (np.ones((2, 5)), "features"), (np.ones(4), "2D")):
+        with pytest.raises(ValueError, match=words) as info:
+            ens.predict(bad)
+        assert type(ens).__name__ in str(info.value) or words != "NaN"
+
+
 def test_best_index_is_the_best_member_on_the_validation_set():
     X, y = _iris()
     X_fit, X_val, y_fit, y_val = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)

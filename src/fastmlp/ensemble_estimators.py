@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .ensemble import check_member_params, run_in_one_pass
 from .estimators import _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names, validate_X_val
+from ._validation import all_finite
 
 # What member_params may set per member (the estimator parameters of those names).
 MEMBER_PARAMS = ("learning_rate_init", "alpha", "dropout", "random_state")
@@ -250,8 +251,14 @@ class _BaseEnsemble:
                              reset=False)
 
     def _member_outputs(self, X, method):
-        """(n_members, ...) stack of each member's `method` on the checked X."""
-        X = self._checked_X(X)
+        """(n_members, ...) stack of each member's `method` on X, checked once: scikit-learn's validation
+        (most of a row's prediction: 100 us for 8 members) skipped, as a member's own predict skips it,
+        for a finite C-contiguous array of the members' dtype and width (no feature names to check)."""
+        check_is_fitted(self)
+        if not (type(X) is np.ndarray and X.ndim == 2 and X.dtype == self.estimators_[0]._network.dtype
+                and X.flags.c_contiguous and 0 < X.shape[0] and X.shape[1] == self.n_features_in_
+                and not hasattr(self, "feature_names_in_") and all_finite(X)):
+            X = self._checked_X(X)
         return np.stack([getattr(m, method)(X) for m in self.estimators_])
 
     def to_onnx(self, **kwargs):
