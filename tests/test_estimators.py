@@ -14,6 +14,7 @@ import inspect
 import os
 import pickle
 import re
+import copy
 import warnings
 
 import numpy as np
@@ -971,6 +972,30 @@ def test_partial_fit_sees_every_kind_of_hyperparameter_change(kind):
     est.alpha = np.array(1e-4)  # a 0-d array: snapshotted without error, then refused as scikit-learn does
     with pytest.raises(ValueError, match="alpha"):
         est.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("kind", ESTIMATORS)
+def test_a_dropout_changed_between_calls_is_the_one_that_trains(kind):
+    # set_params(dropout=...) before a partial_fit or a warm start: that call trains with the new rate
+    # (it kept the first fit's before); a failed call leaves the old rate
+    X, y = _data(kind)
+    extra = {"classes": np.unique(y)} if kind == "classifier" else {}
+    est = ESTIMATORS[kind](hidden_layer_sizes=[8, 6], solver="sgd", random_state=0).partial_fit(X, y, **extra)
+    est.set_params(dropout=[0.5, 0.0]).partial_fit(X, y)
+    assert est._network.dropout == [0.5, 0.0] and est._trainer.settings["dropout"]
+    assert_array_equal(est._network._keep, [0.5, 1.0])
+    plain = copy.deepcopy(est)
+    plain.set_params(dropout=0.0).partial_fit(X, y)
+    est.partial_fit(X, y)
+    assert not all(np.array_equal(a, b) for a, b in zip(_params(est), _params(plain)))  # the masks applied
+    assert not plain._trainer.settings["dropout"] and (plain._network._keep == 1).all()
+    with pytest.raises(ValueError, match="sample_weight"):
+        est.set_params(dropout=0.2).partial_fit(X, y, sample_weight=-np.ones(len(y)))
+    assert est._network.dropout == [0.5, 0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.set_params(warm_start=True, max_iter=2).fit(X, y)
+    assert est._network.dropout == [0.2, 0.2]
 
 
 @pytest.mark.parametrize("kind", ESTIMATORS)

@@ -157,12 +157,11 @@ class BaseNetwork:
         self.init = init
         init_fn = _registry.lookup(_registry.INITS, init, "init")
         self.dtype = self._check_dtype(dtype)
-        self.dropout = self._check_dropout(dropout, L - 1)
+        self._set_dropout(dropout)
         self._rng = _check_random_state(random_state)
 
         self._hidden = [hidden] * (L - 1)
         self._act_codes = np.array([h.code for h in self._hidden] + [self._output.code], dtype=np.intc)
-        self._keep = np.array([1.0 - r for r in self.dropout], dtype=np.float64)
         self._sizes = np.array(self.layer_sizes, dtype=np.intp)
         self._params = np.empty(self.n_params_, dtype=self.dtype)
         self._make_views()
@@ -199,6 +198,11 @@ class BaseNetwork:
         if dt is None or dt not in [np.dtype(name) for name in _registry.DTYPES]:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
         return dt
+
+    def _set_dropout(self, dropout):
+        """dropout (one rate, or one per hidden layer) checked, and the keep probabilities the engine reads."""
+        self.dropout = self._check_dropout(dropout, len(self.layer_sizes) - 2)
+        self._keep = np.array([1.0 - r for r in self.dropout], dtype=np.float64)
 
     @staticmethod
     def _check_dropout(dropout, n_hidden):

@@ -79,6 +79,11 @@ def next_order(rng, n, order=None):
     return perm if order is None else order[perm]
 
 
+def _drops(net):
+    """Whether the network drops units of any hidden layer in training."""
+    return any(keep < 1 for keep in net._keep.tolist())
+
+
 class Trainer:
     """A network's optimizer settings and state, and the workspaces of its epochs.
 
@@ -100,7 +105,7 @@ class Trainer:
             optimizer=spec.name,
             learning_rate=check_float(learning_rate, "learning_rate", 0.0, low_open=True),
             **{name: check(hyperparameters.get(name, default)) for name, (check, default) in HYPERPARAMETERS.items()},
-            dropout=any(keep < 1 for keep in net._keep.tolist()),
+            dropout=_drops(net),
             step=0,  # updates so far (Adam's t)
             seed=0,  # the dropout masks' seed of the epoch
         )
@@ -123,6 +128,13 @@ class Trainer:
         self.state_at_start = [np.empty_like(s) for s in self.state]
         self.step_at_start = 0
         self.rates = None  # the epoch's rate per batch (a schedule's), None: settings["learning_rate"]
+
+    def follow_dropout(self, net):
+        """The network's dropout as it is now (an estimator's may change between calls); the workspaces,
+        which hold the dropout masks or not, made again when it switched on or off."""
+        if _drops(net) != self.settings["dropout"]:
+            self.settings["dropout"] = _drops(net)
+            self.capacity = 0
 
     def size_for(self, net, batch_size):
         """Workspaces for batches of batch_size rows (kept while large enough)."""

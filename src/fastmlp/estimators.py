@@ -474,7 +474,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         weights). A failure once the epochs run has its own rules (the roll-back of a divergence)."""
         state = dict(self.__dict__)
         net, trainer = state.get("_network"), state.get("_trainer")
-        net_settings = (net.loss_param, net._rng) if net is not None else None
+        net_settings = (net.loss_param, net._rng, net.dropout, net._keep) if net is not None else None
         settings = dict(trainer.settings) if trainer is not None else None
         try:
             yield
@@ -482,7 +482,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             self.__dict__.clear()
             self.__dict__.update(state)
             if net is not None:
-                net.loss_param, net._rng = net_settings
+                net.loss_param, net._rng, net.dropout, net._keep = net_settings
             if trainer is not None:
                 trainer.settings.clear()
                 trainer.settings.update(settings)
@@ -525,6 +525,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                              "(set warm_start=False to start over).")
         net = self._network
         net.loss_param = self._loss_param()  # (huber_delta or quantile may change between calls)
+        net._set_dropout(self.dropout)  # (so may dropout)
         net._rng = self._random_state  # shuffling and dropout follow random_state, as scikit-learn's
         X = net._check_X(X)
         Y = net._check_Y(Y, n_samples, name="y")
@@ -642,6 +643,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         trainer.settings["batch_size"] = batch_size
         for key, value in (("alpha", self.alpha), ("clip_norm", self.clip_norm)):
             trainer.settings[key] = value
+        trainer.follow_dropout(net)
 
         max_epochs = 1 if incremental else self.max_iter
         run, run_epoch = self._schedule_run(incremental)
