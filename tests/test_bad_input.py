@@ -8,6 +8,7 @@ fastmlp.reference.Network alike.
 """
 import re
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -430,6 +431,7 @@ BAD_FIT = {
     "learning_rate-none": (dict(learning_rate=None), TypeError, "learning_rate"),
     "learning_rate-int-past-float": (dict(learning_rate=10**400), ValueError, "learning_rate"),
     "alpha-int-past-float": (dict(alpha=-(10**400)), ValueError, "alpha"),
+    "alpha-fraction-past-float": (dict(alpha=Fraction(10**400)), ValueError, "alpha"),
     "batch_size-0": (dict(batch_size=0), ValueError, "batch_size"),
     "batch_size-negative": (dict(batch_size=-3), ValueError, "batch_size"),
     "batch_size-float": (dict(batch_size=2.0), TypeError, "batch_size"),

@@ -43,7 +43,8 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
     try:
         value = float(value)
     except OverflowError:  # (an int past the largest float)
-        raise ValueError(f"{name} must be a finite number, got an integer of {value.bit_length()} bits.") from None
+        raise ValueError(f"{name} must be a finite number, got one past the largest float "
+                         f"({type(value).__name__}).") from None
     ok = math.isfinite(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
