@@ -296,12 +296,11 @@ class BaseNetwork:
 
     def _split(self, flat):
         """Views of a flat buffer as per-layer (W list, b list); PReLU slopes: _split_slopes."""
-        Ws, bs, off = [], [], 0
-        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-            Ws.append(flat[off:off + fan_in * fan_out].reshape(fan_in, fan_out))
-            off += fan_in * fan_out
-            bs.append(flat[off:off + fan_out])
-            off += fan_out
+        starts, _ = _weight_blocks(tuple(self.layer_sizes))
+        Ws, bs = [], []
+        for l, (fan_in, fan_out) in enumerate(zip(self.layer_sizes[:-1], self.layer_sizes[1:])):
+            Ws.append(flat[starts[2 * l]:starts[2 * l] + fan_in * fan_out].reshape(fan_in, fan_out))
+            bs.append(flat[starts[2 * l + 1]:starts[2 * l + 1] + fan_out])
         return Ws, bs
 
     def _make_views(self):
@@ -710,14 +709,11 @@ class BaseNetwork:
         with np.errstate(over="ignore", invalid="ignore"), self._blas_pinned():  # NumPy's BLAS: no pool spinning
             first = math.sqrt(self._largest_row_sumsq(X))
             stack = np.atleast_2d(self._params if params is None else params)
-            # every W_l's and b_l's norm in every row of the stack, one reduction (float64); the PReLU
-            # slopes follow the weights and biases, a block per prelu layer: their largest |slope|
+            # every W_l's and b_l's norm in every row of the stack, one reduction (float64), and each prelu
+            # layer's largest |slope| in every row
             starts, end = _weight_blocks(tuple(self.layer_sizes))
             norms = np.sqrt(np.add.reduceat(np.square(stack[:, :end], dtype=np.float64), starts, axis=1)).tolist()
-            slopes, at = [], end
-            for n in self._slope_sizes():
-                slopes.append(np.abs(stack[:, at:at + n]).max(axis=1).astype(np.float64).tolist())
-                at += n
+            slopes = [np.abs(s).max(axis=0).astype(np.float64).tolist() for s in self._split_slopes(stack.T)]
         # the recurrence in Python floats: a few layers per row of the stack (NumPy's calls on arrays of one
         # element cost more than the arithmetic)
         bounds = []
