@@ -79,7 +79,7 @@ def next_order(rng, n, order=None):
     return perm if order is None else order[perm]
 
 
-def _drops(net):
+def drops(net):
     """Whether the network drops units of any hidden layer in training."""
     return any(keep < 1 for keep in net._keep.tolist())
 
@@ -105,7 +105,7 @@ class Trainer:
             optimizer=spec.name,
             learning_rate=check_float(learning_rate, "learning_rate", 0.0, low_open=True),
             **{name: check(hyperparameters.get(name, default)) for name, (check, default) in HYPERPARAMETERS.items()},
-            dropout=_drops(net),
+            dropout=drops(net),
             step=0,  # updates so far (Adam's t)
             seed=0,  # the dropout masks' seed of the epoch
         )
@@ -132,8 +132,9 @@ class Trainer:
     def follow_dropout(self, net):
         """The network's dropout as it is now (an estimator's may change between calls); the workspaces,
         which hold the dropout masks or not, made again when it switched on or off."""
-        if _drops(net) != self.settings["dropout"]:
-            self.settings["dropout"] = _drops(net)
+        dropout = drops(net)
+        if dropout != self.settings["dropout"]:
+            self.settings["dropout"] = dropout
             self.capacity = 0
 
     def size_for(self, net, batch_size):

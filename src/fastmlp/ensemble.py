@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _engine, _registry
 from ._base import _check_n_threads, _check_random_state
-from ._training import SKLEARN_DIVERGENCE, Divergence, Trainer, Validation, draw_seed, next_order
+from ._training import SKLEARN_DIVERGENCE, Divergence, Trainer, Validation, draw_seed, drops, next_order
 from ._validation import check_bool, check_float, check_int, is_sparse
 from .network import Network
 
@@ -442,7 +442,7 @@ class NetworkEnsemble:
             order = next_order(self._rng, n) if shuffle else None
             # a member's dropout seed, drawn from its generator as its Network's fit would; a member without
             # dropout draws none (its generator serves nothing else, so nothing a user can see changes)
-            seeds = [draw_seed(m._rng) if m.dropout and max(m.dropout) > 0 else 0 for m in members]
+            seeds = [draw_seed(m._rng) if drops(m) else 0 for m in members]
             np.copyto(start, pack.params)
             loss_sums, norm_sums, unit_max, n_batches = pack.epoch(settings, rates, alphas, seeds, X, Y,
                                                                    sample_weight, order, self._clock)
@@ -558,7 +558,7 @@ def run_in_one_pass(loops, rng, shuffle=True):
         nonlocal pack, start, settings
         members = [loops[k] for k in active]
         settings = net._engine_settings(first.trainer, min(first.trainer.settings["batch_size"], n), first.n_threads)
-        settings["dropout"] = any((m.net._keep < 1).any() for m in members)
+        settings["dropout"] = any(drops(m.net) for m in members)
         pack = MemberPack(net, np.array([m.net._keep for m in members]).reshape(len(members), -1), n_state,
                           settings["batch_size"])
         pack.pack([m.net._params for m in members])
