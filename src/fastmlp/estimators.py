@@ -469,13 +469,13 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
     @contextlib.contextmanager
     def _as_before_if_it_fails(self):
         """A call's checks and set-up (_prepared_fit): if they raise, the estimator is as it was before the
-        call, its network's and trainer's settings too (a first fit that fails after building its network,
-        on a bad sample_weight or X_val, would otherwise leave it fitted with the network's initial
-        weights). A failure once the epochs run has its own rules (the roll-back of a divergence)."""
+        call, with its network's settings, which the call sets before its checks (a first fit that fails
+        after building its network, on a bad sample_weight or X_val, would otherwise leave it fitted
+        with the network's initial weights). The trainer's settings change only after the last check. A
+        failure once the epochs run has its own rules (the roll-back of a divergence)."""
         state = dict(self.__dict__)
-        net, trainer = state.get("_network"), state.get("_trainer")
+        net = state.get("_network")
         net_settings = (net.loss_param, net._rng, net.dropout, net._keep) if net is not None else None
-        settings = dict(trainer.settings) if trainer is not None else None
         try:
             yield
         except BaseException:
@@ -483,9 +483,6 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             self.__dict__.update(state)
             if net is not None:
                 net.loss_param, net._rng, net.dropout, net._keep = net_settings
-            if trainer is not None:
-                trainer.settings.clear()
-                trainer.settings.update(settings)
             raise
 
     def _prepared_fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None,
@@ -636,6 +633,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = min(max(int(self.batch_size), 1), n_samples)
 
+        max_epochs = 1 if incremental else self.max_iter
+        run, run_epoch = self._schedule_run(incremental)  # (a user's schedule may raise: before the trainer)
         if not incremental or not hasattr(self, "_trainer"):
             self._trainer = Trainer(net, self.solver, batch_size, self.learning_rate_init,
                                     **{name: getattr(self, param) for name, param in _HYPERPARAMETERS.items()})
@@ -645,8 +644,6 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             trainer.settings[key] = value
         trainer.follow_dropout(net)
 
-        max_epochs = 1 if incremental else self.max_iter
-        run, run_epoch = self._schedule_run(incremental)
         hooks = [_StochasticRecord(self, n_samples, incremental), *hooks]
         if self.verbose:
             hooks.append(Reporter(max_epochs, n_samples, label="Iteration"))
