@@ -243,6 +243,57 @@ def test_bad_fit_input_leaves_the_model_as_it_was():
     assert not hasattr(ens, "loss_curve_")
 
 
+@pytest.mark.parametrize("name, value", [("n_members", 3), ("layer_sizes", (3, 5, 1)), ("dtype", np.float32),
+                                         ("seeds_", [1, 2])])
+def test_a_setting_fixed_at_construction_is_refused(name, value):
+    # each was ignored, or broke the next call inside (n_members: a reshape of the keep probabilities)
+    ens = NetworkEnsemble([3, 4, 1], n_members=2, random_state=0)
+    X, Y = _data([3, 4, 1], None)
+    before = getattr(ens, name)
+    with pytest.raises(AttributeError, match=rf"NetworkEnsemble\.{name} is fixed when the NetworkEnsemble is built"):
+        setattr(ens, name, value)
+    assert getattr(ens, name) == before
+    ens.fit(X, Y, epochs=1)
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (lambda p: p[0].update(alpha=-1.0), ValueError, r"member_params\[0\]\['alpha'\]"),  # trained before
+    (lambda p: p[1].update(learning_rate=float("nan")), ValueError, r"member_params\[1\]\['learning_rate'\]"),
+    (lambda p: p[0].update(alpha="x"), TypeError, r"member_params\[0\]\['alpha'\]"),
+    (lambda p: p.pop(), ValueError, r"member_params must hold one dict per member"),
+    (lambda p: p[0].update(dropout=0.5), ValueError, r"member_params\[0\]\['dropout'\].*constructor's"),
+    (lambda p: p[1].update(dropout=1.5), ValueError, r"member_params\[1\].*dropout"),
+    (lambda p: p[1].update(random_state=99), ValueError, r"member_params\[1\]\['random_state'\].*constructor's"),
+])
+def test_member_params_changed_after_construction_is_checked_by_fit(change, error, match):
+    ens = NetworkEnsemble([3, 4, 1], n_members=2, random_state=0,
+                          member_params=[{"alpha": 0.1, "dropout": 0.2}, {"random_state": 5}])
+    X, Y = _data([3, 4, 1], None)
+    before = _all(ens).copy()
+    change(ens.member_params)
+    with pytest.raises(error, match=match):
+        ens.fit(X, Y, epochs=1)
+    assert_array_equal(_all(ens), before)
+    assert not hasattr(ens, "loss_curve_")
+
+
+def test_member_params_learning_rate_and_alpha_may_change_between_fits():
+    X, Y = _data([3, 4, 1], None)
+    changed = NetworkEnsemble([3, 4, 1], n_members=2, random_state=0, member_params=[{"alpha": 0.1}, {}])
+    changed.member_params[0]["alpha"] = 0.01  # in place
+    changed.member_params[1] = {"learning_rate": 0.05, "dropout": 0.0}  # (the dropout it was built with)
+    built = NetworkEnsemble([3, 4, 1], n_members=2, random_state=0,
+                            member_params=[{"alpha": 0.01}, {"learning_rate": 0.05}])
+    changed.fit(X, Y, epochs=2)
+    built.fit(X, Y, epochs=2)
+    assert_array_equal(_all(changed), _all(built))
+    changed.member_params = [{"alpha": 1.0}, {}]  # a new list
+    built.member_params = [{"alpha": 1.0}, {}]
+    changed.fit(X, Y, epochs=1)
+    built.fit(X, Y, epochs=1)
+    assert_array_equal(_all(changed), _all(built))
+
+
 def test_pickle_round_trip_and_further_fit():
     import pickle
 

@@ -982,7 +982,7 @@ def test_a_dropout_changed_between_calls_is_the_one_that_trains(kind):
     extra = {"classes": np.unique(y)} if kind == "classifier" else {}
     est = ESTIMATORS[kind](hidden_layer_sizes=[8, 6], solver="sgd", random_state=0).partial_fit(X, y, **extra)
     est.set_params(dropout=[0.5, 0.0]).partial_fit(X, y)
-    assert est._network.dropout == [0.5, 0.0] and est._trainer.settings["dropout"]
+    assert est._network.dropout == (0.5, 0.0) and est._trainer.settings["dropout"]
     assert_array_equal(est._network._keep, [0.5, 1.0])
     plain = copy.deepcopy(est)
     plain.set_params(dropout=0.0).partial_fit(X, y)
@@ -991,11 +991,11 @@ def test_a_dropout_changed_between_calls_is_the_one_that_trains(kind):
     assert not plain._trainer.settings["dropout"] and (plain._network._keep == 1).all()
     with pytest.raises(ValueError, match="sample_weight"):
         est.set_params(dropout=0.2).partial_fit(X, y, sample_weight=-np.ones(len(y)))
-    assert est._network.dropout == [0.5, 0.0]
+    assert est._network.dropout == (0.5, 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.set_params(warm_start=True, max_iter=2).fit(X, y)
-    assert est._network.dropout == [0.2, 0.2]
+    assert est._network.dropout == (0.2, 0.2)
 
 
 @pytest.mark.parametrize("kind", ESTIMATORS)

@@ -272,6 +272,121 @@ def test_dropout_is_applied_in_fit(Net):
 
 
 # ---------------------------------------------------------------------------
+# Settings after construction: fixed ones refused, dropout and loss_param checked and followed.
+
+
+@parametrize_network
+@pytest.mark.parametrize("name, value", [("layer_sizes", (5, 3, 2)), ("activation", "tanh"),
+                                         ("output_activation", "logistic"), ("loss", "log_loss"),
+                                         ("init", "he_normal"), ("dtype", np.float32)])
+def test_a_setting_fixed_at_construction_is_refused_and_changes_nothing(Net, name, value):
+    # each was ignored (or, for dtype, reached the engine as a buffer of the wrong type) before
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(20, 5)), rng.normal(size=(20, 2))
+    net = Net([5, 8, 2], random_state=0)
+    before, held = getattr(net, name), _params(net)
+    with pytest.raises(AttributeError, match=rf"Network\.{name} is fixed when the Network is built"):
+        setattr(net, name, value)
+    assert getattr(net, name) == before
+    _assert_params_equal(net, held)
+    net.fit(X, Y, epochs=1, batch_size=5)  # still usable
+    # copies and pickles are built past the refusal
+    for clone in (copy.copy(net), copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert getattr(clone, name) == getattr(net, name)
+        assert_array_equal(clone.forward(X), net.forward(X))
+
+
+@parametrize_network
+def test_an_assigned_dropout_is_checked_and_is_the_one_that_trains(Net):
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(30, 5)), rng.normal(size=(30, 2))
+    assigned = Net([5, 12, 12, 2], random_state=0)
+    assert assigned.dropout == (0.0, 0.0)
+    assigned.dropout = 0.4
+    assert assigned.dropout == (0.4, 0.4)
+    built = Net([5, 12, 12, 2], dropout=0.4, random_state=0)
+    assigned.fit(X, Y, epochs=3, batch_size=8)
+    built.fit(X, Y, epochs=3, batch_size=8)
+    _assert_params_equal(assigned, _params(built))
+    assert assigned.loss_curve_ == built.loss_curve_
+    # a bad rate is refused and leaves the rates as they were
+    for bad, error in ((1.0, ValueError), ([0.1], ValueError), ("0.1", TypeError), (float("nan"), ValueError)):
+        with pytest.raises(error, match="dropout"):
+            assigned.dropout = bad
+        assert assigned.dropout == (0.4, 0.4)
+    with pytest.raises(TypeError):  # a tuple: an item changed in place is not silently ignored
+        assigned.dropout[0] = 0.1
+
+
+@parametrize_network
+def test_a_dropout_changed_by_a_callback_trains_from_the_next_epoch(Net):
+    # one layer dropping, then both: the engine's workspaces must grow to the masks of the second
+    rng = np.random.default_rng(2)
+    X, Y = rng.normal(size=(40, 5)), rng.normal(size=(40, 2))
+
+    class Switch:
+        def on_epoch_end(self, loop, logs):
+            if loop.epoch == 2:
+                loop.net.dropout = [0.3, 0.5]
+
+    fit = dict(batch_size=8, optimizer="sgd", learning_rate=0.05)
+    switched = Net([5, 16, 16, 2], dropout=[0.3, 0.0], random_state=0)
+    switched.fit(X, Y, epochs=4, callbacks=[Switch()], **fit)
+    # the same as two epochs with the first rates, then two with the second (fit's epochs continue
+    # the generator, and plain SGD has no state to carry)
+    apart = Net([5, 16, 16, 2], dropout=[0.3, 0.0], random_state=0)
+    apart.fit(X, Y, epochs=2, **fit)
+    apart.dropout = [0.3, 0.5]
+    apart.fit(X, Y, epochs=2, **fit)
+    _assert_params_equal(switched, _params(apart))
+    steady = Net([5, 16, 16, 2], dropout=[0.3, 0.0], random_state=0)
+    steady.fit(X, Y, epochs=4, **fit)
+    assert not np.array_equal(_params(steady), _params(switched))
+    # and back to none: the flag follows (no masks drawn)
+    switched.dropout = 0.0
+    plain = copy.deepcopy(switched)
+    plain_fit = Net([5, 16, 16, 2], random_state=0)
+    plain_fit.coefs_, plain_fit.intercepts_ = list(switched.coefs_), list(switched.intercepts_)
+    plain_fit._rng = copy.deepcopy(switched._rng)
+    plain.fit(X, Y, epochs=2, **fit)
+    plain_fit.fit(X, Y, epochs=2, **fit)
+    _assert_params_equal(plain, _params(plain_fit))
+
+
+def test_an_assigned_loss_param_is_checked_and_is_the_one_that_trains():
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(30, 4)), 3 * rng.normal(size=(30, 1))
+    assigned = fastmlp.Network([4, 8, 1], loss="huber", random_state=0)
+    assert assigned.loss_param == 1.0
+    assigned.loss_param = 0.25
+    built = fastmlp.Network([4, 8, 1], loss="huber", loss_param=0.25, random_state=0)
+    assigned.fit(X, Y, epochs=2, batch_size=6)
+    built.fit(X, Y, epochs=2, batch_size=6)
+    _assert_params_equal(assigned, _params(built))
+    for bad in (0.0, -1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="loss_param"):
+            assigned.loss_param = bad
+        assert assigned.loss_param == 0.25
+    assigned.loss_param = None  # the default again
+    assert assigned.loss_param == 1.0
+    plain = fastmlp.Network([4, 8, 1], random_state=0)
+    with pytest.raises(ValueError, match="takes no parameter"):
+        plain.loss_param = 0.5
+    assert plain.loss_param is None
+
+
+def test_a_pickle_from_before_the_checked_settings_loads():
+    # older pickles kept dropout (a list) and loss_param in the object's __dict__ by their names
+    net = fastmlp.Network([3, 4, 4, 1], dropout=0.2, loss="huber", loss_param=0.5, random_state=0)
+    state = net.__getstate__()
+    state["dropout"], state["loss_param"] = list(state.pop("_dropout")), state.pop("_loss_param")
+    old = fastmlp.Network.__new__(fastmlp.Network)
+    old.__setstate__(state)
+    assert old.dropout == (0.2, 0.2) and old.loss_param == 0.5
+    assert_array_equal(old.forward(np.ones((2, 3))), net.forward(np.ones((2, 3))))
+
+
+# ---------------------------------------------------------------------------
 # Determinism.
 
 

@@ -130,8 +130,25 @@ def _hidden_blocks(layer_sizes):
     return np.cumsum([0, *layer_sizes[1:-2]]), np.asarray(layer_sizes[1:-1], dtype=np.float64)
 
 
-class BaseNetwork:
+class FixedSettings:
+    """Refuses a new value for the attributes named in _FIXED once they are set (by the constructor, or
+    by fastmlp.load on a new object): what they fix (the shapes of the weights, the engine's codes, the
+    dtype of every buffer) was built from them, and a new value would be ignored, or reach the engine
+    inconsistent with the rest. Unpickling and copying set the object's __dict__ and pass by."""
+
+    _FIXED = ()
+
+    def __setattr__(self, name, value):
+        if name in self._FIXED and name in self.__dict__:
+            cls = type(self).__name__
+            raise AttributeError(f"{cls}.{name} is fixed when the {cls} is built; make a new {cls} to change it.")
+        super().__setattr__(name, value)
+
+
+class BaseNetwork(FixedSettings):
     """Shared implementation; see fastmlp.Network for the documentation."""
+
+    _FIXED = ("layer_sizes", "activation", "output_activation", "loss", "init", "dtype")
 
     # What fastmlp.save keeps (persistence.py writes and reads it, by kind): the
     # constructor's arguments, the weights and random generator, and the
@@ -151,7 +168,7 @@ class BaseNetwork:
         self._output = _registry.output(output_activation, loss)
         self.output_activation = self._output.activation
         self.loss = self._output.loss_name
-        self.loss_param = _registry.loss_param(self._output, loss_param)
+        self.loss_param = loss_param
         if self.output_activation == "softmax" and self.layer_sizes[-1] < 2:
             raise ValueError("output_activation='softmax' needs at least 2 outputs; use 'logistic' for one.")
         self.init = init
@@ -199,10 +216,34 @@ class BaseNetwork:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
         return dt
 
+    @property
+    def dropout(self):
+        """The dropout rate of each hidden layer, a tuple.
+
+        Assign one rate, or one per hidden layer: the next epoch trains with it.
+        """
+        return self._dropout
+
+    @dropout.setter
+    def dropout(self, dropout):
+        self._set_dropout(dropout)
+
     def _set_dropout(self, dropout):
         """dropout (one rate, or one per hidden layer) checked, and the keep probabilities the engine reads."""
-        self.dropout = self._check_dropout(dropout, len(self.layer_sizes) - 2)
-        self._keep = np.array([1.0 - r for r in self.dropout], dtype=np.float64)
+        rates = tuple(self._check_dropout(dropout, len(self.layer_sizes) - 2))
+        self._dropout, self._keep = rates, np.array([1.0 - r for r in rates], dtype=np.float64)
+
+    @property
+    def loss_param(self):
+        """The loss's parameter in use: its default when none was given, None for a loss without one.
+
+        Assign a new one (checked as the constructor's): the next epoch trains with it.
+        """
+        return self._loss_param
+
+    @loss_param.setter
+    def loss_param(self, value):
+        self._loss_param = _registry.loss_param(self._output, value)
 
     @staticmethod
     def _check_dropout(dropout, n_hidden):
@@ -382,6 +423,12 @@ class BaseNetwork:
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        # (pickles from before dropout and loss_param were checked properties hold them by their names)
+        if "dropout" in state:
+            state["_dropout"] = tuple(state.pop("dropout"))
+        if "loss_param" in state:
+            state["_loss_param"] = state.pop("loss_param")
         self.__dict__.update(state)
         self._make_views()
 

@@ -93,7 +93,8 @@ class Trainer:
     fastmlp.save keeps): the rest is scratch, made again by the next epoch.
     """
 
-    _SCRATCH = ("grads", "work", "capacity", "start_of_epoch", "state_at_start", "step_at_start", "rates")
+    _SCRATCH = ("grads", "work", "capacity", "keep_sized", "start_of_epoch", "state_at_start", "step_at_start",
+                "rates")
 
     def __init__(self, net, optimizer, batch_size, learning_rate, **hyperparameters):
         spec = _registry.lookup(_registry.OPTIMIZERS, optimizer, "optimizer")
@@ -124,17 +125,20 @@ class Trainer:
     def _scratch_like(self, params):
         self.grads = self.work = None  # the engine's workspaces, sized by net._workspaces for `capacity` rows
         self.capacity = 0
+        self.keep_sized = None  # and for these keep probabilities (follow_dropout)
         self.start_of_epoch = np.empty_like(params)  # what a divergence rolls back to
         self.state_at_start = [np.empty_like(s) for s in self.state]
         self.step_at_start = 0
         self.rates = None  # the epoch's rate per batch (a schedule's), None: settings["learning_rate"]
 
     def follow_dropout(self, net):
-        """The network's dropout as it is now (an estimator's may change between calls); the workspaces,
-        which hold the dropout masks or not, made again when it switched on or off."""
-        dropout = drops(net)
-        if dropout != self.settings["dropout"]:
-            self.settings["dropout"] = dropout
+        """The network's dropout as it is now (it may change between calls and, by a callback, between
+        epochs): the flag, and the workspaces, which hold the masks of the layers that drop, made again
+        when the rates changed."""
+        keep = net._keep.tolist()
+        if keep != self.keep_sized:
+            self.settings["dropout"] = any(k < 1 for k in keep)
+            self.keep_sized = keep
             self.capacity = 0
 
     def size_for(self, net, batch_size):
@@ -425,6 +429,7 @@ class EpochLoop:
         net, trainer, X = self.net, self.trainer, self.X
         n = X.shape[0]
         batch = min(trainer.settings["batch_size"], n)
+        trainer.follow_dropout(net)
         trainer.size_for(net, batch)
         order = None
         if self.shuffle:

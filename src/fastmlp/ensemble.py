@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 from . import _engine, _registry
-from ._base import _check_n_threads, _check_random_state
+from ._base import FixedSettings, _check_n_threads, _check_random_state
 from ._training import SKLEARN_DIVERGENCE, Divergence, Trainer, Validation, draw_seed, drops, next_order
 from ._validation import check_bool, check_float, check_int, is_sparse
 from .network import Network
@@ -120,7 +120,7 @@ class MemberPack:
         return np.isfinite(self.params[self.index]).all(axis=1)
 
 
-class NetworkEnsemble:
+class NetworkEnsemble(FixedSettings):
     """K networks of one architecture, trained together in one pass over the batches.
 
     The members share the layer sizes, activations, loss, dtype, the batches
@@ -165,7 +165,10 @@ class NetworkEnsemble:
     n_members : int
         K.
     member_params : list of dict
-        One dict per member (empty ones where none were given).
+        One dict per member (empty ones where none were given). Read again
+        by every fit for ``"learning_rate"`` and ``"alpha"`` (they may be
+        changed between fits); ``"dropout"`` and ``"random_state"`` are the
+        constructor's (fit raises a ValueError if they changed).
     seeds_ : list of int
         Each member's seed: ``member(k)`` starts as
         ``Network(layer_sizes, ..., random_state=seeds_[k])``.
@@ -204,6 +207,9 @@ class NetworkEnsemble:
     (3, 8)
     """
 
+    # (member_params is read at every fit, checked: _fit_member_params)
+    _FIXED = ("n_members", "layer_sizes", "dtype", "seeds_")
+
     def __init__(self, layer_sizes, n_members=8, activation="relu", output_activation="identity",
                  loss="squared_error", init="auto", dtype="float64", dropout=0.0, random_state=None,
                  loss_param=None, member_params=None):
@@ -235,6 +241,27 @@ class NetworkEnsemble:
         self._keep = np.array([m._keep for m in self._members], dtype=np.float64).reshape(self.n_members,
                                                                                         len(net._keep))
         self._clock = _engine.new_thread_clock()
+
+    def _fit_member_params(self):
+        """member_params as it is now (its dicts may have been changed in place, or the list replaced),
+        checked as the constructor's; its dropout and random_state entries must be those the members were
+        built with."""
+        params = check_member_params(self.member_params, self.n_members)
+        for k, (own, member) in enumerate(zip(params, self._members)):
+            if "random_state" in own and own["random_state"] != self.seeds_[k]:
+                raise ValueError(f"member_params[{k}]['random_state'] is {own['random_state']}, but member {k} was "
+                                 f"built with seed {self.seeds_[k]}: a member's seed is the constructor's "
+                                 "(make a new NetworkEnsemble to change it).")
+            if "dropout" in own:
+                try:
+                    rates = tuple(member._check_dropout(own["dropout"], len(self.layer_sizes) - 2))
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"member_params[{k}]: {exc}") from None
+                if rates != member.dropout:
+                    raise ValueError(f"member_params[{k}]['dropout'] is {own['dropout']!r}, but member {k} was "
+                                     f"built with {list(member.dropout)}: a member's dropout is the constructor's "
+                                     "(make a new NetworkEnsemble to change it).")
+        return params
 
     def member(self, k):
         """Member k as a standalone Network (a copy of its weights, the configuration it was built with).
@@ -388,6 +415,7 @@ class NetworkEnsemble:
         """
         members = self._members
         net = members[0]
+        member_params = self._fit_member_params()
         X = dense(net._check_X(X))
         Y = net._check_Y(Y, X.shape[0])
         sample_weight = net._check_sample_weight(sample_weight, X.shape[0])
@@ -397,8 +425,8 @@ class NetworkEnsemble:
         trainer = Trainer(net, optimizer, batch_size, learning_rate, momentum=momentum, nesterov=nesterov,
                           beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
         spec = _registry.OPTIMIZERS[trainer.settings["optimizer"]]
-        rates = [p.get("learning_rate", trainer.settings["learning_rate"]) for p in self.member_params]
-        alphas = [p.get("alpha", trainer.settings["alpha"]) for p in self.member_params]
+        rates = [p.get("learning_rate", trainer.settings["learning_rate"]) for p in member_params]
+        alphas = [p.get("alpha", trainer.settings["alpha"]) for p in member_params]
         n = X.shape[0]
         settings = net._engine_settings(trainer, min(trainer.settings["batch_size"], n), n_threads)
         settings["dropout"] = bool((self._keep < 1).any())

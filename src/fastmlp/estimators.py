@@ -475,14 +475,14 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         failure once the epochs run has its own rules (the roll-back of a divergence)."""
         state = dict(self.__dict__)
         net = state.get("_network")
-        net_settings = (net.loss_param, net._rng, net.dropout, net._keep) if net is not None else None
+        net_settings = (net.loss_param, net._rng, net.dropout) if net is not None else None
         try:
             yield
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(state)
             if net is not None:
-                net.loss_param, net._rng, net.dropout, net._keep = net_settings
+                net.loss_param, net._rng, net.dropout = net_settings
             raise
 
     def _prepared_fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None,

@@ -113,13 +113,20 @@ class Network(BaseNetwork):
         The canonical names (an alias such as "sigmoid" becomes "logistic").
     loss_param : float or None
         The loss's parameter in use (its default when none was given); None
-        for a loss without one.
+        for a loss without one. May be assigned (checked as the
+        constructor's argument): the next epoch trains with it.
     init : str
         The initialisation scheme used.
     dtype : numpy.dtype
         float32 or float64.
-    dropout : list of float
-        The dropout rate of each hidden layer.
+    dropout : tuple of float
+        The dropout rate of each hidden layer. May be assigned (one rate, or
+        one per hidden layer, checked), also by a callback during fit: the
+        next epoch trains with it.
+
+    The other constructor settings (``layer_sizes``, ``activation``,
+    ``output_activation``, ``loss``, ``init``, ``dtype``) are fixed when the
+    network is built: assigning one raises an AttributeError.
     n_layers_ : int
         Number of weight layers, ``len(layer_sizes) - 1``.
     n_params_ : int
