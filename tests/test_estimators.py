@@ -653,6 +653,25 @@ def test_dtype_follows_input(kind, solver):
     assert dtypes(Est(**params, dtype="float64").fit(X.astype(np.float32), y)) == {np.dtype(np.float64)}
 
 
+@pytest.mark.parametrize("kind", ESTIMATORS)
+def test_dtype_may_be_given_as_numpys_type_or_dtype(kind, tmp_path):
+    # as Network takes it; only the names were accepted
+    X, y = _data(kind)
+    params = dict(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    named = ESTIMATORS[kind](**params, dtype="float32").fit(X, y)
+    for dtype in (np.float32, np.dtype(np.float32)):
+        est = ESTIMATORS[kind](**params, dtype=dtype).fit(X, y)
+        assert est.coefs_[0].dtype == np.float32
+        assert_array_equal(_output(est, X), _output(named, X))
+        est.save(tmp_path / "m.fmlp")  # kept by its name
+        loaded = fastmlp.load(tmp_path / "m.fmlp")
+        assert loaded.get_params()["dtype"] == "float32"
+        assert_array_equal(_output(loaded, X), _output(est, X))
+    for bad in (np.float16, np.int32, np.dtype(np.float16), "float16", 32):
+        with pytest.raises(ValueError, match="dtype"):
+            ESTIMATORS[kind](**params, dtype=bad).fit(X, y)
+
+
 @pytest.mark.parametrize("container", ["csr", "csc", "dataframe"])
 def test_float32_containers_give_float32_models(container):
     X, y = _iris()

@@ -293,7 +293,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
-        "dtype": [None, StrOptions(set(_registry.DTYPES))],
+        "dtype": [None, StrOptions(set(_registry.DTYPES)), Options(type, {np.float32, np.float64}),
+                  Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)})],
         "scoring": [None, StrOptions({"loss"} | set(get_scorer_names())), callable],
     }
 
@@ -1136,7 +1137,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         to that norm before the update. Only used when ``solver="sgd"`` or
         ``"adam"``. A fastmlp addition.
 
-    dtype : {"float32", "float64"} or None, default=None
+    dtype : {"float32", "float64"}, numpy.float32, numpy.float64 or None, default=None
         The dtype of the weights, the computation and the outputs. None
         follows the input of the first fit: float32 X (or a DataFrame of
         float32 columns only) gives a float32 model for every solver ("lbfgs"
@@ -1908,7 +1909,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         to that norm before the update. Only used when ``solver="sgd"`` or
         ``"adam"``. A fastmlp addition.
 
-    dtype : {"float32", "float64"} or None, default=None
+    dtype : {"float32", "float64"}, numpy.float32, numpy.float64 or None, default=None
         The dtype of the weights, the computation and the outputs. None
         follows the input of the first fit: float32 X (or a DataFrame of
         float32 columns only) gives a float32 model for every solver ("lbfgs"

@@ -360,7 +360,8 @@ def _dump_dead_units(value, where):
 
 
 def _encode_param(value, where, w):
-    """An estimator parameter as JSON: scalars as they are, lists, {"tuple"}, {"ndarray"}, {"rng"}, {"schedule"}."""
+    """An estimator parameter as JSON: scalars as they are, lists, {"tuple"}, {"ndarray"}, {"rng"}, {"schedule"};
+    a NumPy dtype by its name."""
     if isinstance(value, (np.random.RandomState, np.random.Generator)):
         return w.rng(value, where)
     if type(value) in _SCHEDULE_NAMES:
@@ -373,6 +374,8 @@ def _encode_param(value, where, w):
         return [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]
     if isinstance(value, dict):  # (class_weight) as [key, value] pairs: JSON's keys would all be strings
         return {"dict": [[_scalar(k, f"{where} key"), _scalar(v, f"{where}[{k!r}]")] for k, v in value.items()]}
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return np.dtype(value).name  # (dtype=np.float32 is kept as "float32", which means the same)
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf" or value.ndim != 1:
             raise TypeError(f"cannot save {where}: only 1-D numeric arrays are supported, got {value.dtype} "
