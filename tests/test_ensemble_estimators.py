@@ -65,6 +65,37 @@ def test_each_member_is_the_estimator_fitted_alone_with_its_seed_and_member_para
     assert [len(c) for c in ens.loss_curve_] == list(ens.n_iter_)
 
 
+@pytest.mark.parametrize("Ens, Single", [(MLPEnsembleClassifier, MLPClassifier), (MLPEnsembleRegressor, MLPRegressor)])
+def test_members_record_the_checks_of_their_input_as_fitted_alone(Ens, Single):
+    # the first member checks the data of a one pass and the others take it as checked: each must still
+    # hold what its own checks would have left on it (feature names, classes, the label encoding)
+    import pandas as pd
+
+    X, y = _iris()
+    X = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    if Single is MLPClassifier:
+        y = np.array(["setosa", "versicolor", "virginica"])[y]
+    else:
+        y = X["a"].to_numpy() * 2.0 + 1.0
+    X_val, y_val = X.iloc[::3], y[::3]
+    args = dict(hidden_layer_sizes=(5,), max_iter=5, batch_size=32, shuffle=False, random_state=0)
+    ens = Ens(n_members=3, **args).fit(X, y, X_val=X_val, y_val=y_val)
+    assert_array_equal(ens.feature_names_in_, ["a", "b", "c", "d"])
+    A, A_val = X.to_numpy(), X_val.to_numpy()  # (the members are fitted on the arrays, as a forest's trees)
+    for member in ens.estimators_:
+        alone = Single(**{**args, "random_state": member.random_state}).fit(A, y, X_val=A_val, y_val=y_val)
+        _same_member(member, alone)
+        assert member.n_features_in_ == alone.n_features_in_ == 4
+        assert not hasattr(member, "feature_names_in_") and not hasattr(alone, "feature_names_in_")
+        assert_allclose(member.history_["val_loss"], alone.history_["val_loss"], rtol=1e-6)
+        if Single is MLPClassifier:
+            assert_array_equal(member.classes_, alone.classes_)
+            assert member._label_binarizer.y_type_ == alone._label_binarizer.y_type_
+            assert_array_equal(member.predict(A[:7]), alone.predict(A[:7]))
+        with pytest.raises(ValueError, match="features"):  # each member checks its input on its own after
+            member.predict(A[:, :3])
+
+
 def test_members_stop_each_by_its_own_early_stopping_in_one_pass():
     # early stopping per member on the one validation split: the members leave the pass at different
     # epochs, each with the best weights of its own validation curve, as the estimator alone would

@@ -175,8 +175,11 @@ class _BaseEnsemble:
         if self._in_one_pass():
             # every member's fit set up as its own would be, their epochs trained together (one shuffle, from
             # random_state after the members' seeds), each fit ended as its own would end
-            fits = [member._prepared_fit(X, y, sample_weight, X_val=X_val, y_val=y_val,
-                                         sample_weight_val=sample_weight_val) for member in members]
+            # (the first member checks the data; the others take it as checked: the same arguments and settings)
+            fits = [members[0]._prepared_fit(X, y, sample_weight, X_val=X_val, y_val=y_val,
+                                             sample_weight_val=sample_weight_val)]
+            fits += [member._prepared_fit(X, y, sample_weight, X_val=X_val, y_val=y_val,
+                                          sample_weight_val=sample_weight_val, like=fits[0]) for member in members[1:]]
             train = functools.partial(run_in_one_pass, [fit.loop for fit in fits], rng, self.shuffle)
             for fit in reversed(fits):
                 train = functools.partial(fit.guard, train)

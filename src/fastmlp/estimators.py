@@ -215,6 +215,7 @@ class _PreparedFit:
 
     def __init__(self, train, loop=None, guard=None, end=None):
         self.train, self.loop, self._guard, self._end = train, loop, guard, end
+        self.estimator = self.checked = None  # the estimator, and its (X, Y, validation set) as checked
 
     def guard(self, train):
         if self._guard is None:
@@ -297,6 +298,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                   Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)})],
         "scoring": [None, StrOptions({"loss"} | set(get_scorer_names())), callable],
     }
+
+    # What checking a fit's input (_validate_input) records on the estimator: _prepared_fit's like copies it.
+    _INPUT_RECORD = ("n_features_in_", "feature_names_in_")
 
     # What fastmlp.save keeps of a fitted estimator besides its parameters and
     # network (persistence.py writes and reads it, by kind): attribute -> (kind, required).
@@ -487,9 +491,14 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             raise
 
     def _prepared_fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None,
-                      sample_weight_val=None):
+                      sample_weight_val=None, like=None):
         """A call of fit or partial_fit checked and set up (the network built, the loop made), not run yet:
-        a _PreparedFit, whose run() trains (an ensemble's one pass may train the loops of several)."""
+        a _PreparedFit, whose run() trains (an ensemble's one pass may train the loops of several).
+
+        like: the _PreparedFit of another estimator of the same class and settings, set up in the same call
+        on the same arguments (an ensemble's first member): its checked X, y and validation set are taken,
+        with the record their checks leave on it (n_features_in_, classes_, ...), instead of checking them
+        again (a millisecond a member)."""
         X_given, y_given, sw_given = X, y, sample_weight
         if X_val is None and y_val is None and sample_weight_val is not None:
             raise ValueError("sample_weight_val is provided, but X_val and y_val were not.")
@@ -499,7 +508,15 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
         dtype = self._fit_dtype(X) if first_pass else self._network.dtype
-        X, Y = self._validate_input(X, y, incremental, reset=first_pass, dtype=dtype)
+        if like is None:
+            X, Y = self._validate_input(X, y, incremental, reset=first_pass, dtype=dtype)
+        else:
+            for name in self._INPUT_RECORD:
+                if name in like.estimator.__dict__:
+                    setattr(self, name, like.estimator.__dict__[name])
+                else:
+                    self.__dict__.pop(name, None)
+            X, Y = like.checked[:2]
         class_weights = self._class_sample_weight(Y)  # (checked before the first fit builds anything)
         n_samples, n_features = X.shape
         layer_units = [n_features, *hidden, Y.shape[1]]
@@ -532,9 +549,11 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             sample_weight = class_weights if sample_weight is None else sample_weight * class_weights
             if not sample_weight.sum() > 0:
                 raise ValueError("sample_weight times class_weight sums to zero: no sample has a positive weight.")
-        validation = None
+        validation = val_set = None
         if X_val is not None:
-            validation = self._validation(*self._check_validation_set(X_val, y_val, sample_weight_val, dtype))
+            val_set = self._check_validation_set(X_val, y_val, sample_weight_val, dtype) if like is None else \
+                like.checked[2]
+            validation = self._validation(*val_set)
 
         context = self._callback_context(1 if incremental else self.max_iter)
         hooks, end = [], None
@@ -545,8 +564,11 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             end = functools.partial(context.call_on_fit_task_end, estimator=self, X=X_given, y=y_given,
                                     metadata=metadata, reconstruction_attributes={})
         if self.solver in _STOCHASTIC_SOLVERS:
-            return self._stochastic_fit(X, Y, sample_weight, incremental, validation, hooks, end)
-        return _PreparedFit(lambda: self._fit_lbfgs(X, Y, sample_weight, validation, hooks), end=end)
+            prepared = self._stochastic_fit(X, Y, sample_weight, incremental, validation, hooks, end)
+        else:
+            prepared = _PreparedFit(lambda: self._fit_lbfgs(X, Y, sample_weight, validation, hooks), end=end)
+        prepared.estimator, prepared.checked = self, (X, Y, val_set)
+        return prepared
 
     def _callback_context(self, max_epochs):
         """The fit's root task for scikit-learn's callbacks, or None (none set, none above this estimator)."""
@@ -1303,6 +1325,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _SAVED_FITTED = {**_BaseMLP._SAVED_FITTED, "classes_": ("labels", True),
                      "_label_binarizer": ("label binarizer", True)}
+    _INPUT_RECORD = (*_BaseMLP._INPUT_RECORD, "classes_", "_label_binarizer")  # (the binarizer read only)
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
