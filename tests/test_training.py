@@ -246,8 +246,10 @@ def test_network_bad_validation_arguments():
     net = Network([4, 3, 2], random_state=0)
     with pytest.raises(ValueError, match="early_stopping=True needs validation_data"):
         net.fit(X, Y, early_stopping=True)
-    with pytest.raises(TypeError, match="validation_data"):
+    with pytest.raises(TypeError, match="validation_data.*got ndarray"):
         net.fit(X, Y, validation_data=X_val)
+    with pytest.raises(TypeError, match="validation_data.*got a tuple of 1"):
+        net.fit(X, Y, validation_data=(X_val,))
     with pytest.raises(ValueError, match="X_val"):
         net.fit(X, Y, validation_data=(X_val[:, :3], Y_val))
     with pytest.raises(ValueError, match="patience"):

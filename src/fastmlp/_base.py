@@ -718,8 +718,10 @@ class BaseNetwork(FixedSettings):
         if validation_data is None:
             return None
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            given = (f"a {type(validation_data).__name__} of {len(validation_data)}"
+                     if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
             raise TypeError("validation_data must be a tuple (X_val, Y_val) or (X_val, Y_val, sample_weight_val), "
-                            f"got {type(validation_data).__name__}.")
+                            f"got {given}.")
         X_val = self._check_X(validation_data[0], "validation_data[0] (X_val)")
         Y_val = self._check_Y(validation_data[1], X_val.shape[0], "validation_data[1] (Y_val)")
         sw = validation_data[2] if len(validation_data) == 3 else None
