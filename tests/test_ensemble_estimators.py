@@ -286,6 +286,80 @@ def test_warm_start_continues_every_member():
         assert member.t_ == single.t_ and member._trainer.settings["step"] == single._trainer.settings["step"]
 
 
+@pytest.mark.parametrize("Ens, Single", [(MLPEnsembleClassifier, MLPClassifier), (MLPEnsembleRegressor, MLPRegressor)])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_partial_fit_trains_each_member_as_its_own_partial_fit(Ens, Single, solver):
+    # one epoch per call for every member in one pass; each member as the member class's partial_fit alone
+    # with its seed and member_params on the same batches (shuffle=False), also after a fit
+    X, y = _iris()
+    if Single is MLPRegressor:
+        y = X[:, 0] - X[:, 1] ** 2
+    classes = {"classes": [0, 1, 2]} if Single is MLPClassifier else {}
+    grid = [{"alpha": 1e-2}, {"dropout": 0.3, "learning_rate_init": 0.01}, {"random_state": 3}]
+    args = dict(hidden_layer_sizes=(8,), batch_size=32, shuffle=False, solver=solver, max_iter=4)
+    ens = Ens(n_members=3, member_params=grid, random_state=0, **args)
+    parts = np.array_split(np.arange(150), 3)
+    for rows in parts:
+        ens.partial_fit(X[rows], y[rows], **classes)
+    assert [len(c) for c in ens.loss_curve_] == [3, 3, 3]
+    for member, own in zip(ens.estimators_, grid):
+        alone = Single(**{**args, **own, "random_state": member.random_state})
+        for rows in parts:
+            alone.partial_fit(X[rows], y[rows], **classes)
+        _same_member(member, alone)
+        assert member.t_ == 150
+    assert ens.best_index_ == int(np.argmin([m.loss_curve_[-1] for m in ens.estimators_]))
+    # after a fit, partial_fit goes on from the fitted members
+    ens.fit(X, y)
+    alone = [Single(**{**args, **own, "random_state": m.random_state}).fit(X, y) for m, own in zip(ens.estimators_, grid)]
+    ens.partial_fit(X[:50], y[:50])
+    for member, single in zip(ens.estimators_, alone):
+        _same_member(member, single.partial_fit(X[:50], y[:50]))
+
+
+@pytest.mark.parametrize("Ens", [MLPEnsembleClassifier, MLPEnsembleRegressor])
+def test_partial_fit_goes_on_alike_after_save_and_load(Ens, tmp_path):
+    # the shuffle (the first member's generator) and the dropout masks travel with the members
+    X, y = _iris()
+    classes = {"classes": [0, 1, 2]} if Ens is MLPEnsembleClassifier else {}
+    y = y if classes else X[:, 0]
+    ens = Ens(hidden_layer_sizes=(8,), n_members=3, random_state=0, dropout=0.2).partial_fit(X, y, **classes)
+    ens.save(tmp_path / "e.fmlp")
+    loaded = load(tmp_path / "e.fmlp")
+    ens.partial_fit(X, y)
+    loaded.partial_fit(X, y)
+    for a, b in zip(ens.estimators_, loaded.estimators_, strict=True):
+        for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
+            assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("Ens", [MLPEnsembleClassifier, MLPEnsembleRegressor])
+def test_partial_fit_refused_leaves_the_ensemble_as_it_was(Ens):
+    X, y = _iris()
+    classes = {"classes": [0, 1, 2]} if Ens is MLPEnsembleClassifier else {}
+    ens = Ens(hidden_layer_sizes=(8,), n_members=2, random_state=0)
+    if Ens is MLPEnsembleClassifier:
+        with pytest.raises(ValueError, match="classes"):  # the first call needs them
+            ens.partial_fit(X, y)
+        assert not hasattr(ens, "estimators_")
+    ens.partial_fit(X, y, **classes)
+    before = pickle.dumps(ens)
+    with pytest.raises(ValueError, match="features"):
+        ens.partial_fit(X[:, :3], y)
+    with pytest.raises(ValueError, match="sample_weight"):
+        ens.partial_fit(X, y, sample_weight=-np.ones(len(y)))
+    with pytest.raises(ValueError, match="n_members=3"):
+        ens.set_params(n_members=3).partial_fit(X, y)
+    ens.set_params(n_members=2)
+    with pytest.raises(ValueError, match="early_stopping"):
+        ens.set_params(early_stopping=True).partial_fit(X, y)
+    ens.set_params(early_stopping=False)
+    assert pickle.dumps(ens) == before
+    ens.partial_fit(X, y)  # usable
+    assert [len(c) for c in ens.loss_curve_] == [2, 2]
+    assert not hasattr(Ens(solver="lbfgs"), "partial_fit")  # as the member class's
+
+
 @pytest.mark.parametrize("Ens", [MLPEnsembleClassifier, MLPEnsembleRegressor])
 def test_pickle_round_trip(Ens):
     X, y = _iris()

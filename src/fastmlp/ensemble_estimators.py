@@ -19,6 +19,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .ensemble import check_member_params, run_in_one_pass
@@ -199,6 +200,52 @@ class _BaseEnsemble:
         self._from_members()
         return self
 
+    def _partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch of every member on X and y (see partial_fit): with sgd and adam in one pass over the
+        batches, one shuffle of the rows for all (from the first member's generator)."""
+        self._validate_params()
+        member_params = check_member_params(self.member_params, self.n_members, MEMBER_PARAMS)
+        old = self.__dict__.get("estimators_")
+        if old is not None and len(old) != self.n_members:
+            raise ValueError(f"n_members={self.n_members}, but the ensemble has {len(old)} members: partial_fit "
+                             "goes on with the members it has (fit starts anew).")
+        fresh = self._new_members(member_params, check_random_state(self.random_state))  # (fit's seeds)
+        if old is None:
+            members = fresh
+        else:  # the members go on; their parameters follow the ensemble's (member_params' rates and alphas)
+            members = copy.deepcopy(old)  # (a failure keeps the old ones)
+            for member, new in zip(members, fresh):
+                member.set_params(**new.get_params(deep=False))
+        dtype = self._fit_dtype(X) if old is None else members[0]._network.dtype
+        checked = copy.copy(self)  # validate_data records n_features_in_ (and names) on it, not yet on self
+        X, y = validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=not is_classifier(self), dtype=dtype, reset=old is None)
+        for member in members:
+            member._start_partial_fit(y, classes)
+        if self._in_one_pass():
+            fits = [members[0]._prepared_fit(X, y, sample_weight, incremental=True)]
+            fits += [member._prepared_fit(X, y, sample_weight, incremental=True, like=fits[0])
+                     for member in members[1:]]
+            train = functools.partial(run_in_one_pass, [fit.loop for fit in fits], members[0]._random_state,
+                                      self.shuffle)
+            for fit in reversed(fits):
+                train = functools.partial(fit.guard, train)
+            train()
+        else:  # a schedule object, scikit-learn's callbacks: each member's own partial_fit
+            callbacks = self.__dict__.get("_skl_callbacks")
+            for member in members:
+                if callbacks:
+                    member.set_callbacks(*callbacks)
+                member.partial_fit(X, y, sample_weight, **({"classes": classes} if is_classifier(self) else {}))
+        self.estimators_ = members
+        if old is None:
+            for name in ("n_features_in_", "feature_names_in_"):
+                if hasattr(checked, name):
+                    setattr(self, name, getattr(checked, name))
+        self.best_index_ = int(np.argmax(self._member_scores(False)))
+        self._from_members()
+        return self
+
     def _in_one_pass(self):
         """Whether fit trains the members together: sgd and adam with scikit-learn's learning_rate strings,
         and no scikit-learn callbacks (which see one fit at a time); else one member after another."""
@@ -367,6 +414,53 @@ class MLPEnsembleClassifier(_BaseEnsemble, ClassifierMixin, _BaseMLP):
         self.class_weight = class_weight
         self.n_members = n_members
         self.member_params = member_params
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update every member with one epoch of the stochastic solver on X and y, in one pass.
+
+        As :meth:`MLPClassifier.partial_fit` for each member: the first call
+        starts new members (their seeds as ``fit`` draws them; ``classes`` is
+        then required), later calls (and calls after ``fit``) go on from them
+        with their optimizer state. With scikit-learn's ``learning_rate``
+        strings the members train in one pass over the batches, the rows
+        shuffled once for all (from the first member's generator); a schedule
+        object or scikit-learn's callbacks take each member's own
+        ``partial_fit``. Only for ``solver="sgd"`` or ``"adam"``; not with
+        ``early_stopping=True``. ``best_index_`` names the member with the
+        lowest training loss of the call.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            The target class labels, all in ``classes``, or a label indicator
+            matrix (multilabel).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, for every member.
+        classes : array-like of shape (n_classes,), default=None
+            Every class label that any call will see. Required on the first
+            call; on later ones it may be given again and must be the same.
+
+        Returns
+        -------
+        MLPEnsembleClassifier
+            The updated ensemble; a failed call leaves it as it was.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from fastmlp import MLPEnsembleClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> ens = MLPEnsembleClassifier(hidden_layer_sizes=(8,), n_members=3, random_state=0)
+        >>> for batch in np.array_split(np.random.default_rng(0).permutation(150), 3):
+        ...     ens = ens.partial_fit(X[batch], y[batch], classes=[0, 1, 2])
+        >>> [len(curve) for curve in ens.loss_curve_]
+        [3, 3, 3]
+        """
+        return self._partial_fit(X, y, sample_weight, classes)
 
     def predict_proba(self, X):
         """The mean over the members of their class probabilities.
@@ -560,6 +654,49 @@ class MLPEnsembleRegressor(_BaseEnsemble, RegressorMixin, _BaseMLP):
         self.quantile = quantile
         self.n_members = n_members
         self.member_params = member_params
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update every member with one epoch of the stochastic solver on X and y, in one pass.
+
+        As :meth:`MLPRegressor.partial_fit` for each member: the first call
+        starts new members (their seeds as ``fit`` draws them), later calls
+        (and calls after ``fit``) go on from them with their optimizer state.
+        With scikit-learn's ``learning_rate`` strings the members train in one
+        pass over the batches, the rows shuffled once for all (from the first
+        member's generator); a schedule object or scikit-learn's callbacks
+        take each member's own ``partial_fit``. Only for ``solver="sgd"`` or
+        ``"adam"``; not with ``early_stopping=True``. ``best_index_`` names
+        the member with the lowest training loss of the call.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, for every member.
+
+        Returns
+        -------
+        MLPEnsembleRegressor
+            The updated ensemble; a failed call leaves it as it was.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmlp import MLPEnsembleRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-1, 1, (100, 3))
+        >>> y = X @ [1.0, -2.0, 0.5]
+        >>> ens = MLPEnsembleRegressor(hidden_layer_sizes=(16,), n_members=4, random_state=0)
+        >>> for start in range(0, 100, 25):
+        ...     ens = ens.partial_fit(X[start:start + 25], y[start:start + 25])
+        >>> ens.predict(X[:2], return_std=True)[1].shape
+        (2,)
+        """
+        return self._partial_fit(X, y, sample_weight)
 
     def predict(self, X, return_std=False):
         """The members' mean prediction, and with return_std their standard deviation.

@@ -436,6 +436,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}.")
         return [int(s) for s in sizes]
 
+    def _start_partial_fit(self, y, classes=None):
+        """What partial_fit checks and sets before its epoch (the classifier's classes): nothing here."""
+
     def _validate_params_if_changed(self):
         """_validate_params, unless no hyperparameter changed since the last call that passed.
 
@@ -1562,6 +1565,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         (3, 150)
         """
         self._validate_params_if_changed()
+        self._start_partial_fit(y, classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _start_partial_fit(self, y, classes):
+        """What partial_fit checks and sets before its epoch: the classes (required by the first call, the
+        same at a later one where given) and their encoding."""
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":  # (scikit-learn's SGDClassifier)
             raise ValueError("class_weight 'balanced' is not supported for partial_fit. In order to use 'balanced' "
                              "weights, use compute_class_weight('balanced', classes=classes, y=y). In place of y you "
@@ -1573,7 +1582,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _decode(self, P):
         """Labels from the output: argmax (multiclass), > 0.5 (binary; multilabel per label)."""
