@@ -311,7 +311,8 @@ def test_partial_fit_trains_each_member_as_its_own_partial_fit(Ens, Single, solv
     assert ens.best_index_ == int(np.argmin([m.loss_curve_[-1] for m in ens.estimators_]))
     # after a fit, partial_fit goes on from the fitted members
     ens.fit(X, y)
-    alone = [Single(**{**args, **own, "random_state": m.random_state}).fit(X, y) for m, own in zip(ens.estimators_, grid)]
+    alone = [Single(**{**args, **own, "random_state": m.random_state}).fit(X, y)
+             for m, own in zip(ens.estimators_, grid)]
     ens.partial_fit(X[:50], y[:50])
     for member, single in zip(ens.estimators_, alone):
         _same_member(member, single.partial_fit(X[:50], y[:50]))

@@ -113,6 +113,7 @@ def run_c(cases, folder, **compile_kwargs):
 
 def model_dtype(model):
     est = model.steps[-1][1] if hasattr(model, "steps") else model
+    est = est.estimators_[0] if hasattr(est, "estimators_") else est  # (an ensemble: its members')
     return est.coefs_[0].dtype
 
 
@@ -133,14 +134,17 @@ def max_rel_diff(c_out, expected, model, X):
     scale = np.abs(expected)
     est = model.steps[-1][1] if hasattr(model, "steps") else model
     if getattr(est, "output_activation", getattr(est, "out_activation_", None)) == "identity":
-        A = model[:-1].transform(X) if hasattr(model, "steps") else np.asarray(X, dtype=np.float64)
-        hidden = _registry.ACTIVATIONS[est.activation]
-        slopes = iter(est.prelu_slopes_)
-        for W, b in zip(est.coefs_[:-1], est.intercepts_[:-1]):
-            Z = A @ np.asarray(W, dtype=np.float64) + b
-            A = hidden.forward(Z, next(slopes)) if hidden.learnable_slope else hidden.forward(Z)
-        terms = np.abs(A) @ np.abs(np.asarray(est.coefs_[-1], dtype=np.float64)) + np.abs(est.intercepts_[-1])
-        scale = np.maximum(scale, terms.reshape(scale.shape))
+        X = model[:-1].transform(X) if hasattr(model, "steps") else np.asarray(X, dtype=np.float64)
+        for member in getattr(est, "estimators_", [est]):  # (an ensemble: the largest terms of a member)
+            A = X
+            hidden = _registry.ACTIVATIONS[member.activation]
+            slopes = iter(member.prelu_slopes_)
+            for W, b in zip(member.coefs_[:-1], member.intercepts_[:-1]):
+                Z = A @ np.asarray(W, dtype=np.float64) + b
+                A = hidden.forward(Z, next(slopes)) if hidden.learnable_slope else hidden.forward(Z)
+            terms = (np.abs(A) @ np.abs(np.asarray(member.coefs_[-1], dtype=np.float64))
+                     + np.abs(member.intercepts_[-1]))
+            scale = np.maximum(scale, terms.reshape(scale.shape))
     # a subnormal keeps only some of its bits: measured against the dtype's smallest normal number
     scale = np.maximum(scale, np.finfo(model_dtype(model)).tiny)
     diff = np.abs(c_out - expected)
@@ -257,7 +261,11 @@ def expected_outputs(case):
 @needs_cc
 def test_estimators_and_pipelines_match_predict(tmp_path):
     cases = [c for dtype in DTYPES for c in estimator_cases(dtype)]
-    results = run_c(cases, tmp_path)
+    _assert_as_predict(cases, run_c(cases, tmp_path))
+
+
+def _assert_as_predict(cases, results):
+    """Each case's header wrote what its model's predict_proba / predict give (labels where clear)."""
     for c, data in zip(cases, results):
         rtol = RTOL[c.dtype]
         P = expected_outputs(c)
@@ -275,6 +283,43 @@ def test_estimators_and_pipelines_match_predict(tmp_path):
                 clear = top2[:, 1] - top2[:, 0] > 2 * rtol * top2[:, 1]
             assert clear.mean() > 0.99, c.name
             assert np.array_equal(est.classes_[data["k"][clear]], predicted[clear]), c.name
+
+
+@needs_cc
+def test_ensembles_match_their_predict(tmp_path):
+    # the mean of the members' outputs, as the ensemble's predict_proba / predict average them
+    X, y4 = classification_data(4)
+    X_rows = classification_data(4, seed=1, n=N_ROWS)[0]
+    rng = np.random.default_rng(3)
+    Y2 = np.c_[X @ rng.normal(0, 1, 5), np.sin(X[:, 0])]
+    cases = []
+    for dtype in DTYPES:
+        d = np.dtype(dtype).name
+        small = dict(hidden_layer_sizes=(8, 6), solver="adam", learning_rate_init=0.01, max_iter=60,
+                     random_state=0, dtype=d, n_members=3)
+        for name, model, y, labels in [
+            ("binary", fastmlp.MLPEnsembleClassifier(activation="tanh", **small), np.where(y4 > 1, 7, 3), "index"),
+            ("multiclass", fastmlp.MLPEnsembleClassifier(**small), np.array(["ant", "bee", "cat", "dog"])[y4],
+             "index"),
+            ("multilabel", fastmlp.MLPEnsembleClassifier(activation="logistic", **small),
+             np.eye(4, dtype=int)[y4][:, :3] | (X[:, :3] > 1), "indicator"),
+            ("regressor", fastmlp.MLPEnsembleRegressor(activation="prelu", **small), Y2, None),
+            ("poisson", fastmlp.MLPEnsembleRegressor(loss="poisson", **small), rng.poisson(np.exp(0.5 * X[:, 0])),
+             None),
+            ("scaled", make_pipeline(StandardScaler(), fastmlp.MLPEnsembleClassifier(**small)), y4, "index"),
+        ]:
+            X_fit = 3 * X + 5 if name == "scaled" else X
+            cases.append(Case(f"ens_{name}_{d}", fitted(model, X_fit, y), X_rows, dtype, labels))
+    one = fitted(fastmlp.MLPEnsembleRegressor(hidden_layer_sizes=(4,), n_members=1, max_iter=20, random_state=0),
+                 X, Y2)
+    cases.append(Case("ens_one", one, X_rows, np.float64))
+    _assert_as_predict(cases, run_c(cases, tmp_path))
+    header = (tmp_path / "ens_multiclass_float64.h").read_text()
+    assert "MLPEnsembleClassifier (3 members)" in header and "ens_multiclass_float64_member2(x, o);" in header
+    assert "ens_multiclass_float64_m2_W1" in header and "ens_multiclass_float64_W1" not in header
+    assert "ens_one_W1" in (tmp_path / "ens_one.h").read_text()  # one member: a network's names
+    with pytest.raises(NotFittedError, match="MLPEnsembleRegressor is not fitted"):
+        fastmlp.export_c(fastmlp.MLPEnsembleRegressor(), tmp_path / "unfitted.h")
 
 
 @needs_cc

@@ -27,11 +27,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _registry
 from ._base import BaseNetwork
+from .ensemble_estimators import MLPEnsembleClassifier, MLPEnsembleRegressor
 from .estimators import MLPClassifier, MLPRegressor
 from .reference import LEAKY_RELU_SLOPE
 
 __all__ = ["export_c"]
 
+_ESTIMATORS = (MLPClassifier, MLPRegressor, MLPEnsembleClassifier, MLPEnsembleRegressor)
 _C_TYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _LIBM_SUFFIX = {np.dtype(np.float32): "f", np.dtype(np.float64): ""}
 
@@ -62,7 +64,7 @@ _HIDDEN = {
     "tanh": lambda c, z, l, j: f"{c.libm('tanh')}({z})",
     "relu": lambda c, z, l, j: f"{z} > 0 ? {z} : {c.literal(0.0)}",
     "leaky_relu": lambda c, z, l, j: f"{z} > 0 ? {z} : {c.literal(LEAKY_RELU_SLOPE)} * {z}",
-    "prelu": lambda c, z, l, j: f"{z} > 0 ? {z} : {c.name}_slopes{l}[{j}] * {z}",
+    "prelu": lambda c, z, l, j: f"{z} > 0 ? {z} : {c.prefix}_slopes{l}[{j}] * {z}",
     "swish": lambda c, z, l, j: f"{z} * {c.name}_sigmoid({z})",
 }
 _NEEDS_SIGMOID = {"logistic", "swish"}
@@ -87,6 +89,15 @@ class _Model:
         self.sizes = [self.coefs[0].shape[0]] + [W.shape[1] for W in self.coefs]
         self.task = self.classes = None
         self.notes = []
+        # (coefs, intercepts, slopes) of each network whose outputs the header averages: this one, or an
+        # ensemble's members (the first is the one above)
+        self.members = [(self.coefs, self.intercepts, self.slopes)]
+
+
+def _read_fitted(est):
+    """The _Model of a fastmlp estimator or ensemble estimator."""
+    return _read_ensemble(est) if isinstance(est, (MLPEnsembleClassifier, MLPEnsembleRegressor)) else \
+        _read_estimator(est)
 
 
 def _read_estimator(est):
@@ -107,6 +118,21 @@ def _read_estimator(est):
     return m
 
 
+def _read_ensemble(ens):
+    """A _Model of a fastmlp MLPEnsembleClassifier or MLPEnsembleRegressor: its members, whose outputs
+    (probabilities, values) the header averages as the ensemble does."""
+    if not ens.__sklearn_is_fitted__():
+        raise NotFittedError(f"model: this {type(ens).__name__} is not fitted yet; call 'fit' before "
+                             f"exporting it to C.")
+    members = [_read_estimator(member) for member in ens.estimators_]
+    m = members[0]
+    m.members = [(k.coefs, k.intercepts, k.slopes) for k in members]
+    m.description = repr(ens)
+    m.notes.append(f"the mean of the outputs of {len(members)} members (estimators_), as predict_proba / "
+                   f"predict of the ensemble")
+    return m
+
+
 def _read_model(model):
     """The _Model of a Network, an estimator, or a Pipeline of StandardScalers and an estimator."""
     if isinstance(model, BaseNetwork):
@@ -116,13 +142,13 @@ def _read_model(model):
         return m
     from sklearn.pipeline import Pipeline  # here: it would add 0.1 s to `import fastmlp`
 
-    if isinstance(model, (MLPClassifier, MLPRegressor)):
-        m = _read_estimator(model)
+    if isinstance(model, _ESTIMATORS):
+        m = _read_fitted(model)
     elif isinstance(model, Pipeline):
         m = _read_pipeline(model)
     else:
-        raise TypeError(f"model must be a fastmlp Network, MLPClassifier, MLPRegressor or a Pipeline ending in one, "
-                        f"got {type(model).__name__}.")
+        raise TypeError(f"model must be a fastmlp Network, MLPClassifier, MLPRegressor, MLPEnsembleClassifier, "
+                        f"MLPEnsembleRegressor or a Pipeline ending in one, got {type(model).__name__}.")
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         m.notes.append("inputs: " + ", ".join(f"x[{i}] {n}" for i, n in enumerate(names)))
@@ -135,15 +161,15 @@ def _read_pipeline(pipe):
     With x' = (x - mean) / scale: x' W + b = x (W / scale[:, None]) + (b - (mean / scale) W).
     """
     *steps, (last_name, est) = pipe.steps
-    if not isinstance(est, (MLPClassifier, MLPRegressor)):
-        raise TypeError(f"model: the Pipeline's last step {last_name!r} must be a fastmlp MLPClassifier or "
-                        f"MLPRegressor, got {type(est).__name__}.")
+    if not isinstance(est, _ESTIMATORS):
+        raise TypeError(f"model: the Pipeline's last step {last_name!r} must be a fastmlp MLPClassifier, "
+                        f"MLPRegressor, MLPEnsembleClassifier or MLPEnsembleRegressor, got {type(est).__name__}.")
     for name, step in steps:
         if step is not None and step != "passthrough" and type(step) is not StandardScaler:
             raise ValueError(f"model: the Pipeline's step {name!r} ({type(step).__name__}) cannot be exported "
                              f"to C; only StandardScaler steps (folded into the first layer) may precede the "
                              f"estimator.")
-    m = _read_estimator(est)
+    m = _read_fitted(est)
     shift = np.zeros(m.sizes[0])  # the steps so far as x -> x * gain + shift
     gain = np.ones(m.sizes[0])
     for name, step in steps:
@@ -158,8 +184,9 @@ def _read_pipeline(pipe):
         gain, shift = gain / scale, (shift - mean) / scale
         m.notes.append(f"pipeline step {name!r}: StandardScaler folded into layer 1 "
                        f"(x - mean) / scale over {m.sizes[0]} features")
-    W, b = m.coefs[0], m.intercepts[0]
-    m.coefs[0], m.intercepts[0] = W * gain[:, None], b + shift @ W
+    for coefs, intercepts, _ in m.members:  # (m.coefs is the first member's)
+        W, b = coefs[0], intercepts[0]
+        coefs[0], intercepts[0] = W * gain[:, None], b + shift @ W
     m.description = repr(pipe)
     return m
 
@@ -217,6 +244,8 @@ class _Code:
     def __init__(self, m, name, dtype):
         self.m, self.name, self.NAME, self.dtype = m, name, name.upper(), dtype
         self.T = _C_TYPE[dtype]
+        self.K = len(m.members)
+        self.prefix = name  # of the arrays of the network being written: <name>, or <name>_m<k> for member k
         self.lines = []
         L = len(m.coefs)
         self.hidden_sizes = m.sizes[1:-1]
@@ -259,6 +288,9 @@ class _Code:
         T = self.T
         what = {"network": "a fastmlp Network", "classifier": "a fastmlp MLPClassifier",
                 "regressor": "a fastmlp MLPRegressor"}[m.kind]
+        if self.K > 1:
+            what = {"classifier": "a fastmlp MLPEnsembleClassifier",
+                    "regressor": "a fastmlp MLPEnsembleRegressor"}[m.kind] + f" ({self.K} members)"
         lines = [f"{filename}: {what} as dependency-free C99, written by fastmlp {version}.", "",
                  *m.description.splitlines()]
         if m.notes:
@@ -267,7 +299,8 @@ class _Code:
         for l, (fan_in, fan_out) in enumerate(zip(m.sizes[:-1], m.sizes[1:]), start=1):
             act = m.output if l == self.n_layers else m.activation
             lines.append(f"  layer {l}: ({fan_in}, {fan_out}), {act}")
-        n_params = sum(W.size + b.size for W, b in zip(m.coefs, m.intercepts)) + sum(s.size for s in m.slopes)
+        n_params = sum(sum(W.size + b.size for W, b in zip(coefs, intercepts)) + sum(s.size for s in slopes)
+                       for coefs, intercepts, slopes in m.members)
         lines += [f"  {n_params} parameters, {n_params * self.dtype.itemsize} bytes of {T}",
                   f"weights sha256 {digest}",
                   f"  (of the {T} arrays below, in order, as little-endian bytes)", "", "Use:",
@@ -289,8 +322,10 @@ class _Code:
             lines += self.class_comment()
         else:
             lines.append(outputs[m.kind])
+        callers = (("forward", self.K > 1), ("predict", m.kind == "classifier"))
+        more = " and ".join(f"{self.name}_{f}" for f, has in callers if has)
         lines += ["", f"Re-entrant: nothing global is written; a call keeps {N}_SCRATCH_SIZE {T}s on the stack"
-                      + (f"\n({N}_N_OUTPUTS more in {self.name}_predict)." if m.kind == "classifier" else ".")]
+                      + (f"\n({N}_N_OUTPUTS more in each of {more})." if more else ".")]
         lines = [part for line in lines for part in line.split("\n")]
         self.emit("/*", *(f" * {_comment_safe(t)}".rstrip() for t in lines), " */")
 
@@ -338,26 +373,26 @@ class _Code:
 
     def layer(self, l, src, dst, fan_in, fan_out, last):
         """One layer's loop nest: dst = f(src W_l + b_l)."""
-        m, name = self.m, self.name
+        m, prefix = self.m, self.prefix
         act = m.output if last else m.activation
         self.emit(f"    /* layer {l}: ({fan_in}, {fan_out}), {act}: {dst} = {act}({src} W{l} + b{l}) */",
                   f"    for (j = 0; j < {fan_out}; j++) {dst}[j] = 0;",
                   f"    for (i = 0; i < {fan_in}; i++) {{",
                   f"        const {self.T} v = {src}[i];"
                   + (f" /* loaded once: {src} and {dst} share the scratch */" if l > 1 and not last else ""),
-                  f"        for (j = 0; j < {fan_out}; j++) {dst}[j] += v * {name}_W{l}[i][j];",
+                  f"        for (j = 0; j < {fan_out}; j++) {dst}[j] += v * {prefix}_W{l}[i][j];",
                   "    }")
         if last:
             self.output_activation(dst, fan_out, l)
             return
         f = _HIDDEN[m.activation](self, "z", l, "j")
         self.emit(f"    for (j = 0; j < {fan_out}; j++) {{",
-                  f"        const {self.T} z = {dst}[j] + {name}_b{l}[j];",
+                  f"        const {self.T} z = {dst}[j] + {prefix}_b{l}[j];",
                   f"        {dst}[j] = {f};",
                   "    }")
 
     def output_activation(self, out, n, l):
-        b = f"{self.name}_b{l}"
+        b = f"{self.prefix}_b{l}"
         act = self.m.output
         if act == "softmax":
             exp = self.libm("exp")
@@ -383,9 +418,30 @@ class _Code:
                   "    }")
 
     def forward(self):
-        m, name, N, T = self.m, self.name, self.NAME, self.T
-        self.emit(f"/* the model's output for one row: x ({N}_N_INPUTS,) read, out ({N}_N_OUTPUTS,) written */",
-                  f"static inline void {name}_forward(const {T} *x, {T} *out)", "{")
+        """<name>_forward: the network's layers, or the mean of the members' <name>_member<k>."""
+        name, N, T = self.name, self.NAME, self.T
+        if self.K == 1:
+            self.network_forward(f"{name}_forward",
+                                 f"the model's output for one row: x ({N}_N_INPUTS,) read, out ({N}_N_OUTPUTS,) "
+                                 "written")
+            return
+        for k in range(self.K):
+            self.prefix = f"{name}_m{k}"
+            self.network_forward(f"{name}_member{k}", f"member {k}'s output for one row (estimators_[{k}])")
+        self.prefix = name
+        # as the ensemble's mean over its members: the sum in member order, then divided by their number
+        self.emit(f"/* the model's output for one row, the mean of the {self.K} members': x ({N}_N_INPUTS,) read, "
+                  f"out ({N}_N_OUTPUTS,) written */",
+                  f"static inline void {name}_forward(const {T} *x, {T} *out)", "{",
+                  f"    {T} o[{N}_N_OUTPUTS];", "    int j;", f"    {name}_member0(x, out);")
+        for k in range(1, self.K):
+            self.emit(f"    {name}_member{k}(x, o);", f"    for (j = 0; j < {N}_N_OUTPUTS; j++) out[j] += o[j];")
+        self.emit(f"    for (j = 0; j < {N}_N_OUTPUTS; j++) out[j] /= {self.literal(self.K)};", "}", "")
+
+    def network_forward(self, fname, comment):
+        """One network's forward pass as the function fname, over the arrays of self.prefix."""
+        m, N, T = self.m, self.NAME, self.T
+        self.emit(f"/* {comment} */", f"static inline void {fname}(const {T} *x, {T} *out)", "{")
         if self.scratch:
             self.emit(f"    {T} scratch[{N}_SCRATCH_SIZE];")
             for l, units in enumerate(self.hidden_sizes, start=1):
@@ -424,12 +480,16 @@ class _Code:
     def write(self, filename, version):
         m, N, name = self.m, self.NAME, self.name
         arrays = []  # (C name, values in the dtype, comment), in the header's order
-        for l, (W, b) in enumerate(zip(m.coefs, m.intercepts), start=1):
-            act = m.output if l == self.n_layers else m.activation
-            arrays += [(f"{name}_W{l}", W, f"layer {l} weights {W.shape}, coefs_[{l - 1}]"),
-                       (f"{name}_b{l}", b, f"layer {l} biases ({b.size},), intercepts_[{l - 1}]; then {act}")]
-        for l, s in enumerate(m.slopes, start=1):
-            arrays.append((f"{name}_slopes{l}", s, f"layer {l} prelu slopes ({s.size},), prelu_slopes_[{l - 1}]"))
+        for k, (coefs, intercepts, slopes) in enumerate(m.members):
+            prefix, of = (name, "") if self.K == 1 else (f"{name}_m{k}", f"estimators_[{k}].")
+            for l, (W, b) in enumerate(zip(coefs, intercepts), start=1):
+                act = m.output if l == self.n_layers else m.activation
+                arrays += [(f"{prefix}_W{l}", W, f"layer {l} weights {W.shape}, {of}coefs_[{l - 1}]"),
+                           (f"{prefix}_b{l}", b,
+                            f"layer {l} biases ({b.size},), {of}intercepts_[{l - 1}]; then {act}")]
+            for l, s in enumerate(slopes, start=1):
+                arrays.append((f"{prefix}_slopes{l}", s,
+                               f"layer {l} prelu slopes ({s.size},), {of}prelu_slopes_[{l - 1}]"))
         with np.errstate(over="ignore"):
             arrays = [(cname, np.asarray(a, dtype=self.dtype.newbyteorder("<")), c) for cname, a, c in arrays]
         for cname, values, _ in arrays:  # a float64 model's (or a folded scaling's) weights beyond float32's range
@@ -542,9 +602,12 @@ def export_c(model, path, *, name="model", dtype=None):
 
     Parameters
     ----------
-    model : Network, MLPClassifier, MLPRegressor or Pipeline
+    model : Network, MLPClassifier, MLPRegressor, MLPEnsembleClassifier, MLPEnsembleRegressor or Pipeline
         A fastmlp ``Network``, a fitted ``MLPClassifier`` or ``MLPRegressor``,
-        or a fitted ``Pipeline`` of ``StandardScaler`` steps and one of these
+        a fitted ``MLPEnsembleClassifier`` or ``MLPEnsembleRegressor`` (each
+        member a function of its own, ``<name>_forward`` the mean of their
+        outputs, as the ensemble's ``predict_proba`` and ``predict``), or a
+        fitted ``Pipeline`` of ``StandardScaler`` steps and one of these
         estimators, whose scaling is folded into the first layer (the header
         takes the raw features).
     path : str or os.PathLike
