@@ -356,8 +356,10 @@ def test_partial_fit_refused_leaves_the_ensemble_as_it_was(Ens):
         ens.set_params(early_stopping=True).partial_fit(X, y)
     ens.set_params(early_stopping=False)
     assert pickle.dumps(ens) == before
-    ens.partial_fit(X, y)  # usable
+    seeds = [m.random_state for m in ens.estimators_]
+    ens.set_params(random_state=None).partial_fit(X, y)  # usable; the members keep the seeds of their weights
     assert [len(c) for c in ens.loss_curve_] == [2, 2]
+    assert [m.random_state for m in ens.estimators_] == seeds
     assert not hasattr(Ens(solver="lbfgs"), "partial_fit")  # as the member class's
 
 

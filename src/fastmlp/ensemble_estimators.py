@@ -212,10 +212,11 @@ class _BaseEnsemble:
         fresh = self._new_members(member_params, check_random_state(self.random_state))  # (fit's seeds)
         if old is None:
             members = fresh
-        else:  # the members go on; their parameters follow the ensemble's (member_params' rates and alphas)
+        else:  # the members go on; their parameters follow the ensemble's (member_params' rates and alphas),
+            # but for the seed their weights were drawn from
             members = copy.deepcopy(old)  # (a failure keeps the old ones)
             for member, new in zip(members, fresh):
-                member.set_params(**new.get_params(deep=False))
+                member.set_params(**{k: v for k, v in new.get_params(deep=False).items() if k != "random_state"})
         dtype = self._fit_dtype(X) if old is None else members[0]._network.dtype
         checked = copy.copy(self)  # validate_data records n_features_in_ (and names) on it, not yet on self
         X, y = validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True,
