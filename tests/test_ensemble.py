@@ -136,6 +136,26 @@ def test_members_equal_networks_trained_alone(case):
     assert_allclose(ens.predict(X), P.mean(axis=0))
 
 
+@pytest.mark.parametrize("case", ["relu-sgd", "tanh-softmax-adam-l2", "groups-prelu-softmax-per-member-clip"])
+def test_validation_data_scores_each_member_as_a_network_alone(case, tmp_path):
+    layers, member_params, fit_args, net_args = CASES[case]
+    X_val, Y_val = _data(layers, net_args.get("loss"), n=23, seed=9)
+    w_val = np.linspace(0.5, 2.0, 23)
+    ens, refs, X = _pair(layers, member_params, dict(fit_args, validation_data=(X_val, Y_val, w_val)), net_args)
+    assert ens.validation_loss_curve_.shape == (len(member_params), EPOCHS)
+    for k, ref in enumerate(refs):
+        assert_allclose(ens.validation_loss_curve_[k], ref.validation_loss_curve_, rtol=1e-6)
+    ens.save(tmp_path / "e.fmlp")
+    loaded = fastmlp.load(tmp_path / "e.fmlp")
+    assert_array_equal(loaded.validation_loss_curve_, ens.validation_loss_curve_)
+    ens.fit(X, _data(layers, net_args.get("loss"))[1], epochs=1)  # a fit without: no stale curve
+    assert not hasattr(ens, "validation_loss_curve_")
+    with pytest.raises(ValueError, match=r"validation_data\[0\] \(X_val\)"):
+        ens.fit(X, _data(layers, net_args.get("loss"))[1], validation_data=(X_val[:, :2], Y_val))
+    with pytest.raises(TypeError, match="validation_data"):
+        ens.fit(X, _data(layers, net_args.get("loss"))[1], validation_data=X_val)
+
+
 def test_members_equal_networks_trained_alone_float32():
     layers, member_params, fit_args, net_args = CASES["tanh-softmax-adam-l2"]
     ens, refs, X = _pair(layers, member_params, fit_args, net_args, dtype=np.float32)
@@ -344,7 +364,7 @@ def test_divergence_leaves_finite_predictions_and_a_matching_record(epochs):
     before = _all(ens).copy()
     with np.errstate(all="ignore"), pytest.raises(ValueError, match=r"diverged in epoch (\d+)") as info:
         ens.fit(X, y * 10.0 ** (153 if epochs == 1 else 0), epochs=epochs, batch_size=200, momentum=0.9,
-                nesterov=True)
+                nesterov=True, validation_data=(X[:20], y[:20]))
     message = str(info.value)
     assert np.isfinite(ens.forward(X)).all()
     failed = int(message.split("diverged in epoch ")[1].split(":")[0])
@@ -354,6 +374,7 @@ def test_divergence_leaves_finite_predictions_and_a_matching_record(epochs):
     else:
         assert ens.loss_curve_.shape == (2, failed - 1) and ens.grad_norms_.shape == (2, failed - 1, 2)
         assert np.isfinite(ens.loss_curve_).all()
+    assert ens.validation_loss_curve_.shape == ens.loss_curve_.shape  # the epochs the weights come from
     if epochs == 1:  # the outputs overflow after the last update: the end-of-fit check rolls it back
         assert "overflow" in message
         assert_array_equal(_all(ens), before)

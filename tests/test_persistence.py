@@ -804,3 +804,11 @@ def test_network_ensemble_curves_of_the_wrong_shape_raise_value_error(tmp_path):
     tamper(path, arrays={"network.loss_curve_": np.full((3, 2), np.nan)})
     with pytest.raises(ValueError, match="loss_curve_"):
         load(path)
+    # the validation curve: one value per member and epoch, as the loss curve
+    ens, path, X, Y = _ensemble(tmp_path)
+    ens.fit(X, Y, epochs=2, validation_data=(X[:10], Y[:10]))
+    ens.save(path)
+    assert_array_equal(load(path).validation_loss_curve_, ens.validation_loss_curve_)
+    tamper(path, arrays={"network.validation_loss_curve_": np.zeros((3, 5))})
+    with pytest.raises(ValueError, match="validation_loss_curve_.*does not fit"):
+        load(path)

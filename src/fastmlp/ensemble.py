@@ -178,6 +178,9 @@ class NetworkEnsemble(FixedSettings):
         After fit: each member's mean over the batches of ``||dW_l||`` per
         epoch and layer (as ``Network.grad_norms_``); each member's
         ``dead_units_`` is that of ``member(k)``.
+    validation_loss_curve_ : ndarray of shape (n_members, epochs)
+        After a fit given ``validation_data``: each member's loss on it after
+        every epoch (as ``Network.validation_loss_curve_``).
 
     See Also
     --------
@@ -339,7 +342,7 @@ class NetworkEnsemble(FixedSettings):
 
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None,
-            shuffle=True, sample_weight=None, n_threads=None):
+            shuffle=True, sample_weight=None, n_threads=None, validation_data=None):
         """Train every member with mini-batch gradient descent, in one pass over the batches per epoch.
 
         The arguments are ``Network.fit``'s; ``learning_rate`` and ``alpha``
@@ -384,6 +387,9 @@ class NetworkEnsemble(FixedSettings):
             The engine's threads, as for ``Network.fit``; groups of members
             (fixed by the sizes) are shared by the threads, so the weights are
             the same bits for any count.
+        validation_data : tuple (X_val, Y_val) or (X_val, Y_val, sample_weight_val), default=None
+            Scored after every epoch, as for ``Network.fit``: each member's
+            validation loss per epoch in ``validation_loss_curve_``.
 
         Returns
         -------
@@ -419,6 +425,7 @@ class NetworkEnsemble(FixedSettings):
         X = dense(net._check_X(X))
         Y = net._check_Y(Y, X.shape[0])
         sample_weight = net._check_sample_weight(sample_weight, X.shape[0])
+        validation = net._check_validation_data(validation_data)
         epochs = check_int(epochs, "epochs", 1)
         shuffle = check_bool(shuffle, "shuffle")
         n_threads = _check_n_threads(n_threads)
@@ -435,7 +442,7 @@ class NetworkEnsemble(FixedSettings):
         pack.pack([m._params for m in members])
         start = np.empty_like(pack.params)
         total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
-        losses, norms, unit_max = [], [], None
+        losses, norms, val_losses, unit_max = [], [], [], None
 
         before = pack.params.copy() if epochs > 1 else None  # what a roll-back past the failed epoch returns to
 
@@ -444,6 +451,10 @@ class NetworkEnsemble(FixedSettings):
                 pack.unpack(k, m._params, params)
             self.loss_curve_ = np.array(losses).reshape(-1, self.n_members).T
             self.grad_norms_ = np.array(norms).reshape(-1, self.n_members, net.n_layers_).transpose(1, 0, 2)
+            if validation is not None:
+                self.validation_loss_curve_ = np.array(val_losses).reshape(-1, self.n_members).T
+            else:
+                self.__dict__.pop("validation_loss_curve_", None)  # (an earlier call's)
 
         def overflowing(params):
             """The members whose outputs on X overflow with params (the pack's layout; their weights given
@@ -455,11 +466,11 @@ class NetworkEnsemble(FixedSettings):
         def roll_back(epoch, what):
             """The weights of the start of the failed epoch (those before the call when they overflow the
             outputs, as a Network's fit does); returns the error to raise."""
-            del losses[epoch - 1:], norms[epoch - 1:]
+            del losses[epoch - 1:], norms[epoch - 1:], val_losses[epoch - 1:]
             give_back(start)
             where = f"those of the start of epoch {epoch}"
             if before is not None and overflowing(start):
-                losses.clear(), norms.clear()
+                losses.clear(), norms.clear(), val_losses.clear()
                 give_back(before)
                 where = (f"those before this call (the outputs of the weights of the start of epoch {epoch} "
                          f"overflow on the training data)")
@@ -478,6 +489,11 @@ class NetworkEnsemble(FixedSettings):
                 raise roll_back(epoch, "a member's loss or weights became NaN or infinite")
             losses.append(loss_sums / total_weight)
             norms.append(norm_sums / max(n_batches, 1))
+            if validation is not None:  # every member's loss on it, from its own weights (given back)
+                for k, m in enumerate(members):
+                    pack.unpack(k, m._params)
+                val_losses.append([loss for loss, _ in Validation.evaluate_together([validation] * len(members),
+                                                                                     members)])
         give_back(pack.params)
         # (as a Network's fit: finite weights can still overflow the outputs, after the last update)
         overflow = overflowing(pack.params)

@@ -318,6 +318,9 @@ def _dump_network_ensemble(ens, w):
     if hasattr(ens, "loss_curve_"):
         cfg["loss_curve_"] = w.array("network.loss_curve_", np.asarray(ens.loss_curve_, dtype=np.float64))
         cfg["grad_norms_"] = w.array("network.grad_norms_", np.asarray(ens.grad_norms_, dtype=np.float64))
+    if hasattr(ens, "validation_loss_curve_"):
+        cfg["validation_loss_curve_"] = w.array("network.validation_loss_curve_",
+                                                np.asarray(ens.validation_loss_curve_, dtype=np.float64))
     return cfg
 
 
@@ -778,7 +781,7 @@ def _load_network_ensemble(cfg, ar, rngs):
     if not isinstance(cfg, dict):
         raise ValueError(f"{where} must be an object, got {type(cfg).__name__}.")
     _fields(cfg, where, ("n_members", "member_params", "seeds_", "random_state", "members"),
-            ("loss_curve_", "grad_norms_"))
+            ("loss_curve_", "grad_norms_", "validation_loss_curve_"))
     K = check_int(cfg["n_members"], f"{where}.n_members", 1)
     try:
         member_params = check_member_params(cfg["member_params"], K)
@@ -819,6 +822,13 @@ def _load_network_ensemble(cfg, ar, rngs):
         for k in range(K):
             _check_record(losses[k], norms[k], f"{where}.members.{k}", norms.shape[2])
         ens.loss_curve_, ens.grad_norms_ = losses.astype(np.float64), norms.astype(np.float64)
+    if "validation_loss_curve_" in cfg:
+        val = ar.array(cfg["validation_loss_curve_"], f"{where}.validation_loss_curve_", "f", ndim=2)
+        if "loss_curve_" not in cfg or val.shape != ens.loss_curve_.shape:
+            raise ValueError(f"array '{where}.validation_loss_curve_' {val.shape} does not fit the loss curve "
+                             f"{ens.loss_curve_.shape if 'loss_curve_' in cfg else '(none)'}: one value per member "
+                             "and epoch.")
+        ens.validation_loss_curve_ = val.astype(np.float64)
     return ens
 
 
