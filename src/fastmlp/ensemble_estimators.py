@@ -173,32 +173,41 @@ class _BaseEnsemble:
         elif self.early_stopping and self.solver in _STOCHASTIC_SOLVERS:
             X, y, sample_weight, X_val, y_val, sample_weight_val = self._validation_split(X, y, sample_weight)
         callbacks = self.__dict__.get("_skl_callbacks")
-        if self._in_one_pass():
-            # every member's fit set up as its own would be, their epochs trained together (one shuffle, from
-            # random_state after the members' seeds), each fit ended as its own would end
-            # (the first member checks the data; the others take it as checked: the same arguments and settings)
-            fits = [members[0]._prepared_fit(X, y, sample_weight, X_val=X_val, y_val=y_val,
-                                             sample_weight_val=sample_weight_val)]
-            fits += [member._prepared_fit(X, y, sample_weight, X_val=X_val, y_val=y_val,
-                                          sample_weight_val=sample_weight_val, like=fits[0]) for member in members[1:]]
-            train = functools.partial(run_in_one_pass, [fit.loop for fit in fits], rng, self.shuffle)
-            for fit in reversed(fits):
-                train = functools.partial(fit.guard, train)
-            train()
+        if self._in_one_pass():  # (one shuffle per epoch, from random_state after the members' seeds)
+            self._one_pass(members, rng, X, y, sample_weight, X_val=X_val, y_val=y_val,
+                           sample_weight_val=sample_weight_val)
         else:  # one member after another (set_callbacks: each member's fit runs them)
             for member in members:
                 if callbacks:
                     member.set_callbacks(*callbacks)
                 member.fit(X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val)
         self.estimators_ = members
+        self._record_input(checked)
+        self.best_index_ = int(np.argmax(self._member_scores(X_val is not None)))
+        self._from_members()
+        return self
+
+    def _one_pass(self, members, rng, X, y, sample_weight, incremental=False, **validation):
+        """Every member's fit (incremental: partial_fit) set up as its own would be (the first checks the data,
+        the others take it as checked: the same arguments and settings), their epochs trained together on
+        one shuffle per epoch from rng (None: the first member's generator, once set up), each fit ended as
+        its own would end."""
+        fits = [members[0]._prepared_fit(X, y, sample_weight, incremental=incremental, **validation)]
+        fits += [member._prepared_fit(X, y, sample_weight, incremental=incremental, like=fits[0], **validation)
+                 for member in members[1:]]
+        rng = members[0]._random_state if rng is None else rng
+        train = functools.partial(run_in_one_pass, [fit.loop for fit in fits], rng, self.shuffle)
+        for fit in reversed(fits):
+            train = functools.partial(fit.guard, train)
+        train()
+
+    def _record_input(self, checked):
+        """What validate_data recorded on checked (a copy of this ensemble), now this ensemble's."""
         for name in ("n_features_in_", "feature_names_in_"):
             if hasattr(checked, name):
                 setattr(self, name, getattr(checked, name))
             else:
                 self.__dict__.pop(name, None)
-        self.best_index_ = int(np.argmax(self._member_scores(X_val is not None)))
-        self._from_members()
-        return self
 
     def _partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch of every member on X and y (see partial_fit): with sgd and adam in one pass over the
@@ -224,14 +233,7 @@ class _BaseEnsemble:
         for member in members:
             member._start_partial_fit(y, classes)
         if self._in_one_pass():
-            fits = [members[0]._prepared_fit(X, y, sample_weight, incremental=True)]
-            fits += [member._prepared_fit(X, y, sample_weight, incremental=True, like=fits[0])
-                     for member in members[1:]]
-            train = functools.partial(run_in_one_pass, [fit.loop for fit in fits], members[0]._random_state,
-                                      self.shuffle)
-            for fit in reversed(fits):
-                train = functools.partial(fit.guard, train)
-            train()
+            self._one_pass(members, None, X, y, sample_weight, incremental=True)
         else:  # a schedule object, scikit-learn's callbacks: each member's own partial_fit
             callbacks = self.__dict__.get("_skl_callbacks")
             for member in members:
@@ -240,9 +242,7 @@ class _BaseEnsemble:
                 member.partial_fit(X, y, sample_weight, **({"classes": classes} if is_classifier(self) else {}))
         self.estimators_ = members
         if old is None:
-            for name in ("n_features_in_", "feature_names_in_"):
-                if hasattr(checked, name):
-                    setattr(self, name, getattr(checked, name))
+            self._record_input(checked)
         self.best_index_ = int(np.argmax(self._member_scores(False)))
         self._from_members()
         return self
