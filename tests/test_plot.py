@@ -248,3 +248,36 @@ def test_learning_rate_plot_shows_the_schedule(data):
         plot_learning_rate(MLPClassifier(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=3).fit(X, y))
     with pytest.raises(ValueError, match="history_"):
         plot_learning_rate(MLPClassifier())
+
+
+def test_an_ensembles_loss_curve_is_one_line_per_member():
+    # an ensemble's loss_curve_ holds a curve per member: drawn as one array it plotted epochs against members
+    from fastmlp import MLPEnsembleRegressor, NetworkEnsemble
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)), rng.standard_normal(40)
+    ens = NetworkEnsemble([3, 4, 1], n_members=3, random_state=0).fit(X[:30], y[:30], epochs=5,
+                                                                        validation_data=(X[30:], y[30:]))
+    ax = plot_loss_curve(ens)
+    assert len(ax.lines) == 6
+    for k in range(3):
+        np.testing.assert_array_equal(ax.lines[2 * k].get_xdata(), np.arange(1, 6))
+        np.testing.assert_array_equal(ax.lines[2 * k].get_ydata(), ens.loss_curve_[k])
+        np.testing.assert_array_equal(ax.lines[2 * k + 1].get_ydata(), ens.validation_loss_curve_[k])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["training loss (each member)",
+                                                                   "validation loss (each member)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPEnsembleRegressor(hidden_layer_sizes=(4,), n_members=2, max_iter=4, random_state=0).fit(X, y)
+    ax = plot_loss_curve(est)
+    assert len(ax.lines) == 2
+    for line, member in zip(ax.lines, est.estimators_):
+        np.testing.assert_array_equal(line.get_ydata(), member.loss_curve_)
+    for plot in (plot_gradient_norms, plot_learning_rate):  # one network's record: a member's
+        with pytest.raises(ValueError, match=r"ensemble: plot a member, .*\(model.estimators_\[k\]\)"):
+            plot(est)
+        with pytest.raises(ValueError, match="is an ensemble"):
+            plot(ens)
+        plot(est.estimators_[1])
+    with pytest.raises(ValueError, match="has no loss_curve_: fit the model"):
+        plot_loss_curve(MLPEnsembleRegressor())

@@ -17,7 +17,10 @@ They work with ``fastmlp.Network``, ``fastmlp.reference.Network`` and the
 estimators ``fastmlp.MLPClassifier`` / ``fastmlp.MLPRegressor``: they read the
 fitted attributes ``loss_curve_``, ``grad_norms_``, ``history_`` and, with a
 validation set, ``validation_loss_curve_`` and (estimators with
-``early_stopping=True``) ``validation_scores_``.
+``early_stopping=True``) ``validation_scores_``. ``plot_loss_curve`` also
+draws an ensemble (``NetworkEnsemble``, ``MLPEnsembleClassifier``,
+``MLPEnsembleRegressor``): every member's curves; the other two plot one
+member at a time.
 """
 import numpy as np
 
@@ -44,6 +47,30 @@ def _fitted(model, name):
     return np.asarray(value, dtype=np.float64)
 
 
+def _member_curves(model):
+    """Each member's (training, validation or None) loss curve for an ensemble (an MLPEnsembleClassifier or
+    MLPEnsembleRegressor fitted, a NetworkEnsemble), None for one network."""
+    members = getattr(model, "estimators_", None)
+    if members is not None:
+        return [(np.asarray(m.loss_curve_, dtype=np.float64), getattr(m, "validation_loss_curve_", None))
+                for m in members]
+    if hasattr(model, "_members"):  # a NetworkEnsemble: (n_members, epochs) arrays
+        loss = _fitted(model, "loss_curve_")
+        val = getattr(model, "validation_loss_curve_", None)
+        return [(loss[k], None if val is None else val[k]) for k in range(len(loss))]
+    return None
+
+
+def _one_network(model, plot):
+    """A ValueError for an ensemble, whose members each have their own record: the plot draws one network's."""
+    if getattr(model, "estimators_", None) is not None:
+        raise ValueError(f"{plot} draws one network's record, and {type(model).__name__} is an ensemble: plot a "
+                         f"member, {plot}(model.estimators_[k]).")
+    if hasattr(model, "_members"):  # a NetworkEnsemble
+        raise ValueError(f"{plot} draws one network's record, and {type(model).__name__} is an ensemble (its "
+                         "members' records are rows of its own arrays: grad_norms_[k] is member k's).")
+
+
 def _axes(ax):
     if ax is None:
         _, ax = plt.subplots()
@@ -55,9 +82,11 @@ def plot_loss_curve(model, ax=None):
 
     Parameters
     ----------
-    model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier or MLPRegressor
+    model : fastmlp.Network, fastmlp.reference.Network, MLPClassifier, MLPRegressor or an ensemble
         A fitted model: its ``loss_curve_`` (mean training loss per epoch, one
-        entry per iteration for the lbfgs solver) is drawn, and beside it its
+        entry per iteration for the lbfgs solver) is drawn (for an ensemble,
+        NetworkEnsemble or MLPEnsembleClassifier / MLPEnsembleRegressor, one
+        line per member, and one per member for its validation loss), and beside it its
         ``validation_loss_curve_`` when it had a validation set (label
         "validation loss"; NaN epochs, without one, leave gaps). If the model
         also has a non-empty ``validation_scores_`` (an estimator fitted with
@@ -98,6 +127,9 @@ def plot_loss_curve(model, ax=None):
     ('epoch', 2)
     >>> plt.close("all")
     """
+    curves = _member_curves(model)
+    if curves is not None:
+        return _plot_member_losses(model, curves, _axes(ax))
     loss = _fitted(model, "loss_curve_")
     ax = _axes(ax)
     epochs = np.arange(1, len(loss) + 1)
@@ -126,6 +158,24 @@ def plot_loss_curve(model, ax=None):
                                         label=f"best validation score ({best:.3g})"))
     # a falling loss leaves the upper right empty; with a rising score, the middle right
     ax.legend(handles=handles, loc="upper right" if len(handles) == 1 else "center right")
+    return ax
+
+
+def _plot_member_losses(model, curves, ax):
+    """plot_loss_curve of an ensemble: each member's training loss (and validation loss), one line each."""
+    handles = {}  # legend entry -> its first line
+    for loss, val in curves:
+        line, = ax.plot(np.arange(1, len(loss) + 1), loss, color="C0", alpha=0.7)
+        handles.setdefault("training loss (each member)", line)
+        if val is not None and len(val) > 0:
+            line, = ax.plot(np.arange(1, len(val) + 1), np.asarray(val, dtype=np.float64), color="C2", alpha=0.7,
+                            linestyle="--")
+            handles.setdefault("validation loss (each member)", line)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("loss")
+    ax.set_title(f"{type(model).__name__}: loss curves of {len(curves)} members")
+    ax.legend(list(handles.values()), list(handles), loc="upper right")
     return ax
 
 
@@ -172,6 +222,7 @@ def plot_learning_rate(model, ax=None):
     [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025]
     >>> plt.close("all")
     """
+    _one_network(model, "plot_learning_rate")
     history = getattr(model, "history_", None)
     if not history or not len(history["learning_rate"]):
         raise ValueError(f"{type(model).__name__} has no history_: fit the model before plotting "
@@ -242,6 +293,7 @@ def plot_gradient_norms(model, ax=None):
     'log'
     >>> plt.close("all")
     """
+    _one_network(model, "plot_gradient_norms")
     norms = _fitted(model, "grad_norms_")
     if norms.ndim != 2:
         raise ValueError(f"{type(model).__name__}.grad_norms_ must have shape (n_epochs, n_layers), "
