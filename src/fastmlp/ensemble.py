@@ -446,9 +446,12 @@ class NetworkEnsemble(FixedSettings):
 
         before = pack.params.copy() if epochs > 1 else None  # what a roll-back past the failed epoch returns to
 
-        def give_back(params):  # every member's weights from params (in the pack's layout), the curves so far
+        def weights_back(params):  # every member's weights from params (in the pack's layout)
             for k, m in enumerate(members):
                 pack.unpack(k, m._params, params)
+
+        def give_back(params):  # the weights, and the curves so far
+            weights_back(params)
             self.loss_curve_ = np.array(losses).reshape(-1, self.n_members).T
             self.grad_norms_ = np.array(norms).reshape(-1, self.n_members, net.n_layers_).transpose(1, 0, 2)
             if validation is not None:
@@ -490,8 +493,7 @@ class NetworkEnsemble(FixedSettings):
             losses.append(loss_sums / total_weight)
             norms.append(norm_sums / max(n_batches, 1))
             if validation is not None:  # every member's loss on it, from its own weights (given back)
-                for k, m in enumerate(members):
-                    pack.unpack(k, m._params)
+                weights_back(pack.params)
                 val_losses.append([loss for loss, _ in Validation.evaluate_together([validation] * len(members),
                                                                                      members)])
         give_back(pack.params)

@@ -157,13 +157,8 @@ class _BaseEnsemble:
         dtype = self._fit_dtype(X)
         rng = check_random_state(self.random_state)
         old = self.__dict__.get("estimators_")
-        if self.warm_start and old is not None and len(old) == self.n_members:
-            members = copy.deepcopy(old)  # a warm start goes on from each member's weights; a failure keeps them
-            fresh = self._new_members(member_params, rng)
-            for member, new in zip(members, fresh):
-                member.set_params(**new.get_params(deep=False))
-        else:
-            members = self._new_members(member_params, rng)
+        goes_on = self.warm_start and old is not None and len(old) == self.n_members
+        members = self._members_of_call(member_params, rng, old if goes_on else None)
         checked = copy.copy(self)  # validate_data records n_features_in_ (and names) on it, not yet on self
         # (a classifier's labels stay as given: each member encodes them, the same way)
         X, y = validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -186,6 +181,22 @@ class _BaseEnsemble:
         self.best_index_ = int(np.argmax(self._member_scores(X_val is not None)))
         self._from_members()
         return self
+
+    def _members_of_call(self, member_params, rng, old=None, keep_seeds=False):
+        """The members a call trains: new ones (_new_members, seeds from rng), or copies of old that go on
+        from their weights (a failed call keeps old as it was) with the ensemble's parameters now, each with
+        its member_params, and with keep_seeds the seed their weights came from (partial_fit: a seed drawn
+        anew, random_state=None, would name weights it did not make; a warm start re-seeds as fit does)."""
+        fresh = self._new_members(member_params, rng)
+        if old is None:
+            return fresh
+        members = copy.deepcopy(old)
+        for member, new in zip(members, fresh):
+            params = new.get_params(deep=False)
+            if keep_seeds:
+                del params["random_state"]
+            member.set_params(**params)
+        return members
 
     def _one_pass(self, members, rng, X, y, sample_weight, incremental=False, **validation):
         """Every member's fit (incremental: partial_fit) set up as its own would be (the first checks the data,
@@ -218,14 +229,8 @@ class _BaseEnsemble:
         if old is not None and len(old) != self.n_members:
             raise ValueError(f"n_members={self.n_members}, but the ensemble has {len(old)} members: partial_fit "
                              "goes on with the members it has (fit starts anew).")
-        fresh = self._new_members(member_params, check_random_state(self.random_state))  # (fit's seeds)
-        if old is None:
-            members = fresh
-        else:  # the members go on; their parameters follow the ensemble's (member_params' rates and alphas),
-            # but for the seed their weights were drawn from
-            members = copy.deepcopy(old)  # (a failure keeps the old ones)
-            for member, new in zip(members, fresh):
-                member.set_params(**{k: v for k, v in new.get_params(deep=False).items() if k != "random_state"})
+        members = self._members_of_call(member_params, check_random_state(self.random_state), old,
+                                        keep_seeds=True)
         dtype = self._fit_dtype(X) if old is None else members[0]._network.dtype
         checked = copy.copy(self)  # validate_data records n_features_in_ (and names) on it, not yet on self
         X, y = validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True,
