@@ -6,6 +6,8 @@ seeds), whose generator hands out the ensemble's permutations (one shuffle per
 epoch from the ensemble's random_state, which draws nothing else when every
 member's seed is given).
 """
+import copy
+
 import numpy as np
 import scipy.sparse
 import pytest
@@ -40,14 +42,15 @@ def _data(layers, loss, n=N, seed=1, dtype=np.float64):
     return X.astype(dtype), Y.astype(dtype)
 
 
-def _pair(layers, member_params, fit_args, net_args, dtype=np.float64, batch_size=BATCH, n_threads=None):
+def _pair(layers, member_params, fit_args, net_args, dtype=np.float64, batch_size=BATCH, n_threads=None,
+          epochs=EPOCHS):
     """The fitted ensemble, and each member's Network trained alone on the same batches."""
     X, Y = _data(layers, net_args.get("loss"), dtype=dtype)
     ens = NetworkEnsemble(layers, n_members=len(member_params), random_state=5, member_params=member_params,
                           dtype=dtype, **net_args)
-    ens.fit(X, Y, epochs=EPOCHS, batch_size=batch_size, n_threads=n_threads, **fit_args)
+    ens.fit(X, Y, epochs=epochs, batch_size=batch_size, n_threads=n_threads, **fit_args)
     shuffle = np.random.default_rng(5)
-    orders = [shuffle.permutation(N) for _ in range(EPOCHS)]
+    orders = [shuffle.permutation(N) for _ in range(epochs)]
     refs = []
     for own in member_params:
         args = dict(net_args, dtype=dtype, random_state=own["random_state"])
@@ -55,7 +58,7 @@ def _pair(layers, member_params, fit_args, net_args, dtype=np.float64, batch_siz
             args["dropout"] = own["dropout"]
         ref = Network(layers, **args)
         ref._rng = _Replay(ref._rng, orders)
-        ref.fit(X, Y, epochs=EPOCHS, batch_size=batch_size,
+        ref.fit(X, Y, epochs=epochs, batch_size=batch_size,
                 **dict(fit_args, **{k: v for k, v in own.items() if k in ("learning_rate", "alpha")}))
         refs.append(ref)
     return ens, refs, X
@@ -154,6 +157,38 @@ def test_validation_data_scores_each_member_as_a_network_alone(case, tmp_path):
         ens.fit(X, _data(layers, net_args.get("loss"))[1], validation_data=(X_val[:, :2], Y_val))
     with pytest.raises(TypeError, match="validation_data"):
         ens.fit(X, _data(layers, net_args.get("loss"))[1], validation_data=X_val)
+
+
+def test_early_stopping_stops_each_member_as_a_network_alone(tmp_path):
+    # per-member rates from slow to far too fast: the members stop at different epochs (one diverges: with
+    # early stopping it ends at its best epoch, the diverged one recorded as NaN, as a Network's fit)
+    layers = [4, 6, 2]
+    member_params = [{"random_state": 1, "learning_rate": 1e-3}, {"random_state": 2, "learning_rate": 0.3},
+                     {"random_state": 3, "learning_rate": 3.0}, {"random_state": 4, "learning_rate": 50.0}]
+    X_val, Y_val = _data(layers, None, n=23, seed=9)
+    with np.errstate(all="ignore"):
+        ens, refs, X = _pair(layers, member_params, dict(validation_data=(X_val, Y_val), early_stopping=True,
+                                                         patience=3, momentum=0.9), {}, epochs=30)
+    counts = [len(ref.loss_curve_) for ref in refs]
+    assert_array_equal(ens.n_epochs_, counts)
+    assert len(set(counts)) > 2 and max(counts) == 30 and ens.loss_curve_.shape == (4, 30)
+    assert any(np.isnan(ref.loss_curve_[-1]) for ref in refs)  # (a member that diverged)
+    for k, (ref, n) in enumerate(zip(refs, counts)):
+        assert_allclose(ens._members[k]._params, ref._params, rtol=1e-6)
+        assert_allclose(ens.loss_curve_[k, :n], ref.loss_curve_, rtol=1e-6)
+        assert_allclose(ens.validation_loss_curve_[k, :n], ref.validation_loss_curve_, rtol=1e-6)
+        assert_allclose(ens.grad_norms_[k, :n], ref.grad_norms_, rtol=1e-6)
+        assert np.isnan(ens.loss_curve_[k, n:]).all() and np.isnan(ens.grad_norms_[k, n:]).all()
+    ens.save(tmp_path / "e.fmlp")
+    loaded = fastmlp.load(tmp_path / "e.fmlp")
+    assert_array_equal(loaded.n_epochs_, ens.n_epochs_)
+    assert_array_equal(loaded.loss_curve_, ens.loss_curve_)
+    assert_array_equal(loaded.forward(X), ens.forward(X))
+    with pytest.raises(ValueError, match="early_stopping=True needs validation_data"):
+        ens.fit(X, _data(layers, None)[1], early_stopping=True)
+    with pytest.raises(ValueError, match="patience"):
+        ens.fit(X, _data(layers, None)[1], validation_data=(X_val, Y_val), early_stopping=True, patience=0)
+    assert_array_equal(fastmlp.load(tmp_path / "e.fmlp").forward(X), ens.forward(X))  # (unchanged by them)
 
 
 def test_members_equal_networks_trained_alone_float32():
@@ -352,29 +387,53 @@ def test_sparse_and_weighted_input():
 
 
 @pytest.mark.parametrize("epochs", [1, 20])
-def test_divergence_leaves_finite_predictions_and_a_matching_record(epochs):
+def test_divergence_takes_each_member_back_as_its_network_alone(epochs):
     # test_divergence.py's case: sgd with Nesterov momentum at learning_rate 1 on unscaled iris diverges;
-    # the failed epoch's start comes back, or the call's when that start already overflows the outputs
+    # the failed epoch's start comes back, or the call's when that start already overflows the outputs.
+    # Each member is taken back as its Network's fit would take it (the one that diverged; the other at
+    # the start of that epoch, or at its last epoch when the end's check failed), and its row of the records
+    # holds the epochs its weights come from
     from sklearn.datasets import load_iris
 
     X, y = load_iris(return_X_y=True)
+    member_params = [{"random_state": 1, "learning_rate": 1e-4}, {"random_state": 2, "learning_rate": 1.0}]
     ens = NetworkEnsemble([4, 100, 1], n_members=2, activation="identity", random_state=0,
-                          member_params=[{"learning_rate": 1e-4}, {"learning_rate": 1.0}])
-    ens.fit(X, y, epochs=1, batch_size=200)
-    before = _all(ens).copy()
+                          member_params=member_params)
+    refs = [Network([4, 100, 1], activation="identity", random_state=own["random_state"]) for own in member_params]
+    ens.fit(X, y, epochs=1, batch_size=200, shuffle=False)
+    for ref, own in zip(refs, member_params):
+        ref.fit(X, y, epochs=1, batch_size=200, shuffle=False, learning_rate=own["learning_rate"])
+    args = dict(epochs=epochs, batch_size=200, momentum=0.9, nesterov=True, shuffle=False,
+                validation_data=(X[:20], y[:20]))
+    y_big = y * 10.0 ** (153 if epochs == 1 else 0)
     with np.errstate(all="ignore"), pytest.raises(ValueError, match=r"diverged in epoch (\d+)") as info:
-        ens.fit(X, y * 10.0 ** (153 if epochs == 1 else 0), epochs=epochs, batch_size=200, momentum=0.9,
-                nesterov=True, validation_data=(X[:20], y[:20]))
+        ens.fit(X, y_big, **args)
     message = str(info.value)
-    assert np.isfinite(ens.forward(X)).all()
     failed = int(message.split("diverged in epoch ")[1].split(":")[0])
-    if "before this call" in message:
-        assert_array_equal(_all(ens), before)
-        assert ens.loss_curve_.shape == (2, 0) and ens.grad_norms_.shape == (2, 0, 2)
-    else:
-        assert ens.loss_curve_.shape == (2, failed - 1) and ens.grad_norms_.shape == (2, failed - 1, 2)
-        assert np.isfinite(ens.loss_curve_).all()
-    assert ens.validation_loss_curve_.shape == ens.loss_curve_.shape  # the epochs the weights come from
+    # a member that does not diverge stops where the pass stopped: at the start of the failed epoch, or after
+    # its last epoch when the end's check failed
+    stopped = epochs if "overflow" in message else failed - 1
+    errors = []
+    for k, own in enumerate(member_params):
+        alone = copy.deepcopy(refs[k])
+        with np.errstate(all="ignore"):
+            try:
+                alone.fit(X, y_big, learning_rate=own["learning_rate"], **args)
+            except ValueError as exc:
+                errors.append(str(exc))
+                refs[k] = alone
+                continue
+        refs[k].fit(X, y_big, learning_rate=own["learning_rate"], **dict(args, epochs=stopped))
+    assert errors and message == errors[0]  # the first member's to diverge
     if epochs == 1:  # the outputs overflow after the last update: the end-of-fit check rolls it back
         assert "overflow" in message
-        assert_array_equal(_all(ens), before)
+    assert np.isfinite(ens.forward(X)).all()
+    for k, ref in enumerate(refs):
+        n = len(ref.loss_curve_)
+        assert ens.n_epochs_[k] == n
+        assert_allclose(ens._members[k]._params, ref._params, rtol=1e-6)
+        assert_allclose(ens.loss_curve_[k, :n], ref.loss_curve_, rtol=1e-6)
+        assert_allclose(ens.validation_loss_curve_[k, :n], ref.validation_loss_curve_, rtol=1e-6)
+        assert np.isnan(ens.loss_curve_[k, n:]).all() and np.isnan(ens.validation_loss_curve_[k, n:]).all()
+        assert np.isnan(ens.grad_norms_[k, n:]).all() and np.isfinite(ens.grad_norms_[k, :n]).all()
+    assert ens.loss_curve_.shape[1] == max(ens.n_epochs_)

@@ -771,6 +771,12 @@ ENSEMBLE_TAMPERING = {
     "string member alpha": (_set(("network", "member_params", 0, "alpha"), "0.1"), "alpha"),
     "curve without norms": (lambda c: c["network"].pop("grad_norms_"), "without the other"),
     "extra ensemble key": (_set(("network", "estimators_"), []), "unexpected keys"),
+    "epochs counted past the curves": (_set(("network", "n_epochs_", 1), 3), r"n_epochs_\.1"),
+    "a record going on after its epochs": (_set(("network", "n_epochs_", 1), 1), "after its n_epochs_"),
+    "curves longer than every member's epochs": (_set(("network", "n_epochs_"), [1, 1, 1]), "does not fit"),
+    "epochs of fewer members": (_set(("network", "n_epochs_"), [2, 2]), "n_epochs_ must list"),
+    "epochs without curves": (lambda c: [c["network"].pop(k) for k in ("loss_curve_", "grad_norms_")],
+                              "'n_epochs_' without 'loss_curve_'"),
 }
 
 
@@ -781,6 +787,18 @@ def test_tampered_network_ensemble_raises_value_error(tmp_path, case):
     tamper(path, edit_config=edit)
     with pytest.raises(ValueError, match=match):
         load(path)
+
+
+def test_network_ensemble_file_without_n_epochs_loads_every_epoch(tmp_path):
+    # files written before early stopping: every member trained every epoch of its curve
+    ens, path, _, _ = _ensemble(tmp_path)
+    tamper(path, edit_config=lambda c: c["network"].pop("n_epochs_"))
+    assert_array_equal(load(path).n_epochs_, [2, 2, 2])
+    state = pickle.loads(pickle.dumps(ens)).__dict__.copy()
+    del state["n_epochs_"]
+    old = fastmlp.NetworkEnsemble.__new__(fastmlp.NetworkEnsemble)
+    old.__setstate__(state)
+    assert_array_equal(old.n_epochs_, [2, 2, 2])
 
 
 def test_network_ensemble_member_with_a_record_of_its_own_raises_value_error(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _engine, _registry
 from ._base import FixedSettings, _check_n_threads, _check_random_state
-from ._training import SKLEARN_DIVERGENCE, Divergence, Trainer, Validation, draw_seed, drops, next_order
+from ._training import Divergence, EpochLoop, Patience, Trainer, Validation, draw_seed, drops, next_order
 from ._validation import check_bool, check_float, check_int, is_sparse
 from .network import Network
 
@@ -172,15 +172,21 @@ class NetworkEnsemble(FixedSettings):
     seeds_ : list of int
         Each member's seed: ``member(k)`` starts as
         ``Network(layer_sizes, ..., random_state=seeds_[k])``.
+    n_epochs_ : ndarray of shape (n_members,)
+        After fit: the epochs each member trained in the last call (fewer
+        than ``epochs`` where early stopping or a divergence ended it).
     loss_curve_ : ndarray of shape (n_members, epochs)
-        After fit: each member's mean training loss per epoch, L2 term included.
+        After fit: each member's mean training loss per epoch, L2 term
+        included; ``epochs`` is the most any member trained, and a member's
+        row is NaN after its ``n_epochs_``.
     grad_norms_ : ndarray of shape (n_members, epochs, n_layers)
         After fit: each member's mean over the batches of ``||dW_l||`` per
-        epoch and layer (as ``Network.grad_norms_``); each member's
-        ``dead_units_`` is that of ``member(k)``.
+        epoch and layer (as ``Network.grad_norms_``, NaN after its
+        ``n_epochs_``); each member's ``dead_units_`` is that of ``member(k)``.
     validation_loss_curve_ : ndarray of shape (n_members, epochs)
         After a fit given ``validation_data``: each member's loss on it after
-        every epoch (as ``Network.validation_loss_curve_``).
+        every epoch (as ``Network.validation_loss_curve_``, NaN after its
+        ``n_epochs_``).
 
     See Also
     --------
@@ -235,6 +241,11 @@ class NetworkEnsemble(FixedSettings):
         # weights between fits (a fit trains them in a MemberPack)
         self._members = members
         self._adopt_members()
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "loss_curve_" in state and "n_epochs_" not in state:  # (pickled before early stopping: every epoch)
+            self.n_epochs_ = np.full(self.n_members, np.shape(self.loss_curve_)[1], dtype=np.intp)
 
     def _adopt_members(self):
         """What the ensemble reads from its member networks (after __init__, and after fastmlp.load)."""
@@ -342,14 +353,18 @@ class NetworkEnsemble(FixedSettings):
 
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None,
-            shuffle=True, sample_weight=None, n_threads=None, validation_data=None):
+            shuffle=True, sample_weight=None, n_threads=None, validation_data=None, early_stopping=False,
+            patience=10):
         """Train every member with mini-batch gradient descent, in one pass over the batches per epoch.
 
         The arguments are ``Network.fit``'s; ``learning_rate`` and ``alpha``
-        are those of the members whose ``member_params`` set none. Each epoch
-        shuffles the rows once (from random_state) for all members; each
-        member with dropout draws its masks' seed from its own generator, as
-        a Network would. Clipping applies to each member's own gradient.
+        are those of the members whose ``member_params`` set none. Each member
+        is trained as ``Network.fit`` would train it (its own training loop:
+        validation, early stopping, divergence), but the epochs of all members
+        run together on the same batches: each epoch shuffles the rows once
+        (from random_state) for all members; each member with dropout draws its
+        masks' seed from its own generator, as a Network would. Clipping
+        applies to each member's own gradient.
 
         Parameters
         ----------
@@ -390,21 +405,32 @@ class NetworkEnsemble(FixedSettings):
         validation_data : tuple (X_val, Y_val) or (X_val, Y_val, sample_weight_val), default=None
             Scored after every epoch, as for ``Network.fit``: each member's
             validation loss per epoch in ``validation_loss_curve_``.
+        early_stopping : bool, default=False
+            Per member, as for ``Network.fit``: a member stops when its
+            validation score has not improved for ``patience`` epochs (the
+            others go on), and ends with the weights of its best epoch; a
+            member whose epoch diverges ends with them too, the diverged epoch
+            recorded as NaN. Needs ``validation_data``.
+        patience : int, default=10
+            Epochs without improvement before a member stops (early_stopping).
 
         Returns
         -------
         NetworkEnsemble
-            Itself, trained; ``loss_curve_`` holds this call's epochs.
+            Itself, trained; ``loss_curve_`` holds this call's epochs,
+            ``n_epochs_`` how many each member trained.
 
         Raises
         ------
         ValueError
-            On bad input, and when a member's loss or weights become
-            non-finite, or its outputs on X overflow after the last epoch:
-            all members' weights are then those of the start of that epoch,
-            or those before the call when those of the epoch's start already
-            overflow the outputs (as ``Network.fit``); ``loss_curve_`` and
-            ``grad_norms_`` hold the epochs the weights come from.
+            On bad input, and (without early stopping) when a member's loss or
+            weights become non-finite, or its outputs on X overflow after the
+            last epoch: that member's weights are then those of the start of
+            that epoch, or those before the call when those already overflow
+            the outputs (as ``Network.fit``); the other members' are those of
+            the start of that epoch, or of their last epoch when the end's
+            check failed; every member's row of the records holds the epochs
+            its weights come from (NaN after them).
 
         Examples
         --------
@@ -429,83 +455,45 @@ class NetworkEnsemble(FixedSettings):
         epochs = check_int(epochs, "epochs", 1)
         shuffle = check_bool(shuffle, "shuffle")
         n_threads = _check_n_threads(n_threads)
-        trainer = Trainer(net, optimizer, batch_size, learning_rate, momentum=momentum, nesterov=nesterov,
-                          beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
-        spec = _registry.OPTIMIZERS[trainer.settings["optimizer"]]
-        rates = [p.get("learning_rate", trainer.settings["learning_rate"]) for p in member_params]
-        alphas = [p.get("alpha", trainer.settings["alpha"]) for p in member_params]
-        n = X.shape[0]
-        settings = net._engine_settings(trainer, min(trainer.settings["batch_size"], n), n_threads)
-        settings["dropout"] = bool((self._keep < 1).any())
-        # (the optimizer state starts fresh at every call)
-        pack = MemberPack(net, self._keep, spec.n_state, settings["batch_size"])
-        pack.pack([m._params for m in members])
-        start = np.empty_like(pack.params)
-        total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
-        losses, norms, val_losses, unit_max = [], [], [], None
-
-        before = pack.params.copy() if epochs > 1 else None  # what a roll-back past the failed epoch returns to
-
-        def weights_back(params):  # every member's weights from params (in the pack's layout)
-            for k, m in enumerate(members):
-                pack.unpack(k, m._params, params)
-
-        def give_back(params):  # the weights, and the curves so far
-            weights_back(params)
-            self.loss_curve_ = np.array(losses).reshape(-1, self.n_members).T
-            self.grad_norms_ = np.array(norms).reshape(-1, self.n_members, net.n_layers_).transpose(1, 0, 2)
-            if validation is not None:
-                self.validation_loss_curve_ = np.array(val_losses).reshape(-1, self.n_members).T
-            else:
-                self.__dict__.pop("validation_loss_curve_", None)  # (an earlier call's)
-
-        def overflowing(params):
-            """The members whose outputs on X overflow with params (the pack's layout; their weights given
-            back): a bound for all members at once, a forward pass for those it does not clear."""
-            bounds = net._output_bound(X, params[pack.index])
-            return [k for k in np.flatnonzero(~(bounds < net._safe_output_magnitude()))
-                    if not np.isfinite(members[k]._forward(X, False, 0)).all()]
-
-        def roll_back(epoch, what):
-            """The weights of the start of the failed epoch (those before the call when they overflow the
-            outputs, as a Network's fit does); returns the error to raise."""
-            del losses[epoch - 1:], norms[epoch - 1:], val_losses[epoch - 1:]
-            give_back(start)
-            where = f"those of the start of epoch {epoch}"
-            if before is not None and overflowing(start):
-                losses.clear(), norms.clear(), val_losses.clear()
-                give_back(before)
-                where = (f"those before this call (the outputs of the weights of the start of epoch {epoch} "
-                         f"overflow on the training data)")
-            return ValueError(f"{SKLEARN_DIVERGENCE} Training diverged in epoch {epoch}: {what}. The weights are "
-                              f"{where}. Try a lower learning_rate or set clip_norm.")
-
-        for epoch in range(1, epochs + 1):
-            order = next_order(self._rng, n) if shuffle else None
-            # a member's dropout seed, drawn from its generator as its Network's fit would; a member without
-            # dropout draws none (its generator serves nothing else, so nothing a user can see changes)
-            seeds = [draw_seed(m._rng) if drops(m) else 0 for m in members]
-            np.copyto(start, pack.params)
-            loss_sums, norm_sums, unit_max, n_batches = pack.epoch(settings, rates, alphas, seeds, X, Y,
-                                                                   sample_weight, order, self._clock)
-            if not (np.isfinite(loss_sums).all() and pack.member_finite().all()):
-                raise roll_back(epoch, "a member's loss or weights became NaN or infinite")
-            losses.append(loss_sums / total_weight)
-            norms.append(norm_sums / max(n_batches, 1))
-            if validation is not None:  # every member's loss on it, from its own weights (given back)
-                weights_back(pack.params)
-                val_losses.append([loss for loss, _ in Validation.evaluate_together([validation] * len(members),
-                                                                                     members)])
-        give_back(pack.params)
-        # (as a Network's fit: finite weights can still overflow the outputs, after the last update)
-        overflow = overflowing(pack.params)
-        if overflow:
-            raise roll_back(epochs, f"the outputs of member {overflow[0]} on the training data overflow "
-                                    f"{self.dtype}")
-        dead = net._dead_fractions(unit_max[pack.unit_index])
-        for k, m in enumerate(members):
-            m.dead_units_ = None if dead is None else dead[k]
+        early_stopping = check_bool(early_stopping, "early_stopping")
+        patience = check_int(patience, "patience", 1)
+        if early_stopping and validation is None:
+            raise ValueError("early_stopping=True needs validation_data=(X_val, Y_val) to stop on.")
+        shared = dict(momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                      clip_norm=clip_norm)
+        Trainer(net, optimizer, batch_size, learning_rate, alpha=alpha, **shared)  # (the call's own, checked)
+        # each member's own loop, as its Network's fit would run it (the optimizer state starts fresh at every
+        # call), all trained in one pass over the batches
+        loops = [EpochLoop(m, Trainer(m, optimizer, batch_size, own.get("learning_rate", learning_rate),
+                                      alpha=own.get("alpha", alpha), **shared),
+                           X, Y, sample_weight, max_epochs=epochs, shuffle=shuffle, n_threads=n_threads,
+                           validation=validation, keep_best=early_stopping,
+                           hooks=[Patience(patience)] if early_stopping else ())
+                 for own, m in zip(member_params, members)]
+        try:
+            run_in_one_pass(loops, self._rng, shuffle, self._clock)
+        finally:  # (whatever ends it: each member's record holds the epochs its weights come from)
+            self._record(loops, validation is not None)
         return self
+
+    def _record(self, loops, validated):
+        """The members' records of the call, as rows of (n_members, epochs) arrays (NaN after a member's
+        last epoch)."""
+        counts = np.array([len(loop.grad_norms) for loop in loops], dtype=np.intp)
+        shape = (self.n_members, int(counts.max()))
+        losses, val_losses = np.full(shape, np.nan), np.full(shape, np.nan)
+        norms = np.full((*shape, len(self.layer_sizes) - 1), np.nan)
+        for k, (loop, n) in enumerate(zip(loops, counts)):
+            losses[k, :n] = loop.history["loss"]
+            if n:
+                norms[k, :n] = loop.grad_norms
+            if validated:
+                val_losses[k, :n] = loop.history["val_loss"]
+        self.n_epochs_, self.loss_curve_, self.grad_norms_ = counts, losses, norms
+        if validated:
+            self.validation_loss_curve_ = val_losses
+        else:
+            self.__dict__.pop("validation_loss_curve_", None)  # (an earlier call's)
 
     def save(self, path):
         """Write the ensemble to one file at exactly `path`, without pickle.
@@ -546,7 +534,7 @@ class NetworkEnsemble(FixedSettings):
 _SHARED_SETTINGS = ("batch_size", "optimizer", "momentum", "nesterov", "beta_1", "beta_2", "epsilon", "clip_norm")
 
 
-def run_in_one_pass(loops, rng, shuffle=True):
+def run_in_one_pass(loops, rng, shuffle=True, clock=None):
     """Run the EpochLoops of K networks of one architecture on the same data in one pass over the batches.
 
     Each loop goes through what its own ``run()`` would (its hooks, validation,
@@ -573,6 +561,9 @@ def run_in_one_pass(loops, rng, shuffle=True):
         The source of the shared shuffle.
     shuffle : bool, default=True
         Shuffle the rows every epoch.
+    clock : ndarray or None, default=None
+        The engine's thread timings to add to (``_engine.new_thread_clock``);
+        None: a clock of the call's own.
     """
     first = loops[0]
     net = first.net
@@ -592,13 +583,15 @@ def run_in_one_pass(loops, rng, shuffle=True):
     n = X.shape[0]
     n_state = _registry.OPTIMIZERS[first.trainer.settings["optimizer"]].n_state
     total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
-    clock = _engine.new_thread_clock()
+    clock = _engine.new_thread_clock() if clock is None else clock
     active = list(range(len(loops)))
     # validations of the same data: every epoch's scores of all members in one Validation.evaluate_together
     together = first.validation is not None and all(
         loop.validation is not None and first.validation.same_data(loop.validation) for loop in loops[1:])
     pack = start = settings = order = None
     in_epoch = False
+    unset = object()
+    last_dead = [unset] * len(loops)  # each member's dead_units_ after its last epoch completed (given back with it)
 
     def build():  # the pack of the active members, from their networks and trainers
         nonlocal pack, start, settings
@@ -620,6 +613,8 @@ def run_in_one_pass(loops, rng, shuffle=True):
         for j in range(n_state):
             pack.unpack(i, loop.trainer.state[j], buffers[1 + j])
         loop.trainer.settings["step"] = int((start[1] if at_start else pack.steps)[i])
+        if last_dead[active[i]] is not unset:  # (those of its last epoch completed, if any)
+            loop.net.dead_units_ = last_dead[active[i]]
 
     def mark_start(i):  # the start of this epoch as member i's trainer keeps it (what its roll-backs return to)
         trainer = loops[active[i]].trainer
@@ -638,9 +633,11 @@ def run_in_one_pass(loops, rng, shuffle=True):
             rates = [loops[k].begin_epoch() for k in active]
             tic = time.perf_counter()
             order = next_order(rng, n, order if first.carry_order else None) if shuffle else None
-            seeds = [draw_seed(loops[k].net._rng) if loops[k].trainer.settings["dropout"] else 0 for k in active]
-            for k, seed in zip(active, seeds):
-                loops[k].trainer.settings["seed"] = seed  # (as its own loop records the epoch's masks' seed)
+            seeds = []
+            for k in active:  # (as its own loop draws and records the epoch's masks' seed)
+                trained = loops[k].trainer.settings
+                trained["seed"] = draw_seed(loops[k].net._rng) if trained["dropout"] else 0
+                seeds.append(trained["seed"])
             for saved, now in zip(start[0], [pack.params, *pack.state]):
                 np.copyto(saved, now)
             start[1][:] = pack.steps
@@ -685,19 +682,22 @@ def run_in_one_pass(loops, rng, shuffle=True):
             in_epoch = False
             seconds = time.perf_counter() - tic
             leaving = []
-            for i, k in enumerate(active):
-                pack.unpack(i, loops[k].net._params)
+            for i, k in enumerate(active):  # the weights of now, where the epoch's end looks at them
+                if loops[k].validation is not None or loops[k].observed:
+                    pack.unpack(i, loops[k].net._params)
             evaluations = [None] * len(active)
             if together:
                 evaluations = Validation.evaluate_together([loops[k].validation for k in active],
                                                            [loops[k].net for k in active])
             dead = net._dead_fractions(unit_max[pack.unit_index])  # every member's dead_units_, in one call
+            means, norms = (loss_sums / total_weight).tolist(), norm_sums / max(n_batches, 1)
             for i, k in enumerate(active):
                 loop = loops[k]
-                loop.trainer.settings["step"] = int(pack.steps[i])
-                loop.net.dead_units_ = None if dead is None else dead[i]
-                norms = norm_sums[i] / max(n_batches, 1)
-                if loop.end_epoch(float(loss_sums[i] / total_weight), norms, rates[i], seconds, evaluations[i]) \
+                last_dead[k] = None if dead is None else dead[i]
+                if loop.observed:  # (a callback may look: the network and trainer as its own loop keeps them)
+                    loop.trainer.settings["step"] = int(pack.steps[i])
+                    loop.net.dead_units_ = last_dead[k]
+                if loop.end_epoch(means[i], norms[i], rates[i], seconds, evaluations[i]) \
                         or loop.epoch >= loop.max_epochs:
                     leaving.append(i)
             if not leaving:

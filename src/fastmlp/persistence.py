@@ -316,6 +316,7 @@ def _dump_network_ensemble(ens, w):
            "random_state": w.rng(ens._rng, "network.random_state"),
            "members": [_dump_network(m, w, f"network.members.{k}.") for k, m in enumerate(ens._members)]}
     if hasattr(ens, "loss_curve_"):
+        cfg["n_epochs_"] = [int(n) for n in ens.n_epochs_]
         cfg["loss_curve_"] = w.array("network.loss_curve_", np.asarray(ens.loss_curve_, dtype=np.float64))
         cfg["grad_norms_"] = w.array("network.grad_norms_", np.asarray(ens.grad_norms_, dtype=np.float64))
     if hasattr(ens, "validation_loss_curve_"):
@@ -781,7 +782,7 @@ def _load_network_ensemble(cfg, ar, rngs):
     if not isinstance(cfg, dict):
         raise ValueError(f"{where} must be an object, got {type(cfg).__name__}.")
     _fields(cfg, where, ("n_members", "member_params", "seeds_", "random_state", "members"),
-            ("loss_curve_", "grad_norms_", "validation_loss_curve_"))
+            ("n_epochs_", "loss_curve_", "grad_norms_", "validation_loss_curve_"))
     K = check_int(cfg["n_members"], f"{where}.n_members", 1)
     try:
         member_params = check_member_params(cfg["member_params"], K)
@@ -813,14 +814,28 @@ def _load_network_ensemble(cfg, ar, rngs):
     ens._adopt_members()
     if ("loss_curve_" in cfg) != ("grad_norms_" in cfg):
         raise ValueError(f"{where} has one of 'loss_curve_' and 'grad_norms_' without the other.")
+    if "n_epochs_" in cfg and "loss_curve_" not in cfg:
+        raise ValueError(f"{where} has 'n_epochs_' without 'loss_curve_'.")
     if "loss_curve_" in cfg:
         losses = ar.array(cfg["loss_curve_"], f"{where}.loss_curve_", "f", ndim=2)
         norms = ar.array(cfg["grad_norms_"], f"{where}.grad_norms_", "f", ndim=3)
         if losses.shape[0] != K or norms.shape != (K, losses.shape[1], len(nets[0].layer_sizes) - 1):
             raise ValueError(f"arrays '{where}.loss_curve_' {losses.shape} and '{where}.grad_norms_' {norms.shape} "
                              f"do not fit {K} members of {len(nets[0].layer_sizes) - 1} layers.")
-        for k in range(K):
-            _check_record(losses[k], norms[k], f"{where}.members.{k}", norms.shape[2])
+        counts = cfg.get("n_epochs_", [losses.shape[1]] * K)  # (files from before early stopping: every epoch)
+        if not isinstance(counts, list) or len(counts) != K:
+            raise ValueError(f"{where}.n_epochs_ must list n_members={K} counts of epochs.")
+        counts = np.array([check_int(n, f"{where}.n_epochs_.{k}", 0, losses.shape[1]) for k, n in enumerate(counts)],
+                          dtype=np.intp)
+        if K and counts.max() != losses.shape[1]:
+            raise ValueError(f"{where}.n_epochs_ {counts.tolist()} does not fit its loss curves of "
+                             f"{losses.shape[1]} epochs: they end with the longest.")
+        for k, n in enumerate(counts):
+            _check_record(losses[k, :n], norms[k, :n], f"{where}.members.{k}", norms.shape[2], diverged_last=True)
+            if not (np.isnan(losses[k, n:]).all() and np.isnan(norms[k, n:]).all()):
+                raise ValueError(f"arrays '{where}.loss_curve_' and '{where}.grad_norms_' of member {k} go on "
+                                 f"after its n_epochs_ ({n}): NaN there.")
+        ens.n_epochs_ = counts
         ens.loss_curve_, ens.grad_norms_ = losses.astype(np.float64), norms.astype(np.float64)
     if "validation_loss_curve_" in cfg:
         val = ar.array(cfg["validation_loss_curve_"], f"{where}.validation_loss_curve_", "f", ndim=2)
