@@ -247,6 +247,8 @@ class BaseNetwork(FixedSettings):
 
     @staticmethod
     def _check_dropout(dropout, n_hidden):
+        if isinstance(dropout, np.ndarray) and dropout.ndim == 0:  # (NumPy's scalar array: its one value)
+            dropout = dropout[()]
         if isinstance(dropout, (numbers.Real, np.floating)) and not isinstance(dropout, (bool, np.bool_)):
             rates = [dropout] * n_hidden
         elif isinstance(dropout, (list, tuple, np.ndarray)):
@@ -297,17 +299,17 @@ class BaseNetwork(FixedSettings):
         """The loss parameter as the reference loss takes it: {} or {name: value}."""
         return {} if self._output.param is None else {self._output.param.name: self.loss_param}
 
-    def _check_sample_weight(self, sample_weight, n_samples):
+    def _check_sample_weight(self, sample_weight, n_samples, name="sample_weight"):
         """None, or a (n_samples,) array of finite non-negative weights with a positive sum."""
         if sample_weight is None:
             return None
-        sw = as_float_array(sample_weight, "sample_weight", self.dtype, ndim=1)
+        sw = as_float_array(sample_weight, name, self.dtype, ndim=1)
         if sw.shape[0] != n_samples:
-            raise ValueError(f"sample_weight has {sw.shape[0]} entries, expected {n_samples} (one per sample).")
+            raise ValueError(f"{name} has {sw.shape[0]} entries, expected {n_samples} (one per sample).")
         if sw.min() < 0:
-            raise ValueError("sample_weight must be non-negative.")
+            raise ValueError(f"{name} must be non-negative.")
         if not sw.sum() > 0:
-            raise ValueError("sample_weight must not be all zero: the weights must have a positive sum.")
+            raise ValueError(f"{name} must not be all zero: the weights must have a positive sum.")
         return sw
 
     # -------------------------------------------------------------- parameters
@@ -725,7 +727,8 @@ class BaseNetwork(FixedSettings):
         X_val = self._check_X(validation_data[0], "validation_data[0] (X_val)")
         Y_val = self._check_Y(validation_data[1], X_val.shape[0], "validation_data[1] (Y_val)")
         sw = validation_data[2] if len(validation_data) == 3 else None
-        return Validation(X_val, Y_val, self._check_sample_weight(sw, X_val.shape[0]))
+        return Validation(X_val, Y_val, self._check_sample_weight(sw, X_val.shape[0],
+                                                                  "validation_data[2] (sample_weight_val)"))
 
     def _outputs_in_range(self, X):
         """Are the outputs on X finite? A bound on |z| through the layers

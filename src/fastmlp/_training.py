@@ -539,6 +539,9 @@ class Reporter:
 
 def check_schedule(schedule, name):
     """None, or an object that starts a learning-rate schedule (fastmlp.schedules)."""
+    if isinstance(schedule, type):
+        raise TypeError(f"{name} must be a schedule object, an instance such as {schedule.__name__}(), got the "
+                        f"class {schedule.__name__} itself.")
     if schedule is not None and not callable(getattr(schedule, "start", None)):
         raise TypeError(f"{name} must be a schedule of fastmlp.schedules (an object with start(base_rate, "
                         f"max_epochs)), got {schedule!r}.")

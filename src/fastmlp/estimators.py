@@ -43,6 +43,16 @@ _HYPERPARAMETERS = {"momentum": "momentum", "nesterov": "nesterovs_momentum", "b
                     "beta_2": "beta_2", "epsilon": "epsilon", "alpha": "alpha", "clip_norm": "clip_norm"}
 
 
+class _ScheduleObject(HasMethods):
+    """A schedule of fastmlp.schedules as a parameter: an object with its methods, not its class."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, type) and super().is_satisfied_by(val)
+
+    def __str__(self):
+        return f"{super().__str__()} (an instance, not a class)"
+
+
 # grad_norms_'s buffers (_Record._norms) by id, while they live
 _NORMS_BUFFERS = weakref.WeakValueDictionary()
 
@@ -274,7 +284,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         "solver": [StrOptions(set(_registry.SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"}), HasMethods(["start", "get_params"])],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"}), _ScheduleObject(["start", "get_params"])],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -586,7 +596,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         X_val = validate_X_val(self, X_val, dtype)
         X_val = net._check_X(X_val, "X_val")
         Y_val = net._check_Y(self._encode_targets(y_val, dtype), X_val.shape[0], name="y_val")
-        sw_val = net._check_sample_weight(sample_weight_val, X_val.shape[0])
+        sw_val = net._check_sample_weight(sample_weight_val, X_val.shape[0], "sample_weight_val")
         return X_val, Y_val, sw_val
 
     def _initialize(self, Y, layer_units, dtype, assigned=False):
