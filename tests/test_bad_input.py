@@ -777,3 +777,40 @@ def test_an_ensemble_fit_that_fails_in_its_checks_leaves_it_unfitted(case):
     with pytest.raises(ValueError, match=case):
         ens.fit(X, y, **bad)
     assert not hasattr(ens, "estimators_") and not hasattr(ens, "n_features_in_")
+
+
+def test_network_fit_arguments_named_that_the_reference_lacks():
+    # found by probing: the validation weights' errors named sample_weight (the training weights, which were
+    # fine); a schedule's class for an instance reached its start() as an unbound method (an AttributeError)
+    from fastmlp import Network, schedules
+
+    net = _make(Network)
+    X, Y = _data()
+    _assert_rejected(net, lambda: net.fit(X, Y, validation_data=(X, Y, -np.ones(len(X)))), ValueError,
+                     "validation_data[2] (sample_weight_val)")
+    _assert_rejected(net, lambda: net.fit(X, Y, validation_data=(X, Y, np.ones(2))), ValueError,
+                     "validation_data[2] (sample_weight_val)")
+    _assert_rejected(net, lambda: net.fit(X, Y, lr_schedule=schedules.CosineAnnealing), TypeError, "lr_schedule")
+    assert not hasattr(net, "loss_curve_")
+
+
+def test_a_numpy_scalar_array_dropout_is_its_value():
+    # found by probing: np.array(0.5) raised "iteration over a 0-d array"
+    from fastmlp import Network
+
+    assert Network([N_IN, N_HIDDEN, N_OUT], dropout=np.array(0.25)).dropout == (0.25,)
+    with pytest.raises(ValueError, match=_named("dropout")):
+        Network([N_IN, N_HIDDEN, N_OUT], dropout=np.array(1.5))
+
+
+def test_estimator_validation_weights_and_schedule_class_are_named():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from fastmlp import MLPRegressor, schedules
+
+    X, Y = _data(20)
+    y = Y[:, 0]
+    with pytest.raises(ValueError, match=_named("sample_weight_val")):
+        MLPRegressor(max_iter=2).fit(X, y, X_val=X, y_val=y, sample_weight_val=-np.ones(20))
+    with pytest.raises(InvalidParameterError, match="an instance, not a class"):
+        MLPRegressor(learning_rate=schedules.CosineAnnealing, max_iter=2).fit(X, y)
