@@ -202,6 +202,44 @@ def test_a_model_returned_after_divergence_saves_and_loads(tmp_path):
     assert_array_equal(loaded.loss_curve_, est.loss_curve_)
 
 
+def test_network_early_stopping_divergence_warns_and_saves_and_loads(tmp_path):
+    # found by probing: Network.fit returned in silence, and fastmlp.load refused the NaN it recorded
+    net = fastmlp.Network([4, 100, 1], activation="identity", random_state=0)
+    args = dict(epochs=20, batch_size=200, learning_rate=1.0, momentum=0.9, nesterov=True,
+                validation_data=(X_IRIS[::5], Y_IRIS[::5]), early_stopping=True)
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match=r"diverged in epoch \d+.*early_stopping"):
+        net.fit(X_IRIS, Y_IRIS, **args)
+    assert np.isnan(net.loss_curve_[-1]) and np.isnan(net.grad_norms_[-1]).all()
+    assert np.isfinite(net.predict(X_IRIS)).all()
+    net.save(tmp_path / "net.fmlp")
+    loaded = fastmlp.load(tmp_path / "net.fmlp")
+    assert_array_equal(loaded.predict(X_IRIS), net.predict(X_IRIS))
+    assert_array_equal(loaded.loss_curve_, net.loss_curve_)
+    # a NetworkEnsemble's member warns naming it
+    ens = fastmlp.NetworkEnsemble([4, 100, 1], n_members=2, activation="identity", random_state=0,
+                                  member_params=[{"learning_rate": 1e-4}, {"learning_rate": 1.0}])
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match=r"Member 1: Training diverged"):
+        ens.fit(X_IRIS, Y_IRIS, **{**args, "learning_rate": 1e-4})
+    assert ens.n_epochs_[0] == 20 and np.isnan(ens.loss_curve_[1, ens.n_epochs_[1] - 1])
+
+
+def test_a_warm_start_after_a_divergence_saves_and_loads(tmp_path):
+    # found by probing: the diverged epoch's NaN, followed by a later fit's epochs, was refused by fastmlp.load
+    est = MLPRegressor(solver="sgd", learning_rate_init=1.0, early_stopping=True, warm_start=True, **DIVERGING)
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match="diverged"):
+        est.fit(X_IRIS, Y_IRIS)
+    n_diverged = len(est.loss_curve_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.set_params(learning_rate_init=1e-6).fit(X_IRIS, Y_IRIS)
+    assert len(est.loss_curve_) > n_diverged and np.isnan(est.loss_curve_[n_diverged - 1])
+    assert np.isfinite(est.loss_curve_[n_diverged:]).all()
+    est.save(tmp_path / "model.fmlp")
+    loaded = fastmlp.load(tmp_path / "model.fmlp")
+    assert_array_equal(loaded.predict(X_IRIS), est.predict(X_IRIS))
+    assert_array_equal(loaded.loss_curve_, est.loss_curve_)
+
+
 def test_early_stopping_restores_the_best_epoch():
     # sgd diverges in epoch 6 after finite scores: the weights are those of the best one, replayed
     params = dict(solver="sgd", learning_rate_init=1.0, early_stopping=True, **DIVERGING)

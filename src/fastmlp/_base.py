@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _registry
 from ._math import PRELU_INITIAL_SLOPE, output_forward
-from ._training import EpochLoop, Patience, Reporter, Trainer, Validation, check_schedule, draw_seed
+from ._training import EpochLoop, Patience, Reporter, Trainer, Validation, check_schedule, draw_seed, warn_diverged
 from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
 
 
@@ -713,6 +713,8 @@ class BaseNetwork(FixedSettings):
                          n_threads=n_threads, validation=validation, keep_best=early_stopping, hooks=hooks,
                          schedule=run)
         loop.run()
+        if loop.diverged is not None:
+            warn_diverged(loop.epoch, loop.best_score, trainer.settings["learning_rate"])
         return self
 
     def _check_validation_data(self, validation_data):

@@ -18,6 +18,7 @@ grad_norms, and val_loss and val_score when there is a validation set. The compi
 """
 import contextlib
 import time
+import warnings
 
 import numpy as np
 
@@ -496,6 +497,17 @@ class EpochLoop:
             f"Try a lower learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
             to_call_start,
         )
+
+
+def warn_diverged(epoch, best_score, learning_rate, who=""):
+    """The ConvergenceWarning of a loop with early stopping that ended on a divergence (keep_best: it
+    returns the weights of the best validation score instead of raising)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    best = "those with the best validation score" if np.isfinite(best_score) else "those from before this fit"
+    warnings.warn(f"{who}Training diverged in epoch {epoch}: the loss or the weights became NaN or infinite. With "
+                  f"early_stopping=True the weights are {best}. Try a lower learning_rate (now {learning_rate:g}) "
+                  "or set clip_norm.", ConvergenceWarning, stacklevel=3)
 
 
 def new_history(validation):

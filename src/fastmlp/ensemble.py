@@ -6,7 +6,8 @@ import numpy as np
 
 from . import _engine, _registry
 from ._base import FixedSettings, _check_n_threads, _check_random_state
-from ._training import Divergence, EpochLoop, Patience, Trainer, Validation, draw_seed, drops, next_order
+from ._training import (Divergence, EpochLoop, Patience, Trainer, Validation, draw_seed, drops, next_order,
+                        warn_diverged)
 from ._validation import check_bool, check_float, check_int, is_sparse
 from .network import Network
 
@@ -474,6 +475,9 @@ class NetworkEnsemble(FixedSettings):
             run_in_one_pass(loops, self._rng, shuffle, self._clock)
         finally:  # (whatever ends it: each member's record holds the epochs its weights come from)
             self._record(loops, validation is not None)
+        for k, loop in enumerate(loops):
+            if loop.diverged is not None:
+                warn_diverged(loop.epoch, loop.best_score, loop.trainer.settings["learning_rate"], f"Member {k}: ")
         return self
 
     def _record(self, loops, validated):

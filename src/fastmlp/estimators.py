@@ -29,7 +29,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from . import _registry
 from ._base import check_target_domain
-from ._training import SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation, new_history
+from ._training import (SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation, new_history,
+                        warn_diverged)
 from .network import Network
 
 try:  # scikit-learn >= 1.9: its experimental callbacks
@@ -716,12 +717,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             self.best_validation_score_ = loop.best_score
             self._best_params = loop.best_params
         if loop.diverged is not None:
-            best = ("those with the best validation score" if np.isfinite(self.best_validation_score_)
-                    else "those from before this fit")
-            warnings.warn(f"Training diverged in epoch {self.n_iter_}: the loss or the weights became NaN or "
-                          f"infinite. With early_stopping=True the weights are {best}. Try a lower "
-                          f"learning_rate (now {trainer.settings['learning_rate']:g}) or set clip_norm.",
-                          ConvergenceWarning)
+            warn_diverged(self.n_iter_, self.best_validation_score_, trainer.settings["learning_rate"])
 
     def _schedule_run(self, incremental):
         """(the run of the learning_rate schedule, its next epoch), or (None, 0) for scikit-learn's strings.

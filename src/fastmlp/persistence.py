@@ -761,7 +761,9 @@ def _load_network(cfg, ar, cls, rngs, prefix=""):
     if hasattr(net, "loss_curve_") != hasattr(net, "grad_norms_"):
         raise ValueError(f"{where} has one of 'loss_curve_' and 'grad_norms_' without the other.")
     if hasattr(net, "loss_curve_"):
-        _check_record(net.loss_curve_, net.grad_norms_, where, net.n_layers_)
+        # (an early-stopping fit, whose validation is in history_, records the epoch that diverged as NaN)
+        _check_record(net.loss_curve_, net.grad_norms_, where, net.n_layers_,
+                      diverged="val_score" in getattr(net, "history_", {}))
     if hasattr(net, "history_"):
         if not hasattr(net, "loss_curve_"):
             raise ValueError(f"{where} has 'history_' without 'loss_curve_'.")
@@ -831,7 +833,7 @@ def _load_network_ensemble(cfg, ar, rngs):
             raise ValueError(f"{where}.n_epochs_ {counts.tolist()} does not fit its loss curves of "
                              f"{losses.shape[1]} epochs: they end with the longest.")
         for k, n in enumerate(counts):
-            _check_record(losses[k, :n], norms[k, :n], f"{where}.members.{k}", norms.shape[2], diverged_last=True)
+            _check_record(losses[k, :n], norms[k, :n], f"{where}.members.{k}", norms.shape[2], diverged=True)
             if not (np.isnan(losses[k, n:]).all() and np.isnan(norms[k, n:]).all()):
                 raise ValueError(f"arrays '{where}.loss_curve_' and '{where}.grad_norms_' of member {k} go on "
                                  f"after its n_epochs_ ({n}): NaN there.")
@@ -875,19 +877,19 @@ def _load_history(ar, cfg, where, loss_curve):
     return history
 
 
-def _check_record(losses, norms, where, n_layers, diverged_last=False):
+def _check_record(losses, norms, where, n_layers, diverged=False):
     """loss_curve_ and grad_norms_ as fit records them: a finite loss per epoch, and per epoch a
-    finite norm >= 0 per layer; with diverged_last, the last epoch may be a diverged one (NaN
-    loss and norms, as an early-stopping fit records the epoch it returned from)."""
+    finite norm >= 0 per layer; with diverged, an epoch may be a diverged one (NaN loss and norms,
+    as an early-stopping fit records the epoch it returned from: the last of its call, which later
+    calls of a warm start or partial_fit may follow)."""
     losses = np.asarray(losses, dtype=np.float64)
     if norms.shape != (len(losses), n_layers):
         raise ValueError(f"array '{where}.grad_norms_' has shape {norms.shape}, expected {(len(losses), n_layers)} "
                          "(one row per entry of loss_curve_, one column per layer).")
-    last = len(losses) - 1 if diverged_last and len(losses) and np.isnan(losses[-1]) and np.isnan(norms[-1]).all() \
-        else len(losses)
-    check_finite(losses[:last], f"array '{where}.loss_curve_'")
-    check_finite(norms[:last], f"array '{where}.grad_norms_'")
-    if (norms[:last] < 0).any():
+    kept = ~(np.isnan(losses) & np.isnan(norms).all(axis=1)) if diverged else np.ones(len(losses), dtype=bool)
+    check_finite(losses[kept], f"array '{where}.loss_curve_'")
+    check_finite(norms[kept], f"array '{where}.grad_norms_'")
+    if (norms[kept] < 0).any():
         raise ValueError(f"array '{where}.grad_norms_' has negative norms.")
 
 
@@ -1017,16 +1019,17 @@ def _check_estimator_record(est, where, ar):
             raise ValueError(f"{where}.{attr} is {getattr(est, attr)}, but the network's layer_sizes {sizes} "
                              f"give {expected}.")
     _string(est.out_activation_, f"{where}.out_activation_", (net.output_activation,))
-    # an early-stopping fit that diverged records that epoch as NaN: its last loss, norms and score
+    # an early-stopping fit that diverged records that epoch as NaN: its loss, norms and score
     _check_record(est.loss_curve_, est.grad_norms_, where, est.n_layers_ - 1,
-                  diverged_last=est.validation_scores_ is not None)
+                  diverged=est.validation_scores_ is not None)
     est.validation_scores_ = _validation_scores(est.validation_scores_, f"{where}.validation_scores_",
                                                 len(est.loss_curve_))
-    diverged = bool(est.loss_curve_) and np.isnan(est.loss_curve_[-1])
-    if diverged and not (len(est.validation_scores_) == len(est.loss_curve_)
-                         and np.isnan(est.validation_scores_[-1])):
+    nan_epochs = np.flatnonzero(np.isnan(np.asarray(est.loss_curve_, dtype=np.float64)))
+    diverged = bool(nan_epochs.size) and nan_epochs[-1] == len(est.loss_curve_) - 1  # (its last epoch)
+    if nan_epochs.size and not (len(est.validation_scores_) == len(est.loss_curve_)
+                                and np.isnan(np.asarray(est.validation_scores_)[nan_epochs]).all()):
         raise ValueError(f"array '{where}.loss_curve_' contains NaN or infinity, and not as the record of a "
-                         "diverged last epoch (NaN validation score).")
+                         "diverged epoch (NaN validation score).")
     if hasattr(est, "history_"):
         est.history_ = _load_history(ar, est.history_, f"{where}.history_", est.loss_curve_)
         if "val_loss" in est.history_:
