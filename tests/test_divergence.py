@@ -223,6 +223,23 @@ def test_network_early_stopping_divergence_warns_and_saves_and_loads(tmp_path):
     assert ens.n_epochs_[0] == 20 and np.isnan(ens.loss_curve_[1, ens.n_epochs_[1] - 1])
 
 
+def test_a_score_of_minus_infinity_saves_and_loads(tmp_path):
+    # found by probing: finite outputs near float64's largest overflow R^2's squared errors, a score of -inf
+    # (as scikit-learn's r2_score gives it), which fastmlp.load refused
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3))
+    y = X @ np.array([1.0, -1.0, 0.5])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e8, early_stopping=True,
+                           max_iter=5, random_state=0).fit(X, y)
+    assert -np.inf in est.validation_scores_
+    est.save(tmp_path / "model.fmlp")
+    loaded = fastmlp.load(tmp_path / "model.fmlp")
+    assert_array_equal(loaded.validation_scores_, est.validation_scores_)
+    assert_array_equal(loaded.predict(X), est.predict(X))
+
+
 def test_a_warm_start_after_a_divergence_saves_and_loads(tmp_path):
     # found by probing: the diverged epoch's NaN, followed by a later fit's epochs, was refused by fastmlp.load
     est = MLPRegressor(solver="sgd", learning_rate_init=1.0, early_stopping=True, warm_start=True, **DIVERGING)

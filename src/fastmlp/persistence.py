@@ -860,7 +860,8 @@ class _Context(NamedTuple):
 def _load_history(ar, cfg, where, loss_curve):
     """history_ as a fit records it: per epoch of loss_curve_ (its loss, the same numbers), the learning
     rate (> 0; NaN for L-BFGS), seconds (>= 0; NaN for a diverged epoch), and val_loss and val_score
-    together or not at all (NaN where there was no validation or the predictions were not finite)."""
+    together or not at all (NaN where there was no validation or the predictions were not finite; the
+    score minus infinity where their error overflows)."""
     keys = new_history(validation=isinstance(cfg, dict) and "val_loss" in cfg)
     _fields(cfg, where, tuple(keys))
     n = len(loss_curve)
@@ -871,8 +872,9 @@ def _load_history(ar, cfg, where, loss_curve):
         values = np.asarray(history[key])
         if not (np.isnan(values) | (np.isfinite(values) & (values >= low))).all():
             raise ValueError(f"array '{where}.{key}' must hold finite numbers >= {low} or NaN.")
-    for key in ("val_loss", "val_score"):
-        if key in history and np.isinf(history[key]).any():
+    # (a score may be minus infinity: an R^2 whose squared errors overflow, see _validation_scores)
+    for key, bad in (("val_loss", np.isinf), ("val_score", lambda v: np.asarray(v) == np.inf)):
+        if key in history and bad(history[key]).any():
             raise ValueError(f"array '{where}.{key}' contains infinity.")
     return history
 
@@ -895,13 +897,14 @@ def _check_record(losses, norms, where, n_layers, diverged=False):
 
 def _validation_scores(scores, name, n_epochs):
     """None, or at most one score per epoch: accuracy or R^2, NaN where the predictions were not finite
-    (as scikit-learn records them), never infinite."""
+    (as scikit-learn records them), minus infinity where finite predictions' error overflows (an R^2 of
+    outputs near the dtype's largest number), never plus infinity."""
     if scores is None:
         return None
     if len(scores) > n_epochs:
         raise ValueError(f"array {name!r} has {len(scores)} scores, more than the {n_epochs} epochs of "
                          "loss_curve_.")
-    if np.isinf(scores).any():
+    if (np.asarray(scores) == np.inf).any():
         raise ValueError(f"array {name!r} contains infinity.")
     return scores.tolist()
 
