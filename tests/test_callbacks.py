@@ -223,3 +223,17 @@ def test_checkpoint_bad_arguments():
         Checkpoint(3)
     with pytest.raises(ValueError, match="monitor"):
         Checkpoint("x", monitor="accuracy")
+
+
+def test_checkpoint_of_an_lbfgs_fit_loads(data, tmp_path):
+    # found by probing: best_loss_ stayed infinite through L-BFGS's iterations, so every checkpoint written
+    # during the fit was refused by fastmlp.load
+    from fastmlp.callbacks import Checkpoint
+
+    X, y = data
+    path = tmp_path / "best.fmlp"
+    clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=5, random_state=0)
+    clf.set_callbacks(Checkpoint(path)).fit(X, y)
+    loaded = fastmlp.load(path)
+    assert loaded.best_loss_ == min(loaded.loss_curve_) and np.isfinite(loaded.best_loss_)
+    assert np.array_equal(loaded.predict_proba(X), clf.predict_proba(X))  # (the last iteration is the best)

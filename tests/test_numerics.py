@@ -679,3 +679,71 @@ def test_ctrl_c_in_estimator_fit_warns_and_returns_a_usable_model(monkeypatch, n
             warnings.simplefilter("ignore", ConvergenceWarning)
             replay.fit(X, y)
         _assert_params_equal(after, _params(replay))
+
+
+def test_ctrl_c_in_an_lbfgs_fit_keeps_the_last_recorded_iteration(monkeypatch, tmp_path):
+    # found by probing: the weights were the line search's last trial point (not the record's), and best_loss_
+    # stayed infinite, so the returned model could not be saved and loaded
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    original, calls = fastmlp.Network._loss_and_gradients, [0]
+
+    def interrupted(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        calls[0] += 1
+        if calls[0] == 40:  # (Ctrl-C seen when an engine call returns, inside L-BFGS's line search or not)
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(fastmlp.Network, "_loss_and_gradients", interrupted)
+    est = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=300, random_state=0)
+    with pytest.warns(UserWarning, match="interrupted"):
+        est.fit(X, y)
+    monkeypatch.undo()
+    assert 0 < est.n_iter_ == len(est.loss_curve_) < 300
+    loss_now = est._network.loss_and_gradients(X, y, alpha=est.alpha)[0]
+    assert loss_now == est.loss_curve_[-1] == est.loss_
+    assert est.best_loss_ == min(est.loss_curve_)
+    est.save(tmp_path / "model.fmlp")
+    assert_array_equal(fastmlp.load(tmp_path / "model.fmlp").predict(X), est.predict(X))
+
+
+def test_ctrl_c_while_validating_keeps_the_last_recorded_epoch(monkeypatch):
+    # found by probing: an interrupt in the validation's scoring (after the epoch trained, before it was
+    # recorded) left the weights one epoch ahead of the record
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    calls = [0]
+
+    def scorer(est, X_, y_):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        return 0.0
+
+    kw = dict(hidden_layer_sizes=(16,), max_iter=10, solver="sgd", shuffle=False, random_state=0)
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = MLPRegressor(**kw, scoring=scorer).fit(X[:150], y[:150], X_val=X[150:], y_val=y[150:])
+    assert est.n_iter_ == len(est.loss_curve_) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay = MLPRegressor(**dict(kw, max_iter=2)).fit(X[:150], y[:150])
+    _assert_params_equal(_params(est), _params(replay))
+    # Network.fit: the same, Ctrl-C propagating
+    net = fastmlp.Network([5, 16, 1], random_state=0)
+    replay = fastmlp.Network([5, 16, 1], random_state=0).fit(X[:150], y[:150], epochs=2, shuffle=False)
+    original, calls[0] = fastmlp._training.Validation.evaluate, 0
+
+    def evaluate(self, network):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        return original(self, network)
+
+    monkeypatch.setattr(fastmlp._training.Validation, "evaluate", evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X[:150], y[:150], epochs=10, shuffle=False, validation_data=(X[150:], y[150:]))
+    assert len(net.loss_curve_) == 2
+    _assert_params_equal(_params(net), _params(replay))

@@ -347,7 +347,13 @@ class EpochLoop:
         (val_loss, val_score) of the network now when the caller has it (Validation.evaluate_together)."""
         logs = {"loss": loss, "learning_rate": rate, "seconds": seconds, "grad_norms": norms}
         if self.validation is not None:
-            logs["val_loss"], logs["val_score"] = evaluation or self.validation.evaluate(self.net)
+            if evaluation is None:
+                try:
+                    evaluation = self.validation.evaluate(self.net)
+                except KeyboardInterrupt:  # (the epoch is not recorded: its start comes back)
+                    self.trainer.restore_epoch_start(self.net._params)
+                    raise
+            logs["val_loss"], logs["val_score"] = evaluation
             if self.keep_best and logs["val_score"] > self.best_score:
                 self.best_score = logs["val_score"]
                 self.best_params = self.net._params.copy()

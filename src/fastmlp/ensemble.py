@@ -683,16 +683,20 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                 in_epoch = True
             if not active:
                 break
-            in_epoch = False
             seconds = time.perf_counter() - tic
             leaving = []
             for i, k in enumerate(active):  # the weights of now, where the epoch's end looks at them
                 if loops[k].validation is not None or loops[k].observed:
                     pack.unpack(i, loops[k].net._params)
-            evaluations = [None] * len(active)
+            # the validations (before any member records the epoch: an interrupt here takes every member
+            # back to the epoch's start)
             if together:
                 evaluations = Validation.evaluate_together([loops[k].validation for k in active],
                                                            [loops[k].net for k in active])
+            else:
+                evaluations = [None if loops[k].validation is None else loops[k].validation.evaluate(loops[k].net)
+                               for k in active]
+            in_epoch = False
             dead = net._dead_fractions(unit_max[pack.unit_index])  # every member's dead_units_, in one call
             means, norms = (loss_sums / total_weight).tolist(), norm_sums / max(n_batches, 1)
             for i, k in enumerate(active):

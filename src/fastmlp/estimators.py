@@ -168,6 +168,16 @@ class _SklearnTasks:
                                               reconstruction_attributes=self._fitted)
 
 
+class _LbfgsRecord(_Record):
+    """The L-BFGS solver's hook: the record, with best_loss_ that of the iterations so far (a callback's
+    checkpoint, an interrupted fit)."""
+
+    def _sync(self, loop, whole=True):
+        super()._sync(loop, whole)
+        if whole and self.est.loss_curve_:
+            self.est.best_loss_ = min((v for v in self.est.loss_curve_ if np.isfinite(v)), default=np.inf)
+
+
 class _StochasticRecord(_Record):
     """The sgd and adam solvers' hook: the record, and scikit-learn's stopping rules and schedules."""
 
@@ -812,15 +822,20 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             return loss, grads.astype(np.float64)
 
         loop = EpochLoop(net, None, X, Y, sample_weight, max_epochs=self.max_iter, shuffle=False,
-                         validation=validation, hooks=[_Record(self), *hooks], history=self.history_)
+                         validation=validation, hooks=[_LbfgsRecord(self), *hooks], history=self.history_)
         tic = [time.perf_counter()]
+        # the weights of the last iteration recorded, and of the one being recorded: what an interrupt
+        # returns to (the line search's trial points come and go between them)
+        kept = {"x": None, "n": 0, "pending": None}
 
         def callback(intermediate_result):
             x = intermediate_result.x
             if not np.array_equal(x, last.get("x")):
                 loss_and_grad(x)
             now = time.perf_counter()
+            kept["pending"] = x.copy()
             stop = loop.bridge(float(last["loss"]), np.array(last["norms"]), now - tic[0])
+            kept["x"], kept["n"] = kept["pending"], len(loop.grad_norms)
             tic[0] = now
             if self.verbose:
                 print(f"Iteration {len(self.history_['loss'])}, loss = {last['loss']:.8f}", flush=True)
@@ -839,6 +854,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                         options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
                     )
             except KeyboardInterrupt:
+                x = kept["pending"] if len(loop.grad_norms) > kept["n"] else kept["x"]
+                params[...] = start if x is None else x  # (the weights the record ends with)
                 warnings.warn("Training interrupted by user.")
                 return
             if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
