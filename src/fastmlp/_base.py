@@ -81,9 +81,14 @@ class _LayerList(list):
 
 class _NetworkRecord:
     """Network.fit's hook: the call's record as the network's attributes, after every epoch when
-    a callback may look (it sees a consistent network), and whatever ends the loop."""
+    a callback may look (it sees a consistent network), and whatever ends the loop; the record of
+    before the call when the call was taken back whole (a divergence back to the call's start)."""
 
     watches_model = False
+    _ATTRIBUTES = ("history_", "loss_curve_", "grad_norms_", "validation_loss_curve_", "dead_units_")
+
+    def on_fit_begin(self, loop):
+        self.before = {name: loop.net.__dict__[name] for name in self._ATTRIBUTES if name in loop.net.__dict__}
 
     def on_epoch_end(self, loop, logs):
         if loop.observed:
@@ -91,6 +96,11 @@ class _NetworkRecord:
 
     def on_fit_end(self, loop):
         net = loop.net
+        if loop.forgotten:
+            for name in self._ATTRIBUTES:
+                net.__dict__.pop(name, None)
+            net.__dict__.update(self.before)
+            return
         net.history_ = loop.history
         net.loss_curve_ = list(loop.history["loss"])
         net.grad_norms_ = np.array(loop.grad_norms, dtype=np.float64).reshape(len(loop.grad_norms), net.n_layers_)
@@ -670,8 +680,12 @@ class BaseNetwork(FixedSettings):
         ------
         ValueError
             On bad input, and when the loss or the weights become non-finite; the
-            weights are then those of the start of that epoch, or those before
-            the call if the outputs of that epoch's start overflow on X.
+            weights are then those of the start of that epoch (the record holds
+            the epochs before it), or those before the call if the outputs of
+            that epoch's start overflow on X (the record too is that of before
+            the call). With ``early_stopping`` a divergence ends the fit instead:
+            the weights of the best epoch come back, the diverged epoch is
+            recorded as NaN, and a ``ConvergenceWarning`` says so.
 
         Examples
         --------

@@ -287,6 +287,7 @@ class EpochLoop:
         self.logs = None
         self.diverged = None
         self.interrupted = False
+        self.forgotten = False  # (forget_call: the call's epochs were taken back, weights and record)
         self._n_at_start = len(self.history["loss"])
         # The state before the call, for a roll-back past the start of the failed
         # epoch (None for one epoch: that epoch's start is the call's).
@@ -384,6 +385,7 @@ class EpochLoop:
     def forget_call(self):
         """Take back the record of this call's epochs (its weights were taken back)."""
         self._truncate(self._n_at_start)
+        self.forgotten = True
 
     def bridge(self, loss, norms, seconds):
         """The record and hooks of one iteration of an outside optimizer (L-BFGS); True to stop."""

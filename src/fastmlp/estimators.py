@@ -74,6 +74,7 @@ class _Record:
 
     def on_fit_begin(self, loop):
         self.t_start = self.est.t_
+        self.n_iter_start = self.est.n_iter_
         self.norms_start = self.est.grad_norms_
         self.buffer, self.written = None, []  # (see _norms)
 
@@ -86,7 +87,7 @@ class _Record:
     def _sync(self, loop, whole=True):
         est = self.est
         n = len(loop.grad_norms)
-        est.n_iter_ = n
+        est.n_iter_ = self.n_iter_start if loop.forgotten else n  # (a call taken back whole: as before it)
         est.t_ = self.t_start + self.n_samples * n
         if not whole:  # (copying the curves every epoch would cost a long fit's epochs squared)
             est.loss_ = loop.history["loss"][-1] if n else getattr(est, "loss_", None)
