@@ -7,6 +7,7 @@ epoch from the ensemble's random_state, which draws nothing else when every
 member's seed is given).
 """
 import copy
+import pickle
 
 import numpy as np
 import scipy.sparse
@@ -437,3 +438,12 @@ def test_divergence_takes_each_member_back_as_its_network_alone(epochs):
         assert np.isnan(ens.loss_curve_[k, n:]).all() and np.isnan(ens.validation_loss_curve_[k, n:]).all()
         assert np.isnan(ens.grad_norms_[k, n:]).all() and np.isfinite(ens.grad_norms_[k, :n]).all()
     assert ens.loss_curve_.shape[1] == max(ens.n_epochs_)
+
+
+def test_seeds_cannot_be_changed_in_place():
+    # found by probing: seeds_.append(7) passed (a list), and the file save wrote was refused by load
+    ens = NetworkEnsemble([3, 4, 1], n_members=2, random_state=0)
+    assert isinstance(ens.seeds_, tuple)
+    with pytest.raises(AttributeError):
+        ens.seeds_.append(7)
+    assert isinstance(pickle.loads(pickle.dumps(ens)).seeds_, tuple)

@@ -439,7 +439,7 @@ def test_save_load_round_trip(Ens, tmp_path):
     pd = pytest.importorskip("pandas")  # feature names travel with the ensemble, not its members
     Xf = pd.DataFrame(X, columns=names)
     ens = Ens(hidden_layer_sizes=(8,), max_iter=20, n_members=3, random_state=0, dtype="float32",
-              member_params=[{"alpha": 0.1}, {}, {"dropout": 0.1}]).fit(Xf, y)
+              member_params=[{"alpha": 0.1}, {}, {"dropout": [0.1]}]).fit(Xf, y)  # (a list: found by probing)
     path = tmp_path / "ens.fastmlp"
     ens.save(path)
     loaded = load(path)
@@ -535,3 +535,47 @@ def test_ctrl_c_in_the_pass_leaves_every_member_usable_at_its_last_epoch(monkeyp
     assert ens.predict(X).shape == (150,)
     ens.fit(X, y)  # and fits again
     assert list(ens.n_iter_) == [10, 10]
+
+
+def test_probed_edges_of_fit_and_save(tmp_path):
+    # found by probing: each raised an unnamed or internal error, wrote a file load refused, or went on silently
+    X, y = _iris()
+    args = dict(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    # n_members set after fit: the fitted members still save and load (as many as the fit made)
+    ens = MLPEnsembleClassifier(**args, n_members=3).fit(X, y)
+    ens.set_params(n_members=2)
+    ens.save(tmp_path / "e.fmlp")
+    loaded = load(tmp_path / "e.fmlp")
+    assert len(loaded.estimators_) == 3 and loaded.n_members == 2
+    assert_array_equal(loaded.predict_proba(X), ens.predict_proba(X))
+    # ... but a warm start refuses to go on with another number of members (as partial_fit does)
+    before = pickle.dumps(ens)
+    with pytest.raises(ValueError, match="n_members=2, but the ensemble has 3 members: warm_start"):
+        ens.set_params(warm_start=True).fit(X, y)
+    assert pickle.dumps(ens.set_params(warm_start=False)) == before
+    # the weights of an early-stopping fit checked before its validation split: the errors name them
+    early = MLPEnsembleClassifier(**args, n_members=2, early_stopping=True)
+    with pytest.raises(ValueError, match="sample_weight has 10 entries, expected 150"):
+        early.fit(X, y, sample_weight=np.ones(10))
+    with pytest.raises(ValueError, match="sample_weight must be non-negative"):
+        early.fit(X, y, sample_weight=-np.ones(150))
+    with pytest.raises((TypeError, ValueError), match="sample_weight"):
+        early.fit(X, y, sample_weight=2.0)
+    # a member's dropout of the wrong length names the member
+    with pytest.raises(ValueError, match=r"member_params\[0\]: dropout must be a float or a list of 1"):
+        MLPEnsembleClassifier(**args, n_members=2, member_params=[{"dropout": [0.1, 0.2]}, {}]).fit(X, y)
+
+
+def test_a_warm_start_goes_on_in_the_members_dtype():
+    # found by probing: a warm start after dtype was changed checked X in the new dtype (rounded to float32)
+    # while the members went on in float64; the member class's warm start goes on in its fitted dtype
+    X, y = _iris()
+    X = X + 1e-9 * np.arange(150)[:, None]
+    kw = dict(hidden_layer_sizes=(5,), max_iter=5, shuffle=False, warm_start=True)
+    ens = MLPEnsembleClassifier(**kw, n_members=1, member_params=[{"random_state": 3}]).fit(X, y)
+    alone = MLPClassifier(**kw, random_state=3).fit(X, y)
+    ens.set_params(dtype="float32").fit(X, y)
+    alone.set_params(dtype="float32").fit(X, y)
+    assert ens.estimators_[0].coefs_[0].dtype == np.float64
+    for a, b in zip(ens.estimators_[0].coefs_ + ens.estimators_[0].intercepts_, alone.coefs_ + alone.intercepts_):
+        assert_array_equal(a, b)

@@ -1065,3 +1065,26 @@ def test_partial_fit_keeps_one_generator_so_dropout_masks_change():
         inc.partial_fit(X, y, classes=[0, 1])
     for a, b in zip(full.coefs_, inc.coefs_):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("first, then, method", [(True, False, "partial_fit"), (False, True, "fit"),
+                                                 (True, False, "fit")])
+def test_early_stopping_switched_between_calls_goes_on(first, then, method, tmp_path):
+    # found by probing: a warm start or partial_fit after set_params(early_stopping=...) compared a loss with
+    # the other mode's None (a TypeError, as scikit-learn's MLP raises), the model left changed
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, early_stopping=first, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        n = len(clf.loss_curve_)
+        getattr(clf.set_params(early_stopping=then), method)(X, y)
+    assert len(clf.loss_curve_) > n and np.isfinite(clf.loss_curve_).all()
+    if then:
+        assert len(clf.validation_scores_) >= len(clf.loss_curve_) - n and np.isfinite(clf.best_validation_score_)
+    else:
+        assert np.isfinite(clf.best_loss_)
+    clf.save(tmp_path / "m.fmlp")
+    assert np.array_equal(fastmlp.load(tmp_path / "m.fmlp").predict_proba(X), clf.predict_proba(X))

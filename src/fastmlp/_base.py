@@ -22,7 +22,8 @@ import numpy as np
 from . import _registry
 from ._math import PRELU_INITIAL_SLOPE, output_forward
 from ._training import EpochLoop, Patience, Reporter, Trainer, Validation, check_schedule, draw_seed, warn_diverged
-from ._validation import BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int, is_sparse
+from ._validation import (BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int,
+                          check_sample_weight, is_sparse)
 
 
 def _check_random_state(random_state):
@@ -311,16 +312,7 @@ class BaseNetwork(FixedSettings):
 
     def _check_sample_weight(self, sample_weight, n_samples, name="sample_weight"):
         """None, or a (n_samples,) array of finite non-negative weights with a positive sum."""
-        if sample_weight is None:
-            return None
-        sw = as_float_array(sample_weight, name, self.dtype, ndim=1)
-        if sw.shape[0] != n_samples:
-            raise ValueError(f"{name} has {sw.shape[0]} entries, expected {n_samples} (one per sample).")
-        if sw.min() < 0:
-            raise ValueError(f"{name} must be non-negative.")
-        if not sw.sum() > 0:
-            raise ValueError(f"{name} must not be all zero: the weights must have a positive sum.")
-        return sw
+        return check_sample_weight(sample_weight, n_samples, self.dtype, name)
 
     # -------------------------------------------------------------- parameters
 

@@ -129,6 +129,20 @@ def as_float_array(X, name, dtype, ndim=2):
     return arr
 
 
+def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
+    """None, or a (n_samples,) array of `dtype` of finite non-negative weights with a positive sum."""
+    if sample_weight is None:
+        return None
+    sw = as_float_array(sample_weight, name, dtype, ndim=1)
+    if sw.shape[0] != n_samples:
+        raise ValueError(f"{name} has {sw.shape[0]} entries, expected {n_samples} (one per sample).")
+    if sw.min() < 0:
+        raise ValueError(f"{name} must be non-negative.")
+    if not sw.sum() > 0:
+        raise ValueError(f"{name} must not be all zero: the weights must have a positive sum.")
+    return sw
+
+
 def aligned(arr):
     """arr, or an aligned copy where its data is not aligned to its itemsize (compiled code loads whole elements)."""
     return arr if arr.flags.aligned else arr.copy()

@@ -170,7 +170,7 @@ class NetworkEnsemble(FixedSettings):
         by every fit for ``"learning_rate"`` and ``"alpha"`` (they may be
         changed between fits); ``"dropout"`` and ``"random_state"`` are the
         constructor's (fit raises a ValueError if they changed).
-    seeds_ : list of int
+    seeds_ : tuple of int
         Each member's seed: ``member(k)`` starts as
         ``Network(layer_sizes, ..., random_state=seeds_[k])``.
     n_epochs_ : ndarray of shape (n_members,)
@@ -228,7 +228,7 @@ class NetworkEnsemble(FixedSettings):
         self._rng = _check_random_state(random_state)
         config = dict(activation=activation, output_activation=output_activation, loss=loss, init=init,
                       dtype=dtype, loss_param=loss_param)
-        self.seeds_, members = [], []
+        seeds, members = [], []
         for k, own in enumerate(self.member_params):
             seed = own["random_state"] if "random_state" in own else draw_seed(self._rng)
             try:
@@ -237,7 +237,8 @@ class NetworkEnsemble(FixedSettings):
                 if "dropout" in own or "random_state" in own:  # name the member whose setting it was
                     raise type(exc)(f"member_params[{k}]: {exc}") from None
                 raise
-            self.seeds_.append(seed)
+            seeds.append(seed)
+        self.seeds_ = tuple(seeds)  # (a tuple: fixed, as n_members is)
         # member k's Network: its configuration, its generator for the dropout seeds of each epoch, and its
         # weights between fits (a fit trains them in a MemberPack)
         self._members = members
@@ -245,6 +246,7 @@ class NetworkEnsemble(FixedSettings):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__["seeds_"] = tuple(self.seeds_)  # (pickled when it was a list)
         if "loss_curve_" in state and "n_epochs_" not in state:  # (pickled before early stopping: every epoch)
             self.n_epochs_ = np.full(self.n_members, np.shape(self.loss_curve_)[1], dtype=np.intp)
 

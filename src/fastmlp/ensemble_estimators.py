@@ -23,8 +23,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .ensemble import check_member_params, run_in_one_pass
+from .network import Network
 from .estimators import _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names, validate_X_val
-from ._validation import all_finite
+from ._validation import all_finite, check_sample_weight
 
 # What member_params may set per member (the estimator parameters of those names).
 MEMBER_PARAMS = ("learning_rate_init", "alpha", "dropout", "random_state")
@@ -95,6 +96,12 @@ class _BaseEnsemble:
                 member._validate_params()
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"member_params[{k}]: {exc}") from None
+            if "dropout" in own:  # (its rates, one per hidden layer: checked here, so that the error names it)
+                n_hidden = len(member._hidden_sizes())
+                try:
+                    Network._check_dropout(own["dropout"], n_hidden)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"member_params[{k}]: {exc}") from None
             members.append(member)
         return members
 
@@ -154,10 +161,14 @@ class _BaseEnsemble:
         """
         self._validate_params()
         member_params = check_member_params(self.member_params, self.n_members, MEMBER_PARAMS)
-        dtype = self._fit_dtype(X)
         rng = check_random_state(self.random_state)
         old = self.__dict__.get("estimators_")
-        goes_on = self.warm_start and old is not None and len(old) == self.n_members
+        goes_on = self.warm_start and old is not None
+        if goes_on and len(old) != self.n_members:
+            raise ValueError(f"n_members={self.n_members}, but the ensemble has {len(old)} members: warm_start "
+                             "goes on with the members it has (set warm_start=False to start anew).")
+        # (a warm start goes on in the members' dtype, as the member class's does)
+        dtype = old[0]._network.dtype if goes_on else self._fit_dtype(X)
         members = self._members_of_call(member_params, rng, old if goes_on else None)
         checked = copy.copy(self)  # validate_data records n_features_in_ (and names) on it, not yet on self
         # (a classifier's labels stay as given: each member encodes them, the same way)
@@ -166,6 +177,8 @@ class _BaseEnsemble:
         if X_val is not None:
             X_val = validate_X_val(checked, X_val, dtype)
         elif self.early_stopping and self.solver in _STOCHASTIC_SOLVERS:
+            # (the weights checked before the split, so that an error names what the user gave)
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], dtype)
             X, y, sample_weight, X_val, y_val, sample_weight_val = self._validation_split(X, y, sample_weight)
         callbacks = self.__dict__.get("_skl_callbacks")
         if self._in_one_pass():  # (one shuffle per epoch, from random_state after the members' seeds)

@@ -656,6 +656,13 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         net = self._network
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        # early_stopping set otherwise than when the model was started (set_params, then a warm start or
+        # partial_fit): its record starts here, as a first fit's would (scikit-learn's MLP crashes there)
+        if self.early_stopping:
+            if self.best_validation_score_ is None:
+                self.best_validation_score_, self.validation_scores_ = -np.inf, []
+        elif self.best_loss_ is None:
+            self.best_loss_ = np.inf
         if self.early_stopping and validation is None:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]

@@ -376,8 +376,10 @@ def _encode_param(value, where, w):
         return {"tuple": [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]}
     if isinstance(value, list):
         return [_encode_param(v, f"{where}[{i}]", w) for i, v in enumerate(value)]
-    if isinstance(value, dict):  # (class_weight) as [key, value] pairs: JSON's keys would all be strings
-        return {"dict": [[_scalar(k, f"{where} key"), _scalar(v, f"{where}[{k!r}]")] for k, v in value.items()]}
+    if isinstance(value, dict):  # (class_weight, member_params' dicts) as [key, value] pairs: JSON's keys
+        # would all be strings; a value as any parameter's (a member's dropout may be a list of rates)
+        return {"dict": [[_scalar(k, f"{where} key"), _encode_param(v, f"{where}[{k!r}]", w)]
+                         for k, v in value.items()]}
     if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
         return np.dtype(value).name  # (dtype=np.float32 is kept as "float32", which means the same)
     if isinstance(value, np.ndarray):
@@ -811,7 +813,7 @@ def _load_network_ensemble(cfg, ar, rngs):
             raise ValueError(f"{where}.members.{k} differs from member 0 in {differing}; an ensemble's members "
                              "share them.")
     ens = NetworkEnsemble.__new__(NetworkEnsemble)
-    ens.n_members, ens.member_params, ens.seeds_, ens._members = K, member_params, seeds, nets
+    ens.n_members, ens.member_params, ens.seeds_, ens._members = K, member_params, tuple(seeds), nets
     ens._rng = rngs.get(cfg["random_state"], f"{where}.random_state")
     ens._adopt_members()
     if ("loss_curve_" in cfg) != ("grad_norms_" in cfg):
@@ -944,9 +946,9 @@ def _decode_param(value, where, rngs, depth=0):
     if isinstance(value, dict) and set(value) == {"rng"}:
         return rngs.get(value, where)
     if isinstance(value, dict) and set(value) == {"dict"} and isinstance(value["dict"], list) and all(
-            isinstance(item, list) and len(item) == 2 and all(v is None or isinstance(v, (bool, int, float, str))
-                                                              for v in item) for item in value["dict"]):
-        return dict((k, v) for k, v in value["dict"])
+            isinstance(item, list) and len(item) == 2 and isinstance(item[0], (type(None), bool, int, float, str))
+            for item in value["dict"]):
+        return {k: _decode_param(v, f"{where}[{k!r}]", rngs) for k, v in value["dict"]}
     raise ValueError(f"{where}: {value!r} is not a valid parameter value.")
 
 
@@ -984,8 +986,9 @@ def _load_estimator(cls, cfg, ar, rngs, prefix=""):
 def _load_members(cfg, where, ctx):
     """An ensemble's estimators_, each member read as a top-level estimator of the ensemble's member class."""
     ens = ctx.model
-    if not isinstance(cfg, list) or len(cfg) != ens.n_members:
-        raise ValueError(f"{where} must list n_members={ens.n_members} members, got {type(cfg).__name__} "
+    # (as many as the fit made: n_members, a parameter, may have been set to another number since)
+    if not isinstance(cfg, list) or not cfg:
+        raise ValueError(f"{where} must list the fitted members, got {type(cfg).__name__} "
                          f"of {len(cfg) if isinstance(cfg, list) else 'no'} items.")
     members = []
     for k, member in enumerate(cfg):
@@ -1008,8 +1011,8 @@ def _check_ensemble_record(ens, where):
                              "and dtype.")
         if is_classifier(ens) and not np.array_equal(member.classes_, first.classes_):
             raise ValueError(f"{where}.estimators_.{k} has classes {member.classes_!r}, member 0 {first.classes_!r}.")
-    if ens.best_index_ >= ens.n_members:
-        raise ValueError(f"{where}.best_index_ is {ens.best_index_}, but there are {ens.n_members} members.")
+    if ens.best_index_ >= len(ens.estimators_):
+        raise ValueError(f"{where}.best_index_ is {ens.best_index_}, but there are {len(ens.estimators_)} members.")
     ens._from_members()
 
 
