@@ -552,10 +552,13 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
     its dropout masks (a seed drawn from its network's generator every epoch,
     as its own loop would) and its Adam step count. A member whose loop stops
     leaves the pass. A member whose epoch diverges is taken back to that
-    epoch's start and handled as its own loop would (recorded and stopped
-    with keep_best, else its Divergence is raised once every loop has
-    finished); the others train that epoch again without it, on the same
-    batches, so that no member depends on another.
+    epoch's start and handled as its own loop would: with keep_best it is
+    recorded and stopped, and the others train that epoch again without it,
+    on the same batches, so that no member depends on another; else its
+    Divergence is raised (the first member's, in order), every other member
+    back at the start of that epoch with the record of the epochs before it.
+    The end-of-fit check of the members that finish together runs for each;
+    the first that fails raises, the others keep their last epoch.
 
     Parameters
     ----------
