@@ -717,16 +717,22 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                 continue
             for i in range(len(active)):
                 give_back(i)
-            for i in leaving:
+            # the end-of-fit check of the members leaving (those without keep_best): a bound on the outputs for
+            # all of them at once (X's part computed once), each loop's own check where it does not clear them
+            checked = [i for i in leaving if not loops[active[i]].keep_best]
+            bounds = net._output_bound(X, np.stack([loops[active[i]].net._params for i in checked])) if checked \
+                else []
+            for i, bound in zip(checked, bounds):
+                if bound < net._safe_output_magnitude():
+                    continue
                 loop = loops[active[i]]
-                if not loop.keep_best:
-                    mark_start(i)
-                    try:
-                        loop._check_outputs()
-                    except Divergence as exc:
-                        if exc.to_call_start:
-                            loop.forget_call()
-                        error = error or exc
+                mark_start(i)
+                try:
+                    loop._check_outputs()
+                except Divergence as exc:
+                    if exc.to_call_start:
+                        loop.forget_call()
+                    error = error or exc
             active = [k for i, k in enumerate(active) if i not in set(leaving)]
             pack = None
             if error is not None:
