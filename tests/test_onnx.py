@@ -363,3 +363,22 @@ def test_skl2onnx_float64_pipeline_stays_float64(skl2onnx):
     label, proba = session(model).run(None, {"X": X})
     assert proba.dtype == np.float64 and np.array_equal(label, pipe.predict(X))
     np.testing.assert_allclose(proba, pipe.predict_proba(X), rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["multiclass_str", "binary", "multilabel", "regressor"])
+def test_skl2onnx_converts_a_pipeline_ending_in_an_ensemble(skl2onnx, kind):
+    # found by probing: only MLPClassifier and MLPRegressor were registered (an ensemble at a pipeline's end
+    # raised skl2onnx's MissingShapeCalculator), though the docs said fastmlp's estimators
+    if kind == "regressor":
+        Y = make_targets("identity", (100, 2), np.random.default_rng(4))
+        pipe, X32 = pipeline(MLPEnsembleRegressor(hidden_layer_sizes=(7,), max_iter=20, n_members=3,
+                                                  random_state=0), Y)
+        (got,) = session(skl2onnx.to_onnx(pipe, X32[:1])).run(None, {"X": X32})
+        np.testing.assert_allclose(got, pipe.predict(X32), rtol=1e-5, atol=1e-5 * np.abs(got).max())
+        return
+    y = classification_targets(kind)
+    pipe, X32 = pipeline(MLPEnsembleClassifier((7,), max_iter=20, n_members=3, random_state=0), y)
+    options = {MLPEnsembleClassifier: {"zipmap": False}}
+    label, proba = session(skl2onnx.to_onnx(pipe, X32[:1], options=options)).run(None, {"X": X32})
+    assert label.tolist() == pipe.predict(X32).tolist()
+    np.testing.assert_allclose(proba, pipe.predict_proba(X32), rtol=1e-5)

@@ -1,7 +1,7 @@
 """The compiled engine: forward, backward, optimizer update and the whole
 mini-batch loop of an epoch, for float32 and float64 from this one source.
 
-Notation follows DESIGN.md: layer l = 1..L maps A_{l-1} (batch, fan_in) to
+Notation (as fastmlp.reference's): layer l = 1..L maps A_{l-1} (batch, fan_in) to
 Z_l = A_{l-1} @ W_l + b_l and A_l = f(Z_l); delta_l = dL/dZ_l.
 
 Parameters live in one flat buffer: for each layer, W_l (fan_in * fan_out,

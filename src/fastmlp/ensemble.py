@@ -128,7 +128,8 @@ class NetworkEnsemble(FixedSettings):
     (one shuffle per epoch) and the optimizer; each has its own initial weights
     and dropout masks (from its own seed) and may have its own learning rate,
     L2 alpha and dropout rates (``member_params``). Each member is trained
-    exactly as a ``Network`` with its seed would be on the same batches: the
+    as a ``Network`` with its seed would be on the same batches (the same
+    updates, equal to rounding: the products are summed in another order): the
     engine runs all members' batch at once (the first layer's product for all
     members is one wide product) and splits the members over its threads.
 

@@ -143,6 +143,11 @@ class Network(BaseNetwork):
         (fan_out,) array per hidden layer; empty otherwise.
     loss_curve_ : list of float
         After fit: the mean training loss of each epoch, L2 term included.
+    validation_loss_curve_ : list of float
+        After a fit given ``validation_data``: the loss on it after each epoch.
+    history_ : dict of list
+        After fit: per epoch, "loss", "learning_rate", "seconds", and with
+        validation data "val_loss" and "val_score".
     grad_norms_ : ndarray of shape (epochs, n_layers)
         After fit: per epoch, the mean over its batches of ||dW_l||_F per layer
         (vanishing or exploding gradients show here).

@@ -5,9 +5,10 @@
 MatMul and an Add, then the activation, all in the model's dtype, with a
 dynamic batch dimension. An ``MLPEnsembleClassifier`` or
 ``MLPEnsembleRegressor`` is every member's network side by side and the Mean
-of their outputs (the averaged model: predict_proba, predict's mean). Importing this module also registers a converter
-with skl2onnx (when it is installed), so that ``skl2onnx.to_onnx`` converts
-pipelines that end in a fastmlp estimator.
+of their outputs (the averaged model: predict_proba, predict's mean).
+Importing this module also registers a converter with skl2onnx (when it is
+installed) for the four estimators, so that ``skl2onnx.to_onnx`` converts
+pipelines that end in a fastmlp estimator or ensemble.
 
 Both paths build the graph with the same functions (``_emit_*``), which write
 through a small interface: ``g.constant(hint, array)`` adds an initializer and
@@ -380,11 +381,13 @@ or MLPEnsembleRegressor
 
 
 def _convert(scope, operator, container):
-    """skl2onnx converter for MLPClassifier and MLPRegressor (options: zipmap, nocl for the classifier)."""
+    """skl2onnx converter for MLPClassifier and MLPRegressor and their ensembles (options: zipmap, nocl for the
+    classifiers)."""
     from skl2onnx.common.data_types import guess_proto_type
 
     est = operator.raw_operator
-    net = _fitted_network(est)
+    nets, labelled = _fitted_networks(est)
+    net = nets[0]
     if container.target_opset is not None and container.target_opset < MIN_OPSET:
         raise RuntimeError(f"fastmlp's ONNX converter needs target_opset >= {MIN_OPSET}, "
                            f"got {container.target_opset}.")
@@ -393,7 +396,7 @@ def _convert(scope, operator, container):
     X = operator.inputs[0].full_name
     if guess_proto_type(operator.inputs[0].type) != element:  # e.g. float32 features into a float64 model
         X = g.node("Cast", [X], "X_cast", to=element)
-    P = _emit_network(g, net, X)
+    P = _emit_mean(g, nets, X)
 
     def cast_to_declared(value, variable):  # outputs keep the type skl2onnx declared (the input's)
         declared = guess_proto_type(variable.type)
@@ -401,7 +404,7 @@ def _convert(scope, operator, container):
 
     if is_classifier(est):
         nocl = scope.get_options(est, dict(nocl=False))["nocl"]
-        labels, probabilities = _emit_classifier(g, est, P, nocl=nocl)
+        labels, probabilities = _emit_classifier(g, labelled, P, nocl=nocl)
         _bind(g, labels, operator.outputs[0].full_name)
         cast_to_declared(probabilities, operator.outputs[1])
     else:
@@ -412,8 +415,7 @@ def _classifier_shapes(operator):
     from skl2onnx.common.data_types import Int64TensorType
     from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
 
-    est = operator.raw_operator
-    _fitted_network(est)
+    est = _fitted_networks(operator.raw_operator)[1]  # (an ensemble's labels: its first member's)
     calculate_linear_classifier_output_shapes(operator)
     if est._label_binarizer.y_type_ == "multilabel-indicator":  # an indicator per label, not one label
         operator.outputs[0].type = Int64TensorType([operator.inputs[0].get_first_dimension(), est.n_outputs_])
@@ -422,8 +424,7 @@ def _classifier_shapes(operator):
 def _regressor_shapes(operator):
     from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
 
-    est = operator.raw_operator
-    _fitted_network(est)
+    est = _fitted_networks(operator.raw_operator)[1]
     calculate_linear_regressor_output_shapes(operator)  # (N, 1): it looks for coef_, which we do not have
     operator.outputs[0].type.shape = [operator.inputs[0].get_first_dimension(), est.n_outputs_]
 
@@ -438,6 +439,10 @@ def _register_skl2onnx():
                                 options={"zipmap": [True, False, "columns"], "nocl": [True, False],
                                          "output_class_labels": [False, True]})
     update_registered_converter(MLPRegressor, "FastmlpMLPRegressor", _regressor_shapes, _convert)
+    update_registered_converter(MLPEnsembleClassifier, "FastmlpMLPEnsembleClassifier", _classifier_shapes, _convert,
+                                options={"zipmap": [True, False, "columns"], "nocl": [True, False],
+                                         "output_class_labels": [False, True]})
+    update_registered_converter(MLPEnsembleRegressor, "FastmlpMLPEnsembleRegressor", _regressor_shapes, _convert)
 
 
 _register_skl2onnx()

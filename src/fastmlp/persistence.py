@@ -26,7 +26,9 @@ config.json
     ``"network"`` is ``{"n_members": K, "member_params": [K objects],
     "seeds_": [K ints], "random_state": {"rng": i}, "members": [K networks,
     their arrays named under "network.members.<k>."]}``, and after a fit
-    ``"loss_curve_"`` (K, epochs) and ``"grad_norms_"`` (K, epochs, layers);
+    ``"n_epochs_"`` (K ints), ``"loss_curve_"`` (K, epochs) and
+    ``"grad_norms_"`` (K, epochs, layers), NaN after a member's epochs, with
+    ``"validation_loss_curve_"`` (K, epochs) after a fit with validation data;
     its members share every constructor argument but their dropout.
 <name>.npy
     One array each, in NumPy's .npy format, never of an object dtype.

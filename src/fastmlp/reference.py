@@ -5,7 +5,7 @@ same interface and computes the same numbers, one layer and one batch at a
 time in Python. It is the test oracle and the "NumPy baseline" of the
 benchmarks. Nothing here is clever on purpose.
 
-Conventions (DESIGN.md): a batch ``X`` is ``(n_samples, n_features)``;
+Conventions (those of the engine, docs/engine.rst): a batch ``X`` is ``(n_samples, n_features)``;
 ``W`` is ``(fan_in, fan_out)``; layer l computes ``Z = A_prev @ W + b`` and
 ``A = f(Z)``; ``delta = dL/dZ``.
 
