@@ -410,6 +410,7 @@ def test_unsupported_models_and_steps_are_refused(tmp_path):
     ("1model", ValueError), ("my-model", ValueError), ("", ValueError), ("mod el", ValueError),
     ("int", ValueError), ("static", ValueError), ("class", ValueError), ("_Bool", ValueError),
     ("__model", ValueError), ("_Model", ValueError), ("caf\u00e9", ValueError), ("model\n", ValueError),
+    ("_math", ValueError), ("_model", ValueError),  # (found by probing: _MATH_H is math.h's include guard)
     (None, TypeError), (b"model", TypeError),
 ])
 def test_bad_names_are_refused(tmp_path, name, error):
@@ -461,6 +462,26 @@ def test_feature_names_and_file_name_in_the_comment(tmp_path):
     assert text.startswith("/*\n * my_model.h: a fastmlp MLPClassifier")
     assert "inputs: x[0] age, x[1] height, x[2] weight * /, x[3] x4, x[4] x5" in text
     assert "StandardScaler folded into layer 1" in text
+
+
+def test_text_beyond_ascii_in_the_comment_and_labels_too_long_for_c(tmp_path):
+    # found by probing: a feature name or a repr beyond ASCII raised UnicodeEncodeError; a label longer than
+    # C99's 4095-character string literals made a header that -pedantic -Werror refuses
+    pd = pytest.importorskip("pandas")
+    X, y = classification_data(3)
+    frame = pd.DataFrame(X, columns=["temp\u00e9rature", "x1", "x2", "x3", "\u6e29\u5ea6"])
+    clf = fitted(MLPClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0,
+                               class_weight={0: 2.0, 1: 1.0, 2: 1.0}), frame, y)
+    fastmlp.export_c(clf, tmp_path / "m.h", name="m")
+    text = (tmp_path / "m.h").read_text(encoding="ascii")
+    assert "x[0] temp<U+00E9>rature" in text and "x[4] <U+6E29><U+5EA6>" in text
+    (tmp_path / "main.c").write_text('#include "m.h"\nint main(void)\n{\n    return M_N_CLASSES != 3;\n}\n')
+    subprocess.run([CC, *CFLAGS, "main.c", "-o", "main", "-lm"], cwd=tmp_path, check=True)
+    long = fitted(MLPClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0), X,
+                  np.where(y == 0, "a" * 5000, "b"))
+    with pytest.raises(ValueError, match="class label 0 is 5000 bytes"):
+        fastmlp.export_c(long, tmp_path / "long.h")
+    assert not (tmp_path / "long.h").exists()
 
 
 def test_unwritable_paths_leave_nothing(tmp_path, monkeypatch):

@@ -505,6 +505,9 @@ ARRAY_TAMPERING = {
     "too few classes": (lambda p: {"estimator.fitted.classes_": np.array([0, 1])}, "labels"),
     "feature names wrong length": (lambda p: {"estimator.fitted.feature_names_in_": np.array(["a", "b"])}, "shape"),
     "adam moment wrong shape": (lambda p: {"estimator.fitted._trainer.state.1": np.zeros(3)}, "shape"),
+    # (found by probing: a negative second moment loaded, and the next partial_fit diverged)
+    "adam second moments negative": (lambda p: {"estimator.fitted._trainer.state.1": -np.ones_like(p)},
+                                     "second moments"),
     "loss curve 2-D": (lambda p: {"estimator.fitted.loss_curve_": np.zeros((2, 2))}, "dimension"),
 }
 
@@ -775,6 +778,9 @@ ENSEMBLE_TAMPERING = {
     "a record going on after its epochs": (_set(("network", "n_epochs_", 1), 1), "after its n_epochs_"),
     "curves longer than every member's epochs": (_set(("network", "n_epochs_"), [1, 1, 1]), "does not fit"),
     "epochs of fewer members": (_set(("network", "n_epochs_"), [2, 2]), "n_epochs_ must list"),
+    # (found by probing: a member's dropout in member_params that is not its own, or not a rate, loaded)
+    "a member's dropout not its own": (_set(("network", "member_params", 1, "dropout"), 0.5), "dropout"),
+    "a member's dropout not a rate": (_set(("network", "member_params", 1, "dropout"), "x"), "dropout"),
     "epochs without curves": (lambda c: [c["network"].pop(k) for k in ("loss_curve_", "grad_norms_")],
                               "'n_epochs_' without 'loss_curve_'"),
 }
@@ -830,3 +836,26 @@ def test_network_ensemble_curves_of_the_wrong_shape_raise_value_error(tmp_path):
     tamper(path, arrays={"network.validation_loss_curve_": np.zeros((3, 5))})
     with pytest.raises(ValueError, match="validation_loss_curve_.*does not fit"):
         load(path)
+
+
+def test_a_schedule_that_only_partial_fit_could_run_saves_and_loads(tmp_path):
+    # found by probing: LinearWarmup(warmup_epochs=5) with max_iter=5, which fit refuses and partial_fit
+    # (open-ended) runs, was checked against max_iter by load, which refused the file save had written
+    from fastmlp.schedules import LinearWarmup
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3)
+    y = (X[:, 0] > 0).astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, learning_rate=LinearWarmup(warmup_epochs=5),
+                        random_state=0)
+    clf.partial_fit(X, y, classes=[0, 1])
+    clf.save(tmp_path / "m.fmlp")
+    loaded, copied = load(tmp_path / "m.fmlp"), pickle.loads(pickle.dumps(clf))
+    loaded.partial_fit(X, y)
+    copied.partial_fit(X, y)
+    assert_array_equal(loaded.predict_proba(X), copied.predict_proba(X))
+    # a schedule's own bad parameter is still refused
+    clf.learning_rate.warmup_epochs = -1
+    clf.save(tmp_path / "bad.fmlp")
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        load(tmp_path / "bad.fmlp")

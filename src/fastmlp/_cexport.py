@@ -111,6 +111,10 @@ def _read_estimator(est):
                coefs[0].dtype)
     if kind == "classifier":
         m.classes = np.asarray(est.classes_)
+        for k, c in enumerate(m.classes.tolist()):  # (C99 promises string literals up to 4095 characters)
+            if isinstance(c, str) and len(c.encode("utf-8")) > _MAX_LITERAL:
+                raise ValueError(f"model: class label {k} is {len(c.encode('utf-8'))} bytes long; a C99 string "
+                                 f"literal may hold {_MAX_LITERAL} (export_c writes the labels as literals).")
         if est.out_activation_ == "softmax":
             m.task = "multiclass"
         else:  # logistic: one output is binary, several are labels of their own
@@ -195,6 +199,10 @@ def _read_pipeline(pipe):
 # Writing C.
 
 
+# The longest string literal every C99 compiler takes (its translation limits, 5.2.4.1).
+_MAX_LITERAL = 4095
+
+
 def _c_string(text):
     """A C string literal of text's UTF-8 bytes: octal escapes outside printable ASCII, '?' escaped
     (no trigraph can form)."""
@@ -211,7 +219,9 @@ def _c_string(text):
 
 
 def _comment_safe(text):
-    """text with nothing that could end a C block comment or splice a line."""
+    """text with nothing that could end a C block comment or splice a line, in ASCII (a character
+    outside printable ASCII, a feature name's or a label's, written as <U+XXXX>)."""
+    text = "".join(c if " " <= c <= "~" else f"<U+{ord(c):04X}>" for c in text)
     return text.replace("*/", "* /").replace("/*", "/ *").replace("??", "? ?")
 
 
@@ -533,9 +543,9 @@ def _check_name(name):
                          f"got {name!r}.")
     if name in _KEYWORDS:
         raise ValueError(f"name must not be a C (or C++) keyword, got {name!r}.")
-    if name.startswith("__") or re.match(r"_[A-Z]", name):
-        raise ValueError(f"name must not start with '__' or '_' and a capital letter (names C reserves), "
-                         f"got {name!r}.")
+    if name.startswith("_"):  # (reserved at file scope; "_math" would also make the guard _MATH_H, math.h's)
+        raise ValueError(f"name must not start with '_' (C reserves such names at file scope, and the "
+                         f"upper-case ones everywhere), got {name!r}.")
     return name
 
 
@@ -615,7 +625,8 @@ def export_c(model, path, *, name="model", dtype=None):
         renamed over it: an existing file is replaced whole or not at all.
     name : str, default="model"
         The C prefix of every name in the header (``<name>_forward``,
-        ``<NAME>_N_INPUTS``, ...): a C identifier, not a keyword.
+        ``<NAME>_N_INPUTS``, ...): a C identifier, not a keyword, not starting
+        with '_'.
     dtype : {"float32", "float64"} or None, default=None
         The C type, ``float`` or ``double``, of the weights and the arithmetic;
         None means the model's dtype.
@@ -633,8 +644,9 @@ def export_c(model, path, *, name="model", dtype=None):
         For another kind of model, or a name, path or dtype of the wrong type.
     ValueError
         For a Pipeline step other than StandardScaler, a name that is not a C
-        identifier or is a keyword, a dtype other than float32 and float64, or
-        a path that cannot be written.
+        identifier, is a keyword or starts with '_', a dtype other than
+        float32 and float64, a class label longer than a C99 string literal
+        (4095 bytes), or a path that cannot be written.
 
     See Also
     --------

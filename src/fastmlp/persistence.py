@@ -818,6 +818,10 @@ def _load_network_ensemble(cfg, ar, rngs):
     ens.n_members, ens.member_params, ens.seeds_, ens._members = K, member_params, tuple(seeds), nets
     ens._rng = rngs.get(cfg["random_state"], f"{where}.random_state")
     ens._adopt_members()
+    try:  # (member_params' dropout: the members' own, as every fit checks it)
+        ens._fit_member_params()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}.{exc}") from exc
     if ("loss_curve_" in cfg) != ("grad_norms_" in cfg):
         raise ValueError(f"{where} has one of 'loss_curve_' and 'grad_norms_' without the other.")
     if "n_epochs_" in cfg and "loss_curve_" not in cfg:
@@ -962,7 +966,12 @@ def _load_estimator(cls, cfg, ar, rngs, prefix=""):
     try:
         est._validate_params()
         if not isinstance(est.learning_rate, str):  # a schedule checks its parameters when it starts
-            est.learning_rate.start(est.learning_rate_init, est.max_iter)
+            try:
+                est.learning_rate.start(est.learning_rate_init, est.max_iter)
+            except (TypeError, ValueError):
+                # (as partial_fit starts it, open-ended: a schedule whose parameters are good but do not fit
+                # max_iter, which fit would refuse, was taken by partial_fit or set since, and saved)
+                est.learning_rate.start(est.learning_rate_init, None)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{prefix}estimator.params: {exc}") from exc
     fitted = cfg["estimator"]["fitted"]
@@ -1138,6 +1147,8 @@ def _load_trainer(cfg, where, ar, net):
     for i, (ref, buffer) in enumerate(zip(state, trainer.state)):
         name = f"{where}.state.{i}"
         np.copyto(buffer, _checked_params(ar.array(ref, name, "f", shape=buffer.shape), net, name))
+    if trainer.settings["optimizer"] == "adam" and (trainer.state[1] < 0).any():  # (squares' moving average)
+        raise ValueError(f"array '{where}.state.1' (Adam's second moments) has negative values.")
     return trainer
 
 
