@@ -255,6 +255,20 @@ def test_ensemble_classifier_exports_the_mean_of_its_members(kind, dtype):
     assert sum(node.op_type == "MatMul" for node in ens.to_onnx().graph.node) == 3 * 3
 
 
+def test_a_binary_ensembles_small_probabilities_as_predict_proba():
+    # found by probing: the graph took 1 - mean(p_k) where predict_proba averages the members' 1 - p_k; in
+    # float32 a small class-0 probability then missed predict_proba's by 4e-5 relative
+    rng = np.random.RandomState(0)
+    X = (rng.randn(200, 4) * 3 + 5).astype(np.float32)
+    y = (X[:, 0] > 5).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ens = MLPEnsembleClassifier(hidden_layer_sizes=(5,), n_members=3, max_iter=20, dtype="float32",
+                                    random_state=0).fit(X, y)
+    _, proba = session(ens.to_onnx()).run(None, {"X": X})
+    np.testing.assert_allclose(proba, ens.predict_proba(X), rtol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_outputs", [1, 2])
 def test_ensemble_regressor_exports_the_mean_of_its_members(n_outputs, dtype):

@@ -187,13 +187,19 @@ def _emit_network(g, net, X):
 
 
 def _emit_mean(g, nets, X):
-    """The mean of the networks' outputs on X (an ensemble's; one network's output as it is)."""
+    """(the mean of the networks' outputs on X, each network's output): an ensemble's; one network's output
+    as it is."""
     outputs = [_emit_network(g, net, X) for net in nets]
-    if len(outputs) == 1:
-        return outputs[0]
+    return _mean_of(g, outputs, nets[0].dtype, "P"), outputs
+
+
+def _mean_of(g, values, dtype, hint):
+    """The mean of values (one value as it is)."""
+    if len(values) == 1:
+        return values[0]
     # Sum, then / K, as NumPy's mean (and not ONNX's Mean, which ONNX Runtime lacks in double)
-    K = g.constant("n_members", np.asarray(len(outputs), dtype=nets[0].dtype))
-    return g.node("Div", [g.node("Sum", outputs, "P_sum"), K], "P_mean")
+    K = g.constant("n_members", np.asarray(len(values), dtype=dtype))
+    return g.node("Div", [g.node("Sum", values, f"{hint}_sum"), K], f"{hint}_mean")
 
 
 def _class_labels(classes):
@@ -211,12 +217,14 @@ def _class_labels(classes):
                      f"got classes_ {classes!r}.")
 
 
-def _emit_classifier(g, est, P, nocl=False):
+def _emit_classifier(g, est, P, nocl=False, members=None):
     """(labels, probabilities) from the network output P, as predict and predict_proba.
 
     binary: label = classes_[p > 0.5], probabilities [1 - p, p]; multiclass:
     label = classes_[argmax P]; multilabel: label = (P > 0.5) as int64. With
-    nocl the label is the class index instead of classes_[index].
+    nocl the label is the class index instead of classes_[index]. members: an
+    ensemble's outputs, whose mean P is: a binary ensemble's 1 - p is then the
+    mean of the members' 1 - p_k, as its predict_proba averages them.
     """
     net = est._network
 
@@ -233,7 +241,9 @@ def _emit_classifier(g, est, P, nocl=False):
     elif y_type == "binary" and len(est.classes_) == 2:
         positive = above_half("positive")
         index = g.node("Reshape", [positive, g.constant("flat", np.array([-1], dtype=np.int64))], "class_index")
-        negative = g.node("Sub", [g.constant("one", np.asarray(1, dtype=net.dtype)), P], "negative_proba")
+        one = g.constant("one", np.asarray(1, dtype=net.dtype))
+        negative = _mean_of(g, [g.node("Sub", [one, p], "negative_proba") for p in (members or [P])], net.dtype,
+                            "negative")
         probabilities = g.node("Concat", [negative, P], "proba", axis=1)
     else:
         raise ValueError(f"ONNX export needs at least two classes; this {type(est).__name__} was fitted on "
@@ -353,11 +363,11 @@ or MLPEnsembleRegressor
     element = _ELEMENT_TYPE[net.dtype]
     n_out = net.layer_sizes[-1]
     g = _ModelGraph()
-    P = _emit_mean(g, nets, g._unique("X"))
+    P, members = _emit_mean(g, nets, g._unique("X"))
     if isinstance(model, BaseNetwork):
         outputs = [_value_info(_bind(g, P, "output"), element, n_out)]
     elif is_classifier(model):
-        labels, probabilities = _emit_classifier(g, labelled, P)
+        labels, probabilities = _emit_classifier(g, labelled, P, members=members)
         multilabel = labelled._label_binarizer.y_type_ == "multilabel-indicator"
         text = _is_text(np.asarray(model.classes_)) and not multilabel
         label_type = TensorProto.STRING if text else TensorProto.INT64
@@ -396,7 +406,7 @@ def _convert(scope, operator, container):
     X = operator.inputs[0].full_name
     if guess_proto_type(operator.inputs[0].type) != element:  # e.g. float32 features into a float64 model
         X = g.node("Cast", [X], "X_cast", to=element)
-    P = _emit_mean(g, nets, X)
+    P, members = _emit_mean(g, nets, X)
 
     def cast_to_declared(value, variable):  # outputs keep the type skl2onnx declared (the input's)
         declared = guess_proto_type(variable.type)
@@ -404,7 +414,7 @@ def _convert(scope, operator, container):
 
     if is_classifier(est):
         nocl = scope.get_options(est, dict(nocl=False))["nocl"]
-        labels, probabilities = _emit_classifier(g, labelled, P, nocl=nocl)
+        labels, probabilities = _emit_classifier(g, labelled, P, nocl=nocl, members=members)
         _bind(g, labels, operator.outputs[0].full_name)
         cast_to_declared(probabilities, operator.outputs[1])
     else:
