@@ -6,7 +6,8 @@ base, a compiled override):
     _forward(X, training, seed, n_threads=None) -> output
     _loss_and_gradients(X, Y, alpha, sample_weight) -> (loss, flat gradient)
     _workspaces(batch_size, dropout) -> (grads, work)   (optional: the engine's buffers)
-    _train_epoch(trainer, X, Y, sample_weight, order, batch_size, n_threads) -> (loss_sum, n_batches, finite)
+    _train_epoch(trainer, X, Y, sample_weight, order, batch_size, n_threads, loss_per_row) -> (loss_sum, n_batches,
+    finite)
 n_threads is None (the default count) or a checked positive int; the NumPy
 reference ignores it.
 X reaching the hooks is a C-contiguous array or a canonical CSR matrix.

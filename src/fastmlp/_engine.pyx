@@ -167,6 +167,8 @@ cdef struct Settings:
     int n_threads              # the engine's threads (at most; _threads_for may use fewer)
     long long step             # Adam's t before this epoch
     uint64_t seed              # dropout masks
+    bint loss_per_row          # the epoch's loss sum weighs each batch's mean loss by its rows (scikit-learn's
+                               # report), not by its weight
 
 
 cdef struct Data:
@@ -854,6 +856,7 @@ cdef Settings _settings_from(dict d) except *:
     s.step = d["step"]
     s.seed = d["seed"]
     s.n_threads = d.get("n_threads", 1)
+    s.loss_per_row = d.get("loss_per_row", False)
     return s
 
 
@@ -1039,7 +1042,8 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     batch by batch (a learning-rate schedule's).
 
     Returns (loss_sum, n_batches, step, finite): loss_sum is the sum over
-    batches of (batch mean loss + L2) * batch weight, step Adam's t after the
+    batches of (batch mean loss + L2) * batch weight (its rows with
+    settings["loss_per_row"], as scikit-learn reports it), step Adam's t after the
     epoch, and finite False when a batch's loss was not finite (the epoch
     stopped there, before that batch's update).
     """
@@ -1112,7 +1116,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                         if not isfinite(squares):  # float64 squares past 1e308: BLAS's scaled norm
                             norm = _nrm2(<int>(p.b_off[l] - p.w_off[l]), &grads[p.w_off[l]])
                         grad_norm_sums[l - 1] += norm
-                loss_sum += st.loss * batch.weight
+                loss_sum += st.loss * (b if s.loss_per_row else batch.weight)
                 n_batches += 1
                 if n_threads > 1:
                     thread_clock[4] += 1
@@ -2221,7 +2225,7 @@ cdef void _ens_group_epoch(const Ens *e, const Settings *s, const Data *d, const
                    steps, norm_sums, unit_max, g)
         for k in range(m0, m1):
             if finite[k * FLAG_LINE]:
-                loss_sums[k * LINE] += losses[k * LINE] * batch.weight
+                loss_sums[k * LINE] += losses[k * LINE] * (b if s.loss_per_row else batch.weight)
             else:
                 loss_sums[k * LINE] = NAN
                 all_finite = False
@@ -2276,7 +2280,8 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     alphas, seeds (the dropout masks' PRNG seeds) and steps (Adam's t, updated
     in place): one per member; the other settings (as train_epoch's) are
     shared. X is a dense array. loss_sums[k] gets the sum over batches of
-    member k's (batch mean loss + L2) * batch weight: NaN when a member's loss
+    member k's (batch mean loss + L2) * batch weight (rows with
+    settings["loss_per_row"]): NaN when a member's loss
     was not finite (its group's epoch then stopped after that batch, which
     did not update that member; the other groups' epochs ran in full). norm_sums (K, L), when given, gets each batch's
     ||dW_l|| of member k added at [k, l - 1]; unit_max, when given (all hidden

@@ -249,6 +249,11 @@ class EpochLoop:
     schedule_epoch : int
         The epoch of the schedule's run the first epoch of this call is (a
         run continues across partial_fit calls); ``schedule_epoch`` counts on.
+    loss_per_row : bool
+        The epoch's loss with sample weights as scikit-learn's MLP reports it
+        (the estimators): each batch's weighted mean loss weighted by its
+        rows, over the rows; else by its weight, over the total weight (the
+        weighted mean over the epoch's batches). The same without weights.
 
     Attributes
     ----------
@@ -262,7 +267,7 @@ class EpochLoop:
 
     def __init__(self, net, trainer, X, Y, sample_weight=None, *, max_epochs, shuffle=True, n_threads=None,
                  validation=None, keep_best=False, best_score=-np.inf, best_params=None, hooks=(), history=None,
-                 schedule=None, schedule_epoch=0, carry_order=False):
+                 schedule=None, schedule_epoch=0, carry_order=False, loss_per_row=False):
         self.net, self.trainer = net, trainer
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.max_epochs, self.shuffle, self.n_threads = max_epochs, shuffle, n_threads
@@ -282,6 +287,7 @@ class EpochLoop:
                 self.history.setdefault(key, [np.nan] * len(self.history["loss"]))
         self.grad_norms = []  # per epoch of this call, the per-layer mean ||dW|| (grad_norms_)
         self.carry_order = carry_order
+        self.loss_per_row = loss_per_row
         self.order = None  # with carry_order, the last epoch's order of the rows (next_order)
         self.epoch = 0
         self.logs = None
@@ -454,7 +460,7 @@ class EpochLoop:
         trainer.save_epoch_start(net._params)
         try:
             loss_sum, n_batches, finite = net._train_epoch(trainer, X, self.Y, self.sample_weight, order, batch,
-                                                           self.n_threads)
+                                                           self.n_threads, self.loss_per_row)
         except KeyboardInterrupt:
             # Ctrl-C is seen when the compiled epoch returns: undo that epoch, so the
             # weights are those of the last epoch recorded
@@ -464,7 +470,7 @@ class EpochLoop:
             raise self._roll_back("the loss or the weights became NaN or infinite")
         net._record_dead_units(trainer.unit_max)
         sw = self.sample_weight
-        total_weight = n if sw is None else float(sw.sum(dtype=np.float64))
+        total_weight = n if sw is None or self.loss_per_row else float(sw.sum(dtype=np.float64))
         return float(loss_sum / total_weight), trainer.grad_norm_sums / max(n_batches, 1)
 
     def _check_outputs(self):

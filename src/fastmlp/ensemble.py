@@ -585,14 +585,14 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
             raise ValueError("run_in_one_pass: the networks differ in architecture, loss or dtype")
         if any(loop.trainer.settings[key] != first.trainer.settings[key] for key in _SHARED_SETTINGS):
             raise ValueError("run_in_one_pass: the trainers differ in a shared setting")
-        if loop.carry_order != first.carry_order:
-            raise ValueError("run_in_one_pass: the loops shuffle differently")
+        if loop.carry_order != first.carry_order or loop.loss_per_row != first.loss_per_row:
+            raise ValueError("run_in_one_pass: the loops shuffle or report their loss differently")
         if not (_same(loop.X, first.X) and _same(loop.Y, first.Y) and _same(loop.sample_weight, first.sample_weight)):
             raise ValueError("run_in_one_pass: the loops train on different data")
     X, Y, sample_weight = dense(first.X), first.Y, first.sample_weight
     n = X.shape[0]
     n_state = _registry.OPTIMIZERS[first.trainer.settings["optimizer"]].n_state
-    total_weight = n if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
+    total_weight = n if sample_weight is None or first.loss_per_row else float(sample_weight.sum(dtype=np.float64))
     clock = _engine.new_thread_clock() if clock is None else clock
     active = list(range(len(loops)))
     # validations of the same data: every epoch's scores of all members in one Validation.evaluate_together
@@ -608,6 +608,7 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
         members = [loops[k] for k in active]
         settings = net._engine_settings(first.trainer, min(first.trainer.settings["batch_size"], n), first.n_threads)
         settings["dropout"] = any(drops(m.net) for m in members)
+        settings["loss_per_row"] = first.loss_per_row
         pack = MemberPack(net, np.array([m.net._keep for m in members]).reshape(len(members), -1), n_state,
                           settings["batch_size"])
         pack.pack([m.net._params for m in members])

@@ -708,7 +708,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                          best_score=self.best_validation_score_ if keep_best else -np.inf,
                          best_params=self.__dict__.get("_best_params") if keep_best else None,
                          hooks=hooks, history=self.history_, schedule=run, schedule_epoch=run_epoch,
-                         carry_order=True)  # (scikit-learn's shuffles: each epoch's of the last one's order)
+                         carry_order=True,  # (scikit-learn's shuffles: each epoch's of the last one's order)
+                         loss_per_row=True)  # (and its loss, which its stopping rules follow)
         history = self._history()
 
         def guarded(train):
@@ -1514,7 +1515,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights with a positive sum: the loss and its gradient are
             weighted means over the samples (of each mini-batch for the stochastic
-            solvers). None weighs every sample 1.
+            solvers, whose epoch's loss is, as scikit-learn's, the mean of the
+            batches' weighted means weighted by their rows). None weighs every
+            sample 1.
         X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
             A validation set given by the user, scored after every epoch (also
             every L-BFGS iteration): ``history_["val_loss"]``,
@@ -2185,7 +2188,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights with a positive sum: the loss and its gradient are
             weighted means over the samples (of each mini-batch for the stochastic
-            solvers). None weighs every sample 1.
+            solvers, whose epoch's loss is, as scikit-learn's, the mean of the
+            batches' weighted means weighted by their rows). None weighs every
+            sample 1.
         X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
             A validation set given by the user, scored after every epoch (also
             every L-BFGS iteration): ``history_["val_loss"]``,

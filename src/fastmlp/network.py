@@ -304,8 +304,9 @@ class Network(BaseNetwork):
                     loss=self._output.loss_code, loss_param=self._loss_param_c(),
                     n_threads=_engine.effective_n_threads(n_threads))
 
-    def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None):
+    def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None, loss_per_row=False):
         s = self._engine_settings(trainer, batch_size, n_threads)
+        s["loss_per_row"] = loss_per_row
         s["learning_rates"] = _check_rates(getattr(trainer, "rates", None), -(-X.shape[0] // batch_size))
         state = trainer.state
         loss_sum, n_batches, step, finite = _engine.train_epoch(

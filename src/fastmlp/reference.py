@@ -176,7 +176,7 @@ class Network(BaseNetwork):
             loss += self._l2(grads, alpha, n)
         return loss, grads
 
-    def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None):
+    def _train_epoch(self, trainer, X, Y, sample_weight, order, batch_size, n_threads=None, loss_per_row=False):
         s = trainer.settings
         n, B = X.shape[0], batch_size
         rng = np.random.default_rng(s["seed"])
@@ -205,6 +205,6 @@ class Network(BaseNetwork):
             if s["optimizer"] == "adam":
                 s["step"] += 1
             update(self._params, grads, trainer.state, **(s if rates is None else dict(s, learning_rate=rates[k])))
-            loss_sum += loss * b
+            loss_sum += loss * (Xb.shape[0] if loss_per_row else b)
             n_batches += 1
         return loss_sum, n_batches, True
