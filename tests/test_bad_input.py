@@ -814,3 +814,40 @@ def test_estimator_validation_weights_and_schedule_class_are_named():
         MLPRegressor(max_iter=2).fit(X, y, X_val=X, y_val=y, sample_weight_val=-np.ones(20))
     with pytest.raises(InvalidParameterError, match="an instance, not a class"):
         MLPRegressor(learning_rate=schedules.CosineAnnealing, max_iter=2).fit(X, y)
+
+
+def test_the_callers_sparse_matrix_is_never_changed():
+    # found by probing: the caller's CSR of the model's dtype had its int32 indices swapped for int64 ones
+    import scipy.sparse as sp
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fastmlp import MLPClassifier, Network
+
+    for make in (sp.csr_matrix, sp.csr_array):
+        X = make(np.eye(4))
+        arrays = (X.indices, X.indptr, X.data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf = MLPClassifier((3,), max_iter=2, random_state=0).fit(X, [0, 1, 0, 1])
+        clf.predict_proba(X)
+        Network([4, 2], random_state=0).fit(X, np.ones((4, 2)), epochs=1)
+        assert all(a is b for a, b in zip((X.indices, X.indptr, X.data), arrays))
+        assert X.indices.dtype == np.int32
+
+
+def test_complex_sparse_input_and_numbers_past_the_dtype_are_refused():
+    # found by probing: a complex sparse X lost its imaginary part with a warning; a Python int past float64 in
+    # an object array, and n_threads past a C int, escaped as a bare OverflowError
+    import scipy.sparse as sp
+
+    from fastmlp import Network
+
+    net = _make(Network)
+    before = _snapshot(net)
+    with pytest.raises(TypeError, match=_named("X")):
+        net.forward(sp.csr_matrix(np.full((2, N_IN), 1 + 5j)))
+    with pytest.raises(ValueError, match=_named("X")):
+        net.forward(np.array([[10**400] + [0] * (N_IN - 1)], dtype=object))
+    _assert_unchanged(net, before)
+    X, Y = _data()
+    assert_array_equal(net.forward(X, n_threads=2**40), net.forward(X, n_threads=1))  # (capped, as any count)

@@ -290,7 +290,7 @@ def test_members_forward_is_each_networks_own_for_any_thread_count(forced_thread
     for n in THREADS:
         out = np.empty_like(own)
         _engine.forward_members(nets[0]._sizes, nets[0]._act_codes, [net._params for net in nets],
-                                nets[0]._engine_input(X), out, n)
+                                nets[0]._engine_input(nets[0]._check_X(X)), out, n)
         assert_array_equal(out, own)
 
 

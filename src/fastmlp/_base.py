@@ -42,8 +42,9 @@ def _check_random_state(random_state):
 
 
 def _check_n_threads(n_threads):
-    """None, or a positive int: the engine's thread count for one call."""
-    return None if n_threads is None else check_int(n_threads, "n_threads", 1)
+    """None, or a positive int: the engine's thread count for one call (at most a C int's largest: more than
+    the usable CPUs is capped by the engine anyway)."""
+    return None if n_threads is None else min(check_int(n_threads, "n_threads", 1), 2**31 - 1)
 
 
 def check_target_domain(output, Y, name):

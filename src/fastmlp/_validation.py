@@ -1,4 +1,5 @@
 """Checks at the Python boundary: everything compiled code trusts is made true here."""
+import copy
 import math
 import numbers
 
@@ -74,10 +75,15 @@ def as_csr(X, name, dtype):
     The structure is checked in full (indices in range, indptr monotone) since
     compiled code reads through it; the values must be finite.
     """
+    if X.dtype.kind not in "biuf":  # (astype would drop a complex matrix's imaginary part with a warning)
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}.")
     try:
         X = X.tocsr().astype(dtype, copy=False)
     except (ValueError, TypeError) as exc:
         raise TypeError(f"{name}: cannot convert the sparse matrix to {np.dtype(dtype)}: {exc}") from None
+    # a matrix of our own (sharing the caller's arrays until they are replaced below): the caller's CSR of the
+    # right dtype is never changed, its int32 indices never swapped for ours
+    X = copy.copy(X)
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {X.shape}.")
     if X.shape[0] == 0 or X.shape[1] == 0:
@@ -113,6 +119,8 @@ def as_float_array(X, name, dtype, ndim=2):
     if arr.dtype.kind == "O":
         try:
             arr = arr.astype(np.float64)
+        except OverflowError:  # (a Python int past float64's range)
+            raise ValueError(f"{name} holds a number too large for float64.") from None
         except (ValueError, TypeError):
             raise TypeError(f"{name} holds non-numeric objects; expected real numbers.") from None
     if arr.dtype.kind not in "biuf":
