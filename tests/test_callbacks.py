@@ -237,3 +237,20 @@ def test_checkpoint_of_an_lbfgs_fit_loads(data, tmp_path):
     loaded = fastmlp.load(path)
     assert loaded.best_loss_ == min(loaded.loss_curve_) and np.isfinite(loaded.best_loss_)
     assert np.array_equal(loaded.predict_proba(X), clf.predict_proba(X))  # (the last iteration is the best)
+
+
+def test_a_checkpoint_of_validation_numbers_without_a_validation_set_is_refused(data, tmp_path):
+    # found by probing: it never wrote anything, in silence (and load of the missing file failed later)
+    from fastmlp.callbacks import Checkpoint
+
+    X, y = data
+    for monitor in ("val_loss", "val_score"):
+        with pytest.raises(ValueError, match=f"monitor='{monitor}'.*has none"):
+            fastmlp.Network([6, 4, 1], random_state=0).fit(X, y, epochs=2,
+                                                           callbacks=[Checkpoint(tmp_path / "n", monitor=monitor)])
+        with pytest.raises(ValueError, match=f"monitor='{monitor}'.*has none"):
+            MLPClassifier((4,), max_iter=2, random_state=0).set_callbacks(
+                Checkpoint(tmp_path / "e", monitor=monitor)).fit(X, y)
+    MLPClassifier((4,), max_iter=2, early_stopping=True, random_state=0).set_callbacks(
+        Checkpoint(tmp_path / "v", monitor="val_loss")).fit(X, y)
+    assert fastmlp.load(tmp_path / "v").n_features_in_ == X.shape[1]

@@ -354,3 +354,27 @@ def test_the_outputs_bound_is_infinite_where_it_is_not_a_number():
     assert net._output_bound(X) == np.inf
     assert not net._outputs_in_range(X)  # (the forward pass: the first row's z_1 overflows, then inf times 0)
     assert net._outputs_in_range(X[1:])
+
+
+def test_a_first_epoch_that_diverges_under_early_stopping_returns_with_its_rate_recorded():
+    # found by probing: the estimator raised an internal AttributeError (no dead_units_: no epoch completed) and
+    # the Network returned without dead_units_; the diverged epoch's record had the base rate, not the
+    # schedule's rate it ran at
+    from fastmlp.schedules import LinearWarmup
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 3))
+    y = 100 * (X @ np.array([1.0, -1.0, 0.5]))
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match="diverged in epoch 1"):
+        est = MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=10.0, early_stopping=True,
+                           max_iter=10, batch_size=10, random_state=0).fit(X, y)
+    assert est.n_iter_ == 1 and np.isnan(est.loss_curve_[0]) and est.dead_units_ is None
+    assert np.isfinite(est.predict(X)).all()
+    net = fastmlp.Network([3, 16, 1], random_state=0)
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match="diverged"):
+        net.fit(X[:60], y[:60], epochs=10, batch_size=10, learning_rate=10.0, validation_data=(X[60:], y[60:]),
+                early_stopping=True, lr_schedule=LinearWarmup(warmup_epochs=5, start_factor=1e-4))
+    rates = net.history_["learning_rate"]
+    assert np.isnan(net.loss_curve_[-1]) and len(rates) >= 2
+    assert rates[-1] < 10.0  # (the warm-up's rate of that epoch, not the base rate)
+    assert hasattr(net, "dead_units_")

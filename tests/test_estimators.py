@@ -792,6 +792,10 @@ def test_adaptive_learning_rate_divides_by_five(capsys):
     assert adaptive.n_iter_ < 1000  # it stops once the rate is too small
     assert adaptive.n_iter_ > constant.n_iter_  # where the constant rate stopped at the first plateau
     assert out.count("Iteration ") == adaptive.n_iter_
+    # scikit-learn's order: an epoch's line, then what the rule says of it (found by probing: the other way round)
+    lines = out.splitlines()
+    first = next(i for i, line in enumerate(lines) if "Setting learning rate to" in line)
+    assert lines[first - 1].startswith("Iteration ")
 
 
 def test_invscaling_learning_rate():

@@ -859,3 +859,65 @@ def test_a_schedule_that_only_partial_fit_could_run_saves_and_loads(tmp_path):
     clf.save(tmp_path / "bad.fmlp")
     with pytest.raises(ValueError, match="warmup_epochs"):
         load(tmp_path / "bad.fmlp")
+
+
+def test_schedule_runs_after_set_params_save_load_and_go_on_as_in_memory(tmp_path):
+    # found by probing: a run kept from an earlier schedule (learning_rate or learning_rate_init set since) was
+    # continued in memory but rebuilt from the new parameters by load (other rates), or made the file unloadable
+    # ("a schedule's run, but learning_rate is 'constant'"); a Checkpoint's file lacked the run (its
+    # partial_fit restarted the schedule)
+    from fastmlp.callbacks import Checkpoint
+    from fastmlp.schedules import ExponentialDecay, ReduceOnPlateau, StepDecay
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 3))
+    y = X @ np.array([1.0, -1.0, 0.5])
+    path = tmp_path / "m.fmlp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPRegressor(hidden_layer_sizes=(4,), learning_rate=StepDecay(), max_iter=5, random_state=0).fit(X, y)
+        for change in (dict(learning_rate="constant"), dict(learning_rate=ReduceOnPlateau()),
+                       dict(learning_rate_init=1e-4)):
+            est.set_params(**change)
+            est.save(path)
+            load(path)
+        a = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate=StepDecay(step_size=1, gamma=0.5),
+                         learning_rate_init=0.05, random_state=0)
+        a.partial_fit(X, y)
+        a.partial_fit(X, y)
+        a.set_params(learning_rate=ExponentialDecay(gamma=0.1))  # a new schedule: a run of its own from here
+        b = pickle.loads(pickle.dumps(a))
+        a.save(path)
+        c = load(path)
+        for m in (a, b, c):
+            m.partial_fit(X, y)
+        assert [m.history_["learning_rate"][-1] for m in (a, b, c)] == [0.05] * 3
+        live = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", max_iter=6, random_state=0,
+                            learning_rate=StepDecay(1, 0.5), learning_rate_init=0.01)
+        live.set_callbacks(Checkpoint(tmp_path / "best.fmlp"))
+        live.fit(X, y)
+        best = load(tmp_path / "best.fmlp")  # (the last epoch is the best here)
+        best.set_callbacks()
+        live.set_callbacks()
+        best.partial_fit(X, y)
+        live.partial_fit(X, y)
+    assert best.history_["learning_rate"][-1] == live.history_["learning_rate"][-1] == 0.01 * 0.5 ** 6
+
+
+def test_a_divergence_then_training_with_early_stopping_switched_off_saves_and_loads(tmp_path):
+    # found by probing: scores and epochs no longer line up once early stopping is switched between calls, and
+    # the check of the diverged epoch's NaN refused the file
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    y = (3 * X[:, 0] + X[:, 1] ** 2) * 1e8
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e4, max_iter=6,
+                       early_stopping=True, random_state=0)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        assert np.isnan(est.loss_curve_[-1])
+        est.set_params(early_stopping=False, learning_rate_init=1e-6).partial_fit(X, y)
+    est.save(tmp_path / "m.fmlp")
+    loaded = load(tmp_path / "m.fmlp")
+    assert_array_equal(loaded.loss_curve_, est.loss_curve_)
+    assert_array_equal(loaded.predict(X), est.predict(X))

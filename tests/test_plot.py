@@ -130,9 +130,12 @@ def test_loss_curve_has_the_loss_line(models, name):
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["training loss"]
 
 
-@pytest.mark.parametrize("make, what", [(_classifier, "accuracy"), (_regressor, "R^2")])
-def test_loss_curve_with_early_stopping_adds_validation_line(data, make, what):
-    model = make(data, early_stopping=True, validation_fraction=0.25)
+@pytest.mark.parametrize("make, what, scoring", [(_classifier, "accuracy", None), (_regressor, "R^2", None),
+                                                 (_classifier, "neg_log_loss", "neg_log_loss"),
+                                                 (_regressor, "minus the loss", "loss")])
+def test_loss_curve_with_early_stopping_adds_validation_line(data, make, what, scoring):
+    # (the score named by its scoring: found by probing, a classifier's neg_log_loss was labelled accuracy)
+    model = make(data, early_stopping=True, validation_fraction=0.25, scoring=scoring)
     assert len(model.validation_scores_) == len(model.loss_curve_) > 0
     ax = plot_loss_curve(model)
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), model.loss_curve_)

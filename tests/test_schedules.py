@@ -316,7 +316,7 @@ def test_open_ended_training_needs_max_epochs(schedule):
 def test_bad_state():
     run = ReduceOnPlateau().start(0.1)
     good = run.get_state()
-    for key, value, error in [("rate", 0.0, ValueError), ("rate", 0.2, ValueError), ("rate", "x", TypeError),
+    for key, value, error in [("rate", -0.1, ValueError), ("rate", 0.2, ValueError), ("rate", "x", TypeError),
                               ("best", float("nan"), ValueError), ("best", "1", TypeError),
                               ("bad_epochs", -1, ValueError), ("cooldown_left", 1.0, TypeError)]:
         with pytest.raises(error, match=key):

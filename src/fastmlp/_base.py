@@ -104,6 +104,7 @@ class _NetworkRecord:
                 net.__dict__.pop(name, None)
             net.__dict__.update(self.before)
             return
+        net.__dict__.setdefault("dead_units_", None)  # (no epoch completed: the first diverged, early stopping)
         net.history_ = loop.history
         net.loss_curve_ = list(loop.history["loss"])
         net.grad_norms_ = np.array(loop.grad_norms, dtype=np.float64).reshape(len(loop.grad_norms), net.n_layers_)

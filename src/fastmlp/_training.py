@@ -290,6 +290,7 @@ class EpochLoop:
         self.loss_per_row = loss_per_row
         self.order = None  # with carry_order, the last epoch's order of the rows (next_order)
         self.epoch = 0
+        self.rate = None  # the running epoch's learning rate (begin_epoch's)
         self.logs = None
         self.diverged = None
         self.interrupted = False
@@ -343,10 +344,12 @@ class EpochLoop:
         self._dispatch("on_epoch_begin")
         trainer = self.trainer
         if self.schedule is None:
-            return trainer.settings["learning_rate"]
+            self.rate = trainer.settings["learning_rate"]
+            return self.rate
         n_batches = -(-self.X.shape[0] // min(trainer.settings["batch_size"], self.X.shape[0]))
         rates = trainer.rates = self.schedule.epoch_rates(self.schedule_epoch, n_batches)
-        return float(rates[0] if (rates == rates[0]).all() else rates.mean())  # (a mean of equal rates rounds)
+        self.rate = float(rates[0] if (rates == rates[0]).all() else rates.mean())  # (a mean of equal rates rounds)
+        return self.rate
 
     def end_epoch(self, loss, norms, rate, seconds, evaluation=None):
         """The record of an epoch trained (its mean loss, per-layer mean ||dW||): validation, best weights,
@@ -429,7 +432,8 @@ class EpochLoop:
     def _record_diverged(self, exc):
         """With keep_best, as scikit-learn (its issue #29504): the diverged epoch recorded as NaN."""
         self.diverged = exc
-        logs = {"loss": np.nan, "learning_rate": self.trainer.settings["learning_rate"], "seconds": np.nan,
+        rate = self.rate if self.rate is not None else self.trainer.settings["learning_rate"]
+        logs = {"loss": np.nan, "learning_rate": rate, "seconds": np.nan,
                 "grad_norms": np.full(self.net.n_layers_, np.nan), "val_loss": np.nan, "val_score": np.nan}
         self._append(logs)
         self._dispatch("on_epoch_end", logs)

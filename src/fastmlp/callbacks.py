@@ -96,8 +96,19 @@ class Checkpoint:
             return -record.get("val_loss", math.nan)
         return -record["loss"]
 
+    def _needs_validation(self, has_validation):
+        """A ValueError for a monitor of validation numbers in a fit without a validation set (it would never
+        write anything)."""
+        if self.monitor in ("val_score", "val_loss") and not has_validation:
+            raise ValueError(f"Checkpoint(monitor={self.monitor!r}) follows the validation set's numbers, and this "
+                             "fit has none: fit with one (validation_data=, X_val= and y_val=, or "
+                             "early_stopping=True), or monitor 'loss' or 'auto'.")
+
     def _offer(self, model, record):
         """Write model if this epoch's record beats the best so far."""
+        # (scikit-learn's hooks: told at the first epoch, by its validation loss; a diverged epoch tells nothing)
+        self._needs_validation(self._epoch > 0 or not math.isnan(record.get("val_loss", math.nan))
+                               or math.isnan(record.get("loss", math.nan)))
         self._epoch += 1
         score = self._score(record)
         if score > self.best_score_:  # (never for NaN)
@@ -113,7 +124,13 @@ class Checkpoint:
         ----------
         loop : fastmlp._training.EpochLoop
             The training loop of the fit.
+
+        Raises
+        ------
+        ValueError
+            For monitor "val_score" or "val_loss" in a fit without a validation set.
         """
+        self._needs_validation(loop.validation is not None)
         self._reset()
 
     def on_epoch_end(self, loop, logs):

@@ -100,7 +100,9 @@ class _Record:
             est._best_params = loop.best_params
         if n:
             est.loss_ = est.loss_curve_[-1]
-            est.dead_units_ = loop.net.dead_units_ if loop.trainer is not None else est.__dict__.get("dead_units_")
+            # (None when no epoch completed: an early-stopping fit whose first epoch diverged)
+            est.dead_units_ = getattr(loop.net, "dead_units_", None) if loop.trainer is not None \
+                else est.__dict__.get("dead_units_")
 
     def _norms(self, rows):
         """grad_norms_: the rows before the call (norms_start) and this call's, a view of a buffer that
@@ -185,6 +187,11 @@ class _StochasticRecord(_Record):
     def __init__(self, est, n_samples, incremental):
         super().__init__(est, n_samples)
         self.incremental = incremental
+
+    def _sync(self, loop, whole=True):
+        super()._sync(loop, whole)
+        if whole and loop.schedule is not None:  # (where the schedule's run is: a callback's checkpoint holds it)
+            self.est._lr_run = loop.schedule, loop.schedule_epoch
 
     def on_epoch_end(self, loop, logs):
         self._sync(loop, loop.observed)
@@ -700,8 +707,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         trainer.follow_dropout(net)
 
         hooks = [_StochasticRecord(self, n_samples, incremental), *hooks]
-        if self.verbose:
-            hooks.append(Reporter(max_epochs, n_samples, label="Iteration"))
+        if self.verbose:  # (first: an epoch's line before what the record prints of it, as scikit-learn's order)
+            hooks.insert(0, Reporter(max_epochs, n_samples, label="Iteration"))
         keep_best = self.early_stopping
         loop = EpochLoop(net, trainer, X_train, Y_train, sw_train, max_epochs=max_epochs, shuffle=self.shuffle,
                          validation=validation, keep_best=keep_best,
@@ -742,14 +749,22 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         """(the run of the learning_rate schedule, its next epoch), or (None, 0) for scikit-learn's strings.
 
         fit starts a run over max_iter epochs; partial_fit continues the run
-        of the calls before it (an open-ended one, max_epochs=None).
+        of the calls before it (an open-ended one, max_epochs=None) while the
+        schedule and learning_rate_init are those it started from; one set
+        since starts a run of its own.
         """
         if isinstance(self.learning_rate, str):
             self.__dict__.pop("_lr_run", None)
             return None, 0
-        if incremental and "_lr_run" in self.__dict__:
+        if incremental and self._lr_run_goes_on():
             return self._lr_run
         return self.learning_rate.start(self.learning_rate_init, None if incremental else self.max_iter), 0
+
+    def _lr_run_goes_on(self):
+        """Whether the kept schedule run (_lr_run) is that of learning_rate and learning_rate_init now."""
+        kept = self.__dict__.get("_lr_run")
+        return (kept is not None and not isinstance(self.learning_rate, str)
+                and kept[0].started_from(self.learning_rate, self.learning_rate_init))
 
     def _validation(self, X_val, Y_val, sw_val):
         """The Validation of checked (X_val, Y_val): its loss, and the score that `scoring` names."""

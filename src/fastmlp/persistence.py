@@ -337,9 +337,17 @@ def _plain(value):
 
 
 def _dump_fitted(model, w, where):
-    """The fitted attributes that model's class declares (_SAVED_FITTED), each by its kind's writer."""
+    """The fitted attributes that model's class declares (_SAVED_FITTED), each by its kind's writer (but
+    those the model would not use again: _KEPT_IF)."""
     return {attr: _KINDS[kind].dump(getattr(model, attr), w, f"{where}.{attr}", model)
-            for attr, (kind, _) in type(model)._SAVED_FITTED.items() if hasattr(model, attr)}
+            for attr, (kind, _) in type(model)._SAVED_FITTED.items()
+            if hasattr(model, attr) and _KEPT_IF.get(attr, lambda m: True)(model)}
+
+
+# A schedule's run is written only while partial_fit would go on with it: its schedule and learning_rate_init
+# are the estimator's now (set_params since makes the next call start a run of its own, and the run kept
+# could not be rebuilt from the parameters the file holds).
+_KEPT_IF = {"_lr_run": lambda est: est._lr_run_goes_on()}
 
 
 def _load_fitted(model, cfg, where, ctx):
@@ -1043,8 +1051,10 @@ def _check_estimator_record(est, where, ar):
                                                 len(est.loss_curve_))
     nan_epochs = np.flatnonzero(np.isnan(np.asarray(est.loss_curve_, dtype=np.float64)))
     diverged = bool(nan_epochs.size) and nan_epochs[-1] == len(est.loss_curve_) - 1  # (its last epoch)
-    if nan_epochs.size and not (len(est.validation_scores_) == len(est.loss_curve_)
-                                and np.isnan(np.asarray(est.validation_scores_)[nan_epochs]).all()):
+    # (scores and epochs line up while early stopping stayed on; switched between calls, they do not, and the
+    # diverged epoch's NaN loss and norms mark it alone)
+    if nan_epochs.size and len(est.validation_scores_) == len(est.loss_curve_) \
+            and not np.isnan(np.asarray(est.validation_scores_)[nan_epochs]).all():
         raise ValueError(f"array '{where}.loss_curve_' contains NaN or infinity, and not as the record of a "
                          "diverged epoch (NaN validation score).")
     if hasattr(est, "history_"):

@@ -61,6 +61,16 @@ def _member_curves(model):
     return None
 
 
+def _score_name(model):
+    """What an estimator's validation_scores_ are: its scoring's name (None: accuracy or R^2)."""
+    scoring = getattr(model, "scoring", None)
+    if scoring is None:
+        return "accuracy" if hasattr(model, "classes_") else "R^2"
+    if scoring == "loss":
+        return "minus the loss"
+    return scoring if isinstance(scoring, str) else getattr(scoring, "__name__", "scoring")
+
+
 def _one_network(model, plot):
     """A ValueError for an ensemble, whose members each have their own record: the plot draws one network's."""
     if getattr(model, "estimators_", None) is not None:
@@ -91,7 +101,8 @@ def plot_loss_curve(model, ax=None):
         "validation loss"; NaN epochs, without one, leave gaps). If the model
         also has a non-empty ``validation_scores_`` (an estimator fitted with
         ``early_stopping=True``: accuracy for a classifier, R^2 for a
-        regressor, by default), it is drawn on a secondary y axis on the right.
+        regressor, by default; else its ``scoring``, named in the label), it
+        is drawn on a secondary y axis on the right.
     ax : matplotlib.axes.Axes, default=None
         Where to draw; None makes a new figure.
 
@@ -148,7 +159,7 @@ def plot_loss_curve(model, ax=None):
     if scores is not None and len(scores) > 0:
         scores = np.asarray(scores, dtype=np.float64)
         twin = ax.twinx()
-        what = "accuracy" if hasattr(model, "classes_") else "R^2"
+        what = _score_name(model)
         handles += twin.plot(np.arange(1, len(scores) + 1), scores, color="C1",
                              label=f"validation score ({what})")
         twin.set_ylabel(f"validation score ({what})")

@@ -39,6 +39,17 @@ from ._validation import check_bool, check_float, check_int
 __all__ = ["StepDecay", "ExponentialDecay", "CosineAnnealing", "OneCycle", "LinearWarmup", "ReduceOnPlateau"]
 
 
+def _same_schedule(a, b):
+    """a and b of one type with equal parameters (a run's private copy holds them as Python numbers)."""
+    if type(a) is not type(b):
+        return False
+    pa, pb = a.get_params(deep=False), b.get_params(deep=False)
+    return pa.keys() == pb.keys() and all(
+        _same_schedule(pa[k], pb[k]) if hasattr(pa[k], "get_params") else
+        (pa[k] is None and pb[k] is None) or (pa[k] is not None and pb[k] is not None and pa[k] == pb[k])
+        for k in pa)
+
+
 class _Run:
     """A closed-form schedule's course through one training: rate = schedule._rate(run, epoch, n_batches).
 
@@ -55,6 +66,14 @@ class _Run:
 
     def __repr__(self):
         return f"<run of {self.schedule!r} from {self.base_rate:g} over {self.max_epochs} epochs>"
+
+    def started_from(self, schedule, base_rate):
+        """Whether this run is that of schedule (its type and parameters, nested ones too) from base_rate: a
+        schedule or rate set since (set_params) starts a run of its own instead of continuing this one."""
+        try:
+            return float(base_rate) == self.base_rate and _same_schedule(self.schedule, schedule)
+        except (TypeError, ValueError):
+            return False
 
     def epoch_rates(self, epoch, n_batches):
         """The rate of each batch of an epoch.
@@ -623,7 +642,8 @@ class _PlateauRun(_Run):
 
     def set_state(self, state):
         _check_keys(state, self._STATE)
-        rate = check_float(state["rate"], "state['rate']", 0.0, self.base_rate, low_open=True)
+        # (0: factors below min_lr=0 can take the rate past the smallest float)
+        rate = check_float(state["rate"], "state['rate']", 0.0, self.base_rate)
         best = state["best"]
         if not (isinstance(best, float) and best == math.inf):  # inf: no epoch seen yet
             best = check_float(best, "state['best']")
