@@ -913,3 +913,32 @@ def test_unaligned_arrays_give_the_aligned_result(dtype):
     b.fit(X, Y, epochs=2, batch_size=4, sample_weight=np.ones(20, dtype))
     for p, q in zip(a.coefs_, b.coefs_):
         assert_array_equal(p, q)
+
+
+def test_probed_edges_of_the_network_api():
+    # found by probing: the reference's validation loss ignored loss_param (its early stopping then followed the
+    # default's loss); assigning a list of the model's own layer views in another order overwrote a layer
+    # before reading it; loss_param past float64 and a ragged layer escaped with NumPy's words (OverflowError,
+    # a message naming nothing)
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((20, 3)), rng.standard_normal((20, 1))
+    X_val, Y_val = rng.standard_normal((7, 3)), 3 * rng.standard_normal((7, 1))
+    curves = []
+    for cls in (fastmlp.Network, reference.Network):
+        net = cls([3, 4, 1], activation="tanh", loss="quantile", loss_param=0.05, random_state=0)
+        net.fit(X, Y, epochs=2, batch_size=20, validation_data=(X_val, Y_val))
+        assert net.validation_loss_curve_[-1] == pytest.approx(net.loss_and_gradients(X_val, Y_val)[0], rel=1e-12)
+        curves.append(net.validation_loss_curve_)
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-10)
+    for cls in (fastmlp.Network, reference.Network):
+        net = cls([4, 4, 4], random_state=0)
+        W0, W1, b0, b1 = (a.copy() for a in (*net.coefs_, *net.intercepts_))
+        net.coefs_ = [net.coefs_[1], net.coefs_[0]]
+        net.intercepts_ = list(reversed(net.intercepts_))
+        for got, want in zip((*net.coefs_, *net.intercepts_), (W1, W0, b1, b0)):
+            np.testing.assert_array_equal(got, want)
+        with pytest.raises(ValueError, match=r"coefs_\[0\]"):
+            net.coefs_ = [[[1.0, 2.0, 3.0], [1.0, 2.0]], np.ones((4, 4))]
+        np.testing.assert_array_equal(net.coefs_[0], W1)
+        with pytest.raises(ValueError, match="loss_param"):
+            cls([3, 4, 1], loss="huber", loss_param=10**400)

@@ -359,14 +359,17 @@ class BaseNetwork(FixedSettings):
         self._slopes = _LayerList(ss, lambda v, i: self._check_layer_param(v, i, "prelu_slopes_", ss[i].shape))
 
     def _check_layer_param(self, value, index, name, shape):
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:  # (a ragged list: NumPy's own words would not name it)
+            raise type(exc)(f"{name}[{index}] cannot be an array of real numbers: {exc}") from None
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name}[{index}] must hold real numbers, got dtype {arr.dtype}.")
         if arr.shape != shape:
             raise ValueError(f"{name}[{index}] must have shape {shape}, got {arr.shape}.")
         # Cast to the network's dtype as NumPy assignment would, but never silently to infinity.
-        with np.errstate(over="ignore", invalid="ignore"):
-            cast = arr.astype(self.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # (a copy: value may be a view of this model's own
+            cast = arr.astype(self.dtype, copy=True)     # layers, which the assignment overwrites one by one)
         if not np.isfinite(cast).all():
             if np.isfinite(arr).all():
                 raise ValueError(f"{name}[{index}] has values up to {np.abs(arr).max():.3g} in magnitude, which "
@@ -837,7 +840,8 @@ class BaseNetwork(FixedSettings):
         """
         total = Z.shape[-2] if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
         with np.errstate(over="ignore", invalid="ignore"):
-            loss = self._output.loss(Y.astype(np.float64), Z.astype(np.float64), sample_weight) / total
+            loss = self._output.loss(Y.astype(np.float64), Z.astype(np.float64), sample_weight,
+                                     **self._loss_kwargs()) / total
         if Z.ndim == 2:
             loss = float(loss)
             return loss if np.isfinite(loss) else np.nan

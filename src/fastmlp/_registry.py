@@ -155,4 +155,8 @@ def loss_param(spec, value, argument="loss_param"):
             or not low < value < high):  # (NaN fails the comparison)
         raise ValueError(f"{argument} must be a number in ({low}, {high}) for loss={spec.loss_name!r} "
                          f"(its {spec.param.name}), got {value!r}.")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # (an int past float64: it passed the comparison with an infinite bound)
+        raise ValueError(f"{argument} must be a number in ({low}, {high}) for loss={spec.loss_name!r} "
+                         f"(its {spec.param.name}), got an integer too large for a float.") from None
