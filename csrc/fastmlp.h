@@ -162,7 +162,7 @@ uint64_t fm_rng_next(fm_rng *rng);
     void fm_output_forward_##SUF(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,   \
                                  const T *bias, T *Z);                          \
     void fm_output_delta_##SUF(int loss, ptrdiff_t n_rows,                      \
-                               ptrdiff_t n_cols, T scale, T param,              \
+                               ptrdiff_t n_cols, T scale, double param,         \
                                const T *bias,                                   \
                                const T *Y, const T *sw, T *Z, T *delta,         \
                                double *loss_sum);                               \

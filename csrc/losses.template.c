@@ -107,7 +107,8 @@ FM_HOT void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols
  *   n_rows    rows (samples)
  *   n_cols    outputs
  *   scale     multiplies dloss/dZ: 1/n for a mean over n rows
- *   param     the loss parameter c: huber's delta, quantile's q; unused by the others
+ *   param     the loss parameter c: huber's delta, quantile's q; unused by the others (a double:
+ *             quantile's 1 - q is taken before the rounding to FM_T, which near q = 1 would lose it)
  *   bias      (n_cols,) read
  *   Y         (n_rows, n_cols) read: targets
  *   sw        (n_rows,) read: sample weights multiplying each row's loss and
@@ -118,9 +119,10 @@ FM_HOT void FM_FN(fm_output_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols
  *             loss is added
  */
 FM_HOT void FM_FN(fm_output_delta)(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols,
-                            FM_T scale, FM_T param, const FM_T *bias, const FM_T *Y, const FM_T *sw,
+                            FM_T scale, double param, const FM_T *bias, const FM_T *Y, const FM_T *sw,
                             FM_T *Z, FM_T *delta, double *loss_sum)
 {
+    const FM_T c = (FM_T)param, c1 = (FM_T)(1.0 - param);  /* (huber's delta; quantile's q and 1 - q) */
     double total = 0;
     if (loss == FM_SQUARED_ERROR && n_cols == 1) {
         /* one output (a regression's usual case): the default case below, row by row without its
@@ -214,15 +216,15 @@ FM_HOT void FM_FN(fm_output_delta)(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols,
         case FM_HUBER:
             for (ptrdiff_t j = 0; j < n_cols; j++) {
                 FM_T r = z[j] - y[j], ar = r > 0 ? r : -r;
-                row += ar <= param ? (FM_T)0.5 * r * r : param * (ar - (FM_T)0.5 * param);
-                d[j] = ws * (r > param ? param : (r < -param ? -param : r));
+                row += ar <= c ? (FM_T)0.5 * r * r : c * (ar - (FM_T)0.5 * c);
+                d[j] = ws * (r > c ? c : (r < -c ? -c : r));
             }
             break;
         case FM_QUANTILE:
             for (ptrdiff_t j = 0; j < n_cols; j++) {
                 FM_T r = z[j] - y[j];
-                row += r < 0 ? -param * r : ((FM_T)1 - param) * r;
-                d[j] = r < 0 ? -param * ws : (r > 0 ? ((FM_T)1 - param) * ws : (FM_T)0);
+                row += r < 0 ? -c * r : c1 * r;
+                d[j] = r < 0 ? -c * ws : (r > 0 ? c1 * ws : (FM_T)0);
             }
             break;
         default: /* FM_SQUARED_ERROR */

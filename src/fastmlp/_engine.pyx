@@ -617,7 +617,7 @@ cdef void _output_part(const Plan *p, const floating *params, floating *work, co
     _part(batch.n_rows, k, t, &r0, &r1)
     loss[0] = 0
     if r1 > r0:
-        _output_delta(p.loss, r1 - r0, n_out, scale, <floating>p.loss_param, params + p.b_off[L],
+        _output_delta(p.loss, r1 - r0, n_out, scale, p.loss_param, params + p.b_off[L],
                       <const floating *>batch.Y + r0 * n_out,
                       <const floating *>batch.sw + r0 if batch.sw != NULL else NULL,
                       work + p.z_off[L] + r0 * n_out, _delta(p, work, L) + r0 * n_out, loss)
@@ -1636,7 +1636,7 @@ def _output_delta_hook(int loss_code, double scale, const floating[::1] bias, co
                        double loss_param=0.0):
     """Returns the sum of the rows' (weighted) losses; Z becomes P."""
     cdef double loss = 0
-    _output_delta(loss_code, Z.shape[0], Z.shape[1], <floating>scale, <floating>loss_param, &bias[0], &Y[0, 0],
+    _output_delta(loss_code, Z.shape[0], Z.shape[1], <floating>scale, loss_param, &bias[0], &Y[0, 0],
                   &sample_weight[0] if sample_weight is not None else NULL, &Z[0, 0], &delta[0, 0], &loss)
     return loss
 
@@ -2115,7 +2115,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     delta = _ens_delta(e, work, L)
     for k in range(m0, m1):
         losses[k * LINE] = 0
-        _output_delta(e.p.loss, B, n_out, <floating>(1.0 / batch.weight), <floating>e.p.loss_param,
+        _output_delta(e.p.loss, B, n_out, <floating>(1.0 / batch.weight), e.p.loss_param,
                       params + e.b_off[L] + k * n_out, <const floating *>batch.Y, <const floating *>batch.sw,
                       work + e.z_off[L] + k * S * n_out, delta + k * S * n_out, &losses[k * LINE])
     # backward

@@ -70,7 +70,7 @@ cdef extern from "fastmlp.h" nogil:
     void fm_gather_rows_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const double *X, double *out)
     void fm_output_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z)
     void fm_output_forward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, double *Z)
-    void fm_output_delta_f32(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols, float scale, float param,
+    void fm_output_delta_f32(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols, float scale, double param,
                              const float *bias, const float *Y, const float *sw, float *Z, float *delta,
                              double *loss_sum)
     void fm_output_delta_f64(int loss, ptrdiff_t n_rows, ptrdiff_t n_cols, double scale, double param,
@@ -203,7 +203,7 @@ cdef inline void _output_forward(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, 
         fm_output_forward_f64(act, n_rows, n_cols, bias, Z)
 
 
-cdef inline void _output_delta(int loss, Py_ssize_t n_rows, Py_ssize_t n_cols, floating scale, floating param,
+cdef inline void _output_delta(int loss, Py_ssize_t n_rows, Py_ssize_t n_cols, floating scale, double param,
                                const floating *bias, const floating *Y, const floating *sw, floating *Z,
                                floating *delta, double *loss_sum) noexcept nogil:
     if floating is float:
