@@ -247,6 +247,7 @@ BAD = [
     (CosineAnnealing(T_0=2, T_mult=0), "CosineAnnealing.T_mult"),
     (CosineAnnealing(T_0=2, T_mult=1.5), "CosineAnnealing.T_mult"),
     (CosineAnnealing(T_max=5, T_0=2), "T_max.*T_0"),
+    (CosineAnnealing(T_max=5, T_mult=2), "T_mult=2.*needs T_0"),  # (found by probing: accepted and ignored)
     (CosineAnnealing(eta_min=-0.1), "CosineAnnealing.eta_min"),
     (CosineAnnealing(eta_min=1.0), "CosineAnnealing.eta_min must be at most the base rate"),
     (CosineAnnealing(per_batch=1), "CosineAnnealing.per_batch"),

@@ -366,7 +366,7 @@ class CosineAnnealing(_Schedule):
     T_0 : int or None, default=None
         The length of the first period, in epochs: warm restarts. None: no restarts.
     T_mult : int, default=1
-        Each period is ``T_mult`` times as long as the one before (with ``T_0``), >= 1.
+        Each period is ``T_mult`` times as long as the one before, >= 1; other than 1, it needs ``T_0``.
     per_batch : bool, default=False
         Move the rate at every batch rather than once per epoch.
 
@@ -404,7 +404,9 @@ class CosineAnnealing(_Schedule):
         else:
             self._needs_max_epochs(max_epochs, " without T_max or T_0")
             self.T_max = max_epochs
-        self._int("T_mult", 1)
+        if self._int("T_mult", 1) != 1 and self.T_0 is None:  # (found by probing: accepted and ignored)
+            raise ValueError(f"CosineAnnealing.T_mult={self.T_mult!r} lengthens the periods of warm restarts: it "
+                             "needs T_0.")
         self._bool("per_batch")
         if self._float("eta_min", 0.0) > base_rate:
             raise ValueError(f"CosineAnnealing.eta_min must be at most the base rate ({base_rate!r}), "
