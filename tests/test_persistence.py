@@ -921,3 +921,19 @@ def test_a_divergence_then_training_with_early_stopping_switched_off_saves_and_l
     loaded = load(tmp_path / "m.fmlp")
     assert_array_equal(loaded.loss_curve_, est.loss_curve_)
     assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+def test_a_run_whose_schedule_derives_a_parameter_goes_on_after_fit():
+    # (review: a run is compared with the schedule as its start checked it: CosineAnnealing() takes T_max from
+    # fit's max_iter, and partial_fit after fit must go on with that run, not start an open-ended one it cannot)
+    from fastmlp.schedules import CosineAnnealing
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 3))
+    y = X @ np.array([1.0, -1.0, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", max_iter=5, learning_rate=CosineAnnealing(),
+                           random_state=0).fit(X, y)
+        est.partial_fit(X, y)
+    assert est._lr_run_goes_on() and est.history_["learning_rate"][-1] == 0.0  # (epoch 5 of T_max=5: eta_min)

@@ -69,11 +69,15 @@ class _Run:
 
     def started_from(self, schedule, base_rate):
         """Whether this run is that of schedule (its type and parameters, nested ones too) from base_rate: a
-        schedule or rate set since (set_params) starts a run of its own instead of continuing this one."""
+        schedule or rate set since (set_params) starts a run of its own instead of continuing this one. The
+        schedule is checked as start checked this run's copy (which fills what it derives: CosineAnnealing's
+        T_max from max_epochs), so that equal parameters compare equal."""
         try:
-            return float(base_rate) == self.base_rate and _same_schedule(self.schedule, schedule)
-        except (TypeError, ValueError):
+            checked = copy.deepcopy(schedule)
+            checked._check(check_float(base_rate, "base_rate", 0.0, low_open=True), self.max_epochs)
+        except (AttributeError, TypeError, ValueError):  # (not a schedule, or one this run could not be)
             return False
+        return float(base_rate) == self.base_rate and _same_schedule(self.schedule, checked)
 
     def epoch_rates(self, epoch, n_batches):
         """The rate of each batch of an epoch.
