@@ -432,8 +432,7 @@ class EpochLoop:
     def _record_diverged(self, exc):
         """With keep_best, as scikit-learn (its issue #29504): the diverged epoch recorded as NaN."""
         self.diverged = exc
-        rate = self.rate if self.rate is not None else self.trainer.settings["learning_rate"]
-        logs = {"loss": np.nan, "learning_rate": rate, "seconds": np.nan,
+        logs = {"loss": np.nan, "learning_rate": self.rate, "seconds": np.nan,  # (the epoch's, begin_epoch's)
                 "grad_norms": np.full(self.net.n_layers_, np.nan), "val_loss": np.nan, "val_score": np.nan}
         self._append(logs)
         self._dispatch("on_epoch_end", logs)

@@ -106,9 +106,9 @@ class Checkpoint:
 
     def _offer(self, model, record):
         """Write model if this epoch's record beats the best so far."""
-        # (scikit-learn's hooks: told at the first epoch, by its validation loss; a diverged epoch tells nothing)
-        self._needs_validation(self._epoch > 0 or not math.isnan(record.get("val_loss", math.nan))
-                               or math.isnan(record.get("loss", math.nan)))
+        # (scikit-learn's hooks: told at the first epoch, by the record's keys; a NaN validation loss, of outputs
+        # that were not finite, is one)
+        self._needs_validation(self._epoch > 0 or "val_loss" in record)
         self._epoch += 1
         score = self._score(record)
         if score > self.best_score_:  # (never for NaN)
