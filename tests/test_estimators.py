@@ -395,7 +395,8 @@ def test_weighted_mini_batch_loss_and_stopping_as_scikit_learn(solver):
     ours = MLPClassifier(**kw).fit(X, y, sample_weight=sw)
     theirs = SkMLPClassifier(**kw).fit(X, y, sample_weight=sw)
     assert ours.n_iter_ == theirs.n_iter_
-    assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    # (measured 1e-16 apart here; about 80 epochs leave room for other BLAS kernels' rounding to grow)
+    assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-7)
     assert_allclose(ours.coefs_[0], theirs.coefs_[0], rtol=1e-7, atol=1e-9)
     # Network.fit keeps the weighted mean over the epoch (its loss_curve_, as documented)
     net = fastmlp.Network([4, 3], output_activation="softmax", loss="log_loss", random_state=0)
