@@ -31,7 +31,9 @@ static inline FM_T FM_FN(fm_activate)(int act, FM_T z)
  * the running largest Z of each column when colmax is given.
  *   act     activation code (FM_IDENTITY ... FM_SWISH)
  *   n_rows  rows of Z and A (batch rows)
- *   n_cols  columns of Z and A (fan_out)
+ *   n_cols  columns of Z and A (fan_out, or a block of its columns)
+ *   ld      elements from one row of Z and A to the next (>= n_cols: a block of
+ *           the columns of a wider matrix, one call for all its rows)
  *   bias    (n_cols,) read
  *   Z       (n_rows, n_cols) read and written (bias added)
  *   A       (n_rows, n_cols) written; may be the same buffer as Z
@@ -41,12 +43,12 @@ static inline FM_T FM_FN(fm_activate)(int act, FM_T z)
  *           per batch and layer less); or NULL
  */
 static inline __attribute__((always_inline)) void FM_FN(fm_bias_act_rows)(
-    int act, int keep_max, ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *bias, FM_T *Z, FM_T *A,
-    FM_T *colmax)
+    int act, int keep_max, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const FM_T *bias, FM_T *Z,
+    FM_T *A, FM_T *colmax)
 {
     for (ptrdiff_t i = 0; i < n_rows; i++) {
-        FM_T *z = Z + i * n_cols;
-        FM_T *a = A + i * n_cols;
+        FM_T *z = Z + i * ld;
+        FM_T *a = A + i * ld;
         for (ptrdiff_t j = 0; j < n_cols; j++) {
             FM_T v = z[j] + bias[j];
             z[j] = v;
@@ -57,12 +59,12 @@ static inline __attribute__((always_inline)) void FM_FN(fm_bias_act_rows)(
     }
 }
 
-FM_HOT void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,
+FM_HOT void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld,
                                 const FM_T *bias, FM_T *Z, FM_T *A, FM_T *colmax)
 {
     /* each activation a loop of its own (with act a constant, fm_activate's switch folds and the loop
      * vectorizes: the transcendental ones are branch-free, fm_sigmoid and fm_tanh) */
-#define FM_ROWS(ACT, KEEP) FM_FN(fm_bias_act_rows)(ACT, KEEP, n_rows, n_cols, bias, Z, A, colmax)
+#define FM_ROWS(ACT, KEEP) FM_FN(fm_bias_act_rows)(ACT, KEEP, n_rows, n_cols, ld, bias, Z, A, colmax)
 #define FM_ALL(KEEP) \
     switch (act) { \
     case FM_RELU: FM_ROWS(FM_RELU, KEEP); break; \
@@ -83,15 +85,16 @@ FM_HOT void FM_FN(fm_bias_act_forward)(int act, ptrdiff_t n_rows, ptrdiff_t n_co
 }
 
 /*
- * fm_act_backward: delta *= f'(Z), element-wise.
- *   act    activation code
- *   n      number of elements
- *   Z      (n,) read: pre-activations (bias included)
- *   A      (n,) read: f(Z) (before dropout)
- *   delta  (n,) read and written
+ * fm_act_backward: delta *= f'(Z), element-wise, over n_rows rows of n_cols
+ * elements, each ld elements after the one before in Z, A and delta (ld ==
+ * n_cols: one run of n_rows * n_cols).
+ *   act     activation code
+ *   Z       read: pre-activations (bias included)
+ *   A       read: f(Z) (before dropout)
+ *   delta   read and written
  */
-FM_HOT void FM_FN(fm_act_backward)(int act, ptrdiff_t n, const FM_T *Z, const FM_T *A,
-                            FM_T *delta)
+static inline __attribute__((always_inline)) void FM_FN(fm_act_backward_run)(int act, ptrdiff_t n, const FM_T *Z,
+                                                                             const FM_T *A, FM_T *delta)
 {
     switch (act) {
     case FM_IDENTITY:
@@ -118,6 +121,27 @@ FM_HOT void FM_FN(fm_act_backward)(int act, ptrdiff_t n, const FM_T *Z, const FM
     }
 }
 
+FM_HOT void FM_FN(fm_act_backward)(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const FM_T *Z,
+                                   const FM_T *A, FM_T *delta)
+{
+    if (ld == n_cols) {
+        n_cols *= n_rows;
+        n_rows = 1;
+    }
+    /* the row loop inside each activation's case, whose loop then vectorizes with act a constant */
+#define FM_RUNS(ACT) \
+    for (ptrdiff_t r = 0; r < n_rows; r++) FM_FN(fm_act_backward_run)(ACT, n_cols, Z + r * ld, A + r * ld, delta + r * ld)
+    switch (act) {
+    case FM_RELU: FM_RUNS(FM_RELU); break;
+    case FM_TANH: FM_RUNS(FM_TANH); break;
+    case FM_LOGISTIC: FM_RUNS(FM_LOGISTIC); break;
+    case FM_SWISH: FM_RUNS(FM_SWISH); break;
+    case FM_LEAKY_RELU: FM_RUNS(FM_LEAKY_RELU); break;
+    default: break; /* FM_IDENTITY */
+    }
+#undef FM_RUNS
+}
+
 /*
  * PReLU, f(z) = z for z > 0 and a_j z otherwise, with a learnable slope a_j per
  * unit (column). Its derivative with respect to a_j is min(z, 0), summed over
@@ -128,18 +152,19 @@ FM_HOT void FM_FN(fm_act_backward)(int act, ptrdiff_t n, const FM_T *Z, const FM
  * fm_prelu_forward: Z += bias, then A = f(Z) with the column's slope, and the
  * running largest Z of each column when colmax is given (as fm_bias_act_forward).
  *   n_rows, n_cols  shape of Z and A
+ *   ld              elements from one row of Z and A to the next (>= n_cols)
  *   bias            (n_cols,) read
  *   slopes          (n_cols,) read
  *   Z               (n_rows, n_cols) read and written (bias added)
  *   A               (n_rows, n_cols) written; may be Z
  *   colmax          (n_cols,) read and written, or NULL
  */
-FM_HOT void FM_FN(fm_prelu_forward)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM_T *bias,
+FM_HOT void FM_FN(fm_prelu_forward)(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const FM_T *bias,
                              const FM_T *slopes, FM_T *Z, FM_T *A, FM_T *colmax)
 {
     for (ptrdiff_t i = 0; i < n_rows; i++) {
-        FM_T *z = Z + i * n_cols;
-        FM_T *a = A + i * n_cols;
+        FM_T *z = Z + i * ld;
+        FM_T *a = A + i * ld;
         for (ptrdiff_t j = 0; j < n_cols; j++) {
             FM_T v = z[j] + bias[j];
             z[j] = v;
@@ -154,21 +179,22 @@ FM_HOT void FM_FN(fm_prelu_forward)(ptrdiff_t n_rows, ptrdiff_t n_cols, const FM
  * fm_prelu_backward: slope_grad (+)= sum_rows delta * min(Z, 0), then
  * delta *= f'(Z) (1 for z > 0, the slope otherwise).
  *   n_rows, n_cols  shape of Z and delta
+ *   ld              elements from one row of Z and delta to the next (>= n_cols)
  *   accumulate      nonzero: add to slope_grad; zero: overwrite it
  *   Z               (n_rows, n_cols) read: pre-activations
  *   slopes          (n_cols,) read
  *   delta           (n_rows, n_cols) read and written: dL/dA in, dL/dZ out
  *   slope_grad      (n_cols,) written: dL/d slopes
  */
-FM_HOT void FM_FN(fm_prelu_backward)(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const FM_T *Z,
-                              const FM_T *slopes, FM_T *delta, FM_T *slope_grad)
+FM_HOT void FM_FN(fm_prelu_backward)(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, int accumulate,
+                              const FM_T *Z, const FM_T *slopes, FM_T *delta, FM_T *slope_grad)
 {
     if (!accumulate) {
         for (ptrdiff_t j = 0; j < n_cols; j++) slope_grad[j] = 0;
     }
     for (ptrdiff_t i = 0; i < n_rows; i++) {
-        const FM_T *z = Z + i * n_cols;
-        FM_T *d = delta + i * n_cols;
+        const FM_T *z = Z + i * ld;
+        FM_T *d = delta + i * ld;
         for (ptrdiff_t j = 0; j < n_cols; j++) {
             int positive = z[j] > 0;
             slope_grad[j] += positive ? (FM_T)0 : d[j] * z[j];

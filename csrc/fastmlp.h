@@ -144,15 +144,16 @@ uint64_t fm_rng_next(fm_rng *rng);
 
 #define FM_DECLARE_KERNELS(T, SUF)                                               \
     void fm_bias_act_forward_##SUF(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, \
-                                   const T *bias, T *Z, T *A, T *colmax);       \
-    void fm_act_backward_##SUF(int act, ptrdiff_t n, const T *Z, const T *A,    \
-                               T *delta);                                       \
+                                   ptrdiff_t ld, const T *bias, T *Z, T *A,     \
+                                   T *colmax);                                  \
+    void fm_act_backward_##SUF(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,     \
+                               ptrdiff_t ld, const T *Z, const T *A, T *delta); \
     void fm_prelu_forward_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,             \
-                                const T *bias, const T *slopes, T *Z, T *A,     \
-                                T *colmax);                                     \
+                                ptrdiff_t ld, const T *bias, const T *slopes,   \
+                                T *Z, T *A, T *colmax);                         \
     void fm_prelu_backward_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,            \
-                                 int accumulate, const T *Z, const T *slopes,   \
-                                 T *delta, T *slope_grad);                      \
+                                 ptrdiff_t ld, int accumulate, const T *Z,      \
+                                 const T *slopes, T *delta, T *slope_grad);     \
     void fm_col_max_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld,     \
                           const T *M, T *colmax);                               \
     void fm_col_sum_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,   \

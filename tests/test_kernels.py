@@ -244,6 +244,55 @@ def test_act_backward_is_derivative_of_forward(dtype, name):
     np.testing.assert_allclose(delta, numeric, rtol=max(RTOL[dtype], 1e-6) * 10, atol=1e-6)
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", [*FIXED_ACTIVATIONS, "prelu"])
+def test_kernels_on_a_block_of_columns(dtype, name):
+    """The element-wise kernels of a layer's part over a block of the columns of wider arrays (the threads'
+    parts of a product split by units: one call for all the rows, the kernel's row stride ld): the same bits
+    as over that block copied out alone, and no other column touched."""
+    rng = np.random.default_rng(23)
+    n_rows, width, c0, c1 = 9, 21, 5, 16  # ld = 21, the block's 11 columns
+    Z = _pre_activations(dtype, rng, shape=(n_rows, width))
+    bias = rng.standard_normal(c1 - c0).astype(dtype)
+    slopes = rng.uniform(0.05, 0.6, c1 - c0).astype(dtype)
+    upstream = rng.standard_normal((n_rows, width)).astype(dtype)
+    A = np.full_like(Z, 7.0)
+    colmax = np.full(c1 - c0, -np.inf, dtype=dtype)
+    Zb, Ab, colmax_b = Z[:, c0:c1].copy(), np.empty((n_rows, c1 - c0), dtype=dtype), colmax.copy()
+    Z_before, A_before = Z.copy(), A.copy()
+    if name == "prelu":
+        _engine._prelu_forward_hook(bias, slopes, Z[:, c0:c1], A[:, c0:c1], colmax)
+        _engine._prelu_forward_hook(bias, slopes, Zb, Ab, colmax_b)
+    else:
+        code = _registry.ACTIVATIONS[name].code
+        _engine._bias_act_forward_hook(code, bias, Z[:, c0:c1], A[:, c0:c1], colmax)
+        _engine._bias_act_forward_hook(code, bias, Zb, Ab, colmax_b)
+    np.testing.assert_array_equal(Z[:, c0:c1], Zb)
+    np.testing.assert_array_equal(A[:, c0:c1], Ab)
+    np.testing.assert_array_equal(colmax, colmax_b)
+    outside = np.ones(width, dtype=bool)
+    outside[c0:c1] = False
+    np.testing.assert_array_equal(Z[:, outside], Z_before[:, outside])
+    np.testing.assert_array_equal(A[:, outside], A_before[:, outside])
+    delta, delta_b = upstream.copy(), upstream[:, c0:c1].copy()
+    if name == "prelu":
+        grad, grad_b = np.ones(c1 - c0, dtype=dtype), np.ones(c1 - c0, dtype=dtype)
+        _engine._prelu_backward_hook(True, Z[:, c0:c1], slopes, delta[:, c0:c1], grad)
+        _engine._prelu_backward_hook(True, Zb, slopes, delta_b, grad_b)
+        np.testing.assert_array_equal(grad, grad_b)
+    else:
+        _engine._act_backward_rows_hook(code, Z[:, c0:c1], A[:, c0:c1], delta[:, c0:c1])
+        _engine._act_backward_rows_hook(code, Zb, Ab, delta_b)
+        one_run = upstream[:, c0:c1].ravel().copy()  # the contiguous kernel, as one run
+        _engine._act_backward_hook(code, Zb.ravel(), Ab.ravel(), one_run)
+        np.testing.assert_array_equal(delta_b.ravel(), one_run)
+    np.testing.assert_array_equal(delta[:, c0:c1], delta_b)
+    np.testing.assert_array_equal(delta[:, outside], upstream[:, outside])
+    with pytest.raises(ValueError, match="same strides"):  # the hooks' own check of what they pass on
+        _engine._bias_act_forward_hook(0, bias, Z[:, c0:c1], np.empty((n_rows, c1 - c0), dtype=dtype))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_prelu_forward(dtype):
     rng = np.random.default_rng(21)

@@ -455,19 +455,16 @@ cdef void _forward_part(const Plan *p, const floating *params, floating *work, c
     A = work + p.a_off[l]
     if _rows_split(p, batch, l):
         unit_max = NULL
-    # Z_l += b_l; A_l = f(Z_l) (and the units' running maxima): at once over whole rows, else row by row
+    # Z_l += b_l; A_l = f(Z_l) (and the units' running maxima), over the part's rows and columns in one call
     if unit_max != NULL:
         unit_max += c0
-    r = r0
-    while r < r1:
-        i = r * fan_out + c0
-        rows = r1 - r if c1 - c0 == fan_out else 1
-        if p.s_off[l] >= 0:
-            _prelu_forward(rows, c1 - c0, params + p.b_off[l] + c0, params + p.s_off[l] + c0, Z + i, A + i,
-                           unit_max)
-        else:
-            _bias_act_forward(p.acts[l - 1], rows, c1 - c0, params + p.b_off[l] + c0, Z + i, A + i, unit_max)
-        r += rows
+    i = r0 * fan_out + c0
+    if p.s_off[l] >= 0:
+        _prelu_forward(r1 - r0, c1 - c0, fan_out, params + p.b_off[l] + c0, params + p.s_off[l] + c0, Z + i, A + i,
+                       unit_max)
+    else:
+        _bias_act_forward(p.acts[l - 1], r1 - r0, c1 - c0, fan_out, params + p.b_off[l] + c0, Z + i, A + i,
+                          unit_max)
 
 
 cdef inline Py_ssize_t _after_tasks(const Plan *p, const Batch *batch, Py_ssize_t l, bint dropout,
@@ -552,21 +549,21 @@ cdef void _backward_task(const Plan *p, const floating *params, floating *grads,
     _gemm(c'N', c'T', <int>(r1 - r0), <int>(c1 - c0), <int>fan_out, <floating>1, delta + r0 * fan_out,
           <int>fan_out, params + p.w_off[l] + c0 * fan_out, <int>fan_out, <floating>0,
           delta_prev + r0 * fan_in + c0, <int>fan_in)
-    # * M_{l-1} * f'(Z_{l-1}): at once over whole rows, else row by row
-    r = r0
-    while r < r1:
-        i = r * fan_in + c0
-        rows = r1 - r if c1 - c0 == fan_in else 1
-        if dropout and p.m_off[l - 1] >= 0:
-            _mul(rows * (c1 - c0), work + p.m_off[l - 1] + i, delta_prev + i)
-        if p.s_off[l - 1] >= 0:
-            # and the slopes' gradient, sum over rows of dL/dA_{l-1} * min(Z_{l-1}, 0) (never split by rows)
-            _prelu_backward(rows, c1 - c0, accumulate or r > 0, work + p.z_off[l - 1] + i,
-                            params + p.s_off[l - 1] + c0, delta_prev + i, grads + p.s_off[l - 1] + c0)
-        else:
-            _act_backward(p.acts[l - 2], rows * (c1 - c0), work + p.z_off[l - 1] + i, work + p.a_off[l - 1] + i,
-                          delta_prev + i)
-        r += rows
+    # * M_{l-1} (at once over whole rows, else row by row) * f'(Z_{l-1}) (one call over the part)
+    i = r0 * fan_in + c0
+    if dropout and p.m_off[l - 1] >= 0:
+        r = r0
+        while r < r1:
+            rows = r1 - r if c1 - c0 == fan_in else 1
+            _mul(rows * (c1 - c0), work + p.m_off[l - 1] + r * fan_in + c0, delta_prev + r * fan_in + c0)
+            r += rows
+    if p.s_off[l - 1] >= 0:
+        # and the slopes' gradient, sum over rows of dL/dA_{l-1} * min(Z_{l-1}, 0) (never split by rows)
+        _prelu_backward(r1 - r0, c1 - c0, fan_in, accumulate, work + p.z_off[l - 1] + i,
+                        params + p.s_off[l - 1] + c0, delta_prev + i, grads + p.s_off[l - 1] + c0)
+    else:
+        _act_backward(p.acts[l - 2], r1 - r0, c1 - c0, fan_in, work + p.z_off[l - 1] + i,
+                      work + p.a_off[l - 1] + i, delta_prev + i)
 
 
 cdef struct Step:
@@ -1621,14 +1618,39 @@ def _gemm_hook(str trans_a, str trans_b, double alpha, const floating[:, ::1] A,
           <floating>beta, &C[0, 0], n)
 
 
-def _bias_act_forward_hook(int act, const floating[::1] bias, floating[:, ::1] Z, floating[:, ::1] A,
+cdef Py_ssize_t _hook_ld(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t itemsize, const Py_ssize_t *strides,
+                         const Py_ssize_t *others, Py_ssize_t n_others) except -1:
+    """The row stride, in elements, of a test hook's 2-D arrays (strides: the first's; others: n_others more
+    arrays' strides, two each): their rows may be a block of the columns of wider arrays (the kernels'
+    ld), each row contiguous, all with the same strides."""
+    cdef Py_ssize_t k
+    for k in range(n_others):
+        if (rows > 1 and others[2 * k] != strides[0]) or (cols > 1 and others[2 * k + 1] != strides[1]):
+            raise ValueError("the arrays must have the same strides")
+    if cols > 1 and strides[1] != itemsize or rows > 1 and (strides[0] % itemsize or strides[0] < cols * itemsize):
+        raise ValueError("each row must be contiguous, the rows in order")
+    return strides[0] // itemsize if rows > 1 else cols
+
+
+def _bias_act_forward_hook(int act, const floating[::1] bias, floating[:, :] Z, floating[:, :] A,
                            floating[::1] colmax=None):
-    _bias_act_forward(act, Z.shape[0], Z.shape[1], &bias[0], &Z[0, 0], &A[0, 0],
+    cdef Py_ssize_t others[2]
+    others[0], others[1] = A.strides[0], A.strides[1]
+    cdef Py_ssize_t ld = _hook_ld(Z.shape[0], Z.shape[1], sizeof(floating), Z.strides, others, 1)
+    _bias_act_forward(act, Z.shape[0], Z.shape[1], ld, &bias[0], &Z[0, 0], &A[0, 0],
                       &colmax[0] if colmax is not None else NULL)
 
 
 def _act_backward_hook(int act, const floating[::1] Z, const floating[::1] A, floating[::1] delta):
-    _act_backward(act, Z.shape[0], &Z[0], &A[0], &delta[0])
+    _act_backward(act, 1, Z.shape[0], Z.shape[0], &Z[0], &A[0], &delta[0])
+
+
+def _act_backward_rows_hook(int act, const floating[:, :] Z, const floating[:, :] A, floating[:, :] delta):
+    """_act_backward_hook over the rows of 2-D arrays, which may be a block of the columns of wider ones."""
+    cdef Py_ssize_t others[4]
+    others[0], others[1], others[2], others[3] = A.strides[0], A.strides[1], delta.strides[0], delta.strides[1]
+    cdef Py_ssize_t ld = _hook_ld(Z.shape[0], Z.shape[1], sizeof(floating), Z.strides, others, 2)
+    _act_backward(act, Z.shape[0], Z.shape[1], ld, &Z[0, 0], &A[0, 0], &delta[0, 0])
 
 
 def _output_delta_hook(int loss_code, double scale, const floating[::1] bias, const floating[:, ::1] Y,
@@ -1668,15 +1690,21 @@ def _dropout_hook(double keep, uint64_t seed, const floating[::1] A, floating[::
     _dropout(A.shape[0], <floating>keep, &rng, &A[0], &M[0], &D[0])
 
 
-def _prelu_forward_hook(const floating[::1] bias, const floating[::1] slopes, floating[:, ::1] Z,
-                        floating[:, ::1] A, floating[::1] colmax=None):
-    _prelu_forward(Z.shape[0], Z.shape[1], &bias[0], &slopes[0], &Z[0, 0], &A[0, 0],
+def _prelu_forward_hook(const floating[::1] bias, const floating[::1] slopes, floating[:, :] Z,
+                        floating[:, :] A, floating[::1] colmax=None):
+    cdef Py_ssize_t others[2]
+    others[0], others[1] = A.strides[0], A.strides[1]
+    cdef Py_ssize_t ld = _hook_ld(Z.shape[0], Z.shape[1], sizeof(floating), Z.strides, others, 1)
+    _prelu_forward(Z.shape[0], Z.shape[1], ld, &bias[0], &slopes[0], &Z[0, 0], &A[0, 0],
                    &colmax[0] if colmax is not None else NULL)
 
 
-def _prelu_backward_hook(bint accumulate, const floating[:, ::1] Z, const floating[::1] slopes,
-                         floating[:, ::1] delta, floating[::1] slope_grad):
-    _prelu_backward(Z.shape[0], Z.shape[1], accumulate, &Z[0, 0], &slopes[0], &delta[0, 0], &slope_grad[0])
+def _prelu_backward_hook(bint accumulate, const floating[:, :] Z, const floating[::1] slopes,
+                         floating[:, :] delta, floating[::1] slope_grad):
+    cdef Py_ssize_t others[2]
+    others[0], others[1] = delta.strides[0], delta.strides[1]
+    cdef Py_ssize_t ld = _hook_ld(Z.shape[0], Z.shape[1], sizeof(floating), Z.strides, others, 1)
+    _prelu_backward(Z.shape[0], Z.shape[1], ld, accumulate, &Z[0, 0], &slopes[0], &delta[0, 0], &slope_grad[0])
 
 
 # ---------------------------------------------------------------------------
@@ -1978,10 +2006,10 @@ cdef void _ens_hidden_forward(const Ens *e, const floating *params, floating *wo
     if unit_max != NULL:
         unit_max += c0
     if e.s_off[l] >= 0:
-        _prelu_forward(B, cols, params + e.b_off[l] + c0, params + e.s_off[l] + c0, work + e.z_off[l] + i,
+        _prelu_forward(B, cols, cols, params + e.b_off[l] + c0, params + e.s_off[l] + c0, work + e.z_off[l] + i,
                        work + e.a_off[l] + i, unit_max)
     else:
-        _bias_act_forward(e.p.acts[l - 1], B, cols, params + e.b_off[l] + c0, work + e.z_off[l] + i,
+        _bias_act_forward(e.p.acts[l - 1], B, cols, cols, params + e.b_off[l] + c0, work + e.z_off[l] + i,
                           work + e.a_off[l] + i, unit_max)
 
 
@@ -1997,10 +2025,10 @@ cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *g
             for r in range(B):
                 _mul(n, work + e.m_off[l] + at + r * ld, delta + at + r * ld)
     if e.s_off[l] >= 0:
-        _prelu_backward(B, cols, False, work + e.z_off[l] + i, params + e.s_off[l] + c0, delta + i,
+        _prelu_backward(B, cols, cols, False, work + e.z_off[l] + i, params + e.s_off[l] + c0, delta + i,
                         grads + e.s_off[l] + c0)
     else:
-        _act_backward(e.p.acts[l - 1], B * cols, work + e.z_off[l] + i, work + e.a_off[l] + i, delta + i)
+        _act_backward(e.p.acts[l - 1], B, cols, cols, work + e.z_off[l] + i, work + e.a_off[l] + i, delta + i)
     _col_sum(B, cols, False, delta + i, grads + e.b_off[l] + c0)
 
 

@@ -32,19 +32,21 @@ cdef extern from "fastmlp.h" nogil:
     void fm_rng_seed(fm_rng *rng, uint64_t seed)
     uint64_t fm_rng_next(fm_rng *rng)
 
-    void fm_bias_act_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z, float *A,
-                                float *colmax)
-    void fm_bias_act_forward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, double *Z, double *A,
-                                double *colmax)
-    void fm_act_backward_f32(int act, ptrdiff_t n, const float *Z, const float *A, float *delta)
-    void fm_act_backward_f64(int act, ptrdiff_t n, const double *Z, const double *A, double *delta)
-    void fm_prelu_forward_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, const float *slopes,
-                              float *Z, float *A, float *colmax)
-    void fm_prelu_forward_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const double *bias, const double *slopes,
-                              double *Z, double *A, double *colmax)
-    void fm_prelu_backward_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const float *Z,
+    void fm_bias_act_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const float *bias,
+                                float *Z, float *A, float *colmax)
+    void fm_bias_act_forward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const double *bias,
+                                double *Z, double *A, double *colmax)
+    void fm_act_backward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const float *Z,
+                             const float *A, float *delta)
+    void fm_act_backward_f64(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const double *Z,
+                             const double *A, double *delta)
+    void fm_prelu_forward_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const float *bias,
+                              const float *slopes, float *Z, float *A, float *colmax)
+    void fm_prelu_forward_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const double *bias,
+                              const double *slopes, double *Z, double *A, double *colmax)
+    void fm_prelu_backward_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, int accumulate, const float *Z,
                                const float *slopes, float *delta, float *slope_grad)
-    void fm_prelu_backward_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const double *Z,
+    void fm_prelu_backward_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, int accumulate, const double *Z,
                                const double *slopes, double *delta, double *slope_grad)
     void fm_col_max_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const float *M, float *colmax)
     void fm_col_max_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const double *M, double *colmax)
@@ -104,36 +106,37 @@ cdef extern from "fastmlp.h" nogil:
                             const Py_ssize_t *indices, const double *data, const double *delta, double *dW)
 
 
-cdef inline void _bias_act_forward(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *bias,
-                                   floating *Z, floating *A, floating *colmax) noexcept nogil:
+cdef inline void _bias_act_forward(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld,
+                                   const floating *bias, floating *Z, floating *A, floating *colmax) noexcept nogil:
     if floating is float:
-        fm_bias_act_forward_f32(act, n_rows, n_cols, bias, Z, A, colmax)
+        fm_bias_act_forward_f32(act, n_rows, n_cols, ld, bias, Z, A, colmax)
     else:
-        fm_bias_act_forward_f64(act, n_rows, n_cols, bias, Z, A, colmax)
+        fm_bias_act_forward_f64(act, n_rows, n_cols, ld, bias, Z, A, colmax)
 
 
-cdef inline void _act_backward(int act, Py_ssize_t n, const floating *Z, const floating *A,
-                               floating *delta) noexcept nogil:
+cdef inline void _act_backward(int act, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld, const floating *Z,
+                               const floating *A, floating *delta) noexcept nogil:
     if floating is float:
-        fm_act_backward_f32(act, n, Z, A, delta)
+        fm_act_backward_f32(act, n_rows, n_cols, ld, Z, A, delta)
     else:
-        fm_act_backward_f64(act, n, Z, A, delta)
+        fm_act_backward_f64(act, n_rows, n_cols, ld, Z, A, delta)
 
 
-cdef inline void _prelu_forward(Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *bias,
+cdef inline void _prelu_forward(Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld, const floating *bias,
                                 const floating *slopes, floating *Z, floating *A, floating *colmax) noexcept nogil:
     if floating is float:
-        fm_prelu_forward_f32(n_rows, n_cols, bias, slopes, Z, A, colmax)
+        fm_prelu_forward_f32(n_rows, n_cols, ld, bias, slopes, Z, A, colmax)
     else:
-        fm_prelu_forward_f64(n_rows, n_cols, bias, slopes, Z, A, colmax)
+        fm_prelu_forward_f64(n_rows, n_cols, ld, bias, slopes, Z, A, colmax)
 
 
-cdef inline void _prelu_backward(Py_ssize_t n_rows, Py_ssize_t n_cols, bint accumulate, const floating *Z,
-                                 const floating *slopes, floating *delta, floating *slope_grad) noexcept nogil:
+cdef inline void _prelu_backward(Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld, bint accumulate,
+                                 const floating *Z, const floating *slopes, floating *delta,
+                                 floating *slope_grad) noexcept nogil:
     if floating is float:
-        fm_prelu_backward_f32(n_rows, n_cols, accumulate, Z, slopes, delta, slope_grad)
+        fm_prelu_backward_f32(n_rows, n_cols, ld, accumulate, Z, slopes, delta, slope_grad)
     else:
-        fm_prelu_backward_f64(n_rows, n_cols, accumulate, Z, slopes, delta, slope_grad)
+        fm_prelu_backward_f64(n_rows, n_cols, ld, accumulate, Z, slopes, delta, slope_grad)
 
 
 cdef inline void _col_max(Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld, const floating *M,
