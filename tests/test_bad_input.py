@@ -851,3 +851,33 @@ def test_complex_sparse_input_and_numbers_past_the_dtype_are_refused():
     _assert_unchanged(net, before)
     X, Y = _data()
     assert_array_equal(net.forward(X, n_threads=2**40), net.forward(X, n_threads=1))  # (capped, as any count)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sample_weights_whose_sum_the_dtype_cannot_scale(dtype):
+    # a batch's weighted mean is scaled by 1 / its weights' sum in the model's dtype: past 1 / the smallest
+    # normal number that scale is subnormal and training flushed it to zero: no step at all, in silence
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 3)), rng.integers(0, 2, 40)
+    most = 1 / np.finfo(dtype).tiny
+    big = np.full(40, most / 20, dtype=dtype)  # each weight finite in dtype, their sum twice too much
+    net = fastmlp.Network([3, 4, 1], dtype=dtype, random_state=0)
+    before = [W.copy() for W in net.coefs_]
+    with pytest.raises(ValueError, match=rf"sample_weight sums to .*; a {dtype} model needs a sum below"):
+        net.fit(X, y, epochs=1, sample_weight=big)
+    for W, B in zip(net.coefs_, before):
+        assert_array_equal(W, B)
+    net.fit(X, y, epochs=1, validation_data=(X, y, big))  # a validation set's weights are summed in float64
+    assert np.isfinite(net.validation_loss_curve_).all()
+    with pytest.raises(ValueError, match="sample_weight sums to"):
+        fastmlp.MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, dtype=dtype).fit(X, y, sample_weight=big)
+    with pytest.raises(ValueError, match="sample_weight times class_weight sums to"):
+        fastmlp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, dtype=dtype,
+                              class_weight={0: most / 20, 1: most / 20}).fit(X, y)
+    with pytest.raises(ValueError, match="sample_weight sums to"):
+        fastmlp.NetworkEnsemble([3, 4, 1], n_members=2, dtype=dtype).fit(X, y, epochs=1, sample_weight=big)
+    # the same weights scaled down train, the same as unit weights (a weighted mean)
+    same = fastmlp.Network([3, 4, 1], dtype=dtype, random_state=0).fit(X, y, epochs=2, shuffle=False,
+                                                                      sample_weight=np.full(40, most / 80))
+    unit = fastmlp.Network([3, 4, 1], dtype=dtype, random_state=0).fit(X, y, epochs=2, shuffle=False)
+    np.testing.assert_allclose(same.coefs_[0], unit.coefs_[0], rtol=1e-5 if dtype == "float32" else 1e-12)

@@ -8,13 +8,13 @@ import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_multilabel_classification
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import (balanced_accuracy_score, mean_gamma_deviance, median_absolute_error, r2_score,
                              recall_score)
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 
-from fastmlp import MLPClassifier, MLPRegressor, _registry
+from fastmlp import MLPClassifier, MLPRegressor, Network, _registry
 from fastmlp import reference as ref
 
 # short fits: stopping at max_iter is expected
@@ -115,6 +115,54 @@ def test_targets_outside_the_loss_domain(loss, bad):
         fitted.partial_fit(X, y)
     for W, B in zip(fitted.coefs_, before):
         np.testing.assert_array_equal(W, B)
+
+
+@pytest.mark.parametrize("dtype, bad", [("float64", 1e-310), ("float32", 1e-40), ("float32", 1e-50)])
+def test_gamma_targets_below_the_smallest_normal_number_are_refused(dtype, bad):
+    # training flushes subnormal numbers to zero (the engine's FTZ/DAZ), whose log is -inf: such a y, positive
+    # as given (or until the cast to float32 made it 0), made the loss infinite and the fit "diverge"
+    X, y = _positive_regression()
+    y[5] = bad
+    with pytest.raises(ValueError, match=rf"\by must be positive for loss='gamma', and in the model's dtype \({dtype}\)"):
+        MLPRegressor(loss="gamma", hidden_layer_sizes=(4,), max_iter=2, dtype=dtype).fit(X, y)
+    net = Network([X.shape[1], 3, 1], output_activation="exp", loss="gamma", dtype=dtype, random_state=0)
+    before = [W.copy() for W in net.coefs_]
+    with pytest.raises(ValueError, match=r"\bY must be positive"):
+        net.fit(X, y, epochs=1)
+    for W, B in zip(net.coefs_, before):
+        np.testing.assert_array_equal(W, B)
+    y[5] = 2 * np.finfo(dtype).tiny  # the least normal numbers train
+    net.fit(X, y, epochs=2)
+    assert np.isfinite(net.loss_curve_).all()
+
+
+@pytest.mark.parametrize("loss, argument, bad", [("huber", "huber_delta", 1e-40), ("quantile", "quantile", 1e-40),
+                                                 ("huber", "huber_delta", 1e-39)])
+def test_loss_parameters_below_the_dtypes_smallest_normal_number(loss, argument, bad):
+    # a float32 model took them as 0 (subnormal, flushed): huber trained nothing; float64 has room for them
+    X, y = _positive_regression()
+    reg = MLPRegressor(loss=loss, hidden_layer_sizes=(4,), max_iter=2, dtype="float32", **{argument: bad})
+    with pytest.raises(ValueError, match=f"{argument}={bad!r} is nearer 0.0 than the smallest normal float32"):
+        reg.fit(X, y)
+    with pytest.raises(NotFittedError):
+        reg.predict(X)
+    reg.set_params(**{argument: 0.5}).partial_fit(X, y)
+    before = [W.copy() for W in reg.coefs_]
+    reg.set_params(**{argument: bad})
+    with pytest.raises(ValueError, match=argument):
+        reg.partial_fit(X, y)
+    for W, B in zip(reg.coefs_, before):
+        np.testing.assert_array_equal(W, B)
+    assert reg._network.loss_param == 0.5
+    with pytest.warns(ConvergenceWarning):
+        MLPRegressor(loss=loss, hidden_layer_sizes=(4,), max_iter=2, dtype="float64", **{argument: bad}).fit(X, y)
+    with pytest.raises(ValueError, match="loss_param=1e-40 is nearer 0.0"):
+        Network([3, 1], loss=loss, loss_param=1e-40, dtype="float32")
+    net = Network([3, 1], loss=loss, dtype="float32")
+    with pytest.raises(ValueError, match="loss_param=1e-40"):
+        net.loss_param = 1e-40
+    assert net.loss_param == (1.0 if loss == "huber" else 0.5)
+    assert Network([3, 1], loss=loss, loss_param=1e-40, dtype="float64").loss_param == 1e-40
 
 
 @pytest.mark.parametrize("params, name", [

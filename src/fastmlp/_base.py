@@ -48,11 +48,15 @@ def _check_n_threads(n_threads):
 
 
 def check_target_domain(output, Y, name):
-    """Targets the loss of a registered output pair is defined on: poisson Y >= 0, gamma Y > 0 (log y)."""
+    """Targets the loss of a registered output pair is defined on: poisson Y >= 0, gamma Y > 0 (log y), and
+    at least the smallest normal number of Y's dtype, the model's (training flushes subnormal numbers to
+    zero, whose log is -inf)."""
     if output.loss_name == "poisson" and Y.min() < 0:
         raise ValueError(f"{name} must be non-negative for loss='poisson'.")
-    if output.positive_targets and Y.min() <= 0:
-        raise ValueError(f"{name} must be positive for loss={output.loss_name!r}.")
+    if output.positive_targets and not Y.min() >= np.finfo(Y.dtype).tiny:
+        raise ValueError(f"{name} must be positive for loss={output.loss_name!r}, and in the model's dtype "
+                         f"({Y.dtype.name}) at least its smallest normal number, {np.finfo(Y.dtype).tiny:.4g} "
+                         f"(training flushes smaller numbers to zero); its least is {Y.min():.4g}.")
 
 
 class _LayerList(list):
@@ -182,12 +186,13 @@ class BaseNetwork(FixedSettings):
         self._output = _registry.output(output_activation, loss)
         self.output_activation = self._output.activation
         self.loss = self._output.loss_name
-        self.loss_param = loss_param
+        _registry.loss_param(self._output, loss_param)  # (named before the other arguments' errors)
         if self.output_activation == "softmax" and self.layer_sizes[-1] < 2:
             raise ValueError("output_activation='softmax' needs at least 2 outputs; use 'logistic' for one.")
         self.init = init
         init_fn = _registry.lookup(_registry.INITS, init, "init")
         self.dtype = self._check_dtype(dtype)
+        self.loss_param = loss_param
         self._set_dropout(dropout)
         self._rng = _check_random_state(random_state)
 
@@ -257,7 +262,7 @@ class BaseNetwork(FixedSettings):
 
     @loss_param.setter
     def loss_param(self, value):
-        self._loss_param = _registry.loss_param(self._output, value)
+        self._loss_param = _registry.loss_param(self._output, value, dtype=self.dtype)
 
     @staticmethod
     def _check_dropout(dropout, n_hidden):
@@ -313,9 +318,10 @@ class BaseNetwork(FixedSettings):
         """The loss parameter as the reference loss takes it: {} or {name: value}."""
         return {} if self._output.param is None else {self._output.param.name: self.loss_param}
 
-    def _check_sample_weight(self, sample_weight, n_samples, name="sample_weight"):
-        """None, or a (n_samples,) array of finite non-negative weights with a positive sum."""
-        return check_sample_weight(sample_weight, n_samples, self.dtype, name)
+    def _check_sample_weight(self, sample_weight, n_samples, name="sample_weight", training=True):
+        """None, or a (n_samples,) array of finite non-negative weights with a positive sum (training: one
+        the engine can scale by, check_weight_sum; a validation set's is summed in float64)."""
+        return check_sample_weight(sample_weight, n_samples, self.dtype, name, training)
 
     # -------------------------------------------------------------- parameters
 
@@ -742,7 +748,8 @@ class BaseNetwork(FixedSettings):
         Y_val = self._check_Y(validation_data[1], X_val.shape[0], "validation_data[1] (Y_val)")
         sw = validation_data[2] if len(validation_data) == 3 else None
         return Validation(X_val, Y_val, self._check_sample_weight(sw, X_val.shape[0],
-                                                                  "validation_data[2] (sample_weight_val)"))
+                                                                  "validation_data[2] (sample_weight_val)",
+                                                                  training=False))
 
     def _outputs_in_range(self, X):
         """Are the outputs on X finite? A bound on |z| through the layers

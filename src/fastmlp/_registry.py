@@ -8,6 +8,8 @@ its plain-NumPy definition in _math.py (what reference.py re-exports). No math h
 import numbers
 from typing import Callable, NamedTuple
 
+import numpy as np
+
 from . import _math
 
 
@@ -141,9 +143,11 @@ def output(activation_name, loss_name):
         ) from None
 
 
-def loss_param(spec, value, argument="loss_param"):
+def loss_param(spec, value, argument="loss_param", dtype=None):
     """The checked parameter of an Output's loss: its default for None, a float in (low, high), or
-    None for a loss without one (which takes None only)."""
+    None for a loss without one (which takes None only). dtype (the model's, when known): the value
+    must also be at least its smallest normal number from each bound, which the engine would
+    otherwise take as the bound itself (training flushes subnormal numbers to zero)."""
     if spec.param is None:
         if value is not None:
             raise ValueError(f"{argument}={value!r}: loss={spec.loss_name!r} takes no parameter; pass None.")
@@ -156,7 +160,15 @@ def loss_param(spec, value, argument="loss_param"):
         raise ValueError(f"{argument} must be a number in ({low}, {high}) for loss={spec.loss_name!r} "
                          f"(its {spec.param.name}), got {value!r}.")
     try:
-        return float(value)
+        value = float(value)
     except OverflowError:  # (an int past float64: it passed the comparison with an infinite bound)
         raise ValueError(f"{argument} must be a number in ({low}, {high}) for loss={spec.loss_name!r} "
                          f"(its {spec.param.name}), got an integer too large for a float.") from None
+    if dtype is not None:
+        tiny = float(np.finfo(dtype).tiny)
+        if min(value - low, high - value) < tiny:
+            raise ValueError(f"{argument}={value!r} is nearer {low if value - low < tiny else high} than the "
+                             f"smallest normal {np.dtype(dtype).name} number ({tiny:.4g}), which a "
+                             f"{np.dtype(dtype).name} model cannot tell from it: training flushes subnormal "
+                             "numbers to zero.")
+    return value

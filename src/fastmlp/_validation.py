@@ -137,8 +137,9 @@ def as_float_array(X, name, dtype, ndim=2):
     return arr
 
 
-def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
-    """None, or a (n_samples,) array of `dtype` of finite non-negative weights with a positive sum."""
+def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight", training=True):
+    """None, or a (n_samples,) array of `dtype` of finite non-negative weights with a positive sum (training:
+    one the engine can scale by, check_weight_sum)."""
     if sample_weight is None:
         return None
     sw = as_float_array(sample_weight, name, dtype, ndim=1)
@@ -146,9 +147,21 @@ def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
         raise ValueError(f"{name} has {sw.shape[0]} entries, expected {n_samples} (one per sample).")
     if sw.min() < 0:
         raise ValueError(f"{name} must be non-negative.")
-    if not sw.sum() > 0:
+    if not np.sum(sw, dtype=np.float64) > 0:
         raise ValueError(f"{name} must not be all zero: the weights must have a positive sum.")
+    if training:
+        check_weight_sum(sw, dtype, name)
     return sw
+
+
+def check_weight_sum(sw, dtype, name="sample_weight"):
+    """Weights whose sum a model of dtype can scale by: a batch's mean takes 1 / (its weights' sum) in dtype,
+    which past 1 / (the smallest normal number) is subnormal, and training flushes it to zero."""
+    total, most = float(np.sum(sw, dtype=np.float64)), 1 / float(np.finfo(dtype).tiny)
+    if not total < most:
+        raise ValueError(f"{name} sums to {total:.4g}; a {np.dtype(dtype).name} model needs a sum below {most:.4g} "
+                         "(it trains on the weighted mean, scaled by 1 / the sum): divide the weights by a common "
+                         "factor, which changes nothing else.")
 
 
 def aligned(arr):

@@ -31,6 +31,7 @@ from . import _registry
 from ._base import check_target_domain
 from ._training import (SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation, new_history,
                         warn_diverged)
+from ._validation import check_weight_sum
 from .network import Network
 
 try:  # scikit-learn >= 1.9: its experimental callbacks
@@ -571,7 +572,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             raise ValueError(f"The network was fit with loss={self._network.loss!r}, but loss={self.loss!r} now "
                              "(set warm_start=False to start over).")
         net = self._network
-        net.loss_param = self._loss_param()  # (huber_delta or quantile may change between calls)
+        net.loss_param = self._loss_param(net.dtype)  # (huber_delta or quantile may change between calls)
         net._set_dropout(self.dropout)  # (so may dropout)
         net._rng = self._random_state  # shuffling and dropout follow random_state, as scikit-learn's
         X = net._check_X(X)
@@ -579,8 +580,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         sample_weight = net._check_sample_weight(sample_weight, n_samples)
         if class_weights is not None:
             sample_weight = class_weights if sample_weight is None else sample_weight * class_weights
-            if not sample_weight.sum() > 0:
+            if not np.sum(sample_weight, dtype=np.float64) > 0:
                 raise ValueError("sample_weight times class_weight sums to zero: no sample has a positive weight.")
+            check_weight_sum(sample_weight, net.dtype, "sample_weight times class_weight")
         validation = val_set = None
         if X_val is not None:
             val_set = self._check_validation_set(X_val, y_val, sample_weight_val, dtype) if like is None else \
@@ -615,7 +617,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         X_val = validate_X_val(self, X_val, dtype)
         X_val = net._check_X(X_val, "X_val")
         Y_val = net._check_Y(self._encode_targets(y_val, dtype), X_val.shape[0], name="y_val")
-        sw_val = net._check_sample_weight(sample_weight_val, X_val.shape[0], "sample_weight_val")
+        sw_val = net._check_sample_weight(sample_weight_val, X_val.shape[0], "sample_weight_val", training=False)
         return X_val, Y_val, sw_val
 
     def _initialize(self, Y, layer_units, dtype, assigned=False):
@@ -623,7 +625,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         loss = "log_loss" if is_classifier(self) else self.loss
         net = Network(layer_units, activation=self.activation, output_activation=out_activation, loss=loss,
                       init="auto", dtype=dtype, dropout=self.dropout, random_state=self._random_state,
-                      loss_param=self._loss_param())
+                      loss_param=self._loss_param(dtype))
         if assigned:
             self._load_assigned_layers(net)  # before any fitted state is set: a failure leaves none
         self.__dict__.pop("_assigned_layers", None)
@@ -650,8 +652,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             del self._trainer
         self.__dict__.pop("_lr_run", None)
 
-    def _loss_param(self):
-        """The Network's loss_param: None, or the value of the parameter the regressor's loss has."""
+    def _loss_param(self, dtype):
+        """The Network's loss_param: None, or the value of the parameter the regressor's loss has (checked for
+        a model of dtype, named as the estimator's parameter)."""
         return None
 
     def _class_sample_weight(self, Y):
@@ -2168,9 +2171,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _output_activation(self):
         return _registry.REGRESSION_OUTPUTS[self.loss].activation
 
-    def _loss_param(self):
-        param = _registry.REGRESSION_OUTPUTS[self.loss].param
-        return None if param is None else float(getattr(self, param.argument))
+    def _loss_param(self, dtype):
+        spec = _registry.REGRESSION_OUTPUTS[self.loss]
+        return None if spec.param is None else _registry.loss_param(spec, getattr(self, spec.param.argument),
+                                                                    spec.param.argument, dtype)
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         plain = self._plain_input(X, y, dtype) if incremental and not reset else None
