@@ -254,3 +254,31 @@ def test_a_checkpoint_of_validation_numbers_without_a_validation_set_is_refused(
     MLPClassifier((4,), max_iter=2, early_stopping=True, random_state=0).set_callbacks(
         Checkpoint(tmp_path / "v", monitor="val_loss")).fit(X, y)
     assert fastmlp.load(tmp_path / "v").n_features_in_ == X.shape[1]
+
+
+def test_checkpoint_refuses_what_it_could_not_write_before_the_first_epoch(tmp_path):
+    # a callable scoring (no file holds one) and a folder that does not exist failed at the first write, after
+    # an epoch: a first fit that raised then left the estimator counted as fitted, with one epoch
+    from sklearn.metrics import accuracy_score, make_scorer
+
+    from fastmlp.callbacks import Checkpoint
+
+    X, y = make_classification(60, 4, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, early_stopping=True,
+                        scoring=make_scorer(accuracy_score))
+    clf.set_callbacks(Checkpoint(tmp_path / "best.fastmlp"))
+    with pytest.raises(TypeError, match="cannot save estimator.params.scoring"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "n_iter_") and not (tmp_path / "best.fastmlp").exists()
+    missing = tmp_path / "no such folder" / "best.fastmlp"
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3)
+    clf.set_callbacks(Checkpoint(missing))
+    with pytest.raises(ValueError, match="path=.*its folder .*no such folder.* does not exist"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "n_iter_")
+    net = fastmlp.Network([4, 3, 1], random_state=0)
+    before = net.coefs_[0].copy()
+    with pytest.raises(ValueError, match="does not exist"):
+        net.fit(X, y, epochs=2, callbacks=[Checkpoint(missing)])
+    np.testing.assert_array_equal(net.coefs_[0], before)
+    assert len(getattr(net, "loss_curve_", [])) == 0

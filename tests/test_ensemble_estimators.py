@@ -537,6 +537,51 @@ def test_ctrl_c_in_the_pass_leaves_every_member_usable_at_its_last_epoch(monkeyp
     assert list(ens.n_iter_) == [10, 10]
 
 
+
+def test_ctrl_c_in_the_first_epoch_with_a_validation_set():
+    # a scorer interrupted in the first epoch's validation: every member has no epoch; best_index_ read the
+    # last validation score of an empty record (IndexError, the ensemble half set); now each scores -inf
+    X, y = _iris()
+
+    def interrupting(estimator, X, y):
+        raise KeyboardInterrupt
+
+    ens = MLPEnsembleClassifier(hidden_layer_sizes=(5,), max_iter=5, n_members=3, random_state=0,
+                                scoring=interrupting)
+    with pytest.warns(UserWarning, match="interrupted"):
+        ens.fit(X, y, X_val=X[:30], y_val=y[:30])
+    assert list(ens.n_iter_) == [0, 0, 0] and ens.best_index_ == 0
+    assert ens.predict(X).shape == (150,)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_ctrl_c_ends_a_fit_of_members_one_after_another(solver):
+    # lbfgs, a schedule object or callbacks fit the members one after another: Ctrl-C ended the member in
+    # training, and the others then trained in full; now they are left as a fit interrupted before its first
+    # epoch leaves them (as the one pass leaves every member at the same epoch)
+    from fastmlp import schedules
+
+    X, y = _iris()
+    calls = {"n": 0}
+
+    def interrupting(estimator, X, y):  # every epoch's (iteration's) validation score: Ctrl-C in member 2's second
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return 0.5
+
+    extra = {} if solver == "lbfgs" else {"learning_rate": schedules.ExponentialDecay(gamma=0.9)}
+    ens = MLPEnsembleClassifier(hidden_layer_sizes=(5,), max_iter=4, n_members=4, random_state=0, solver=solver,
+                                scoring=interrupting, **extra)
+    with pytest.warns(UserWarning, match="interrupted") as caught:
+        ens.fit(X, y, X_val=X[:30], y_val=y[:30])
+    assert sum("interrupted" in str(w.message) for w in caught) == 1  # the one member's warning
+    assert ens.n_iter_[0] == 4 and ens.n_iter_[1] == 1 and list(ens.n_iter_[2:]) == [0, 0], ens.n_iter_
+    assert ens.predict(X).shape == (150,) and ens.best_index_ in (0, 1)
+    ens.set_params(scoring=None).fit(X, y)  # and fits again, every member in full
+    assert (ens.n_iter_ > 0).all()
+
+
 def test_probed_edges_of_fit_and_save(tmp_path):
     # found by probing: each raised an unnamed or internal error, wrote a file load refused, or went on silently
     X, y = _iris()

@@ -737,11 +737,11 @@ def test_ctrl_c_while_validating_keeps_the_last_recorded_epoch(monkeypatch):
     replay = fastmlp.Network([5, 16, 1], random_state=0).fit(X[:150], y[:150], epochs=2, shuffle=False)
     original, calls[0] = fastmlp._training.Validation.evaluate, 0
 
-    def evaluate(self, network):
+    def evaluate(self, network, n_threads=None):
         calls[0] += 1
         if calls[0] == 3:
             raise KeyboardInterrupt
-        return original(self, network)
+        return original(self, network, n_threads)
 
     monkeypatch.setattr(fastmlp._training.Validation, "evaluate", evaluate)
     with pytest.raises(KeyboardInterrupt):

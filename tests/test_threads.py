@@ -9,6 +9,8 @@ progress. A Python thread can only run while it holds the GIL, so progress
 stamped strictly inside an engine call (well away from its ends) is only
 possible if that call released the GIL.
 """
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -468,3 +470,40 @@ def test_four_threads_fit_four_estimators_bit_identical_to_sequential():
         assert got_curve == want_curve
         for a, b in zip(got, want):
             assert_array_equal(a, b)
+
+
+def test_the_validation_set_is_scored_on_the_fits_threads(monkeypatch):
+    # fit(n_threads=1, validation_data=...) scored its validation set on the default count (probing)
+    from fastmlp import _engine
+
+    seen = []
+    for name in ("forward_members", "output_losses", "forward"):
+        original = getattr(_engine, name)
+
+        def spy(*args, _original=original):
+            seen.append(args[-1])  # (each takes the thread count last)
+            return _original(*args)
+        monkeypatch.setattr(_engine, name, spy)
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((300, 5)), rng.random((300, 1))
+    net = fastmlp.Network([5, 4, 1], random_state=0)
+    net.fit(X, Y, epochs=2, n_threads=1, validation_data=(X[:100], Y[:100]))
+    assert seen and set(seen) == {1}
+    ens = fastmlp.NetworkEnsemble([5, 4, 1], n_members=2, random_state=0)
+    seen.clear()
+    ens.fit(X, Y, epochs=2, n_threads=1, validation_data=(X[:100], Y[:100]))
+    assert seen and set(seen) == {1}
+
+
+@pytest.mark.skipif(not fastmlp._engine.OPENMP or not hasattr(os, "sched_getaffinity"), reason="OpenMP threads")
+@pytest.mark.parametrize("setting", ["OMP_PROC_BIND=true", "OMP_PLACES=cores"])
+def test_openmp_binding_leaves_the_default_count(setting):
+    # OpenMP binds the importing thread to one CPU as it loads (scikit-learn's runtime first), where the
+    # variables ask for binding: the engine took that thread's affinity for the process's, one CPU
+    name, value = setting.split("=")
+    code = "import sklearn.cluster\nimport fastmlp.network\nfrom fastmlp import _engine\nprint(_engine.effective_n_threads())"
+    env = {**os.environ, name: value, "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout) == min(2, os.cpu_count())
+    assert fastmlp.network._usable_cpus({name: value}) == max(len(os.sched_getaffinity(0)), os.cpu_count())
+    assert fastmlp.network._usable_cpus({"OMP_PROC_BIND": "false"}) == len(os.sched_getaffinity(0))

@@ -834,11 +834,12 @@ class BaseNetwork(FixedSettings):
         """Hook: (gradient buffer, engine workspace) for batches of batch_size rows, or (None, None)."""
         return None, None
 
-    def _mean_loss(self, X, Y, sample_weight):
+    def _mean_loss(self, X, Y, sample_weight, n_threads=None):
         """The loss on checked (X, Y) without the L2 term: the (weighted) mean over rows, in float64."""
-        return self._mean_loss_of_logits(self._forward(X, False, 0, logits=True), Y, sample_weight)
+        return self._mean_loss_of_logits(self._forward(X, False, 0, n_threads, logits=True), Y, sample_weight,
+                                         n_threads)
 
-    def _mean_loss_of_logits(self, Z, Y, sample_weight):
+    def _mean_loss_of_logits(self, Z, Y, sample_weight, n_threads=None):
         """_mean_loss from the output layer's pre-activations Z (``_forward(X, ..., logits=True)``).
 
         Z may stack the pre-activations of several networks with this one's
@@ -860,16 +861,16 @@ class BaseNetwork(FixedSettings):
         networks' (K, n, n_outputs), as _mean_loss_of_logits takes them."""
         return output_forward(self._output.activation, Z.reshape(-1, Z.shape[-1])).reshape(Z.shape)
 
-    def _logits_of(self, nets, X):
-        """The logits (``_forward(X, False, 0, logits=True)``) of networks of this one's architecture, output
-        and dtype on checked X, stacked: (K, n, n_outputs)."""
-        return np.stack([net._forward(X, False, 0, logits=True) for net in nets])
+    def _logits_of(self, nets, X, n_threads=None):
+        """The logits (``_forward(X, False, 0, n_threads, logits=True)``) of networks of this one's
+        architecture, output and dtype on checked X, stacked: (K, n, n_outputs)."""
+        return np.stack([net._forward(X, False, 0, n_threads, logits=True) for net in nets])
 
-    def _losses_and_outputs_of_logits(self, Z, Y, sample_weight, outputs=True):
+    def _losses_and_outputs_of_logits(self, Z, Y, sample_weight, outputs=True, n_threads=None):
         """(_mean_loss_of_logits(Z, ...), _outputs_from_logits(Z) if outputs else None): a validation's
         loss and the outputs its score reads, from one forward pass (Z 2-D or stacked, as they take it).
-        Z may be overwritten."""
-        return (self._mean_loss_of_logits(Z, Y, sample_weight),
+        Z may be overwritten. n_threads: the engine's threads for its work (None: the default)."""
+        return (self._mean_loss_of_logits(Z, Y, sample_weight, n_threads),
                 self._outputs_from_logits(Z) if outputs else None)
 
     def _blas_pinned(self):

@@ -1383,7 +1383,7 @@ def register_blas(list controls):
 
 
 def set_usable_cpus(int n):
-    """The CPUs this process may run on (os.sched_getaffinity): the most threads the engine starts."""
+    """The CPUs this process may run on (network._usable_cpus): the most threads the engine starts."""
     global _usable_cpus
     _usable_cpus = max(n, 1)
 

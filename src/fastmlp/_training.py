@@ -187,27 +187,27 @@ class Validation:
                               and np.array_equal(a, b)) for a, b in pairs)
 
     @staticmethod
-    def evaluate_together(validations, nets):
+    def evaluate_together(validations, nets, n_threads=None):
         """[(val_loss, val_score)] of each network on its validation (evaluate's, with no score callable),
         for validations of the same data (same_data) and networks of one output and loss: their forward
         passes in one call (Networks of one architecture: the engine's threads share them), then the losses
         and outputs of their stacked logits in one call (a Network's: one pass of the training's output
         kernel over each); each network's with the bits of its own (tests/test_training.py);
-        run_in_one_pass's members in a call."""
+        run_in_one_pass's members in a call. n_threads: the engine's threads for them (the fit's)."""
         v = validations[0]
-        Z = nets[0]._logits_of(nets, v.X)
+        Z = nets[0]._logits_of(nets, v.X, n_threads)
         losses, P = nets[0]._losses_and_outputs_of_logits(Z, v.Y, v.sample_weight,
-                                                          outputs=v.score_output is not None)
+                                                          outputs=v.score_output is not None, n_threads=n_threads)
         if v.score_output is None:  # scored by the loss
             return [(float(loss), -float(loss)) for loss in losses]
         return [(float(loss), float(w.score_output(P[k], v.sample_weight)))
                 for k, (loss, w) in enumerate(zip(losses, validations))]
 
-    def evaluate(self, net):
-        """(val_loss, val_score) of the network's current weights."""
+    def evaluate(self, net, n_threads=None):
+        """(val_loss, val_score) of the network's current weights (the engine's work on n_threads threads)."""
         if self.score is None:
-            return Validation.evaluate_together([self], [net])[0]
-        loss = net._mean_loss(self.X, self.Y, self.sample_weight)
+            return Validation.evaluate_together([self], [net], n_threads)[0]
+        loss = net._mean_loss(self.X, self.Y, self.sample_weight, n_threads)
         return loss, float(self.score(self.X, self.Y, self.sample_weight))
 
 
@@ -359,7 +359,7 @@ class EpochLoop:
         if self.validation is not None:
             if evaluation is None:
                 try:
-                    evaluation = self.validation.evaluate(self.net)
+                    evaluation = self.validation.evaluate(self.net, self.n_threads)
                 except KeyboardInterrupt:  # (the epoch is not recorded: its start comes back)
                     self.trainer.restore_epoch_start(self.net._params)
                     raise
@@ -402,7 +402,7 @@ class EpochLoop:
         self._dispatch("on_epoch_begin")
         logs = {"loss": loss, "learning_rate": np.nan, "seconds": seconds, "grad_norms": norms}
         if self.validation is not None:
-            logs["val_loss"], logs["val_score"] = self.validation.evaluate(self.net)
+            logs["val_loss"], logs["val_score"] = self.validation.evaluate(self.net, self.n_threads)
         self._append(logs)
         return self._dispatch("on_epoch_end", logs)
 

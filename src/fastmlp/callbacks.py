@@ -8,7 +8,7 @@ an estimator's ``set_callbacks`` (scikit-learn >= 1.9) it follows
 import math
 import os
 
-from .persistence import save
+from .persistence import _check_savable, save
 
 __all__ = ["Checkpoint"]
 
@@ -128,9 +128,11 @@ class Checkpoint:
         Raises
         ------
         ValueError
-            For monitor "val_score" or "val_loss" in a fit without a validation set.
+            For monitor "val_score" or "val_loss" in a fit without a validation set, or a path whose
+            folder does not exist.
         """
         self._needs_validation(loop.validation is not None)
+        _check_savable(loop.net, self.path)
         self._reset()
 
     def on_epoch_end(self, loop, logs):
@@ -162,7 +164,16 @@ class Checkpoint:
             The estimator being fitted.
         context : sklearn.callback.CallbackContext
             The fit's task.
+
+        Raises
+        ------
+        ValueError
+            For a path whose folder does not exist.
+        TypeError
+            For an estimator parameter a file cannot hold (a callable ``scoring``): before the first
+            epoch, not at the first write.
         """
+        _check_savable(estimator, self.path)
         self._reset()
 
     def teardown(self, estimator, context):

@@ -699,10 +699,10 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
             # back to the epoch's start)
             if together:
                 evaluations = Validation.evaluate_together([loops[k].validation for k in active],
-                                                           [loops[k].net for k in active])
+                                                           [loops[k].net for k in active], first.n_threads)
             else:
-                evaluations = [None if loops[k].validation is None else loops[k].validation.evaluate(loops[k].net)
-                               for k in active]
+                evaluations = [None if loops[k].validation is None
+                               else loops[k].validation.evaluate(loops[k].net, first.n_threads) for k in active]
             in_epoch = False
             dead = net._dead_fractions(unit_max[pack.unit_index])  # every member's dead_units_, in one call
             means, norms = (loss_sums / total_weight).tolist(), norm_sums / max(n_batches, 1)

@@ -24,7 +24,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .ensemble import check_member_params, run_in_one_pass
 from .network import Network
-from .estimators import _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names, validate_X_val
+from .estimators import (_INTERRUPTED, _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names,
+                         validate_X_val)
 from ._validation import all_finite, check_sample_weight
 
 # What member_params may set per member (the estimator parameters of those names).
@@ -185,15 +186,35 @@ class _BaseEnsemble:
             self._one_pass(members, rng, X, y, sample_weight, X_val=X_val, y_val=y_val,
                            sample_weight_val=sample_weight_val)
         else:  # one member after another (set_callbacks: each member's fit runs them)
-            for member in members:
-                if callbacks:
-                    member.set_callbacks(*callbacks)
-                member.fit(X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val)
-        self.estimators_ = members
+            self._one_after_another(members, callbacks, lambda member: member.fit(
+                X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val),
+                lambda member: member._set_up_only(X, y, sample_weight, X_val=X_val, y_val=y_val,
+                                                   sample_weight_val=sample_weight_val))
+        self._set_members(members, X_val is not None)
         self._record_input(checked)
-        self.best_index_ = int(np.argmax(self._member_scores(X_val is not None)))
-        self._from_members()
         return self
+
+    @staticmethod
+    def _one_after_another(members, callbacks, fit, set_up):
+        """fit(member) for each member in turn, with the ensemble's scikit-learn callbacks; once Ctrl-C has ended
+        one member's fit (which warns and returns), set_up(member) for each member after it: where a fit
+        interrupted before its first epoch leaves it (as the one pass leaves every member at the same epoch)."""
+        interrupted = False
+        for member in members:
+            if callbacks:
+                member.set_callbacks(*callbacks)
+            if interrupted:
+                set_up(member)
+            else:
+                fit(member)
+                interrupted = member in _INTERRUPTED
+
+    def _set_members(self, members, validated):
+        """The fitted members, best_index_ among them (validated: by their X_val's last score) and the fitted
+        attributes that are the members', all set at once, after the scores are known."""
+        best = int(np.argmax(self._member_scores(validated, members)))
+        self.estimators_, self.best_index_ = members, best
+        self._from_members()
 
     def _members_of_call(self, member_params, rng, old=None, keep_seeds=False):
         """The members a call trains: new ones (_new_members, seeds from rng), or copies of old that go on
@@ -253,16 +274,13 @@ class _BaseEnsemble:
         if self._in_one_pass():
             self._one_pass(members, None, X, y, sample_weight, incremental=True)
         else:  # a schedule object, scikit-learn's callbacks: each member's own partial_fit
-            callbacks = self.__dict__.get("_skl_callbacks")
-            for member in members:
-                if callbacks:
-                    member.set_callbacks(*callbacks)
-                member.partial_fit(X, y, sample_weight, **({"classes": classes} if is_classifier(self) else {}))
-        self.estimators_ = members
+            labels = {"classes": classes} if is_classifier(self) else {}
+            self._one_after_another(members, self.__dict__.get("_skl_callbacks"),
+                                    lambda member: member.partial_fit(X, y, sample_weight, **labels),
+                                    lambda member: member._set_up_only(X, y, sample_weight, incremental=True))
+        self._set_members(members, False)
         if old is None:
             self._record_input(checked)
-        self.best_index_ = int(np.argmax(self._member_scores(False)))
-        self._from_members()
         return self
 
     def _in_one_pass(self):
@@ -295,15 +313,16 @@ class _BaseEnsemble:
         if hasattr(first, "classes_"):
             self.classes_ = first.classes_
 
-    def _member_scores(self, validated):
-        """Each member's score for best_index_, higher is better: with early stopping (sgd, adam) its best
-        validation score, else with X_val given (validated) its last one, else minus its last training loss."""
+    def _member_scores(self, validated, members=None):
+        """Each member's (of estimators_, or members) score for best_index_, higher is better: with early
+        stopping (sgd, adam) its best validation score, else with X_val given (validated) its last one, else
+        minus its last training loss; -inf for one with no epoch (a fit Ctrl-C ended in its first)."""
         scores = []
-        for m in self.estimators_:
+        for m in self.estimators_ if members is None else members:
             if m.early_stopping and m.solver in _STOCHASTIC_SOLVERS:
                 scores.append(m.best_validation_score_)
             elif validated:
-                scores.append(m.history_["val_score"][-1])
+                scores.append(m.history_["val_score"][-1] if m.history_.get("val_score") else -np.inf)
             else:
                 scores.append(-m.loss_curve_[-1] if m.loss_curve_ else -np.inf)
         return np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)  # (NaN: a diverged member)

@@ -57,6 +57,9 @@ class _ScheduleObject(HasMethods):
 
 # grad_norms_'s buffers (_Record._norms) by id, while they live
 _NORMS_BUFFERS = weakref.WeakValueDictionary()
+# the estimators whose last fit or partial_fit Ctrl-C ended (warned, then returned): an ensemble fitting its members
+# one after another stops there
+_INTERRUPTED = weakref.WeakSet()
 
 
 class _Record:
@@ -499,10 +502,31 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
     @_callback_managed
     def _fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None, sample_weight_val=None):
+        _INTERRUPTED.discard(self)
         with self._as_before_if_it_fails():
             prepared = self._prepared_fit(X, y, sample_weight, incremental, X_val, y_val, sample_weight_val)
         prepared.run()
         return self
+
+    def _interrupted(self):
+        """What a fit does when Ctrl-C ends it: warn, and note it (_INTERRUPTED), then return."""
+        warnings.warn("Training interrupted by user.")
+        _INTERRUPTED.add(self)
+
+    def _set_up_only(self, X, y, sample_weight=None, incremental=False, **validation):
+        """A fit or partial_fit set up (checked, the network built or kept) but given no epoch: where a call that
+        Ctrl-C ended before its first epoch leaves the estimator (an ensemble's members that come after the one
+        whose fit was interrupted), without the warning."""
+        with self._as_before_if_it_fails():
+            prepared = self._prepared_fit(X, y, sample_weight, incremental, **validation)
+        if prepared.loop is not None:  # (sgd, adam: what follows the loop's end, after no epoch)
+            def no_epoch():
+                raise KeyboardInterrupt
+
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Training interrupted by user.")
+                prepared.guard(no_epoch)
+        _INTERRUPTED.add(self)
 
     @contextlib.contextmanager
     def _as_before_if_it_fails(self):
@@ -637,10 +661,12 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         self.out_activation_ = out_activation
         self.loss_curve_ = []
         self.grad_norms_ = np.empty((0, self.n_layers_ - 1))
-        self.history_ = new_history(validation=self.early_stopping)
+        # (lbfgs ignores early_stopping, as scikit-learn's does: its record is that of a fit without it)
+        stops_early = self.early_stopping and self.solver in _STOCHASTIC_SOLVERS
+        self.history_ = new_history(validation=stops_early)
         self.__dict__.pop("validation_loss_curve_", None)
         self._no_improvement_count = 0
-        if self.early_stopping:
+        if stops_early:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
             self.best_loss_ = None
@@ -731,7 +757,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                     self._restore_history(history)
                 raise
             except KeyboardInterrupt:
-                warnings.warn("Training interrupted by user.")
+                self._interrupted()
             finally:
                 if run is not None:
                     self._lr_run = run, loop.schedule_epoch
@@ -883,7 +909,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             except KeyboardInterrupt:
                 x = kept["pending"] if len(loop.grad_norms) > kept["n"] else kept["x"]
                 params[...] = start if x is None else x  # (the weights the record ends with)
-                warnings.warn("Training interrupted by user.")
+                self._interrupted()
                 return
             if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
                 self._forget_lbfgs(loop, start)
@@ -1268,7 +1294,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     best_loss_ : float or None
         The lowest training loss reached; None with ``early_stopping=True``
-        (see ``best_validation_score_``).
+        and a stochastic solver (see ``best_validation_score_``; "lbfgs"
+        ignores ``early_stopping``, as scikit-learn's does).
 
     loss_curve_ : list of float of length ``n_iter_``
         The training loss of each epoch, penalty included (also recorded for
@@ -1277,11 +1304,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     validation_scores_ : list of float or None
         The score on the held-out set after each epoch (accuracy); None
-        unless ``early_stopping=True``.
+        unless ``early_stopping=True`` (with "sgd" or "adam").
 
     best_validation_score_ : float or None
         The best of ``validation_scores_``, whose weights the model keeps;
-        None unless ``early_stopping=True``.
+        None unless ``early_stopping=True`` (with "sgd" or "adam").
 
     t_ : int
         The number of training samples seen by the stochastic solvers over
@@ -2033,7 +2060,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     best_loss_ : float or None
         The lowest training loss reached; None with ``early_stopping=True``
-        (see ``best_validation_score_``).
+        and a stochastic solver (see ``best_validation_score_``; "lbfgs"
+        ignores ``early_stopping``, as scikit-learn's does).
 
     loss_curve_ : list of float of length ``n_iter_``
         The training loss of each epoch, penalty included (also recorded for
@@ -2042,11 +2070,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     validation_scores_ : list of float or None
         The score on the held-out set after each epoch (R^2); None
-        unless ``early_stopping=True``.
+        unless ``early_stopping=True`` (with "sgd" or "adam").
 
     best_validation_score_ : float or None
         The best of ``validation_scores_``, whose weights the model keeps;
-        None unless ``early_stopping=True``.
+        None unless ``early_stopping=True`` (with "sgd" or "adam").
 
     t_ : int
         The number of training samples seen by the stochastic solvers over

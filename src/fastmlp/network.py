@@ -35,9 +35,14 @@ def _symbol_pair(dll):
     return None
 
 
-def _usable_cpus():
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def _usable_cpus(environ=os.environ):
+    """The CPUs this process may run on: the importing thread's affinity. Where OpenMP binds its threads
+    (OMP_PROC_BIND other than false, or OMP_PLACES), the runtime of the first library that loads it (scikit-learn's,
+    or the engine's own) has bound this thread to one CPU, so that its affinity names one: then the machine's
+    count (OpenMP's own count, OMP_NUM_THREADS, still sets how many threads run)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    binds = environ.get("OMP_PROC_BIND", "").strip().lower() not in ("", "false") or environ.get("OMP_PLACES", "").strip()
+    return max(n, os.cpu_count() or 1) if binds else n
 
 
 _engine.set_usable_cpus(_usable_cpus())
@@ -234,18 +239,18 @@ class Network(BaseNetwork):
         _engine.output_activation(int(self._act_codes[-1]), out.reshape(-1, out.shape[-1]))  # (a view: in place)
         return out
 
-    def _logits_of(self, nets, X):
+    def _logits_of(self, nets, X, n_threads=None):
         """BaseNetwork's, in one call of the engine (_forward_members) when every network is a Network of
         this one's layers, activations and dtype."""
         if not all(type(net) is type(self) and net.dtype == self.dtype and np.array_equal(net._sizes, self._sizes)
                    and np.array_equal(net._act_codes, self._act_codes) for net in nets):
-            return super()._logits_of(nets, X)
-        return self._forward_members(nets, X, logits=True)
+            return super()._logits_of(nets, X, n_threads)
+        return self._forward_members(nets, X, n_threads, logits=True)
 
-    def _mean_loss_of_logits(self, Z, Y, sample_weight):
-        return self._losses_and_outputs_of_logits(Z, Y, sample_weight, outputs=False)[0]
+    def _mean_loss_of_logits(self, Z, Y, sample_weight, n_threads=None):
+        return self._losses_and_outputs_of_logits(Z, Y, sample_weight, outputs=False, n_threads=n_threads)[0]
 
-    def _losses_and_outputs_of_logits(self, Z, Y, sample_weight, outputs=True):
+    def _losses_and_outputs_of_logits(self, Z, Y, sample_weight, outputs=True, n_threads=None):
         """BaseNetwork's, by the engine's output kernel, the training's (the reference's NumPy formulas give
         the same to rounding): in float64, one pass over each network's logits for its loss, and for a
         float64 network its outputs too (a float32 network's outputs are its own dtype's kernel's)."""
@@ -255,7 +260,7 @@ class Network(BaseNetwork):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             loss = _engine.output_losses(self._output.loss_code, self._loss_param_c(), Z64,
                                          np.ascontiguousarray(Y, dtype=np.float64), weights,
-                                         _engine.effective_n_threads(None)) / total
+                                         _engine.effective_n_threads(n_threads)) / total
         loss = np.where(np.isfinite(loss), loss, np.nan)
         P = None
         if outputs:

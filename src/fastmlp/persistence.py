@@ -223,6 +223,20 @@ def _check_path(path):
     return os.fsdecode(os.fspath(path))
 
 
+def _check_savable(model, path):
+    """Raise now what save(model, path) would raise for the path's folder or the model's parameters (a
+    Checkpoint's check when a fit begins, not after its first epoch): a ValueError naming path for a folder
+    that does not exist, save's TypeError for a parameter the format cannot hold."""
+    path = _check_path(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"path={path!r}: its folder {folder!r} does not exist.")
+    if hasattr(model, "get_params") and type(model) in _MODEL_NAMES:
+        w = _Writer()
+        for k, v in model.get_params(deep=False).items():
+            _encode_param(v, f"estimator.params.{k}", w)
+
+
 def _entry(name):
     """A zip entry with a fixed timestamp: the same model gives the same bytes."""
     return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
