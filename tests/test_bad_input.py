@@ -881,3 +881,22 @@ def test_sample_weights_whose_sum_the_dtype_cannot_scale(dtype):
                                                                       sample_weight=np.full(40, most / 80))
     unit = fastmlp.Network([3, 4, 1], dtype=dtype, random_state=0).fit(X, y, epochs=2, shuffle=False)
     np.testing.assert_allclose(same.coefs_[0], unit.coefs_[0], rtol=1e-5 if dtype == "float32" else 1e-12)
+
+
+def test_a_regressors_one_row_validation_set_with_r2_is_refused():
+    # R^2 of one row is NaN: every epoch's score was NaN, early stopping never saw an improvement and the fit
+    # returned the initial weights (probing); the automatic split already refused fewer than two rows
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 3)), rng.random(40)
+    reg = fastmlp.MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, early_stopping=True)
+    with pytest.raises(ValueError, match="X_val has 1 row: R\\^2"):
+        reg.fit(X, y, X_val=X[:1], y_val=y[:1])
+    assert not hasattr(reg, "n_iter_")
+    with pytest.raises(ValueError, match="X_val has 1 row"):
+        fastmlp.MLPEnsembleRegressor(hidden_layer_sizes=(4,), max_iter=3, n_members=2).fit(X, y, X_val=X[:1],
+                                                                                           y_val=y[:1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (max_iter)
+        reg.set_params(scoring="neg_mean_squared_error").fit(X, y, X_val=X[:1], y_val=y[:1])
+        fastmlp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=3).fit(X, y > 0.5, X_val=X[:1], y_val=y[:1] > 0.5)
+    assert reg.n_iter_ > 0

@@ -639,6 +639,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         """(X_val, Y_val, sample_weight_val) checked as the training data, y_val encoded as y."""
         net = self._network
         X_val = validate_X_val(self, X_val, dtype)
+        if X_val.shape[0] < 2 and self.scoring is None and not is_classifier(self):
+            raise ValueError("X_val has 1 row: R^2, the regressor's score (scoring=None), is not defined on one row, "
+                             "so no epoch would ever score better than another; give more rows or a scoring.")
         X_val = net._check_X(X_val, "X_val")
         Y_val = net._check_Y(self._encode_targets(y_val, dtype), X_val.shape[0], name="y_val")
         sw_val = net._check_sample_weight(sample_weight_val, X_val.shape[0], "sample_weight_val", training=False)
