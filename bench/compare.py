@@ -985,16 +985,30 @@ def meta(args):
     blas = [{k: info.get(k) for k in ("user_api", "internal_api", "prefix", "version", "num_threads",
                                       "threading_layer", "architecture")} for info in threadpool_info()]
     return dict(date=str(date.today()), quick=args.quick, rounds=args.rounds, pause=args.pause,
-                machine=platform.machine(), cpus=os.cpu_count(),
+                machine=platform.machine(), cpus=os.cpu_count(), cpu=cpu_model(),
                 processor=platform.processor() or platform.uname().machine, versions=versions, blas=blas)
 
 
+def cpu_model():
+    """The processor's name (/proc/cpuinfo's "model name" on Linux), else platform.processor(); None if neither
+    says: the machines of one kind may differ (an AMD EPYC one day, an Intel Xeon the next), and every ratio
+    moves with them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def _reruns(meta):
-    """(date, [sections]) of the sections run again with --update, by date."""
-    by_date = {}
+    """(date, CPU, [sections]) of the sections run again with --update, by date and CPU."""
+    by_run = {}
     for name, when in meta.get("rerun", {}).items():
-        by_date.setdefault(when, []).append(name)
-    return sorted(by_date.items())
+        by_run.setdefault((when, meta.get("rerun_cpu", {}).get(name)), []).append(name)
+    return sorted(by_run.items(), key=lambda item: (item[0][0], item[0][1] or ""))
 
 
 def write(results):
@@ -1006,13 +1020,15 @@ def write(results):
         "# Benchmark results",
         "",
         f"{'Quick' if m['quick'] else 'Full'} run of `python bench/compare.py{command_options}` "
-        f"on {m['date']}, {m['machine']} with {m['cpus']} cores: Python {v['python']}, NumPy {v['numpy']}, "
+        f"on {m['date']}, {m['machine']} with {m['cpus']} cores ({m.get('cpu') or 'CPU not recorded'}): "
+        f"Python {v['python']}, NumPy {v['numpy']}, "
         f"SciPy {v['scipy']}, scikit-learn {v['sklearn']}, PyTorch {v['torch'] or 'not installed'}; BLAS: "
         + ", ".join(f"{b['prefix']} {b['version']} ({b['internal_api']}, {b['architecture']})"
                     for b in m["blas"] if b.get("user_api") == "blas")
         + f". Each time is the median of {m['rounds']} interleaved rounds. Raw numbers in `results.json`."
-        + "".join(f" Run again on {when} (`--only ... --update`, the same machine and settings): {', '.join(names)}."
-                  for when, names in _reruns(m)),
+        + "".join(f" Run again on {when} (`--only ... --update`, the same settings, "
+                  f"{'the same machine' if cpu is None else cpu}): {', '.join(names)}."
+                  for (when, cpu), names in _reruns(m)),
         "",
         "## Targets",
         "",
@@ -1376,6 +1392,7 @@ def main():
     elif args.update:
         old = json.loads((HERE / "results.json").read_text())
         old["meta"].setdefault("rerun", {}).update({name: results["meta"]["date"] for name in args.only})
+        old["meta"].setdefault("rerun_cpu", {}).update({name: results["meta"]["cpu"] for name in args.only})
         results = old | {name: results[name] for name in args.only}
         write(results)
     for t in targets(results):

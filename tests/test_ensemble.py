@@ -15,7 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastmlp
-from fastmlp import Network, NetworkEnsemble, _engine
+from fastmlp import Network, NetworkEnsemble, _engine, schedules
 
 N, BATCH, EPOCHS = 70, 16, 3
 
@@ -115,6 +115,16 @@ CASES = {
                                                                                       dropout=0.1)),
     "small-output-identity": ([4, 7, 2], [{"random_state": s} for s in (4, 5, 6)], dict(learning_rate=0.02),
                               dict(activation="identity")),
+    # a schedule per member (its own course from its own rate; rates per batch in the engine's ensemble epoch)
+    "onecycle-momentum-per-member-rates": (
+        [4, 6, 2], [{"random_state": s, "learning_rate": lr} for s, lr in ((1, 0.01), (2, 0.05), (3, 0.1))],
+        dict(momentum=0.9, lr_schedule=schedules.OneCycle()), {}),
+    "plateau-adam-groups-per-member-rates": (
+        [40, 96, 64, 5], [{"random_state": s, "learning_rate": 1e-3 * (1 + s)} for s in range(5)],
+        dict(optimizer="adam", lr_schedule=schedules.ReduceOnPlateau(patience=1, factor=0.5)),
+        dict(activation="tanh")),
+    "warmup-cosine-per-batch-sgd": ([5, 8, 1], SEEDS, dict(learning_rate=0.05, lr_schedule=schedules.LinearWarmup(
+        schedules.CosineAnnealing(per_batch=True), warmup_epochs=2, per_batch=True)), {}),
     # ten members in four groups (of two and three), each member its own rate, alpha and dropout
     "groups-prelu-softmax-per-member-clip": (
         [40, 96, 64, 5],

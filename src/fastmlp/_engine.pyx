@@ -2268,10 +2268,13 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
 
 cdef void _ens_group_epoch(const Ens *e, const Settings *s, const Data *d, const Py_ssize_t *order,
                            floating *params, floating *grads, floating *state_1, floating *state_2, floating *work,
-                           fm_rng *rngs, const double *learning_rates, const double *alphas, double *losses,
-                           bint *finite, long long *steps, double *norm_sums, floating *unit_max,
+                           fm_rng *rngs, const double *learning_rates, Py_ssize_t rate_rows, const double *alphas,
+                           double *losses, bint *finite, long long *steps, double *norm_sums, floating *unit_max,
                            double *loss_sums, Py_ssize_t *n_batches, Py_ssize_t g) noexcept nogil:
     """Group g's epoch: every batch in order, each gathered into the group's own rows, then its step.
+
+    learning_rates: rate_rows rows of the K members' rates, one row for the whole epoch (rate_rows = 1) or
+    one per batch (a schedule's: row i for the batch starting at row i * batch_size).
 
     A group's members depend on no other group, so the groups' epochs run as
     independent tasks (no barrier per batch or layer), and the results are
@@ -2286,15 +2289,18 @@ cdef void _ens_group_epoch(const Ens *e, const Settings *s, const Data *d, const
     cdef bint all_finite = True
     cdef fm_fp_mode mode = fm_flush_subnormals()  # (on whichever thread runs the group; given back below)
     _ens_group_members(e, g, &m0, &m1)
+    cdef const double *rates = learning_rates
     while start < n and all_finite:
         b = min(B, n - start)
         _batch_at(d, start, b, order, &e.p, rows, &batch)
+        if rate_rows > 1:
+            rates = learning_rates + (start // B) * e.K
         start += b
         if batch.weight <= 0:
             continue
         if batch.gathered:
             _gather_part(&e.p, d, &batch, rows, 0, 1)
-        _ens_group(e, s, &batch, params, grads, state_1, state_2, work, rngs, learning_rates, alphas, losses, finite,
+        _ens_group(e, s, &batch, params, grads, state_1, state_2, work, rngs, rates, alphas, losses, finite,
                    steps, norm_sums, unit_max, g)
         for k in range(m0, m1):
             if finite[k * FLAG_LINE]:
@@ -2343,16 +2349,17 @@ def ensemble_workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, co
 
 
 def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
-                         dict settings, const double[::1] learning_rates, const double[::1] alphas,
+                         dict settings, const double[:, ::1] learning_rates, const double[::1] alphas,
                          const cnp.uint64_t[::1] seeds, long long[::1] steps, floating[::1] params,
                          floating[::1] grads, floating[::1] state_1, floating[::1] state_2, floating[::1] work,
                          object X, object Y, object sample_weight, const Py_ssize_t[::1] order, double[::1] loss_sums,
                          double[:, ::1] norm_sums, floating[::1] unit_max, double[::1] thread_clock):
-    """One epoch of K members (K = learning_rates.shape[0]) in one pass over the batches, without the GIL.
+    """One epoch of K members (K = learning_rates.shape[1]) in one pass over the batches, without the GIL.
 
-    keep: (K, n_hidden) keep probabilities (None: no dropout); learning_rates,
-    alphas, seeds (the dropout masks' PRNG seeds) and steps (Adam's t, updated
-    in place): one per member; the other settings (as train_epoch's) are
+    keep: (K, n_hidden) keep probabilities (None: no dropout); learning_rates:
+    (1, K), each member's rate for the epoch, or (n_batches, K), its rate for
+    each batch (schedules'); alphas, seeds (the dropout masks' PRNG seeds) and
+    steps (Adam's t, updated in place): one per member; the other settings (as train_epoch's) are
     shared. X is a dense array. loss_sums[k] gets the sum over batches of
     member k's (batch mean loss + L2) * batch weight (rows with
     settings["loss_per_row"]): NaN when a member's loss
@@ -2368,7 +2375,8 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     cdef Settings s = _settings_from(settings)
     cdef Ens e
     cdef Data d
-    cdef Py_ssize_t K = learning_rates.shape[0], B = s.batch_size, L = sizes.shape[0] - 1, b, k, g, n_batches
+    cdef Py_ssize_t K = learning_rates.shape[1], B = s.batch_size, L = sizes.shape[0] - 1, b, k, g, n_batches
+    cdef Py_ssize_t rate_rows = learning_rates.shape[0]
     cdef bint *finite = NULL
     cdef double *losses = NULL
     cdef fm_rng *rngs = NULL
@@ -2385,6 +2393,8 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     if alphas.shape[0] != K or seeds.shape[0] != K or steps.shape[0] != K or loss_sums.shape[0] != K:
         raise ValueError("fastmlp: the ensemble's per-member arrays differ in length")
     _read_data(X, Y, sample_weight, &d, &params[0])
+    if rate_rows != 1 and rate_rows < (d.n_rows + B - 1) // B:
+        raise ValueError(f"learning_rates has {rate_rows} rows of rates for {(d.n_rows + B - 1) // B} batches.")
     _ens_init(&e, sizes, acts, keep if s.dropout else None, K, B, True)
     e.p.loss = settings["loss"]
     e.p.loss_param = settings["loss_param"]
@@ -2422,12 +2432,12 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
             if n_threads <= 1:
                 for g in range(e.n_groups):
                     _ens_group_epoch(&e, &s, &d, rows, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
-                                     rngs, &learning_rates[0], &alphas[0], losses, finite, steps_at,
+                                     rngs, &learning_rates[0, 0], rate_rows, &alphas[0], losses, finite, steps_at,
                                      norms_at if norms != NULL else NULL, units, sums, group_batches, g)
             else:
                 for g in prange(e.n_groups, num_threads=n_threads, schedule="dynamic", chunksize=1):
                     _ens_group_epoch(&e, &s, &d, rows, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
-                                     rngs, &learning_rates[0], &alphas[0], losses, finite, steps_at,
+                                     rngs, &learning_rates[0, 0], rate_rows, &alphas[0], losses, finite, steps_at,
                                      norms_at if norms != NULL else NULL, units, sums, group_batches, g)
         for k in range(K):
             steps[k] = steps_at[k * LINE]

@@ -6,8 +6,8 @@ import numpy as np
 
 from . import _engine, _registry
 from ._base import FixedSettings, _check_n_threads, _check_random_state
-from ._training import (Divergence, EpochLoop, Patience, Trainer, Validation, draw_seed, drops, next_order,
-                        warn_diverged)
+from ._training import (Divergence, EpochLoop, Patience, Trainer, Validation, check_schedule, draw_seed, drops,
+                        next_order, warn_diverged)
 from ._validation import check_bool, check_float, check_int, is_sparse
 from .network import Network
 
@@ -98,17 +98,26 @@ class MemberPack:
         """Member k's part of `frm` (default: params) into its flat array out."""
         np.take(self.params if frm is None else frm, self.index[k], out=out)
 
-    def epoch(self, settings, learning_rates, alphas, seeds, X, Y, sample_weight, order, clock):
+    def epoch(self, settings, learning_rates, alphas, seeds, X, Y, sample_weight, order, clock, batch_rates=None):
         """One epoch of the K members on dense, checked X; returns (loss_sums, norm_sums, unit_max, n_batches)
-        as train_ensemble_epoch gives them (a member's loss sum NaN: its loss was not finite)."""
+        as train_ensemble_epoch gives them (a member's loss sum NaN: its loss was not finite). learning_rates:
+        each member's rate for the epoch; batch_rates (None, or per member None or a schedule's rate per batch,
+        trainer.rates): the rates of each batch instead."""
         net = self.net
+        rates = np.array([learning_rates], dtype=np.float64)  # (1, K): one rate per member for the epoch
+        if batch_rates is not None and any(r is not None for r in batch_rates):
+            n_batches = next(len(r) for r in batch_rates if r is not None)
+            rates = np.repeat(rates, n_batches, axis=0)
+            for k, r in enumerate(batch_rates):
+                if r is not None:
+                    rates[:, k] = r
         if settings["batch_size"] != self.batch_size:  # (the layout and the workspace are this batch size's)
             raise ValueError(f"MemberPack: made for batches of {self.batch_size} rows, not {settings['batch_size']}")
         loss_sums = np.zeros(self.K)
         norm_sums = np.zeros((self.K, len(net.layer_sizes) - 1))
         unit_max = np.full(self.unit_index.size, -np.inf, dtype=self.params.dtype)
         n_batches = _engine.train_ensemble_epoch(
-            net._sizes, net._act_codes, self.keep, settings, np.asarray(learning_rates, dtype=np.float64),
+            net._sizes, net._act_codes, self.keep, settings, rates,
             np.asarray(alphas, dtype=np.float64), np.asarray(seeds, dtype=np.uint64), self.steps, self.params,
             self._grads, self.state[0], self.state[-1], self._work, X, Y, sample_weight, order, loss_sums, norm_sums,
             unit_max, clock)
@@ -358,7 +367,7 @@ class NetworkEnsemble(FixedSettings):
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=None,
             shuffle=True, sample_weight=None, n_threads=None, validation_data=None, early_stopping=False,
-            patience=10):
+            patience=10, lr_schedule=None):
         """Train every member with mini-batch gradient descent, in one pass over the batches per epoch.
 
         The arguments are ``Network.fit``'s; ``learning_rate`` and ``alpha``
@@ -417,6 +426,12 @@ class NetworkEnsemble(FixedSettings):
             recorded as NaN. Needs ``validation_data``.
         patience : int, default=10
             Epochs without improvement before a member stops (early_stopping).
+        lr_schedule : schedule, default=None
+            A learning-rate schedule of :mod:`fastmlp.schedules`, as for
+            ``Network.fit``: each member runs its own course of it, started
+            from its own learning rate (ReduceOnPlateau follows each member's
+            own loss), its rates per batch as a Network's. None: each member's
+            ``learning_rate`` throughout.
 
         Returns
         -------
@@ -466,14 +481,16 @@ class NetworkEnsemble(FixedSettings):
         shared = dict(momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                       clip_norm=clip_norm)
         Trainer(net, optimizer, batch_size, learning_rate, alpha=alpha, **shared)  # (the call's own, checked)
+        schedule = check_schedule(lr_schedule, "lr_schedule")
         # each member's own loop, as its Network's fit would run it (the optimizer state starts fresh at every
-        # call), all trained in one pass over the batches
-        loops = [EpochLoop(m, Trainer(m, optimizer, batch_size, own.get("learning_rate", learning_rate),
-                                      alpha=own.get("alpha", alpha), **shared),
-                           X, Y, sample_weight, max_epochs=epochs, shuffle=shuffle, n_threads=n_threads,
+        # call; a schedule's course from its own rate), all trained in one pass over the batches
+        trainers = [Trainer(m, optimizer, batch_size, own.get("learning_rate", learning_rate),
+                            alpha=own.get("alpha", alpha), **shared) for own, m in zip(member_params, members)]
+        runs = [None if schedule is None else schedule.start(t.settings["learning_rate"], epochs) for t in trainers]
+        loops = [EpochLoop(m, trainer, X, Y, sample_weight, max_epochs=epochs, shuffle=shuffle, n_threads=n_threads,
                            validation=validation, keep_best=early_stopping,
-                           hooks=[Patience(patience)] if early_stopping else ())
-                 for own, m in zip(member_params, members)]
+                           hooks=[Patience(patience)] if early_stopping else (), schedule=run)
+                 for m, trainer, run in zip(members, trainers, runs)]
         try:
             run_in_one_pass(loops, self._rng, shuffle, self._clock)
         finally:  # (whatever ends it: each member's record holds the epochs its weights come from)
@@ -566,7 +583,8 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
     loops : list of EpochLoop
         Loops of networks of one architecture, loss and dtype, on the same X,
         Y and sample_weight, with trainers of the same batch size, optimizer
-        and settings but for ``learning_rate`` and ``alpha``; no schedule.
+        and settings but for ``learning_rate`` and ``alpha``; each may have its own schedule (its rates per
+        batch, as its own loop would train them).
     rng : numpy.random.Generator or RandomState
         The source of the shared shuffle.
     shuffle : bool, default=True
@@ -578,8 +596,8 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
     first = loops[0]
     net = first.net
     for loop in loops:
-        if loop.trainer is None or loop.schedule is not None:
-            raise ValueError("run_in_one_pass: every loop needs a trainer and no schedule")
+        if loop.trainer is None:
+            raise ValueError("run_in_one_pass: every loop needs a trainer")
         if (loop.net.layer_sizes != net.layer_sizes or list(loop.net._act_codes) != list(net._act_codes)
                 or loop.net.dtype != net.dtype or loop.net.loss != net.loss or loop.net.loss_param != net.loss_param):
             raise ValueError("run_in_one_pass: the networks differ in architecture, loss or dtype")
@@ -641,7 +659,8 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
         while active:
             if pack is None:
                 build()
-            rates = [loops[k].begin_epoch() for k in active]
+            rates = [loops[k].begin_epoch() for k in active]  # (their means, for the record)
+            batch_rates = [loops[k].trainer.rates if loops[k].schedule is not None else None for k in active]
             tic = time.perf_counter()
             order = next_order(rng, n, order if first.carry_order else None) if shuffle else None
             seeds = []
@@ -656,7 +675,7 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
             while True:
                 alphas = [loops[k].trainer.settings["alpha"] for k in active]
                 loss_sums, norm_sums, unit_max, n_batches = pack.epoch(settings, rates, alphas, seeds, X, Y,
-                                                                       sample_weight, order, clock)
+                                                                       sample_weight, order, clock, batch_rates)
                 bad = np.flatnonzero(~(np.isfinite(loss_sums) & pack.member_finite()))
                 if bad.size == 0:
                     break
@@ -679,7 +698,7 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                     pack = None  # (every member is back at the epoch's start, the one raising as its loop left it)
                     raise error
                 keep = [i for i in range(len(active)) if i not in set(bad)]
-                rates, seeds = [rates[i] for i in keep], [seeds[i] for i in keep]
+                rates, seeds, batch_rates = ([x[i] for i in keep] for x in (rates, seeds, batch_rates))
                 active = [active[i] for i in keep]
                 if not active:
                     break

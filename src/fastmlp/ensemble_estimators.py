@@ -115,9 +115,10 @@ class _BaseEnsemble:
         member stops, validates, keeps its best weights and handles a
         divergence as the single estimator does, and leaves the pass when its
         own rule stops it (a sparse X is densified once for the pass).
-        Otherwise (lbfgs, a ``fastmlp.schedules`` learning rate, callbacks
-        given to ``set_callbacks``, which then run in each member's fit) the
-        members are fitted one after another.
+        A ``fastmlp.schedules`` learning rate runs its own course in each
+        member, in the pass. Otherwise (lbfgs, callbacks given to
+        ``set_callbacks``, which then run in each member's fit) the members
+        are fitted one after another.
 
         Parameters
         ----------
@@ -273,7 +274,7 @@ class _BaseEnsemble:
             member._start_partial_fit(y, classes)
         if self._in_one_pass():
             self._one_pass(members, None, X, y, sample_weight, incremental=True)
-        else:  # a schedule object, scikit-learn's callbacks: each member's own partial_fit
+        else:  # scikit-learn's callbacks: each member's own partial_fit
             labels = {"classes": classes} if is_classifier(self) else {}
             self._one_after_another(members, self.__dict__.get("_skl_callbacks"),
                                     lambda member: member.partial_fit(X, y, sample_weight, **labels),
@@ -284,9 +285,10 @@ class _BaseEnsemble:
         return self
 
     def _in_one_pass(self):
-        """Whether fit trains the members together: sgd and adam with scikit-learn's learning_rate strings,
-        and no scikit-learn callbacks (which see one fit at a time); else one member after another."""
-        return (self.solver in _STOCHASTIC_SOLVERS and isinstance(self.learning_rate, str)
+        """Whether fit trains the members together: sgd and adam (with scikit-learn's learning_rate strings or a
+        fastmlp.schedules schedule: each member its own course of it), and no scikit-learn callbacks (which see
+        one fit at a time); else one member after another."""
+        return (self.solver in _STOCHASTIC_SOLVERS
                 and not self.__dict__.get("_skl_callbacks") and not hasattr(self, "_parent_callback_ctx"))
 
     def _validation_split(self, X, y, sample_weight):
