@@ -860,22 +860,35 @@ def test_sample_weights_whose_sum_the_dtype_cannot_scale(dtype):
     rng = np.random.default_rng(0)
     X, y = rng.random((40, 3)), rng.integers(0, 2, 40)
     most = 1 / np.finfo(dtype).tiny
-    big = np.full(40, most / 20, dtype=dtype)  # each weight finite in dtype, their sum twice too much
+    big = np.full(40, most / 20, dtype=dtype)  # each weight finite in dtype, a batch of 40 sums twice too much
     net = fastmlp.Network([3, 4, 1], dtype=dtype, random_state=0)
     before = [W.copy() for W in net.coefs_]
-    with pytest.raises(ValueError, match=rf"sample_weight sums to .*; a {dtype} model needs a sum below"):
+    with pytest.raises(ValueError, match=rf"sample_weight sums to .*; a {dtype} model needs a batch's weights to sum"):
+        net.fit(X, y, epochs=1, batch_size=40, sample_weight=big)
+    with pytest.raises(ValueError, match="over its 32 largest"):  # batches of 32 rows: 1.6 times too much
         net.fit(X, y, epochs=1, sample_weight=big)
     for W, B in zip(net.coefs_, before):
         assert_array_equal(W, B)
     net.fit(X, y, epochs=1, validation_data=(X, y, big))  # a validation set's weights are summed in float64
     assert np.isfinite(net.validation_loss_curve_).all()
-    with pytest.raises(ValueError, match="sample_weight sums to"):
+    with pytest.raises(ValueError, match="sample_weight sums to"):  # (batch "auto": all 40 rows)
         fastmlp.MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, dtype=dtype).fit(X, y, sample_weight=big)
+    with pytest.raises(ValueError, match="sample_weight sums to"):  # lbfgs: one mean over every row
+        fastmlp.MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, dtype=dtype, solver="lbfgs",
+                             batch_size=1).fit(X, y, sample_weight=big)
+    with pytest.raises(ValueError, match="sample_weight sums to"):
+        net.loss_and_gradients(X, y, sample_weight=big)
     with pytest.raises(ValueError, match="sample_weight times class_weight sums to"):
         fastmlp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, dtype=dtype,
                               class_weight={0: most / 20, 1: most / 20}).fit(X, y)
-    with pytest.raises(ValueError, match="sample_weight sums to"):
+    with pytest.raises(ValueError, match="sample_weight sums, over its 32 largest"):
         fastmlp.NetworkEnsemble([3, 4, 1], n_members=2, dtype=dtype).fit(X, y, epochs=1, sample_weight=big)
+    # the bound is a batch's: batches of 2 rows of these weights train (a mean scaled by 1 / 2 of them)
+    fastmlp.Network([3, 4, 1], dtype=dtype, random_state=0).fit(X, y, epochs=1, batch_size=2, sample_weight=big)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (max_iter)
+        fastmlp.MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, dtype=dtype, batch_size=2).fit(
+            X, y, sample_weight=big)
     # the same weights scaled down train, the same as unit weights (a weighted mean)
     same = fastmlp.Network([3, 4, 1], dtype=dtype, random_state=0).fit(X, y, epochs=2, shuffle=False,
                                                                       sample_weight=np.full(40, most / 80))
@@ -892,6 +905,9 @@ def test_a_regressors_one_row_validation_set_with_r2_is_refused():
     with pytest.raises(ValueError, match="X_val has 1 row: R\\^2"):
         reg.fit(X, y, X_val=X[:1], y_val=y[:1])
     assert not hasattr(reg, "n_iter_")
+    with pytest.raises(ValueError, match="X_val has 1 row: R\\^2, the regressor's score \\(scoring='r2'\\)"):
+        reg.set_params(scoring="r2").fit(X, y, X_val=X[:1], y_val=y[:1])
+    reg.set_params(scoring=None)
     with pytest.raises(ValueError, match="X_val has 1 row"):
         fastmlp.MLPEnsembleRegressor(hidden_layer_sizes=(4,), max_iter=3, n_members=2).fit(X, y, X_val=X[:1],
                                                                                            y_val=y[:1])

@@ -457,3 +457,35 @@ def test_seeds_cannot_be_changed_in_place():
     with pytest.raises(AttributeError):
         ens.seeds_.append(7)
     assert isinstance(pickle.loads(pickle.dumps(ens)).seeds_, tuple)
+
+
+def test_a_schedules_rates_are_checked_in_the_one_pass():
+    # the one pass took a schedule's rates per batch unchecked (a user's schedule may give any): a Network's
+    # epoch refuses negative, NaN or too many rates, and so does the pass now, leaving the members as they were
+    class Bad:
+        def __init__(self, rates):
+            self.rates = rates
+
+        def start(self, base_rate, max_epochs):
+            bad = self
+
+            class Run:
+                def epoch_rates(self, epoch, n_batches):
+                    return np.asarray(bad.rates(n_batches), dtype=np.float64)
+
+                def step(self, *args, **kwargs):
+                    pass
+
+            return Run()
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((50, 3)), rng.random((50, 1))
+    for rates, match in ((lambda n: np.full(n, -0.01), "finite and >= 0"), (lambda n: np.full(n, np.nan), "finite"),
+                         (lambda n: np.full(n + 3, 0.01), "one rate per batch")):
+        with pytest.raises(ValueError, match=match):
+            Network([3, 4, 1], random_state=0).fit(X, Y, epochs=2, batch_size=16, lr_schedule=Bad(rates))
+        ens = NetworkEnsemble([3, 4, 1], n_members=2, random_state=0)
+        before = ens.forward(X)
+        with pytest.raises(ValueError, match=match):
+            ens.fit(X, Y, epochs=2, batch_size=16, lr_schedule=Bad(rates))
+        assert_array_equal(ens.forward(X), before)

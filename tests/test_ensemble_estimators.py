@@ -594,6 +594,11 @@ def test_ctrl_c_ends_a_fit_of_members_one_after_another(solver):
     assert ens.predict(X).shape == (150,) and ens.best_index_ in (0, 1)
     ens.set_params(scoring=None).fit(X, y)  # and fits again, every member in full
     assert (ens.n_iter_ > 0).all()
+    calls["n"] = 0  # a warm start interrupted the same way: the members after have no iteration of this call
+    ens.set_params(scoring=interrupting, warm_start=True)
+    with pytest.warns(UserWarning, match="interrupted"):
+        ens.fit(X, y, X_val=X[:30], y_val=y[:30])
+    assert ens.n_iter_[1] == 1 and list(ens.n_iter_[2:]) == [0, 0], ens.n_iter_
 
 
 def test_probed_edges_of_fit_and_save(tmp_path):

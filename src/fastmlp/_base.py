@@ -24,7 +24,7 @@ from . import _registry
 from ._math import PRELU_INITIAL_SLOPE, output_forward
 from ._training import EpochLoop, Patience, Reporter, Trainer, Validation, check_schedule, draw_seed, warn_diverged
 from ._validation import (BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int,
-                          check_sample_weight, is_sparse)
+                          check_sample_weight, check_weight_sum, is_sparse)
 
 
 def _check_random_state(random_state):
@@ -318,10 +318,9 @@ class BaseNetwork(FixedSettings):
         """The loss parameter as the reference loss takes it: {} or {name: value}."""
         return {} if self._output.param is None else {self._output.param.name: self.loss_param}
 
-    def _check_sample_weight(self, sample_weight, n_samples, name="sample_weight", training=True):
-        """None, or a (n_samples,) array of finite non-negative weights with a positive sum (training: one
-        the engine can scale by, check_weight_sum; a validation set's is summed in float64)."""
-        return check_sample_weight(sample_weight, n_samples, self.dtype, name, training)
+    def _check_sample_weight(self, sample_weight, n_samples, name="sample_weight"):
+        """None, or a (n_samples,) array of finite non-negative weights with a positive sum."""
+        return check_sample_weight(sample_weight, n_samples, self.dtype, name)
 
     # -------------------------------------------------------------- parameters
 
@@ -591,6 +590,7 @@ class BaseNetwork(FixedSettings):
         Y = self._check_Y(Y, X.shape[0])
         alpha = check_float(alpha, "alpha", 0.0)
         sample_weight = self._check_sample_weight(sample_weight, X.shape[0])
+        check_weight_sum(sample_weight, self.dtype, X.shape[0])  # (one mean over every row)
         loss, grads = self._loss_and_gradients(X, Y, alpha, sample_weight)
         dW, db = self._split(grads)
         if self._slope_sizes():
@@ -720,6 +720,7 @@ class BaseNetwork(FixedSettings):
         hooks = list(_check_callbacks(callbacks))
         trainer = Trainer(self, optimizer, batch_size, learning_rate, momentum=momentum, nesterov=nesterov,
                           beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha, clip_norm=clip_norm)
+        check_weight_sum(sample_weight, self.dtype, trainer.settings["batch_size"])
         schedule = check_schedule(lr_schedule, "lr_schedule")
         run = None if schedule is None else schedule.start(trainer.settings["learning_rate"], epochs)
         hooks.insert(0, _NetworkRecord())
@@ -748,8 +749,7 @@ class BaseNetwork(FixedSettings):
         Y_val = self._check_Y(validation_data[1], X_val.shape[0], "validation_data[1] (Y_val)")
         sw = validation_data[2] if len(validation_data) == 3 else None
         return Validation(X_val, Y_val, self._check_sample_weight(sw, X_val.shape[0],
-                                                                  "validation_data[2] (sample_weight_val)",
-                                                                  training=False))
+                                                                  "validation_data[2] (sample_weight_val)"))
 
     def _outputs_in_range(self, X):
         """Are the outputs on X finite? A bound on |z| through the layers

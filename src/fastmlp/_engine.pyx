@@ -73,7 +73,7 @@ cdef enum:
 # Below this many multiply-adds per batch (forward and backward), the barriers
 # of a parallel batch cost more than a second thread gives: one thread. Measured
 # (bench/RESULTS.md): W2 (32-64-64-1) gains nothing from two threads even at
-# batch 256 (4.8 million), W1 (784-256-128-10) 1.5x at batch 32 (22.5 million).
+# batch 256 (4.8 million), W1 (784-256-128-10) 1.26-1.57x at batch 32 (22.5 million).
 cdef double MIN_PARALLEL_WORK = 1e7
 cdef bint _adapt = True  # tests switch it off, to run every batch on the threads asked for
 

@@ -17,6 +17,7 @@ grad_norms, and val_loss and val_score when there is a validation set. The compi
 (``_train_epoch``); Python runs here once per epoch.
 """
 import contextlib
+import contextvars
 import time
 import warnings
 
@@ -159,6 +160,12 @@ class Trainer:
         for s, saved in zip(self.state, self.state_at_start):
             np.copyto(s, saved)
         self.settings["step"] = self.step_at_start
+
+
+# Set while a fit is only set up (an ensemble's members after the one Ctrl-C stopped, fitted one after another):
+# its loop (or L-BFGS run) stops as Ctrl-C before the first epoch would stop it, so that it is left as such a fit
+# leaves a model.
+BEFORE_FIRST_EPOCH = contextvars.ContextVar("fastmlp_before_first_epoch", default=False)
 
 
 class Validation:
@@ -309,6 +316,8 @@ class EpochLoop:
         self.start()
         try:
             try:
+                if BEFORE_FIRST_EPOCH.get():
+                    raise KeyboardInterrupt
                 for _ in range(self.max_epochs):
                     rate = self.begin_epoch()
                     tic = time.perf_counter()

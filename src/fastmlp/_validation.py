@@ -137,9 +137,9 @@ def as_float_array(X, name, dtype, ndim=2):
     return arr
 
 
-def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight", training=True):
-    """None, or a (n_samples,) array of `dtype` of finite non-negative weights with a positive sum (training:
-    one the engine can scale by, check_weight_sum)."""
+def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
+    """None, or a (n_samples,) array of `dtype` of finite non-negative weights with a positive sum (what the
+    engine can scale them by is check_weight_sum's, once the rows of a mean are known)."""
     if sample_weight is None:
         return None
     sw = as_float_array(sample_weight, name, dtype, ndim=1)
@@ -149,19 +149,23 @@ def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight", t
         raise ValueError(f"{name} must be non-negative.")
     if not np.sum(sw, dtype=np.float64) > 0:
         raise ValueError(f"{name} must not be all zero: the weights must have a positive sum.")
-    if training:
-        check_weight_sum(sw, dtype, name)
     return sw
 
 
-def check_weight_sum(sw, dtype, name="sample_weight"):
-    """Weights whose sum a model of dtype can scale by: a batch's mean takes 1 / (its weights' sum) in dtype,
-    which past 1 / (the smallest normal number) is subnormal, and training flushes it to zero."""
-    total, most = float(np.sum(sw, dtype=np.float64)), 1 / float(np.finfo(dtype).tiny)
-    if not total < most:
-        raise ValueError(f"{name} sums to {total:.4g}; a {np.dtype(dtype).name} model needs a sum below {most:.4g} "
-                         "(it trains on the weighted mean, scaled by 1 / the sum): divide the weights by a common "
-                         "factor, which changes nothing else.")
+def check_weight_sum(sw, dtype, rows, name="sample_weight"):
+    """Training weights (or None) whose means a model of dtype can scale: a mean over `rows` rows (a batch, or
+    every row) takes 1 / (their weights' sum) in dtype, which past 1 / (the smallest normal number) is
+    subnormal, and training flushes it to zero. The largest such sum is that of the `rows` largest weights."""
+    if sw is None:
+        return
+    rows = min(int(rows), sw.shape[0])
+    top = sw if rows >= sw.shape[0] else np.partition(sw, sw.shape[0] - rows)[sw.shape[0] - rows:]
+    most, limit = float(np.sum(top, dtype=np.float64)), 1 / float(np.finfo(dtype).tiny)
+    if not most < limit:
+        what = "sums to" if rows >= sw.shape[0] else f"sums, over its {rows} largest (a batch's rows), to"
+        raise ValueError(f"{name} {what} {most:.4g}; a {np.dtype(dtype).name} model needs a batch's weights to sum "
+                         f"below {limit:.4g} (it trains on weighted means, scaled by 1 / the sum): divide the weights "
+                         "by a common factor, which changes nothing else.")
 
 
 def aligned(arr):

@@ -8,8 +8,8 @@ from . import _engine, _registry
 from ._base import FixedSettings, _check_n_threads, _check_random_state
 from ._training import (Divergence, EpochLoop, Patience, Trainer, Validation, check_schedule, draw_seed, drops,
                         next_order, warn_diverged)
-from ._validation import check_bool, check_float, check_int, is_sparse
-from .network import Network
+from ._validation import check_bool, check_float, check_int, check_weight_sum, is_sparse
+from .network import Network, _check_rates
 
 # What member_params may set per member: fit's learning_rate and alpha, the constructor's dropout and random_state.
 MEMBER_PARAMS = ("learning_rate", "alpha", "dropout", "random_state")
@@ -480,7 +480,8 @@ class NetworkEnsemble(FixedSettings):
             raise ValueError("early_stopping=True needs validation_data=(X_val, Y_val) to stop on.")
         shared = dict(momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                       clip_norm=clip_norm)
-        Trainer(net, optimizer, batch_size, learning_rate, alpha=alpha, **shared)  # (the call's own, checked)
+        checked = Trainer(net, optimizer, batch_size, learning_rate, alpha=alpha, **shared)  # (the call's own)
+        check_weight_sum(sample_weight, net.dtype, checked.settings["batch_size"])
         schedule = check_schedule(lr_schedule, "lr_schedule")
         # each member's own loop, as its Network's fit would run it (the optimizer state starts fresh at every
         # call; a schedule's course from its own rate), all trained in one pass over the batches
@@ -660,7 +661,9 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
             if pack is None:
                 build()
             rates = [loops[k].begin_epoch() for k in active]  # (their means, for the record)
-            batch_rates = [loops[k].trainer.rates if loops[k].schedule is not None else None for k in active]
+            # a schedule's rates per batch, checked as a Network's epoch checks them (a user's schedule may give any)
+            batch_rates = [_check_rates(loops[k].trainer.rates, -(-n // min(settings["batch_size"], n)))
+                           if loops[k].schedule is not None else None for k in active]
             tic = time.perf_counter()
             order = next_order(rng, n, order if first.carry_order else None) if shuffle else None
             seeds = []

@@ -7,8 +7,9 @@ the classifier, values (and with ``return_std=True`` their spread) for the
 regressor. With sgd and adam the members train in one pass over the batches
 (fastmlp.ensemble.run_in_one_pass), each through its own training loop, as
 the MLPClassifier / MLPRegressor with its parameters would on the same
-batches; lbfgs, a schedule object and scikit-learn's callbacks fit them one
-after another.
+batches (with a fastmlp.schedules learning rate too: each member its own
+course of it); lbfgs and scikit-learn's callbacks fit them one after
+another.
 """
 import copy
 import functools
@@ -462,11 +463,10 @@ class MLPEnsembleClassifier(_BaseEnsemble, ClassifierMixin, _BaseMLP):
         As :meth:`MLPClassifier.partial_fit` for each member: the first call
         starts new members (their seeds as ``fit`` draws them; ``classes`` is
         then required), later calls (and calls after ``fit``) go on from them
-        with their optimizer state. With scikit-learn's ``learning_rate``
-        strings the members train in one pass over the batches, the rows
-        shuffled once for all (from the first member's generator); a schedule
-        object or scikit-learn's callbacks take each member's own
-        ``partial_fit``. Only for ``solver="sgd"`` or ``"adam"``; not with
+        with their optimizer state. The members train in one pass over the
+        batches (a ``fastmlp.schedules`` learning rate too), the rows shuffled
+        once for all (from the first member's generator); with scikit-learn's
+        callbacks each member's own ``partial_fit`` runs instead. Only for ``solver="sgd"`` or ``"adam"``; not with
         ``early_stopping=True``. ``best_index_`` names the member with the
         lowest training loss of the call.
 
@@ -702,10 +702,10 @@ class MLPEnsembleRegressor(_BaseEnsemble, RegressorMixin, _BaseMLP):
         As :meth:`MLPRegressor.partial_fit` for each member: the first call
         starts new members (their seeds as ``fit`` draws them), later calls
         (and calls after ``fit``) go on from them with their optimizer state.
-        With scikit-learn's ``learning_rate`` strings the members train in one
-        pass over the batches, the rows shuffled once for all (from the first
-        member's generator); a schedule object or scikit-learn's callbacks
-        take each member's own ``partial_fit``. Only for ``solver="sgd"`` or
+        The members train in one pass over the batches (a
+        ``fastmlp.schedules`` learning rate too), the rows shuffled once for
+        all (from the first member's generator); with scikit-learn's
+        callbacks each member's own ``partial_fit`` runs instead. Only for ``solver="sgd"`` or
         ``"adam"``; not with ``early_stopping=True``. ``best_index_`` names
         the member with the lowest training loss of the call.
 

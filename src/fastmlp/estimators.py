@@ -29,8 +29,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from . import _registry
 from ._base import check_target_domain
-from ._training import (SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation, new_history,
-                        warn_diverged)
+from ._training import (BEFORE_FIRST_EPOCH, SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation,
+                        new_history, warn_diverged)
 from ._validation import check_weight_sum
 from .network import Network
 
@@ -508,6 +508,10 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         prepared.run()
         return self
 
+    def _batch_rows(self, n_samples):
+        """The rows of a batch of sgd and adam for n_samples training rows (scikit-learn's: "auto" is 200)."""
+        return min(200, n_samples) if self.batch_size == "auto" else min(max(int(self.batch_size), 1), n_samples)
+
     def _interrupted(self):
         """What a fit does when Ctrl-C ends it: warn, and note it (_INTERRUPTED), then return."""
         warnings.warn("Training interrupted by user.")
@@ -519,13 +523,13 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         whose fit was interrupted), without the warning."""
         with self._as_before_if_it_fails():
             prepared = self._prepared_fit(X, y, sample_weight, incremental, **validation)
-        if prepared.loop is not None:  # (sgd, adam: what follows the loop's end, after no epoch)
-            def no_epoch():
-                raise KeyboardInterrupt
-
+        token = BEFORE_FIRST_EPOCH.set(True)
+        try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Training interrupted by user.")
-                prepared.guard(no_epoch)
+                prepared.guard(prepared.train)
+        finally:
+            BEFORE_FIRST_EPOCH.reset(token)
         _INTERRUPTED.add(self)
 
     @contextlib.contextmanager
@@ -606,7 +610,10 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             sample_weight = class_weights if sample_weight is None else sample_weight * class_weights
             if not np.sum(sample_weight, dtype=np.float64) > 0:
                 raise ValueError("sample_weight times class_weight sums to zero: no sample has a positive weight.")
-            check_weight_sum(sample_weight, net.dtype, "sample_weight times class_weight")
+        # the most rows one mean is scaled over: lbfgs's whole data, else a batch (the same as the epochs')
+        check_weight_sum(sample_weight, net.dtype,
+                         n_samples if self.solver not in _STOCHASTIC_SOLVERS else self._batch_rows(n_samples),
+                         "sample_weight" if class_weights is None else "sample_weight times class_weight")
         validation = val_set = None
         if X_val is not None:
             val_set = self._check_validation_set(X_val, y_val, sample_weight_val, dtype) if like is None else \
@@ -639,12 +646,13 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         """(X_val, Y_val, sample_weight_val) checked as the training data, y_val encoded as y."""
         net = self._network
         X_val = validate_X_val(self, X_val, dtype)
-        if X_val.shape[0] < 2 and self.scoring is None and not is_classifier(self):
-            raise ValueError("X_val has 1 row: R^2, the regressor's score (scoring=None), is not defined on one row, "
-                             "so no epoch would ever score better than another; give more rows or a scoring.")
+        if X_val.shape[0] < 2 and self.scoring in (None, "r2") and not is_classifier(self):
+            raise ValueError(f"X_val has 1 row: R^2, the regressor's score (scoring={self.scoring!r}), is not defined "
+                             "on one row, so no epoch would ever score better than another; give more rows or "
+                             "another scoring.")
         X_val = net._check_X(X_val, "X_val")
         Y_val = net._check_Y(self._encode_targets(y_val, dtype), X_val.shape[0], name="y_val")
-        sw_val = net._check_sample_weight(sample_weight_val, X_val.shape[0], "sample_weight_val", training=False)
+        sw_val = net._check_sample_weight(sample_weight_val, X_val.shape[0], "sample_weight_val")
         return X_val, Y_val, sw_val
 
     def _initialize(self, Y, layer_units, dtype, assigned=False):
@@ -720,12 +728,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             X_train, Y_train, sw_train = X, Y, sample_weight
         n_samples = X_train.shape[0]
 
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
-            batch_size = min(max(int(self.batch_size), 1), n_samples)
+        if self.batch_size != "auto" and self.batch_size > n_samples:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+        batch_size = self._batch_rows(n_samples)
 
         max_epochs = 1 if incremental else self.max_iter
         run, run_epoch = self._schedule_run(incremental)  # (a user's schedule may raise: before the trainer)
@@ -902,6 +907,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         start = params.copy()
         with loop.bridged():
             try:
+                if BEFORE_FIRST_EPOCH.get():
+                    raise KeyboardInterrupt
                 # L-BFGS-B's own vector products (NumPy's BLAS) run between the engine's calls:
                 # on one thread, so that no BLAS pool spins while the engine's threads work
                 with net._blas_pinned():
@@ -1381,9 +1388,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     dtype and width (checked in compiled code instead).
 
     A diverging fit (non-finite loss, weights or outputs) never leaves a model
-    that predicts NaN: with a validation set it keeps the best-validation
-    weights, otherwise it raises a ValueError with finite weights left in
-    place.
+    that predicts NaN: with ``early_stopping=True`` it returns with the
+    best-validation weights (and a ConvergenceWarning), otherwise it raises a
+    ValueError with finite weights left in place.
 
     Examples
     --------
@@ -2151,9 +2158,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     array of the model's dtype and width (checked in compiled code instead).
 
     A diverging fit (non-finite loss, weights or outputs) never leaves a model
-    that predicts NaN: with a validation set it keeps the best-validation
-    weights, otherwise it raises a ValueError with finite weights left in
-    place.
+    that predicts NaN: with ``early_stopping=True`` it returns with the
+    best-validation weights (and a ConvergenceWarning), otherwise it raises a
+    ValueError with finite weights left in place.
 
     Examples
     --------
