@@ -344,6 +344,27 @@ def test_class_tables_hold_the_labels(tmp_path):
                        check=True)
 
 
+
+@pytest.mark.parametrize("labels, fmt, ctype", [
+    (np.array([np.iinfo(np.int64).min, 5]), "%lld", "long long"),  # no C literal: written as an expression
+    (np.array([3, np.iinfo(np.uint64).max], dtype=np.uint64), "%llu", "unsigned long long"),  # was wrapped to -1
+    (np.array([-(2 ** 31), 7]), "%lld", "long long"),
+])
+def test_extreme_integer_labels(tmp_path, labels, fmt, ctype):
+    X, y2 = classification_data(2)
+    clf = fitted(MLPClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0), X, labels[y2])
+    fastmlp.export_c(clf, tmp_path / "ints.h", name="ints")
+    assert f"static const {ctype} ints_classes" in (tmp_path / "ints.h").read_text()
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include "ints.h"\n'
+        "int main(void)\n{\n    int k;\n"
+        f"    for (k = 0; k < INTS_N_CLASSES; k++) printf(\"{fmt}\\n\", ints_classes[k]);\n"
+        "    return 0;\n}\n")
+    subprocess.run([CC, *CFLAGS, "main.c", "-o", "main", "-lm"], cwd=tmp_path, check=True)
+    out = subprocess.run([str(tmp_path / "main")], capture_output=True, check=True).stdout
+    assert [int(v) for v in out.decode().split()] == [int(v) for v in clf.classes_]
+
+
 def test_header_text(tmp_path):
     """What the header says and holds, without compiling it."""
     net = network("relu", "identity", np.float32)

@@ -400,3 +400,14 @@ def test_skl2onnx_converts_a_pipeline_ending_in_an_ensemble(skl2onnx, kind):
     label, proba = session(skl2onnx.to_onnx(pipe, X32[:1], options=options)).run(None, {"X": X32})
     assert label.tolist() == pipe.predict(X32).tolist()
     np.testing.assert_allclose(proba, pipe.predict_proba(X32), rtol=1e-5)
+
+
+def test_the_graph_name_is_checked():
+    # name=3 raised "bad argument type for built-in operation" from deep inside onnx; "" silently took the default
+    net = fastmlp.Network([3, 2, 1], random_state=0)
+    with pytest.raises(TypeError, match="name must be a non-empty str"):
+        fastmlp.onnx.to_onnx(net, name=3)
+    with pytest.raises(ValueError, match="name must be a non-empty str"):
+        fastmlp.onnx.to_onnx(net, name="")
+    assert fastmlp.onnx.to_onnx(net, name="mine").graph.name == "mine"
+    assert net.to_onnx().graph.name == "fastmlp_Network"

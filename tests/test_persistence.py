@@ -937,3 +937,37 @@ def test_a_run_whose_schedule_derives_a_parameter_goes_on_after_fit():
                            random_state=0).fit(X, y)
         est.partial_fit(X, y)
     assert est._lr_run_goes_on() and est.history_["learning_rate"][-1] == 0.0  # (epoch 5 of T_max=5: eta_min)
+
+
+def test_probed_file_edges(tmp_path):
+    # found by probing: load read a device to its end (21 GB, then killed), save's errors named its temporary
+    # file, a tampered multilabel binarizer loaded and predicted other labels
+    import json
+    import zipfile
+
+    with pytest.raises(ValueError, match="not a regular file"):
+        fastmlp.load("/dev/zero")
+    net = fastmlp.Network([3, 2, 1], random_state=0)
+    with pytest.raises(ValueError, match="its folder .* does not exist"):
+        net.save(tmp_path / "no such folder" / "m.fastmlp")
+    with pytest.raises(ValueError, match="is a folder"):
+        net.save(tmp_path)
+    with pytest.raises(ValueError, match="is empty"):
+        net.save("")
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((30, 3)), (rng.random((30, 2)) > 0.5).astype(int)
+    clf = fastmlp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0).fit(X, Y)
+    path = tmp_path / "multilabel.fastmlp"
+    clf.save(path)
+    with zipfile.ZipFile(path) as zf:
+        entries = {name: zf.read(name) for name in zf.namelist()}
+    for key, value in (("neg_label", -1), ("pos_label", 7), ("sparse_output", True)):
+        config = json.loads(entries["config.json"])
+        config["estimator"]["fitted"]["_label_binarizer"][key] = value
+        tampered = tmp_path / f"{key}.fastmlp"
+        with zipfile.ZipFile(tampered, "w") as zf:
+            for name, data in entries.items():
+                zf.writestr(name, json.dumps(config) if name == "config.json" else data)
+        with pytest.raises(ValueError, match="label binarizer has neg_label=0, pos_label=1"):
+            fastmlp.load(tampered)

@@ -354,14 +354,19 @@ class _Code:
         if all(isinstance(c, str) for c in classes.tolist()):
             items = [_c_string(c) for c in classes.tolist()]
             ctype = "char *const"
+        elif classes.dtype.kind == "u" and classes.max() > np.iinfo(np.int64).max:  # (beyond long long)
+            ctype = "unsigned long long"
+            items = [f"{v}ULL" for v in classes.tolist()]
         else:
             labels = _int_labels(classes)
             if labels is None:  # floats: the comment above lists them
                 self.emit("")
                 return
-            fits_int = bool(np.all(np.abs(labels) <= 2 ** 31 - 1))
+            fits_int = bool(np.all((labels >= -(2 ** 31 - 1)) & (labels <= 2 ** 31 - 1)))
             ctype = "int" if fits_int else "long long"
-            items = [str(v) if fits_int else f"{v}LL" for v in labels.tolist()]
+            # (C has no literal of the least long long: 9223372036854775808 does not fit one)
+            items = [str(v) if fits_int else f"{v}LL" if v > np.iinfo(np.int64).min else "(-9223372036854775807LL - 1)"
+                     for v in labels.tolist()]
         self.emit("", "/* classes_: the label of each class index */",
                   f"static const {ctype} {self.name}_classes[{N}_N_CLASSES] = {{")
         self.emit(*_wrap(items, "    "), "};")

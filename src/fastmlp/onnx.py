@@ -358,6 +358,9 @@ or MLPEnsembleRegressor
     True
     """
     opset = _check_opset(DEFAULT_OPSET if opset is None else opset)
+    if name is not None and not (isinstance(name, str) and name):
+        raise (ValueError if isinstance(name, str) else TypeError)(
+            f"name must be a non-empty str (the graph's name) or None, got {name!r}.")
     nets, labelled = _fitted_networks(model)
     net = nets[0]
     element = _ELEMENT_TYPE[net.dtype]
@@ -375,7 +378,7 @@ or MLPEnsembleRegressor
                    _value_info(_bind(g, probabilities, "probabilities"), element, max(n_out, 2))]
     else:
         outputs = [_value_info(_bind(g, P, "variable"), element, n_out)]
-    graph = helper.make_graph(g.nodes, name or f"fastmlp_{type(model).__name__}",
+    graph = helper.make_graph(g.nodes, f"fastmlp_{type(model).__name__}" if name is None else name,
                               [_value_info("X", element, net.layer_sizes[0])], outputs, g.initializers)
     opset_imports = [helper.make_opsetid("", opset)]
     from . import __version__

@@ -156,6 +156,8 @@ def save(model, path):
         For another kind of model, or a value the format cannot hold (an
         estimator parameter that is not a number, string, list, tuple, array
         or random generator).
+    ValueError
+        For an empty path, a folder, or a path whose folder does not exist.
 
     See Also
     --------
@@ -185,6 +187,9 @@ def save(model, path):
         raise TypeError(f"save takes a {', '.join(MODELS)} (not a subclass), got {type(model).__name__}; "
                         "use pickle for other objects.")
     path = _check_path(path)
+    if not path or os.path.isdir(path):
+        raise ValueError(f"path={path!r} is {'empty' if not path else 'a folder'}: save writes one file at path.")
+    _check_savable(model, path)  # (the folder, named: not the temporary file's error)
     w = _Writer()
     config = {"format": FORMAT, "version": VERSION, "written_by": f"fastmlp {__version__}", "model": kind}
     estimator = None
@@ -473,7 +478,8 @@ def load(path):
     OSError
         When the file cannot be opened (FileNotFoundError when it is missing).
     ValueError
-        When the file is not a valid fastmlp model file of a version this
+        When path is not a regular file (a device, a pipe), or the file is not
+        a valid fastmlp model file of a version this
         fastmlp reads: truncated, corrupted, or with unexpected, missing or
         ill-typed entries, keys or values. Nothing in the file is imported,
         executed or unpickled.
@@ -499,6 +505,9 @@ def load(path):
     True
     """
     path = _check_path(path)
+    if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+        # (a device or a pipe: reading one to its end may never end, or fill the memory)
+        raise ValueError(f"cannot load {path!r}: not a regular file.")
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         try:
@@ -1130,8 +1139,9 @@ def _load_label_binarizer(cfg, lw, ctx):
         lb._validate_params()
     except ValueError as exc:
         raise ValueError(f"{lw}: {exc}") from exc
-    if not lb.neg_label < lb.pos_label:
-        raise ValueError(f"{lw}: neg_label must be less than pos_label, got {lb.neg_label} and {lb.pos_label}.")
+    if (lb.neg_label, lb.pos_label, lb.sparse_output) != (0, 1, False):  # (what every fit's LabelBinarizer() has)
+        raise ValueError(f"{lw}: a fit's label binarizer has neg_label=0, pos_label=1 and sparse_output=False, got "
+                         f"{lb.neg_label}, {lb.pos_label} and {lb.sparse_output}.")
     lb.y_type_ = _string(cfg["y_type_"], f"{lw}.y_type_", _LB_TYPES)
     lb.sparse_input_ = check_bool(cfg["sparse_input_"], f"{lw}.sparse_input_")
     lb.classes_ = (ctx.model.classes_ if cfg["classes_"] == "classes_" else
