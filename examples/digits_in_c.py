@@ -4,8 +4,8 @@
 A ``Pipeline(StandardScaler(), MLPClassifier)`` (one hidden layer of 32 ReLU
 units, float32) learns scikit-learn's 8x8 handwritten digits. ``fastmlp.export_c``
 writes it as ``digits_model.h``: the weights as ``static const`` arrays, the
-scaling folded into the first layer (the C code takes the raw grey levels
-0..16), and ``digits_predict(x)``, which returns the class index into
+scaling applied to the inputs as StandardScaler computes it (the C code takes
+the raw grey levels 0..16), and ``digits_predict(x)``, which returns the class index into
 ``digits_classes``. No allocation, no globals written, only ``<math.h>``.
 
 The example then writes ``classify_digits.c``, a small ``main`` holding a few

@@ -345,6 +345,7 @@ def test_class_tables_hold_the_labels(tmp_path):
 
 
 
+@needs_cc
 @pytest.mark.parametrize("labels, fmt, ctype", [
     (np.array([np.iinfo(np.int64).min, 5]), "%lld", "long long"),  # no C literal: written as an expression
     (np.array([3, np.iinfo(np.uint64).max], dtype=np.uint64), "%llu", "unsigned long long"),  # was wrapped to -1
@@ -363,6 +364,28 @@ def test_extreme_integer_labels(tmp_path, labels, fmt, ctype):
     subprocess.run([CC, *CFLAGS, "main.c", "-o", "main", "-lm"], cwd=tmp_path, check=True)
     out = subprocess.run([str(tmp_path / "main")], capture_output=True, check=True).stdout
     assert [int(v) for v in out.decode().split()] == [int(v) for v in clf.classes_]
+
+
+@needs_cc
+def test_a_scaler_with_large_feature_means_is_applied_as_scikit_learn_applies_it(tmp_path):
+    # folded into the first layer (W / scale, b - (mean / scale) W), a float32 header cancelled where a feature's
+    # mean is large against its spread: 1e-2 off predict_proba at an offset of 1e5, a class changed (probing);
+    # now the inputs are scaled first, (x - mean) / scale: float64 to rounding, float32 as its inputs allow
+    X, y3 = classification_data(3)
+    offset = np.array([1e5, -3e4, 1e3, 0.0] + [0.0] * (X.shape[1] - 4))
+    cases = {}
+    for dtype in ("float32", "float64"):
+        pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(6,), max_iter=40, dtype=dtype,
+                                                             random_state=0))
+        cases[f"offset_{dtype}"] = fitted(pipe, X + offset, y3)
+    Xt = rows(X.shape[1]) + offset
+    runs = [Case(key, pipe, Xt, dtype=model_dtype(pipe)) for key, pipe in cases.items()]
+    for c, data in zip(runs, run_c(runs, tmp_path)):
+        expected = c.model.predict_proba(Xt)
+        # (float32: x arrives rounded to float32, 0.008 apart at 1e5, the header's own input: its scaled value
+        # is off by up to 0.004 / scale)
+        np.testing.assert_allclose(data["y"], expected, rtol=0, atol=1e-12 if c.dtype == np.float64 else 1e-2)
+        assert (data["y"].argmax(axis=1) == expected.argmax(axis=1)).mean() >= 0.99
 
 
 def test_header_text(tmp_path):
@@ -482,7 +505,7 @@ def test_feature_names_and_file_name_in_the_comment(tmp_path):
     text = (tmp_path / "my_model.h").read_text()
     assert text.startswith("/*\n * my_model.h: a fastmlp MLPClassifier")
     assert "inputs: x[0] age, x[1] height, x[2] weight * /, x[3] x4, x[4] x5" in text
-    assert "StandardScaler folded into layer 1" in text
+    assert "StandardScaler, (x - mean) / scale over" in text and "(x[i] - m_x_mean[i]) / m_x_scale[i]" in text
 
 
 def test_text_beyond_ascii_in_the_comment_and_labels_too_long_for_c(tmp_path):

@@ -12,8 +12,8 @@ The model is read through its public attributes (``coefs_``, ``intercepts_``,
 ``prelu_slopes_``, ``activation``, ``output_activation`` / ``out_activation_``,
 ``classes_``) and the activations through ``_registry``; ``_HIDDEN`` and
 ``_OUTPUT`` below hold the C form of each registered name. A fitted
-``Pipeline(StandardScaler(), estimator)`` is exported with the scaling folded
-into the first layer.
+``Pipeline(StandardScaler(), estimator)`` is exported with the scaling applied
+to the inputs, (x - mean) / scale, as StandardScaler computes it.
 """
 import hashlib
 import os
@@ -89,6 +89,8 @@ class _Model:
         self.sizes = [self.coefs[0].shape[0]] + [W.shape[1] for W in self.coefs]
         self.task = self.classes = None
         self.notes = []
+        # a Pipeline's StandardScalers as one scaling of the inputs, x -> (x - x_mean) / x_scale; None: none
+        self.x_mean = self.x_scale = None
         # (coefs, intercepts, slopes) of each network whose outputs the header averages: this one, or an
         # ensemble's members (the first is the one above)
         self.members = [(self.coefs, self.intercepts, self.slopes)]
@@ -160,9 +162,11 @@ def _read_model(model):
 
 
 def _read_pipeline(pipe):
-    """Pipeline(StandardScaler()..., estimator): each scaling x -> (x - mean) / scale folded into layer 1.
+    """Pipeline(StandardScaler()..., estimator): the scalings as one, x -> (x - x_mean) / x_scale, which the header
+    applies to the inputs as StandardScaler computes it (folded into layer 1 instead, W / scale and b - (mean /
+    scale) W, a float32 header cancelled where a feature's mean is large against its spread).
 
-    With x' = (x - mean) / scale: x' W + b = x (W / scale[:, None]) + (b - (mean / scale) W).
+    Two scalings (x - m1) / s1, then (y - m2) / s2, are (x - (m1 + m2 s1)) / (s1 s2).
     """
     *steps, (last_name, est) = pipe.steps
     if not isinstance(est, _ESTIMATORS):
@@ -171,11 +175,12 @@ def _read_pipeline(pipe):
     for name, step in steps:
         if step is not None and step != "passthrough" and type(step) is not StandardScaler:
             raise ValueError(f"model: the Pipeline's step {name!r} ({type(step).__name__}) cannot be exported "
-                             f"to C; only StandardScaler steps (folded into the first layer) may precede the "
+                             f"to C; only StandardScaler steps (applied to the inputs) may precede the "
                              f"estimator.")
     m = _read_fitted(est)
-    shift = np.zeros(m.sizes[0])  # the steps so far as x -> x * gain + shift
-    gain = np.ones(m.sizes[0])
+    x_mean = np.zeros(m.sizes[0])  # the steps so far as x -> (x - x_mean) / x_scale
+    x_scale = np.ones(m.sizes[0])
+    scaled = False
     for name, step in steps:
         if step is None or step == "passthrough":
             continue
@@ -185,12 +190,12 @@ def _read_pipeline(pipe):
             raise NotFittedError(f"model: the Pipeline's step {name!r} (StandardScaler) is not fitted yet.") from None
         mean = step.mean_ if step.with_mean else 0.0  # mean_ is kept with with_mean=False too
         scale = step.scale_ if step.with_std else 1.0
-        gain, shift = gain / scale, (shift - mean) / scale
-        m.notes.append(f"pipeline step {name!r}: StandardScaler folded into layer 1 "
-                       f"(x - mean) / scale over {m.sizes[0]} features")
-    for coefs, intercepts, _ in m.members:  # (m.coefs is the first member's)
-        W, b = coefs[0], intercepts[0]
-        coefs[0], intercepts[0] = W * gain[:, None], b + shift @ W
+        x_mean, x_scale = x_mean + mean * x_scale, x_scale * scale
+        scaled = True
+        m.notes.append(f"pipeline step {name!r}: StandardScaler, (x - mean) / scale over {m.sizes[0]} features "
+                       "before layer 1")
+    if scaled:
+        m.x_mean, m.x_scale = x_mean, x_scale
     m.description = repr(pipe)
     return m
 
@@ -390,10 +395,14 @@ class _Code:
         """One layer's loop nest: dst = f(src W_l + b_l)."""
         m, prefix = self.m, self.prefix
         act = m.output if last else m.activation
+        scaled = l == 1 and m.x_mean is not None  # (the Pipeline's StandardScalers, on the inputs)
+        load = f"({src}[i] - {self.name}_x_mean[i]) / {self.name}_x_scale[i]" if scaled else f"{src}[i]"
         self.emit(f"    /* layer {l}: ({fan_in}, {fan_out}), {act}: {dst} = {act}({src} W{l} + b{l}) */",
+                  *(["    /* (x scaled as the Pipeline's StandardScalers scale it: (x - mean) / scale) */"]
+                    if scaled else []),
                   f"    for (j = 0; j < {fan_out}; j++) {dst}[j] = 0;",
                   f"    for (i = 0; i < {fan_in}; i++) {{",
-                  f"        const {self.T} v = {src}[i];"
+                  f"        const {self.T} v = {load};"
                   + (f" /* loaded once: {src} and {dst} share the scratch */" if l > 1 and not last else ""),
                   f"        for (j = 0; j < {fan_out}; j++) {dst}[j] += v * {prefix}_W{l}[i][j];",
                   "    }")
@@ -495,6 +504,9 @@ class _Code:
     def write(self, filename, version):
         m, N, name = self.m, self.NAME, self.name
         arrays = []  # (C name, values in the dtype, comment), in the header's order
+        if m.x_mean is not None:
+            arrays += [(f"{name}_x_mean", m.x_mean, f"the inputs' StandardScaler: mean ({m.sizes[0]},)"),
+                       (f"{name}_x_scale", m.x_scale, f"the inputs' StandardScaler: scale ({m.sizes[0]},)")]
         for k, (coefs, intercepts, slopes) in enumerate(m.members):
             prefix, of = (name, "") if self.K == 1 else (f"{name}_m{k}", f"estimators_[{k}].")
             for l, (W, b) in enumerate(zip(coefs, intercepts), start=1):
@@ -507,7 +519,7 @@ class _Code:
                                f"layer {l} prelu slopes ({s.size},), {of}prelu_slopes_[{l - 1}]"))
         with np.errstate(over="ignore"):
             arrays = [(cname, np.asarray(a, dtype=self.dtype.newbyteorder("<")), c) for cname, a, c in arrays]
-        for cname, values, _ in arrays:  # a float64 model's (or a folded scaling's) weights beyond float32's range
+        for cname, values, _ in arrays:  # a float64 model's weights (or a scaling) beyond float32's range
             if not np.isfinite(values).all():
                 raise ValueError(f"dtype={self.dtype.name}: the model's parameters ({cname}) overflow it.")
         digest = hashlib.sha256(b"".join(a.tobytes() for _, a, _ in arrays)).hexdigest()
@@ -623,8 +635,9 @@ def export_c(model, path, *, name="model", dtype=None):
         member a function of its own, ``<name>_forward`` the mean of their
         outputs, as the ensemble's ``predict_proba`` and ``predict``), or a
         fitted ``Pipeline`` of ``StandardScaler`` steps and one of these
-        estimators, whose scaling is folded into the first layer (the header
-        takes the raw features).
+        estimators, whose scaling the header applies to the inputs, (x -
+        mean) / scale as StandardScaler computes it (the header takes the raw
+        features).
     path : str or os.PathLike
         The header file to write. It is written beside its final place and
         renamed over it: an existing file is replaced whole or not at all.
