@@ -10,8 +10,9 @@ XOR is true on (0, 1) and (1, 0) only: no straight line separates those two
 corners from the other two, so a network without a hidden layer gets at most
 3 of the 4 right (here it settles on 0.5 everywhere). Add one hidden layer and
 the network learns it: the hidden units draw several lines and the output combines
-them. The course notes build the same thing by hand, XOR = AND(OR, NAND); the
-example wires those weights into a 2-2-1 network too, with no training at all.
+them. The course notes build XOR by hand from OR and AND units; the example
+wires its own hand-made weights, XOR = AND(OR, NAND), into a 2-2-1 network
+too, with no training at all.
 
 The figure (``logic_gates.png``) shows the output of each network over the
 plane (red near 1, blue near 0), the 0.5 boundary in black and the four

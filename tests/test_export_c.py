@@ -591,3 +591,16 @@ def test_digits_in_c_example(tmp_path, monkeypatch, capsys):
     assert result["c_predictions"] == result["python_predictions"] and len(result["c_predictions"]) == 6
     out = capsys.readouterr().out
     assert out.count("the C code says") == 6 and "-Werror -pedantic" in out
+
+
+def test_a_scale_that_underflows_the_header_dtype_is_refused(tmp_path):
+    # a feature of spread 1e-50: StandardScaler's scale_ rounds to 0 in float32, and the header divided by it
+    # (every row the same output); folded, it overflowed the weights and was refused: so it is again
+    X, y2 = classification_data(2)
+    X[:, 1] = 1e-50 * np.random.default_rng(0).standard_normal(len(X))
+    pipe = fitted(make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(3,), max_iter=5,
+                                                                random_state=0)), X, y2)
+    with pytest.raises(ValueError, match="StandardScaler scale .*_x_scale.* underflows it to 0"):
+        fastmlp.export_c(pipe, tmp_path / "tiny.h", dtype="float32")
+    assert not (tmp_path / "tiny.h").exists()
+    fastmlp.export_c(pipe, tmp_path / "tiny64.h", dtype="float64")  # (float64 holds it)

@@ -954,7 +954,17 @@ def test_probed_file_edges(tmp_path):
         net.save(tmp_path)
     with pytest.raises(ValueError, match="is empty"):
         net.save("")
+    with pytest.raises(ValueError, match="is a folder"):  # (a trailing separator: a folder's name)
+        net.save(str(tmp_path / "new") + os.sep)
     assert list(tmp_path.iterdir()) == []  # nothing left behind
+    # and a Checkpoint refuses them before the first epoch, the weights as they were
+    from fastmlp.callbacks import Checkpoint
+
+    before = net.coefs_[0].copy()
+    for bad in (tmp_path, ""):
+        with pytest.raises(ValueError, match="is a folder|is empty"):
+            net.fit(np.ones((4, 3)), np.ones(4), epochs=1, callbacks=[Checkpoint(bad)])
+        np.testing.assert_array_equal(net.coefs_[0], before)
     rng = np.random.default_rng(0)
     X, Y = rng.random((30, 3)), (rng.random((30, 2)) > 0.5).astype(int)
     clf = fastmlp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0).fit(X, Y)

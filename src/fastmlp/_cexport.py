@@ -522,6 +522,9 @@ class _Code:
         for cname, values, _ in arrays:  # a float64 model's weights (or a scaling) beyond float32's range
             if not np.isfinite(values).all():
                 raise ValueError(f"dtype={self.dtype.name}: the model's parameters ({cname}) overflow it.")
+            if cname.endswith("_x_scale") and not (values != 0).all():  # (the header divides by it)
+                raise ValueError(f"dtype={self.dtype.name}: the Pipeline's StandardScaler scale ({cname}) "
+                                 "underflows it to 0.")
         digest = hashlib.sha256(b"".join(a.tobytes() for _, a, _ in arrays)).hexdigest()
 
         self.header_comment(filename, version, digest)

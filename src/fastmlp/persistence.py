@@ -187,9 +187,7 @@ def save(model, path):
         raise TypeError(f"save takes a {', '.join(MODELS)} (not a subclass), got {type(model).__name__}; "
                         "use pickle for other objects.")
     path = _check_path(path)
-    if not path or os.path.isdir(path):
-        raise ValueError(f"path={path!r} is {'empty' if not path else 'a folder'}: save writes one file at path.")
-    _check_savable(model, path)  # (the folder, named: not the temporary file's error)
+    _check_savable(model, path)  # (an empty path, a folder, a missing folder, named: not the temporary file's error)
     w = _Writer()
     config = {"format": FORMAT, "version": VERSION, "written_by": f"fastmlp {__version__}", "model": kind}
     estimator = None
@@ -233,6 +231,9 @@ def _check_savable(model, path):
     Checkpoint's check when a fit begins, not after its first epoch): a ValueError naming path for a folder
     that does not exist, save's TypeError for a parameter the format cannot hold."""
     path = _check_path(path)
+    if not path or os.path.isdir(path) or path.endswith((os.sep, os.altsep or os.sep)):
+        raise ValueError(f"path={path!r} is {'empty' if not path else 'a folder'}: a model is written to one file "
+                         "at path.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"path={path!r}: its folder {folder!r} does not exist.")

@@ -46,7 +46,10 @@ class Network(BaseNetwork):
 
     Same constructor, attributes and methods (see ``fastmlp.Network``). Given
     the same ``coefs_`` and ``intercepts_`` it returns the same outputs, losses
-    and gradients; one epoch with the same shuffling gives the same weights.
+    and gradients; one epoch with the same shuffling gives the same weights
+    (without dropout: its masks come from NumPy's generator here and from the
+    engine's own xoshiro256** in ``fastmlp.Network``, so with dropout the two
+    train alike, not equal).
 
     Parameters
     ----------
@@ -67,7 +70,8 @@ class Network(BaseNetwork):
         Inverted-dropout rate of every hidden layer, or one per hidden layer.
     random_state : None, int, numpy.random.Generator or RandomState, default=None
         Source of the initial weights, the shuffling and the dropout masks;
-        the same seed gives the same initial weights as ``fastmlp.Network``.
+        the same seed gives the same initial weights and shuffles as
+        ``fastmlp.Network`` (not the same dropout masks).
     loss_param : float, default=None
         The loss's parameter (huber's delta, quantile's q), as in ``fastmlp.Network``.
 
@@ -199,7 +203,8 @@ class Network(BaseNetwork):
                 return loss_sum, n_batches, False
             dW, _ = self._split(grads)
             trainer.grad_norm_sums += [np.sqrt(np.sum(g * g)) for g in dW]
-            total = np.sqrt(np.sum(grads.astype(np.float64) ** 2))
+            with np.errstate(over="ignore"):  # (an overflow is a divergence, reported as the engine reports it)
+                total = np.sqrt(np.sum(grads.astype(np.float64) ** 2))
             if s["clip_norm"] is not None and total > s["clip_norm"]:
                 grads *= grads.dtype.type(s["clip_norm"] / total)
             if s["optimizer"] == "adam":
