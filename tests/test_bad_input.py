@@ -916,3 +916,28 @@ def test_a_regressors_one_row_validation_set_with_r2_is_refused():
         reg.set_params(scoring="neg_mean_squared_error").fit(X, y, X_val=X[:1], y_val=y[:1])
         fastmlp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=3).fit(X, y > 0.5, X_val=X[:1], y_val=y[:1] > 0.5)
     assert reg.n_iter_ > 0
+
+
+def test_strings_dates_and_float32_overflow_are_named():
+    # found by probing: the estimators' predict parsed numeric strings and took dates as their counts (scikit-
+    # learn's refuses both); a finite 1e39 for a float32 Network was "NaN or infinity", with an overflow warning
+    rng = np.random.default_rng(0)
+    X, y = rng.random((30, 2)), rng.random(30)
+    reg = fastmlp.MLPRegressor(hidden_layer_sizes=(3,), max_iter=3).fit(X, y)
+    ens = fastmlp.MLPEnsembleRegressor(hidden_layer_sizes=(3,), max_iter=3, n_members=2).fit(X, y)
+    for model in (reg, ens):
+        with pytest.raises(ValueError, match="not compatible with arrays of bytes/strings"):
+            model.predict(X.astype(str))
+        with pytest.raises(ValueError, match="not compatible with arrays of bytes/strings"):
+            model.score(X.astype(str), y)
+        with pytest.raises(TypeError, match="dates and times are not numbers"):
+            model.predict(np.array([["2020-01-01", "2020-01-02"]], dtype="datetime64[D]"))
+    net = fastmlp.Network([2, 3, 1], dtype="float32", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no RuntimeWarning of the cast either)
+        with pytest.raises(ValueError, match="values up to 1e\\+39 in magnitude, which overflow float32"):
+            net.predict(np.array([[1e39, 0.0]]))
+        with pytest.raises(ValueError, match="overflow float32"):
+            net.fit(np.array([[1e39, 0.0]]), [1.0], epochs=1)
+        with pytest.raises(ValueError, match="contains NaN or infinity"):
+            net.predict(np.array([[np.inf, 0.0]]))

@@ -489,3 +489,36 @@ def test_a_schedules_rates_are_checked_in_the_one_pass():
         with pytest.raises(ValueError, match=match):
             ens.fit(X, Y, epochs=2, batch_size=16, lr_schedule=Bad(rates))
         assert_array_equal(ens.forward(X), before)
+
+
+def test_save_checks_member_params_and_the_configuration_is_fixed(tmp_path):
+    # found by probing: member_params edited after the fit saved a file load refused (over a good one), None
+    # made save fail inside persistence, and activation, loss, dropout... could be assigned and were ignored
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((30, 3)), rng.random((30, 1))
+    ens = NetworkEnsemble([3, 4, 1], n_members=2, activation="tanh", dropout=0.1, random_state=0).fit(X, Y, epochs=1)
+    path = tmp_path / "ens.fastmlp"
+    ens.save(path)
+    good = path.read_bytes()
+    for bad, error in (({"learning_rate": -1.0}, ValueError), ({"foo": 1}, ValueError), ({"dropout": 0.5}, ValueError),
+                       ({"random_state": 7}, ValueError), ({"learning_rate": "a"}, TypeError)):
+        ens.member_params[0] = bad
+        with pytest.raises(error, match=r"member_params\[0\]"):
+            ens.save(path)
+        assert path.read_bytes() == good  # the file as it was
+    ens.member_params = None
+    ens.save(path)
+    assert fastmlp.load(path).member_params == [{}, {}]
+    for name, value in (("activation", "relu"), ("loss", "poisson"), ("dropout", 0.5), ("loss_param", 1.0),
+                        ("output_activation", "exp"), ("init", "he_uniform")):
+        with pytest.raises(AttributeError, match=f"NetworkEnsemble.{name} is fixed"):
+            setattr(ens, name, value)
+    assert (ens.activation, ens.loss, ens.dropout) == ("tanh", "squared_error", (0.1,))
+    loaded = fastmlp.load(path)
+    assert (loaded.activation, loaded.dropout) == ("tanh", (0.1,))
+    copied = pickle.loads(pickle.dumps(ens))
+    assert copied.activation == "tanh"
+    with pytest.raises(TypeError, match=r"member_params\[1\]\['random_state'\] must be a non-negative int"):
+        NetworkEnsemble([3, 4, 1], n_members=2, member_params=[{}, {"random_state": "3"}])
+    with pytest.raises(ValueError, match=r"member_params\[1\]\['random_state'\] must be a non-negative int"):
+        NetworkEnsemble([3, 4, 1], n_members=2, member_params=[{}, {"random_state": -3}])

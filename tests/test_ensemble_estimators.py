@@ -643,3 +643,15 @@ def test_a_warm_start_goes_on_in_the_members_dtype():
     assert ens.estimators_[0].coefs_[0].dtype == np.float64
     for a, b in zip(ens.estimators_[0].coefs_ + ens.estimators_[0].intercepts_, alone.coefs_ + alone.intercepts_):
         assert_array_equal(a, b)
+
+
+def test_verbose_lines_say_which_member(capsys):
+    # found by probing: K unlabelled lines per epoch, one per member, that could not be told apart
+    X, y = _iris()
+    for solver in ("adam", "lbfgs"):
+        MLPEnsembleClassifier(hidden_layer_sizes=(3,), n_members=2, max_iter=2, verbose=True, solver=solver,
+                              random_state=0).fit(X, y)
+        out = capsys.readouterr().out.splitlines()
+        lines = [line for line in out if "Iteration" in line]
+        assert lines and all(line.startswith(("member 0: Iteration", "member 1: Iteration")) for line in lines)
+        assert any(line.startswith("member 1:") for line in lines)

@@ -284,3 +284,30 @@ def test_an_ensembles_loss_curve_is_one_line_per_member():
         plot(est.estimators_[1])
     with pytest.raises(ValueError, match="has no loss_curve_: fit the model"):
         plot_loss_curve(MLPEnsembleRegressor())
+
+
+def test_one_epoch_draws_points_and_a_bad_ax_is_named():
+    import fastmlp
+
+    # found by probing: after a fit of one epoch plot_loss_curve drew lines of one point, invisible (a legend
+    # over empty axes); ax="..." or a Figure raised "'str' object has no attribute 'plot'"
+    import matplotlib.pyplot as plt
+
+    from fastmlp.plot import plot_gradient_norms, plot_learning_rate, plot_loss_curve
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((40, 3)), rng.random((40, 1))
+    net = fastmlp.Network([3, 4, 1], random_state=0).fit(X, Y, epochs=1, validation_data=(X[:10], Y[:10]))
+    ax = plot_loss_curve(net)
+    assert all(line.get_marker() == "o" for line in ax.lines)
+    ens = fastmlp.NetworkEnsemble([3, 4, 1], n_members=2, random_state=0).fit(X, Y, epochs=1)
+    ax = plot_loss_curve(ens)
+    assert all(line.get_marker() == "o" for line in ax.lines)
+    net.fit(X, Y, epochs=3)
+    assert all(line.get_marker() in (None, "None") for line in plot_loss_curve(net).lines)
+    fig = plt.figure()
+    for plot in (plot_loss_curve, plot_learning_rate, plot_gradient_norms):
+        for bad in ("axes", fig):
+            with pytest.raises(TypeError, match="ax must be a matplotlib Axes or None"):
+                plot(net, ax=bad)
+    plt.close("all")

@@ -132,9 +132,14 @@ def as_float_array(X, name, dtype, ndim=2):
         raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is required.")
     if arr.shape[0] > BLAS_INT_MAX:
         raise ValueError(f"{name} has {arr.shape[0]} rows; at most {BLAS_INT_MAX} are supported.")
-    arr = aligned(np.ascontiguousarray(arr, dtype=dtype))
-    check_finite(arr, name)
-    return arr
+    with np.errstate(over="ignore"):  # (a finite value past the dtype's range: named below, not warned)
+        cast = aligned(np.ascontiguousarray(arr, dtype=dtype))
+    if not all_finite(cast):
+        if arr.dtype != cast.dtype and all_finite(arr):
+            raise ValueError(f"{name} has values up to {float(np.max(np.abs(arr))):.4g} in magnitude, which "
+                             f"overflow {np.dtype(dtype).name} (largest {float(np.finfo(dtype).max):.4g}).")
+        check_finite(cast, name)  # (raises, naming NaN or infinity)
+    return cast
 
 
 def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):

@@ -39,8 +39,9 @@ def check_member_params(member_params, K, keys=MEMBER_PARAMS):
                 own[name] = check_float(own[name], f"member_params[{k}]['{name}']", 0.0,
                                         low_open=name == "learning_rate")
         seed = own.get("random_state")
-        if "random_state" in own and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)
-                                      or seed < 0):
+        if "random_state" in own and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
+            raise TypeError(f"member_params[{k}]['random_state'] must be a non-negative int, got {seed!r}.")
+        if "random_state" in own and seed < 0:
             raise ValueError(f"member_params[{k}]['random_state'] must be a non-negative int, got {seed!r}.")
         checked.append(own)
     return checked
@@ -183,6 +184,12 @@ class NetworkEnsemble(FixedSettings):
     seeds_ : tuple of int
         Each member's seed: ``member(k)`` starts as
         ``Network(layer_sizes, ..., random_state=seeds_[k])``.
+    activation, output_activation, loss, init, loss_param : str, str, str, str, float or None
+        The configuration every member was built with (fixed, as
+        ``layer_sizes`` and ``dtype``).
+    dropout : tuple of float or None
+        The constructor's rates, which members without a ``"dropout"`` in
+        ``member_params`` have; None when every member has its own (fixed).
     n_epochs_ : ndarray of shape (n_members,)
         After fit: the epochs each member trained in the last call (fewer
         than ``epochs`` where early stopping or a divergence ended it).
@@ -228,7 +235,8 @@ class NetworkEnsemble(FixedSettings):
     """
 
     # (member_params is read at every fit, checked: _fit_member_params)
-    _FIXED = ("n_members", "layer_sizes", "dtype", "seeds_")
+    _FIXED = ("n_members", "layer_sizes", "dtype", "seeds_", "activation", "output_activation", "loss", "init",
+              "dropout", "loss_param")
 
     def __init__(self, layer_sizes, n_members=8, activation="relu", output_activation="identity",
                  loss="squared_error", init="auto", dtype="float64", dropout=0.0, random_state=None,
@@ -257,6 +265,8 @@ class NetworkEnsemble(FixedSettings):
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.__dict__["seeds_"] = tuple(self.seeds_)  # (pickled when it was a list)
+        if "activation" not in state:  # (pickled before the configuration was the ensemble's to read)
+            self._adopt_members()
         if "loss_curve_" in state and "n_epochs_" not in state:  # (pickled before early stopping: every epoch)
             self.n_epochs_ = np.full(self.n_members, np.shape(self.loss_curve_)[1], dtype=np.intp)
 
@@ -265,6 +275,12 @@ class NetworkEnsemble(FixedSettings):
         net = self._members[0]
         self.layer_sizes = net.layer_sizes
         self.dtype = net.dtype
+        # the configuration the members were built with, readable and fixed (a new value would be ignored);
+        # dropout: the constructor's, which members without their own member_params entry have
+        for name in ("activation", "output_activation", "loss", "init", "loss_param"):
+            self.__dict__[name] = getattr(net, name)
+        own = [k for k, p in enumerate(self.member_params) if "dropout" not in p]
+        self.__dict__["dropout"] = self._members[own[0]].dropout if own else None
         self._keep = np.array([m._keep for m in self._members], dtype=np.float64).reshape(self.n_members,
                                                                                         len(net._keep))
         self._clock = _engine.new_thread_clock()

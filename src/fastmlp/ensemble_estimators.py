@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .ensemble import check_member_params, run_in_one_pass
 from .network import Network
 from .estimators import (_INTERRUPTED, _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names,
-                         validate_X_val)
+                         refuse_non_numeric, validate_X_val)
 from ._validation import all_finite, check_sample_weight
 
 # What member_params may set per member (the estimator parameters of those names).
@@ -225,13 +225,16 @@ class _BaseEnsemble:
         anew, random_state=None, would name weights it did not make; a warm start re-seeds as fit does)."""
         fresh = self._new_members(member_params, rng)
         if old is None:
-            return fresh
-        members = copy.deepcopy(old)
-        for member, new in zip(members, fresh):
-            params = new.get_params(deep=False)
-            if keep_seeds:
-                del params["random_state"]
-            member.set_params(**params)
+            members = fresh
+        else:
+            members = copy.deepcopy(old)
+            for member, new in zip(members, fresh):
+                params = new.get_params(deep=False)
+                if keep_seeds:
+                    del params["random_state"]
+                member.set_params(**params)
+        for k, member in enumerate(members):  # (verbose: each member's lines say whose they are)
+            member.__dict__["_verbose_label"] = f"member {k}: "
         return members
 
     def _one_pass(self, members, rng, X, y, sample_weight, incremental=False, **validation):
@@ -338,6 +341,7 @@ class _BaseEnsemble:
 
     def _checked_X(self, X):
         check_is_fitted(self)
+        refuse_non_numeric(X)
         return validate_data(self, X, accept_sparse=["csr", "csc"], dtype=self.estimators_[0]._network.dtype,
                              reset=False)
 

@@ -262,6 +262,17 @@ class _PreparedFit:
             self._end()
 
 
+def refuse_non_numeric(X):
+    """What scikit-learn's predict refuses (its validation with dtype="numeric") and a cast to the model's float
+    dtype would take: arrays of strings or bytes (parsed as numbers), dates and times (as their counts)."""
+    kind = getattr(getattr(X, "dtype", None), "kind", None)
+    if kind in ("U", "S"):
+        raise ValueError("dtype='numeric' is not compatible with arrays of bytes/strings. Convert your data to "
+                         "numeric values explicitly instead.")
+    if kind in ("M", "m"):
+        raise TypeError(f"X has dtype {X.dtype}: dates and times are not numbers; convert them explicitly.")
+
+
 def validate_X_val(estimator, X_val, dtype):
     """scikit-learn's validate_data of a validation set against the estimator's fitted input (no reset),
     its errors naming X_val (scikit-learn's call it X)."""
@@ -745,7 +756,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
         hooks = [_StochasticRecord(self, n_samples, incremental), *hooks]
         if self.verbose:  # (first: an epoch's line before what the record prints of it, as scikit-learn's order)
-            hooks.insert(0, Reporter(max_epochs, n_samples, label="Iteration"))
+            label = self.__dict__.get("_verbose_label", "") + "Iteration"  # (an ensemble's member says which)
+            hooks.insert(0, Reporter(max_epochs, n_samples, label=label))
         keep_best = self.early_stopping
         loop = EpochLoop(net, trainer, X_train, Y_train, sw_train, max_epochs=max_epochs, shuffle=self.shuffle,
                          validation=validation, keep_best=keep_best,
@@ -899,7 +911,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             kept["x"], kept["n"] = kept["pending"], len(loop.grad_norms)
             tic[0] = now
             if self.verbose:
-                print(f"Iteration {len(self.history_['loss'])}, loss = {last['loss']:.8f}", flush=True)
+                print(f"{self.__dict__.get('_verbose_label', '')}Iteration {len(self.history_['loss'])}, "
+                      f"loss = {last['loss']:.8f}", flush=True)
             if stop:
                 raise StopIteration  # scipy ends the run with this iteration's x
 
@@ -966,6 +979,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             out = net._fast_forward(X)
             if out is not None:
                 return out
+        refuse_non_numeric(X)
         X = net._check_X(validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=net.dtype))
         return net._forward(X, False, 0, logits=logits)
 

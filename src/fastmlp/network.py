@@ -41,7 +41,8 @@ def _usable_cpus(environ=os.environ):
     or the engine's own) has bound this thread to one CPU, so that its affinity names one: then the machine's
     count (OpenMP's own count, OMP_NUM_THREADS, still sets how many threads run)."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    binds = environ.get("OMP_PROC_BIND", "").strip().lower() not in ("", "false") or environ.get("OMP_PLACES", "").strip()
+    binds = (environ.get("OMP_PROC_BIND", "").strip().lower() not in ("", "false")
+             or environ.get("OMP_PLACES", "").strip())
     return max(n, os.cpu_count() or 1) if binds else n
 
 

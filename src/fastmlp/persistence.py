@@ -332,8 +332,9 @@ def _dump_network(net, w, prefix=""):
 def _dump_network_ensemble(ens, w):
     """A NetworkEnsemble: its members as networks (their weights, dropout and generators), what each member's
     member_params set, their seeds, the shuffling generator, and the record of the last fit."""
+    # (member_params as a fit reads it, checked: it may have been changed in place since, or replaced)
     cfg = {"n_members": ens.n_members,
-           "member_params": [{k: _plain(v) for k, v in own.items()} for own in ens.member_params],
+           "member_params": [{k: _plain(v) for k, v in own.items()} for own in ens._fit_member_params()],
            "seeds_": [int(seed) for seed in ens.seeds_],
            "random_state": w.rng(ens._rng, "network.random_state"),
            "members": [_dump_network(m, w, f"network.members.{k}.") for k, m in enumerate(ens._members)]}

@@ -25,6 +25,7 @@ member at a time.
 import numpy as np
 
 try:
+    import matplotlib.axes
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 except ImportError as exc:  # the plot extra is not installed
@@ -84,7 +85,14 @@ def _one_network(model, plot):
 def _axes(ax):
     if ax is None:
         _, ax = plt.subplots()
+    elif not isinstance(ax, matplotlib.axes.Axes):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}.")
     return ax
+
+
+def _marker(n_points):
+    """A marker for a line of one point, which would draw nothing visible (a fit of one epoch)."""
+    return "o" if n_points == 1 else None
 
 
 def plot_loss_curve(model, ax=None):
@@ -119,6 +127,8 @@ def plot_loss_curve(model, ax=None):
     ------
     ValueError
         If the model has no ``loss_curve_`` (not fitted) or it is empty.
+    TypeError
+        If ax is not a matplotlib Axes (or None).
 
     See Also
     --------
@@ -144,14 +154,14 @@ def plot_loss_curve(model, ax=None):
     loss = _fitted(model, "loss_curve_")
     ax = _axes(ax)
     epochs = np.arange(1, len(loss) + 1)
-    handles = ax.plot(epochs, loss, color="C0", label="training loss")
+    handles = ax.plot(epochs, loss, color="C0", marker=_marker(len(loss)), label="training loss")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("training loss")
     val_loss = getattr(model, "validation_loss_curve_", None)
     if val_loss is not None and len(val_loss) > 0:
         handles += ax.plot(np.arange(1, len(val_loss) + 1), np.asarray(val_loss, dtype=np.float64), color="C2",
-                           label="validation loss")
+                           marker=_marker(len(val_loss)), label="validation loss")
         ax.set_ylabel("loss")
     ax.set_title(f"{type(model).__name__}: loss curve")
 
@@ -160,7 +170,7 @@ def plot_loss_curve(model, ax=None):
         scores = np.asarray(scores, dtype=np.float64)
         twin = ax.twinx()
         what = _score_name(model)
-        handles += twin.plot(np.arange(1, len(scores) + 1), scores, color="C1",
+        handles += twin.plot(np.arange(1, len(scores) + 1), scores, color="C1", marker=_marker(len(scores)),
                              label=f"validation score ({what})")
         twin.set_ylabel(f"validation score ({what})")
         best = getattr(model, "best_validation_score_", None)
@@ -176,11 +186,13 @@ def _plot_member_losses(model, curves, ax):
     """plot_loss_curve of an ensemble: each member's training loss (and validation loss), one line each."""
     handles = {}  # legend entry -> its first line
     for loss, val in curves:
-        line, = ax.plot(np.arange(1, len(loss) + 1), loss, color="C0", alpha=0.7)
+        # (a member's row: NaN after its last epoch, so its points are the finite ones)
+        line, = ax.plot(np.arange(1, len(loss) + 1), loss, color="C0", alpha=0.7,
+                        marker=_marker(int(np.isfinite(loss).sum())))
         handles.setdefault("training loss (each member)", line)
         if val is not None and len(val) > 0:
             line, = ax.plot(np.arange(1, len(val) + 1), np.asarray(val, dtype=np.float64), color="C2", alpha=0.7,
-                            linestyle="--")
+                            linestyle="--", marker=_marker(int(np.isfinite(np.asarray(val, dtype=float)).sum())))
             handles.setdefault("validation loss (each member)", line)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -213,6 +225,8 @@ def plot_learning_rate(model, ax=None):
     ValueError
         If the model has no ``history_`` (not fitted), or no learning rate in
         it (L-BFGS has none).
+    TypeError
+        If ax is not a matplotlib Axes (or None).
 
     See Also
     --------
@@ -243,7 +257,7 @@ def plot_learning_rate(model, ax=None):
         raise ValueError(f"{type(model).__name__} has no learning rates to plot: its solver (L-BFGS) keeps none.")
     ax = _axes(ax)
     epochs = np.arange(1, len(rates) + 1)
-    ax.plot(epochs, rates, color="C3", marker="o" if len(rates) == 1 else None, label="learning rate")
+    ax.plot(epochs, rates, color="C3", marker=_marker(len(rates)), label="learning rate")
     finite = rates[np.isfinite(rates) & (rates > 0)]
     if len(finite) and finite.max() > 10 * finite.min():
         ax.set_yscale("log", nonpositive="mask")
@@ -283,6 +297,8 @@ def plot_gradient_norms(model, ax=None):
     ValueError
         If the model has no ``grad_norms_`` (not fitted), it is empty or it is
         not 2-D.
+    TypeError
+        If ax is not a matplotlib Axes (or None).
 
     See Also
     --------
@@ -313,7 +329,7 @@ def plot_gradient_norms(model, ax=None):
     n_epochs, n_layers = norms.shape
     epochs = np.arange(1, n_epochs + 1)
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, n_layers))
-    marker = "o" if n_epochs == 1 else None  # one epoch would draw no visible line
+    marker = _marker(n_epochs)
     for l in range(n_layers):
         ax.plot(epochs, norms[:, l], color=colors[l], marker=marker, label=f"layer {l + 1}")
     ax.set_yscale("log", nonpositive="mask")
