@@ -981,3 +981,25 @@ def test_probed_file_edges(tmp_path):
                 zf.writestr(name, json.dumps(config) if name == "config.json" else data)
         with pytest.raises(ValueError, match="label binarizer has neg_label=0, pos_label=1"):
             fastmlp.load(tampered)
+
+
+def test_a_memory_mapped_model_predicts_and_refuses_to_train(tmp_path):
+    # found by probing: joblib.load(..., mmap_mode="r") gives read-only weights; predict worked, partial_fit failed
+    # inside the epoch with NumPy's "assignment destination is read-only" and left n_iter_ reset
+    joblib = pytest.importorskip("joblib")
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), rng.normal(size=60)
+    reg = fastmlp.MLPRegressor(hidden_layer_sizes=(5,), max_iter=20, random_state=0).fit(X, y)
+    net = fastmlp.Network([4, 5, 1], random_state=0).fit(X, y, epochs=2)
+    ens = fastmlp.NetworkEnsemble([4, 5, 1], n_members=2, random_state=0).fit(X, y, epochs=2)
+    for model, train in ((reg, lambda m: m.partial_fit(X, y)), (net, lambda m: m.fit(X, y, epochs=1)),
+                         (ens, lambda m: m.fit(X, y, epochs=1))):
+        path = tmp_path / f"{type(model).__name__}.joblib"
+        joblib.dump(model, path)
+        mapped = joblib.load(path, mmap_mode="r")
+        np.testing.assert_array_equal(mapped.predict(X), model.predict(X))
+        before = (getattr(mapped, "n_iter_", None), len(mapped.loss_curve_))
+        with pytest.raises(ValueError, match="read-only .*memory-mapped"):
+            train(mapped)
+        assert (getattr(mapped, "n_iter_", None), len(mapped.loss_curve_)) == before
+        np.testing.assert_array_equal(mapped.predict(X), model.predict(X))

@@ -24,7 +24,7 @@ from . import _registry
 from ._math import PRELU_INITIAL_SLOPE, output_forward
 from ._training import EpochLoop, Patience, Reporter, Trainer, Validation, check_schedule, draw_seed, warn_diverged
 from ._validation import (BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int,
-                          check_sample_weight, check_weight_sum, is_sparse)
+                          check_sample_weight, check_weight_sum, check_writable, is_sparse)
 
 
 def _check_random_state(random_state):
@@ -714,6 +714,7 @@ class BaseNetwork(FixedSettings):
         n_threads = _check_n_threads(n_threads)
         early_stopping = check_bool(early_stopping, "early_stopping")
         patience = check_int(patience, "patience", 1)
+        check_writable([self._params], type(self).__name__)
         validation = self._check_validation_data(validation_data)
         if early_stopping and validation is None:
             raise ValueError("early_stopping=True needs validation_data=(X_val, Y_val) to stop on.")

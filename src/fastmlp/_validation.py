@@ -142,6 +142,15 @@ def as_float_array(X, name, dtype, ndim=2):
     return cast
 
 
+def check_writable(arrays, what):
+    """A ValueError when any of arrays cannot be written in place: a model memory-mapped by joblib.load(...,
+    mmap_mode="r") predicts, but training writes its weights and state where they are."""
+    if not all(a.flags.writeable for a in arrays if isinstance(a, np.ndarray)):
+        raise ValueError(f"{what}'s weights or optimizer state are read-only (memory-mapped, as joblib.load(..., "
+                         "mmap_mode='r') gives them): it predicts, but to train it load it without mmap_mode, or "
+                         "copy it (copy.deepcopy).")
+
+
 def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
     """None, or a (n_samples,) array of `dtype` of finite non-negative weights with a positive sum (what the
     engine can scale them by is check_weight_sum's, once the rows of a mean are known)."""

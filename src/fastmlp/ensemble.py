@@ -8,7 +8,7 @@ from . import _engine, _registry
 from ._base import FixedSettings, _check_n_threads, _check_random_state
 from ._training import (Divergence, EpochLoop, Patience, Trainer, Validation, check_schedule, draw_seed, drops,
                         next_order, warn_diverged)
-from ._validation import check_bool, check_float, check_int, check_weight_sum, is_sparse
+from ._validation import check_bool, check_float, check_int, check_weight_sum, check_writable, is_sparse
 from .network import Network, _check_rates
 
 # What member_params may set per member: fit's learning_rate and alpha, the constructor's dropout and random_state.
@@ -494,6 +494,7 @@ class NetworkEnsemble(FixedSettings):
         patience = check_int(patience, "patience", 1)
         if early_stopping and validation is None:
             raise ValueError("early_stopping=True needs validation_data=(X_val, Y_val) to stop on.")
+        check_writable([m._params for m in members], "NetworkEnsemble")
         shared = dict(momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                       clip_norm=clip_norm)
         checked = Trainer(net, optimizer, batch_size, learning_rate, alpha=alpha, **shared)  # (the call's own)

@@ -31,7 +31,7 @@ from . import _registry
 from ._base import check_target_domain
 from ._training import (BEFORE_FIRST_EPOCH, SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation,
                         new_history, warn_diverged)
-from ._validation import check_weight_sum
+from ._validation import check_weight_sum, check_writable
 from .network import Network
 
 try:  # scikit-learn >= 1.9: its experimental callbacks
@@ -611,6 +611,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             raise ValueError(f"The network was fit with loss={self._network.loss!r}, but loss={self.loss!r} now "
                              "(set warm_start=False to start over).")
         net = self._network
+        trainer = self.__dict__.get("_trainer")
+        check_writable([net._params, *(vars(trainer).values() if trainer is not None else ()),
+                        *(trainer.state if trainer is not None else ())], type(self).__name__)
         net.loss_param = self._loss_param(net.dtype)  # (huber_delta or quantile may change between calls)
         net._set_dropout(self.dropout)  # (so may dropout)
         net._rng = self._random_state  # shuffling and dropout follow random_state, as scikit-learn's
