@@ -311,3 +311,16 @@ def test_one_epoch_draws_points_and_a_bad_ax_is_named():
             with pytest.raises(TypeError, match="ax must be a matplotlib Axes or None"):
                 plot(net, ax=bad)
     plt.close("all")
+
+
+def test_gradient_norms_that_are_all_zero_are_said_so_without_a_warning():
+    # found by probing: a network whose units are all dead drew empty log axes and matplotlib warned twice
+    from fastmlp.plot import plot_gradient_norms
+
+    net = Network([3, 4, 1], random_state=0)
+    net.grad_norms_ = np.zeros((3, 2))  # (as a fit with every unit dead records them)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = plot_gradient_norms(net)
+    assert ax.get_yscale() == "linear" and "zero" in ax.texts[0].get_text()
+    plt.close("all")

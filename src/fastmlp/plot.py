@@ -290,7 +290,8 @@ def plot_gradient_norms(model, ax=None):
     matplotlib.axes.Axes
         With one line per layer, labelled "layer 1" (the first, next to the
         inputs) to "layer n_layers" (the output layer), and a log y scale.
-        Zero norms (a layer with no gradient at all) are not drawn.
+        Zero norms (a layer with no gradient at all) are not drawn; when all
+        are zero, the axis is linear and says so.
 
     Raises
     ------
@@ -332,7 +333,11 @@ def plot_gradient_norms(model, ax=None):
     marker = _marker(n_epochs)
     for l in range(n_layers):
         ax.plot(epochs, norms[:, l], color=colors[l], marker=marker, label=f"layer {l + 1}")
-    ax.set_yscale("log", nonpositive="mask")
+    if (norms > 0).any():
+        ax.set_yscale("log", nonpositive="mask")
+    else:  # (no gradient at all, every unit dead: a log axis would have nothing to show, and warn)
+        ax.text(0.5, 0.5, "every gradient norm is zero (no unit active?)", transform=ax.transAxes,
+                ha="center", va="center")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("mean gradient norm ||dW||")
