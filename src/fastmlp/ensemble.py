@@ -279,8 +279,8 @@ class NetworkEnsemble(FixedSettings):
         # dropout: the constructor's, which members without their own member_params entry have
         for name in ("activation", "output_activation", "loss", "init", "loss_param"):
             self.__dict__[name] = getattr(net, name)
-        own = [k for k, p in enumerate(self.member_params) if "dropout" not in p]
-        self.__dict__["dropout"] = self._members[own[0]].dropout if own else None
+        self.__dict__["dropout"] = next((m.dropout for m, own in zip(self._members, self.member_params)
+                                         if "dropout" not in own), None)
         self._keep = np.array([m._keep for m in self._members], dtype=np.float64).reshape(self.n_members,
                                                                                         len(net._keep))
         self._clock = _engine.new_thread_clock()

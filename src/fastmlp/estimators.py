@@ -611,9 +611,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             raise ValueError(f"The network was fit with loss={self._network.loss!r}, but loss={self.loss!r} now "
                              "(set warm_start=False to start over).")
         net = self._network
-        trainer = self.__dict__.get("_trainer")
-        check_writable([net._params, *(vars(trainer).values() if trainer is not None else ()),
-                        *(trainer.state if trainer is not None else ())], type(self).__name__)
+        trainer = self.__dict__.get("_trainer")  # (its arrays: the optimizer state, the epoch's start, ...)
+        state = [] if trainer is None else [*vars(trainer).values(), *trainer.state]
+        check_writable([net._params, *state], type(self).__name__)
         net.loss_param = self._loss_param(net.dtype)  # (huber_delta or quantile may change between calls)
         net._set_dropout(self.dropout)  # (so may dropout)
         net._rng = self._random_state  # shuffling and dropout follow random_state, as scikit-learn's
