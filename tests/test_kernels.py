@@ -104,6 +104,32 @@ def test_gemm(dtype, trans_a, trans_b, alpha, beta, m):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", ["N", "T"])
+@pytest.mark.parametrize("trans_b", ["N", "T"])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 0.0), (0.7, -1.3), (1.0, 1.0)])
+@pytest.mark.parametrize("m", [6, 1])
+def test_gemm_of_one_inner_term_is_the_exact_outer_product(dtype, trans_a, trans_b, alpha, beta, m):
+    # k = 1 (a single output's delta_{L-1} = delta_L W_L^T, a batch of one row's weight gradient): with
+    # alpha 1 and beta 0 the shim writes the outer product itself, one rounding per element, the bits BLAS
+    # gives (+0 where the product is -0, as BLAS's sums start at +0); other alpha, beta go to BLAS
+    rng = np.random.default_rng(2)
+    n = 5
+    A = rng.standard_normal((m, 1) if trans_a == "N" else (1, m)).astype(dtype)
+    B = rng.standard_normal((1, n) if trans_b == "N" else (n, 1)).astype(dtype)
+    A.flat[0] = -0.0 if m > 1 else A.flat[0]
+    B.flat[1] = 0.0
+    C = np.full((m, n), np.nan if beta == 0 else 0.5, dtype=dtype)
+    expected = alpha * np.multiply.outer(A.ravel(), B.ravel()) + beta * C if beta != 0 else \
+        alpha * np.multiply.outer(A.ravel(), B.ravel()) + 0
+    _engine._gemm_hook(trans_a, trans_b, alpha, A, B, beta, C)
+    if (alpha, beta) == (1.0, 0.0):
+        np.testing.assert_array_equal(C, expected)
+        assert not np.signbit(C[:, 1]).any()  # (-0 and +0 times 0: +0)
+    else:
+        assert_close(C, expected.astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_beta_zero_ignores_garbage_in_C(dtype):
     # The engine writes into np.empty workspaces with beta = 0: C must not be read.
     rng = np.random.default_rng(1)

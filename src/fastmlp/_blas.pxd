@@ -4,6 +4,14 @@ from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, sdot, ddot, snrm2, dnrm2, saxpy, daxpy, sscal, dscal
 
 
+cdef inline void _outer_row(int n, floating a, const floating *x, floating *y) noexcept nogil:
+    """y = a x + 0 (contiguous): a row of an outer product as BLAS gives it (its sums start at +0, so that
+    a product of -0 is +0)."""
+    cdef int j
+    for j in range(n):
+        y[j] = a * x[j] + 0
+
+
 cdef inline void _gemm(char trans_a, char trans_b, int m, int n, int k, floating alpha,
                        const floating *A, int lda, const floating *B, int ldb, floating beta,
                        floating *C, int ldc) noexcept nogil:
@@ -19,6 +27,21 @@ cdef inline void _gemm(char trans_a, char trans_b, int m, int n, int k, floating
     cdef int cols_b = k if trans_b == c'N' else n
     cdef int inc_a = 1 if trans_a == c'N' else lda  # the row of op(A): contiguous, or a column of A
     cdef int one = 1
+    cdef int i, j
+    cdef Py_ssize_t a_i, b_j
+    if k == 1 and beta == 0 and alpha == 1:
+        # an outer product, C = a b^T, one rounding per element (the bits of any BLAS), where BLAS's call
+        # costs more than the work (a single output's delta_{L-1} = delta_L W_L^T: transposed A took
+        # OpenBLAS's large path, with packing and its buffers' lock: W3's epoch 9% faster without it)
+        a_i = 1 if trans_a == c'T' else lda  # the elements of op(A)'s column, of op(B)'s row
+        b_j = ldb if trans_b == c'T' else 1
+        for i in range(m):
+            if b_j == 1:
+                _outer_row(n, A[i * a_i], B, C + i * ldc)
+            else:
+                for j in range(n):
+                    C[i * ldc + j] = A[i * a_i] * B[j * b_j] + 0
+        return
     if m == 1:
         # C^T (n) = op(B)^T (n, k) @ op(A)^T (k): B^T seen column-major is B as stored
         gemv_trans = c'N' if trans_b == c'N' else c'T'
