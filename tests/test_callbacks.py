@@ -251,6 +251,17 @@ def test_a_checkpoint_of_validation_numbers_without_a_validation_set_is_refused(
         with pytest.raises(ValueError, match=f"monitor='{monitor}'.*has none"):
             MLPClassifier((4,), max_iter=2, random_state=0).set_callbacks(
                 Checkpoint(tmp_path / "e", monitor=monitor)).fit(X, y)
+    # refused before the first epoch (found by probing: after it, a first fit was left fitted with one epoch,
+    # a warm start one epoch further): the estimator as it was
+    clf = MLPClassifier((4,), max_iter=2, random_state=0)
+    with pytest.raises(ValueError, match="has none"):
+        clf.set_callbacks(Checkpoint(tmp_path / "e", monitor="val_score")).fit(X, y)
+    assert not hasattr(clf, "n_iter_") and not hasattr(clf, "coefs_")
+    warm = MLPClassifier((4,), max_iter=2, warm_start=True, random_state=0).fit(X, y)
+    before, curve = [w.copy() for w in warm.coefs_], list(warm.loss_curve_)
+    with pytest.raises(ValueError, match="has none"):
+        warm.set_callbacks(Checkpoint(tmp_path / "e", monitor="val_loss")).fit(X, y)
+    assert warm.loss_curve_ == curve and all(np.array_equal(a, b) for a, b in zip(warm.coefs_, before))
     MLPClassifier((4,), max_iter=2, early_stopping=True, random_state=0).set_callbacks(
         Checkpoint(tmp_path / "v", monitor="val_loss")).fit(X, y)
     assert fastmlp.load(tmp_path / "v").n_features_in_ == X.shape[1]
@@ -282,3 +293,34 @@ def test_checkpoint_refuses_what_it_could_not_write_before_the_first_epoch(tmp_p
         net.fit(X, y, epochs=2, callbacks=[Checkpoint(missing)])
     np.testing.assert_array_equal(net.coefs_[0], before)
     assert len(getattr(net, "loss_curve_", [])) == 0
+
+
+def test_a_fitted_estimator_stays_as_the_fit_was_at_its_epoch(data, tmp_path):
+    # found by probing: the copy shared the live estimator's record (lists extended in place) and optimizer
+    # state, so that after the fit it said 2 epochs with a curve of 6, saved a file load refused, and its
+    # partial_fit moved the live estimator's Adam state
+    from fastmlp.schedules import ReduceOnPlateau
+
+    X, y = data
+
+    class Keep(Recorder):
+        def on_fit_task_end(self, estimator, context, *, X=None, y=None, metadata=None, fitted_estimator=None):
+            if context.parent is not None and not self.ends:
+                self.ends.append(fitted_estimator)
+            return False
+
+    keep = Keep()
+    clf = MLPClassifier((6,), max_iter=6, random_state=0, learning_rate=ReduceOnPlateau(patience=0, factor=0.5),
+                        early_stopping=True, n_iter_no_change=50)
+    clf.set_callbacks(keep).fit(X, y)
+    kept = keep.ends[0]
+    assert clf.n_iter_ == 6 and kept.n_iter_ == 1
+    assert len(kept.loss_curve_) == len(kept.history_["loss"]) == len(kept.validation_scores_) == 1
+    assert kept.grad_norms_.shape == (1, 2) and kept._trainer.settings["step"] < clf._trainer.settings["step"]
+    assert kept._trainer is not clf._trainer and kept._lr_run[0] is not clf._lr_run[0]
+    kept.save(tmp_path / "kept")
+    assert fastmlp.load(tmp_path / "kept").n_iter_ == 1
+    state = [s.copy() for s in clf._trainer.state]
+    kept.set_params(early_stopping=False).set_callbacks().partial_fit(X, y)
+    assert all(np.array_equal(a, b) for a, b in zip(state, clf._trainer.state))
+    assert clf.n_iter_ == len(clf.loss_curve_) == 6

@@ -750,6 +750,58 @@ def test_ctrl_c_while_validating_keeps_the_last_recorded_epoch(monkeypatch):
     _assert_params_equal(_params(net), _params(replay))
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_a_scorer_that_raises_leaves_the_last_recorded_epoch(solver):
+    # found by probing: as Ctrl-C did before its fix, any exception of the validation's scorer (a scorer of
+    # the user's, or scikit-learn's neg_log_loss on a y_val without one of the classes) left the weights (and
+    # Adam's t) one epoch ahead of the record; L-BFGS left them at the line search's trial point
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    calls = [0]
+
+    def scorer(est, X_, y_):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("boom")
+        return 0.0
+
+    kw = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=5, shuffle=False, random_state=0)
+    est = MLPClassifier(**kw, scoring=scorer)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.fit(X[:150], y[:150], X_val=X[150:], y_val=y[150:])
+    assert est.n_iter_ == len(est.loss_curve_) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay = MLPClassifier(**dict(kw, max_iter=2)).fit(X[:150], y[:150])
+    _assert_params_equal(_params(est), _params(replay))
+    if solver != "lbfgs":
+        assert est._trainer.settings["step"] == replay._trainer.settings["step"]
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_validation_that_raises_leaves_the_network_at_the_last_recorded_epoch(monkeypatch, optimizer):
+    # Network.fit: the same (the exception propagating)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    kw = dict(shuffle=False, optimizer=optimizer)
+    net = fastmlp.Network([5, 8, 1], random_state=0)
+    replay = fastmlp.Network([5, 8, 1], random_state=0).fit(X[:150], y[:150], epochs=2, **kw)
+    original, calls = fastmlp._training.Validation.evaluate, [0]
+
+    def evaluate(self, network, n_threads=None):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("boom")
+        return original(self, network, n_threads)
+
+    monkeypatch.setattr(fastmlp._training.Validation, "evaluate", evaluate)
+    with pytest.raises(RuntimeError, match="boom"):
+        net.fit(X[:150], y[:150], epochs=5, validation_data=(X[150:], y[150:]), **kw)
+    assert len(net.loss_curve_) == 2
+    _assert_params_equal(_params(net), _params(replay))
+
+
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the flush is x86-64's (MXCSR)")
 def test_training_flushes_subnormals_and_gives_the_thread_its_mode_back():
     # found in the ensembles benchmark: once W2 fit its data, its output deltas fell below float32's smallest

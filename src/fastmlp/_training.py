@@ -369,8 +369,8 @@ class EpochLoop:
             if evaluation is None:
                 try:
                     evaluation = self.validation.evaluate(self.net, self.n_threads)
-                except KeyboardInterrupt:  # (the epoch is not recorded: its start comes back)
-                    self.trainer.restore_epoch_start(self.net._params)
+                except BaseException:  # (Ctrl-C, or a scorer that raised: the epoch is not recorded, its start
+                    self.trainer.restore_epoch_start(self.net._params)  # comes back)
                     raise
             logs["val_loss"], logs["val_score"] = evaluation
             if self.keep_best and logs["val_score"] > self.best_score:

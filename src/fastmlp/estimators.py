@@ -7,6 +7,7 @@ learning-rate schedules, partial_fit, warm_start); every forward pass,
 gradient and update runs in the compiled engine through the Network.
 """
 import contextlib
+import copy
 import functools
 import time
 import warnings
@@ -162,8 +163,17 @@ class _SklearnTasks:
         self.est, self.context, self.X, self.y, self.metadata = est, context, X, y, metadata
         self.task = None
 
+    # the record a fit goes on changing in place (lists extended, buffers, the optimizer's state): a
+    # fitted_estimator gets its own copies, so that it stays as the fit was at its epoch's end
+    _RECORD = ("history_", "loss_curve_", "validation_loss_curve_", "validation_scores_", "grad_norms_",
+               "_best_params", "_trainer", "_lr_run")
+
     def _fitted(self):
-        return {"_network": self.est._network._snapshot()}
+        attributes = {"_network": self.est._network._snapshot()}
+        for name in self._RECORD:
+            if name in self.est.__dict__:
+                attributes[name] = copy.deepcopy(self.est.__dict__[name])
+        return attributes
 
     def on_epoch_begin(self, loop):
         self.task = self.context.subcontext(task_name="epoch")
@@ -628,6 +638,11 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         check_weight_sum(sample_weight, net.dtype,
                          n_samples if self.solver not in _STOCHASTIC_SOLVERS else self._batch_rows(n_samples),
                          "sample_weight" if class_weights is None else "sample_weight times class_weight")
+        # a Checkpoint of validation numbers in a fit with none is refused before anything trains
+        has_validation = X_val is not None or (self.early_stopping and self.solver in _STOCHASTIC_SOLVERS)
+        for callback in self.__dict__.get("_skl_callbacks") or ():
+            if hasattr(callback, "_needs_validation"):
+                callback._needs_validation(has_validation)
         validation = val_set = None
         if X_val is not None:
             val_set = self._check_validation_set(X_val, y_val, sample_weight_val, dtype) if like is None else \
@@ -932,9 +947,12 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                         loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
                         options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
                     )
-            except KeyboardInterrupt:
+            except BaseException as exc:
+                # Ctrl-C, or a callback or scorer that raised: the weights the record ends with
                 x = kept["pending"] if len(loop.grad_norms) > kept["n"] else kept["x"]
-                params[...] = start if x is None else x  # (the weights the record ends with)
+                params[...] = start if x is None else x
+                if not isinstance(exc, KeyboardInterrupt):
+                    raise
                 self._interrupted()
                 return
             if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
