@@ -655,3 +655,85 @@ def test_verbose_lines_say_which_member(capsys):
         lines = [line for line in out if "Iteration" in line]
         assert lines and all(line.startswith(("member 0: Iteration", "member 1: Iteration")) for line in lines)
         assert any(line.startswith("member 1:") for line in lines)
+
+
+def test_a_warm_start_checks_the_features_as_the_first_fit_saw_them():
+    # found by probing: a warm start took reordered DataFrame columns (training on them in silence, and
+    # feature_names_in_ changed), and a width mismatch was named by a member
+    pd = pytest.importorskip("pandas")
+    X, y = _iris()
+    df = pd.DataFrame(X, columns=list("abcd"))
+    ens = MLPEnsembleClassifier(hidden_layer_sizes=(4,), max_iter=2, n_members=2, warm_start=True,
+                                random_state=0).fit(df, y)
+    before = [m.coefs_[0].copy() for m in ens.estimators_]
+    with pytest.raises(ValueError, match="feature names should match"):
+        ens.fit(df[list("dcba")], y)
+    with pytest.warns(UserWarning, match="valid feature names"), \
+            pytest.raises(ValueError, match="MLPEnsembleClassifier is expecting 4 features"):
+        ens.fit(X[:, :3], y)
+    assert list(ens.feature_names_in_) == list("abcd")
+    assert all(np.array_equal(m.coefs_[0], W) for m, W in zip(ens.estimators_, before))
+
+
+def test_an_ensemble_has_no_one_network_to_read_or_assign():
+    # found by probing: coefs_, intercepts_ and prelu_slopes_ (the member class's views of its one network) said
+    # "not fitted" on a fitted ensemble, and took assignments that nothing used
+    X, y = _iris()
+    unfitted = MLPEnsembleClassifier(hidden_layer_sizes=(4,), max_iter=2, n_members=2, random_state=0)
+    with pytest.raises(AttributeError, match=r"estimators_\[k\]\.coefs_"):
+        unfitted.coefs_ = [np.zeros((4, 4)), np.zeros((4, 3))]
+    ens = unfitted.fit(X, y)
+    for name in ("coefs_", "intercepts_", "prelu_slopes_"):
+        assert not hasattr(ens, name)
+        with pytest.raises(AttributeError, match=rf"estimators_\[k\]\.{name}"):
+            setattr(ens, name, ["not", "weights"])
+    assert len(ens.estimators_[0].coefs_) == 2
+
+
+@pytest.mark.parametrize("given", [dict(sample_weight_val=np.ones(30)), dict(y_val=np.zeros(30, dtype=int))])
+def test_a_validation_set_given_in_part_is_refused_with_early_stopping_too(given):
+    # found by probing: early stopping's split replaced them in silence
+    X, y = _iris()
+    with pytest.raises(ValueError, match="is provided, but X_val"):
+        MLPEnsembleClassifier(hidden_layer_sizes=(4,), max_iter=2, n_members=2, early_stopping=True).fit(X, y, **given)
+
+
+def test_early_stopping_splits_what_a_member_alone_splits():
+    # found by probing: the split stratified every 1-D y, and failed where the member class fits (fewer
+    # validation rows than classes, a class of one row); a continuous y got the split's error
+    X, y = load_digits(return_X_y=True)
+    kw = dict(hidden_layer_sizes=(8,), max_iter=2, early_stopping=True, random_state=0)
+    X, y = X[:60] / 16, y[:60]  # (validation_fraction 0.1: 6 rows for 10 classes)
+    MLPClassifier(**kw).fit(X, y)
+    ens = MLPEnsembleClassifier(**kw, n_members=2).fit(X, y)
+    assert ens.estimators_[0].n_iter_ == 2
+    X3, y3 = _iris()
+    y3 = y3.copy()
+    y3[y3 == 2] = 1
+    y3[0] = 2  # (a class of one row)
+    MLPEnsembleClassifier(**kw, n_members=2).fit(X3, y3)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        MLPEnsembleClassifier(**kw, n_members=2).fit(X3, np.linspace(0, 1, len(y3)))
+    # a split that can keep every class on both sides is stratified
+    ens = MLPEnsembleClassifier(**dict(kw, validation_fraction=0.2), n_members=2).fit(*_iris())
+    assert ens.estimators_[0].validation_scores_ is not None
+
+
+def test_the_members_own_their_parameters_and_say_nothing_of_the_ensemble_alone(capsys):
+    # found by probing: the members held the ensemble's parameter objects (a schedule, a class_weight dict), so
+    # that changing the ensemble's changed what a fitted member reports, and a member refit alone still printed
+    # "member k: "
+    from fastmlp.schedules import StepDecay
+
+    X, y = _iris()
+    ens = MLPEnsembleClassifier(hidden_layer_sizes=(4,), max_iter=2, n_members=2, random_state=0,
+                                learning_rate=StepDecay(step_size=1, gamma=0.5), class_weight={0: 1.0, 1: 2.0, 2: 1.0})
+    ens.set_params(verbose=True).fit(X, y)
+    assert "member 1: Iteration" in capsys.readouterr().out
+    member = ens.estimators_[0]
+    assert member.learning_rate is not ens.learning_rate and member.class_weight is not ens.class_weight
+    ens.set_params(learning_rate__gamma=0.9)
+    ens.class_weight[1] = 100.0
+    assert member.learning_rate.gamma == 0.5 and member.class_weight[1] == 2.0
+    member.set_params(max_iter=1).fit(X, y)
+    assert capsys.readouterr().out.startswith("Iteration 1")

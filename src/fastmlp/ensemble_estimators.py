@@ -21,12 +21,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .ensemble import check_member_params, run_in_one_pass
 from .network import Network
 from .estimators import (_INTERRUPTED, _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names,
-                         refuse_non_numeric, validate_X_val)
+                         check_validation_args, refuse_non_numeric, validate_X_val)
 from ._validation import all_finite, check_sample_weight
 
 # What member_params may set per member (the estimator parameters of those names).
@@ -65,10 +66,25 @@ def _with_member_parameters(cls):
     return cls
 
 
+def _members_only(name):
+    """An attribute of the member class that an ensemble has no one value of (each member its own): reading or
+    assigning it raises AttributeError saying where it is."""
+    def refuse(self, *value):
+        raise AttributeError(f"{type(self).__name__} has no {name} of its own: each member has its own, "
+                             f"estimators_[k].{name}.")
+
+    return property(refuse, refuse, doc=f"Not an ensemble's: each member's is ``estimators_[k].{name}``.")
+
+
 class _BaseEnsemble:
     """What both ensembles share: the members' parameters, their fit, their predictions."""
 
     _member_class = None  # MLPClassifier or MLPRegressor
+
+    # (the member class's views of its one network: an ensemble has K)
+    coefs_ = _members_only("coefs_")
+    intercepts_ = _members_only("intercepts_")
+    prelu_slopes_ = _members_only("prelu_slopes_")
 
     # What fastmlp.save keeps of a fitted ensemble (persistence.py): the members whole, each as an
     # estimator of its own; the rest of the fitted attributes follow from them (_from_members).
@@ -89,7 +105,8 @@ class _BaseEnsemble:
         A member whose member_params give no random_state gets a seed drawn (in
         member order) from rng, the ensemble's random_state.
         """
-        shared = {name: getattr(self, name) for name in _param_names(self._member_class)}
+        # (copies: a member's parameters are its own, not objects the ensemble's set_params may change later)
+        shared = {name: copy.deepcopy(getattr(self, name)) for name in _param_names(self._member_class)}
         members = []
         for k, own in enumerate(member_params):
             seed = own["random_state"] if "random_state" in own else int(rng.randint(np.iinfo(np.int32).max))
@@ -134,8 +151,8 @@ class _BaseEnsemble:
             A validation set for every member (as for the member class's
             ``fit``): the one ``best_index_`` compares them on. With
             ``early_stopping`` and no X_val, a ``validation_fraction`` of X
-            (from ``random_state``; stratified for classes) is split off
-            once and is every member's X_val.
+            (from ``random_state``; stratified by class where every class can
+            be on both sides) is split off once and is every member's X_val.
         y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
             The targets of X_val.
         sample_weight_val : array-like of shape (n_val,), default=None
@@ -164,6 +181,7 @@ class _BaseEnsemble:
         """
         self._validate_params()
         member_params = check_member_params(self.member_params, self.n_members, MEMBER_PARAMS)
+        check_validation_args(X_val, y_val, sample_weight_val)  # (before early stopping's split would hide them)
         rng = check_random_state(self.random_state)
         old = self.__dict__.get("estimators_")
         goes_on = self.warm_start and old is not None
@@ -175,8 +193,9 @@ class _BaseEnsemble:
         members = self._members_of_call(member_params, rng, old if goes_on else None)
         checked = copy.copy(self)  # validate_data records n_features_in_ (and names) on it, not yet on self
         # (a classifier's labels stay as given: each member encodes them, the same way)
+        # (a warm start checks X's features, and their names, against the first fit's, as partial_fit does)
         X, y = validate_data(checked, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             y_numeric=not is_classifier(self), dtype=dtype)
+                             y_numeric=not is_classifier(self), dtype=dtype, reset=not goes_on)
         if X_val is not None:
             X_val = validate_X_val(checked, X_val, dtype)
         elif self.early_stopping and self.solver in _STOCHASTIC_SOLVERS:
@@ -215,6 +234,8 @@ class _BaseEnsemble:
         """The fitted members, best_index_ among them (validated: by their X_val's last score) and the fitted
         attributes that are the members', all set at once, after the scores are known."""
         best = int(np.argmax(self._member_scores(validated, members)))
+        for member in members:  # (its lines said which member it was during this fit; alone, it says nothing)
+            member.__dict__.pop("_verbose_label", None)
         self.estimators_, self.best_index_ = members, best
         self._from_members()
 
@@ -297,9 +318,16 @@ class _BaseEnsemble:
 
     def _validation_split(self, X, y, sample_weight):
         """(X, y, sample_weight) split once for all members into a training and a validation part, so that
-        their validation scores (best_index_) are on the same rows; stratified by the labels (1-D y)."""
+        their validation scores (best_index_) are on the same rows; stratified by the labels (1-D y) where
+        every class can be on both sides (else not: a member alone, as scikit-learn's, fits such data)."""
         arrays = [X, y] if sample_weight is None else [X, y, np.asarray(sample_weight)]
-        stratify = y if is_classifier(self) and np.ndim(y) == 1 else None
+        stratify = None
+        if is_classifier(self) and np.ndim(y) == 1:
+            check_classification_targets(y)  # (a continuous y: the member's error, not the split's)
+            _, counts = np.unique(y, return_counts=True)
+            n_val = int(np.ceil(self.validation_fraction * len(y)))
+            if counts.min() >= 2 and len(counts) <= min(n_val, len(y) - n_val):
+                stratify = y
         split = train_test_split(*arrays, test_size=self.validation_fraction, stratify=stratify,
                                  random_state=check_random_state(self.random_state))
         if split[1].shape[0] < 2:

@@ -139,6 +139,15 @@ class _Record:
         return self.buffer[:k + n]
 
 
+def check_validation_args(X_val, y_val, sample_weight_val):
+    """A ValueError for a validation set given in part (X_val without y_val, or weights without either)."""
+    if X_val is None and y_val is None and sample_weight_val is not None:
+        raise ValueError("sample_weight_val is provided, but X_val and y_val were not.")
+    if (X_val is None) != (y_val is None):
+        given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+        raise ValueError(f"{given} is provided, but {missing} was not provided.")
+
+
 def _follow(est, name, values):
     """est.<name> made a copy of the history list `values`, extended by what is new when it already
     holds the start of it (a stream of partial_fit calls would copy the whole curve every call)."""
@@ -582,11 +591,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         with the record their checks leave on it (n_features_in_, classes_, ...), instead of checking them
         again (a millisecond a member)."""
         X_given, y_given, sw_given = X, y, sample_weight
-        if X_val is None and y_val is None and sample_weight_val is not None:
-            raise ValueError("sample_weight_val is provided, but X_val and y_val were not.")
-        if (X_val is None) != (y_val is None):
-            given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
-            raise ValueError(f"{given} is provided, but {missing} was not provided.")
+        check_validation_args(X_val, y_val, sample_weight_val)
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
         dtype = self._fit_dtype(X) if first_pass else self._network.dtype
