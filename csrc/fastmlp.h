@@ -170,7 +170,8 @@ uint64_t fm_rng_next(fm_rng *rng);
     void fm_sgd_update_##SUF(ptrdiff_t n, T learning_rate, T momentum,          \
                              int nesterov, T l2, const T *grad, T *velocity,    \
                              T *params, double *grad_sumsq);                    \
-    void fm_adam_update_##SUF(ptrdiff_t n, T step_size, T beta_1, T beta_2,     \
+    void fm_adam_update_##SUF(ptrdiff_t n, T step_size, double beta_1,          \
+                              double beta_2,                                    \
                               T epsilon, T l2, const T *grad, T *m, T *v,       \
                               T *params, double *grad_sumsq);                   \
     void fm_block_sumsq_##SUF(ptrdiff_t n_rows, ptrdiff_t n_blocks,              \

@@ -720,6 +720,19 @@ def test_adam(dtype, beta_1, beta_2, epsilon):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_weighs_the_gradient_by_one_minus_beta_rounded_once(dtype):
+    # found by probing: in float32 the kernel formed 1 - beta from beta rounded to float32 (1 - 0.999f is
+    # 0.0009999871), so v came out 1.3e-5 smaller than the reference's (and PyTorch's): float32(1 - beta); a
+    # wide float32 network trained with Adam drifted 5e-2 from the reference in two epochs
+    params, grads = _flat_problem(dtype, 1)
+    g = grads[0]
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    _engine._adam_hook(1e-3, 0.9, 0.999, 1e-8, g, m, v, params.copy())
+    np.testing.assert_array_equal(m, dtype(1 - 0.9) * g)
+    np.testing.assert_array_equal(v, dtype(1 - 0.999) * g * g)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_update_with_the_l2_term_inside(dtype, optimizer):
     """l2 > 0: the step takes grad + l2 params (params before the step), and grad is not written."""

@@ -858,7 +858,7 @@ cdef inline void _update(const Settings *s, double step_size, Py_ssize_t offset,
     """The optimizer step on params[offset:offset + n] with the gradient grads + l2 params; adds the sum of
     its squares to *grad_sumsq unless NULL."""
     if s.optimizer == FM_ADAM:
-        _adam_update(n, <floating>step_size, <floating>s.beta_1, <floating>s.beta_2, <floating>s.epsilon, l2,
+        _adam_update(n, <floating>step_size, s.beta_1, s.beta_2, <floating>s.epsilon, l2,
                      grads + offset, state_1 + offset, state_2 + offset, params + offset, grad_sumsq)
     else:
         _sgd_update(n, <floating>s.learning_rate, <floating>s.momentum, s.nesterov, l2, grads + offset,
@@ -1671,7 +1671,7 @@ def _sgd_hook(double learning_rate, double momentum, bint nesterov, const floati
 
 def _adam_hook(double step_size, double beta_1, double beta_2, double epsilon, const floating[::1] grad,
                floating[::1] m, floating[::1] v, floating[::1] params, double l2=0.0):
-    _adam_update(params.shape[0], <floating>step_size, <floating>beta_1, <floating>beta_2, <floating>epsilon,
+    _adam_update(params.shape[0], <floating>step_size, beta_1, beta_2, <floating>epsilon,
                  <floating>l2, &grad[0], &m[0], &v[0], &params[0], NULL)
 
 

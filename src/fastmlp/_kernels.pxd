@@ -82,7 +82,7 @@ cdef extern from "fastmlp.h" nogil:
                            const float *grad, float *velocity, float *params, double *grad_sumsq)
     void fm_sgd_update_f64(ptrdiff_t n, double learning_rate, double momentum, int nesterov, double l2,
                            const double *grad, double *velocity, double *params, double *grad_sumsq)
-    void fm_adam_update_f32(ptrdiff_t n, float step_size, float beta_1, float beta_2, float epsilon, float l2,
+    void fm_adam_update_f32(ptrdiff_t n, float step_size, double beta_1, double beta_2, float epsilon, float l2,
                             const float *grad, float *m, float *v, float *params, double *grad_sumsq)
     void fm_adam_update_f64(ptrdiff_t n, double step_size, double beta_1, double beta_2, double epsilon, double l2,
                             const double *grad, double *m, double *v, double *params, double *grad_sumsq)
@@ -224,7 +224,7 @@ cdef inline void _sgd_update(Py_ssize_t n, floating learning_rate, floating mome
         fm_sgd_update_f64(n, learning_rate, momentum, nesterov, l2, grad, velocity, params, grad_sumsq)
 
 
-cdef inline void _adam_update(Py_ssize_t n, floating step_size, floating beta_1, floating beta_2,
+cdef inline void _adam_update(Py_ssize_t n, floating step_size, double beta_1, double beta_2,
                               floating epsilon, floating l2, const floating *grad, floating *m, floating *v,
                               floating *params, double *grad_sumsq) noexcept nogil:
     if floating is float:
