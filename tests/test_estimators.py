@@ -1117,3 +1117,70 @@ def test_early_stopping_switched_between_calls_goes_on(first, then, method, tmp_
         assert np.isfinite(clf.best_loss_)
     clf.save(tmp_path / "m.fmlp")
     assert np.array_equal(fastmlp.load(tmp_path / "m.fmlp").predict_proba(X), clf.predict_proba(X))
+
+
+def test_multiclass_decision_function_ranks_each_class_as_its_probability():
+    # found by probing: the multiclass logits ranked a class's samples otherwise than its probability (which
+    # depends on the other logits too), and scikit-learn's scorers, which prefer decision_function, gave
+    # another average precision than with scikit-learn's MLP (0.396 against 0.425); now the log-probabilities
+    from sklearn.metrics import average_precision_score, get_scorer
+    from sklearn.preprocessing import label_binarize
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(120, 4)
+    y = rng.randint(0, 3, 120)
+    kw = dict(hidden_layer_sizes=(6,), max_iter=30, random_state=0)
+    clf = MLPClassifier(**kw).fit(X, y)
+    scores, P = clf.decision_function(X), clf.predict_proba(X)
+    assert_allclose(np.exp(scores), P, rtol=1e-12, atol=1e-15)
+    assert_array_equal(scores.argmax(axis=1), clf.predict(X))
+    Y = label_binarize(y, classes=[0, 1, 2])
+    expected = average_precision_score(Y, P)
+    assert get_scorer("average_precision")(clf, X, y) == pytest.approx(expected, abs=1e-12)
+    sk = SkMLPClassifier(**kw).fit(X, y)
+    assert get_scorer("average_precision")(sk, X, y) == pytest.approx(
+        average_precision_score(Y, sk.predict_proba(X)), abs=1e-12)
+    # binary: still the logit
+    binary = MLPClassifier(**kw).fit(X, y > 0)
+    assert_allclose(1 / (1 + np.exp(-binary.decision_function(X))), binary.predict_proba(X)[:, 1], rtol=1e-12)
+
+
+def test_a_batch_of_zero_weights_is_not_counted_in_the_epoch_loss():
+    # found by probing: such a batch (which does not train) counted as loss 0 over its rows, so loss_ was the
+    # weighted rows' loss times 10/40 here, and by another fraction every shuffle (scikit-learn divides by 0)
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(40, 3), rng.randint(0, 3, 40)
+    sw = np.zeros(40)
+    sw[:10] = 1.0
+    kw = dict(hidden_layer_sizes=(5,), max_iter=1, random_state=0, batch_size=10, solver="sgd", learning_rate_init=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = MLPClassifier(**kw, shuffle=False).fit(X, y, sample_weight=sw)
+        alone = MLPClassifier(**kw, shuffle=False).fit(X[:10], y[:10])
+        assert weighted.loss_ == pytest.approx(alone.loss_, rel=1e-12)
+    # the ensembles' one pass reports the same
+    ens = fastmlp.MLPEnsembleClassifier(**kw, shuffle=False, n_members=2).fit(X, y, sample_weight=sw)
+    assert ens.estimators_[0].loss_ == pytest.approx(ens.estimators_[0].loss_curve_[0])
+    member = MLPClassifier(**dict(kw, random_state=ens.estimators_[1].random_state), shuffle=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        member.fit(X, y, sample_weight=sw)
+    assert ens.estimators_[1].loss_ == pytest.approx(member.loss_, rel=1e-9)
+
+
+def test_a_regressor_refuses_strings_of_numbers_as_targets():
+    # found by probing: y = ["1.5", "2", ...] was parsed and fitted; scikit-learn's regressor refuses it
+    rng = np.random.RandomState(0)
+    X = rng.randn(20, 3)
+    y = np.where(X[:, 0] > 0, "1.5", "2")
+    with pytest.raises(ValueError, match="^y: dtype='numeric'"):
+        MLPRegressor(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="^y_val: dtype='numeric'"):
+        MLPRegressor(hidden_layer_sizes=(4,), max_iter=2).fit(X, y.astype(float), X_val=X, y_val=y)
+
+
+@pytest.mark.parametrize("sizes", [(2.0,), (True,), ("3",)])
+def test_hidden_layer_sizes_of_non_integers_is_a_type_error(sizes):
+    # as scikit-learn's (a ValueError before)
+    with pytest.raises(TypeError, match="hidden_layer_sizes must be positive integers"):
+        MLPRegressor(hidden_layer_sizes=sizes, max_iter=2).fit(np.ones((4, 2)), np.arange(4.0))

@@ -68,6 +68,21 @@ def draw_seed(rng):
     return int(rng.randint(0, 2**63 - 1, dtype=np.int64))
 
 
+def epoch_total_weight(n, sample_weight, order, batch_size, loss_per_row):
+    """What an epoch's loss sum over n rows is divided by for its mean: the rows (loss_per_row, scikit-learn's
+    batch means weighed by their rows), or the weights, of the batches that trained. A batch whose weights are
+    all zero does not train and adds nothing to the sum; counted by its rows, it made the mean smaller, by a
+    different amount every shuffle (scikit-learn's MLP divides by zero there)."""
+    if sample_weight is None:
+        return n
+    if not loss_per_row:
+        return float(sample_weight.sum(dtype=np.float64))
+    w = sample_weight if order is None else sample_weight[order]
+    starts = np.arange(0, n, batch_size)
+    sums = np.add.reduceat(w.astype(np.float64, copy=False), starts)
+    return int(np.diff(np.append(starts, n))[sums > 0].sum())
+
+
 def next_order(rng, n, order=None):
     """The rows' order for the next epoch: a permutation drawn from rng, applied to order when given.
 
@@ -481,8 +496,7 @@ class EpochLoop:
         if not (finite and all_finite(net._params)):
             raise self._roll_back("the loss or the weights became NaN or infinite")
         net._record_dead_units(trainer.unit_max)
-        sw = self.sample_weight
-        total_weight = n if sw is None or self.loss_per_row else float(sw.sum(dtype=np.float64))
+        total_weight = epoch_total_weight(n, self.sample_weight, order, batch, self.loss_per_row)
         return float(loss_sum / total_weight), trainer.grad_norm_sums / max(n_batches, 1)
 
     def _check_outputs(self):

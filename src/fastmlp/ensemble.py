@@ -7,7 +7,7 @@ import numpy as np
 from . import _engine, _registry
 from ._base import FixedSettings, _check_n_threads, _check_random_state
 from ._training import (Divergence, EpochLoop, Patience, Trainer, Validation, check_schedule, draw_seed, drops,
-                        next_order, warn_diverged)
+                        epoch_total_weight, next_order, warn_diverged)
 from ._validation import check_bool, check_float, check_int, check_weight_sum, check_writable, is_sparse
 from .network import Network, _check_rates
 
@@ -628,7 +628,6 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
     X, Y, sample_weight = dense(first.X), first.Y, first.sample_weight
     n = X.shape[0]
     n_state = _registry.OPTIMIZERS[first.trainer.settings["optimizer"]].n_state
-    total_weight = n if sample_weight is None or first.loss_per_row else float(sample_weight.sum(dtype=np.float64))
     clock = _engine.new_thread_clock() if clock is None else clock
     active = list(range(len(loops)))
     # validations of the same data: every epoch's scores of all members in one Validation.evaluate_together
@@ -744,6 +743,7 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                                else loops[k].validation.evaluate(loops[k].net, first.n_threads) for k in active]
             in_epoch = False
             dead = net._dead_fractions(unit_max[pack.unit_index])  # every member's dead_units_, in one call
+            total_weight = epoch_total_weight(n, sample_weight, order, settings["batch_size"], first.loss_per_row)
             means, norms = (loss_sums / total_weight).tolist(), norm_sums / max(n_batches, 1)
             for i, k in enumerate(active):
                 loop = loops[k]

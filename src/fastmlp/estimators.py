@@ -281,15 +281,16 @@ class _PreparedFit:
             self._end()
 
 
-def refuse_non_numeric(X):
-    """What scikit-learn's predict refuses (its validation with dtype="numeric") and a cast to the model's float
-    dtype would take: arrays of strings or bytes (parsed as numbers), dates and times (as their counts)."""
+def refuse_non_numeric(X, name="X"):
+    """What scikit-learn's predict (and a regressor's fit, for y) refuses (its validation with dtype="numeric")
+    and a cast to the model's float dtype would take: arrays of strings or bytes (parsed as numbers), dates and
+    times (as their counts)."""
     kind = getattr(getattr(X, "dtype", None), "kind", None)
     if kind in ("U", "S"):
-        raise ValueError("dtype='numeric' is not compatible with arrays of bytes/strings. Convert your data to "
-                         "numeric values explicitly instead.")
+        raise ValueError(f"{name}: dtype='numeric' is not compatible with arrays of bytes/strings. Convert your "
+                         "data to numeric values explicitly instead.")
     if kind in ("M", "m"):
-        raise TypeError(f"X has dtype {X.dtype}: dates and times are not numbers; convert them explicitly.")
+        raise TypeError(f"{name} has dtype {X.dtype}: dates and times are not numbers; convert them explicitly.")
 
 
 def validate_X_val(estimator, X_val, dtype):
@@ -495,7 +496,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         if not hasattr(sizes, "__iter__"):
             sizes = [sizes]
         sizes = list(sizes)
-        if any(not isinstance(s, (Integral, np.integer)) or isinstance(s, bool) or s <= 0 for s in sizes):
+        if any(not isinstance(s, (Integral, np.integer)) or isinstance(s, bool) for s in sizes):
+            raise TypeError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}.")
+        if any(s <= 0 for s in sizes):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}.")
         return [int(s) for s in sizes]
 
@@ -1756,10 +1759,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._decode(self._forward(X))
 
     def decision_function(self, X):
-        """Compute the output layer before its activation (the logits).
+        """Compute the scores of the classes: the logits, or for multiclass the log-probabilities.
 
-        ``predict_proba`` applies the logistic function (binary, multilabel) or
-        the softmax (multiclass) to these values. A fastmlp addition.
+        ``predict_proba`` applies the logistic function to the logits (binary,
+        multilabel); multiclass, these are the logits less each row's
+        log-sum-exp, the log of ``predict_proba`` computed without its
+        rounding to 0 (so that each class's column ranks the samples as its
+        probability does: scikit-learn's scorers and ``CalibratedClassifierCV``
+        prefer this method). A fastmlp addition.
 
         Parameters
         ----------
@@ -1786,6 +1793,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         True
         """
         Z = self._forward(X, logits=True)
+        if self.out_activation_ == "softmax":  # (the logits less their log-sum-exp: the log-softmax)
+            Z -= Z.max(axis=1, keepdims=True)
+            Z -= np.log(np.exp(Z).sum(axis=1, keepdims=True))
         return Z.ravel() if self.n_outputs_ == 1 else Z
 
     def predict_proba(self, X):
@@ -2260,6 +2270,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             return plain[0], plain[1].astype(dtype).reshape(-1, 1)
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
                              dtype=dtype, reset=reset)
+        refuse_non_numeric(y, "y")  # (as scikit-learn's regressor: strings of numbers are not numbers)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = np.asarray(y, dtype=dtype)
@@ -2269,6 +2280,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _encode_targets(self, y, dtype):
         """Targets (y_val) as the network's: a (n_samples, n_outputs) array of dtype."""
+        refuse_non_numeric(np.asarray(y) if not hasattr(y, "dtype") else y, "y_val")
         Y = check_array(y, ensure_2d=False, dtype=dtype, input_name="y_val")
         return Y.reshape(-1, 1) if Y.ndim == 1 else Y
 
