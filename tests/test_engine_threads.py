@@ -310,3 +310,77 @@ def test_validation_losses_are_each_networks_own_for_any_thread_count(forced_thr
     for sums, P in results[1:]:
         assert_array_equal(sums, results[0][0])
         assert_array_equal(P, results[0][1])
+
+
+def test_an_engine_call_inside_another_pins_blas_again_where_another_thread_changed_it():
+    # found by probing: another thread's threadpool_limits(..., user_api="blas") while an engine call (here the
+    # outer blas_pinned, as L-BFGS's fit holds it) was running left BLAS's pools on for every engine call
+    # after it until the outer one ended: fits beside it 100x slower
+    if not _scipy_blas_threads():
+        pytest.skip("no OpenBLAS with a thread pool of its own loaded")
+    X, Y = _data(n=200)
+    net = fastmlp.Network(LAYERS, output_activation="softmax", loss="log_loss", random_state=0)
+    with threadpool_limits(limits=1, user_api="blas"), _engine.blas_pinned():
+        limits = threadpool_limits(limits=2, user_api="blas")  # (as another thread would, meanwhile)
+        try:
+            if set(_scipy_blas_threads()) != {2}:
+                pytest.skip("this BLAS does not take two threads here")
+            net.forward(X)  # an engine call, nested: BLAS on one thread again
+            assert _scipy_blas_threads() == [1] * len(_scipy_blas_threads())
+        finally:
+            limits.restore_original_limits()
+    assert _engine.blas_pin_state()[0] == 0
+
+
+FORK_CHILD = """
+import os, sys, threading
+import numpy as np
+import fastmlp
+from fastmlp import _engine
+from threadpoolctl import threadpool_info, threadpool_limits
+
+def blas():
+    return [lib["num_threads"] for lib in threadpool_info()
+            if lib["internal_api"] == "openblas" and lib.get("threading_layer") != "openmp"]
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((3000, 100))
+Y = np.eye(2)[(X[:, 0] > 0).astype(int)]
+_engine._set_thread_adaptation(False)
+net = fastmlp.Network([100, 64, 2], output_activation="softmax", loss="log_loss", random_state=0)
+net.fit(X, Y, epochs=1, n_threads=2)  # the OpenMP runtime's threads started in the parent
+P = net.forward(X, n_threads=2)
+with threadpool_limits(limits=2, user_api="blas"):
+    parent_blas = blas()
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():  # an engine call in progress in another thread while the process forks
+        with _engine.blas_pinned():
+            inside.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    inside.wait()
+    pid = os.fork()
+    if pid == 0:
+        ok = (_engine.effective_n_threads() == 1 and _engine.effective_n_threads(2) == 1
+              and _engine.blas_pin_state()[0] == 0 and blas() == parent_blas
+              and np.array_equal(net.forward(X, n_threads=2), P))
+        net.fit(X, Y, epochs=1)
+        os._exit(0 if ok and _engine.blas_pin_state()[0] == 0 else 3)
+    release.set()
+    holder.join()
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_trains_and_predicts_on_one_thread():
+    # found by probing: after the parent had run the engine's threads, a child made by fork (multiprocessing's
+    # default start method on Linux) waited forever in its first parallel region (GNU libgomp's threads do not
+    # survive fork); and a fork while another thread's engine call held BLAS pinned left the child's BLAS on one
+    # thread for good. The child now runs the engine on one thread, the same bits, with the parent's BLAS counts
+    result = subprocess.run([sys.executable, "-c", FORK_CHILD], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -1365,6 +1365,7 @@ cdef int _n_blas = 0
 cdef int _pin_depth = 0  # changed with the GIL held only
 cdef long long _pin_generation = 0  # times the pinning began
 cdef int _usable_cpus = 1
+cdef bint _forked_child = False  # (after_fork_in_child)
 
 
 def register_blas(list controls):
@@ -1389,7 +1390,9 @@ def set_usable_cpus(int n):
 
 
 cdef void _pin_blas() noexcept:
-    """Every registered BLAS to one thread (the first of nested calls saves the counts)."""
+    """Every registered BLAS to one thread (the first of nested calls saves the counts; a nested call sets
+    one again where another thread's threadpool_limits changed it meanwhile: its BLAS pools would otherwise
+    compete with the engine's threads until the outermost call ends, 100x slower)."""
     global _pin_depth, _pin_generation
     cdef int i
     if _pin_depth == 0:
@@ -1397,6 +1400,10 @@ cdef void _pin_blas() noexcept:
         for i in range(_n_blas):
             _blas_saved[i] = _blas_get[i]()
             if _blas_saved[i] != 1:
+                _blas_set[i](1)
+    else:
+        for i in range(_n_blas):
+            if _blas_get[i]() != 1:
                 _blas_set[i](1)
     _pin_depth += 1
 
@@ -1436,19 +1443,42 @@ def _set_thread_adaptation(bint on):
     _adapt = on
 
 
+def after_fork_in_child():
+    """In a child process made by fork (os.register_at_fork, network.py): the engine on one thread from
+    now on, and the BLAS counts of the parent before its engine calls, if one was running in another thread
+    (which the child does not have).
+
+    GNU libgomp's threads do not survive fork: the first parallel region of a child whose parent had
+    started them waits for them forever. And a pinning in progress at the fork would never end in the
+    child: its BLAS would stay on one thread.
+    """
+    global _forked_child, _pin_depth
+    cdef int i
+    _forked_child = True
+    if _pin_depth > 0:
+        for i in range(_n_blas):
+            if _blas_saved[i] != 1:
+                _blas_set[i](_blas_saved[i])
+    _pin_depth = 0
+
+
 def blas_pin_state():
     """(nesting depth of the engine's BLAS pinning, 0 when no engine call runs; times it began): for tests."""
     return _pin_depth, _pin_generation
 
 
 cdef int _default_threads() noexcept nogil:
-    """OpenMP's thread count (OMP_NUM_THREADS, threadpoolctl's openmp limit), at most the usable CPUs."""
+    """OpenMP's thread count (OMP_NUM_THREADS, threadpoolctl's openmp limit), at most the usable CPUs (one in a
+    forked child: see after_fork_in_child)."""
+    if _forked_child:
+        return 1
     return max(1, min(omp_get_max_threads(), _usable_cpus))
 
 
 def effective_n_threads(n_threads=None):
-    """The engine's thread count: n_threads, or the default for None; 1 when built without OpenMP."""
-    if not FM_OPENMP:
+    """The engine's thread count: n_threads, or the default for None; 1 when built without OpenMP, and in a
+    child process made by fork (after_fork_in_child)."""
+    if not FM_OPENMP or _forked_child:
         return 1
     if n_threads is None:
         return _default_threads()

@@ -48,6 +48,8 @@ def _usable_cpus(environ=os.environ):
 
 _engine.set_usable_cpus(_usable_cpus())
 _engine.register_blas(_blas_thread_controls())
+if hasattr(os, "register_at_fork"):  # (a child made by fork trains and predicts on one thread: see docs/engine.rst)
+    os.register_at_fork(after_in_child=_engine.after_fork_in_child)
 _validation.use_compiled_all_finite(_engine.all_finite)
 
 
