@@ -326,36 +326,48 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     if p.n_params > p.n_weights:
         _add_chunk(p, p.n_weights, p.n_params - p.n_weights, 0)
 
+    # (each array on a cache line of its own, where the workspace starts on one: see LINE_ELEMENTS)
     off = 0
     p.x_off = off
-    off += B * sizes[0]
+    off = _line_up(off + B * sizes[0])
     p.y_off = off
     if training:
-        off += B * sizes[L]
+        off = _line_up(off + B * sizes[L])
     p.sw_off = off
     if training:
-        off += B
+        off = _line_up(off + B)
     for l in range(1, L + 1):
         widest = max(widest, sizes[l])
         p.z_off[l] = off
-        off += B * sizes[l]
+        off = _line_up(off + B * sizes[l])
         if l == L:
             continue
         if training:
             p.a_off[l] = off
-            off += B * sizes[l]
+            off = _line_up(off + B * sizes[l])
         else:
             p.a_off[l] = p.z_off[l]
         if dropout and p.keep != NULL and p.keep[l - 1] < 1.0:
             p.m_off[l] = off
-            p.d_off[l] = off + B * sizes[l]
-            off += 2 * B * sizes[l]
+            p.d_off[l] = _line_up(off + B * sizes[l])
+            off = _line_up(p.d_off[l] + B * sizes[l])
     p.delta_off = off
-    p.delta_prev_off = off + B * widest
+    p.delta_prev_off = _line_up(off + B * widest)
     if training:
-        off += 2 * B * widest
+        off = _line_up(p.delta_prev_off + B * widest)
     p.work_size = off
     return 0
+
+
+# Elements in a cache line of float32 (two of float64): the workspace's arrays start at multiples of it, so that
+# in a workspace that starts on a line (network._aligned_empty) two threads' parts of rows of a whole number of
+# lines share none (a line written by both goes back and forth between their cores).
+cdef enum:
+    LINE_ELEMENTS = 16
+
+
+cdef inline Py_ssize_t _line_up(Py_ssize_t n) noexcept nogil:
+    return (n + LINE_ELEMENTS - 1) // LINE_ELEMENTS * LINE_ELEMENTS
 
 
 cdef inline void _add_chunk(Plan *p, Py_ssize_t offset, Py_ssize_t length, Py_ssize_t layer) noexcept:
