@@ -942,3 +942,34 @@ def test_probed_edges_of_the_network_api():
         np.testing.assert_array_equal(net.coefs_[0], W1)
         with pytest.raises(ValueError, match="loss_param"):
             cls([3, 4, 1], loss="huber", loss_param=10**400)
+
+
+def test_a_sparse_matrix_with_duplicate_entries_is_read_as_toarray_reads_it():
+    # found by probing: duplicates reached the engine entry by entry (1e16, 1 and -1e16 in one place gave another
+    # row than toarray()'s 0), two duplicates of 1e308 passed as finite, and unsorted indices gave other last
+    # bits than dense input; now summed and sorted first, on a copy (the caller's matrix unchanged)
+    import scipy.sparse as sp
+
+    net = fastmlp.Network([3, 4, 1], activation="identity", random_state=0)
+    S = sp.csr_matrix((np.array([1e16, 1.0, -1e16, 2.0]), np.array([0, 0, 0, 1]), np.array([0, 4])), shape=(1, 3))
+    before = S.data.copy(), S.indices.copy()
+    np.testing.assert_array_equal(net.forward(S), net.forward(S.toarray()))
+    np.testing.assert_array_equal(S.data, before[0])
+    np.testing.assert_array_equal(S.indices, before[1])
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    X[rng.random(X.shape) < 0.4] = 0
+    U = sp.csr_matrix(X)
+    for i in range(U.shape[0]):  # (each row's entries in reverse order)
+        a, b = U.indptr[i], U.indptr[i + 1]
+        U.indices[a:b], U.data[a:b] = U.indices[a:b][::-1].copy(), U.data[a:b][::-1].copy()
+    U.has_sorted_indices = False
+    np.testing.assert_array_equal(net.forward(U), net.forward(X))
+    Y = rng.normal(size=(50, 1))
+    a, b = fastmlp.Network([3, 4, 1], random_state=1), fastmlp.Network([3, 4, 1], random_state=1)
+    a.fit(U, Y, epochs=2, shuffle=False)
+    b.fit(X, Y, epochs=2, shuffle=False)
+    assert a.loss_curve_ == b.loss_curve_
+    big = sp.csr_matrix((np.array([1e308, 1e308]), np.array([0, 0]), np.array([0, 2])), shape=(1, 3))
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.forward(big)

@@ -95,6 +95,12 @@ def as_csr(X, name, dtype):
         X.check_format(full_check=True)
     except ValueError as exc:
         raise ValueError(f"{name} is not a valid CSR matrix: {exc}") from None
+    if not X.has_canonical_format:
+        # duplicate entries summed and indices sorted, as toarray() sees them (read entry by entry, duplicates of
+        # 1e16, 1 and -1e16 gave another row than toarray()'s, and two of 1e308 passed as finite); on a copy:
+        # sum_duplicates works in place
+        X = X.copy()
+        X.sum_duplicates()
     X.indptr = aligned(np.ascontiguousarray(X.indptr, dtype=np.intp))
     X.indices = aligned(np.ascontiguousarray(X.indices, dtype=np.intp))
     X.data = aligned(np.ascontiguousarray(X.data))
