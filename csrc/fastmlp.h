@@ -156,8 +156,8 @@ uint64_t fm_rng_next(fm_rng *rng);
                                  const T *slopes, T *delta, T *slope_grad);     \
     void fm_col_max_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld,     \
                           const T *M, T *colmax);                               \
-    void fm_col_sum_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate,   \
-                          const T *M, T *out);                                  \
+    void fm_col_sum_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld,     \
+                          int accumulate, const T *M, T *out);                  \
     void fm_gather_rows_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,               \
                               const ptrdiff_t *idx, const T *X, T *out);        \
     void fm_output_forward_##SUF(int act, ptrdiff_t n_rows, ptrdiff_t n_cols,   \

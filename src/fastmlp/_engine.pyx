@@ -551,8 +551,7 @@ cdef void _backward_task(const Plan *p, const floating *params, floating *grads,
             if t == 0:
                 _col_sum(B, fan_out, accumulate, delta, grads + p.b_off[l])
         else:
-            for r in range(B):
-                _col_sum(1, c1 - c0, accumulate or r > 0, delta + r * fan_out + c0, grads + p.b_off[l] + c0)
+            _col_sum(B, c1 - c0, accumulate, delta + c0, grads + p.b_off[l] + c0, fan_out)
         return
     _range(&p.bwd[l], B, fan_in, t - p.wgt[l].k, &r0, &r1, &c0, &c1)
     if r1 <= r0 or c1 <= c0:

@@ -50,8 +50,10 @@ cdef extern from "fastmlp.h" nogil:
                                const double *slopes, double *delta, double *slope_grad)
     void fm_col_max_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const float *M, float *colmax)
     void fm_col_max_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, const double *M, double *colmax)
-    void fm_col_sum_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const float *M, float *out)
-    void fm_col_sum_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, int accumulate, const double *M, double *out)
+    void fm_col_sum_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, int accumulate, const float *M,
+                        float *out)
+    void fm_col_sum_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld, int accumulate, const double *M,
+                        double *out)
     void fm_block_sumsq_f32(ptrdiff_t n_rows, ptrdiff_t n_blocks, ptrdiff_t block_cols, ptrdiff_t ld, const float *M,
                             double *out, ptrdiff_t out_stride)
     void fm_block_sumsq_f64(ptrdiff_t n_rows, ptrdiff_t n_blocks, ptrdiff_t block_cols, ptrdiff_t ld, const double *M,
@@ -148,11 +150,14 @@ cdef inline void _col_max(Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld, c
 
 
 cdef inline void _col_sum(Py_ssize_t n_rows, Py_ssize_t n_cols, bint accumulate, const floating *M,
-                          floating *out) noexcept nogil:
+                          floating *out, Py_ssize_t ld=-1) noexcept nogil:
+    """out (+)= the sums of M's columns (rows ld apart; -1: n_cols), in double, rounded once."""
+    if ld < 0:
+        ld = n_cols
     if floating is float:
-        fm_col_sum_f32(n_rows, n_cols, accumulate, M, out)
+        fm_col_sum_f32(n_rows, n_cols, ld, accumulate, M, out)
     else:
-        fm_col_sum_f64(n_rows, n_cols, accumulate, M, out)
+        fm_col_sum_f64(n_rows, n_cols, ld, accumulate, M, out)
 
 
 cdef inline void _block_sumsq(Py_ssize_t n_rows, Py_ssize_t n_blocks, Py_ssize_t block_cols, Py_ssize_t ld,
