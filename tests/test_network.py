@@ -973,3 +973,33 @@ def test_a_sparse_matrix_with_duplicate_entries_is_read_as_toarray_reads_it():
     big = sp.csr_matrix((np.array([1e308, 1e308]), np.array([0, 0]), np.array([0, 2])), shape=(1, 3))
     with pytest.raises(ValueError, match="X contains NaN or infinity"):
         net.forward(big)
+
+
+def test_a_sparse_X_keeps_no_room_for_dense_rows_in_the_workspaces():
+    # found by probing: the training and forward workspaces kept batch x n_features elements for gathered rows
+    # of X, which a CSR X never uses: a CSR matrix of 2^24 columns failed with MemoryError (25 GiB at batch 200)
+    import scipy.sparse as sp
+
+    net = fastmlp.Network([5000, 3, 2], random_state=0)
+    args = (net._sizes, net._act_codes, net._keep, 64, False)
+    dense, csr = _engine_workspace(*args, True), _engine_workspace(*args, False)
+    assert dense - csr >= 64 * 5000 and csr < 64 * 100
+    grads, work = net._workspaces(64, False, dense_x=False)
+    assert work.shape[0] == csr
+    # an estimator's trainer kept across calls: CSR, then dense (room made), then CSR, as dense to rounding (the
+    # CSR product adds its terms in another order than BLAS's)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 5000)) * (rng.random((150, 5000)) < 0.01)
+    y = (X[:, :50].sum(axis=1) > 0).astype(int)
+    calls = [sp.csr_matrix(X), X, sp.csr_matrix(X)]
+    a, b = fastmlp.MLPClassifier((3,), batch_size=64, random_state=0), fastmlp.MLPClassifier((3,), batch_size=64,
+                                                                                               random_state=0)
+    for S in calls:
+        a.partial_fit(S, y, classes=[0, 1])
+        b.partial_fit(X, y, classes=[0, 1])
+    assert_allclose(a.coefs_[0], b.coefs_[0], rtol=1e-10, atol=1e-12)
+    assert_allclose(a.predict_proba(sp.csr_matrix(X)), b.predict_proba(X), rtol=1e-10, atol=1e-12)
+
+
+def _engine_workspace(sizes, acts, keep, batch, dropout, dense_x):
+    return fastmlp._engine.workspace_size(sizes, acts, keep, batch, dropout, dense_x)

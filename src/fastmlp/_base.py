@@ -5,7 +5,7 @@ Subclasses supply the math through four hooks (thinc's Ops pattern: a NumPy
 base, a compiled override):
     _forward(X, training, seed, n_threads=None) -> output
     _loss_and_gradients(X, Y, alpha, sample_weight) -> (loss, flat gradient)
-    _workspaces(batch_size, dropout) -> (grads, work)   (optional: the engine's buffers)
+    _workspaces(batch_size, dropout, dense_x) -> (grads, work)   (optional: the engine's buffers)
     _train_epoch(trainer, X, Y, sample_weight, order, batch_size, n_threads, loss_per_row) -> (loss_sum, n_batches,
     finite)
 n_threads is None (the default count) or a checked positive int; the NumPy
@@ -831,8 +831,9 @@ class BaseNetwork(FixedSettings):
         dead = np.add.reduceat(unit_max <= 0, starts, axis=1) / units
         return dead.tolist()
 
-    def _workspaces(self, batch_size, dropout):
-        """Hook: (gradient buffer, engine workspace) for batches of batch_size rows, or (None, None)."""
+    def _workspaces(self, batch_size, dropout, dense_x=True):
+        """Hook: (gradient buffer, engine workspace) for batches of batch_size rows (dense_x=False: of a CSR X,
+        whose rows are not gathered), or (None, None)."""
         return None, None
 
     def _mean_loss(self, X, Y, sample_weight, n_threads=None):

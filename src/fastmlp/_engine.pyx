@@ -253,11 +253,14 @@ cdef int _read_data(object X, object Y, object sample_weight, Data *d, const flo
 
 
 cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
-                    Py_ssize_t batch_size, bint training, bint dropout) except -1:
+                    Py_ssize_t batch_size, bint training, bint dropout, bint dense_x=True) except -1:
     """Fill the parameter and workspace offset tables for batches of batch_size rows.
 
     training=False plans a forward pass only: A_l shares Z_l's memory and no
-    deltas or targets are kept. dropout=False ignores keep.
+    deltas or targets are kept. dropout=False ignores keep. dense_x=False
+    (CSR X, read through its row numbers) keeps no room for gathered rows of
+    X: B x n_features elements a wide sparse X never uses (2^24 columns: 25 GiB
+    at batch 200).
     """
     cdef Py_ssize_t L = sizes.shape[0] - 1, l, off = 0, widest = 0, B = batch_size, fan_in, fan_out
     p.n_layers = L
@@ -329,7 +332,7 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     # (each array on a cache line of its own, where the workspace starts on one: see LINE_ELEMENTS)
     off = 0
     p.x_off = off
-    off = _line_up(off + B * sizes[0])
+    off = _line_up(off + (B * sizes[0] if dense_x else 0))
     p.y_off = off
     if training:
         off = _line_up(off + B * sizes[L])
@@ -1061,10 +1064,11 @@ def _clock_batch(double[::1] thread_clock, double seconds_n, double seconds_1, P
 
 
 def workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[::1] keep,
-                   Py_ssize_t batch_size, bint dropout):
-    """Elements of the training workspace train_epoch needs for batches of batch_size rows."""
+                   Py_ssize_t batch_size, bint dropout, bint dense_x=True):
+    """Elements of the training workspace train_epoch needs for batches of batch_size rows (dense_x=False:
+    of a CSR X)."""
     cdef Plan p
-    _plan_init(&p, sizes, acts, keep, batch_size, True, dropout)
+    _plan_init(&p, sizes, acts, keep, batch_size, True, dropout, dense_x)
     _plan_free(&p)
     return p.work_size
 
@@ -1118,7 +1122,10 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
         if rates.shape[0] < (n + B - 1) // B:
             raise ValueError(f"learning_rates has {rates.shape[0]} rates for {(n + B - 1) // B} batches.")
         rate_of = &rates[0] if rates.shape[0] > 0 else NULL  # (no pointer into an empty array)
-    _plan_init(&p, sizes, acts, keep, B, True, s.dropout)
+    _plan_init(&p, sizes, acts, keep, B, True, s.dropout, d.X != NULL)
+    if work.shape[0] < p.work_size:
+        _plan_free(&p)
+        raise ValueError(f"work has {work.shape[0]} elements; this epoch needs {p.work_size} (workspace_size).")
     p.loss = settings["loss"]
     p.loss_param = settings["loss_param"]
     # (no hidden layer: no units, and an empty unit_max has no first element to point at)
@@ -1198,7 +1205,7 @@ def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, int los
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
     B = min(n, CHUNK_ROWS)
-    _plan_init(&p, sizes, acts, None, B, True, False)
+    _plan_init(&p, sizes, acts, None, B, True, False, d.X != NULL)
     p.loss = loss_code
     p.loss_param = loss_param
     n_threads = _threads_for(&p, B, n_threads)
@@ -1261,7 +1268,7 @@ cdef int _forward_rows(const Py_ssize_t[::1] sizes, const int[::1] acts, const f
     cdef fm_rng rng
     cdef floating *work = NULL
     cdef Py_ssize_t c, n_chunks
-    _plan_init(&p, sizes, acts, keep, min(d.n_rows, FORWARD_ROWS), training, training)
+    _plan_init(&p, sizes, acts, keep, min(d.n_rows, FORWARD_ROWS), training, training, d.X != NULL)
     n_chunks = (d.n_rows + p.batch_size - 1) // p.batch_size
     n_threads = 1 if training else min(_threads_for(&p, d.n_rows, n_threads), n_chunks)
     try:
@@ -1333,7 +1340,7 @@ def forward_members(const Py_ssize_t[::1] sizes, const int[::1] acts, list param
             member[k] = &flat[0]
         _read_data(X, None, None, &d, member[0])
         fm_rng_seed(&rng, 0)  # (no dropout: not drawn from)
-        _plan_init(&p, sizes, acts, None, min(d.n_rows, FORWARD_ROWS), False, False)
+        _plan_init(&p, sizes, acts, None, min(d.n_rows, FORWARD_ROWS), False, False, d.X != NULL)
         try:
             n_chunks = (d.n_rows + p.batch_size - 1) // p.batch_size
             n_threads = min(_threads_for(&p, d.n_rows * K, n_threads), K * n_chunks)

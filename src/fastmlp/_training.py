@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _registry
 from ._progress import EpochReporter
-from ._validation import all_finite, check_bool, check_float, check_int
+from ._validation import all_finite, check_bool, check_float, check_int, is_sparse
 
 # scikit-learn's words for the same failure, kept so that code matching them keeps working
 SKLEARN_DIVERGENCE = ("Solver produced non-finite parameter weights. The input data may contain large values "
@@ -110,8 +110,8 @@ class Trainer:
     fastmlp.save keeps): the rest is scratch, made again by the next epoch.
     """
 
-    _SCRATCH = ("grads", "work", "capacity", "keep_sized", "start_of_epoch", "state_at_start", "step_at_start",
-                "rates")
+    _SCRATCH = ("grads", "work", "capacity", "capacity_dense", "keep_sized", "start_of_epoch", "state_at_start",
+                "step_at_start", "rates")
 
     def __init__(self, net, optimizer, batch_size, learning_rate, **hyperparameters):
         spec = _registry.lookup(_registry.OPTIMIZERS, optimizer, "optimizer")
@@ -142,6 +142,7 @@ class Trainer:
     def _scratch_like(self, params):
         self.grads = self.work = None  # the engine's workspaces, sized by net._workspaces for `capacity` rows
         self.capacity = 0
+        self.capacity_dense = False  # (whether they hold room for gathered rows of a dense X)
         self.keep_sized = None  # and for these keep probabilities (follow_dropout)
         self.start_of_epoch = np.empty_like(params)  # what a divergence rolls back to
         self.state_at_start = [np.empty_like(s) for s in self.state]
@@ -158,11 +159,12 @@ class Trainer:
             self.keep_sized = keep
             self.capacity = 0
 
-    def size_for(self, net, batch_size):
-        """Workspaces for batches of batch_size rows (kept while large enough)."""
-        if batch_size > self.capacity:
-            self.grads, self.work = net._workspaces(batch_size, self.settings["dropout"])
-            self.capacity = batch_size
+    def size_for(self, net, batch_size, dense_x=True):
+        """Workspaces for batches of batch_size rows of a dense X or (dense_x=False) a CSR one, whose rows are
+        not gathered (kept while large enough: a dense X's fit a CSR X's batches too)."""
+        if batch_size > self.capacity or (dense_x and not self.capacity_dense):
+            self.grads, self.work = net._workspaces(batch_size, self.settings["dropout"], dense_x)
+            self.capacity, self.capacity_dense = batch_size, dense_x
 
     def save_epoch_start(self, params):
         np.copyto(self.start_of_epoch, params)
@@ -472,7 +474,7 @@ class EpochLoop:
         n = X.shape[0]
         batch = min(trainer.settings["batch_size"], n)
         trainer.follow_dropout(net)
-        trainer.size_for(net, batch)
+        trainer.size_for(net, batch, not is_sparse(X))
         order = None
         if self.shuffle:
             order = next_order(net._rng, n, self.order)

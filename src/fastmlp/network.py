@@ -309,8 +309,8 @@ class Network(BaseNetwork):
             return _engine.largest_row_sumsq(X)
         return super()._largest_row_sumsq(X)
 
-    def _workspaces(self, batch_size, dropout):
-        size = _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size, dropout)
+    def _workspaces(self, batch_size, dropout, dense_x=True):
+        size = _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size, dropout, dense_x)
         return _aligned_empty(self._params.shape[0], self.dtype), _aligned_empty(size, self.dtype)
 
     def _engine_settings(self, trainer, batch_size, n_threads):
