@@ -982,7 +982,7 @@ def test_a_sparse_X_keeps_no_room_for_dense_rows_in_the_workspaces():
 
     net = fastmlp.Network([5000, 3, 2], random_state=0)
     args = (net._sizes, net._act_codes, net._keep, 64, False)
-    dense, csr = _engine_workspace(*args, True), _engine_workspace(*args, False)
+    dense, csr = fastmlp._engine.workspace_size(*args, True), fastmlp._engine.workspace_size(*args, False)
     assert dense - csr >= 64 * 5000 and csr < 64 * 100
     grads, work = net._workspaces(64, False, dense_x=False)
     assert work.shape[0] == csr
@@ -999,7 +999,3 @@ def test_a_sparse_X_keeps_no_room_for_dense_rows_in_the_workspaces():
         b.partial_fit(X, y, classes=[0, 1])
     assert_allclose(a.coefs_[0], b.coefs_[0], rtol=1e-10, atol=1e-12)
     assert_allclose(a.predict_proba(sp.csr_matrix(X)), b.predict_proba(X), rtol=1e-10, atol=1e-12)
-
-
-def _engine_workspace(sizes, acts, keep, batch, dropout, dense_x):
-    return fastmlp._engine.workspace_size(sizes, acts, keep, batch, dropout, dense_x)
