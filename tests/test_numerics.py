@@ -820,3 +820,99 @@ def test_training_flushes_subnormals_and_gives_the_thread_its_mode_back():
     reference_net.fit(X, Y, epochs=1, batch_size=4, learning_rate=1.0)
     assert reference_net.intercepts_[0][0] > 0.0  # (the subnormal step taken)
     assert tiny / np.float32(2) != 0  # this thread's mode as before: NumPy's float32 keeps its subnormals
+
+
+def _raising_on_call(function, at, exception=KeyboardInterrupt):
+    """function, raising `exception` after its call number `at` (Ctrl-C seen in the Python just after it)."""
+    calls = [0]
+
+    def wrapped(*args, **kwargs):
+        out = function(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == at:
+            raise exception
+        return out
+
+    return wrapped
+
+
+def test_ctrl_c_between_the_compiled_epoch_and_its_record_keeps_the_last_recorded_epoch(monkeypatch):
+    # found by CI (a no-OpenMP build): a SIGINT that arrived after the compiled epoch's last check for signals
+    # was seen in the Python after it, before the epoch was recorded: the weights (and Adam's state) one epoch
+    # ahead of the record, a replay of n_iter_ epochs differing
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    kw = dict(shuffle=False, optimizer="adam")
+    replay = fastmlp.Network([5, 8, 1], random_state=0).fit(X, y, epochs=2, **kw)
+    net = fastmlp.Network([5, 8, 1], random_state=0)
+    monkeypatch.setattr(fastmlp._training, "epoch_total_weight",
+                        _raising_on_call(fastmlp._training.epoch_total_weight, 3))
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=5, **kw)
+    monkeypatch.undo()
+    assert len(net.loss_curve_) == 2 and net.grad_norms_.shape[0] == 2
+    _assert_params_equal(_params(net), _params(replay))
+    net.fit(X, y, epochs=1, **kw)  # and trains on from there as the replay does
+    replay.fit(X, y, epochs=1, **kw)
+    _assert_params_equal(_params(net), _params(replay))
+
+
+def test_ctrl_c_in_the_schedules_step_takes_back_the_schedule_and_the_best(monkeypatch):
+    # the same window later: the epoch validated, its best weights kept and the schedule stepped, not yet
+    # recorded; the best weights (returned at the end with early stopping) and the schedule's run must be
+    # those of the epochs recorded
+    from fastmlp import schedules
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    kw = dict(hidden_layer_sizes=(8,), solver="adam", shuffle=False, random_state=0, early_stopping=True,
+              n_iter_no_change=50, learning_rate=schedules.ReduceOnPlateau(patience=0, factor=0.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay = MLPRegressor(**kw, max_iter=2).fit(X, y)
+    monkeypatch.setattr(schedules._PlateauRun, "end_epoch", _raising_on_call(schedules._PlateauRun.end_epoch, 3))
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = MLPRegressor(**kw, max_iter=10).fit(X, y)
+    monkeypatch.undo()
+    assert est.n_iter_ == len(est.loss_curve_) == len(est.validation_scores_) == 2
+    assert est.best_validation_score_ == replay.best_validation_score_
+    _assert_params_equal(_params(est), _params(replay))
+    (run, epoch), (replay_run, replay_epoch) = est._lr_run, replay._lr_run
+    assert epoch == replay_epoch == 2 and run.get_state() == replay_run.get_state()
+
+
+def test_ctrl_c_between_the_pass_and_a_members_record_keeps_each_members_last_recorded_epoch(monkeypatch):
+    # the one pass: Ctrl-C after the epoch's validations, while the members record it one after another (the
+    # first recorded, the second not): each member's weights those of its own record
+    from fastmlp.ensemble_estimators import MLPEnsembleRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    # the third member's record of epoch 3: the hooks' epoch end of its loop, after its history's append
+    # (members 0 and 1 recorded epoch 3, member 2 recorded it and was stopped in its hooks, member 3 not yet)
+    calls = [0]
+    original = fastmlp._training.EpochLoop._dispatch
+
+    def dispatch(self, event, *args):
+        if event == "on_epoch_end":
+            calls[0] += 1
+            if calls[0] == 11:
+                raise KeyboardInterrupt
+        return original(self, event, *args)
+
+    monkeypatch.setattr(fastmlp._training.EpochLoop, "_dispatch", dispatch)
+    kw = dict(hidden_layer_sizes=(8,), solver="adam", shuffle=False, batch_size=50, max_iter=6)
+    with pytest.warns(UserWarning, match="interrupted"):
+        ens = MLPEnsembleRegressor(**kw, n_members=4, random_state=0).fit(X, y)
+    monkeypatch.undo()
+    assert list(ens.n_iter_) == [3, 3, 3, 2]
+    for member, n in zip(ens.estimators_, ens.n_iter_):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            alone = MLPRegressor(**dict(kw, max_iter=int(n)), random_state=member.random_state).fit(X, y)
+        assert_allclose(np.concatenate([c.ravel() for c in member.coefs_]),
+                        np.concatenate([c.ravel() for c in alone.coefs_]), rtol=0, atol=1e-10)
+    assert ens.predict(X).shape == (200,)

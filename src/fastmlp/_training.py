@@ -319,6 +319,9 @@ class EpochLoop:
         self.diverged = None
         self.interrupted = False
         self.forgotten = False  # (forget_call: the call's epochs were taken back, weights and record)
+        # From the moment an epoch starts changing the weights until its record is complete (open_epoch to
+        # _append): the history's length, the schedule's state and the best before it (take_back_open_epoch)
+        self._open = None
         self._n_at_start = len(self.history["loss"])
         # The state before the call, for a roll-back past the start of the failed
         # epoch (None for one epoch: that epoch's start is the call's).
@@ -349,8 +352,14 @@ class EpochLoop:
                         self.forget_call()
                     raise
                 self._record_diverged(exc)
-        except KeyboardInterrupt:
-            self.interrupted = True
+        except BaseException as exc:
+            # Ctrl-C (seen when the compiled epoch returns, or anywhere in the Python between it and the
+            # record), or a scorer or schedule that raised: an epoch trained but not recorded is undone, so
+            # the weights are those of the last epoch recorded
+            if self.take_back_open_epoch():
+                self.trainer.restore_epoch_start(self.net._params)
+            if isinstance(exc, KeyboardInterrupt):
+                self.interrupted = True
             raise
         finally:
             self.finish()
@@ -377,6 +386,30 @@ class EpochLoop:
         self.rate = float(rates[0] if (rates == rates[0]).all() else rates.mean())  # (a mean of equal rates rounds)
         return self.rate
 
+    def open_epoch(self):
+        """Mark the start of an epoch's changes to the weights: until its record is complete, an exception
+        takes it back (take_back_open_epoch)."""
+        schedule = None
+        if self.schedule is not None:  # (a user's run may keep no state to give: only its epoch comes back)
+            get_state = getattr(self.schedule, "get_state", None)
+            schedule = self.schedule_epoch, None if get_state is None else get_state()
+        self._open = len(self.history["loss"]), schedule, self.best_score, self.best_params
+
+    def take_back_open_epoch(self):
+        """After an exception: the record of an epoch opened and not completely recorded taken back (what
+        was appended of it, the schedule's step); True if there was one (its weights are the caller's to
+        take back)."""
+        if self._open is None:
+            return False
+        n, schedule, self.best_score, self.best_params = self._open  # (best_params is replaced, never written)
+        self._open = None
+        self._truncate(n)
+        if schedule is not None:
+            self.schedule_epoch = schedule[0]
+            if schedule[1] is not None:
+                self.schedule.set_state(schedule[1])
+        return True
+
     def end_epoch(self, loss, norms, rate, seconds, evaluation=None):
         """The record of an epoch trained (its mean loss, per-layer mean ||dW||): validation, best weights,
         the schedule, the history and the hooks' epoch end; True to stop. evaluation: the validation's
@@ -384,11 +417,7 @@ class EpochLoop:
         logs = {"loss": loss, "learning_rate": rate, "seconds": seconds, "grad_norms": norms}
         if self.validation is not None:
             if evaluation is None:
-                try:
-                    evaluation = self.validation.evaluate(self.net, self.n_threads)
-                except BaseException:  # (Ctrl-C, or a scorer that raised: the epoch is not recorded, its start
-                    self.trainer.restore_epoch_start(self.net._params)  # comes back)
-                    raise
+                evaluation = self.validation.evaluate(self.net, self.n_threads)
             logs["val_loss"], logs["val_score"] = evaluation
             if self.keep_best and logs["val_score"] > self.best_score:
                 self.best_score = logs["val_score"]
@@ -447,6 +476,7 @@ class EpochLoop:
         for key, values in self.history.items():
             values.append(logs.get(key, np.nan))  # (val_loss, val_score: NaN in a call without validation)
         self.grad_norms.append(logs["grad_norms"])
+        self._open = None  # (the epoch is recorded)
 
     def _truncate(self, n):
         """Keep the first n epochs of the history (those before this call and some of its own)."""
@@ -487,14 +517,9 @@ class EpochLoop:
         trainer.grad_norm_sums[:] = 0
         trainer.unit_max[:] = -np.inf
         trainer.save_epoch_start(net._params)
-        try:
-            loss_sum, n_batches, finite = net._train_epoch(trainer, X, self.Y, self.sample_weight, order, batch,
-                                                           self.n_threads, self.loss_per_row)
-        except KeyboardInterrupt:
-            # Ctrl-C is seen when the compiled epoch returns: undo that epoch, so the
-            # weights are those of the last epoch recorded
-            trainer.restore_epoch_start(net._params)
-            raise
+        self.open_epoch()
+        loss_sum, n_batches, finite = net._train_epoch(trainer, X, self.Y, self.sample_weight, order, batch,
+                                                       self.n_threads, self.loss_per_row)
         if not (finite and all_finite(net._params)):
             raise self._roll_back("the loss or the weights became NaN or infinite")
         net._record_dead_units(trainer.unit_max)
@@ -522,6 +547,7 @@ class EpochLoop:
         then the state before the call comes back.
         """
         net, trainer = self.net, self.trainer
+        self._open = None  # (taken back here, to the epoch's start or further)
         trainer.restore_epoch_start(net._params)
         to_call_start = self._before is not None and not net._outputs_in_range(self.X)
         if to_call_start:

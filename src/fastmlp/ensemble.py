@@ -634,7 +634,6 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
     together = first.validation is not None and all(
         loop.validation is not None and first.validation.same_data(loop.validation) for loop in loops[1:])
     pack = start = settings = order = None
-    in_epoch = False
     unset = object()
     last_dead = [unset] * len(loops)  # each member's dead_units_ after its last epoch completed (given back with it)
 
@@ -690,7 +689,8 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
             for saved, now in zip(start[0], [pack.params, *pack.state]):
                 np.copyto(saved, now)
             start[1][:] = pack.steps
-            in_epoch = True
+            for k in active:
+                loops[k].open_epoch()
             while True:
                 alphas = [loops[k].trainer.settings["alpha"] for k in active]
                 loss_sums, norm_sums, unit_max, n_batches = pack.epoch(settings, rates, alphas, seeds, X, Y,
@@ -712,7 +712,6 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                         if exc.to_call_start:
                             loop.forget_call()
                         error = exc
-                in_epoch = False
                 if error is not None:
                     pack = None  # (every member is back at the epoch's start, the one raising as its loop left it)
                     raise error
@@ -725,7 +724,6 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                 for saved, now in zip(start[0], [pack.params, *pack.state]):
                     np.copyto(saved, now)
                 start[1][:] = pack.steps
-                in_epoch = True
             if not active:
                 break
             seconds = time.perf_counter() - tic
@@ -734,14 +732,13 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                 if loops[k].validation is not None or loops[k].observed:
                     pack.unpack(i, loops[k].net._params)
             # the validations (before any member records the epoch: an interrupt here takes every member
-            # back to the epoch's start)
+            # back to the epoch's start, as one anywhere before a member's record takes that member back)
             if together:
                 evaluations = Validation.evaluate_together([loops[k].validation for k in active],
                                                            [loops[k].net for k in active], first.n_threads)
             else:
                 evaluations = [None if loops[k].validation is None
                                else loops[k].validation.evaluate(loops[k].net, first.n_threads) for k in active]
-            in_epoch = False
             dead = net._dead_fractions(unit_max[pack.unit_index])  # every member's dead_units_, in one call
             total_weight = epoch_total_weight(n, sample_weight, order, settings["batch_size"], first.loss_per_row)
             means, norms = (loss_sums / total_weight).tolist(), norm_sums / max(n_batches, 1)
@@ -782,9 +779,10 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
         if isinstance(exc, KeyboardInterrupt):
             for loop in loops:
                 loop.interrupted = True
-        if pack is not None:  # the members still training: the state of the last epoch they completed
+        opened = [loops[k].take_back_open_epoch() for k in active]
+        if pack is not None:  # the members still training: the state of the last epoch they recorded
             for i in range(len(active)):
-                give_back(i, at_start=in_epoch)
+                give_back(i, at_start=opened[i])
         raise
     finally:
         for loop in loops:
