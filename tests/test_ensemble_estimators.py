@@ -33,8 +33,10 @@ def _same_member(member, alone, atol=1e-6):
     for a, b in zip(member.coefs_ + member.intercepts_, alone.coefs_ + alone.intercepts_, strict=True):
         assert_allclose(a, b, rtol=1e-9, atol=atol)  # (rtol: the diverging case's weights reach 1e28)
     assert member.n_iter_ == alone.n_iter_ and member.t_ == alone.t_
-    assert_allclose(member.loss_curve_, alone.loss_curve_, rtol=1e-6)
-    assert_allclose(member.grad_norms_, alone.grad_norms_, rtol=1e-6)
+    # (float32: a gradient norm 4.8e-7 apart with this machine's kernels, 1.6e-6 with OpenBLAS's Sandybridge ones)
+    rtol = 1e-5 if member.coefs_[0].dtype == np.float32 else 1e-6
+    assert_allclose(member.loss_curve_, alone.loss_curve_, rtol=rtol)
+    assert_allclose(member.grad_norms_, alone.grad_norms_, rtol=rtol)
     assert member.dead_units_ == pytest.approx(alone.dead_units_)
     for name in ("validation_scores_", "best_loss_", "best_validation_score_"):
         a, b = getattr(member, name), getattr(alone, name)
@@ -641,8 +643,10 @@ def test_a_warm_start_goes_on_in_the_members_dtype():
     ens.set_params(dtype="float32").fit(X, y)
     alone.set_params(dtype="float32").fit(X, y)
     assert ens.estimators_[0].coefs_[0].dtype == np.float64
+    # (the one pass and a fit alone sum alike up to rounding, not bit for bit on every BLAS; X rounded to
+    # float32 moved the weights by about 1e-8)
     for a, b in zip(ens.estimators_[0].coefs_ + ens.estimators_[0].intercepts_, alone.coefs_ + alone.intercepts_):
-        assert_array_equal(a, b)
+        assert_allclose(a, b, rtol=0, atol=1e-12)
 
 
 def test_verbose_lines_say_which_member(capsys):

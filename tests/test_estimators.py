@@ -417,8 +417,11 @@ def test_zero_sample_weight_equals_dropping_rows(kind, solver):
                            random_state=0)
     weighted = clone(est).fit(X, y, sample_weight=keep.astype(float))
     dropped = clone(est).fit(X[keep], y[keep])
-    _assert_same_params(weighted, dropped, rtol=1e-9, atol=1e-12)
-    assert_allclose(_output(weighted, X), _output(dropped, X), rtol=1e-9, atol=1e-12)
+    # (the two fits' sums differ in their last bits on other BLAS kernels, and L-BFGS's 30 iterations amplify
+    # that: 2.4e-9 apart with OpenBLAS's Prescott kernels; see the next test)
+    tol = dict(rtol=1e-7, atol=1e-9) if solver == "lbfgs" else dict(rtol=1e-9, atol=1e-12)
+    _assert_same_params(weighted, dropped, **tol)
+    assert_allclose(_output(weighted, X), _output(dropped, X), **tol)
     if kind == "classifier":
         assert_array_equal(weighted.predict(X), dropped.predict(X))
 
