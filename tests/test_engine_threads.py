@@ -398,3 +398,33 @@ def test_the_workspaces_start_on_a_cache_line(dtype, batch):
         assert grads.ctypes.data % 64 == 0 and work.ctypes.data % 64 == 0
         assert grads.shape == net._params.shape and grads.dtype == work.dtype == dtype
         assert work.shape[0] == _engine.workspace_size(net._sizes, net._act_codes, net._keep, batch, dropout)
+
+
+# A first layer twice as wide as the second, at a batch no larger than it: its forward product is split by
+# the inner dimension (each part half of X_b and of W_1, then their sum); the second layer's too.
+INNER_LAYERS = [160, 64, 32, 3]
+
+
+def test_the_inner_split_is_planned_where_expected():
+    acts = np.array([1, 1, 0], dtype=np.intc)
+    assert _engine._forward_splits(np.array(INNER_LAYERS, dtype=np.intp), acts, 32)[:2] == [("inner", 2),
+                                                                                            ("inner", 2)]
+    # (a batch wider than the layer: by rows; a layer not twice as narrow as its input: by units)
+    assert _engine._forward_splits(np.array(INNER_LAYERS, dtype=np.intp), acts, 128)[0] == ("rows", 2)
+    assert _engine._forward_splits(np.array([40, 96, 64, 5], dtype=np.intp), acts, 32)[0] == ("units", 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["sgd-momentum-nesterov", "adam-l2", "sgd-clip", "adam-dropout", "adam-prelu-l2",
+                                  "sgd-sparse", "adam-sparse-dropout", "sgd-weights"])
+def test_an_inner_split_is_bit_identical_for_any_thread_count(forced_threads, monkeypatch, case, dtype):
+    monkeypatch.setattr(sys.modules[__name__], "LAYERS", INNER_LAYERS)
+    fits = [_fit(n, dtype, **CASES[case]) for n in THREADS]
+    net, predictions = fits[0]
+    for other, other_predictions in fits[1:]:
+        for a, b in zip(net.coefs_ + net.intercepts_, other.coefs_ + other.intercepts_):
+            assert_array_equal(a, b)
+        assert_array_equal(net.loss_curve_, other.loss_curve_)
+        assert_array_equal(net.grad_norms_, other.grad_norms_)
+        assert_array_equal(predictions, other_predictions)
+        assert net.dead_units_ == other.dead_units_

@@ -15,7 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastmlp
-from fastmlp import _registry, reference
+from fastmlp import _engine, _registry, reference
 
 NETWORKS = [fastmlp.Network, reference.Network]
 NETWORK_IDS = ["engine", "reference"]
@@ -1004,3 +1004,22 @@ def test_a_sparse_X_keeps_no_room_for_dense_rows_in_the_workspaces():
         b.partial_fit(X, y, classes=[0, 1])
     assert_allclose(a.coefs_[0], b.coefs_[0], rtol=1e-10, atol=1e-12)
     assert_allclose(a.predict_proba(sp.csr_matrix(X)), b.predict_proba(X), rtol=1e-10, atol=1e-12)
+
+
+@parametrize_dtype
+@pytest.mark.parametrize("optimizer", ["sgd-momentum", "adam"])
+@pytest.mark.parametrize("activation", ["tanh", "prelu"])
+def test_epochs_with_a_forward_product_split_by_its_inner_dimension_match_reference(dtype, optimizer, activation):
+    # a first layer at least twice as wide as the second, at a batch no larger than the second: its forward
+    # product runs in two parts of the inner dimension, added in a step of their own (with the bias, the
+    # activation, and the units' maxima); 50 rows at batch 20 leave a short last batch
+    sizes = [80, 32, 16, 3]
+    assert _engine._forward_splits(np.array(sizes, dtype=np.intp), np.zeros(3, dtype=np.intc), 20)[0] == ("inner", 2)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(50, 80)), rng.normal(size=(50, 3))
+    engine, ref = _engine_and_reference(dtype, layer_sizes=sizes, activation=activation)
+    kwargs = dict(epochs=2, batch_size=20, **OPTIMIZER_CONFIGS[optimizer], alpha=0.01)
+    engine.fit(X, Y, **kwargs)
+    ref.fit(X, Y, **kwargs)
+    _assert_same_training(engine, ref, RTOL[dtype])
+    assert engine.dead_units_ == pytest.approx(ref.dead_units_)

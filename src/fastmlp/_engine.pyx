@@ -146,6 +146,7 @@ cdef struct Plan:
     Py_ssize_t *a_off          # A_l = f(Z_l) (hidden layers)
     Py_ssize_t *m_off          # dropout mask M_l, -1 where layer l has no dropout
     Py_ssize_t *d_off          # D_l = A_l * M_l, -1 likewise
+    Py_ssize_t *k_off          # the products of Z_l's parts after the first (fwd[l].inner), -1 elsewhere
     Py_ssize_t x_off           # gathered batch rows of X
     Py_ssize_t y_off           # gathered batch rows of Y
     Py_ssize_t sw_off          # gathered batch sample weights
@@ -171,7 +172,11 @@ cdef struct Split:
     # packs the operand that every part reads again in each call): for
     # Z = A @ W, rows when the batch is larger than fan_out, so that W
     # (fan_in x fan_out) is what is packed again, else A (batch x fan_in).
+    # A hidden layer's forward product may instead be split along its inner
+    # dimension (inner=True: part t is A[:, K_t] @ W[K_t, :], nothing packed
+    # twice), its parts then added in order by a step of their own.
     bint rows
+    bint inner
     Py_ssize_t k
 
 
@@ -273,15 +278,15 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
         n_chunks += (sizes[l - 1] * sizes[l] + UPDATE_CHUNK - 1) // UPDATE_CHUNK + 1
     n_chunks += 1  # the PReLU slopes
     # one block: the offset tables, the chunk tables, the chunks' sums, the splits
-    p.table = <Py_ssize_t *>malloc((7 * (L + 1) + 3 * n_chunks) * sizeof(Py_ssize_t) + n_chunks * sizeof(double)
+    p.table = <Py_ssize_t *>malloc((8 * (L + 1) + 3 * n_chunks) * sizeof(Py_ssize_t) + n_chunks * sizeof(double)
                                    + 3 * (L + 1) * sizeof(Split))
     if p.table == NULL:
         raise MemoryError("fastmlp: cannot allocate the layer tables")
-    p.partial = <double *>(p.table + 7 * (L + 1) + 3 * n_chunks)
+    p.partial = <double *>(p.table + 8 * (L + 1) + 3 * n_chunks)
     p.fwd = <Split *>(p.partial + n_chunks)
     p.wgt = p.fwd + (L + 1)
     p.bwd = p.wgt + (L + 1)
-    p.u_off = p.table + 7 * (L + 1)
+    p.u_off = p.table + 8 * (L + 1)
     p.u_len = p.u_off + n_chunks
     p.u_layer = p.u_len + n_chunks
     p.w_off = p.table
@@ -291,8 +296,9 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     p.m_off = p.table + 4 * (L + 1)
     p.d_off = p.table + 5 * (L + 1)
     p.s_off = p.table + 6 * (L + 1)
+    p.k_off = p.table + 7 * (L + 1)
     for l in range(L + 1):
-        p.w_off[l] = p.b_off[l] = p.z_off[l] = p.a_off[l] = p.m_off[l] = p.d_off[l] = p.s_off[l] = -1
+        p.w_off[l] = p.b_off[l] = p.z_off[l] = p.a_off[l] = p.m_off[l] = p.d_off[l] = p.s_off[l] = p.k_off[l] = -1
     for l in range(1, L + 1):
         p.w_off[l] = off
         off += sizes[l - 1] * sizes[l]
@@ -312,6 +318,15 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
         fan_out = sizes[l]
         p.fwd[l].rows = B > fan_out
         p.fwd[l].k = _parts(B if p.fwd[l].rows else fan_out)
+        # A hidden layer whose product would be split by units, and whose input is at least twice as wide:
+        # split by the inner dimension instead. By units each part packs all of A_{l-1} (B x fan_in) again;
+        # by the inner dimension nothing is packed twice, and the parts' sum (B x fan_out) costs less
+        # (bench/PROFILE.md: a half of W1's first product at batch 32 takes 0.63 of the whole one by
+        # units, 0.53 by the inner dimension, float32; 0.83 and 0.50 in float64)
+        p.fwd[l].inner = (training and l < L and not p.fwd[l].rows and fan_in >= 2 * fan_out
+                          and _parts(fan_in) > 1)
+        if p.fwd[l].inner:
+            p.fwd[l].k = _parts(fan_in)
         p.wgt[l].rows = fan_out < fan_in  # dW's rows are fan_in: delta is packed again, else A
         p.wgt[l].k = _parts(fan_in if p.wgt[l].rows else fan_out)
         # delta_{l-1} is (batch x fan_in); by rows only where no sum over rows follows (PReLU's slopes)
@@ -343,6 +358,9 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
         widest = max(widest, sizes[l])
         p.z_off[l] = off
         off = _line_up(off + B * sizes[l])
+        if p.fwd[l].inner:
+            p.k_off[l] = off
+            off = _line_up(off + (p.fwd[l].k - 1) * B * sizes[l])
         if l == L:
             continue
         if training:
@@ -447,7 +465,6 @@ cdef void _forward_part(const Plan *p, const floating *params, floating *work, c
     cdef Py_ssize_t r0, r1, c0, c1, r, i, rows
     cdef const floating *A_in = _layer_input(p, work, batch, l, dropout)
     cdef floating *Z = Z_out if l == L else work + p.z_off[l]
-    cdef floating *A
     if A_in == NULL:  # CSR input, first layer: one part, over the nonzeros
         if t > 0:
             return
@@ -457,6 +474,14 @@ cdef void _forward_part(const Plan *p, const floating *params, floating *work, c
         c1 = fan_out
         _csr_matmul(B, fan_out, batch.rows, batch.row0, batch.csr.indptr, batch.csr.indices,
                     <const floating *>batch.csr.data, params + p.w_off[l], Z)
+    elif _inner_split(p, batch, l):
+        # part t of the inner dimension: A_{l-1}[:, k0:k1] @ W_l[k0:k1, :], to Z_l (t = 0) or a buffer of its own;
+        # the parts are added, and the bias and activation applied, by _inner_sum
+        _part(fan_in, p.fwd[l].k, t, &r0, &r1)
+        _gemm(c'N', c'N', <int>B, <int>fan_out, <int>(r1 - r0), <floating>1, A_in + r0, <int>fan_in,
+              params + p.w_off[l] + r0 * fan_out, <int>fan_out, <floating>0,
+              Z if t == 0 else work + p.k_off[l] + (t - 1) * B * fan_out, <int>fan_out)
+        return
     else:
         _range(&p.fwd[l], B, fan_out, t, &r0, &r1, &c0, &c1)
         if r1 <= r0 or c1 <= c0:
@@ -467,19 +492,50 @@ cdef void _forward_part(const Plan *p, const floating *params, floating *work, c
               <int>fan_out)
     if l == L:
         return
-    A = work + p.a_off[l]
     if _rows_split(p, batch, l):
         unit_max = NULL
-    # Z_l += b_l; A_l = f(Z_l) (and the units' running maxima), over the part's rows and columns in one call
+    _bias_act_part(p, params, work, l, B, r0, r1, c0, c1, unit_max)
+
+
+cdef inline bint _inner_split(const Plan *p, const Batch *batch, Py_ssize_t l) noexcept nogil:
+    """Whether layer l's forward parts split the inner dimension (a CSR X's first layer: one part)."""
+    return p.fwd[l].inner and not (l == 1 and batch.X == NULL)
+
+
+cdef inline void _bias_act_part(const Plan *p, const floating *params, floating *work, Py_ssize_t l, Py_ssize_t B,
+                                Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1,
+                                floating *unit_max) noexcept nogil:
+    """Z_l += b_l; A_l = f(Z_l) (and the units' running maxima, unless NULL), over rows r0..r1 and columns
+    c0..c1 of hidden layer l, in one call."""
+    cdef Py_ssize_t fan_out = p.sizes[l], i = r0 * fan_out + c0
+    cdef floating *Z = work + p.z_off[l]
+    cdef floating *A = work + p.a_off[l]
     if unit_max != NULL:
         unit_max += c0
-    i = r0 * fan_out + c0
     if p.s_off[l] >= 0:
         _prelu_forward(r1 - r0, c1 - c0, fan_out, params + p.b_off[l] + c0, params + p.s_off[l] + c0, Z + i, A + i,
                        unit_max)
     else:
         _bias_act_forward(p.acts[l - 1], r1 - r0, c1 - c0, fan_out, params + p.b_off[l] + c0, Z + i, A + i,
                           unit_max)
+
+
+cdef void _inner_sum(const Plan *p, const floating *params, floating *work, const Batch *batch, Py_ssize_t l,
+                     Py_ssize_t t, floating *unit_max) noexcept nogil:
+    """Part t (of the units) of the step after an inner split of layer l: Z_l = the parts' products added
+    in order, then its bias and activation (_bias_act_part)."""
+    cdef Py_ssize_t B = batch.n_rows, fan_out = p.sizes[l], c0, c1, j, r, c
+    cdef floating *Z = work + p.z_off[l]
+    cdef const floating *part
+    _part(fan_out, p.fwd[l].k, t, &c0, &c1)
+    if c1 <= c0:
+        return
+    for j in range(1, p.fwd[l].k):
+        part = work + p.k_off[l] + (j - 1) * B * fan_out
+        for r in range(B):
+            for c in range(c0, c1):
+                Z[r * fan_out + c] += part[r * fan_out + c]
+    _bias_act_part(p, params, work, l, B, 0, B, c0, c1, unit_max)
 
 
 cdef inline Py_ssize_t _after_tasks(const Plan *p, const Batch *batch, Py_ssize_t l, bint dropout,
@@ -517,6 +573,9 @@ cdef void _forward_hidden(const Plan *p, const floating *params, floating *work,
     for l in range(1, p.n_layers + 1):
         for t in range(p.fwd[l].k):
             _forward_part(p, params, work, batch, l, t, dropout, Z_out, NULL)
+        if _inner_split(p, batch, l):
+            for t in range(p.fwd[l].k):
+                _inner_sum(p, params, work, batch, l, t, NULL)
         if l < p.n_layers:
             for t in range(_after_tasks(p, batch, l, dropout, False)):
                 _after_layer(p, work, batch, l, t, dropout, rng, NULL)
@@ -688,6 +747,11 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
             if t % nt == tid:
                 _forward_part(p, params, work, batch, l, t, st.dropout, work + p.z_off[L], unit)
         _sync(nt)
+        if _inner_split(p, batch, l):
+            for t in range(p.fwd[l].k):
+                if t % nt == tid:
+                    _inner_sum(p, params, work, batch, l, t, unit)
+            _sync(nt)
         if l < L:
             k = _after_tasks(p, batch, l, st.dropout, unit != NULL)
             if k > 0:
@@ -1651,6 +1715,19 @@ def all_finite(const floating[::1] x):
     with nogil:
         finite = _all_finite(x.shape[0], &x[0]) if x.shape[0] > 0 else True
     return finite
+
+
+def _forward_splits(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t batch_size):
+    """How a training batch of batch_size rows of a dense X splits each layer's forward product, for the
+    tests: per layer ("rows", "units" or "inner", the number of parts)."""
+    cdef Plan p
+    cdef Py_ssize_t l
+    _plan_init(&p, sizes, acts, None, batch_size, True, False)
+    try:
+        return [("inner" if p.fwd[l].inner else "rows" if p.fwd[l].rows else "units", p.fwd[l].k)
+                for l in range(1, p.n_layers + 1)]
+    finally:
+        _plan_free(&p)
 
 
 # ---------------------------------------------------------------------------
