@@ -916,3 +916,91 @@ def test_ctrl_c_between_the_pass_and_a_members_record_keeps_each_members_last_re
         assert_allclose(np.concatenate([c.ravel() for c in member.coefs_]),
                         np.concatenate([c.ravel() for c in alone.coefs_]), rtol=0, atol=1e-10)
     assert ens.predict(X).shape == (200,)
+
+
+def _once(function, exception=KeyboardInterrupt):
+    """function, raising `exception` instead of running the first time it is called."""
+    calls = [0]
+
+    def wrapped(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise exception
+        return function(*args, **kwargs)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_ctrl_c_in_the_hooks_fit_end_leaves_a_complete_record(monkeypatch, tmp_path, solver):
+    # found by probing: a Ctrl-C that landed in the end of a fit (the hooks' fit end, which writes the estimator's
+    # curves) left loss_curve_ empty beside n_iter_ 5, a model saved and not loaded; with L-BFGS the
+    # KeyboardInterrupt escaped fit. The end now runs to its end, then the fit warns and returns
+    from fastmlp import estimators
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    kw = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=5, shuffle=False, random_state=0)
+    monkeypatch.setattr(estimators._Record, "on_fit_end", _once(estimators._Record.on_fit_end))
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = MLPRegressor(**kw).fit(X, y)
+    monkeypatch.undo()
+    assert est.n_iter_ == len(est.loss_curve_) == est.grad_norms_.shape[0] == len(est.history_["loss"]) > 0
+    assert np.isfinite(est.best_loss_)
+    est.save(tmp_path / "model.fmlp")
+    assert_array_equal(fastmlp.load(tmp_path / "model.fmlp").predict(X), est.predict(X))
+
+
+def test_ctrl_c_as_a_fit_ends_still_returns_early_stoppings_best_weights(monkeypatch):
+    # found by probing: a Ctrl-C before the end of the call put the best epoch's weights back kept the last
+    # epoch's, while best_validation_score_ named the best one's
+    from fastmlp import _training
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    kw = dict(hidden_layer_sizes=(8,), solver="adam", shuffle=False, random_state=0, early_stopping=True,
+              n_iter_no_change=50, max_iter=8, learning_rate_init=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay = MLPRegressor(**kw).fit(X, y)
+    monkeypatch.setattr(_training.EpochLoop, "finish", _once(_training.EpochLoop.finish))
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = MLPRegressor(**kw).fit(X, y)
+    monkeypatch.undo()
+    assert est.n_iter_ == replay.n_iter_ == 8
+    assert est.best_validation_score_ == replay.best_validation_score_
+    _assert_params_equal(_params(est), _params(replay))
+
+
+def test_ctrl_c_in_an_lbfgs_iterations_record_takes_it_back_whole(monkeypatch, tmp_path):
+    # found by probing: a Ctrl-C in the middle of the record of L-BFGS's third iteration (the loss appended, the
+    # rest not) left a history of 3 losses, 2 gradient norms and the weights of iteration 2: saved, not loaded
+    from fastmlp import _training
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    original, calls = _training.EpochLoop._append, [0]
+
+    def append(self, logs):
+        calls[0] += 1
+        if calls[0] == 3:
+            self.history["loss"].append(logs["loss"])  # (what a Ctrl-C after the first append leaves)
+            raise KeyboardInterrupt
+        return original(self, logs)
+
+    kw = dict(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0)
+    monkeypatch.setattr(_training.EpochLoop, "_append", append)
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = MLPRegressor(**kw, max_iter=50).fit(X, y)
+    monkeypatch.undo()
+    assert est.n_iter_ == len(est.loss_curve_) == est.grad_norms_.shape[0] == len(est.history_["loss"]) == 2
+    assert all(len(v) == 2 for v in est.history_.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay = MLPRegressor(**kw, max_iter=2).fit(X, y)
+    _assert_params_equal(_params(est), _params(replay))
+    est.save(tmp_path / "model.fmlp")
+    fastmlp.load(tmp_path / "model.fmlp")

@@ -322,6 +322,7 @@ class EpochLoop:
         # From the moment an epoch starts changing the weights until its record is complete (open_epoch to
         # _append): the history's length, the schedule's state and the best before it (take_back_open_epoch)
         self._open = None
+        self._finished = -1  # (finish: -1 before its first steps, then the hooks whose fit end returned)
         self._n_at_start = len(self.history["loss"])
         # The state before the call, for a roll-back past the start of the failed
         # epoch (None for one epoch: that epoch's start is the call's).
@@ -362,7 +363,7 @@ class EpochLoop:
                 self.interrupted = True
             raise
         finally:
-            self.finish()
+            self._ending(self.finish)
         return self
 
     # The steps of run, for a driver that trains several loops' networks at once (fastmlp.ensemble's
@@ -429,22 +430,45 @@ class EpochLoop:
         return self._dispatch("on_epoch_end", logs)
 
     def finish(self):
-        """The end of the call, whatever ends it: the best weights back (keep_best), the hooks' fit end."""
-        if self.keep_best:
-            np.copyto(self.net._params, self.best_params)
-        if self.schedule is not None:
-            self.trainer.rates = None  # the next call's rates are its own
-        self._dispatch("on_fit_end")
+        """The end of the call, whatever ends it: the best weights back (keep_best), the hooks' fit end.
+        Whatever of it a Ctrl-C interrupted runs again when called again."""
+        if self._finished < 0:
+            if self.keep_best:
+                np.copyto(self.net._params, self.best_params)
+            if self.schedule is not None:
+                self.trainer.rates = None  # the next call's rates are its own
+            self._finished = 0
+        self._fit_end()
+
+    def _fit_end(self):
+        """The hooks' fit end, from the first hook whose fit end has not returned yet."""
+        while self._finished < len(self.hooks):
+            method = getattr(self.hooks[self._finished], "on_fit_end", None)
+            if method is not None:
+                method(self)
+            self._finished += 1
+
+    def _ending(self, end):
+        """end() (finish, or the bridge's fit end); if Ctrl-C interrupts it, once more to its end, then the
+        KeyboardInterrupt: the record and the weights the call ends with are complete however it ends
+        (the hooks' fit end writes the model's record; a Ctrl-C near the end of a fit lands there)."""
+        try:
+            end()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            end()
+            raise
 
     @contextlib.contextmanager
     def bridged(self):
         """The fit of an outside optimizer (L-BFGS), reporting each iteration through ``bridge``:
         the hooks' fit begin before it, their fit end after it, whatever ends it."""
         self._dispatch("on_fit_begin")
+        self._finished = 0
         try:
             yield self
         finally:
-            self._dispatch("on_fit_end")
+            self._ending(self._fit_end)
 
     def forget_call(self):
         """Take back the record of this call's epochs (its weights were taken back)."""
@@ -455,6 +479,7 @@ class EpochLoop:
         """The record and hooks of one iteration of an outside optimizer (L-BFGS); True to stop."""
         self.epoch += 1
         self._dispatch("on_epoch_begin")
+        self.open_epoch()  # (the caller takes an iteration not completely recorded back: take_back_open_epoch)
         logs = {"loss": loss, "learning_rate": np.nan, "seconds": seconds, "grad_norms": norms}
         if self.validation is not None:
             logs["val_loss"], logs["val_score"] = self.validation.evaluate(self.net, self.n_threads)

@@ -785,8 +785,14 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                 give_back(i, at_start=opened[i])
         raise
     finally:
-        for loop in loops:
-            loop.finish()
+        interrupted = None
+        for loop in loops:  # (each loop's end complete, also those after one that Ctrl-C interrupted)
+            try:
+                loop._ending(loop.finish)
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
 
 def _same(a, b):

@@ -944,35 +944,41 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
         x0 = params.astype(np.float64)
         start = params.copy()
-        with loop.bridged():
-            try:
-                if BEFORE_FIRST_EPOCH.get():
-                    raise KeyboardInterrupt
-                # L-BFGS-B's own vector products (NumPy's BLAS) run between the engine's calls:
-                # on one thread, so that no BLAS pool spins while the engine's threads work
-                with net._blas_pinned():
-                    result = scipy.optimize.minimize(
-                        loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
-                        options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-                    )
-            except BaseException as exc:
-                # Ctrl-C, or a callback or scorer that raised: the weights the record ends with
-                x = kept["pending"] if len(loop.grad_norms) > kept["n"] else kept["x"]
-                params[...] = start if x is None else x
-                if not isinstance(exc, KeyboardInterrupt):
-                    raise
-                self._interrupted()
-                return
-            if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
-                self._forget_lbfgs(loop, start)
-                raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced non-finite weights or loss; the weights "
-                                 "are those before this fit.")
-            params[...] = result.x
-            # finite in float64 can still overflow float32, in the weights or in the outputs
-            if not (np.isfinite(params).all() and np.isfinite(net._forward(X, False, 0)).all()):
-                self._forget_lbfgs(loop, start)
-                raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced weights whose weights or outputs overflow "
-                                 f"{net.dtype}; the weights are those before this fit.")
+        try:
+            with loop.bridged():
+                try:
+                    if BEFORE_FIRST_EPOCH.get():
+                        raise KeyboardInterrupt
+                    # L-BFGS-B's own vector products (NumPy's BLAS) run between the engine's calls:
+                    # on one thread, so that no BLAS pool spins while the engine's threads work
+                    with net._blas_pinned():
+                        result = scipy.optimize.minimize(
+                            loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
+                            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+                        )
+                except BaseException as exc:
+                    # Ctrl-C, or a callback or scorer that raised: the weights the record ends with (an iteration
+                    # not completely recorded taken back first)
+                    loop.take_back_open_epoch()
+                    x = kept["pending"] if len(loop.grad_norms) > kept["n"] else kept["x"]
+                    params[...] = start if x is None else x
+                    if not isinstance(exc, KeyboardInterrupt):
+                        raise
+                    self._interrupted()
+                    return
+                if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
+                    self._forget_lbfgs(loop, start)
+                    raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced non-finite weights or loss; the weights "
+                                     "are those before this fit.")
+                params[...] = result.x
+                # finite in float64 can still overflow float32, in the weights or in the outputs
+                if not (np.isfinite(params).all() and np.isfinite(net._forward(X, False, 0)).all()):
+                    self._forget_lbfgs(loop, start)
+                    raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced weights whose weights or outputs overflow "
+                                     f"{net.dtype}; the weights are those before this fit.")
+        except KeyboardInterrupt:  # (Ctrl-C in the hooks' fit end after the run: bridged completed it first)
+            self._interrupted()
+            return
         self.n_iter_ = int(result.nit)
         self.loss_ = float(result.fun)
         self.best_loss_ = min(self.loss_curve_ + [self.loss_])
