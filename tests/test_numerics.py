@@ -1004,3 +1004,27 @@ def test_ctrl_c_in_an_lbfgs_iterations_record_takes_it_back_whole(monkeypatch, t
     _assert_params_equal(_params(est), _params(replay))
     est.save(tmp_path / "model.fmlp")
     fastmlp.load(tmp_path / "model.fmlp")
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_ctrl_c_in_the_stopping_rule_is_made_good_at_the_fits_end(monkeypatch, tmp_path, early_stopping):
+    # found by probing: a Ctrl-C after an epoch was recorded and before the stopping rule saw it left
+    # validation_scores_ one short of n_iter_, or best_loss_ at inf after the first epoch (a file load refused)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    kw = dict(hidden_layer_sizes=(8,), solver="adam", shuffle=False, random_state=0, early_stopping=early_stopping,
+              n_iter_no_change=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay = MLPRegressor(**kw, max_iter=1).fit(X, y)
+    monkeypatch.setattr(MLPRegressor, "_update_no_improvement_count",
+                        _once(MLPRegressor._update_no_improvement_count))
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = MLPRegressor(**kw, max_iter=5).fit(X, y)
+    monkeypatch.undo()
+    assert est.n_iter_ == len(est.loss_curve_) == 1
+    for name in ("validation_scores_", "best_validation_score_", "best_loss_", "_no_improvement_count"):
+        assert getattr(est, name) == getattr(replay, name), name
+    est.save(tmp_path / "model.fmlp")
+    fastmlp.load(tmp_path / "model.fmlp")

@@ -216,14 +216,34 @@ class _StochasticRecord(_Record):
         if whole and loop.schedule is not None:  # (where the schedule's run is: a callback's checkpoint holds it)
             self.est._lr_run = loop.schedule, loop.schedule_epoch
 
+    def on_epoch_begin(self, loop):
+        # the stopping rule's state before the epoch, and whether the rule has seen the epoch: a Ctrl-C after
+        # the epoch was recorded and before the rule saw all of it is made good at the fit's end (on_fit_end)
+        est = self.est
+        self.rule_before = (len(est.validation_scores_) if est.early_stopping else None, est._no_improvement_count,
+                            est.best_validation_score_, est.best_loss_)
+        self.ruled = False
+
+    def on_fit_end(self, loop):
+        est = self.est
+        if not getattr(self, "ruled", True) and loop.logs is not None and loop.diverged is None:
+            n_scores, est._no_improvement_count, est.best_validation_score_, est.best_loss_ = self.rule_before
+            if n_scores is not None:
+                del est.validation_scores_[n_scores:]
+            est._update_no_improvement_count(loop.logs)
+            self.ruled = True
+        super().on_fit_end(loop)
+
     def on_epoch_end(self, loop, logs):
         self._sync(loop, loop.observed)
         est = self.est
         if loop.diverged is not None:
             if est.early_stopping:
                 est.validation_scores_.append(np.nan)
+            self.ruled = True
             return True
         est._update_no_improvement_count(logs)
+        self.ruled = True
         if est.solver == "sgd" and isinstance(est.learning_rate, str) and est.learning_rate == "invscaling":
             loop.trainer.settings["learning_rate"] = est.learning_rate_init / (est.t_ + 1) ** est.power_t
         if est._no_improvement_count > est.n_iter_no_change:
