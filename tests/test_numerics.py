@@ -539,6 +539,13 @@ def test_estimator_fit_that_returns_never_predicts_nan(name, dtype, solver, lear
         _assert_fit_raises_or_predicts_finite(lambda: est.fit(X, y), lambda: predict(X), lambda: _params(est))
 
 
+
+def _assert_saves_and_loads(est, tmp_path, X):
+    """est saves, loads, and the loaded model predicts what est predicts."""
+    est.save(tmp_path / "model.fmlp")
+    assert_array_equal(fastmlp.load(tmp_path / "model.fmlp").predict(X), est.predict(X))
+
+
 # ---------------------------------------------------------------------------
 # Ctrl-C.
 
@@ -706,8 +713,7 @@ def test_ctrl_c_in_an_lbfgs_fit_keeps_the_last_recorded_iteration(monkeypatch, t
     loss_now = est._network.loss_and_gradients(X, y, alpha=est.alpha)[0]
     assert loss_now == est.loss_curve_[-1] == est.loss_
     assert est.best_loss_ == min(est.loss_curve_)
-    est.save(tmp_path / "model.fmlp")
-    assert_array_equal(fastmlp.load(tmp_path / "model.fmlp").predict(X), est.predict(X))
+    _assert_saves_and_loads(est, tmp_path, X)
 
 
 def test_ctrl_c_while_validating_keeps_the_last_recorded_epoch(monkeypatch):
@@ -948,8 +954,7 @@ def test_ctrl_c_in_the_hooks_fit_end_leaves_a_complete_record(monkeypatch, tmp_p
     monkeypatch.undo()
     assert est.n_iter_ == len(est.loss_curve_) == est.grad_norms_.shape[0] == len(est.history_["loss"]) > 0
     assert np.isfinite(est.best_loss_)
-    est.save(tmp_path / "model.fmlp")
-    assert_array_equal(fastmlp.load(tmp_path / "model.fmlp").predict(X), est.predict(X))
+    _assert_saves_and_loads(est, tmp_path, X)
 
 
 def test_ctrl_c_as_a_fit_ends_still_returns_early_stoppings_best_weights(monkeypatch):
@@ -1002,8 +1007,7 @@ def test_ctrl_c_in_an_lbfgs_iterations_record_takes_it_back_whole(monkeypatch, t
         warnings.simplefilter("ignore", ConvergenceWarning)
         replay = MLPRegressor(**kw, max_iter=2).fit(X, y)
     _assert_params_equal(_params(est), _params(replay))
-    est.save(tmp_path / "model.fmlp")
-    fastmlp.load(tmp_path / "model.fmlp")
+    _assert_saves_and_loads(est, tmp_path, X)
 
 
 @pytest.mark.parametrize("early_stopping", [False, True])
@@ -1026,5 +1030,4 @@ def test_ctrl_c_in_the_stopping_rule_is_made_good_at_the_fits_end(monkeypatch, t
     assert est.n_iter_ == len(est.loss_curve_) == 1
     for name in ("validation_scores_", "best_validation_score_", "best_loss_", "_no_improvement_count"):
         assert getattr(est, name) == getattr(replay, name), name
-    est.save(tmp_path / "model.fmlp")
-    fastmlp.load(tmp_path / "model.fmlp")
+    _assert_saves_and_loads(est, tmp_path, X)
