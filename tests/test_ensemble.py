@@ -522,3 +522,30 @@ def test_save_checks_member_params_and_the_configuration_is_fixed(tmp_path):
         NetworkEnsemble([3, 4, 1], n_members=2, member_params=[{}, {"random_state": "3"}])
     with pytest.raises(ValueError, match=r"member_params\[1\]\['random_state'\] must be a non-negative int"):
         NetworkEnsemble([3, 4, 1], n_members=2, member_params=[{}, {"random_state": -3}])
+
+
+def test_ctrl_c_while_the_members_are_packed_leaves_them_as_they_were(monkeypatch):
+    # found by probing: the pack was handed to the pass's clean-up before it held the members, and an
+    # interrupt while it was filled gave every member the pack's uninitialised memory (weights of 1e276)
+    from fastmlp import ensemble
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((60, 3)), rng.random((60, 1))
+    ens = NetworkEnsemble([3, 4, 1], n_members=3, random_state=0)
+    before = [ens.member(k)._params.copy() for k in range(3)]
+    original, calls = ensemble.MemberPack.pack, [0]
+
+    def pack(self, flats, to=None):
+        calls[0] += 1
+        if calls[0] == 1:  # (nothing packed yet)
+            raise KeyboardInterrupt
+        return original(self, flats, to)
+
+    monkeypatch.setattr(ensemble.MemberPack, "pack", pack)
+    with pytest.raises(KeyboardInterrupt):
+        ens.fit(X, Y, epochs=3, optimizer="adam")
+    monkeypatch.undo()
+    for k in range(3):
+        np.testing.assert_array_equal(ens.member(k)._params, before[k])
+    ens.fit(X, Y, epochs=2, optimizer="adam")
+    assert np.isfinite(ens.forward(X)).all()

@@ -1031,3 +1031,47 @@ def test_ctrl_c_in_the_stopping_rule_is_made_good_at_the_fits_end(monkeypatch, t
     for name in ("validation_scores_", "best_validation_score_", "best_loss_", "_no_improvement_count"):
         assert getattr(est, name) == getattr(replay, name), name
     _assert_saves_and_loads(est, tmp_path, X)
+
+
+def test_ctrl_c_before_an_epoch_began_does_not_apply_the_stopping_rule_twice(monkeypatch, tmp_path):
+    # found by probing the fix above: a Ctrl-C after an epoch's hooks began and before it changed anything
+    # (nothing to take back) applied the rule again to the epoch before: validation_scores_ one longer than
+    # n_iter_, a file load refused
+    from fastmlp import _training
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    kw = dict(hidden_layer_sizes=(8,), solver="adam", shuffle=False, random_state=0, early_stopping=True,
+              n_iter_no_change=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay = MLPRegressor(**kw, max_iter=2).fit(X, y)
+    monkeypatch.setattr(_training.Trainer, "size_for",
+                        _raising_on_call(_training.Trainer.size_for, 3))  # (epoch 3, before it opens)
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = MLPRegressor(**kw, max_iter=5).fit(X, y)
+    monkeypatch.undo()
+    assert est.n_iter_ == len(est.validation_scores_) == 2
+    assert est._no_improvement_count == replay._no_improvement_count
+    _assert_saves_and_loads(est, tmp_path, X)
+
+
+def test_ctrl_c_just_before_a_fit_ends_still_ends_it(monkeypatch):
+    # found by probing: a Ctrl-C in the few steps before the end of the fit began skipped the end (the curves
+    # not written, early stopping's weights not put back)
+    from fastmlp import _training
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    ending = _training.EpochLoop._ending
+    monkeypatch.setattr(_training.EpochLoop, "_ending", _once(ending))
+    net = fastmlp.Network([5, 8, 1], random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=3, shuffle=False)
+    assert len(net.loss_curve_) == 3 and net.grad_norms_.shape == (3, 2)
+    monkeypatch.setattr(_training.EpochLoop, "_ending", _once(ending))
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = MLPRegressor(hidden_layer_sizes=(8,), max_iter=3, shuffle=False, random_state=0).fit(X, y)
+    assert est.n_iter_ == len(est.loss_curve_) == est.grad_norms_.shape[0] == 3

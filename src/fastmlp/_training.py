@@ -334,6 +334,14 @@ class EpochLoop:
 
     def run(self):
         """Run the epochs; returns self. Raises Divergence (the records taken back with the weights)."""
+        try:
+            return self._run()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._ending(self.finish)  # (complete, also when Ctrl-C came before the end began: it resumes)
+            raise
+
+    def _run(self):
         self.start()
         try:
             try:

@@ -640,16 +640,18 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
     def build():  # the pack of the active members, from their networks and trainers
         nonlocal pack, start, settings
         members = [loops[k] for k in active]
-        settings = net._engine_settings(first.trainer, min(first.trainer.settings["batch_size"], n), first.n_threads)
-        settings["dropout"] = any(drops(m.net) for m in members)
-        settings["loss_per_row"] = first.loss_per_row
-        pack = MemberPack(net, np.array([m.net._keep for m in members]).reshape(len(members), -1), n_state,
-                          settings["batch_size"])
-        pack.pack([m.net._params for m in members])
+        built = net._engine_settings(first.trainer, min(first.trainer.settings["batch_size"], n), first.n_threads)
+        built["dropout"] = any(drops(m.net) for m in members)
+        built["loss_per_row"] = first.loss_per_row
+        packed = MemberPack(net, np.array([m.net._keep for m in members]).reshape(len(members), -1), n_state,
+                            built["batch_size"])
+        packed.pack([m.net._params for m in members])
         for j in range(n_state):
-            pack.pack([m.trainer.state[j] for m in members], to=pack.state[j])
-        pack.steps[:] = [m.trainer.settings["step"] for m in members]
-        start = [np.empty_like(pack.params) for _ in range(1 + len(pack.state))], pack.steps.copy()
+            packed.pack([m.trainer.state[j] for m in members], to=packed.state[j])
+        packed.steps[:] = [m.trainer.settings["step"] for m in members]
+        # (the pack only once it holds every member: an interrupt before gives back nothing from it)
+        start = [packed.params.copy(), *(s.copy() for s in packed.state)], packed.steps.copy()
+        pack, settings = packed, built
 
     def give_back(i, at_start=False):  # member i of the pack to its network and trainer
         loop = loops[active[i]]
@@ -715,6 +717,7 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                 if error is not None:
                     pack = None  # (every member is back at the epoch's start, the one raising as its loop left it)
                     raise error
+                pack = None  # (every member given back: the pack's slots are no longer those of active)
                 keep = [i for i in range(len(active)) if i not in set(bad)]
                 rates, seeds, batch_rates = ([x[i] for i in keep] for x in (rates, seeds, batch_rates))
                 active = [active[i] for i in keep]
@@ -771,8 +774,8 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                     if exc.to_call_start:
                         loop.forget_call()
                     error = error or exc
+            pack = None  # (first: the pack's slots are those of active)
             active = [k for i, k in enumerate(active) if i not in set(leaving)]
-            pack = None
             if error is not None:
                 raise error
     except BaseException as exc:
@@ -785,14 +788,20 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                 give_back(i, at_start=opened[i])
         raise
     finally:
-        interrupted = None
-        for loop in loops:  # (each loop's end complete, also those after one that Ctrl-C interrupted)
-            try:
-                loop._ending(loop.finish)
-            except KeyboardInterrupt as exc:
-                interrupted = exc
-        if interrupted is not None:
-            raise interrupted
+        _end_all(loops)
+
+
+def _end_all(loops):
+    """Every loop's end (EpochLoop.finish), each complete, also after one that raised; then the first exception
+    raised (a Ctrl-C that interrupted an end: that end completes first)."""
+    error = None
+    for loop in loops:
+        try:
+            loop._ending(loop.finish)
+        except BaseException as exc:  # (the loop's end is complete when Ctrl-C interrupted it, see _ending)
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def _same(a, b):

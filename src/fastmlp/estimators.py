@@ -222,11 +222,13 @@ class _StochasticRecord(_Record):
         est = self.est
         self.rule_before = (len(est.validation_scores_) if est.early_stopping else None, est._no_improvement_count,
                             est.best_validation_score_, est.best_loss_)
-        self.ruled = False
+        self.ruled, self.epochs_before = False, len(loop.history["loss"])
 
     def on_fit_end(self, loop):
         est = self.est
-        if not getattr(self, "ruled", True) and loop.logs is not None and loop.diverged is None:
+        # (only for an epoch recorded: one taken back, or interrupted before it began to change anything, is not)
+        if not getattr(self, "ruled", True) and len(loop.history["loss"]) > self.epochs_before \
+                and loop.logs is not None and loop.diverged is None:
             n_scores, est._no_improvement_count, est.best_validation_score_, est.best_loss_ = self.rule_before
             if n_scores is not None:
                 del est.validation_scores_[n_scores:]
