@@ -1010,18 +1010,23 @@ def test_ctrl_c_in_an_lbfgs_iterations_record_takes_it_back_whole(monkeypatch, t
     _assert_saves_and_loads(est, tmp_path, X)
 
 
+def _adam_regression_and_replay(epochs, **params):
+    """(X, y, the estimator's parameters, an estimator fitted on them for `epochs` epochs)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = np.sin(X @ rng.standard_normal(5))
+    kw = dict(hidden_layer_sizes=(8,), solver="adam", shuffle=False, random_state=0, n_iter_no_change=50, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay = MLPRegressor(**kw, max_iter=epochs).fit(X, y)
+    return X, y, kw, replay
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_ctrl_c_in_the_stopping_rule_is_made_good_at_the_fits_end(monkeypatch, tmp_path, early_stopping):
     # found by probing: a Ctrl-C after an epoch was recorded and before the stopping rule saw it left
     # validation_scores_ one short of n_iter_, or best_loss_ at inf after the first epoch (a file load refused)
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((200, 5))
-    y = np.sin(X @ rng.standard_normal(5))
-    kw = dict(hidden_layer_sizes=(8,), solver="adam", shuffle=False, random_state=0, early_stopping=early_stopping,
-              n_iter_no_change=50)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        replay = MLPRegressor(**kw, max_iter=1).fit(X, y)
+    X, y, kw, replay = _adam_regression_and_replay(1, early_stopping=early_stopping)
     monkeypatch.setattr(MLPRegressor, "_update_no_improvement_count",
                         _once(MLPRegressor._update_no_improvement_count))
     with pytest.warns(UserWarning, match="interrupted"):
@@ -1039,14 +1044,7 @@ def test_ctrl_c_before_an_epoch_began_does_not_apply_the_stopping_rule_twice(mon
     # n_iter_, a file load refused
     from fastmlp import _training
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((200, 5))
-    y = np.sin(X @ rng.standard_normal(5))
-    kw = dict(hidden_layer_sizes=(8,), solver="adam", shuffle=False, random_state=0, early_stopping=True,
-              n_iter_no_change=50)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        replay = MLPRegressor(**kw, max_iter=2).fit(X, y)
+    X, y, kw, replay = _adam_regression_and_replay(2, early_stopping=True)
     monkeypatch.setattr(_training.Trainer, "size_for",
                         _raising_on_call(_training.Trainer.size_for, 3))  # (epoch 3, before it opens)
     with pytest.warns(UserWarning, match="interrupted"):
