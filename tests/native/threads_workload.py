@@ -47,6 +47,10 @@ FITS = {
     # batches wider than the hidden layers: the forward steps split by rows, then the unit maxima
     # (by units) and the dropout masks are a step of their own
     "rows+dropout": dict(optimizer="adam", learning_rate=1e-3, dropout=0.2, batch_size=160),
+    # hidden layers at least twice as narrow as their inputs: the forward products split by their inner
+    # dimension, then a step that adds the parts (a CSR X's first layer: one part)
+    "inner+dropout": dict(optimizer="adam", learning_rate=1e-3, dropout=0.2, layers=[150, 70, 35, 5]),
+    "inner+sparse": dict(optimizer="sgd", learning_rate=0.05, momentum=0.5, sparse=True, layers=[150, 70, 35, 5]),
 }
 failures = []
 
@@ -57,23 +61,24 @@ def check(name, a, b):
         print(f"MISMATCH {name}", flush=True)
 
 
-def data(dtype, sparse=False):
+def data(dtype, sparse=False, layers=LAYERS):
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(N, LAYERS[0])).astype(dtype)
+    X = rng.normal(size=(N, layers[0])).astype(dtype)
     if sparse:
         X[rng.random(X.shape) < 0.8] = 0
         X = sp.csr_matrix(X)
-    Y = np.eye(LAYERS[-1], dtype=dtype)[rng.integers(0, LAYERS[-1], N)]
+    Y = np.eye(layers[-1], dtype=dtype)[rng.integers(0, layers[-1], N)]
     return X, Y
 
 
 def fit(dtype, options, n_threads):
     options = dict(options)
-    X, Y = data(dtype, options.pop("sparse", False))
+    layers = options.pop("layers", LAYERS)
+    X, Y = data(dtype, options.pop("sparse", False), layers)
     weights = None
     if options.pop("sample_weight", False):
         weights = np.random.default_rng(1).uniform(0, 2, N).astype(dtype)
-    net = fastmlp.Network(LAYERS, activation=options.pop("activation", "relu"), output_activation="softmax",
+    net = fastmlp.Network(layers, activation=options.pop("activation", "relu"), output_activation="softmax",
                           loss="log_loss", dtype=dtype, dropout=options.pop("dropout", 0.0), random_state=0)
     options.setdefault("epochs", 2)
     options.setdefault("batch_size", 32)
