@@ -317,7 +317,6 @@ class EpochLoop:
         self.rate = None  # the running epoch's learning rate (begin_epoch's)
         self.logs = None
         self.diverged = None
-        self.interrupted = False
         self.forgotten = False  # (forget_call: the call's epochs were taken back, weights and record)
         # From the moment an epoch starts changing the weights until its record is complete (open_epoch to
         # _append): the history's length, the schedule's state and the best before it (take_back_open_epoch)
@@ -334,15 +333,15 @@ class EpochLoop:
 
     def run(self):
         """Run the epochs; returns self. Raises Divergence (the records taken back with the weights)."""
+        self.start()
         try:
-            return self._run()
+            return self._epochs()
         except KeyboardInterrupt:
-            self.interrupted = True
             self._ending(self.finish)  # (complete, also when Ctrl-C came before the end began: it resumes)
             raise
 
-    def _run(self):
-        self.start()
+    def _epochs(self):
+        """run's epochs, then its end (finish), whatever ends them."""
         try:
             try:
                 if BEFORE_FIRST_EPOCH.get():
@@ -361,14 +360,12 @@ class EpochLoop:
                         self.forget_call()
                     raise
                 self._record_diverged(exc)
-        except BaseException as exc:
+        except BaseException:
             # Ctrl-C (seen when the compiled epoch returns, or anywhere in the Python between it and the
             # record), or a scorer or schedule that raised: an epoch trained but not recorded is undone, so
             # the weights are those of the last epoch recorded
             if self.take_back_open_epoch():
                 self.trainer.restore_epoch_start(self.net._params)
-            if isinstance(exc, KeyboardInterrupt):
-                self.interrupted = True
             raise
         finally:
             self._ending(self.finish)
@@ -463,7 +460,6 @@ class EpochLoop:
         try:
             end()
         except KeyboardInterrupt:
-            self.interrupted = True
             end()
             raise
 

@@ -778,10 +778,7 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
             active = [k for i, k in enumerate(active) if i not in set(leaving)]
             if error is not None:
                 raise error
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            for loop in loops:
-                loop.interrupted = True
+    except BaseException:
         opened = [loops[k].take_back_open_epoch() for k in active]
         if pack is not None:  # the members still training: the state of the last epoch they recorded
             for i in range(len(active)):

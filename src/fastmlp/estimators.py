@@ -216,6 +216,10 @@ class _StochasticRecord(_Record):
         if whole and loop.schedule is not None:  # (where the schedule's run is: a callback's checkpoint holds it)
             self.est._lr_run = loop.schedule, loop.schedule_epoch
 
+    def on_fit_begin(self, loop):
+        super().on_fit_begin(loop)
+        self.ruled = True  # (whether the stopping rule has seen the last epoch begun: see on_epoch_begin)
+
     def on_epoch_begin(self, loop):
         # the stopping rule's state before the epoch, and whether the rule has seen the epoch: a Ctrl-C after
         # the epoch was recorded and before the rule saw all of it is made good at the fit's end (on_fit_end)
@@ -227,8 +231,7 @@ class _StochasticRecord(_Record):
     def on_fit_end(self, loop):
         est = self.est
         # (only for an epoch recorded: one taken back, or interrupted before it began to change anything, is not)
-        if not getattr(self, "ruled", True) and len(loop.history["loss"]) > self.epochs_before \
-                and loop.logs is not None and loop.diverged is None:
+        if not self.ruled and len(loop.history["loss"]) > self.epochs_before and loop.diverged is None:
             n_scores, est._no_improvement_count, est.best_validation_score_, est.best_loss_ = self.rule_before
             if n_scores is not None:
                 del est.validation_scores_[n_scores:]
@@ -978,16 +981,13 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                             loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,
                             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
                         )
-                except BaseException as exc:
+                except BaseException:
                     # Ctrl-C, or a callback or scorer that raised: the weights the record ends with (an iteration
                     # not completely recorded taken back first)
                     loop.take_back_open_epoch()
                     x = kept["pending"] if len(loop.grad_norms) > kept["n"] else kept["x"]
                     params[...] = start if x is None else x
-                    if not isinstance(exc, KeyboardInterrupt):
-                        raise
-                    self._interrupted()
-                    return
+                    raise
                 if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
                     self._forget_lbfgs(loop, start)
                     raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced non-finite weights or loss; the weights "
@@ -998,7 +998,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                     self._forget_lbfgs(loop, start)
                     raise ValueError(f"{SKLEARN_DIVERGENCE} L-BFGS produced weights whose weights or outputs overflow "
                                      f"{net.dtype}; the weights are those before this fit.")
-        except KeyboardInterrupt:  # (Ctrl-C in the hooks' fit end after the run: bridged completed it first)
+        except KeyboardInterrupt:  # (in the run, or in the hooks' fit end: bridged completed that first)
             self._interrupted()
             return
         self.n_iter_ = int(result.nit)
