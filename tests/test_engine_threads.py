@@ -414,6 +414,31 @@ def test_the_inner_split_is_planned_where_expected():
     assert _engine._forward_splits(np.array([40, 96, 64, 5], dtype=np.intp), acts, 32)[0] == ("units", 2)
 
 
+
+@pytest.mark.parametrize("sizes", [[784, 256, 128, 10], INNER_LAYERS, LAYERS, [13, 256, 100, 3], [8, 16, 1]])
+def test_the_update_chunks_follow_the_weight_gradient_parts(sizes):
+    # Each chunk of the update lies in one part of its layer's weight gradient when that is split by rows
+    # (of dW_l: rows of W_l), and is that part's task: the thread that wrote the gradient's rows updates them.
+    # Together the chunks cover every parameter once, in order, and the tasks share them nearly equally.
+    acts = np.array([1] * (len(sizes) - 2) + [0], dtype=np.intc)
+    chunks, splits = _engine._update_chunks(np.array(sizes, dtype=np.intp), acts, 32)
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    assert [c[0] for c in chunks] == list(np.cumsum([0] + [c[1] for c in chunks])[:-1])
+    assert sum(c[1] for c in chunks) == n_params and all(0 < c[1] <= 16384 for c in chunks)
+    for offset, length, layer, task in chunks:
+        if layer == 0:
+            continue
+        direction, k, w_off = splits[layer - 1]
+        fan_out = sizes[layer]
+        if direction == "rows" and k > 1:
+            first, last = (offset - w_off) // fan_out, (offset + length - 1 - w_off) // fan_out
+            bounds = [(t * sizes[layer - 1] // k) // 8 * 8 for t in range(1, k)]
+            part = sum(first >= b for b in bounds)
+            assert part == sum(last >= b for b in bounds) == task, (offset, length, layer, task)
+    load = np.bincount([c[3] for c in chunks], weights=[c[1] for c in chunks], minlength=2)
+    if n_params > 100000:
+        assert load.min() > 0.45 * n_params
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", ["sgd-momentum-nesterov", "adam-l2", "sgd-clip", "adam-dropout", "adam-prelu-l2",
                                   "sgd-sparse", "adam-sparse-dropout", "sgd-weights"])

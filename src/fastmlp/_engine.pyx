@@ -160,7 +160,8 @@ cdef struct Plan:
     Split *bwd                 # delta_{l-1} = delta_l @ W_l^T (index 0 and 1 unused)
     Py_ssize_t *u_off          # (n_chunks,) update chunks: offset in the parameter buffer,
     Py_ssize_t *u_len          #   length,
-    Py_ssize_t *u_layer        #   and the layer l whose W_l it lies in, or 0 for biases and slopes
+    Py_ssize_t *u_layer        #   the layer l whose W_l it lies in, or 0 for biases and slopes,
+    Py_ssize_t *u_task         #   and its task: thread tid of nt updates the chunks whose task % nt == tid
     Py_ssize_t n_chunks
     double *partial            # (n_chunks,) per-chunk sums, added up in chunk order
     double work_per_row        # multiply-adds of a forward and backward pass, per row
@@ -273,22 +274,26 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     p.acts = &acts[0]
     p.keep = &keep[0] if keep is not None and keep.shape[0] > 0 else NULL
     p.batch_size = B
-    cdef Py_ssize_t n_chunks = 0, start, length
-    for l in range(1, L + 1):
-        n_chunks += (sizes[l - 1] * sizes[l] + UPDATE_CHUNK - 1) // UPDATE_CHUNK + 1
+    cdef Py_ssize_t n_chunks = 0, start, length, end, t, r0, r1
+    cdef Py_ssize_t load[MAX_PARTS]
+    for l in range(1, L + 1):  # (a chunk boundary at each part's: MAX_PARTS - 1 more per layer at most)
+        n_chunks += (sizes[l - 1] * sizes[l] + UPDATE_CHUNK - 1) // UPDATE_CHUNK + MAX_PARTS
     n_chunks += 1  # the PReLU slopes
     # one block: the offset tables, the chunk tables, the chunks' sums, the splits
-    p.table = <Py_ssize_t *>malloc((8 * (L + 1) + 3 * n_chunks) * sizeof(Py_ssize_t) + n_chunks * sizeof(double)
+    p.table = <Py_ssize_t *>malloc((8 * (L + 1) + 4 * n_chunks) * sizeof(Py_ssize_t) + n_chunks * sizeof(double)
                                    + 3 * (L + 1) * sizeof(Split))
     if p.table == NULL:
         raise MemoryError("fastmlp: cannot allocate the layer tables")
-    p.partial = <double *>(p.table + 8 * (L + 1) + 3 * n_chunks)
+    p.partial = <double *>(p.table + 8 * (L + 1) + 4 * n_chunks)
     p.fwd = <Split *>(p.partial + n_chunks)
     p.wgt = p.fwd + (L + 1)
     p.bwd = p.wgt + (L + 1)
     p.u_off = p.table + 8 * (L + 1)
     p.u_len = p.u_off + n_chunks
     p.u_layer = p.u_len + n_chunks
+    p.u_task = p.u_layer + n_chunks
+    for t in range(MAX_PARTS):
+        load[t] = 0
     p.w_off = p.table
     p.b_off = p.table + (L + 1)
     p.z_off = p.table + 2 * (L + 1)
@@ -335,14 +340,22 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
         if not training:  # a forward pass over many rows shares its chunks of rows between threads instead
             p.fwd[l].k = 1
         p.work_per_row += 3.0 * fan_in * fan_out
-        start = 0
-        while start < sizes[l - 1] * sizes[l]:
-            length = min(<Py_ssize_t>UPDATE_CHUNK, sizes[l - 1] * sizes[l] - start)
-            _add_chunk(p, p.w_off[l] + start, length, l)
-            start += length
-        _add_chunk(p, p.b_off[l], sizes[l], 0)
+        # The update's chunks of W_l: where dW_l is split by rows, the rows of weight-gradient part t are
+        # chunks of task t, so that the thread that wrote dW_l's rows updates them (and reads those rows of
+        # W_l in the next forward product, when it is split by the inner dimension): in its own caches
+        for t in range(p.wgt[l].k if p.wgt[l].rows else 1):
+            r0, r1 = 0, fan_in
+            if p.wgt[l].rows:
+                _part(fan_in, p.wgt[l].k, t, &r0, &r1)
+            start = r0 * fan_out
+            end = r1 * fan_out
+            while start < end:
+                length = min(<Py_ssize_t>UPDATE_CHUNK, end - start)
+                _add_chunk(p, p.w_off[l] + start, length, l, t if p.wgt[l].rows else -1, load)
+                start += length
+        _add_chunk(p, p.b_off[l], sizes[l], 0, -1, load)
     if p.n_params > p.n_weights:
-        _add_chunk(p, p.n_weights, p.n_params - p.n_weights, 0)
+        _add_chunk(p, p.n_weights, p.n_params - p.n_weights, 0, -1, load)
 
     # (each array on a cache line of its own, where the workspace starts on one: see LINE_ELEMENTS)
     off = 0
@@ -391,10 +404,21 @@ cdef inline Py_ssize_t _line_up(Py_ssize_t n) noexcept nogil:
     return (n + LINE_ELEMENTS - 1) // LINE_ELEMENTS * LINE_ELEMENTS
 
 
-cdef inline void _add_chunk(Plan *p, Py_ssize_t offset, Py_ssize_t length, Py_ssize_t layer) noexcept:
+cdef inline void _add_chunk(Plan *p, Py_ssize_t offset, Py_ssize_t length, Py_ssize_t layer, Py_ssize_t task,
+                            Py_ssize_t *load) noexcept:
+    """The next update chunk, of the task given, or (task -1) of the task with the fewest parameters so far
+    (load: parameters per task)."""
+    cdef Py_ssize_t t
+    if task < 0:
+        task = 0
+        for t in range(1, MAX_PARTS):
+            if load[t] < load[task]:
+                task = t
+    load[task] += length
     p.u_off[p.n_chunks] = offset
     p.u_len[p.n_chunks] = length
     p.u_layer[p.n_chunks] = layer
+    p.u_task[p.n_chunks] = task
     p.n_chunks += 1
 
 
@@ -693,17 +717,6 @@ cdef void _output_part(const Plan *p, const floating *params, floating *work, co
                       work + p.z_off[L] + r0 * n_out, _delta(p, work, L) + r0 * n_out, loss)
 
 
-cdef inline Py_ssize_t _chunk_run(const Plan *p, Py_ssize_t t, Py_ssize_t nt) noexcept nogil:
-    """The first chunk of thread t's run of the update's and L2's chunks (t = nt: n_chunks): the runs are
-    consecutive and nearly equal in parameters (a chunk goes to the run its middle falls in), however
-    unequal the chunks (a layer's last chunk, the biases)."""
-    cdef Py_ssize_t c = 0
-    cdef double start = <double>p.n_params * t / nt
-    while c < p.n_chunks and p.u_off[c] + 0.5 * p.u_len[c] < start:
-        c += 1
-    return c
-
-
 cdef inline double _loss_sum(const Step *st, const Batch *batch) noexcept nogil:
     """The output step's loss sum over the batch, its parts added in order (whatever the threads)."""
     cdef Py_ssize_t t
@@ -725,10 +738,9 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
     output step and its gradient inside the update; with clipping (whose norm
     includes it), a step of its own after the backward pass. Each step is
     split into tasks fixed by the plan (never by nt); thread tid runs tasks
-    tid, tid + nt, ... (of the chunks of L2 and the update, the tid-th of nt
-    consecutive runs of nearly equal numbers of parameters, _chunk_run:
-    mostly the parameters whose gradients the same thread's weight-gradient
-    parts wrote); the tasks of a step write disjoint memory and a barrier
+    tid, tid + nt, ... (of the chunks of L2 and the update, those whose task
+    is tid modulo nt: the plan gives the rows that weight-gradient part t
+    writes to task t, Plan.u_task); the tasks of a step write disjoint memory and a barrier
     separates the steps. So every bit of the result is the same for any nt.
     Writes the gradient of st.scale * sum_rows (weight *) loss to grads (adds
     it, st.accumulate), and the loss sum per row part to st.
@@ -770,8 +782,9 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
         if t % nt == tid:
             _output_part(p, params, work, batch, t, k, <floating>st.scale, &st.loss_part[t])
     if fold_l2:
-        for t in range(_chunk_run(p, tid, nt), _chunk_run(p, tid + 1, nt)):
-            _l2_squares(p, params, t)
+        for t in range(p.n_chunks):
+            if p.u_task[t] % nt == tid:
+                _l2_squares(p, params, t)
     _sync(nt)
     for l in range(L, 0, -1):
         k = p.wgt[l].k + (p.bwd[l].k if l > 1 else 0)
@@ -783,16 +796,18 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
     if state_1 == NULL:
         return
     if s.alpha > 0 and not fold_l2:
-        for t in range(_chunk_run(p, tid, nt), _chunk_run(p, tid + 1, nt)):
-            _l2_chunk(p, params, grads, s.alpha, batch.weight, t)
+        for t in range(p.n_chunks):
+            if p.u_task[t] % nt == tid:
+                _l2_chunk(p, params, grads, s.alpha, batch.weight, t)
         _sync(nt)
     if tid == 0:
         _close_batch(p, s, batch, grads, grad_norm_sums, st)
     _sync(nt)
     if st.finite:
-        for t in range(_chunk_run(p, tid, nt), _chunk_run(p, tid + 1, nt)):
-            _update_chunk(p, s, st.step_size, st.clip, s.alpha / batch.weight if fold_l2 else 0, params, grads,
-                          state_1, state_2, t)
+        for t in range(p.n_chunks):
+            if p.u_task[t] % nt == tid:
+                _update_chunk(p, s, st.step_size, st.clip, s.alpha / batch.weight if fold_l2 else 0, params,
+                              grads, state_1, state_2, t)
 
 
 cdef void _close_batch(const Plan *p, const Settings *s, const Batch *batch, floating *grads,
@@ -1729,6 +1744,19 @@ def _forward_splits(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t
     finally:
         _plan_free(&p)
 
+
+
+def _update_chunks(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t batch_size):
+    """The update's chunks of a training plan, for the tests: (offset, length, layer, task) each, and per layer
+    how its weight gradient splits (("rows" or "units", the number of parts), the offset of W_l)."""
+    cdef Plan p
+    cdef Py_ssize_t c, l
+    _plan_init(&p, sizes, acts, None, batch_size, True, False)
+    try:
+        return ([(p.u_off[c], p.u_len[c], p.u_layer[c], p.u_task[c]) for c in range(p.n_chunks)],
+                [("rows" if p.wgt[l].rows else "units", p.wgt[l].k, p.w_off[l]) for l in range(1, p.n_layers + 1)])
+    finally:
+        _plan_free(&p)
 
 # ---------------------------------------------------------------------------
 # Test hooks: single kernels and the BLAS shim, for tests/test_kernels.py.
