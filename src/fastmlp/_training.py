@@ -18,6 +18,8 @@ grad_norms, and val_loss and val_score when there is a validation set. The compi
 """
 import contextlib
 import contextvars
+import signal
+import threading
 import time
 import warnings
 
@@ -183,6 +185,55 @@ class Trainer:
 # its loop (or L-BFGS run) stops as Ctrl-C before the first epoch would stop it, so that it is left as such a fit
 # leaves a model.
 BEFORE_FIRST_EPOCH = contextvars.ContextVar("fastmlp_before_first_epoch", default=False)
+
+
+class _Held:
+    """The state of held_interrupts: how deep the holds nest, the handler they replaced, whether a Ctrl-C
+    came while held."""
+    depth = 0
+    previous = None
+    pending = False
+
+
+def _hold(signum, frame):
+    """SIGINT's handler while held: the first Ctrl-C waits for the hold's end; a second one interrupts at once
+    (someone who presses twice wants out, whatever it costs)."""
+    if _Held.pending:
+        signal.signal(signal.SIGINT, _Held.previous)
+        _Held.depth = 0
+        _Held.pending = False
+        raise KeyboardInterrupt
+    _Held.pending = True
+
+
+class held_interrupts:
+    """A Ctrl-C that comes while the block runs raises its KeyboardInterrupt when the block ends (a second
+    Ctrl-C at once): for the code that keeps a fit's record and ends it, so that a Ctrl-C never leaves a model
+    half recorded (a loss curve of fewer epochs than n_iter_, the last epoch's weights beside the best's
+    score). Only in the main thread (where Python runs its signal handlers) and with Python's own SIGINT
+    handler in place (a program's own handler is left as it is); nested holds are one hold."""
+
+    def __enter__(self):
+        self.holds = threading.current_thread() is threading.main_thread() and (
+            _Held.depth > 0 or signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self.holds:
+            if _Held.depth == 0:
+                _Held.previous = signal.signal(signal.SIGINT, _hold)
+                _Held.pending = False
+            _Held.depth += 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if not self.holds or _Held.depth == 0:  # (a second Ctrl-C gave the handler back already)
+            return False
+        _Held.depth -= 1
+        if _Held.depth > 0:
+            return False
+        signal.signal(signal.SIGINT, _Held.previous)
+        pending, _Held.pending = _Held.pending, False
+        if pending and exc_type is None:  # (the block's own exception goes on)
+            raise KeyboardInterrupt
+        return False
 
 
 class Validation:
@@ -454,11 +505,14 @@ class EpochLoop:
             self._finished += 1
 
     def _ending(self, end):
-        """end() (finish, or the bridge's fit end); if Ctrl-C interrupts it, once more to its end, then the
-        KeyboardInterrupt: the record and the weights the call ends with are complete however it ends
-        (the hooks' fit end writes the model's record; a Ctrl-C near the end of a fit lands there)."""
+        """end() (finish, or the bridge's fit end) with Ctrl-C held (held_interrupts); if a KeyboardInterrupt
+        interrupts it all the same (a second Ctrl-C, a hook that raised one, a program's own handler), once
+        more to its end, then the KeyboardInterrupt: the record and the weights the call ends with are
+        complete however it ends (the hooks' fit end writes the model's record; a Ctrl-C near the end of a
+        fit lands there)."""
         try:
-            end()
+            with held_interrupts():
+                end()
         except KeyboardInterrupt:
             end()
             raise
@@ -491,10 +545,17 @@ class EpochLoop:
         return self._dispatch("on_epoch_end", logs)
 
     def _dispatch(self, event, *args):
+        """Each hook's method for the event, in order; True if one of them asks to stop. A hook that keeps
+        the model's record (keeps_record) runs whole: a Ctrl-C waits for its end (held_interrupts)."""
         stop = False
         for hook in self.hooks:
             method = getattr(hook, event, None)
-            if method is not None:
+            if method is None:
+                continue
+            if getattr(hook, "keeps_record", False):
+                with held_interrupts():
+                    stop = bool(method(self, *args)) or stop
+            else:
                 stop = bool(method(self, *args)) or stop
         return stop
 
@@ -617,6 +678,7 @@ class Patience:
     """A hook that stops when val_score has not improved by more than tol for `patience` epochs."""
 
     watches_model = False
+    keeps_record = True
 
     def __init__(self, patience, tol=0.0):
         self.patience, self.tol = patience, tol

@@ -8,6 +8,7 @@ an estimator's ``set_callbacks`` (scikit-learn >= 1.9) it follows
 import math
 import os
 
+from ._training import held_interrupts
 from .persistence import _check_savable, save
 
 __all__ = ["Checkpoint"]
@@ -112,8 +113,9 @@ class Checkpoint:
         self._epoch += 1
         score = self._score(record)
         if score > self.best_score_:  # (never for NaN)
-            save(model, self.path)
-            self.best_score_, self.best_epoch_ = score, self._epoch
+            with held_interrupts():  # (a Ctrl-C while it writes: after the file and the best say the same)
+                save(model, self.path)
+                self.best_score_, self.best_epoch_ = score, self._epoch
 
     # ------------------------------------------------ fastmlp's training loop
 
@@ -152,6 +154,25 @@ class Checkpoint:
         """
         self._offer(loop.net, logs)
         return False
+
+    def on_fit_end(self, loop):
+        """End a fit: write the last epoch if it is the best and was never offered.
+
+        An epoch is never offered when a Ctrl-C stopped a callback before this
+        one at its end; it is written here if the network still holds its
+        weights (without early stopping, or where it is the best).
+
+        Parameters
+        ----------
+        loop : fastmlp._training.EpochLoop
+            The training loop of the fit.
+        """
+        logs = loop.logs
+        if logs is None or self._epoch >= len(loop.grad_norms) or not math.isfinite(logs["loss"]):
+            return
+        # (early stopping put the best weights back: the last epoch's only if it was the best)
+        if not loop.keep_best or logs.get("val_score") == loop.best_score:
+            self._offer(loop.net, logs)
 
     # ---------------------------------------------- scikit-learn's callbacks
 

@@ -7,7 +7,7 @@ import numpy as np
 from . import _engine, _registry
 from ._base import FixedSettings, _check_n_threads, _check_random_state
 from ._training import (Divergence, EpochLoop, Patience, Trainer, Validation, check_schedule, draw_seed, drops,
-                        epoch_total_weight, next_order, warn_diverged)
+                        epoch_total_weight, held_interrupts, next_order, warn_diverged)
 from ._validation import check_bool, check_float, check_int, check_weight_sum, check_writable, is_sparse
 from .network import Network, _check_rates
 
@@ -520,7 +520,11 @@ class NetworkEnsemble(FixedSettings):
 
     def _record(self, loops, validated):
         """The members' records of the call, as rows of (n_members, epochs) arrays (NaN after a member's
-        last epoch)."""
+        last epoch), written whole (a Ctrl-C meanwhile waits for it)."""
+        with held_interrupts():
+            self._write_record(loops, validated)
+
+    def _write_record(self, loops, validated):
         counts = np.array([len(loop.grad_norms) for loop in loops], dtype=np.intp)
         shape = (self.n_members, int(counts.max()))
         losses, val_losses = np.full(shape, np.nan), np.full(shape, np.nan)
@@ -792,11 +796,12 @@ def _end_all(loops):
     """Every loop's end (EpochLoop.finish), each complete, also after one that raised; then the first exception
     raised (a Ctrl-C that interrupted an end: that end completes first)."""
     error = None
-    for loop in loops:
-        try:
-            loop._ending(loop.finish)
-        except BaseException as exc:  # (the loop's end is complete when Ctrl-C interrupted it, see _ending)
-            error = error or exc
+    with held_interrupts():  # (a Ctrl-C between two loops' ends: after every end)
+        for loop in loops:
+            try:
+                loop._ending(loop.finish)
+            except BaseException as exc:  # (the loop's end is complete when Ctrl-C interrupted it, see _ending)
+                error = error or exc
     if error is not None:
         raise error
 

@@ -13,6 +13,7 @@ another.
 """
 import copy
 import functools
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -24,6 +25,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._training import held_interrupts
 from .ensemble import check_member_params, run_in_one_pass
 from .network import Network
 from .estimators import (_INTERRUPTED, _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names,
@@ -211,8 +213,7 @@ class _BaseEnsemble:
                 X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val),
                 lambda member: member._set_up_only(X, y, sample_weight, X_val=X_val, y_val=y_val,
                                                    sample_weight_val=sample_weight_val))
-        self._set_members(members, X_val is not None)
-        self._record_input(checked)
+        self._settle(members, X_val is not None, checked)
         return self
 
     @staticmethod
@@ -229,6 +230,19 @@ class _BaseEnsemble:
             else:
                 fit(member)
                 interrupted = member in _INTERRUPTED
+
+    def _settle(self, members, validated, checked=None):
+        """The call's end: the members and the ensemble's fitted attributes (_set_members) and, from checked,
+        what validate_data recorded (_record_input), set whole; a Ctrl-C meanwhile ends the call after them
+        as one in training does (a warning, unless a member's fit gave it)."""
+        try:
+            with held_interrupts():
+                self._set_members(members, validated)
+                if checked is not None:
+                    self._record_input(checked)
+        except KeyboardInterrupt:
+            if not any(member in _INTERRUPTED for member in members):
+                warnings.warn("Training interrupted by user.")
 
     def _set_members(self, members, validated):
         """The fitted members, best_index_ among them (validated: by their X_val's last score) and the fitted
@@ -304,9 +318,7 @@ class _BaseEnsemble:
             self._one_after_another(members, self.__dict__.get("_skl_callbacks"),
                                     lambda member: member.partial_fit(X, y, sample_weight, **labels),
                                     lambda member: member._set_up_only(X, y, sample_weight, incremental=True))
-        self._set_members(members, False)
-        if old is None:
-            self._record_input(checked)
+        self._settle(members, False, checked if old is None else None)
         return self
 
     def _in_one_pass(self):

@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from . import _registry
 from ._base import check_target_domain
 from ._training import (BEFORE_FIRST_EPOCH, SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation,
-                        new_history, warn_diverged)
+                        held_interrupts, new_history, warn_diverged)
 from ._validation import check_weight_sum, check_writable
 from .network import Network
 
@@ -73,6 +73,7 @@ class _Record:
     """
 
     watches_model = False
+    keeps_record = True  # (a Ctrl-C waits for its end: EpochLoop._dispatch)
 
     def __init__(self, est, n_samples=0):
         self.est, self.n_samples = est, n_samples
@@ -303,7 +304,11 @@ class _PreparedFit:
     def run(self):
         self.guard(self.train)
         if self._end is not None:
-            self._end()
+            try:
+                self._end()
+            except KeyboardInterrupt:  # (the callbacks' end, the model complete: Ctrl-C ends the fit as in training)
+                if self.estimator not in _INTERRUPTED:
+                    self.estimator._interrupted()
 
 
 def refuse_non_numeric(X, name="X"):
@@ -820,19 +825,27 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         history = self._history()
 
         def guarded(train):
-            """train() (which runs the loop), then what follows the loop's end."""
+            """train() (which runs the loop), then what follows the loop's end (whole, whenever Ctrl-C comes)."""
+            interrupted = False
             try:
-                train()
+                try:
+                    train()
+                finally:
+                    if run is not None:
+                        self._lr_run = run, loop.schedule_epoch
             except Divergence as exc:
                 if exc.to_call_start:
                     self._restore_history(history)
                 raise
             except KeyboardInterrupt:
+                interrupted = True
+            try:
+                with held_interrupts():
+                    self._after_stochastic(loop, keep_best)
+            except KeyboardInterrupt:
+                interrupted = True
+            if interrupted:
                 self._interrupted()
-            finally:
-                if run is not None:
-                    self._lr_run = run, loop.schedule_epoch
-            self._after_stochastic(loop, keep_best)
 
         return _PreparedFit(loop.run, loop=loop, guard=guarded, end=end)
 
@@ -1001,9 +1014,14 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         except KeyboardInterrupt:  # (in the run, or in the hooks' fit end: bridged completed that first)
             self._interrupted()
             return
-        self.n_iter_ = int(result.nit)
-        self.loss_ = float(result.fun)
-        self.best_loss_ = min(self.loss_curve_ + [self.loss_])
+        try:
+            with held_interrupts():
+                self.n_iter_ = int(result.nit)
+                self.loss_ = float(result.fun)
+                self.best_loss_ = min(self.loss_curve_ + [self.loss_])
+        except KeyboardInterrupt:
+            self._interrupted()
+            return
         if result.status != 0:
             warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) (status={result.status}): "
                           f"{result.message}. Increase the number of iterations (max_iter) or scale the data.",
