@@ -28,7 +28,7 @@ def python_handler():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
-    _training._Held.depth, _training._Held.pending = 0, False
+    _training._Held.installed, _training._Held.depth, _training._Held.pending = False, 0, False
 
 
 def _no_escape(test):
@@ -306,3 +306,42 @@ def test_estimators_still_train_in_threads(tmp_path):
         thread.start()
         thread.join()
     assert out[0].n_iter_ == 3
+
+
+def test_a_fit_watches_with_its_own_handler_and_gives_pythons_back():
+    X, y = _regression()
+    seen = []
+
+    class Look:
+        def on_epoch_end(self, loop, logs):
+            seen.append(signal.getsignal(signal.SIGINT))
+            return False
+
+    fastmlp.Network([5, 8, 1], random_state=0).fit(X, y, epochs=2, callbacks=[Look()])
+    assert seen[0] is _training._handler and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    def own(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, own)
+    seen.clear()
+    fastmlp.Network([5, 8, 1], random_state=0).fit(X, y, epochs=2, callbacks=[Look()])
+    assert seen == [own, own] and signal.getsignal(signal.SIGINT) is own
+
+
+def test_ctrl_c_in_a_callback_of_yours_is_not_held():
+    # (your code may run long: Ctrl-C stops it where it is, after the epoch's record)
+    X, y = _regression()
+    done = []
+
+    class Interrupts:
+        def on_epoch_end(self, loop, logs):
+            if loop.epoch == 2:
+                _ctrl_c()
+                done.append("after the signal")
+            return False
+
+    net = fastmlp.Network([5, 8, 1], random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=5, callbacks=[Interrupts()])
+    assert done == [] and len(net.loss_curve_) == 2

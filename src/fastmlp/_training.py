@@ -188,22 +188,56 @@ BEFORE_FIRST_EPOCH = contextvars.ContextVar("fastmlp_before_first_epoch", defaul
 
 
 class _Held:
-    """The state of held_interrupts: how deep the holds nest, the handler they replaced, whether a Ctrl-C
-    came while held."""
-    depth = 0
+    """SIGINT while a fit runs (watched_interrupts, held_interrupts): whether fastmlp's handler is in place of
+    Python's own (and the handler it replaced), how deep the holds nest, whether a Ctrl-C came while held."""
+    installed = False
     previous = None
+    depth = 0
     pending = False
 
 
-def _hold(signum, frame):
-    """SIGINT's handler while held: the first Ctrl-C waits for the hold's end; a second one interrupts at once
-    (someone who presses twice wants out, whatever it costs)."""
-    if _Held.pending:
-        signal.signal(signal.SIGINT, _Held.previous)
-        _Held.depth = 0
+def _handler(signum, frame):
+    """SIGINT's handler while a fit runs: as Python's own (a KeyboardInterrupt), but while held the first
+    Ctrl-C waits for the hold's end; a second one interrupts at once (someone who presses twice wants out,
+    whatever it costs)."""
+    if _Held.depth == 0 or _Held.pending:
         _Held.pending = False
         raise KeyboardInterrupt
     _Held.pending = True
+
+
+def _install():
+    """fastmlp's handler in place of Python's own: True if this call put it there (not where it is already, or
+    where it cannot be: in another thread than the main one, where Python runs no handler, or in place of a
+    program's own handler, which is left as it is)."""
+    if (_Held.installed or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        return False
+    try:
+        _Held.previous = signal.signal(signal.SIGINT, _handler)
+    except (ValueError, OSError):  # (a subinterpreter's main thread: no signal handlers there)
+        return False
+    _Held.installed = True
+    return True
+
+
+def _uninstall():
+    signal.signal(signal.SIGINT, _Held.previous)
+    _Held.installed, _Held.pending = False, False
+
+
+class watched_interrupts:
+    """fastmlp's SIGINT handler in place for the block (a fit): Ctrl-C acts as ever but in held_interrupts'
+    blocks, which then cost no system call (an epoch holds several times)."""
+
+    def __enter__(self):
+        self.installed = _install()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.installed:
+            _uninstall()
+        return False
 
 
 class held_interrupts:
@@ -214,27 +248,24 @@ class held_interrupts:
     handler in place (a program's own handler is left as it is); nested holds are one hold."""
 
     def __enter__(self):
-        self.holds = threading.current_thread() is threading.main_thread() and (
-            _Held.depth > 0 or signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        self.installed = _install()
+        self.holds = _Held.installed and threading.current_thread() is threading.main_thread()
         if self.holds:
-            if _Held.depth == 0:
-                _Held.previous = signal.signal(signal.SIGINT, _hold)
-                _Held.pending = False
             _Held.depth += 1
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if not self.holds or _Held.depth == 0:  # (a second Ctrl-C gave the handler back already)
+        if not self.holds:
             return False
         _Held.depth -= 1
-        if _Held.depth > 0:
-            return False
-        signal.signal(signal.SIGINT, _Held.previous)
-        pending, _Held.pending = _Held.pending, False
+        pending = _Held.depth == 0 and _Held.pending
+        if _Held.depth == 0:
+            _Held.pending = False
+        if self.installed:
+            _uninstall()
         if pending and exc_type is None:  # (the block's own exception goes on)
             raise KeyboardInterrupt
         return False
-
 
 class Validation:
     """A validation set and how to score the network on it.
@@ -384,12 +415,13 @@ class EpochLoop:
 
     def run(self):
         """Run the epochs; returns self. Raises Divergence (the records taken back with the weights)."""
-        self.start()
-        try:
-            return self._epochs()
-        except KeyboardInterrupt:
-            self._ending(self.finish)  # (complete, also when Ctrl-C came before the end began: it resumes)
-            raise
+        with watched_interrupts():
+            self.start()
+            try:
+                return self._epochs()
+            except KeyboardInterrupt:
+                self._ending(self.finish)  # (complete, also when Ctrl-C came before the end began: it resumes)
+                raise
 
     def _epochs(self):
         """run's epochs, then its end (finish), whatever ends them."""

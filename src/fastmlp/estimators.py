@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from . import _registry
 from ._base import check_target_domain
 from ._training import (BEFORE_FIRST_EPOCH, SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation,
-                        held_interrupts, new_history, warn_diverged)
+                        held_interrupts, new_history, warn_diverged, watched_interrupts)
 from ._validation import check_weight_sum, check_writable
 from .network import Network
 
@@ -568,7 +568,8 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         _INTERRUPTED.discard(self)
         with self._as_before_if_it_fails():
             prepared = self._prepared_fit(X, y, sample_weight, incremental, X_val, y_val, sample_weight_val)
-        prepared.run()
+        with watched_interrupts():
+            prepared.run()
         return self
 
     def _batch_rows(self, n_samples):
