@@ -1,8 +1,9 @@
-"""A real Ctrl-C (SIGINT, Python's own handler) while fastmlp keeps a fit's record: held until the record is whole.
+"""A real Ctrl-C (SIGINT, Python's own handler) while fastmlp keeps a fit's record.
 
-Each test sends the signal from inside the code that keeps the record (a wrapper around one of its steps), so it
-lands exactly there; without the hold the KeyboardInterrupt would be raised at once, in the middle of the step.
-A KeyboardInterrupt that escapes where a fit should have warned and returned fails the test, not the session.
+A fit's own record completes what a Ctrl-C interrupted (its end, the stopping rule); an ensemble's record and
+a checkpoint's write hold the signal until they are whole (held_interrupts). Each test sends the signal from
+inside the code that keeps the record (a wrapper around one of its steps), so it lands exactly there. A
+KeyboardInterrupt that escapes where a fit should have warned and returned fails the test, not the session.
 """
 import functools
 import signal
@@ -28,7 +29,7 @@ def python_handler():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
-    _training._Held.installed, _training._Held.depth, _training._Held.pending = False, 0, False
+    _training._Held.depth, _training._Held.pending = 0, False
 
 
 def _no_escape(test):
@@ -214,6 +215,23 @@ def test_ctrl_c_in_the_stopping_rule_lets_sgds_schedule_follow(monkeypatch):
     assert_array_equal(_params(est), _params(replay))
 
 
+@_no_escape
+def test_ctrl_c_in_adaptives_rule_divides_the_rate_once(monkeypatch):
+    # a Ctrl-C after the no-improvement count passed n_iter_no_change and before adaptive divided the rate (and
+    # reset the count): the fit's end applies the rule to that epoch again, from the state before it
+    X, y = _regression()
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", shuffle=False, random_state=0, learning_rate="adaptive",
+              learning_rate_init=0.05, n_iter_no_change=1, tol=10.0)
+    replay = MLPRegressor(**kw, max_iter=3).fit(X, y)  # (the count passes 1 at the third epoch)
+    assert replay._trainer.settings["learning_rate"] == 0.01 and replay._no_improvement_count == 0
+    monkeypatch.setattr(MLPRegressor, "_trigger_stopping", _ctrl_c_in(MLPRegressor, "_trigger_stopping"))
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = MLPRegressor(**kw, max_iter=10).fit(X, y)
+    assert est.n_iter_ == 3
+    assert est._trainer.settings["learning_rate"] == 0.01 and est._no_improvement_count == 0
+    assert_array_equal(_params(est), _params(replay))
+
+
 def test_ctrl_c_while_a_checkpoint_is_written_keeps_the_file_and_the_best_together(monkeypatch, tmp_path):
     # found by probing: a Ctrl-C while Checkpoint wrote the best epoch's file (the slowest part of an epoch that
     # checkpoints) left the file of an earlier epoch, the training loop keeping the newer one
@@ -306,27 +324,6 @@ def test_estimators_still_train_in_threads(tmp_path):
         thread.start()
         thread.join()
     assert out[0].n_iter_ == 3
-
-
-def test_a_fit_watches_with_its_own_handler_and_gives_pythons_back():
-    X, y = _regression()
-    seen = []
-
-    class Look:
-        def on_epoch_end(self, loop, logs):
-            seen.append(signal.getsignal(signal.SIGINT))
-            return False
-
-    fastmlp.Network([5, 8, 1], random_state=0).fit(X, y, epochs=2, callbacks=[Look()])
-    assert seen[0] is _training._handler and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-
-    def own(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, own)
-    seen.clear()
-    fastmlp.Network([5, 8, 1], random_state=0).fit(X, y, epochs=2, callbacks=[Look()])
-    assert seen == [own, own] and signal.getsignal(signal.SIGINT) is own
 
 
 def test_ctrl_c_in_a_callback_of_yours_is_not_held():

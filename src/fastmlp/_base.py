@@ -92,7 +92,6 @@ class _NetworkRecord:
     before the call when the call was taken back whole (a divergence back to the call's start)."""
 
     watches_model = False
-    keeps_record = True
     _ATTRIBUTES = ("history_", "loss_curve_", "grad_norms_", "validation_loss_curve_", "dead_units_")
 
     def on_fit_begin(self, loop):

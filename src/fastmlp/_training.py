@@ -188,84 +188,59 @@ BEFORE_FIRST_EPOCH = contextvars.ContextVar("fastmlp_before_first_epoch", defaul
 
 
 class _Held:
-    """SIGINT while a fit runs (watched_interrupts, held_interrupts): whether fastmlp's handler is in place of
-    Python's own (and the handler it replaced), how deep the holds nest, whether a Ctrl-C came while held."""
-    installed = False
-    previous = None
+    """The state of held_interrupts: how deep the holds nest, the handler they replaced, whether a Ctrl-C
+    came while held."""
     depth = 0
+    previous = None
     pending = False
 
 
-def _handler(signum, frame):
-    """SIGINT's handler while a fit runs: as Python's own (a KeyboardInterrupt), but while held the first
-    Ctrl-C waits for the hold's end; a second one interrupts at once (someone who presses twice wants out,
-    whatever it costs)."""
-    if _Held.depth == 0 or _Held.pending:
+def _hold(signum, frame):
+    """SIGINT's handler while held: the first Ctrl-C waits for the hold's end; a second one interrupts at once
+    (someone who presses twice wants out, whatever it costs)."""
+    if _Held.pending:
+        signal.signal(signal.SIGINT, _Held.previous)
+        _Held.depth = 0
         _Held.pending = False
         raise KeyboardInterrupt
     _Held.pending = True
 
 
-def _install():
-    """fastmlp's handler in place of Python's own: True if this call put it there (not where it is already, or
-    where it cannot be: in another thread than the main one, where Python runs no handler, or in place of a
-    program's own handler, which is left as it is)."""
-    if (_Held.installed or threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        return False
-    try:
-        _Held.previous = signal.signal(signal.SIGINT, _handler)
-    except (ValueError, OSError):  # (a subinterpreter's main thread: no signal handlers there)
-        return False
-    _Held.installed = True
-    return True
-
-
-def _uninstall():
-    signal.signal(signal.SIGINT, _Held.previous)
-    _Held.installed, _Held.pending = False, False
-
-
-class watched_interrupts:
-    """fastmlp's SIGINT handler in place for the block (a fit): Ctrl-C acts as ever but in held_interrupts'
-    blocks, which then cost no system call (an epoch holds several times)."""
-
-    def __enter__(self):
-        self.installed = _install()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if self.installed:
-            _uninstall()
-        return False
-
-
 class held_interrupts:
     """A Ctrl-C that comes while the block runs raises its KeyboardInterrupt when the block ends (a second
-    Ctrl-C at once): for the code that keeps a fit's record and ends it, so that a Ctrl-C never leaves a model
-    half recorded (a loss curve of fewer epochs than n_iter_, the last epoch's weights beside the best's
-    score). Only in the main thread (where Python runs its signal handlers) and with Python's own SIGINT
-    handler in place (a program's own handler is left as it is); nested holds are one hold."""
+    Ctrl-C at once): for code that keeps a record which must not be left half written and which cannot
+    simply run again (an ensemble's attributes and record, a checkpoint's file and best), and is long or
+    rare enough for the hold's cost (two system calls, about 10 us; a fit's own record instead completes
+    what Ctrl-C interrupted, EpochLoop._ending). Only in the main thread (where Python runs its signal
+    handlers) and with Python's own SIGINT handler in place (a program's own handler is left as it is);
+    nested holds are one hold."""
 
     def __enter__(self):
-        self.installed = _install()
-        self.holds = _Held.installed and threading.current_thread() is threading.main_thread()
+        self.holds = threading.current_thread() is threading.main_thread() and (
+            _Held.depth > 0 or signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self.holds and _Held.depth == 0:
+            try:
+                _Held.previous = signal.signal(signal.SIGINT, _hold)
+            except (ValueError, OSError):  # (a subinterpreter's main thread: no signal handlers there)
+                self.holds = False
+                return self
+            _Held.pending = False
         if self.holds:
             _Held.depth += 1
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if not self.holds:
+        if not self.holds or _Held.depth == 0:  # (a second Ctrl-C gave the handler back already)
             return False
         _Held.depth -= 1
-        pending = _Held.depth == 0 and _Held.pending
-        if _Held.depth == 0:
-            _Held.pending = False
-        if self.installed:
-            _uninstall()
+        if _Held.depth > 0:
+            return False
+        signal.signal(signal.SIGINT, _Held.previous)
+        pending, _Held.pending = _Held.pending, False
         if pending and exc_type is None:  # (the block's own exception goes on)
             raise KeyboardInterrupt
         return False
+
 
 class Validation:
     """A validation set and how to score the network on it.
@@ -415,13 +390,12 @@ class EpochLoop:
 
     def run(self):
         """Run the epochs; returns self. Raises Divergence (the records taken back with the weights)."""
-        with watched_interrupts():
-            self.start()
-            try:
-                return self._epochs()
-            except KeyboardInterrupt:
-                self._ending(self.finish)  # (complete, also when Ctrl-C came before the end began: it resumes)
-                raise
+        self.start()
+        try:
+            return self._epochs()
+        except KeyboardInterrupt:
+            self._ending(self.finish)  # (complete, also when Ctrl-C came before the end began: it resumes)
+            raise
 
     def _epochs(self):
         """run's epochs, then its end (finish), whatever ends them."""
@@ -537,14 +511,12 @@ class EpochLoop:
             self._finished += 1
 
     def _ending(self, end):
-        """end() (finish, or the bridge's fit end) with Ctrl-C held (held_interrupts); if a KeyboardInterrupt
-        interrupts it all the same (a second Ctrl-C, a hook that raised one, a program's own handler), once
-        more to its end, then the KeyboardInterrupt: the record and the weights the call ends with are
-        complete however it ends (the hooks' fit end writes the model's record; a Ctrl-C near the end of a
-        fit lands there)."""
+        """end() (finish, or the bridge's fit end); if Ctrl-C interrupts it, once more to its end, then the
+        KeyboardInterrupt: the record and the weights the call ends with are complete however it ends
+        (the hooks' fit end writes the model's record; a Ctrl-C near the end of a fit lands there). (Not
+        held_interrupts: its two system calls would cost a small fit several per cent.)"""
         try:
-            with held_interrupts():
-                end()
+            end()
         except KeyboardInterrupt:
             end()
             raise
@@ -577,17 +549,10 @@ class EpochLoop:
         return self._dispatch("on_epoch_end", logs)
 
     def _dispatch(self, event, *args):
-        """Each hook's method for the event, in order; True if one of them asks to stop. A hook that keeps
-        the model's record (keeps_record) runs whole: a Ctrl-C waits for its end (held_interrupts)."""
         stop = False
         for hook in self.hooks:
             method = getattr(hook, event, None)
-            if method is None:
-                continue
-            if getattr(hook, "keeps_record", False):
-                with held_interrupts():
-                    stop = bool(method(self, *args)) or stop
-            else:
+            if method is not None:
                 stop = bool(method(self, *args)) or stop
         return stop
 
@@ -710,7 +675,6 @@ class Patience:
     """A hook that stops when val_score has not improved by more than tol for `patience` epochs."""
 
     watches_model = False
-    keeps_record = True
 
     def __init__(self, patience, tol=0.0):
         self.patience, self.tol = patience, tol

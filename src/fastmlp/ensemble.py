@@ -7,7 +7,7 @@ import numpy as np
 from . import _engine, _registry
 from ._base import FixedSettings, _check_n_threads, _check_random_state
 from ._training import (Divergence, EpochLoop, Patience, Trainer, Validation, check_schedule, draw_seed, drops,
-                        epoch_total_weight, held_interrupts, next_order, warn_diverged, watched_interrupts)
+                        epoch_total_weight, held_interrupts, next_order, warn_diverged)
 from ._validation import check_bool, check_float, check_int, check_weight_sum, check_writable, is_sparse
 from .network import Network, _check_rates
 
@@ -509,11 +509,10 @@ class NetworkEnsemble(FixedSettings):
                            validation=validation, keep_best=early_stopping,
                            hooks=[Patience(patience)] if early_stopping else (), schedule=run)
                  for m, trainer, run in zip(members, trainers, runs)]
-        with watched_interrupts():
-            try:
-                run_in_one_pass(loops, self._rng, shuffle, self._clock)
-            finally:  # (whatever ends it: each member's record holds the epochs its weights come from)
-                self._record(loops, validation is not None)
+        try:
+            run_in_one_pass(loops, self._rng, shuffle, self._clock)
+        finally:  # (whatever ends it: each member's record holds the epochs its weights come from)
+            self._record(loops, validation is not None)
         for k, loop in enumerate(loops):
             if loop.diverged is not None:
                 warn_diverged(loop.epoch, loop.best_score, loop.trainer.settings["learning_rate"], f"Member {k}: ")
@@ -630,14 +629,6 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
             raise ValueError("run_in_one_pass: the loops shuffle or report their loss differently")
         if not (_same(loop.X, first.X) and _same(loop.Y, first.Y) and _same(loop.sample_weight, first.sample_weight)):
             raise ValueError("run_in_one_pass: the loops train on different data")
-    with watched_interrupts():
-        _run_in_one_pass(loops, rng, shuffle, clock)
-
-
-def _run_in_one_pass(loops, rng, shuffle, clock):
-    """run_in_one_pass's body, its arguments checked."""
-    first = loops[0]
-    net = first.net
     X, Y, sample_weight = dense(first.X), first.Y, first.sample_weight
     n = X.shape[0]
     n_state = _registry.OPTIMIZERS[first.trainer.settings["optimizer"]].n_state

@@ -25,7 +25,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._training import held_interrupts, watched_interrupts
+from ._training import held_interrupts
 from .ensemble import check_member_params, run_in_one_pass
 from .network import Network
 from .estimators import (_INTERRUPTED, _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names,
@@ -205,16 +205,15 @@ class _BaseEnsemble:
             sample_weight = check_sample_weight(sample_weight, X.shape[0], dtype)
             X, y, sample_weight, X_val, y_val, sample_weight_val = self._validation_split(X, y, sample_weight)
         callbacks = self.__dict__.get("_skl_callbacks")
-        with watched_interrupts():
-            if self._in_one_pass():  # (one shuffle per epoch, from random_state after the members' seeds)
-                self._one_pass(members, rng, X, y, sample_weight, X_val=X_val, y_val=y_val,
-                               sample_weight_val=sample_weight_val)
-            else:  # one member after another (set_callbacks: each member's fit runs them)
-                self._one_after_another(members, callbacks, lambda member: member.fit(
-                    X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val),
-                    lambda member: member._set_up_only(X, y, sample_weight, X_val=X_val, y_val=y_val,
-                                                       sample_weight_val=sample_weight_val))
-            self._settle(members, X_val is not None, checked)
+        if self._in_one_pass():  # (one shuffle per epoch, from random_state after the members' seeds)
+            self._one_pass(members, rng, X, y, sample_weight, X_val=X_val, y_val=y_val,
+                           sample_weight_val=sample_weight_val)
+        else:  # one member after another (set_callbacks: each member's fit runs them)
+            self._one_after_another(members, callbacks, lambda member: member.fit(
+                X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val),
+                lambda member: member._set_up_only(X, y, sample_weight, X_val=X_val, y_val=y_val,
+                                                   sample_weight_val=sample_weight_val))
+        self._settle(members, X_val is not None, checked)
         return self
 
     @staticmethod
@@ -312,15 +311,14 @@ class _BaseEnsemble:
                              y_numeric=not is_classifier(self), dtype=dtype, reset=old is None)
         for member in members:
             member._start_partial_fit(y, classes)
-        with watched_interrupts():
-            if self._in_one_pass():
-                self._one_pass(members, None, X, y, sample_weight, incremental=True)
-            else:  # scikit-learn's callbacks: each member's own partial_fit
-                labels = {"classes": classes} if is_classifier(self) else {}
-                self._one_after_another(members, self.__dict__.get("_skl_callbacks"),
-                                        lambda member: member.partial_fit(X, y, sample_weight, **labels),
-                                        lambda member: member._set_up_only(X, y, sample_weight, incremental=True))
-            self._settle(members, False, checked if old is None else None)
+        if self._in_one_pass():
+            self._one_pass(members, None, X, y, sample_weight, incremental=True)
+        else:  # scikit-learn's callbacks: each member's own partial_fit
+            labels = {"classes": classes} if is_classifier(self) else {}
+            self._one_after_another(members, self.__dict__.get("_skl_callbacks"),
+                                    lambda member: member.partial_fit(X, y, sample_weight, **labels),
+                                    lambda member: member._set_up_only(X, y, sample_weight, incremental=True))
+        self._settle(members, False, checked if old is None else None)
         return self
 
     def _in_one_pass(self):

@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from . import _registry
 from ._base import check_target_domain
 from ._training import (BEFORE_FIRST_EPOCH, SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation,
-                        held_interrupts, new_history, warn_diverged, watched_interrupts)
+                        new_history, warn_diverged)
 from ._validation import check_weight_sum, check_writable
 from .network import Network
 
@@ -73,7 +73,6 @@ class _Record:
     """
 
     watches_model = False
-    keeps_record = True  # (a Ctrl-C waits for its end: EpochLoop._dispatch)
 
     def __init__(self, est, n_samples=0):
         self.est, self.n_samples = est, n_samples
@@ -222,23 +221,43 @@ class _StochasticRecord(_Record):
         self.ruled = True  # (whether the stopping rule has seen the last epoch begun: see on_epoch_begin)
 
     def on_epoch_begin(self, loop):
-        # the stopping rule's state before the epoch, and whether the rule has seen the epoch: a Ctrl-C after
-        # the epoch was recorded and before the rule saw all of it is made good at the fit's end (on_fit_end)
+        # the stopping rule's state before the epoch (with the rate it may change), and whether the rule has seen
+        # all of the epoch: a Ctrl-C after the epoch was recorded and before the rule was through with it is made
+        # good at the fit's end (on_fit_end)
         est = self.est
         self.rule_before = (len(est.validation_scores_) if est.early_stopping else None, est._no_improvement_count,
-                            est.best_validation_score_, est.best_loss_)
+                            est.best_validation_score_, est.best_loss_, loop.trainer.settings["learning_rate"])
         self.ruled, self.epochs_before = False, len(loop.history["loss"])
 
     def on_fit_end(self, loop):
         est = self.est
         # (only for an epoch recorded: one taken back, or interrupted before it began to change anything, is not)
         if not self.ruled and len(loop.history["loss"]) > self.epochs_before and loop.diverged is None:
-            n_scores, est._no_improvement_count, est.best_validation_score_, est.best_loss_ = self.rule_before
+            (n_scores, est._no_improvement_count, est.best_validation_score_, est.best_loss_,
+             loop.trainer.settings["learning_rate"]) = self.rule_before
             if n_scores is not None:
                 del est.validation_scores_[n_scores:]
-            est._update_no_improvement_count(loop.logs)
-            self.ruled = True
+            self._sync(loop, whole=False)  # (t_, which invscaling's rate follows)
+            self._rule(loop, loop.logs)
         super().on_fit_end(loop)
+
+    def _rule(self, loop, logs):
+        """scikit-learn's stopping rule and schedules after an epoch (the no-improvement count, invscaling's next
+        rate, adaptive's division of the rate); True to stop. Then self.ruled."""
+        est = self.est
+        est._update_no_improvement_count(logs)
+        if est.solver == "sgd" and isinstance(est.learning_rate, str) and est.learning_rate == "invscaling":
+            loop.trainer.settings["learning_rate"] = est.learning_rate_init / (est.t_ + 1) ** est.power_t
+        stop = False
+        if est._no_improvement_count > est.n_iter_no_change:
+            what = "Validation score" if est.early_stopping else "Training loss"
+            msg = (f"{what} did not improve more than tol={est.tol:f} for "
+                   f"{est.n_iter_no_change} consecutive epochs.")
+            stop = est._trigger_stopping(msg, loop.trainer)
+            if not stop:
+                est._no_improvement_count = 0
+        self.ruled = True
+        return stop
 
     def on_epoch_end(self, loop, logs):
         self._sync(loop, loop.observed)
@@ -248,17 +267,8 @@ class _StochasticRecord(_Record):
                 est.validation_scores_.append(np.nan)
             self.ruled = True
             return True
-        est._update_no_improvement_count(logs)
-        self.ruled = True
-        if est.solver == "sgd" and isinstance(est.learning_rate, str) and est.learning_rate == "invscaling":
-            loop.trainer.settings["learning_rate"] = est.learning_rate_init / (est.t_ + 1) ** est.power_t
-        if est._no_improvement_count > est.n_iter_no_change:
-            what = "Validation score" if est.early_stopping else "Training loss"
-            msg = (f"{what} did not improve more than tol={est.tol:f} for "
-                   f"{est.n_iter_no_change} consecutive epochs.")
-            if est._trigger_stopping(msg, loop.trainer):
-                return True
-            est._no_improvement_count = 0
+        if self._rule(loop, logs):
+            return True
         if not self.incremental and loop.epoch == est.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning)
@@ -568,8 +578,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         _INTERRUPTED.discard(self)
         with self._as_before_if_it_fails():
             prepared = self._prepared_fit(X, y, sample_weight, incremental, X_val, y_val, sample_weight_val)
-        with watched_interrupts():
-            prepared.run()
+        prepared.run()
         return self
 
     def _batch_rows(self, n_samples):
@@ -841,9 +850,9 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             except KeyboardInterrupt:
                 interrupted = True
             try:
-                with held_interrupts():
-                    self._after_stochastic(loop, keep_best)
-            except KeyboardInterrupt:
+                self._after_stochastic(loop, keep_best)
+            except KeyboardInterrupt:  # (once more, whole: it only sets what the loop's end holds)
+                self._after_stochastic(loop, keep_best)
                 interrupted = True
             if interrupted:
                 self._interrupted()
@@ -1016,17 +1025,21 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
             self._interrupted()
             return
         try:
-            with held_interrupts():
-                self.n_iter_ = int(result.nit)
-                self.loss_ = float(result.fun)
-                self.best_loss_ = min(self.loss_curve_ + [self.loss_])
-        except KeyboardInterrupt:
+            self._lbfgs_result(result)
+        except KeyboardInterrupt:  # (once more, whole: it only sets what the run's result holds)
+            self._lbfgs_result(result)
             self._interrupted()
             return
         if result.status != 0:
             warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) (status={result.status}): "
                           f"{result.message}. Increase the number of iterations (max_iter) or scale the data.",
                           ConvergenceWarning)
+
+    def _lbfgs_result(self, result):
+        """n_iter_, loss_ and best_loss_ from an L-BFGS run that ended."""
+        self.n_iter_ = int(result.nit)
+        self.loss_ = float(result.fun)
+        self.best_loss_ = min(self.loss_curve_ + [self.loss_])
 
     def _forget_lbfgs(self, loop, start):
         """Weights and record as before an L-BFGS run that failed."""
