@@ -18,6 +18,23 @@ def repository(*parts):
                 "to a fastmlp checkout to run them", allow_module_level=True)
 
 
+class QuietCallback:
+    """A scikit-learn callback (sklearn.callback's protocol) that does nothing and never stops a fit: a base for
+    tests that need one (set on an ensemble, it makes the members fit one after another)."""
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context, **kwargs):
+        pass
+
+    def on_fit_task_end(self, estimator, context, **kwargs):
+        return False
+
+
 # A parameter away from the default for the losses that have one (Network's
 # loss_param), so that a path that drops it fails the comparison with the reference.
 LOSS_PARAMS = {"huber": 0.8, "quantile": 0.3}

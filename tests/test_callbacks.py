@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import fastmlp
+from _helpers import QuietCallback
 from fastmlp import MLPClassifier, MLPEnsembleClassifier, MLPRegressor
 
 callback = pytest.importorskip("sklearn.callback")
@@ -25,21 +26,12 @@ def data():
     return make_classification(n_samples=200, n_features=6, n_informative=4, random_state=0)
 
 
-class Recorder:
+class Recorder(QuietCallback):
     """Keeps what each epoch's on_fit_task_end gets; stops after `stop_at` epochs."""
 
     def __init__(self, stop_at=None):
         self.stop_at = stop_at
         self.ends = []
-
-    def setup(self, estimator, context):
-        pass
-
-    def teardown(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context, *, X=None, y=None, metadata=None, fitted_estimator=None):
-        pass
 
     def on_fit_task_end(self, estimator, context, *, X=None, y=None, metadata=None, fitted_estimator=None):
         if context.parent is None:  # the whole fit's task

@@ -10,6 +10,7 @@ from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from _helpers import QuietCallback
 from fastmlp import MLPClassifier, MLPEnsembleClassifier, MLPEnsembleRegressor, MLPRegressor, load
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -572,23 +573,10 @@ def test_ctrl_c_ends_a_fit_of_members_one_after_another(solver):
             raise KeyboardInterrupt
         return 0.5
 
-    class Quiet:  # a scikit-learn callback: the members are fitted one after another
-        def setup(self, estimator, context):
-            pass
-
-        def teardown(self, estimator, context):
-            pass
-
-        def on_fit_task_begin(self, estimator, context, **kwargs):
-            pass
-
-        def on_fit_task_end(self, estimator, context, **kwargs):
-            return False
-
     ens = MLPEnsembleClassifier(hidden_layer_sizes=(5,), max_iter=4, n_members=4, random_state=0, solver=solver,
                                 scoring=interrupting)
     if solver == "adam":
-        ens.set_callbacks(Quiet())
+        ens.set_callbacks(QuietCallback())  # (a scikit-learn callback: the members are fitted one after another)
     with pytest.warns(UserWarning, match="interrupted") as caught:
         ens.fit(X, y, X_val=X[:30], y_val=y[:30])
     assert sum("interrupted" in str(w.message) for w in caught) == 1  # the one member's warning

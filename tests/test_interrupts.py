@@ -16,6 +16,7 @@ from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 import fastmlp
+from _helpers import QuietCallback
 from fastmlp import MLPClassifier, MLPRegressor, _training, callbacks, ensemble, estimators
 from fastmlp._training import held_interrupts
 from fastmlp.ensemble_estimators import MLPEnsembleRegressor
@@ -174,16 +175,7 @@ def test_ctrl_c_in_the_callbacks_end_of_a_complete_fit_warns_and_returns():
     # fitted model there, a long window): a Ctrl-C there escaped fit
     pytest.importorskip("sklearn.callback")  # (scikit-learn >= 1.9)
 
-    class InterruptedAtTheEnd:
-        def setup(self, estimator, context):
-            pass
-
-        def teardown(self, estimator, context):
-            pass
-
-        def on_fit_task_begin(self, estimator, context, **kwargs):
-            pass
-
+    class InterruptedAtTheEnd(QuietCallback):
         def on_fit_task_end(self, estimator, context, **kwargs):
             if context.parent is None:  # the whole fit's task
                 _ctrl_c()
