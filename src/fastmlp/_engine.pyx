@@ -740,8 +740,8 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
     split into tasks fixed by the plan (never by nt); thread tid runs tasks
     tid, tid + nt, ... (of the chunks of L2 and the update, those whose task
     is tid modulo nt: the plan gives the rows that weight-gradient part t
-    writes to task t, Plan.u_task); the tasks of a step write disjoint memory and a barrier
-    separates the steps. So every bit of the result is the same for any nt.
+    writes to task t, Plan.u_task); the tasks of a step write disjoint
+    memory and a barrier separates the steps. So every bit of the result is the same for any nt.
     Writes the gradient of st.scale * sum_rows (weight *) loss to grads (adds
     it, st.accumulate), and the loss sum per row part to st.
     """
@@ -1745,7 +1745,6 @@ def _forward_splits(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t
         _plan_free(&p)
 
 
-
 def _update_chunks(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t batch_size):
     """The update's chunks of a training plan, for the tests: (offset, length, layer, task) each, and per layer
     how its weight gradient splits (("rows" or "units", the number of parts), the offset of W_l)."""
@@ -1757,6 +1756,7 @@ def _update_chunks(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t 
                 [("rows" if p.wgt[l].rows else "units", p.wgt[l].k, p.w_off[l]) for l in range(1, p.n_layers + 1)])
     finally:
         _plan_free(&p)
+
 
 # ---------------------------------------------------------------------------
 # Test hooks: single kernels and the BLAS shim, for tests/test_kernels.py.

@@ -28,8 +28,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._training import held_interrupts
 from .ensemble import check_member_params, run_in_one_pass
 from .network import Network
-from .estimators import (_INTERRUPTED, _STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor, _BaseMLP, _param_names,
-                         check_validation_args, refuse_non_numeric, validate_X_val)
+from .estimators import (_INTERRUPTED, _STOCHASTIC_SOLVERS, INTERRUPTED_MESSAGE, MLPClassifier, MLPRegressor, _BaseMLP,
+                         _param_names, check_validation_args, refuse_non_numeric, validate_X_val)
 from ._validation import all_finite, check_sample_weight
 
 # What member_params may set per member (the estimator parameters of those names).
@@ -242,7 +242,7 @@ class _BaseEnsemble:
                     self._record_input(checked)
         except KeyboardInterrupt:
             if not any(member in _INTERRUPTED for member in members):
-                warnings.warn("Training interrupted by user.")
+                warnings.warn(INTERRUPTED_MESSAGE)
 
     def _set_members(self, members, validated):
         """The fitted members, best_index_ among them (validated: by their X_val's last score) and the fitted

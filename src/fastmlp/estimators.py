@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from . import _registry
 from ._base import check_target_domain
 from ._training import (BEFORE_FIRST_EPOCH, SKLEARN_DIVERGENCE, Divergence, EpochLoop, Reporter, Trainer, Validation,
-                        new_history, warn_diverged)
+                        completed, new_history, warn_diverged)
 from ._validation import check_weight_sum, check_writable
 from .network import Network
 
@@ -61,6 +61,7 @@ _NORMS_BUFFERS = weakref.WeakValueDictionary()
 # the estimators whose last fit or partial_fit Ctrl-C ended (warned, then returned): an ensemble fitting its members
 # one after another stops there
 _INTERRUPTED = weakref.WeakSet()
+INTERRUPTED_MESSAGE = "Training interrupted by user."  # (scikit-learn's words)
 
 
 class _Record:
@@ -587,7 +588,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
 
     def _interrupted(self):
         """What a fit does when Ctrl-C ends it: warn, and note it (_INTERRUPTED), then return."""
-        warnings.warn("Training interrupted by user.")
+        warnings.warn(INTERRUPTED_MESSAGE)
         _INTERRUPTED.add(self)
 
     def _set_up_only(self, X, y, sample_weight=None, incremental=False, **validation):
@@ -599,7 +600,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         token = BEFORE_FIRST_EPOCH.set(True)
         try:
             with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Training interrupted by user.")
+                warnings.filterwarnings("ignore", INTERRUPTED_MESSAGE)
                 prepared.guard(prepared.train)
         finally:
             BEFORE_FIRST_EPOCH.reset(token)
@@ -849,12 +850,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
                 raise
             except KeyboardInterrupt:
                 interrupted = True
-            try:
-                self._after_stochastic(loop, keep_best)
-            except KeyboardInterrupt:  # (once more, whole: it only sets what the loop's end holds)
-                self._after_stochastic(loop, keep_best)
-                interrupted = True
-            if interrupted:
+            if completed(lambda: self._after_stochastic(loop, keep_best)) or interrupted:
                 self._interrupted()
 
         return _PreparedFit(loop.run, loop=loop, guard=guarded, end=end)
@@ -1024,10 +1020,7 @@ class _BaseMLP(*(() if CallbackSupportMixin is None else (CallbackSupportMixin,)
         except KeyboardInterrupt:  # (in the run, or in the hooks' fit end: bridged completed that first)
             self._interrupted()
             return
-        try:
-            self._lbfgs_result(result)
-        except KeyboardInterrupt:  # (once more, whole: it only sets what the run's result holds)
-            self._lbfgs_result(result)
+        if completed(lambda: self._lbfgs_result(result)):
             self._interrupted()
             return
         if result.status != 0:
