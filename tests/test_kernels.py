@@ -860,6 +860,37 @@ def test_col_sum_adds_each_column_row_after_row(dtype, n_cols, accumulate):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_blocks", [1, 3, 4, 5, 8, 11])
+@pytest.mark.parametrize("block_cols", [1, 8, 16, 21])
+def test_block_sumsq_sums_each_block_in_its_own_order(dtype, n_blocks, block_cols):
+    # an ensemble's per-member ||dW||^2: each block's squares in eight running sums over its rows (then its
+    # columns past a multiple of 8 in one), added as a tree, onto out; the same additions whether the blocks
+    # run one at a time or four side by side. Values of a few bits, so that every square and sum is exact in
+    # double and the order shows only in which lanes they fall (a product and its sum in one rounding or two
+    # then agree too).
+    rng = np.random.default_rng(n_blocks * 100 + block_cols)
+    M = (rng.integers(-64, 64, (9, n_blocks * block_cols)) * 2.0 ** rng.integers(-8, 8, (9, n_blocks * block_cols)))
+    M = M.astype(dtype)
+    stride = 3
+    out = np.zeros((n_blocks - 1) * stride + 1)
+    out[::stride] = np.arange(n_blocks)  # (added onto)
+    _engine._block_sumsq_hook(n_blocks, M, out, stride)
+    for j in range(n_blocks):
+        block = M[:, j * block_cols:(j + 1) * block_cols].astype(np.float64)
+        lanes, tail = np.zeros(8), 0.0
+        for row in block:
+            whole = block_cols // 8 * 8
+            lanes += (row[:whole] ** 2).reshape(-1, 8).sum(axis=0) if whole else 0.0
+            for v in row[whole:]:
+                tail += v * v
+        tree = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+        assert out[j * stride] == j + (tree + tail)
+    assert (out[1::stride] == 0).all() and (out[2::stride] == 0).all()
+    with pytest.raises(ValueError):  # (the hook's own check: 5 columns are not 2 blocks)
+        _engine._block_sumsq_hook(2, np.zeros((2, 5), dtype=dtype), out, stride)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (3, 8), (255, 3), (256, 9), (257, 1), (1000, 33)])
 def test_largest_row_sumsq(dtype, shape):
     # the input's part of the outputs' bound: the largest row sum of squares, in double, over every

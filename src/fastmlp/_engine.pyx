@@ -1837,6 +1837,12 @@ def _col_sum_hook(bint accumulate, const floating[:, ::1] M, floating[::1] out):
     _col_sum(M.shape[0], M.shape[1], accumulate, &M[0, 0], &out[0])
 
 
+def _block_sumsq_hook(Py_ssize_t n_blocks, const floating[:, ::1] M, double[::1] out, Py_ssize_t out_stride):
+    if M.shape[1] % n_blocks or out.shape[0] < (n_blocks - 1) * out_stride + 1:
+        raise ValueError("M's columns must split into n_blocks blocks, out must hold n_blocks strided sums.")
+    _block_sumsq(M.shape[0], n_blocks, M.shape[1] // n_blocks, M.shape[1], &M[0, 0], &out[0], out_stride)
+
+
 def _dropout_hook(double keep, uint64_t seed, const floating[::1] A, floating[::1] M, floating[::1] D):
     cdef fm_rng rng
     fm_rng_seed(&rng, seed)
