@@ -409,9 +409,37 @@ def busy(args):
                       f"{row['estimator_default_over_one']:.2f}x" + ("" if row["same_loss"] else "  LOSSES DIFFER"),
                       flush=True)
         rows.append(_fresh_fits(args, openmp, busy_rounds))
+        rows += _busy_ensembles(args, busy_rounds)
     finally:
         spinner.terminate()
         spinner.join()
+    return rows
+
+
+# NetworkEnsembles on the busy machine: ENSEMBLE_THREADS's workload and K (four groups, the threads' tasks) on
+# these numbers of rows (None: the workload's), so that epochs run from a few milliseconds (each the ensemble's
+# thread clock's to place) to a few tenths of a second (always on the threads: _engine.ENSEMBLE_CLOCK_WORK)
+BUSY_ENSEMBLE_ROWS = (1000, 5000, None)
+
+
+def _busy_ensembles(args, rounds):
+    """NetworkEnsemble epochs (adam) with n_threads=1, the default, 2 and 1 again, on the busy machine."""
+    key, batch, K, _ = ENSEMBLE_THREADS
+    workload = C.WORKLOADS[key]
+    rows = []
+    for n in BUSY_ENSEMBLE_ROWS:
+        n = n or (QUICK_ROWS[key] if args.quick else workload.n_samples)
+        X, _, Y = C.make_data(workload, np.float32, n_samples=n)
+        what = {label: (K, nt) for label, nt in (*ENGINE_THREADS.items(), ("1 thread, again", 1))}
+        fits = _ensemble_fits(workload, X, Y, "adam", batch, what, epochs=1)
+        t = _rounds(fits, rounds, args.pause, _at_least(args))
+        row = dict(workload=key, name=workload.name, rows=n, dtype="float32", optimizer="adam", batch=batch, K=K,
+                   ensemble=True, seconds=t, default_over_one=t["1 thread"] / t["default"],
+                   two_over_one=t["1 thread"] / t["2 threads"], again_over_one=t["1 thread"] / t["1 thread, again"])
+        rows.append(row)
+        print(f"busy machine: {K}-member NetworkEnsemble {key} on {n} rows  " + "  ".join(
+            f"{label} {1e3 * s:.1f} ms" for label, s in t.items()) + f"  default/1 {row['default_over_one']:.2f}x  "
+              f"2/1 {row['two_over_one']:.2f}x  1 again/1 {row['again_over_one']:.2f}x", flush=True)
     return rows
 
 
@@ -778,11 +806,12 @@ def search(args):
     return rows
 
 
-def _ensemble_fits(workload, X, Y, optimizer, batch, what):
-    """Seconds per epoch of each of what = {label: (K, n_threads)}: a Network for K = 1, else a NetworkEnsemble."""
+def _ensemble_fits(workload, X, Y, optimizer, batch, what, epochs=None):
+    """Seconds per epoch of each of what = {label: (K, n_threads)}: a Network for K = 1, else a NetworkEnsemble;
+    fits of epochs epochs (None: the workload's ENSEMBLE_EPOCHS)."""
     out, loss = C.OUTPUT[workload.task]
     sizes = [workload.n_features, *workload.hidden, workload.n_outputs]
-    epochs = ENSEMBLE_EPOCHS[next(k for k, w in C.WORKLOADS.items() if w is workload)]
+    epochs = epochs or ENSEMBLE_EPOCHS[next(k for k, w in C.WORKLOADS.items() if w is workload)]
     fit_kwargs = dict(epochs=epochs, batch_size=batch, optimizer=optimizer,
                       learning_rate=1e-3 if optimizer == "adam" else 0.01)
     fits = {}
@@ -942,12 +971,13 @@ def targets(results):
             1.25 if r["dtype"] == "float32" and r["batch"] == 32 else 1.15)
            for r in thread_rows if r["workload"] == "W1"], at_most=True)
     busy = results.get("busy", [])
-    check(f"another process keeping a core busy: the default over one thread >= 1.0x, Network.fit and the "
-          f"estimator (counted met down to {NOISE:g}, noise)",
-          [(thread_label(r) + (" new estimators" if r.get("fresh") else ""), r["default_over_one"], NOISE)
+    check(f"another process keeping a core busy: the default over one thread >= 1.0x, Network.fit, the "
+          f"estimator and NetworkEnsemble (counted met down to {NOISE:g}, noise)",
+          [(thread_label(r) + (" new estimators" if r.get("fresh") else f" K={r['K']} {r['rows']} rows"
+                               if r.get("ensemble") else ""), r["default_over_one"], NOISE)
            for r in busy]
           + [(thread_label(r) + " estimator", r["estimator_default_over_one"], NOISE) for r in busy
-             if not r.get("fresh")], at_least=True)
+             if not r.get("fresh") and not r.get("ensemble")], at_least=True)
     ens = results.get("ensembles", [])
     for key, batch, K, most in ENSEMBLE_POINTS:
         points = [r for r in ens if r["workload"] == key and not r.get("threads")]
@@ -1265,8 +1295,9 @@ def threads_sections(results):
               "| same bits |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fresh = [r for r in results["busy"] if r.get("fresh")]
+    ensembles = [r for r in results["busy"] if r.get("ensemble")]
     for r in results["busy"]:
-        if r.get("fresh"):
+        if r.get("fresh") or r.get("ensemble"):
             continue
         s = r["seconds"]
         lines.append(f"| {r['name']} ({r['rows']} rows) | {r['dtype']} | {r['optimizer']} | {r['batch']} | "
@@ -1285,6 +1316,20 @@ def threads_sections(results):
                   "| workload | 1 thread | default | default/1 |", "|---|---|---|---|",
                   f"| {r['name']} ({r['rows']} rows) | {1e3 * r['seconds']['1 thread']:.1f} | "
                   f"{1e3 * r['seconds']['default']:.1f} | {r['default_over_one']:.2f}x |"]
+    if ensembles:
+        lines += ["", "`NetworkEnsemble` epochs on the same busy machine (float32, adam, fits of one epoch, "
+                  "milliseconds an epoch; an epoch shorter than 0.3 s runs several times back to back in each round): "
+                  "the groups of members are the threads' tasks, and an epoch of less work than "
+                  "`_engine.ENSEMBLE_CLOCK_WORK` (about 0.1 s on one thread) runs on the threads or on one thread "
+                  "as the ensemble's thread clock chooses, epoch by epoch; longer ones always on the threads.", "",
+                  "| workload | K | batch | 1 thread | default | 2 threads | 1 thread, again | default/1 | 2/1 | "
+                  "1 again/1 |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in ensembles:
+            s = r["seconds"]
+            lines.append(f"| {r['name']} ({r['rows']} rows) | {r['K']} | {r['batch']} | "
+                         + " | ".join(f"{1e3 * s[k]:.1f}" for k in ("1 thread", "default", "2 threads",
+                                                                     "1 thread, again"))
+                         + f" | {r['default_over_one']:.2f}x | {r['two_over_one']:.2f}x | {r['again_over_one']:.2f}x |")
     return lines
 
 

@@ -238,6 +238,49 @@ def test_bit_identical_for_any_thread_count(forced_threads, dtype):
         assert_array_equal(ens.loss_curve_, fits[0].loss_curve_)
 
 
+def _epoch_by_epoch(n_threads, epochs):
+    """Ten members in four groups (the threads' tasks) trained on 200 rows (seven batches) one epoch a call,
+    with n_threads: the ensemble, and each epoch's losses."""
+    layers, _, fit_args, net_args = CASES["groups-logistic-dropout-adam"]
+    X, Y = _data(layers, None, n=200)
+    ens = NetworkEnsemble(layers, n_members=10, random_state=0, **net_args)
+    curve = []
+    for _ in range(epochs):
+        ens.fit(X, Y, epochs=1, batch_size=32, n_threads=n_threads, **fit_args)
+        curve.append(ens.loss_curve_[:, -1])
+    return ens, np.array(curve)
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: one thread only")
+def test_short_epochs_are_placed_by_the_thread_clock(monkeypatch):
+    # an epoch of little work is the ensemble's thread clock's batch, and the clock is kept across fits: a new
+    # ensemble's first three epochs run on one thread (the clock's first measuring run, timed), the fourth on
+    # the threads whatever the machine (the other choice is measured next, at once); the bits are one thread's
+    monkeypatch.setattr(_engine, "_last_cut_run", -1e300)  # (no run of another clock cut moments ago)
+    ens, curve = _epoch_by_epoch(2, 4)
+    assert ens._clock[1] > 0 and ens._clock[6] > 0  # (one thread's seconds a row, and the clock's time)
+    assert ens._clock[4] == 7  # the fourth epoch's seven batches on the threads, none of the first three's
+    one, one_curve = _epoch_by_epoch(1, 4)
+    assert one._clock[4] == 0 and one._clock[6] == 0  # (one thread asked for: nothing to choose, nothing timed)
+    assert_array_equal(_all(ens), _all(one))
+    assert_array_equal(curve, one_curve)
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: one thread only")
+def test_long_epochs_always_run_on_the_threads():
+    # above ENSEMBLE_CLOCK_WORK an epoch runs on the threads from the first, untimed (a busy core costs a long
+    # epoch little, and measuring one thread now and then would cost more)
+    before = _engine._set_ensemble_clock_work(1e3)
+    try:
+        ens, curve = _epoch_by_epoch(2, 2)
+    finally:
+        _engine._set_ensemble_clock_work(before)
+    assert ens._clock[4] == 14 and ens._clock[6] == 0
+    one, one_curve = _epoch_by_epoch(1, 2)
+    assert_array_equal(_all(ens), _all(one))
+    assert_array_equal(curve, one_curve)
+
+
 def test_member_is_a_copy_and_members_differ():
     ens = NetworkEnsemble([3, 4, 1], n_members=3, random_state=0)
     net = ens.member(1)

@@ -9,8 +9,11 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, loa
 from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from _helpers import QuietCallback
+from fastmlp import _engine
+from fastmlp.network import _usable_cpus
 from fastmlp import MLPClassifier, MLPEnsembleClassifier, MLPEnsembleRegressor, MLPRegressor, load
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -321,6 +324,37 @@ def test_partial_fit_trains_each_member_as_its_own_partial_fit(Ens, Single, solv
     ens.partial_fit(X[:50], y[:50])
     for member, single in zip(ens.estimators_, alone):
         _same_member(member, single.partial_fit(X[:50], y[:50]))
+
+
+@pytest.fixture
+def two_cpus():
+    """Two CPUs for the engine, on a machine of one too (the estimators' threads follow the usable CPUs)."""
+    _engine.set_usable_cpus(2)
+    yield
+    _engine.set_usable_cpus(_usable_cpus())
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: one thread only")
+def test_partial_fit_keeps_the_ensembles_thread_clock(two_cpus, monkeypatch):
+    # an ensemble's short epochs are placed by its thread clock, which the estimator keeps across partial_fit
+    # calls: the first three calls' epochs on one thread (the clock's first measuring run), the fourth's on the
+    # threads (the other choice, measured next); a fresh clock every call would keep each on one thread. Not
+    # pickled: the timings are this process's.
+    monkeypatch.setattr(_engine, "_last_cut_run", -1e300)  # (no run of another clock cut moments ago)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 40)), rng.integers(0, 5, 200)
+    ens = MLPEnsembleClassifier(hidden_layer_sizes=(96, 64), n_members=10, batch_size=32, random_state=0)
+    with threadpool_limits(limits=2, user_api="openmp"):
+        for _ in range(3):
+            ens.partial_fit(X, y, classes=range(5))
+        assert ens._clock[4] == 0 and ens._clock[1] > 0
+        ens.partial_fit(X, y)
+    assert ens._clock[4] == 7  # (the fourth epoch's seven batches, ten members in four groups)
+    copy = pickle.loads(pickle.dumps(ens))
+    assert "_clock" not in copy.__dict__
+    assert_array_equal(copy.predict_proba(X), ens.predict_proba(X))
+    copy.partial_fit(X, y)
+    assert copy._clock.shape == (8,)
 
 
 @pytest.mark.parametrize("Ens", [MLPEnsembleClassifier, MLPEnsembleRegressor])

@@ -23,7 +23,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cython cimport floating
-from libc.math cimport NAN, isfinite, pow, sqrt
+from libc.math cimport NAN, isfinite, isnan, pow, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -1540,6 +1540,14 @@ def _set_thread_adaptation(bint on):
     _adapt = on
 
 
+def _set_ensemble_clock_work(double work):
+    """Test hook: the multiply-adds below which an ensemble's epoch is the thread clock's to place (see
+    ENSEMBLE_CLOCK_WORK); returns the value it replaces."""
+    global ENSEMBLE_CLOCK_WORK
+    before, ENSEMBLE_CLOCK_WORK = ENSEMBLE_CLOCK_WORK, work
+    return before
+
+
 def after_fork_in_child():
     """In a child process made by fork (os.register_at_fork, network.py): the engine on one thread from
     now on, and the BLAS counts of the parent before its engine calls, if one was running in another thread
@@ -1906,6 +1914,13 @@ cdef enum:
 # their blocks together: on two cores, two groups of four members trained W2 (K=16) 1.8x faster than one
 # thread, eight groups of two 1.5x. Powers of two divide evenly among 2, 4 or 8 threads.
 cdef double ENSEMBLE_GROUP_WORK = 1.5e6
+# An ensemble's epoch of fewer multiply-adds than this (about 0.1 s on one core) runs on the threads or on one
+# thread as the ensemble's ThreadClock chooses, epoch by epoch (an epoch is the clock's batch): where another
+# process keeps a core busy, the group on that core makes the whole epoch wait for it, and a short epoch pays
+# the wake of a thread there every time (W2, K=16, on 1,000 rows: 9 ms an epoch on one thread, 17 ms on two; on
+# 5,000 rows 49 against 56). Longer epochs always run on the threads: there the busy core cost 4% (20,000
+# rows: 162 against 168 ms), less than measuring one thread now and then would cost on a quiet machine.
+cdef double ENSEMBLE_CLOCK_WORK = 5e9
 # An output layer of at most this many weights per member is computed for a whole group in one call of the
 # members kernels (csrc/members.template.c), not one BLAS call per member and step.
 cdef Py_ssize_t SMALL_OUTPUT = 256
@@ -2526,10 +2541,13 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     did not update that member; the other groups' epochs ran in full). norm_sums (K, L), when given, gets each batch's
     ||dW_l|| of member k added at [k, l - 1]; unit_max, when given (all hidden
     units: per layer the K members' units side by side), the largest
-    pre-activation each unit saw. thread_clock[4] counts the batches run on
-    more than one thread (the groups' epochs are the threads' tasks: no
-    per-batch choice of threads as train_epoch's clock makes). Returns the
-    number of batches (of the first group).
+    pre-activation each unit saw. thread_clock: the ensemble's ThreadClock
+    (a double[8] from new_thread_clock); the groups' epochs are the threads'
+    tasks, so there is no per-batch choice of threads as train_epoch's clock
+    makes, but an epoch of less work than ENSEMBLE_CLOCK_WORK is the clock's
+    batch: run on the threads or on one as it chooses. thread_clock[4] counts
+    the batches run on more than one thread. Returns the number of batches (of
+    the first group).
     """
     cdef Settings s = _settings_from(settings)
     cdef Ens e
@@ -2548,9 +2566,14 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     cdef double *norms = NULL
     cdef floating *units = NULL
     cdef const Py_ssize_t *rows = NULL
-    cdef int n_threads
+    cdef int n_threads, choice = 0
+    cdef bint clocked, whole = True
+    cdef double tic, seconds, cut_before
+    cdef ThreadClock clock
     if alphas.shape[0] != K or seeds.shape[0] != K or steps.shape[0] != K or loss_sums.shape[0] != K:
         raise ValueError("fastmlp: the ensemble's per-member arrays differ in length")
+    if thread_clock.shape[0] != 8:
+        raise ValueError("thread_clock must be a double[8] from new_thread_clock.")
     _read_data(X, Y, sample_weight, &d, &params[0])
     if rate_rows != 1 and rate_rows < (d.n_rows + B - 1) // B:
         raise ValueError(f"learning_rates has {rate_rows} rows of rates for {(d.n_rows + B - 1) // B} batches.")
@@ -2566,6 +2589,13 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     # the groups (fixed by the sizes, ENSEMBLE_GROUP_WORK) are the threads' tasks, taken as they come
     # free: a thread that shares its core with another process takes fewer
     n_threads = min(s.n_threads, <int>e.n_groups)
+    cut_before = thread_clock[7]
+    _clock_view(&clock, &thread_clock[0])
+    clocked = n_threads > 1 and _adapt and e.p.work_per_row * d.n_rows < ENSEMBLE_CLOCK_WORK
+    if clocked:
+        choice = _clock_choice(&clock)
+        if choice:
+            n_threads = 1
     _pin_blas()
     try:
         # the per-member scalars the groups write every batch, one cache line apart (see LINE)
@@ -2588,6 +2618,7 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
                 fm_rng_seed(&rngs[k], seeds[k])
             for b in range(B):
                 work[e.ones_off + b] = 1
+            tic = omp_get_wtime()
             if n_threads <= 1:
                 for g in range(e.n_groups):
                     _ens_group_epoch(&e, &s, &d, rows, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
@@ -2598,15 +2629,20 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
                     _ens_group_epoch(&e, &s, &d, rows, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
                                      rngs, &learning_rates[0, 0], rate_rows, &alphas[0], losses, finite, steps_at,
                                      norms_at if norms != NULL else NULL, units, sums, group_batches, g)
+            seconds = omp_get_wtime() - tic
         for k in range(K):
             steps[k] = steps_at[k * LINE]
             loss_sums[k] += sums[k * LINE]
+            whole = whole and not isnan(sums[k * LINE])  # (a group cut short: not a whole epoch's time)
             if norms != NULL:
                 for b in range(L):
                     norms[k * L + b] += norms_at[k * LINE * e.norm_lines + b]
         n_batches = group_batches[0]
         if n_threads > 1:
             thread_clock[4] += n_batches
+        if clocked and whole:
+            _clock_record(&clock, choice, seconds, d.n_rows)
+            note_cut_runs(cut_before, thread_clock)
     finally:
         _unpin_blas()
         free(block)
