@@ -115,6 +115,9 @@ CASES = {
                                                                                       dropout=0.1)),
     "small-output-identity": ([4, 7, 2], [{"random_state": s} for s in (4, 5, 6)], dict(learning_rate=0.02),
                               dict(activation="identity")),
+    # a small network's members in two groups (their hidden blocks, 16 x 40 x 8, past SMALL_GROUP_BLOCK)
+    "small-two-groups-dropout": ([6, 40, 1], [{"random_state": s, "dropout": 0.1 * (s % 2)} for s in range(8)],
+                                 dict(optimizer="adam", learning_rate=0.01), {}),
     # a schedule per member (its own course from its own rate; rates per batch in the engine's ensemble epoch)
     "onecycle-momentum-per-member-rates": (
         [4, 6, 2], [{"random_state": s, "learning_rate": lr} for s, lr in ((1, 0.01), (2, 0.05), (3, 0.1))],
@@ -279,6 +282,22 @@ def test_long_epochs_always_run_on_the_threads():
     one, one_curve = _epoch_by_epoch(1, 2)
     assert_array_equal(_all(ens), _all(one))
     assert_array_equal(curve, one_curve)
+
+
+@pytest.mark.parametrize("layers, K, batch, groups", [
+    ([8, 16, 1], 32, 16, 2),  # W3's 32 members: too little work to share out, but blocks of 16 x 16 x 32 elements
+    ([8, 16, 1], 32, 8, 1),  # (8 x 16 x 32: SMALL_GROUP_BLOCK's 4,096 exactly)
+    ([8, 16, 1], 1, 64, 1),
+    ([6, 40, 1], 8, 16, 2),
+    ([32, 64, 64, 1], 16, 32, 4),  # W2's 16: by their work, four groups of four
+    ([40, 96, 64, 5], 10, 32, 4),  # (ten: of two and three)
+    ([40, 96, 64, 5], 10, 16, 2),
+])
+def test_members_split_into_groups_by_work_or_by_block(layers, K, batch, groups):
+    of = _engine._ensemble_groups(np.array(layers, dtype=np.intp), np.zeros(len(layers) - 2, dtype=np.int32), K,
+                                  batch)
+    assert sorted(set(of)) == list(range(groups)) and of == sorted(of)  # (each group's members side by side)
+    assert max(of.count(g) for g in range(groups)) - min(of.count(g) for g in range(groups)) <= 1
 
 
 def test_member_is_a_copy_and_members_differ():

@@ -1914,6 +1914,14 @@ cdef enum:
 # their blocks together: on two cores, two groups of four members trained W2 (K=16) 1.8x faster than one
 # thread, eight groups of two 1.5x. Powers of two divide evenly among 2, 4 or 8 threads.
 cdef double ENSEMBLE_GROUP_WORK = 1.5e6
+# An ensemble that the rule above leaves in one group (too little work per batch to share it out) is split in
+# two where the group's widest hidden block (batch rows x units x members) is larger than this many elements:
+# small networks' steps are element-wise kernels over those blocks, which then stream through L2 (W3, K=32,
+# batch 16: 8,192 elements a block; the bias-and-activation kernel took 35% less a member with blocks of a
+# quarter). In two groups W3's epoch took about 4% less on one thread (task-clock, A/B), and a third less on
+# two threads, where short epochs go to one thread as the thread clock chooses (ENSEMBLE_CLOCK_WORK).
+# W2's four groups of four (32 x 64 x 4 elements a block) are left as they are: eight groups of two were slower.
+cdef Py_ssize_t SMALL_GROUP_BLOCK = 4096
 # An ensemble's epoch of fewer multiply-adds than this (about 0.1 s on one core) runs on the threads or on one
 # thread as the ensemble's ThreadClock chooses, epoch by epoch (an epoch is the clock's batch): where another
 # process keeps a core busy, the group on that core makes the whole epoch wait for it, and a short epoch pays
@@ -1966,7 +1974,7 @@ cdef inline bint _wide(const Ens *e, Py_ssize_t l) noexcept nogil:
 cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
                    Py_ssize_t K, Py_ssize_t batch_size, bint training) except -1:
     """The ensemble's parameter offsets, runs, groups and (training) workspace offsets."""
-    cdef Py_ssize_t L = sizes.shape[0] - 1, l, k, r, off = 0, B = batch_size, n_runs, i, m0, m1
+    cdef Py_ssize_t L = sizes.shape[0] - 1, l, k, r, off = 0, B = batch_size, n_runs, i, m0, m1, widest
     cdef bint drops
     e.K = K
     e.p.n_layers = L
@@ -2021,6 +2029,11 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     while (2 * e.n_groups <= min(K, <Py_ssize_t>MAX_GROUPS)
            and e.p.work_per_row * B >= 2 * e.n_groups * ENSEMBLE_GROUP_WORK):
         e.n_groups *= 2
+    widest = 0
+    for l in range(1, L):
+        widest = max(widest, sizes[l])
+    if e.n_groups == 1 and K >= 2 and B * widest * K > SMALL_GROUP_BLOCK:
+        e.n_groups = 2  # (see SMALL_GROUP_BLOCK)
     for r in range(e.n_groups):
         for k in range(r * K // e.n_groups, (r + 1) * K // e.n_groups):
             e.group_of[k] = r
@@ -2509,6 +2522,16 @@ def ensemble_index(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t 
                     at[k, c + i] = e.run_off[r] + i
                 c += e.run_len[r]
         return index, e.n_params
+    finally:
+        _ens_free(&e)
+
+
+def _ensemble_groups(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t n_members, Py_ssize_t batch_size):
+    """Test hook: the group of each member (the threads' tasks) for batches of batch_size rows."""
+    cdef Ens e
+    _ens_init(&e, sizes, acts, None, n_members, batch_size, False)
+    try:
+        return [e.group_of[k] for k in range(n_members)]
     finally:
         _ens_free(&e)
 
