@@ -646,6 +646,8 @@ def _in_process(job, args, barrier, queue):
 ENSEMBLE_POINTS = (("W3", 16, 32, 4.0), ("W2", 32, 16, 8.0), ("W1", 128, 8, 7.0))
 # (workload, batch, K, target: one thread's epoch over two threads' at least this)
 ENSEMBLE_THREADS = ("W2", 32, 16, 1.7)
+# more points of the two-thread table, with no target: (workload, batch, K, optimizer)
+ENSEMBLE_THREADS_MORE = (("W3", 16, 32, "sgd"),)
 # the points whose K members' products are timed alone (contenders.gemm_bound, members=K): where the engine
 # makes every product a BLAS call (W2's and W3's one output goes through its own members kernels) and each
 # call is long enough that Python's calls to the BLAS do not weigh (W1: a millisecond or more per product)
@@ -715,18 +717,20 @@ def ensembles(args):
                   + (f", the K members' products alone {row['least_blas']:.2f}x" if "least_blas" in row else "")
                   + f"); rounds {_spread(times)}", flush=True)
     key, batch, K, least = ENSEMBLE_THREADS
-    workload = C.WORKLOADS[key]
-    n = QUICK_ROWS[key] if args.quick else workload.n_samples
-    X, y, Y = C.make_data(workload, np.float32, n_samples=n)
-    fits = _ensemble_fits(workload, X, Y, "adam", batch, {"1 thread": (K, 1), "2 threads": (K, 2)})
-    times = _round_times(fits, args.rounds, args.pause)
-    row = dict(workload=key, name=workload.name, rows=n, dtype="float32", optimizer="adam", batch=batch, K=K,
-               target=least, seconds=times, threads=True,
-               ratio=float(np.median(times["1 thread"]) / np.median(times["2 threads"])))
-    rows.append(row)
-    print(f"ensembles {key} adam batch {batch} K={K}: 1 thread {1e3 * np.median(times['1 thread']):.1f} ms, "
-          f"2 threads {1e3 * np.median(times['2 threads']):.1f} ms, 2/1 {row['ratio']:.2f}x (target >= {least:g}x); "
-          f"rounds {_spread(times)}", flush=True)
+    for key, batch, K, optimizer, least in ((key, batch, K, "adam", least),
+                                            *((*point, None) for point in ENSEMBLE_THREADS_MORE)):
+        workload = C.WORKLOADS[key]
+        n = QUICK_ROWS[key] if args.quick else workload.n_samples
+        X, y, Y = C.make_data(workload, np.float32, n_samples=n)
+        fits = _ensemble_fits(workload, X, Y, optimizer, batch, {"1 thread": (K, 1), "2 threads": (K, 2)})
+        times = _round_times(fits, args.rounds, args.pause, _at_least(args))
+        row = dict(workload=key, name=workload.name, rows=n, dtype="float32", optimizer=optimizer, batch=batch, K=K,
+                   target=least, seconds=times, threads=True,
+                   ratio=float(np.median(times["1 thread"]) / np.median(times["2 threads"])))
+        rows.append(row)
+        print(f"ensembles {key} {optimizer} batch {batch} K={K}: 1 thread {1e3 * np.median(times['1 thread']):.1f} "
+              f"ms, 2 threads {1e3 * np.median(times['2 threads']):.1f} ms, 2/1 {row['ratio']:.2f}x"
+              + (f" (target >= {least:g}x)" if least else "") + f"; rounds {_spread(times)}", flush=True)
     return rows
 
 
@@ -989,7 +993,8 @@ def targets(results):
               [(f"{key} {r['dtype']} {r['optimizer']}", r["ratio"], most) for r in points], at_most=True)
     key, batch, K, least = ENSEMBLE_THREADS
     check(f"ensembles: two threads >= {least:g}x faster than one, {key} batch {batch}, K={K}",
-          [(f"{key} {r['dtype']} {r['optimizer']}", r["ratio"], least) for r in ens if r.get("threads")],
+          [(f"{key} {r['dtype']} {r['optimizer']}", r["ratio"], least) for r in ens
+           if r.get("threads") and r.get("target")],
           at_least=True)
     found = results.get("search", [])
     check("ensembles: a search over 8 (alpha, learning_rate_init) pairs on digits in one pass <= 0.4x the wall time "
@@ -1198,8 +1203,9 @@ def ensemble_lines(results):
              "a sub-millisecond epoch measures; a round's figure the mean of as many fits as make up 0.3 s, so "
              "that W3's fits of milliseconds are not one moment of the machine's noise) of a K-member "
              "`NetworkEnsemble` against one "
-             "`Network` of the same architecture, float32, one thread (the second table: K=16 on W2 with two "
-             "threads against one). Targets: W3 <= 4x, W2 <= 8x, W1 <= 7x; two threads >= 1.7x. \"Least at "
+             "`Network` of the same architecture, float32, one thread (the second table: K=16 on W2 and K=32 on W3 "
+             "with two threads against one, n_threads=2, which the ensemble's thread clock places epoch by epoch "
+             "where an epoch is short, W3's; W3's row has no target). Targets: W3 <= 4x, W2 <= 8x, W1 <= 7x; two threads >= 1.7x. \"Least at "
              "peak\": the least ratio this CPU allows, the K members' multiply-adds (forward, weight gradients, "
              "deltas) at its one-thread GEMM peak (NumPy's float32 product of two 1024 x 1024 matrices: "
              + (f"{next(r['peak'] for r in results['ensembles'] if 'peak' in r) / 1e9:.1f}"
@@ -1227,7 +1233,8 @@ def ensemble_lines(results):
     for r in threaded:
         a, b = (np.median(t) for t in r["seconds"].values())
         lines.append(f"| {r['name']} ({r['rows']} rows) | {r['optimizer']} | {r['batch']} | {r['K']} | "
-                     f"{1e3 * a:.1f} | {1e3 * b:.1f} | {r['ratio']:.2f}x | >= {r['target']:g}x |")
+                     f"{1e3 * a:.1f} | {1e3 * b:.1f} | {r['ratio']:.2f}x | "
+                     + (f">= {r['target']:g}x |" if r.get("target") else "- |"))
     return lines
 
 
