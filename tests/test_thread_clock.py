@@ -182,3 +182,43 @@ def test_a_hinted_clock_on_a_quiet_machine_takes_the_threads_after_its_wait():
     clock[7] = 1
     total, on_n = _simulate(clock, 5000, 0.55e-3, 1e-3)
     assert on_n > 0.9
+
+
+def test_untimed_work_takes_the_threads_the_clock_prefers():
+    """A fit's work the clock does not time (the validation set's forward pass after each epoch) runs on one
+    thread where the clock has measured one thread faster, or one thread and not yet the threads; else on the
+    threads asked for (None: the default)."""
+    clock = _engine.new_thread_clock()
+    assert _engine.clock_threads(clock, None) is None and _engine.clock_threads(clock, 3) == 3
+    clock[1] = 1e-6  # one thread measured, the threads not yet
+    assert _engine.clock_threads(clock, 2) == 1
+    clock[0] = 0.6e-6  # the threads faster
+    assert _engine.clock_threads(clock, 2) == 2 and _engine.clock_threads(clock, None) is None
+    clock[0] = 1.5e-6  # slower
+    assert _engine.clock_threads(clock, 2) == 1 and _engine.clock_threads(clock, None) == 1
+    with pytest.raises(ValueError, match="thread_clock"):
+        _engine.clock_threads(np.zeros(6), 2)
+
+
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_the_validation_forward_follows_the_clock(monkeypatch, ensemble):
+    """A Network's and an ensemble's validation after each epoch on the threads the fit's clock prefers: one
+    thread where another process has made one thread faster, the fit's threads where they are faster."""
+    from fastmlp import Network, NetworkEnsemble
+    from fastmlp._training import Validation
+
+    seen = []
+    together, alone = Validation.evaluate_together, Validation.evaluate
+    monkeypatch.setattr(Validation, "evaluate_together", staticmethod(
+        lambda validations, nets, n_threads=None: seen.append(n_threads) or together(validations, nets, n_threads)))
+    monkeypatch.setattr(Validation, "evaluate", lambda self, net, n_threads=None: seen.append(n_threads)
+                        or alone(self, net, n_threads))
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
+    model = NetworkEnsemble([3, 4, 1], n_members=2, random_state=0) if ensemble else Network([3, 4, 1], random_state=0)
+    clock = model._clock if ensemble else model._thread_clock()  # (too small to run on threads: left as set)
+    for per_row, expected in (((2e-6, 1e-6), 1), ((0.5e-6, 1e-6), 2)):
+        clock[:2] = per_row
+        seen.clear()
+        model.fit(X, Y, epochs=2, batch_size=16, n_threads=2, validation_data=(X[:20], Y[:20]))
+        assert seen and set(seen) == {expected}

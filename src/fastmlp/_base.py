@@ -879,6 +879,11 @@ class BaseNetwork(FixedSettings):
         """Hook: a context for NumPy's products within a fit (the compiled Network's: BLAS on one thread)."""
         return contextlib.nullcontext()
 
+    def _untimed_threads(self, n_threads):
+        """Hook: the threads for a fit's work that no thread clock times, the validation set's forward pass
+        after each epoch (the compiled Network's: one where its clock prefers one thread)."""
+        return n_threads
+
     def save(self, path):
         """Write the model to one file at exactly `path`, without pickle.
 

@@ -492,7 +492,7 @@ class EpochLoop:
         logs = {"loss": loss, "learning_rate": rate, "seconds": seconds, "grad_norms": norms}
         if self.validation is not None:
             if evaluation is None:
-                evaluation = self.validation.evaluate(self.net, self.n_threads)
+                evaluation = self.validation.evaluate(self.net, self.net._untimed_threads(self.n_threads))
             logs["val_loss"], logs["val_score"] = evaluation
             if self.keep_best and logs["val_score"] > self.best_score:
                 self.best_score = logs["val_score"]
@@ -552,7 +552,8 @@ class EpochLoop:
         self.open_epoch()  # (the caller takes an iteration not completely recorded back: take_back_open_epoch)
         logs = {"loss": loss, "learning_rate": np.nan, "seconds": seconds, "grad_norms": norms}
         if self.validation is not None:
-            logs["val_loss"], logs["val_score"] = self.validation.evaluate(self.net, self.n_threads)
+            threads = self.net._untimed_threads(self.n_threads)
+            logs["val_loss"], logs["val_score"] = self.validation.evaluate(self.net, threads)
         self._append(logs)
         return self._dispatch("on_epoch_end", logs)
 

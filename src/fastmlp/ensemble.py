@@ -740,12 +740,13 @@ def run_in_one_pass(loops, rng, shuffle=True, clock=None):
                     pack.unpack(i, loops[k].net._params)
             # the validations (before any member records the epoch: an interrupt here takes every member
             # back to the epoch's start, as one anywhere before a member's record takes that member back)
+            threads = _engine.clock_threads(clock, first.n_threads)  # (the threads the pass's clock prefers)
             if together:
                 evaluations = Validation.evaluate_together([loops[k].validation for k in active],
-                                                           [loops[k].net for k in active], first.n_threads)
+                                                           [loops[k].net for k in active], threads)
             else:
                 evaluations = [None if loops[k].validation is None
-                               else loops[k].validation.evaluate(loops[k].net, first.n_threads) for k in active]
+                               else loops[k].validation.evaluate(loops[k].net, threads) for k in active]
             dead = net._dead_fractions(unit_max[pack.unit_index])  # every member's dead_units_, in one call
             total_weight = epoch_total_weight(n, sample_weight, order, settings["batch_size"], first.loss_per_row)
             means, norms = (loss_sums / total_weight).tolist(), norm_sums / max(n_batches, 1)

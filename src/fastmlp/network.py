@@ -301,6 +301,10 @@ class Network(BaseNetwork):
             clock = self._clock = _engine.new_thread_clock()
         return clock
 
+    def _untimed_threads(self, n_threads):
+        """n_threads, or one where this network's thread clock prefers one thread (_engine.clock_threads)."""
+        return _engine.clock_threads(self._thread_clock(), n_threads)
+
     def _blas_pinned(self):
         return _engine.blas_pinned()
 
