@@ -34,7 +34,8 @@ from _helpers import LOSS_PARAMS, make_targets
 
 # Trainer buffers rebuilt at the next epoch (workspaces, per-epoch scratch):
 # only settings and optimizer state carry over between epochs.
-_VIEWS = {"_coefs", "_intercepts", "_slopes", "_predictor", "_validated_params", "_clock"}  # views, caches, timings: remade
+_VIEWS = {"_coefs", "_intercepts", "_slopes", "_predictor", "_validated_params", "_clock",
+          "_forward_clock_values"}  # views, caches, timings: remade
 
 
 def assert_same(a, b, where="model"):

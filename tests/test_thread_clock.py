@@ -222,3 +222,45 @@ def test_the_validation_forward_follows_the_clock(monkeypatch, ensemble):
         seen.clear()
         model.fit(X, Y, epochs=2, batch_size=16, n_threads=2, validation_data=(X[:20], Y[:20]))
         assert seen and set(seen) == {expected}
+
+
+@pytest.fixture
+def two_cpus():
+    """Two CPUs for the engine, on a machine of one too."""
+    from fastmlp.network import _usable_cpus
+    _engine.set_usable_cpus(2)
+    yield
+    _engine.set_usable_cpus(_usable_cpus())
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: one thread only")
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_predictions_of_many_rows_are_placed_by_a_forward_clock(two_cpus, ensemble):
+    """Each prediction call of many rows is the batch of the model's forward clock, which starts on the threads
+    (a model's first prediction, often its only one, gets them) and measures one thread next: the first three
+    calls on the threads, the fourth on one, whatever the machine; the same bits throughout. A call of one row
+    is not timed. The clock is not pickled (the timings are this process's)."""
+    import pickle
+
+    from fastmlp import Network, NetworkEnsemble
+
+    X = np.random.default_rng(0).normal(size=(2000, 100))
+    model = (NetworkEnsemble([100, 200, 10], n_members=2, random_state=0) if ensemble
+             else Network([100, 200, 10], random_state=0))
+    outputs = [model.forward(X, n_threads=2) for _ in range(4)]
+    clock = model._forward_clock_values
+    assert clock[4] == 3 and clock[0] > 0 and clock[6] > 0  # (three calls on the threads, timed)
+    for out in outputs[1:]:
+        np.testing.assert_array_equal(out, outputs[0])
+    elapsed = clock[6]
+    model.forward(X[:1])
+    assert clock[6] == elapsed
+    copy = pickle.loads(pickle.dumps(model))
+    assert "_forward_clock_values" not in copy.__dict__
+    np.testing.assert_array_equal(copy.forward(X, n_threads=2), outputs[0])
+    if not ensemble:  # the default's fast path (_engine.Predictor: a service's calls) has the clock too
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=2, user_api="openmp"):
+            for _ in range(4):
+                np.testing.assert_array_equal(copy.forward(X), outputs[0])
+        assert copy._forward_clock_values[4] == 1 + 2  # (the copy's one call above, then two more of its run)

@@ -477,11 +477,12 @@ def test_the_validation_set_is_scored_on_the_fits_threads(monkeypatch):
     from fastmlp import _engine
 
     seen = []
-    for name in ("forward_members", "output_losses", "forward"):
+    # (where each takes the thread count: forward and forward_members before a prediction clock)
+    for name, at in (("forward_members", 5), ("output_losses", -1), ("forward", 8)):
         original = getattr(_engine, name)
 
-        def spy(*args, _original=original):
-            seen.append(args[-1])  # (each takes the thread count last)
+        def spy(*args, _original=original, _at=at):
+            seen.append(args[_at])
             return _original(*args)
         monkeypatch.setattr(_engine, name, spy)
     rng = np.random.default_rng(0)

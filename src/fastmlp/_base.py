@@ -435,6 +435,7 @@ class BaseNetwork(FixedSettings):
         del state["_coefs"], state["_intercepts"], state["_slopes"]
         state.pop("_predictor", None)  # network.py's, remade on first use
         state.pop("_clock", None)  # network.py's thread timings: this process's, measured anew
+        state.pop("_forward_clock_values", None)  # (and its predictions')
         return state
 
     def __setstate__(self, state):

@@ -1134,6 +1134,25 @@ def clock_threads(const double[::1] thread_clock, n_threads):
     return n_threads
 
 
+def new_forward_clock():
+    """A ThreadClock's double[8] for prediction calls (each call its batch): it starts with a measuring run on
+    the threads, so that a model's first prediction of many rows, often its only one, gets them; one thread
+    is measured next. While another process kept a core of a two-core machine busy, W1's forward pass of
+    10,000 rows took 49 ms on two threads against 41 ms on one."""
+    clock = np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    clock[3] = PROBE_RUN  # (a run on the threads under way, from the clock's time 0)
+    return clock
+
+
+cdef double *_forward_clock_values(double[::1] thread_clock) except? NULL:
+    """The clock's values for _forward_rows (NULL for None), checked."""
+    if thread_clock is None:
+        return NULL
+    if thread_clock.shape[0] != 8:
+        raise ValueError("thread_clock must be a double[8] from new_forward_clock.")
+    return &thread_clock[0]
+
+
 def note_cut_runs(double cut_before, const double[::1] thread_clock):
     """Record, for new clocks, that a measuring run of thread_clock was cut since its count of cut runs was
     cut_before (train_epoch calls it after each epoch)."""
@@ -1347,22 +1366,58 @@ cdef void _forward_chunk(const Plan *p, const floating *params, const Data *d, f
     _output_forward(p.acts[L - 1], batch.n_rows, n_out, params + p.b_off[L], out + start * n_out)
 
 
+cdef struct ForwardTiming:
+    double *values  # the forward clock's double[8], or NULL: not timed
+    int choice
+    int n_threads
+    double tic
+
+
+cdef inline int _forward_timing_begin(ForwardTiming *timing, double *values, int n_threads) noexcept nogil:
+    """The threads of a prediction call: n_threads, or one as the forward clock at values chooses (when given,
+    and the call would run on threads); starts the call's timing."""
+    cdef ThreadClock clock
+    timing.values = values if values != NULL and n_threads > 1 and _adapt else NULL
+    if timing.values == NULL:
+        return n_threads
+    _clock_view(&clock, values)
+    timing.choice = _clock_choice(&clock)
+    timing.n_threads = 1 if timing.choice else n_threads
+    timing.tic = omp_get_wtime()
+    return timing.n_threads
+
+
+cdef inline void _forward_timing_end(ForwardTiming *timing, Py_ssize_t rows) noexcept nogil:
+    """The call's seconds to the forward clock (see _forward_timing_begin); its [4] counts the calls on threads."""
+    cdef ThreadClock clock
+    if timing.values != NULL:
+        _clock_view(&clock, timing.values)
+        _clock_record(&clock, timing.choice, omp_get_wtime() - timing.tic, rows)
+        if timing.n_threads > 1:
+            timing.values[4] += 1
+
+
 cdef int _forward_rows(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating *params, const Data *d,
                        floating *out, const double[::1] keep, uint64_t seed, bint training,
-                       bint release_gil, int n_threads) except -1:
+                       bint release_gil, int n_threads, double *clock_values=NULL) except -1:
     """The output of every row of d, in chunks of FORWARD_ROWS rows shared by n_threads threads.
 
     With dropout (training) the chunks run in order on one thread: the masks are
     the PRNG's one sequence. Each thread has its own workspace, malloc'd (far
-    cheaper than an array for the one-row calls of a service).
+    cheaper than an array for the one-row calls of a service). clock_values,
+    when given (a forward clock's double[8], see new_forward_clock), chooses
+    between the threads and one thread for a call that would run on threads,
+    the call being its batch.
     """
     cdef Plan p
     cdef fm_rng rng
     cdef floating *work = NULL
     cdef Py_ssize_t c, n_chunks
+    cdef ForwardTiming timing
     _plan_init(&p, sizes, acts, keep, min(d.n_rows, FORWARD_ROWS), training, training, d.X != NULL)
     n_chunks = (d.n_rows + p.batch_size - 1) // p.batch_size
     n_threads = 1 if training else min(_threads_for(&p, d.n_rows, n_threads), n_chunks)
+    n_threads = _forward_timing_begin(&timing, clock_values, n_threads)
     try:
         work = <floating *>malloc(max(p.work_size, 1) * n_threads * sizeof(floating))
         if work == NULL:
@@ -1382,6 +1437,7 @@ cdef int _forward_rows(const Py_ssize_t[::1] sizes, const int[::1] acts, const f
             else:
                 for c in range(n_chunks):
                     _forward_chunk(&p, params, d, out, work, c, &rng, training)
+            _forward_timing_end(&timing, d.n_rows)
         finally:
             if d.n_rows > 1:
                 _unpin_blas()
@@ -1393,25 +1449,28 @@ cdef int _forward_rows(const Py_ssize_t[::1] sizes, const int[::1] acts, const f
 
 def forward(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating[::1] params, object X,
             floating[:, ::1] out, const double[::1] keep=None, uint64_t seed=0, bint training=False,
-            int n_threads=1):
+            int n_threads=1, double[::1] thread_clock=None):
     """The network's output for every row of X, into out (n_samples, n_outputs).
 
     training=True applies inverted dropout with keep probabilities `keep`,
     masks drawn from `seed` (on one thread). n_threads: at most that many threads.
+    thread_clock: the network's forward clock (new_forward_clock), or None.
     """
     cdef Data d
     _read_data(X, None, None, &d, &params[0])
-    _forward_rows(sizes, acts, &params[0], &d, &out[0, 0], keep, seed, training, True, n_threads)
+    _forward_rows(sizes, acts, &params[0], &d, &out[0, 0], keep, seed, training, True, n_threads,
+                  _forward_clock_values(thread_clock))
 
 
 def forward_members(const Py_ssize_t[::1] sizes, const int[::1] acts, list params, object X,
-                    floating[:, :, ::1] out, int n_threads=1):
+                    floating[:, :, ::1] out, int n_threads=1, double[::1] thread_clock=None):
     """The outputs of K networks of one architecture on the same rows, into out (K, n_samples, n_outputs).
 
     params: the K networks' flat parameters (out's dtype). out[k] is what
     `forward` gives for params[k], bit for bit (the same chunks of rows, each
     on one thread): the K networks' chunks are the tasks of up to n_threads
     threads (a validation set of a few hundred rows is one chunk a network).
+    thread_clock: the ensemble's forward clock (new_forward_clock), or None.
     """
     cdef Py_ssize_t K = len(params), n_chunks, t, k, n_out = sizes[sizes.shape[0] - 1]
     cdef const floating **member = NULL
@@ -1421,6 +1480,8 @@ def forward_members(const Py_ssize_t[::1] sizes, const int[::1] acts, list param
     cdef Plan p
     cdef Data d
     cdef fm_rng rng
+    cdef ForwardTiming timing
+    cdef double *clock_values = _forward_clock_values(thread_clock)
     if K == 0 or out.shape[1] == 0:
         return
     member = <const floating **>malloc(K * sizeof(floating *))
@@ -1436,6 +1497,7 @@ def forward_members(const Py_ssize_t[::1] sizes, const int[::1] acts, list param
         try:
             n_chunks = (d.n_rows + p.batch_size - 1) // p.batch_size
             n_threads = min(_threads_for(&p, d.n_rows * K, n_threads), K * n_chunks)
+            n_threads = _forward_timing_begin(&timing, clock_values, n_threads)
             work = <floating *>malloc(max(p.work_size, 1) * n_threads * sizeof(floating))
             if work == NULL:
                 raise MemoryError("fastmlp: cannot allocate the forward workspace")
@@ -1451,6 +1513,7 @@ def forward_members(const Py_ssize_t[::1] sizes, const int[::1] acts, list param
                         for t in range(K * n_chunks):
                             _forward_chunk(&p, member[t // n_chunks], &d, out0 + (t // n_chunks) * d.n_rows * n_out,
                                            work, t % n_chunks, &rng, False)
+                    _forward_timing_end(&timing, d.n_rows * K)
             finally:
                 _unpin_blas()
         finally:
@@ -1613,17 +1676,22 @@ cdef class Predictor:
     rejects with the usual errors). Everything it checks, it checks in C,
     without building a memoryview. It keeps the network's parameter array
     alive and reads it live; the caller makes a new Predictor if that array
-    is replaced.
+    is replaced. thread_clock: the network's forward clock (new_forward_clock),
+    which places a call of many rows on the threads or on one thread.
     """
     cdef readonly object params
     cdef const Py_ssize_t[::1] sizes
     cdef const int[::1] acts
+    cdef double[::1] clock
     cdef int typenum
     cdef Py_ssize_t n_in, n_out
 
-    def __init__(self, const Py_ssize_t[::1] sizes, const int[::1] acts, cnp.ndarray params):
+    def __init__(self, const Py_ssize_t[::1] sizes, const int[::1] acts, cnp.ndarray params,
+                 double[::1] thread_clock=None):
+        _forward_clock_values(thread_clock)  # (checked)
         self.sizes = sizes
         self.acts = acts
+        self.clock = thread_clock
         self.params = params
         self.typenum = cnp.PyArray_TYPE(params)
         self.n_in = sizes[0]
@@ -1641,6 +1709,7 @@ cdef class Predictor:
         cdef Py_ssize_t n
         cdef bint finite, release_gil
         cdef int n_threads
+        cdef double *clock_values
         if type(X) is not cnp.ndarray:
             return None
         A = <cnp.ndarray>X
@@ -1665,12 +1734,14 @@ cdef class Predictor:
         d.X = cnp.PyArray_DATA(A)
         d.indptr = d.indices = NULL
         d.data = d.Y = d.sw = NULL
+        clock_values = _forward_clock_values(self.clock) if n_threads > 1 else NULL
         if self.typenum == cnp.NPY_FLOAT:
             _forward_rows[float](self.sizes, self.acts, <const float *>cnp.PyArray_DATA(self.params), &d,
-                                 <float *>cnp.PyArray_DATA(out), None, 0, False, release_gil, n_threads)
+                                 <float *>cnp.PyArray_DATA(out), None, 0, False, release_gil, n_threads, clock_values)
         else:
             _forward_rows[double](self.sizes, self.acts, <const double *>cnp.PyArray_DATA(self.params), &d,
-                                  <double *>cnp.PyArray_DATA(out), None, 0, False, release_gil, n_threads)
+                                  <double *>cnp.PyArray_DATA(out), None, 0, False, release_gil, n_threads,
+                                  clock_values)
         return out
 
 

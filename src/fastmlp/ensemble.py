@@ -262,8 +262,15 @@ class NetworkEnsemble(FixedSettings):
         self._members = members
         self._adopt_members()
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_clock", None)  # the engine's thread timings: this process's, measured anew
+        state.pop("_forward_clock_values", None)
+        return state
+
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__.setdefault("_clock", _engine.new_thread_clock())
         self.__dict__["seeds_"] = tuple(self.seeds_)  # (pickled when it was a list)
         if "activation" not in state:  # (pickled before the configuration was the ensemble's to read)
             self._adopt_members()
@@ -352,7 +359,10 @@ class NetworkEnsemble(FixedSettings):
         """
         n_threads = _check_n_threads(n_threads)
         first = self._members[0]
-        return first._forward_members(self._members, first._check_X(X), n_threads)
+        clock = self.__dict__.get("_forward_clock_values")
+        if clock is None:  # (the engine's timings of this ensemble's predictions: _engine.new_forward_clock)
+            clock = self._forward_clock_values = _engine.new_forward_clock()
+        return first._forward_members(self._members, first._check_X(X), n_threads, clock=clock)
 
     def predict(self, X, n_threads=None):
         """The members' mean output.

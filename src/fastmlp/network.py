@@ -219,14 +219,16 @@ class Network(BaseNetwork):
         """
         predictor = self.__dict__.get("_predictor")
         if predictor is None or predictor.params is not self._params:
-            predictor = self._predictor = _engine.Predictor(self._sizes, self._act_codes, self._params)
+            predictor = self._predictor = _engine.Predictor(self._sizes, self._act_codes, self._params,
+                                                            self._forward_clock())
         return predictor(X)
 
     def _forward(self, X, training, seed, n_threads=None, logits=False):
         """The output for checked X; logits=True stops before the output activation (Z_L)."""
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         _engine.forward(self._sizes, self._forward_acts(logits), self._params, self._engine_input(X), out,
-                        self._keep, seed, training, _engine.effective_n_threads(n_threads))
+                        self._keep, seed, training, _engine.effective_n_threads(n_threads),
+                        None if training else self._forward_clock())
         return out
 
     def _forward_acts(self, logits):
@@ -237,13 +239,14 @@ class Network(BaseNetwork):
         acts[-1] = _registry.ACTIVATIONS["identity"].code
         return acts
 
-    def _forward_members(self, nets, X, n_threads=None, logits=False):
+    def _forward_members(self, nets, X, n_threads=None, logits=False, clock=None):
         """_forward(X, False, 0, n_threads, logits) of networks of this one's layers, activations and dtype,
         stacked (K, n, n_outputs), in one call of the engine: their chunks of rows are its threads' tasks,
-        each network's bits its own forward's."""
+        each network's bits its own forward's. clock: the forward clock of the caller (an ensemble's), or
+        None (a fit's validation, whose threads its training clock chose)."""
         out = np.empty((len(nets), X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         _engine.forward_members(self._sizes, self._forward_acts(logits), [net._params for net in nets],
-                                self._engine_input(X), out, _engine.effective_n_threads(n_threads))
+                                self._engine_input(X), out, _engine.effective_n_threads(n_threads), clock)
         return out
 
     def _outputs_from_logits(self, Z):
@@ -299,6 +302,14 @@ class Network(BaseNetwork):
         clock = self.__dict__.get("_clock")
         if clock is None:
             clock = self._clock = _engine.new_thread_clock()
+        return clock
+
+    def _forward_clock(self):
+        """The engine's record of how fast its threads predict with this network (each call of many rows its
+        batch: _engine.new_forward_clock, which starts on the threads); kept as _thread_clock is."""
+        clock = self.__dict__.get("_forward_clock_values")
+        if clock is None:
+            clock = self._forward_clock_values = _engine.new_forward_clock()
         return clock
 
     def _untimed_threads(self, n_threads):
