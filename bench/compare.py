@@ -410,6 +410,7 @@ def busy(args):
                       flush=True)
         rows.append(_fresh_fits(args, openmp, busy_rounds))
         rows += _busy_ensembles(args, busy_rounds)
+        rows += _busy_predictions(args, openmp, busy_rounds)
     finally:
         spinner.terminate()
         spinner.join()
@@ -440,6 +441,34 @@ def _busy_ensembles(args, rounds):
         print(f"busy machine: {K}-member NetworkEnsemble {key} on {n} rows  " + "  ".join(
             f"{label} {1e3 * s:.1f} ms" for label, s in t.items()) + f"  default/1 {row['default_over_one']:.2f}x  "
               f"2/1 {row['two_over_one']:.2f}x  1 again/1 {row['again_over_one']:.2f}x", flush=True)
+    return rows
+
+
+def _busy_predictions(args, openmp, rounds):
+    """On the busy machine: Network.forward of PREDICT_ROWS W1 rows (float32) with n_threads=1, the default, 2
+    and 1 again (each model's forward clock places its calls), and the search's ensemble (SEARCH_POINTS' first,
+    its validation pass after each epoch on the threads its clock prefers) under an openmp limit of one thread
+    and with none."""
+    workload = C.WORKLOADS["W1"]
+    X, _, _ = C.make_data(workload, np.float32, n_samples=PREDICT_ROWS)
+    nets = {label: fastmlp.Network([workload.n_features, *workload.hidden, workload.n_outputs], dtype=np.float32,
+                                   output_activation="softmax", loss="log_loss", random_state=0)
+            for label in (*ENGINE_THREADS, "1 thread, again")}
+    t = _rounds({label: partial(_clock, net.forward, X, n_threads=ENGINE_THREADS.get(label, 1))
+                 for label, net in nets.items()}, rounds, args.pause, _at_least(args))
+    rows = [dict(workload="W1", name=workload.name, how="Network.forward", rows=PREDICT_ROWS, dtype="float32",
+                 prediction=True, seconds=t, default_over_one=t["1 thread"] / t["default"],
+                 two_over_one=t["1 thread"] / t["2 threads"], again_over_one=t["1 thread"] / t["1 thread, again"])]
+    hidden = SEARCH_POINTS[0][0]
+    ensemble, _ = _search_jobs(hidden)
+    t = _rounds({label: partial(_limited, openmp, nt, ensemble) for label, nt in (("1 thread", 1), ("default", None))},
+                rounds, args.pause)
+    rows.append(dict(workload="search", name=f"the search's ensemble, hidden {hidden}", how="MLPEnsembleClassifier.fit",
+                     rows=0, dtype="float64", search=True, seconds=t, default_over_one=t["1 thread"] / t["default"]))
+    for r in rows:
+        print(f"busy machine: {r['name']} {r['how']}  " + "  ".join(f"{label} {1e3 * s:.1f} ms"
+                                                                  for label, s in r["seconds"].items())
+              + f"  default/1 {r['default_over_one']:.2f}x", flush=True)
     return rows
 
 
@@ -752,6 +781,49 @@ SEARCH_POINTS = (((100,), 0.4), ((32,), 0.4))
 SEARCH_TOLERANCE = 0.01  # the picked member's validation score at most this below the grid's best
 
 
+def _search_data():
+    """digits scaled to [0, 1] and the search's one split: X, y, the split, its train rows and validation rows."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import ShuffleSplit
+
+    X, y = load_digits(return_X_y=True)
+    split = ShuffleSplit(n_splits=1, test_size=0.2, random_state=0)
+    train, val = next(split.split(X))
+    return X / 16.0, y, split, train, val
+
+
+def _search_jobs(hidden, out=None):
+    """The search's contenders for a hidden layer: ensemble() and grid(refit), each its seconds (out, when
+    given, gets the fitted ensemble and GridSearchCV)."""
+    from sklearn.model_selection import GridSearchCV
+
+    X, y, split, train, val = _search_data()
+    out = {} if out is None else out
+    args_ = dict(hidden_layer_sizes=hidden, solver="adam", batch_size=64, max_iter=50, random_state=0)
+    pairs = [dict(alpha=a, learning_rate_init=lr) for a in SEARCH_GRID["alpha"]
+             for lr in SEARCH_GRID["learning_rate_init"]]
+
+    def grid(refit):
+        gs = GridSearchCV(fastmlp.MLPClassifier(**args_), SEARCH_GRID, cv=split, n_jobs=1, refit=refit)
+        tic = time.perf_counter()
+        gs.fit(X, y)
+        out[f"grid refit={refit}"] = gs
+        return time.perf_counter() - tic
+
+    def ensemble():
+        from sklearn.exceptions import ConvergenceWarning
+
+        ens = fastmlp.MLPEnsembleClassifier(**args_, n_members=len(pairs), member_params=pairs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            tic = time.perf_counter()
+            ens.fit(X[train], y[train], X_val=X[val], y_val=y[val])
+            seconds = time.perf_counter() - tic
+        out["ensemble"] = ens
+        return seconds
+    return ensemble, grid
+
+
 def search(args):
     """A search over SEARCH_GRID in one pass (MLPEnsembleClassifier, X_val given) against GridSearchCV.
 
@@ -761,35 +833,13 @@ def search(args):
     The ensemble picks best_index_, the member with the best final validation accuracy (GridSearchCV's
     score), which must be within SEARCH_TOLERANCE of the grid's best.
     """
-    from sklearn.datasets import load_digits
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import GridSearchCV, ShuffleSplit
 
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
-    split = ShuffleSplit(n_splits=1, test_size=0.2, random_state=0)
-    train, val = next(split.split(X))
-    pairs = [dict(alpha=a, learning_rate_init=lr) for a in SEARCH_GRID["alpha"]
-             for lr in SEARCH_GRID["learning_rate_init"]]
     rows = []
     for hidden, most in SEARCH_POINTS:
-        args_ = dict(hidden_layer_sizes=hidden, solver="adam", batch_size=64, max_iter=50, random_state=0)
         out = {}
-
-        def grid(refit):
-            gs = GridSearchCV(fastmlp.MLPClassifier(**args_), SEARCH_GRID, cv=split, n_jobs=1, refit=refit)
-            tic = time.perf_counter()
-            gs.fit(X, y)
-            out[f"grid refit={refit}"] = gs
-            return time.perf_counter() - tic
-
-        def ensemble():
-            ens = fastmlp.MLPEnsembleClassifier(**args_, n_members=len(pairs), member_params=pairs)
-            tic = time.perf_counter()
-            ens.fit(X[train], y[train], X_val=X[val], y_val=y[val])
-            out["ensemble"] = ens
-            return time.perf_counter() - tic
-
+        ensemble, grid = _search_jobs(hidden, out)
+        X, y, _, train, val = _search_data()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             times = _round_times({"GridSearchCV": partial(grid, True), "GridSearchCV, refit=False": partial(grid, False),
@@ -976,12 +1026,12 @@ def targets(results):
            for r in thread_rows if r["workload"] == "W1"], at_most=True)
     busy = results.get("busy", [])
     check(f"another process keeping a core busy: the default over one thread >= 1.0x, Network.fit, the "
-          f"estimator and NetworkEnsemble (counted met down to {NOISE:g}, noise)",
-          [(thread_label(r) + (" new estimators" if r.get("fresh") else f" K={r['K']} {r['rows']} rows"
-                               if r.get("ensemble") else ""), r["default_over_one"], NOISE)
-           for r in busy]
+          f"estimator, NetworkEnsemble, a prediction and the search's ensemble (counted met down to {NOISE:g}, noise)",
+          [(r["name"] if r.get("search") else thread_label(r) + (
+              " new estimators" if r.get("fresh") else f" K={r['K']} {r['rows']} rows" if r.get("ensemble") else ""),
+            r["default_over_one"], NOISE) for r in busy]
           + [(thread_label(r) + " estimator", r["estimator_default_over_one"], NOISE) for r in busy
-             if not r.get("fresh") and not r.get("ensemble")], at_least=True)
+             if "estimator_default_over_one" in r], at_least=True)
     ens = results.get("ensembles", [])
     for key, batch, K, most in ENSEMBLE_POINTS:
         points = [r for r in ens if r["workload"] == key and not r.get("threads")]
@@ -1304,8 +1354,9 @@ def threads_sections(results):
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fresh = [r for r in results["busy"] if r.get("fresh")]
     ensembles = [r for r in results["busy"] if r.get("ensemble")]
+    others = [r for r in results["busy"] if r.get("prediction") or r.get("search")]
     for r in results["busy"]:
-        if r.get("fresh") or r.get("ensemble"):
+        if r.get("fresh") or r.get("ensemble") or r in others:
             continue
         s = r["seconds"]
         lines.append(f"| {r['name']} ({r['rows']} rows) | {r['dtype']} | {r['optimizer']} | {r['batch']} | "
@@ -1338,6 +1389,19 @@ def threads_sections(results):
                          + " | ".join(f"{1e3 * s[k]:.1f}" for k in ("1 thread", "default", "2 threads",
                                                                      "1 thread, again"))
                          + f" | {r['default_over_one']:.2f}x | {r['two_over_one']:.2f}x | {r['again_over_one']:.2f}x |")
+    if others:
+        lines += ["", "A prediction and the search on the same busy machine: `Network.forward` of "
+                  f"{PREDICT_ROWS:,} W1 rows (float32) with `n_threads=1`, the default, 2 and 1 again (each "
+                  "network's forward clock places its calls: the first on the threads, then one thread measured), "
+                  "and the fit of the search's ensemble (8 members on digits with a validation set, whose forward "
+                  "pass after each epoch runs on the threads the fit's clock prefers) under an openmp limit of "
+                  "one thread and with none (milliseconds).", "",
+                  "| what | 1 thread | default | default/1 | other columns |", "|---|---|---|---|---|"]
+        for r in others:
+            s = r["seconds"]
+            rest = ", ".join(f"{label} {1e3 * v:.1f}" for label, v in s.items() if label not in ("1 thread", "default"))
+            lines.append(f"| {r['name']}: {r['how']} | {1e3 * s['1 thread']:.1f} | {1e3 * s['default']:.1f} | "
+                         f"{r['default_over_one']:.2f}x | {rest or '-'} |")
     return lines
 
 
