@@ -186,10 +186,13 @@ def test_a_hinted_clock_on_a_quiet_machine_takes_the_threads_after_its_wait():
 
 def test_untimed_work_takes_the_threads_the_clock_prefers():
     """A fit's work the clock does not time (the validation set's forward pass after each epoch) runs on one
-    thread where the clock has measured one thread faster, or one thread and not yet the threads; else on the
-    threads asked for (None: the default)."""
+    thread while the clock measures one thread, where it has measured one thread faster, or one thread and not
+    yet the threads; else on the threads asked for (None: the default)."""
     clock = _engine.new_thread_clock()
     assert _engine.clock_threads(clock, None) is None and _engine.clock_threads(clock, 3) == 3
+    _engine._clock_batch(clock, 1e-3, 1e-3, ROWS)  # the first batch: a run measuring one thread under way
+    assert clock[3] < 0 and _engine.clock_threads(clock, 2) == 1
+    clock[:] = _engine.new_thread_clock()
     clock[1] = 1e-6  # one thread measured, the threads not yet
     assert _engine.clock_threads(clock, 2) == 1
     clock[0] = 0.6e-6  # the threads faster

@@ -1123,13 +1123,14 @@ def new_thread_clock():
 
 def clock_threads(const double[::1] thread_clock, n_threads):
     """The threads for work of a training that its clock does not time (a validation set's forward pass after
-    each epoch): one thread where the clock has measured one thread faster than the threads, or one thread
-    and not yet the threads; else n_threads as given (None: the default). On a machine where another process
-    keeps a core busy, a forward pass on the threads after each short epoch waits for a thread woken on that
-    core every time (an 8-member search on digits took 1.7 s where one thread took 0.63)."""
+    each epoch): one thread while the clock measures one thread, and where it has measured one thread faster
+    than the threads, or one thread and not yet the threads; else n_threads as given (None: the default). On
+    a machine where another process keeps a core busy, a forward pass on the threads after each short epoch
+    waits for a thread woken on that core every time (an 8-member search on digits took 1.7 s where one
+    thread took 0.63)."""
     if thread_clock.shape[0] != 8:
         raise ValueError("thread_clock must be a double[8] from new_thread_clock.")
-    if thread_clock[1] >= 0 and (thread_clock[0] < 0 or thread_clock[0] > thread_clock[1]):
+    if thread_clock[3] < 0 or (thread_clock[1] >= 0 and (thread_clock[0] < 0 or thread_clock[0] > thread_clock[1])):
         return 1
     return n_threads
 
