@@ -13,7 +13,6 @@ from threadpoolctl import threadpool_limits
 
 from _helpers import QuietCallback
 from fastmlp import _engine
-from fastmlp.network import _usable_cpus
 from fastmlp import MLPClassifier, MLPEnsembleClassifier, MLPEnsembleRegressor, MLPRegressor, load
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -324,14 +323,6 @@ def test_partial_fit_trains_each_member_as_its_own_partial_fit(Ens, Single, solv
     ens.partial_fit(X[:50], y[:50])
     for member, single in zip(ens.estimators_, alone):
         _same_member(member, single.partial_fit(X[:50], y[:50]))
-
-
-@pytest.fixture
-def two_cpus():
-    """Two CPUs for the engine, on a machine of one too (the estimators' threads follow the usable CPUs)."""
-    _engine.set_usable_cpus(2)
-    yield
-    _engine.set_usable_cpus(_usable_cpus())
 
 
 @pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: one thread only")

@@ -227,15 +227,6 @@ def test_the_validation_forward_follows_the_clock(monkeypatch, ensemble):
         assert seen and set(seen) == {expected}
 
 
-@pytest.fixture
-def two_cpus():
-    """Two CPUs for the engine, on a machine of one too."""
-    from fastmlp.network import _usable_cpus
-    _engine.set_usable_cpus(2)
-    yield
-    _engine.set_usable_cpus(_usable_cpus())
-
-
 @pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: one thread only")
 @pytest.mark.parametrize("ensemble", [False, True])
 def test_predictions_of_many_rows_are_placed_by_a_forward_clock(two_cpus, ensemble):
