@@ -1438,7 +1438,7 @@ cdef int _forward_rows(const Py_ssize_t[::1] sizes, const int[::1] acts, const f
             else:
                 for c in range(n_chunks):
                     _forward_chunk(&p, params, d, out, work, c, &rng, training)
-            _forward_timing_end(&timing, d.n_rows)
+            _forward_timing_end(&timing, d.n_rows)  # (with the GIL: calls from several threads take turns)
         finally:
             if d.n_rows > 1:
                 _unpin_blas()
@@ -1514,7 +1514,7 @@ def forward_members(const Py_ssize_t[::1] sizes, const int[::1] acts, list param
                         for t in range(K * n_chunks):
                             _forward_chunk(&p, member[t // n_chunks], &d, out0 + (t // n_chunks) * d.n_rows * n_out,
                                            work, t % n_chunks, &rng, False)
-                    _forward_timing_end(&timing, d.n_rows * K)
+                _forward_timing_end(&timing, d.n_rows * K)  # (with the GIL: calls from several threads take turns)
             finally:
                 _unpin_blas()
         finally:
