@@ -209,6 +209,7 @@ def test_the_validation_forward_follows_the_clock(monkeypatch, ensemble):
     thread where another process has made one thread faster, the fit's threads where they are faster."""
     from fastmlp import Network, NetworkEnsemble
     from fastmlp._training import Validation
+    from fastmlp.network import kept_clock
 
     seen = []
     together, alone = Validation.evaluate_together, Validation.evaluate
@@ -219,7 +220,7 @@ def test_the_validation_forward_follows_the_clock(monkeypatch, ensemble):
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
     model = NetworkEnsemble([3, 4, 1], n_members=2, random_state=0) if ensemble else Network([3, 4, 1], random_state=0)
-    clock = model._clock if ensemble else model._thread_clock()  # (too small to run on threads: left as set)
+    clock = kept_clock(model, "_clock")  # (the fit's: too small to run on threads, left as set)
     for per_row, expected in (((2e-6, 1e-6), 1), ((0.5e-6, 1e-6), 2)):
         clock[:2] = per_row
         seen.clear()

@@ -1121,16 +1121,25 @@ def new_thread_clock():
     return clock
 
 
-def clock_threads(const double[::1] thread_clock, n_threads):
+cdef double *_clock_values(double[::1] thread_clock, bint optional=False) except? NULL:
+    """A clock's values (a double[8] from new_thread_clock or new_forward_clock), checked; NULL for None
+    where the clock is optional."""
+    if thread_clock is None and optional:
+        return NULL
+    if thread_clock is None or thread_clock.shape[0] != 8:
+        raise ValueError("thread_clock must be a double[8] from new_thread_clock or new_forward_clock.")
+    return &thread_clock[0]
+
+
+def clock_threads(double[::1] thread_clock, n_threads):
     """The threads for work of a training that its clock does not time (a validation set's forward pass after
     each epoch): one thread while the clock measures one thread, and where it has measured one thread faster
     than the threads, or one thread and not yet the threads; else n_threads as given (None: the default). On
     a machine where another process keeps a core busy, a forward pass on the threads after each short epoch
     waits for a thread woken on that core every time (an 8-member search on digits took 1.7 s where one
     thread took 0.63)."""
-    if thread_clock.shape[0] != 8:
-        raise ValueError("thread_clock must be a double[8] from new_thread_clock.")
-    if thread_clock[3] < 0 or (thread_clock[1] >= 0 and (thread_clock[0] < 0 or thread_clock[0] > thread_clock[1])):
+    cdef double *values = _clock_values(thread_clock)
+    if values[3] < 0 or (values[1] >= 0 and (values[0] < 0 or values[0] > values[1])):
         return 1
     return n_threads
 
@@ -1143,15 +1152,6 @@ def new_forward_clock():
     clock = np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     clock[3] = PROBE_RUN  # (a run on the threads under way, from the clock's time 0)
     return clock
-
-
-cdef double *_forward_clock_values(double[::1] thread_clock) except? NULL:
-    """The clock's values for _forward_rows (NULL for None), checked."""
-    if thread_clock is None:
-        return NULL
-    if thread_clock.shape[0] != 8:
-        raise ValueError("thread_clock must be a double[8] from new_forward_clock.")
-    return &thread_clock[0]
 
 
 def note_cut_runs(double cut_before, const double[::1] thread_clock):
@@ -1167,9 +1167,7 @@ def _clock_batch(double[::1] thread_clock, double seconds_n, double seconds_1, P
     seconds_1 with one, whichever the clock chooses; returns the choice (0: n threads, 1: one)."""
     cdef ThreadClock clock
     cdef int choice
-    if thread_clock.shape[0] != 8:
-        raise ValueError("thread_clock must be a double[8] from new_thread_clock.")
-    _clock_view(&clock, &thread_clock[0])
+    _clock_view(&clock, _clock_values(thread_clock))
     choice = _clock_choice(&clock)
     _clock_record(&clock, choice, seconds_1 if choice else seconds_n, rows)
     return choice
@@ -1224,10 +1222,8 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef floating *unit_max_ptr
     cdef const double[::1] rates = settings.get("learning_rates")
     cdef const double *rate_of = NULL
-    if thread_clock.shape[0] != 8:
-        raise ValueError("thread_clock must be a double[8] from new_thread_clock.")
+    _clock_view(&clock, _clock_values(thread_clock))
     cut_before = thread_clock[7]
-    _clock_view(&clock, &thread_clock[0])
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
     if rates is not None:
@@ -1460,7 +1456,7 @@ def forward(const Py_ssize_t[::1] sizes, const int[::1] acts, const floating[::1
     cdef Data d
     _read_data(X, None, None, &d, &params[0])
     _forward_rows(sizes, acts, &params[0], &d, &out[0, 0], keep, seed, training, True, n_threads,
-                  _forward_clock_values(thread_clock))
+                  _clock_values(thread_clock, True))
 
 
 def forward_members(const Py_ssize_t[::1] sizes, const int[::1] acts, list params, object X,
@@ -1482,7 +1478,7 @@ def forward_members(const Py_ssize_t[::1] sizes, const int[::1] acts, list param
     cdef Data d
     cdef fm_rng rng
     cdef ForwardTiming timing
-    cdef double *clock_values = _forward_clock_values(thread_clock)
+    cdef double *clock_values = _clock_values(thread_clock, True)
     if K == 0 or out.shape[1] == 0:
         return
     member = <const floating **>malloc(K * sizeof(floating *))
@@ -1689,7 +1685,7 @@ cdef class Predictor:
 
     def __init__(self, const Py_ssize_t[::1] sizes, const int[::1] acts, cnp.ndarray params,
                  double[::1] thread_clock=None):
-        _forward_clock_values(thread_clock)  # (checked)
+        _clock_values(thread_clock, True)  # (checked)
         self.sizes = sizes
         self.acts = acts
         self.clock = thread_clock
@@ -1735,7 +1731,7 @@ cdef class Predictor:
         d.X = cnp.PyArray_DATA(A)
         d.indptr = d.indices = NULL
         d.data = d.Y = d.sw = NULL
-        clock_values = _forward_clock_values(self.clock) if n_threads > 1 else NULL
+        clock_values = _clock_values(self.clock, True) if n_threads > 1 else NULL
         if self.typenum == cnp.NPY_FLOAT:
             _forward_rows[float](self.sizes, self.acts, <const float *>cnp.PyArray_DATA(self.params), &d,
                                  <float *>cnp.PyArray_DATA(out), None, 0, False, release_gil, n_threads, clock_values)
@@ -2680,8 +2676,7 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     cdef ThreadClock clock
     if alphas.shape[0] != K or seeds.shape[0] != K or steps.shape[0] != K or loss_sums.shape[0] != K:
         raise ValueError("fastmlp: the ensemble's per-member arrays differ in length")
-    if thread_clock.shape[0] != 8:
-        raise ValueError("thread_clock must be a double[8] from new_thread_clock.")
+    _clock_view(&clock, _clock_values(thread_clock))
     _read_data(X, Y, sample_weight, &d, &params[0])
     if rate_rows != 1 and rate_rows < (d.n_rows + B - 1) // B:
         raise ValueError(f"learning_rates has {rate_rows} rows of rates for {(d.n_rows + B - 1) // B} batches.")
@@ -2698,7 +2693,6 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     # free: a thread that shares its core with another process takes fewer
     n_threads = min(s.n_threads, <int>e.n_groups)
     cut_before = thread_clock[7]
-    _clock_view(&clock, &thread_clock[0])
     clocked = n_threads > 1 and _adapt and e.p.work_per_row * d.n_rows < ENSEMBLE_CLOCK_WORK
     if clocked:
         choice = _clock_choice(&clock)

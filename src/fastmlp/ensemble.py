@@ -9,7 +9,7 @@ from ._base import FixedSettings, _check_n_threads, _check_random_state
 from ._training import (Divergence, EpochLoop, Patience, Trainer, Validation, check_schedule, draw_seed, drops,
                         epoch_total_weight, held_interrupts, next_order, warn_diverged)
 from ._validation import check_bool, check_float, check_int, check_weight_sum, check_writable, is_sparse
-from .network import Network, _check_rates
+from .network import Network, _check_rates, kept_clock
 
 # What member_params may set per member: fit's learning_rate and alpha, the constructor's dropout and random_state.
 MEMBER_PARAMS = ("learning_rate", "alpha", "dropout", "random_state")
@@ -270,7 +270,6 @@ class NetworkEnsemble(FixedSettings):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.__dict__.setdefault("_clock", _engine.new_thread_clock())
         self.__dict__["seeds_"] = tuple(self.seeds_)  # (pickled when it was a list)
         if "activation" not in state:  # (pickled before the configuration was the ensemble's to read)
             self._adopt_members()
@@ -290,7 +289,6 @@ class NetworkEnsemble(FixedSettings):
                                          if "dropout" not in own), None)
         self._keep = np.array([m._keep for m in self._members], dtype=np.float64).reshape(self.n_members,
                                                                                         len(net._keep))
-        self._clock = _engine.new_thread_clock()
 
     def _fit_member_params(self):
         """member_params as it is now (its dicts may have been changed in place, or the list replaced),
@@ -359,10 +357,8 @@ class NetworkEnsemble(FixedSettings):
         """
         n_threads = _check_n_threads(n_threads)
         first = self._members[0]
-        clock = self.__dict__.get("_forward_clock_values")
-        if clock is None:  # (the engine's timings of this ensemble's predictions: _engine.new_forward_clock)
-            clock = self._forward_clock_values = _engine.new_forward_clock()
-        return first._forward_members(self._members, first._check_X(X), n_threads, clock=clock)
+        return first._forward_members(self._members, first._check_X(X), n_threads,
+                                      clock=kept_clock(self, "_forward_clock_values", _engine.new_forward_clock))
 
     def predict(self, X, n_threads=None):
         """The members' mean output.
@@ -520,7 +516,7 @@ class NetworkEnsemble(FixedSettings):
                            hooks=[Patience(patience)] if early_stopping else (), schedule=run)
                  for m, trainer, run in zip(members, trainers, runs)]
         try:
-            run_in_one_pass(loops, self._rng, shuffle, self._clock)
+            run_in_one_pass(loops, self._rng, shuffle, kept_clock(self, "_clock"))
         finally:  # (whatever ends it: each member's record holds the epochs its weights come from)
             self._record(loops, validation is not None)
         for k, loop in enumerate(loops):

@@ -25,10 +25,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _engine
 from ._training import held_interrupts
 from .ensemble import check_member_params, run_in_one_pass
-from .network import Network
+from .network import Network, kept_clock
 from .estimators import (_INTERRUPTED, _STOCHASTIC_SOLVERS, INTERRUPTED_MESSAGE, MLPClassifier, MLPRegressor, _BaseMLP,
                          _param_names, check_validation_args, refuse_non_numeric, validate_X_val)
 from ._validation import all_finite, check_sample_weight
@@ -282,23 +281,17 @@ class _BaseEnsemble:
         fits += [member._prepared_fit(X, y, sample_weight, incremental=incremental, like=fits[0], **validation)
                  for member in members[1:]]
         rng = members[0]._random_state if rng is None else rng
-        train = functools.partial(run_in_one_pass, [fit.loop for fit in fits], rng, self.shuffle, self._thread_clock())
+        # (the pass's thread clock kept across fit and partial_fit calls, as a Network keeps its own: partial_fit's
+        # epochs, one a call, choose between the threads and one thread as one fit's would)
+        train = functools.partial(run_in_one_pass, [fit.loop for fit in fits], rng, self.shuffle,
+                                  kept_clock(self, "_clock"))
         for fit in reversed(fits):
             train = functools.partial(fit.guard, train)
         train()
 
-    def _thread_clock(self):
-        """The engine's thread timings of this ensemble's one pass, kept across fit and partial_fit calls as a
-        Network keeps its own (partial_fit's epochs, one a call, choose between the threads and one thread as
-        one fit's would); not pickled: they are this process's, measured anew."""
-        clock = self.__dict__.get("_clock")
-        if clock is None:
-            clock = self.__dict__["_clock"] = _engine.new_thread_clock()
-        return clock
-
     def __getstate__(self):
         state = dict(super().__getstate__())  # (scikit-learn's may be this object's own __dict__)
-        state.pop("_clock", None)
+        state.pop("_clock", None)  # (kept_clock's: this process's timings, measured anew)
         return state
 
     def _record_input(self, checked):

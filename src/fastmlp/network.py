@@ -47,6 +47,15 @@ def _usable_cpus(environ=os.environ):
 
 
 _engine.set_usable_cpus(_usable_cpus())
+
+
+def kept_clock(owner, name, new=_engine.new_thread_clock):
+    """owner's engine thread timings under name, made by new() on first use: kept across fits, partial_fit and
+    predict calls, never saved (the owner's pickle leaves them out: a new process measures anew)."""
+    clock = owner.__dict__.get(name)
+    if clock is None:
+        clock = owner.__dict__[name] = new()
+    return clock
 _engine.register_blas(_blas_thread_controls())
 if hasattr(os, "register_at_fork"):  # (a child made by fork trains and predicts on one thread: see docs/engine.rst)
     os.register_at_fork(after_in_child=_engine.after_fork_in_child)
@@ -294,23 +303,14 @@ class Network(BaseNetwork):
         return 0.0 if self.loss_param is None else self.loss_param
 
     def _thread_clock(self):
-        """The engine's record of how fast its threads are on this network (see _engine.ThreadClock).
-
-        Kept by the network across fits and partial_fit calls, never saved: a
-        new process measures anew. Starts on one thread, then tries more.
-        """
-        clock = self.__dict__.get("_clock")
-        if clock is None:
-            clock = self._clock = _engine.new_thread_clock()
-        return clock
+        """The engine's record of how fast its threads train this network (see _engine.ThreadClock; kept_clock).
+        Starts on one thread, then tries more."""
+        return kept_clock(self, "_clock")
 
     def _forward_clock(self):
         """The engine's record of how fast its threads predict with this network (each call of many rows its
-        batch: _engine.new_forward_clock, which starts on the threads); kept as _thread_clock is."""
-        clock = self.__dict__.get("_forward_clock_values")
-        if clock is None:
-            clock = self._forward_clock_values = _engine.new_forward_clock()
-        return clock
+        batch: _engine.new_forward_clock, which starts on the threads; kept_clock)."""
+        return kept_clock(self, "_forward_clock_values", _engine.new_forward_clock)
 
     def _untimed_threads(self, n_threads):
         """n_threads, or one where this network's thread clock prefers one thread (_engine.clock_threads)."""
