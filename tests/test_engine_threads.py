@@ -110,8 +110,8 @@ def test_more_threads_than_tasks_give_the_same_bits(forced_threads, case):
 def test_unit_maxima_see_every_row_for_any_thread_count(forced_threads, batch_size):
     # Unit u of the hidden layer is positive on exactly one row (row order[u]), or on none (u % 4 == 0):
     # a unit maximum that missed some of a batch's rows would count live units as dead. The batch
-    # sizes split the first layer's forward step by columns (64) and by rows (256), where the maxima
-    # are a step of their own.
+    # sizes split the first layer's forward product by its inner dimension (64: the parts' sum by rows) and
+    # by rows (256); each part keeps maxima of its own, merged after the epoch.
     n, units = 256, 128
     rng = np.random.default_rng(0)
     X = np.eye(n)

@@ -23,7 +23,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cython cimport floating
-from libc.math cimport NAN, isfinite, isnan, pow, sqrt
+from libc.math cimport INFINITY, NAN, isfinite, isnan, pow, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -152,6 +152,8 @@ cdef struct Plan:
     Py_ssize_t sw_off          # gathered batch sample weights
     Py_ssize_t delta_off       # delta_l (ping)
     Py_ssize_t delta_prev_off  # delta_{l-1} (pong)
+    Py_ssize_t max_off         # (training) the units' running maxima, one row per part (MAX_PARTS rows of
+    Py_ssize_t max_stride      #   max_stride elements: every hidden unit, layer after layer); see _merge_maxima
     Py_ssize_t n_weights       # parameters before the slopes (all W_l and b_l)
     Py_ssize_t n_params
     Py_ssize_t work_size
@@ -387,8 +389,15 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
             off = _line_up(p.d_off[l] + B * sizes[l])
     p.delta_off = off
     p.delta_prev_off = _line_up(off + B * widest)
+    p.max_off = p.max_stride = -1
     if training:
         off = _line_up(p.delta_prev_off + B * widest)
+        p.max_stride = 0
+        for l in range(1, L):
+            p.max_stride += sizes[l]
+        p.max_stride = _line_up(p.max_stride)
+        p.max_off = off
+        off += MAX_PARTS * p.max_stride
     p.work_size = off
     return 0
 
@@ -482,8 +491,8 @@ cdef void _forward_part(const Plan *p, const floating *params, floating *work, c
     """Part t of layer l: Z_l = A_{l-1} @ W_l, then (hidden layers) Z_l += b_l, A_l = f(Z_l).
 
     The output layer's Z_L goes to Z_out, without its bias. unit_max (or NULL):
-    layer l's running largest Z_l per unit, updated here when the part holds
-    all the rows (else by _after_layer).
+    layer l's units in the parts' rows of running maxima (Plan.max_off); part t
+    updates row t.
     """
     cdef Py_ssize_t L = p.n_layers, fan_in = p.sizes[l - 1], fan_out = p.sizes[l], B = batch.n_rows
     cdef Py_ssize_t r0, r1, c0, c1, r, i, rows
@@ -516,9 +525,7 @@ cdef void _forward_part(const Plan *p, const floating *params, floating *work, c
               <int>fan_out)
     if l == L:
         return
-    if _rows_split(p, batch, l):
-        unit_max = NULL
-    _bias_act_part(p, params, work, l, B, r0, r1, c0, c1, unit_max)
+    _bias_act_part(p, params, work, l, B, r0, r1, c0, c1, unit_max + t * p.max_stride if unit_max != NULL else NULL)
 
 
 cdef inline bint _inner_split(const Plan *p, const Batch *batch, Py_ssize_t l) noexcept nogil:
@@ -546,47 +553,34 @@ cdef inline void _bias_act_part(const Plan *p, const floating *params, floating 
 
 cdef void _inner_sum(const Plan *p, const floating *params, floating *work, const Batch *batch, Py_ssize_t l,
                      Py_ssize_t t, floating *unit_max) noexcept nogil:
-    """Part t (of the units) of the step after an inner split of layer l: Z_l = the parts' products added
-    in order, then its bias and activation (_bias_act_part)."""
-    cdef Py_ssize_t B = batch.n_rows, fan_out = p.sizes[l], c0, c1, j, r, c
+    """Part t (of the rows) of the step after an inner split of layer l: Z_l = the parts' products added
+    in order, then its bias and activation (_bias_act_part; unit_max as in _forward_part).
+
+    By rows, each part's rows one run of memory: by units (halves of each row), two threads' sums of W1's
+    first layer at batch 128 took 2.8 ms an epoch each against 1.2 on one thread, by rows 0.8
+    (bench/PROFILE.md, section 17)."""
+    cdef Py_ssize_t B = batch.n_rows, fan_out = p.sizes[l], r0, r1, j, i
     cdef floating *Z = work + p.z_off[l]
     cdef const floating *part
-    _part(fan_out, p.fwd[l].k, t, &c0, &c1)
-    if c1 <= c0:
+    _part(B, p.fwd[l].k, t, &r0, &r1)
+    if r1 <= r0:
         return
     for j in range(1, p.fwd[l].k):
         part = work + p.k_off[l] + (j - 1) * B * fan_out
-        for r in range(B):
-            for c in range(c0, c1):
-                Z[r * fan_out + c] += part[r * fan_out + c]
-    _bias_act_part(p, params, work, l, B, 0, B, c0, c1, unit_max)
+        for i in range(r0 * fan_out, r1 * fan_out):
+            Z[i] += part[i]
+    _bias_act_part(p, params, work, l, B, r0, r1, 0, fan_out, unit_max + t * p.max_stride if unit_max != NULL else NULL)
 
 
-cdef inline Py_ssize_t _after_tasks(const Plan *p, const Batch *batch, Py_ssize_t l, bint dropout,
-                                    bint units) noexcept nogil:
-    """The tasks of _after_layer for hidden layer l (0: nothing to do); units: unit maxima are kept."""
-    cdef Py_ssize_t n = 0
-    if units and _rows_split(p, batch, l):
-        n = _parts(p.sizes[l])
-    if dropout and p.m_off[l] >= 0:
-        n += 1
-    return n
+cdef inline bint _drops(const Plan *p, Py_ssize_t l, bint dropout) noexcept nogil:
+    """Whether hidden layer l draws dropout masks in this pass."""
+    return dropout and p.m_off[l] >= 0
 
 
-cdef void _after_layer(const Plan *p, floating *work, const Batch *batch, Py_ssize_t l, Py_ssize_t t,
-                       bint dropout, fm_rng *rng, floating *unit_max) noexcept nogil:
-    """Task t of what follows hidden layer l's parts: the running largest Z_l of a part of the units
-    (when the parts split the rows), and the dropout masks (the last task)."""
-    cdef Py_ssize_t B = batch.n_rows, n_units = p.sizes[l], k = 0, c0, c1
-    cdef const floating *Z = work + p.z_off[l]
-    if unit_max != NULL and _rows_split(p, batch, l):
-        k = _parts(n_units)
-    if t < k:
-        _part(n_units, k, t, &c0, &c1)
-        _col_max(B, c1 - c0, n_units, Z + c0, unit_max + c0)
-        return
-    # D_l = A_l * M_l, M_l in {0, 1/keep}: one task, so the masks are the PRNG's sequence
-    _dropout(B * n_units, <floating>p.keep[l - 1], rng, work + p.a_off[l], work + p.m_off[l], work + p.d_off[l])
+cdef void _drop_layer(const Plan *p, floating *work, const Batch *batch, Py_ssize_t l, fm_rng *rng) noexcept nogil:
+    """D_l = A_l * M_l, M_l in {0, 1/keep}: one task, so that the masks are the PRNG's sequence."""
+    _dropout(batch.n_rows * p.sizes[l], <floating>p.keep[l - 1], rng, work + p.a_off[l], work + p.m_off[l],
+             work + p.d_off[l])
 
 
 cdef void _forward_hidden(const Plan *p, const floating *params, floating *work, const Batch *batch,
@@ -600,9 +594,8 @@ cdef void _forward_hidden(const Plan *p, const floating *params, floating *work,
         if _inner_split(p, batch, l):
             for t in range(p.fwd[l].k):
                 _inner_sum(p, params, work, batch, l, t, NULL)
-        if l < p.n_layers:
-            for t in range(_after_tasks(p, batch, l, dropout, False)):
-                _after_layer(p, work, batch, l, t, dropout, rng, NULL)
+        if l < p.n_layers and _drops(p, l, dropout):
+            _drop_layer(p, work, batch, l, rng)
 
 
 cdef void _backward_task(const Plan *p, const floating *params, floating *grads, floating *work,
@@ -743,7 +736,9 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
     writes to task t, Plan.u_task); the tasks of a step write disjoint
     memory and a barrier separates the steps. So every bit of the result is the same for any nt.
     Writes the gradient of st.scale * sum_rows (weight *) loss to grads (adds
-    it, st.accumulate), and the loss sum per row part to st.
+    it, st.accumulate), and the loss sum per row part to st. unit_max: the
+    parts' rows of the units' running maxima (Plan.max_off, _merge_maxima), or
+    NULL.
     """
     cdef Py_ssize_t l, t, k, L = p.n_layers, B = batch.n_rows
     cdef floating *unit = unit_max
@@ -765,11 +760,9 @@ cdef void _batch_tasks(const Plan *p, const Settings *s, const Data *d, const Ba
                     _inner_sum(p, params, work, batch, l, t, unit)
             _sync(nt)
         if l < L:
-            k = _after_tasks(p, batch, l, st.dropout, unit != NULL)
-            if k > 0:
-                for t in range(k):
-                    if t % nt == tid:
-                        _after_layer(p, work, batch, l, t, st.dropout, rng, unit)
+            if _drops(p, l, st.dropout):
+                if tid == 0:
+                    _drop_layer(p, work, batch, l, rng)
                 _sync(nt)
             if unit != NULL:
                 unit += p.sizes[l]
@@ -1236,8 +1229,13 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
         raise ValueError(f"work has {work.shape[0]} elements; this epoch needs {p.work_size} (workspace_size).")
     p.loss = settings["loss"]
     p.loss_param = settings["loss_param"]
+    # the batches' parts keep their units' maxima in rows of their own, merged into unit_max after the epoch
     # (no hidden layer: no units, and an empty unit_max has no first element to point at)
-    unit_max_ptr = &unit_max[0] if unit_max.shape[0] > 0 else NULL
+    unit_max_ptr = NULL
+    if unit_max.shape[0] > 0:
+        unit_max_ptr = &work[p.max_off]
+        for c in range(MAX_PARTS * p.max_stride):
+            unit_max_ptr[c] = -INFINITY
     most_threads = _threads_for(&p, min(B, n), s.n_threads)
     n_threads = most_threads
     st.dropout = s.dropout
@@ -1286,11 +1284,20 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
                 if most_threads > 1 and _adapt and b == B:  # (a short last batch would not compare)
                     _clock_record(&clock, choice, omp_get_wtime() - tic, b)
     finally:
+        if unit_max_ptr != NULL:
+            _merge_maxima(&p, unit_max_ptr, &unit_max[0], unit_max.shape[0])
         fm_fp_restore(mode)
         _unpin_blas()
         _plan_free(&p)
         note_cut_runs(cut_before, thread_clock)
     return loss_sum, n_batches, st.step, finite
+
+
+cdef void _merge_maxima(const Plan *p, const floating *rows, floating *unit_max, Py_ssize_t n) noexcept nogil:
+    """unit_max = the largest of itself and the parts' rows of maxima (each part of a batch's rows keeps
+    its own: two threads' parts of the same units would share their lines). The largest of the same
+    numbers, whichever part saw them: the same bits for any thread count and any split."""
+    _col_max(MAX_PARTS, n, p.max_stride, rows, unit_max)
 
 
 def loss_and_gradients(const Py_ssize_t[::1] sizes, const int[::1] acts, int loss_code, double loss_param,
