@@ -336,8 +336,11 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
             p.fwd[l].k = _parts(fan_in)
         p.wgt[l].rows = fan_out < fan_in  # dW's rows are fan_in: delta is packed again, else A
         p.wgt[l].k = _parts(fan_in if p.wgt[l].rows else fan_out)
-        # delta_{l-1} is (batch x fan_in); by rows only where no sum over rows follows (PReLU's slopes)
-        p.bwd[l].rows = B > fan_in and (l == 1 or acts[l - 2] != FM_PRELU)
+        # delta_{l-1} is (batch x fan_in); by rows only where no sum over rows follows (PReLU's slopes). By
+        # rows W_l is packed again (fan_out x fan_in), by units delta_l (B x fan_out); where they are as large,
+        # rows: each part's rows of delta_{l-1} one run of memory, Z_{l-1} and A_{l-1} read as the sum after an
+        # inner split wrote them (W1's third layer at batch 128: 1.4 -> 0.85 ms an epoch per thread)
+        p.bwd[l].rows = B >= fan_in and (l == 1 or acts[l - 2] != FM_PRELU)
         p.bwd[l].k = _parts(B if p.bwd[l].rows else fan_in)
         if not training:  # a forward pass over many rows shares its chunks of rows between threads instead
             p.fwd[l].k = 1
