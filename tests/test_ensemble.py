@@ -115,6 +115,15 @@ CASES = {
                                                                                       dropout=0.1)),
     "small-output-identity": ([4, 7, 2], [{"random_state": s} for s in (4, 5, 6)], dict(learning_rate=0.02),
                               dict(activation="identity")),
+    # a member alone in its group (members 1 and 2 share the other): its L2 term's gradient joins its update
+    # and its update's sums of squares are its gradient norms, as in a Network's batch (without clipping)
+    "one-member-group-l2-adam": (
+        [40, 96, 64, 5], [{"random_state": 1, "alpha": 1e-3}, {"random_state": 2, "alpha": 1e-2, "learning_rate": 2e-3},
+                          {"random_state": 3}],
+        dict(optimizer="adam", learning_rate=1e-3, alpha=1e-4), dict(output_activation="softmax", loss="log_loss")),
+    "one-member-group-momentum-l2-dropout": (
+        [40, 96, 64, 5], [{"random_state": 4, "alpha": 1e-2, "dropout": 0.2}, {"random_state": 5}, {"random_state": 6}],
+        dict(momentum=0.9, nesterov=True, learning_rate=0.01, alpha=1e-3), dict(activation="tanh")),
     # a small network's members in two groups (their hidden blocks, 16 x 40 x 8, past SMALL_GROUP_BLOCK)
     "small-two-groups-dropout": ([6, 40, 1], [{"random_state": s, "dropout": 0.1 * (s % 2)} for s in range(8)],
                                  dict(optimizer="adam", learning_rate=0.01), {}),
@@ -292,6 +301,7 @@ def test_long_epochs_always_run_on_the_threads():
     ([32, 64, 64, 1], 16, 32, 4),  # W2's 16: by their work, four groups of four
     ([40, 96, 64, 5], 10, 32, 4),  # (ten: of two and three)
     ([40, 96, 64, 5], 10, 16, 2),
+    ([40, 96, 64, 5], 3, 16, 2),  # (one alone, two together: the one-member-group cases)
 ])
 def test_members_split_into_groups_by_work_or_by_block(layers, K, batch, groups):
     of = _engine._ensemble_groups(np.array(layers, dtype=np.intp), np.zeros(len(layers) - 2, dtype=np.int32), K,

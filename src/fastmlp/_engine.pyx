@@ -2332,6 +2332,15 @@ cdef double _ens_weight_norm(const Ens *e, const floating *grads, Py_ssize_t k, 
     return largest * sqrt(total)
 
 
+cdef inline bint _ens_one_run_per_layer(const Ens *e, Py_ssize_t k) noexcept nogil:
+    """Whether member k's parameters hold one run of weights per layer (a member alone in its group: its wide
+    W_1 is one block too)."""
+    cdef Py_ssize_t r, n = 0
+    for r in range(e.member_run[k], e.member_run[k + 1]):
+        n += e.run_w[r]
+    return n == e.p.n_layers
+
+
 cdef inline bint _ens_small_output(const Ens *e, Py_ssize_t m0, Py_ssize_t m1) noexcept nogil:
     """Whether the group's output layer goes through the members kernels: small, after a hidden layer
     (not the wide first layer), and read by every member from the same kind of array (A_{L-1}, or D_{L-1}
@@ -2369,7 +2378,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     cdef floating *delta_k
     cdef double keep, loss, squares, total, largest, step_size
     cdef Py_ssize_t stride = 0
-    cdef bint uniform, small
+    cdef bint uniform, small, fold
     cdef Settings member
     cdef floating *unit = unit_max
     _ens_group_members(e, g, &m0, &m1)
@@ -2476,7 +2485,10 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, delta_k, <int>ld_d,
                       params + e.w_off[l] + k * fan_in * fan_out, <int>fan_out, <floating>0,
                       delta_prev + c, <int>ld_out)
-    # per member: L2, finiteness, clipping, update (of the whole group at once when the rates are one)
+    # per member: L2, finiteness, clipping, update (of the whole group at once when the rates are one). A group
+    # of one member without clipping (a large network's: one member a group) folds as a Network's batch does:
+    # the L2 term's gradient joins the update, and the update's sums of squares are the norms of dW_l
+    fold = m1 - m0 == 1 and s.clip_norm <= 0 and _ens_one_run_per_layer(e, m0)
     uniform = True
     for k in range(m0, m1):
         loss = losses[k * LINE] / batch.weight
@@ -2484,18 +2496,19 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             squares = 0
             for r in range(e.member_run[k], e.member_run[k + 1]):
                 if e.run_w[r]:
-                    # dW += alpha/n W; the penalty alpha/(2n) ||W||^2
+                    # the penalty alpha/(2n) ||W||^2; dW += alpha/n W (here, or in the update)
                     squares += _dot(<int>e.run_len[r], params + e.run_off[r], params + e.run_off[r])
-                    _axpy(<int>e.run_len[r], <floating>(alphas[k] / batch.weight), params + e.run_off[r],
-                          grads + e.run_off[r])
+                    if not fold:
+                        _axpy(<int>e.run_len[r], <floating>(alphas[k] / batch.weight), params + e.run_off[r],
+                              grads + e.run_off[r])
             loss += 0.5 * alphas[k] * squares / batch.weight
         losses[k * LINE] = loss
         finite[k * FLAG_LINE] = isfinite(loss)
         uniform = uniform and finite[k * FLAG_LINE] and learning_rates[k] == learning_rates[m0] and steps[k * LINE] == steps[m0 * LINE]
-    if norm_sums != NULL:
+    stride = LINE * e.norm_lines
+    if norm_sums != NULL and not fold:
         # ||dW_l||^2 of every member of the group (after L2, before clipping), one call per layer, into the
         # second half of each member's norm lines
-        stride = LINE * e.norm_lines
         for k in range(m0, m1):
             for l in range(L):
                 norm_sums[k * stride + L + l] = 0
@@ -2513,7 +2526,7 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             continue
         if s.optimizer == FM_ADAM:
             steps[k * LINE] += 1
-        if norm_sums != NULL:
+        if norm_sums != NULL and not fold:
             for l in range(1, L + 1):
                 squares = norm_sums[k * stride + L + l - 1]
                 # (squares past the largest double: BLAS's scaled norm)
@@ -2534,7 +2547,23 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         step_size = 0
         if s.optimizer == FM_ADAM:
             step_size = learning_rates[k] * sqrt(1 - pow(s.beta_2, steps[k * LINE])) / (1 - pow(s.beta_1, steps[k * LINE]))
-        if uniform:
+        if fold:
+            l = 0
+            for r in range(e.member_run[k], e.member_run[k + 1]):
+                if not e.run_w[r]:
+                    _update(&member, step_size, e.run_off[r], e.run_len[r], params, grads, state_1, state_2, NULL,
+                            <floating>0)
+                    continue
+                l += 1  # (the member's runs of weights: one per layer, in order)
+                squares = 0
+                _update(&member, step_size, e.run_off[r], e.run_len[r], params, grads, state_1, state_2, &squares,
+                        <floating>(alphas[k] / batch.weight))
+                if norm_sums != NULL:
+                    # ||dW_l + alpha/n W_l||: past the largest double, BLAS's scaled norm of dW_l (the L2 term
+                    # left out there: such a gradient's norm is not finite either way)
+                    norm_sums[k * stride + l - 1] += (sqrt(squares) if isfinite(squares)
+                                                      else _ens_weight_norm(e, grads, k, l))
+        elif uniform:
             for r in range(e.group_run[g], e.group_run[g + 1]):
                 _update(&member, step_size, e.g_run_off[r], e.g_run_len[r], params, grads, state_1, state_2, NULL,
                         <floating>0)
