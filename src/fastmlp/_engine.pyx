@@ -488,6 +488,11 @@ cdef inline bint _rows_split(const Plan *p, const Batch *batch, Py_ssize_t l) no
     return p.fwd[l].rows and p.fwd[l].k > 1 and not (l == 1 and batch.X == NULL)
 
 
+cdef inline floating *_part_maxima(const Plan *p, floating *unit_max, Py_ssize_t t) noexcept nogil:
+    """Part t's row of a layer's running maxima (unit_max: that layer's units in part 0's row), or NULL."""
+    return unit_max + t * p.max_stride if unit_max != NULL else NULL
+
+
 cdef void _forward_part(const Plan *p, const floating *params, floating *work, const Batch *batch,
                         Py_ssize_t l, Py_ssize_t t, bint dropout, floating *Z_out,
                         floating *unit_max) noexcept nogil:
@@ -528,7 +533,7 @@ cdef void _forward_part(const Plan *p, const floating *params, floating *work, c
               <int>fan_out)
     if l == L:
         return
-    _bias_act_part(p, params, work, l, B, r0, r1, c0, c1, unit_max + t * p.max_stride if unit_max != NULL else NULL)
+    _bias_act_part(p, params, work, l, B, r0, r1, c0, c1, _part_maxima(p, unit_max, t))
 
 
 cdef inline bint _inner_split(const Plan *p, const Batch *batch, Py_ssize_t l) noexcept nogil:
@@ -572,7 +577,7 @@ cdef void _inner_sum(const Plan *p, const floating *params, floating *work, cons
         part = work + p.k_off[l] + (j - 1) * B * fan_out
         for i in range(r0 * fan_out, r1 * fan_out):
             Z[i] += part[i]
-    _bias_act_part(p, params, work, l, B, r0, r1, 0, fan_out, unit_max + t * p.max_stride if unit_max != NULL else NULL)
+    _bias_act_part(p, params, work, l, B, r0, r1, 0, fan_out, _part_maxima(p, unit_max, t))
 
 
 cdef inline bint _drops(const Plan *p, Py_ssize_t l, bint dropout) noexcept nogil:
