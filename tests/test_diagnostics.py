@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from numpy.testing import assert_array_equal
 
 import fastmlp
 from fastmlp import reference
@@ -116,3 +117,22 @@ def test_estimator_with_prelu_trains_its_slopes():
     assert clf._network.n_params_ == 5 * 8 + 8 + 8 * 6 + 6 + 6 * 1 + 1 + 8 + 6
     assert clf.score(X, y.ravel()) > 0.9
     assert isinstance(clf.dead_units_, list) and len(clf.dead_units_) == 2
+
+
+def test_engine_refuses_unit_maxima_of_another_length(monkeypatch):
+    # the engine merges its parts' maxima into every element of unit_max: one of another length is refused
+    # before any batch, and the network keeps its weights
+    train_epoch = fastmlp.network._engine.train_epoch
+
+    def short_unit_max(*args):
+        args = list(args)
+        args[14] = args[14][:-1]
+        return train_epoch(*args)
+
+    monkeypatch.setattr(fastmlp.network._engine, "train_epoch", short_unit_max)
+    X, y = _data(50)
+    net = fastmlp.Network([5, 6, 1], random_state=0)
+    before = net._params.copy()
+    with pytest.raises(ValueError, match="unit_max has 5 elements for 6 hidden units"):
+        net.fit(X, y, epochs=1)
+    assert_array_equal(net._params, before)

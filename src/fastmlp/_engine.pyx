@@ -1214,7 +1214,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef Batch batch
     cdef Step st
     cdef fm_rng rng
-    cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, c, n_batches = 0
+    cdef Py_ssize_t n, B = s.batch_size, start = 0, b, l, c, n_batches = 0, hidden
     cdef bint finite = True
     cdef double loss_sum = 0, squares, norm, tic = 0, cut_before
     cdef int n_threads, most_threads, choice = 0
@@ -1235,12 +1235,18 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     if work.shape[0] < p.work_size:
         _plan_free(&p)
         raise ValueError(f"work has {work.shape[0]} elements; this epoch needs {p.work_size} (workspace_size).")
+    hidden = 0
+    for l in range(1, p.n_layers):
+        hidden += sizes[l]
+    if unit_max.shape[0] != hidden:
+        _plan_free(&p)
+        raise ValueError(f"unit_max has {unit_max.shape[0]} elements for {hidden} hidden units.")
     p.loss = settings["loss"]
     p.loss_param = settings["loss_param"]
     # the batches' parts keep their units' maxima in rows of their own, merged into unit_max after the epoch
     # (no hidden layer: no units, and an empty unit_max has no first element to point at)
     unit_max_ptr = NULL
-    if unit_max.shape[0] > 0:
+    if hidden > 0:
         unit_max_ptr = &work[p.max_off]
         for c in range(MAX_PARTS * p.max_stride):
             unit_max_ptr[c] = -INFINITY
