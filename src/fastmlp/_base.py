@@ -24,7 +24,8 @@ from . import _registry
 from ._math import PRELU_INITIAL_SLOPE, output_forward
 from ._training import EpochLoop, Patience, Reporter, Trainer, Validation, check_schedule, draw_seed, warn_diverged
 from ._validation import (BLAS_INT_MAX, as_csr, as_float_array, check_bool, check_float, check_int,
-                          check_sample_weight, check_weight_sum, check_writable, is_sparse)
+                          check_sample_weight, check_weight_sum, check_writable, is_sparse, line_aligned,
+                          line_aligned_empty)
 
 
 def _check_random_state(random_state):
@@ -199,7 +200,7 @@ class BaseNetwork(FixedSettings):
         self._hidden = [hidden] * (L - 1)
         self._act_codes = np.array([h.code for h in self._hidden] + [self._output.code], dtype=np.intc)
         self._sizes = np.array(self.layer_sizes, dtype=np.intp)
-        self._params = np.empty(self.n_params_, dtype=self.dtype)
+        self._params = line_aligned_empty(self.n_params_, self.dtype)
         self._make_views()
         for l in range(L):
             W, b = init_fn(self.layer_sizes[l], self.layer_sizes[l + 1], self._rng, hidden.auto_init_factor)
@@ -426,7 +427,7 @@ class BaseNetwork(FixedSettings):
         """A copy that predicts with the weights of now, whatever training does to this network later."""
         new = copy.copy(self)
         new.__dict__.pop("_predictor", None)
-        new._params = self._params.copy()
+        new._params = line_aligned(self._params.copy())
         new._make_views()
         return new
 
@@ -446,6 +447,7 @@ class BaseNetwork(FixedSettings):
         if "loss_param" in state:
             state["_loss_param"] = state.pop("loss_param")
         self.__dict__.update(state)
+        self._params = line_aligned(self._params)
         self._make_views()
 
     # ------------------------------------------------------------------- public

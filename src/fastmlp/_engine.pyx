@@ -405,8 +405,8 @@ cdef int _plan_init(Plan *p, const Py_ssize_t[::1] sizes, const int[::1] acts, c
     return 0
 
 
-# Elements in a cache line of float32 (two of float64): the workspace's arrays start at multiples of it, so that
-# in a workspace that starts on a line (network._aligned_empty) two threads' parts of rows of a whole number of
+# Elements in a cache line of float32 (two of float64): the workspace's arrays start at multiples of it, so that in a
+# workspace that starts on a line (_validation.line_aligned_empty) two threads' parts of rows of a whole number of
 # lines share none (a line written by both goes back and forth between their cores).
 cdef enum:
     LINE_ELEMENTS = 16

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _registry
 from ._progress import EpochReporter
-from ._validation import all_finite, check_bool, check_float, check_int, is_sparse
+from ._validation import all_finite, check_bool, check_float, check_int, is_sparse, line_aligned, line_aligned_empty
 
 # scikit-learn's words for the same failure, kept so that code matching them keeps working
 SKLEARN_DIVERGENCE = ("Solver produced non-finite parameter weights. The input data may contain large values "
@@ -129,7 +129,7 @@ class Trainer:
             step=0,  # updates so far (Adam's t)
             seed=0,  # the dropout masks' seed of the epoch
         )
-        self.state = [np.zeros_like(net._params) for _ in range(spec.n_state)]
+        self.state = [line_aligned_empty(net._params.shape[0], net.dtype, fill=0) for _ in range(spec.n_state)]
         self.grad_norm_sums = np.zeros(net.n_layers_)  # per layer, the sum over an epoch's batches of ||dW||
         self.unit_max = np.empty(sum(net.layer_sizes[1:-1]), dtype=net.dtype)  # per hidden unit, its largest z
         self._scratch_like(net._params)
@@ -139,6 +139,7 @@ class Trainer:
 
     def __setstate__(self, fields):
         vars(self).update(fields)
+        self.state = [line_aligned(s) for s in self.state]
         self._scratch_like(self.state[0])
 
     def _scratch_like(self, params):

@@ -8,7 +8,8 @@ from . import _engine, _registry
 from ._base import FixedSettings, _check_n_threads, _check_random_state
 from ._training import (Divergence, EpochLoop, Patience, Trainer, Validation, check_schedule, draw_seed, drops,
                         epoch_total_weight, held_interrupts, next_order, warn_diverged)
-from ._validation import check_bool, check_float, check_int, check_weight_sum, check_writable, is_sparse
+from ._validation import (check_bool, check_float, check_int, check_weight_sum, check_writable, is_sparse,
+                          line_aligned_empty)
 from .network import Network, _check_rates, kept_clock
 
 # What member_params may set per member: fit's learning_rate and alpha, the constructor's dropout and random_state.
@@ -83,13 +84,13 @@ class MemberPack:
         self.unit_index = np.concatenate(
             [starts[l] + members * n + np.arange(n) for l, n in enumerate(sizes[1:-1])] or [np.empty((K, 0), int)],
             axis=1)
-        self.params = np.empty(n_params, dtype=net.dtype)
-        self.state = [np.zeros_like(self.params) for _ in range(max(n_state, 1))]
+        self.params = line_aligned_empty(n_params, net.dtype)  # (each of the engine's arrays on a line)
+        self.state = [line_aligned_empty(n_params, net.dtype, fill=0) for _ in range(max(n_state, 1))]
         self.steps = np.zeros(K, dtype=np.int64)
         self.batch_size = batch_size
-        self._grads = np.empty_like(self.params)
-        self._work = np.empty(_engine.ensemble_workspace_size(net._sizes, net._act_codes, self.keep, K, batch_size),
-                              dtype=net.dtype)
+        self._grads = line_aligned_empty(n_params, net.dtype)
+        self._work = line_aligned_empty(
+            _engine.ensemble_workspace_size(net._sizes, net._act_codes, self.keep, K, batch_size), net.dtype)
 
     def pack(self, flats, to=None):
         """Write the members' flat arrays (K of them, a Network's layout) into `to` (default: params)."""
@@ -116,7 +117,7 @@ class MemberPack:
             raise ValueError(f"MemberPack: made for batches of {self.batch_size} rows, not {settings['batch_size']}")
         loss_sums = np.zeros(self.K)
         norm_sums = np.zeros((self.K, len(net.layer_sizes) - 1))
-        unit_max = np.full(self.unit_index.size, -np.inf, dtype=self.params.dtype)
+        unit_max = line_aligned_empty(self.unit_index.size, self.params.dtype, fill=-np.inf)
         n_batches = _engine.train_ensemble_epoch(
             net._sizes, net._act_codes, self.keep, settings, rates,
             np.asarray(alphas, dtype=np.float64), np.asarray(seeds, dtype=np.uint64), self.steps, self.params,

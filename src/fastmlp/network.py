@@ -62,15 +62,6 @@ if hasattr(os, "register_at_fork"):  # (a child made by fork trains and predicts
 _validation.use_compiled_all_finite(_engine.all_finite)
 
 
-def _aligned_empty(n, dtype, alignment=64):
-    """np.empty(n, dtype) starting on a cache line: the engine's threads split rows at unit boundaries, and
-    rows that start on a line share none with another thread's part (where 64-byte rows allow it)."""
-    itemsize = np.dtype(dtype).itemsize
-    raw = np.empty(n + alignment // itemsize, dtype=dtype)
-    skip = (-raw.ctypes.data % alignment) // itemsize
-    return raw[skip:skip + n]
-
-
 def _check_rates(rates, n_batches):
     """A schedule's rates for an epoch (trainer.rates) as the engine reads them, or None for a constant rate."""
     if rates is None:
@@ -326,7 +317,8 @@ class Network(BaseNetwork):
 
     def _workspaces(self, batch_size, dropout, dense_x=True):
         size = _engine.workspace_size(self._sizes, self._act_codes, self._keep, batch_size, dropout, dense_x)
-        return _aligned_empty(self._params.shape[0], self.dtype), _aligned_empty(size, self.dtype)
+        return (_validation.line_aligned_empty(self._params.shape[0], self.dtype),
+                _validation.line_aligned_empty(size, self.dtype))
 
     def _engine_settings(self, trainer, batch_size, n_threads):
         """The settings of an epoch as the engine takes them: the trainer's, with the codes of the optimizer
