@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import fastmlp
-from fastmlp import reference
+from fastmlp import _engine, reference
 from fastmlp._progress import EpochReporter
 
 NETWORKS = [fastmlp.Network, reference.Network]
@@ -136,3 +136,29 @@ def test_engine_refuses_unit_maxima_of_another_length(monkeypatch):
     with pytest.raises(ValueError, match="unit_max has 5 elements for 6 hidden units"):
         net.fit(X, y, epochs=1)
     assert_array_equal(net._params, before)
+
+
+@pytest.mark.parametrize("position, cut, message", [
+    (8, 1, "params and grads have"),  # params
+    (10, 1, "the optimizer's state has"),  # state_1
+    (12, 1, "work has"),  # work
+    (19, 1, r"unit_max has 5 elements for 2 members of 3 hidden units"),  # unit_max
+])
+def test_ensemble_engine_refuses_arrays_of_other_sizes(monkeypatch, position, cut, message):
+    # the ensemble's batches write every element of the layout, the workspace and the units' maxima: a shorter
+    # array is refused before any batch, and every member keeps its weights
+    train = _engine.train_ensemble_epoch
+
+    def shorter(*args):
+        args = list(args)
+        args[position] = args[position][:-cut]
+        return train(*args)
+
+    monkeypatch.setattr(_engine, "train_ensemble_epoch", shorter)
+    X, y = _data(50)
+    ens = fastmlp.NetworkEnsemble([5, 3, 1], n_members=2, random_state=0)
+    before = [m._params.copy() for m in ens.members_]
+    with pytest.raises(ValueError, match=message):
+        ens.fit(X, y, epochs=1, optimizer="adam")
+    for m, b in zip(ens.members_, before):
+        assert_array_equal(m._params, b)

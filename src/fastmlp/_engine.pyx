@@ -2676,6 +2676,27 @@ def ensemble_workspace_size(const Py_ssize_t[::1] sizes, const int[::1] acts, co
     return e.work_size
 
 
+cdef object _ens_arrays_refused(const Ens *e, Py_ssize_t n_params, Py_ssize_t n_grads, Py_ssize_t n_state_1,
+                                Py_ssize_t n_state_2, Py_ssize_t n_work, const double[:, ::1] norm_sums,
+                                object unit_max):
+    """Why train_ensemble_epoch cannot run with arrays of these sizes (None: it can): its batches write every
+    element of the parameters' layout, the workspace and, when given, the norms and the units' maxima."""
+    cdef Py_ssize_t l, hidden = 0
+    for l in range(1, e.p.n_layers):
+        hidden += e.p.sizes[l]
+    if n_params != e.n_params or n_grads != e.n_params:
+        return f"params and grads have {n_params} and {n_grads} elements; the layout has {e.n_params}."
+    if n_state_1 < e.n_params or n_state_2 < e.n_params:
+        return f"the optimizer's state has {min(n_state_1, n_state_2)} elements; the layout has {e.n_params}."
+    if n_work < e.work_size:
+        return f"work has {n_work} elements; this epoch needs {e.work_size} (ensemble_workspace_size)."
+    if norm_sums is not None and (norm_sums.shape[0] != e.K or norm_sums.shape[1] != e.p.n_layers):
+        return f"norm_sums has shape {(norm_sums.shape[0], norm_sums.shape[1])}; it needs ({e.K}, {e.p.n_layers})."
+    if unit_max is not None and len(unit_max) not in (0, e.K * hidden):
+        return f"unit_max has {len(unit_max)} elements for {e.K} members of {hidden} hidden units."
+    return None
+
+
 def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:, ::1] keep,
                          dict settings, const double[:, ::1] learning_rates, const double[::1] alphas,
                          const cnp.uint64_t[::1] seeds, long long[::1] steps, floating[::1] params,
@@ -2731,6 +2752,11 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     if rate_rows != 1 and rate_rows < (d.n_rows + B - 1) // B:
         raise ValueError(f"learning_rates has {rate_rows} rows of rates for {(d.n_rows + B - 1) // B} batches.")
     _ens_init(&e, sizes, acts, keep if s.dropout else None, K, B, True)
+    message = _ens_arrays_refused(&e, params.shape[0], grads.shape[0], state_1.shape[0], state_2.shape[0],
+                                  work.shape[0], norm_sums, unit_max)
+    if message is not None:
+        _ens_free(&e)
+        raise ValueError(message)
     e.p.loss = settings["loss"]
     e.p.loss_param = settings["loss_param"]
     if norm_sums is not None:
