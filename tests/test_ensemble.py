@@ -231,6 +231,16 @@ def forced_threads():
     _engine._set_thread_adaptation(True)
 
 
+@pytest.mark.parametrize("n_groups", range(1, 18))
+def test_the_threads_take_every_group_once_and_not_two_neighbours_at_once(n_groups):
+    # a group's blocks lie next to its neighbours' in every array: two threads working on neighbours at once
+    # lost 10-15% of the second one's time (PROFILE.md section 19), so the tasks go the even groups first
+    order = _engine._ensemble_task_order(n_groups)
+    assert sorted(order) == list(range(n_groups))
+    side_by_side = [order[t:t + 2] for t in range(0, n_groups - 1, 2)]  # two threads' tasks, taken in pairs
+    assert all(abs(a - b) > 1 for a, b in side_by_side[:n_groups // 2 - 1]), order
+
+
 @pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: one thread only")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bit_identical_for_any_thread_count(forced_threads, dtype):

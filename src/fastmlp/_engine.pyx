@@ -2584,6 +2584,15 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                         <floating>0)
 
 
+cdef inline Py_ssize_t _ens_task_group(Py_ssize_t task, Py_ssize_t n_groups) noexcept nogil:
+    """The group the threads' task-th task runs: the even groups, then the odd ones. A group's blocks lie
+    next to its neighbours' in every array, and two threads working at once on neighbouring blocks lost 10-15%
+    of the second block's time (PROFILE.md section 19: the groups after another ran slower whichever thread
+    ran them); tasks taken in this order are not neighbours while the threads run them side by side."""
+    cdef Py_ssize_t evens = (n_groups + 1) // 2
+    return 2 * task if task < evens else 2 * (task - evens) + 1
+
+
 cdef void _ens_group_epoch(const Ens *e, const Settings *s, const Data *d, const Py_ssize_t *order,
                            floating *params, floating *grads, floating *state_1, floating *state_2, floating *work,
                            fm_rng *rngs, const double *learning_rates, Py_ssize_t rate_rows, const double *alphas,
@@ -2655,6 +2664,11 @@ def ensemble_index(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t 
         return index, e.n_params
     finally:
         _ens_free(&e)
+
+
+def _ensemble_task_order(Py_ssize_t n_groups):
+    """Test hook: the groups in the order the threads' tasks take them."""
+    return [_ens_task_group(t, n_groups) for t in range(n_groups)]
 
 
 def _ensemble_groups(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t n_members, Py_ssize_t batch_size):
@@ -2806,7 +2820,8 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
                 for g in prange(e.n_groups, num_threads=n_threads, schedule="dynamic", chunksize=1):
                     _ens_group_epoch(&e, &s, &d, rows, &params[0], &grads[0], &state_1[0], &state_2[0], &work[0],
                                      rngs, &learning_rates[0, 0], rate_rows, &alphas[0], losses, finite, steps_at,
-                                     norms_at if norms != NULL else NULL, units, sums, group_batches, g)
+                                     norms_at if norms != NULL else NULL, units, sums, group_batches,
+                                     _ens_task_group(g, e.n_groups))
             seconds = omp_get_wtime() - tic
         for k in range(K):
             steps[k] = steps_at[k * LINE]
