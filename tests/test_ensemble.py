@@ -241,6 +241,28 @@ def test_the_threads_take_every_group_once_and_not_two_neighbours_at_once(n_grou
     assert all(abs(a - b) > 1 for a, b in side_by_side[:n_groups // 2 - 1]), order
 
 
+@pytest.mark.parametrize("sizes, acts, K, batch", [
+    ([32, 64, 64, 1], [1, 1, 0], 16, 32),  # W2's four groups of four
+    ([8, 16, 1], [1, 0], 32, 16),  # W3's two groups of sixteen
+    ([30, 100, 50, 3], [8, 8, 0], 10, 32),  # PReLU slopes: ten members in groups of two and three
+    ([40, 96, 64, 5], [1, 1, 0], 3, 16),  # members alone in their groups
+])
+def test_no_two_groups_parameters_share_a_page(sizes, acts, K, batch):
+    # two threads working side by side on neighbouring groups' blocks lost 10-15% of the second group's time
+    # (PROFILE.md section 19): between two groups' parts of every block, a gap of at least a page
+    index, n_params = _engine.ensemble_index(np.array(sizes, dtype=np.intp), np.array(acts, dtype=np.intc), K, batch)
+    groups = np.array(_engine._ensemble_groups(np.array(sizes, dtype=np.intp), np.array(acts, dtype=np.intc), K,
+                                               batch))
+    assert groups.max() > 0
+    where = index.ravel()
+    owner = np.repeat(groups, index.shape[1])
+    order = np.argsort(where)
+    where, owner = where[order], owner[order]
+    assert where[-1] < n_params and len(np.unique(where)) == where.size
+    changes = owner[1:] != owner[:-1]
+    assert np.all(where[1:][changes] - where[:-1][changes] > 1024)
+
+
 @pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: one thread only")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bit_identical_for_any_thread_count(forced_threads, dtype):

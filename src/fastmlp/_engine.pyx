@@ -2034,6 +2034,13 @@ cdef double ENSEMBLE_CLOCK_WORK = 5e9
 # An output layer of at most this many weights per member is computed for a whole group in one call of the
 # members kernels (csrc/members.template.c), not one BLAS call per member and step.
 cdef Py_ssize_t SMALL_OUTPUT = 256
+# Elements between two groups' blocks of the parameters (and so of the gradients and the optimizer's state):
+# a page at least, in either dtype. Two threads working on neighbouring groups lost 10-15% of the second
+# group's time (PROFILE.md section 19: the prefetcher, which works within a page, reading ahead into the block
+# the other core writes); the threads take the even groups first where there are more groups than threads, and
+# this gap keeps the blocks of groups that run side by side anyway (two groups, or as many threads as groups)
+# on pages of their own.
+cdef Py_ssize_t ENSEMBLE_GROUP_GAP = 1024
 
 
 cdef struct Ens:
@@ -2064,6 +2071,8 @@ cdef struct Ens:
                                #   the plan's x_off, y_off, sw_off from there)
     Py_ssize_t norm_lines      # cache lines of a member's norm sums and a batch's squares (2 L doubles)
     Py_ssize_t ones_off        # (batch,) ones: the bias gradient of a single output unit, all members in one GEMV
+    Py_ssize_t gap             # elements between two groups' blocks of the parameters (0: one group), see
+                               #   ENSEMBLE_GROUP_GAP; group g's part of the block at w_off[l] is at + g gap
     Py_ssize_t n_params
     Py_ssize_t work_size
 
@@ -2077,6 +2086,7 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
                    Py_ssize_t K, Py_ssize_t batch_size, bint training) except -1:
     """The ensemble's parameter offsets, runs, groups and (training) workspace offsets."""
     cdef Py_ssize_t L = sizes.shape[0] - 1, l, k, r, off = 0, B = batch_size, n_runs, i, m0, m1, widest
+    cdef Py_ssize_t g
     cdef bint drops
     e.K = K
     e.p.n_layers = L
@@ -2117,16 +2127,7 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
         e.delta_off[l] = -1
     e.p.work_per_row = 0
     for l in range(1, L + 1):
-        e.w_off[l] = off
-        off += K * sizes[l - 1] * sizes[l]
-        e.b_off[l] = off
-        off += K * sizes[l]
         e.p.work_per_row += 3.0 * K * sizes[l - 1] * sizes[l]
-    for l in range(1, L):
-        if acts[l - 1] == FM_PRELU:
-            e.s_off[l] = off
-            off += K * sizes[l]
-    e.n_params = off
     e.n_groups = 1
     while (2 * e.n_groups <= min(K, <Py_ssize_t>MAX_GROUPS)
            and e.p.work_per_row * B >= 2 * e.n_groups * ENSEMBLE_GROUP_WORK):
@@ -2136,6 +2137,18 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
         widest = max(widest, sizes[l])
     if e.n_groups == 1 and K >= 2 and B * widest * K > SMALL_GROUP_BLOCK:
         e.n_groups = 2  # (see SMALL_GROUP_BLOCK)
+    # each block: the K members' parts, group after group, a gap after each group's (ENSEMBLE_GROUP_GAP)
+    e.gap = ENSEMBLE_GROUP_GAP if e.n_groups > 1 else 0
+    for l in range(1, L + 1):
+        e.w_off[l] = off
+        off += K * sizes[l - 1] * sizes[l] + e.n_groups * e.gap
+        e.b_off[l] = off
+        off += K * sizes[l] + e.n_groups * e.gap
+    for l in range(1, L):
+        if acts[l - 1] == FM_PRELU:
+            e.s_off[l] = off
+            off += K * sizes[l] + e.n_groups * e.gap
+    e.n_params = off
     for r in range(e.n_groups):
         for k in range(r * K // e.n_groups, (r + 1) * K // e.n_groups):
             e.group_of[k] = r
@@ -2143,18 +2156,19 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     for k in range(K):
         e.member_run[k] = i
         _ens_group_members(e, e.group_of[k], &m0, &m1)
+        g = e.group_of[k]
         for l in range(1, L + 1):
             if _wide(e, l):
                 for r in range(sizes[0]):
-                    _ens_run(e, &i, e.member_run[k],
-                             e.w_off[l] + sizes[0] * m0 * sizes[1] + r * (m1 - m0) * sizes[1] + (k - m0) * sizes[1],
-                             sizes[1], 1)
+                    _ens_run(e, &i, e.member_run[k], _ens_block(e, e.w_off, l, g) + sizes[0] * m0 * sizes[1]
+                             + r * (m1 - m0) * sizes[1] + (k - m0) * sizes[1], sizes[1], 1)
             else:
-                _ens_run(e, &i, e.member_run[k], e.w_off[l] + k * sizes[l - 1] * sizes[l], sizes[l - 1] * sizes[l], 1)
-            _ens_run(e, &i, e.member_run[k], e.b_off[l] + k * sizes[l], sizes[l], 0)
+                _ens_run(e, &i, e.member_run[k], _ens_block(e, e.w_off, l, g) + k * sizes[l - 1] * sizes[l],
+                         sizes[l - 1] * sizes[l], 1)
+            _ens_run(e, &i, e.member_run[k], _ens_block(e, e.b_off, l, g) + k * sizes[l], sizes[l], 0)
         for l in range(1, L):
             if e.s_off[l] >= 0:
-                _ens_run(e, &i, e.member_run[k], e.s_off[l] + k * sizes[l], sizes[l], 0)
+                _ens_run(e, &i, e.member_run[k], _ens_block(e, e.s_off, l, g) + k * sizes[l], sizes[l], 0)
     e.member_run[K] = i
     i = 0
     for k in range(e.n_groups):
@@ -2162,15 +2176,16 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
         e.group_run[k] = i
         for l in range(1, L + 1):
             if _wide(e, l):
-                _group_run(e, &i, e.group_run[k], e.w_off[l] + sizes[0] * m0 * sizes[1],
+                _group_run(e, &i, e.group_run[k], _ens_block(e, e.w_off, l, k) + sizes[0] * m0 * sizes[1],
                            sizes[0] * (m1 - m0) * sizes[1])
             else:
-                _group_run(e, &i, e.group_run[k], e.w_off[l] + m0 * sizes[l - 1] * sizes[l],
+                _group_run(e, &i, e.group_run[k], _ens_block(e, e.w_off, l, k) + m0 * sizes[l - 1] * sizes[l],
                            (m1 - m0) * sizes[l - 1] * sizes[l])
-            _group_run(e, &i, e.group_run[k], e.b_off[l] + m0 * sizes[l], (m1 - m0) * sizes[l])
+            _group_run(e, &i, e.group_run[k], _ens_block(e, e.b_off, l, k) + m0 * sizes[l], (m1 - m0) * sizes[l])
         for l in range(1, L):
             if e.s_off[l] >= 0:
-                _group_run(e, &i, e.group_run[k], e.s_off[l] + m0 * sizes[l], (m1 - m0) * sizes[l])
+                _group_run(e, &i, e.group_run[k], _ens_block(e, e.s_off, l, k) + m0 * sizes[l],
+                           (m1 - m0) * sizes[l])
     e.group_run[e.n_groups] = i
 
     off = 0
@@ -2221,6 +2236,12 @@ cdef inline void _ens_group_members(const Ens *e, Py_ssize_t g, Py_ssize_t *m0, 
     """The members m0..m1 (m1 excluded) of group g."""
     m0[0] = g * e.K // e.n_groups
     m1[0] = (g + 1) * e.K // e.n_groups
+
+
+cdef inline Py_ssize_t _ens_block(const Ens *e, const Py_ssize_t *off, Py_ssize_t l, Py_ssize_t g) noexcept nogil:
+    """The offset of layer l's block of the parameters (off: w_off, b_off or s_off) as group g's members
+    find it: member k of group g at + k times its part's size (past the gaps of the groups before g)."""
+    return off[l] + g * e.gap
 
 
 cdef inline void _group_run(Ens *e, Py_ssize_t *i, Py_ssize_t first, Py_ssize_t offset,
@@ -2280,10 +2301,10 @@ cdef inline void _ens_weights(const Ens *e, const floating *params, Py_ssize_t l
     cdef Py_ssize_t fan_in = e.p.sizes[l - 1], fan_out = e.p.sizes[l], m0, m1
     if _wide(e, l):
         _ens_group_members(e, e.group_of[k], &m0, &m1)
-        W[0] = params + e.w_off[l] + fan_in * m0 * fan_out + (k - m0) * fan_out
+        W[0] = params + _ens_block(e, e.w_off, l, e.group_of[k]) + fan_in * m0 * fan_out + (k - m0) * fan_out
         ld[0] = (m1 - m0) * fan_out
     else:
-        W[0] = params + e.w_off[l] + k * fan_in * fan_out
+        W[0] = params + _ens_block(e, e.w_off, l, e.group_of[k]) + k * fan_in * fan_out
         ld[0] = fan_out
 
 
@@ -2292,14 +2313,16 @@ cdef void _ens_hidden_forward(const Ens *e, const floating *params, floating *wo
     """Group m0..m1 of hidden layer l: Z_l += b_l, A_l = f(Z_l), over the group's block at once; unit_max,
     when not NULL, the running largest Z_l of the layer's units (the K members' side by side)."""
     cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = e.p.batch_size * m0 * n
+    cdef Py_ssize_t g = e.group_of[m0]
     if unit_max != NULL:
         unit_max += c0
     if e.s_off[l] >= 0:
-        _prelu_forward(B, cols, cols, params + e.b_off[l] + c0, params + e.s_off[l] + c0, work + e.z_off[l] + i,
-                       work + e.a_off[l] + i, unit_max)
+        _prelu_forward(B, cols, cols, params + _ens_block(e, e.b_off, l, g) + c0,
+                       params + _ens_block(e, e.s_off, l, g) + c0, work + e.z_off[l] + i, work + e.a_off[l] + i,
+                       unit_max)
     else:
-        _bias_act_forward(e.p.acts[l - 1], B, cols, cols, params + e.b_off[l] + c0, work + e.z_off[l] + i,
-                          work + e.a_off[l] + i, unit_max)
+        _bias_act_forward(e.p.acts[l - 1], B, cols, cols, params + _ens_block(e, e.b_off, l, g) + c0,
+                          work + e.z_off[l] + i, work + e.a_off[l] + i, unit_max)
 
 
 cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *grads, floating *work,
@@ -2308,17 +2331,18 @@ cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *g
     """Group m0..m1 of hidden layer l, delta_l = dL/dA_l on entry: * M_l, * f'(Z_l) (and the PReLU
     slopes' gradient), then db_l = sum over rows of delta_l."""
     cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = e.p.batch_size * m0 * n, r, k, at, ld
+    cdef Py_ssize_t g = e.group_of[m0]
     for k in range(m0, m1):
         if _ens_keep(e, k, l) < 1.0:
             at = _ens_at(e.p.batch_size, n, k, m0, m1, &ld)
             for r in range(B):
                 _mul(n, work + e.m_off[l] + at + r * ld, delta + at + r * ld)
     if e.s_off[l] >= 0:
-        _prelu_backward(B, cols, cols, False, work + e.z_off[l] + i, params + e.s_off[l] + c0, delta + i,
-                        grads + e.s_off[l] + c0)
+        _prelu_backward(B, cols, cols, False, work + e.z_off[l] + i, params + _ens_block(e, e.s_off, l, g) + c0,
+                        delta + i, grads + _ens_block(e, e.s_off, l, g) + c0)
     else:
         _act_backward(e.p.acts[l - 1], B, cols, cols, work + e.z_off[l] + i, work + e.a_off[l] + i, delta + i)
-    _col_sum(B, cols, False, delta + i, grads + e.b_off[l] + c0)
+    _col_sum(B, cols, False, delta + i, grads + _ens_block(e, e.b_off, l, g) + c0)
 
 
 cdef double _ens_weight_norm(const Ens *e, const floating *grads, Py_ssize_t k, Py_ssize_t l) noexcept nogil:
@@ -2328,9 +2352,9 @@ cdef double _ens_weight_norm(const Ens *e, const floating *grads, Py_ssize_t k, 
     cdef double squares = 0, total = 0, largest = 0
     cdef const floating *G
     if not _wide(e, l):
-        return _nrm2(<int>(fan_in * fan_out), grads + e.w_off[l] + k * fan_in * fan_out)
+        return _nrm2(<int>(fan_in * fan_out), grads + _ens_block(e, e.w_off, l, e.group_of[k]) + k * fan_in * fan_out)
     _ens_group_members(e, e.group_of[k], &m0, &m1)
-    G = grads + e.w_off[l] + fan_in * m0 * fan_out + (k - m0) * fan_out
+    G = grads + _ens_block(e, e.w_off, l, e.group_of[k]) + fan_in * m0 * fan_out + (k - m0) * fan_out
     ld = (m1 - m0) * fan_out
     if m1 - m0 == 1:
         return _nrm2(<int>(fan_in * fan_out), G)
@@ -2401,12 +2425,14 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         if _wide(e, l):
             # Z_1 = X_b @ [W_1^m0 ... W_1^m1]: one product for the group's members
             _gemm(c'N', c'N', <int>B, <int>((m1 - m0) * fan_out), <int>fan_in, <floating>1, <const floating *>batch.X,
-                  <int>fan_in, params + e.w_off[1] + fan_in * m0 * fan_out, <int>((m1 - m0) * fan_out), <floating>0,
-                  work + e.z_off[1] + S * m0 * fan_out, <int>((m1 - m0) * fan_out))
+                  <int>fan_in, params + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out,
+                  <int>((m1 - m0) * fan_out), <floating>0, work + e.z_off[1] + S * m0 * fan_out,
+                  <int>((m1 - m0) * fan_out))
         elif l == L and small:
             # Z_L = A_{L-1} @ W_L of every member of the group, one call (member-major Z_L)
             A_in = _ens_input(e, work, batch, l, m0, m0, m1, &ld_in)
-            _members_forward(m1 - m0, B, fan_in, fan_out, A_in, ld_in, params + e.w_off[l] + m0 * fan_in * fan_out,
+            _members_forward(m1 - m0, B, fan_in, fan_out, A_in, ld_in,
+                             params + _ens_block(e, e.w_off, l, g) + m0 * fan_in * fan_out,
                              work + e.z_off[l] + m0 * S * fan_out, S * fan_out)
         else:
             for k in range(m0, m1):
@@ -2442,8 +2468,9 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
     for k in range(m0, m1):
         losses[k * LINE] = 0
         _output_delta(e.p.loss, B, n_out, <floating>(1.0 / batch.weight), e.p.loss_param,
-                      params + e.b_off[L] + k * n_out, <const floating *>batch.Y, <const floating *>batch.sw,
-                      work + e.z_off[L] + k * S * n_out, delta + k * S * n_out, &losses[k * LINE])
+                      params + _ens_block(e, e.b_off, L, g) + k * n_out, <const floating *>batch.Y,
+                      <const floating *>batch.sw, work + e.z_off[L] + k * S * n_out, delta + k * S * n_out,
+                      &losses[k * LINE])
     # backward
     for l in range(L, 0, -1):
         fan_in = e.p.sizes[l - 1]
@@ -2456,23 +2483,24 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             # dW_1 = X_b^T @ [delta_1^m0 ... delta_1^m1]: one product for the group's members
             _gemm(c'T', c'N', <int>fan_in, <int>((m1 - m0) * fan_out), <int>B, <floating>1,
                   <const floating *>batch.X, <int>fan_in, delta + S * m0 * fan_out, <int>((m1 - m0) * fan_out),
-                  <floating>0, grads + e.w_off[1] + fan_in * m0 * fan_out, <int>((m1 - m0) * fan_out))
+                  <floating>0, grads + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out, <int>((m1 - m0) * fan_out))
             continue
         if l == L and fan_out == 1:
             # db_L = (member-major delta_L, one row per member) @ ones: the group's members in one GEMV
             _gemm(c'N', c'T', 1, <int>(m1 - m0), <int>B, <floating>1, work + e.ones_off, <int>B, delta + m0 * S,
-                  <int>S, <floating>0, grads + e.b_off[L] + m0, <int>(m1 - m0))
+                  <int>S, <floating>0, grads + _ens_block(e, e.b_off, L, g) + m0, <int>(m1 - m0))
         if l == L and small:
             # dW_L = A_{L-1}^T @ delta_L and delta_{L-1} = delta_L @ W_L^T of every member, one call each
             A_in = _ens_input(e, work, batch, l, m0, m0, m1, &ld_in)
             _members_weight_grad(m1 - m0, B, fan_in, fan_out, A_in, ld_in, delta + m0 * S * fan_out, S * fan_out,
-                                 grads + e.w_off[l] + m0 * fan_in * fan_out)
+                                 grads + _ens_block(e, e.w_off, l, g) + m0 * fan_in * fan_out)
             c = _ens_at(S, fan_in, m0, m0, m1, &ld_out)
             _members_backprop(m1 - m0, B, fan_in, fan_out, delta + m0 * S * fan_out, S * fan_out,
-                              params + e.w_off[l] + m0 * fan_in * fan_out, delta_prev + c, ld_out)
+                              params + _ens_block(e, e.w_off, l, g) + m0 * fan_in * fan_out, delta_prev + c, ld_out)
             if fan_out > 1:
                 for k in range(m0, m1):
-                    _col_sum(B, fan_out, False, delta + k * S * fan_out, grads + e.b_off[L] + k * fan_out)
+                    _col_sum(B, fan_out, False, delta + k * S * fan_out,
+                             grads + _ens_block(e, e.b_off, L, g) + k * fan_out)
             continue
         for k in range(m0, m1):
             A_in = _ens_input(e, work, batch, l, k, m0, m1, &ld_in)
@@ -2484,17 +2512,17 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             # dW_l = A_{l-1}^T @ delta_l (one output: dW_L^T = delta_L^T @ A_{L-1}, a GEMV)
             if l == L and fan_out == 1:
                 _gemm(c'N', c'N', 1, <int>fan_in, <int>B, <floating>1, delta_k, <int>B, A_in, <int>ld_in, <floating>0,
-                      grads + e.w_off[l] + k * fan_in, <int>fan_in)
+                      grads + _ens_block(e, e.w_off, l, g) + k * fan_in, <int>fan_in)
             else:
                 _gemm(c'T', c'N', <int>fan_in, <int>fan_out, <int>B, <floating>1, A_in, <int>ld_in, delta_k,
-                      <int>ld_d, <floating>0, grads + e.w_off[l] + k * fan_in * fan_out, <int>fan_out)
+                      <int>ld_d, <floating>0, grads + _ens_block(e, e.w_off, l, g) + k * fan_in * fan_out, <int>fan_out)
             if l == L and fan_out > 1:
-                _col_sum(B, fan_out, False, delta_k, grads + e.b_off[L] + k * fan_out)
+                _col_sum(B, fan_out, False, delta_k, grads + _ens_block(e, e.b_off, L, g) + k * fan_out)
             if l > 1:
                 # delta_{l-1} = delta_l @ W_l^T (times f' in _ens_hidden_backward)
                 c = _ens_at(S, fan_in, k, m0, m1, &ld_out)
                 _gemm(c'N', c'T', <int>B, <int>fan_in, <int>fan_out, <floating>1, delta_k, <int>ld_d,
-                      params + e.w_off[l] + k * fan_in * fan_out, <int>fan_out, <floating>0,
+                      params + _ens_block(e, e.w_off, l, g) + k * fan_in * fan_out, <int>fan_out, <floating>0,
                       delta_prev + c, <int>ld_out)
     # per member: L2, finiteness, clipping, update (of the whole group at once when the rates are one). A group
     # of one member without clipping (a large network's: one member a group) folds as a Network's batch does:
@@ -2527,10 +2555,12 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             fan_in = e.p.sizes[l - 1]
             fan_out = e.p.sizes[l]
             if _wide(e, l):
-                _block_sumsq(fan_in, m1 - m0, fan_out, (m1 - m0) * fan_out, grads + e.w_off[l] + fan_in * m0 * fan_out,
+                _block_sumsq(fan_in, m1 - m0, fan_out, (m1 - m0) * fan_out,
+                             grads + _ens_block(e, e.w_off, l, g) + fan_in * m0 * fan_out,
                              norm_sums + m0 * stride + L + l - 1, stride)
             else:
-                _block_sumsq(1, m1 - m0, fan_in * fan_out, 0, grads + e.w_off[l] + m0 * fan_in * fan_out,
+                _block_sumsq(1, m1 - m0, fan_in * fan_out, 0,
+                             grads + _ens_block(e, e.w_off, l, g) + m0 * fan_in * fan_out,
                              norm_sums + m0 * stride + L + l - 1, stride)
     for k in range(m0, m1):
         if not finite[k * FLAG_LINE]:

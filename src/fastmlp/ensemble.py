@@ -84,7 +84,8 @@ class MemberPack:
         self.unit_index = np.concatenate(
             [starts[l] + members * n + np.arange(n) for l, n in enumerate(sizes[1:-1])] or [np.empty((K, 0), int)],
             axis=1)
-        self.params = line_aligned_empty(n_params, net.dtype)  # (each of the engine's arrays on a line)
+        self.params = line_aligned_empty(n_params, net.dtype, fill=0)  # (on a line, as every array the engine
+        # writes; the gaps between the groups' blocks, ENSEMBLE_GROUP_GAP, hold zeros)
         self.state = [line_aligned_empty(n_params, net.dtype, fill=0) for _ in range(max(n_state, 1))]
         self.steps = np.zeros(K, dtype=np.int64)
         self.batch_size = batch_size
