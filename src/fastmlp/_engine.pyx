@@ -2034,12 +2034,12 @@ cdef double ENSEMBLE_CLOCK_WORK = 5e9
 # An output layer of at most this many weights per member is computed for a whole group in one call of the
 # members kernels (csrc/members.template.c), not one BLAS call per member and step.
 cdef Py_ssize_t SMALL_OUTPUT = 256
-# Elements between two groups' blocks of the parameters (and so of the gradients and the optimizer's state):
-# a page at least, in either dtype. Two threads working on neighbouring groups lost 10-15% of the second
-# group's time (PROFILE.md section 19: the prefetcher, which works within a page, reading ahead into the block
-# the other core writes); the threads take the even groups first where there are more groups than threads, and
-# this gap keeps the blocks of groups that run side by side anyway (two groups, or as many threads as groups)
-# on pages of their own.
+# Elements between two groups' parts of each block of the parameters (and so of the gradients and the optimizer's
+# state) and of the workspace: a page at least, in either dtype. Two threads working on neighbouring groups lost
+# 10-15% of the second group's time (PROFILE.md section 19: the prefetcher, which works within a page, reading
+# ahead into the block the other core writes); the threads take the even groups first where there are more
+# groups than threads, and this gap keeps the blocks of groups that run side by side anyway (two groups, or as
+# many threads as groups) on pages of their own.
 cdef Py_ssize_t ENSEMBLE_GROUP_GAP = 1024
 
 
@@ -2067,12 +2067,12 @@ cdef struct Ens:
     Py_ssize_t *g_run_len      #   learning rates are the same
     Py_ssize_t *delta_off      # (L + 1,) delta_l, one buffer per layer: a group that is ahead must not
                                #   write where another still reads (the layers' widths differ)
-    Py_ssize_t gather_size     # each group's rows of a batch: group g's at work + g gather_size (X, Y, weights at
-                               #   the plan's x_off, y_off, sw_off from there)
+    Py_ssize_t gather_size     # each group's rows of a batch: group g's at work + g (gather_size + gap) (X, Y,
+                               #   weights at the plan's x_off, y_off, sw_off from there)
     Py_ssize_t norm_lines      # cache lines of a member's norm sums and a batch's squares (2 L doubles)
     Py_ssize_t ones_off        # (batch,) ones: the bias gradient of a single output unit, all members in one GEMV
-    Py_ssize_t gap             # elements between two groups' blocks of the parameters (0: one group), see
-                               #   ENSEMBLE_GROUP_GAP; group g's part of the block at w_off[l] is at + g gap
+    Py_ssize_t gap             # elements between two groups' parts of each block of the parameters and of the
+                               #   workspace (0: one group), see ENSEMBLE_GROUP_GAP and _ens_block
     Py_ssize_t n_params
     Py_ssize_t work_size
 
@@ -2086,7 +2086,7 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
                    Py_ssize_t K, Py_ssize_t batch_size, bint training) except -1:
     """The ensemble's parameter offsets, runs, groups and (training) workspace offsets."""
     cdef Py_ssize_t L = sizes.shape[0] - 1, l, k, r, off = 0, B = batch_size, n_runs, i, m0, m1, widest
-    cdef Py_ssize_t g
+    cdef Py_ssize_t g, region
     cdef bint drops
     e.K = K
     e.p.n_layers = L
@@ -2196,25 +2196,27 @@ cdef int _ens_init(Ens *e, const Py_ssize_t[::1] sizes, const int[::1] acts, con
     e.p.sw_off = off
     off += B
     e.gather_size = off
-    off = e.n_groups * e.gather_size
+    off = e.n_groups * (e.gather_size + e.gap)
     e.ones_off = off
     off += B
+    # each array: the K members' blocks, group after group, a gap after each group's (as the parameters')
     for l in range(1, L + 1):
+        region = K * B * sizes[l] + e.n_groups * e.gap
         e.z_off[l] = off
-        e.delta_off[l] = off + K * B * sizes[l]
-        off += 2 * K * B * sizes[l]
+        e.delta_off[l] = off + region
+        off += 2 * region
         if l == L:
             continue
         e.a_off[l] = off
-        off += K * B * sizes[l]
+        off += region
         drops = False
         if training and e.keep != NULL:
             for k in range(K):
                 drops = drops or e.keep[k * (L - 1) + l - 1] < 1.0
         if drops:
             e.m_off[l] = off
-            e.d_off[l] = off + K * B * sizes[l]
-            off += 2 * K * B * sizes[l]
+            e.d_off[l] = off + region
+            off += 2 * region
     e.work_size = off
     return 0
 
@@ -2239,8 +2241,9 @@ cdef inline void _ens_group_members(const Ens *e, Py_ssize_t g, Py_ssize_t *m0, 
 
 
 cdef inline Py_ssize_t _ens_block(const Ens *e, const Py_ssize_t *off, Py_ssize_t l, Py_ssize_t g) noexcept nogil:
-    """The offset of layer l's block of the parameters (off: w_off, b_off or s_off) as group g's members
-    find it: member k of group g at + k times its part's size (past the gaps of the groups before g)."""
+    """The offset of layer l's block (off: w_off, b_off or s_off in the parameters; z_off, a_off, m_off,
+    d_off or delta_off in the workspace) as group g's members find it: past the gaps of the groups before g
+    (ENSEMBLE_GROUP_GAP), member k's part at k times its size from there, as without gaps."""
     return off[l] + g * e.gap
 
 
@@ -2286,13 +2289,13 @@ cdef inline const floating *_ens_input(const Ens *e, const floating *work, const
         return <const floating *>batch.X
     at = _ens_at(e.p.batch_size, e.p.sizes[l - 1], k, m0, m1, ld)
     if _ens_keep(e, k, l - 1) < 1.0:
-        return work + e.d_off[l - 1] + at
-    return work + e.a_off[l - 1] + at
+        return work + _ens_block(e, e.d_off, l - 1, e.group_of[m0]) + at
+    return work + _ens_block(e, e.a_off, l - 1, e.group_of[m0]) + at
 
 
-cdef inline floating *_ens_delta(const Ens *e, floating *work, Py_ssize_t l) noexcept nogil:
-    """delta_l's buffer."""
-    return work + e.delta_off[l]
+cdef inline floating *_ens_delta(const Ens *e, floating *work, Py_ssize_t l, Py_ssize_t g) noexcept nogil:
+    """delta_l's buffer as group g's members find it (see _ens_block)."""
+    return work + _ens_block(e, e.delta_off, l, g)
 
 
 cdef inline void _ens_weights(const Ens *e, const floating *params, Py_ssize_t l, Py_ssize_t k,
@@ -2314,15 +2317,15 @@ cdef void _ens_hidden_forward(const Ens *e, const floating *params, floating *wo
     when not NULL, the running largest Z_l of the layer's units (the K members' side by side)."""
     cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = e.p.batch_size * m0 * n
     cdef Py_ssize_t g = e.group_of[m0]
+    cdef floating *Z = work + _ens_block(e, e.z_off, l, g) + i
+    cdef floating *A = work + _ens_block(e, e.a_off, l, g) + i
+    cdef const floating *b = params + _ens_block(e, e.b_off, l, g) + c0
     if unit_max != NULL:
         unit_max += c0
     if e.s_off[l] >= 0:
-        _prelu_forward(B, cols, cols, params + _ens_block(e, e.b_off, l, g) + c0,
-                       params + _ens_block(e, e.s_off, l, g) + c0, work + e.z_off[l] + i, work + e.a_off[l] + i,
-                       unit_max)
+        _prelu_forward(B, cols, cols, b, params + _ens_block(e, e.s_off, l, g) + c0, Z, A, unit_max)
     else:
-        _bias_act_forward(e.p.acts[l - 1], B, cols, cols, params + _ens_block(e, e.b_off, l, g) + c0,
-                          work + e.z_off[l] + i, work + e.a_off[l] + i, unit_max)
+        _bias_act_forward(e.p.acts[l - 1], B, cols, cols, b, Z, A, unit_max)
 
 
 cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *grads, floating *work,
@@ -2332,16 +2335,17 @@ cdef void _ens_hidden_backward(const Ens *e, const floating *params, floating *g
     slopes' gradient), then db_l = sum over rows of delta_l."""
     cdef Py_ssize_t n = e.p.sizes[l], c0 = m0 * n, cols = (m1 - m0) * n, i = e.p.batch_size * m0 * n, r, k, at, ld
     cdef Py_ssize_t g = e.group_of[m0]
+    cdef const floating *Z = work + _ens_block(e, e.z_off, l, g) + i
     for k in range(m0, m1):
         if _ens_keep(e, k, l) < 1.0:
             at = _ens_at(e.p.batch_size, n, k, m0, m1, &ld)
             for r in range(B):
-                _mul(n, work + e.m_off[l] + at + r * ld, delta + at + r * ld)
+                _mul(n, work + _ens_block(e, e.m_off, l, g) + at + r * ld, delta + at + r * ld)
     if e.s_off[l] >= 0:
-        _prelu_backward(B, cols, cols, False, work + e.z_off[l] + i, params + _ens_block(e, e.s_off, l, g) + c0,
-                        delta + i, grads + _ens_block(e, e.s_off, l, g) + c0)
+        _prelu_backward(B, cols, cols, False, Z, params + _ens_block(e, e.s_off, l, g) + c0, delta + i,
+                        grads + _ens_block(e, e.s_off, l, g) + c0)
     else:
-        _act_backward(e.p.acts[l - 1], B, cols, cols, work + e.z_off[l] + i, work + e.a_off[l] + i, delta + i)
+        _act_backward(e.p.acts[l - 1], B, cols, cols, Z, work + _ens_block(e, e.a_off, l, g) + i, delta + i)
     _col_sum(B, cols, False, delta + i, grads + _ens_block(e, e.b_off, l, g) + c0)
 
 
@@ -2426,14 +2430,14 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             # Z_1 = X_b @ [W_1^m0 ... W_1^m1]: one product for the group's members
             _gemm(c'N', c'N', <int>B, <int>((m1 - m0) * fan_out), <int>fan_in, <floating>1, <const floating *>batch.X,
                   <int>fan_in, params + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out,
-                  <int>((m1 - m0) * fan_out), <floating>0, work + e.z_off[1] + S * m0 * fan_out,
+                  <int>((m1 - m0) * fan_out), <floating>0, work + _ens_block(e, e.z_off, 1, g) + S * m0 * fan_out,
                   <int>((m1 - m0) * fan_out))
         elif l == L and small:
             # Z_L = A_{L-1} @ W_L of every member of the group, one call (member-major Z_L)
             A_in = _ens_input(e, work, batch, l, m0, m0, m1, &ld_in)
             _members_forward(m1 - m0, B, fan_in, fan_out, A_in, ld_in,
                              params + _ens_block(e, e.w_off, l, g) + m0 * fan_in * fan_out,
-                             work + e.z_off[l] + m0 * S * fan_out, S * fan_out)
+                             work + _ens_block(e, e.z_off, l, g) + m0 * S * fan_out, S * fan_out)
         else:
             for k in range(m0, m1):
                 # Z_l = A_{l-1} @ W_l, member by member (the output's Z_L member-major)
@@ -2442,14 +2446,14 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 if l == L and fan_out == 1:
                     # one output: Z_L^T = W_L^T @ A_{L-1}^T, a matrix-vector product (the shim's GEMV)
                     _gemm(c'N', c'T', 1, <int>B, <int>fan_in, <floating>1, W, <int>fan_in, A_in, <int>ld_in,
-                          <floating>0, work + e.z_off[l] + k * S, <int>B)
+                          <floating>0, work + _ens_block(e, e.z_off, l, g) + k * S, <int>B)
                 elif l == L:
                     _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
-                          <floating>0, work + e.z_off[l] + k * S * fan_out, <int>fan_out)
+                          <floating>0, work + _ens_block(e, e.z_off, l, g) + k * S * fan_out, <int>fan_out)
                 else:
                     c = _ens_at(S, fan_out, k, m0, m1, &ld_out)
                     _gemm(c'N', c'N', <int>B, <int>fan_out, <int>fan_in, <floating>1, A_in, <int>ld_in, W, <int>ld_w,
-                          <floating>0, work + e.z_off[l] + c, <int>ld_out)
+                          <floating>0, work + _ens_block(e, e.z_off, l, g) + c, <int>ld_out)
         if l == L:
             break
         _ens_hidden_forward(e, params, work, l, B, m0, m1, unit)
@@ -2461,22 +2465,23 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 # D_l = A_l * M_l from member k's own PRNG, row by row (the sequence of one call over its block)
                 c = _ens_at(S, fan_out, k, m0, m1, &ld_out)
                 for r in range(B):
-                    _dropout(fan_out, <floating>keep, &rngs[k], work + e.a_off[l] + c + r * ld_out,
-                             work + e.m_off[l] + c + r * ld_out, work + e.d_off[l] + c + r * ld_out)
+                    _dropout(fan_out, <floating>keep, &rngs[k], work + _ens_block(e, e.a_off, l, g) + c + r * ld_out,
+                             work + _ens_block(e, e.m_off, l, g) + c + r * ld_out,
+                             work + _ens_block(e, e.d_off, l, g) + c + r * ld_out)
     # output: P = g(Z_L + b_L), the loss, delta_L = w scale dloss/dZ_L, member by member
-    delta = _ens_delta(e, work, L)
+    delta = _ens_delta(e, work, L, g)
     for k in range(m0, m1):
         losses[k * LINE] = 0
         _output_delta(e.p.loss, B, n_out, <floating>(1.0 / batch.weight), e.p.loss_param,
                       params + _ens_block(e, e.b_off, L, g) + k * n_out, <const floating *>batch.Y,
-                      <const floating *>batch.sw, work + e.z_off[L] + k * S * n_out, delta + k * S * n_out,
-                      &losses[k * LINE])
+                      <const floating *>batch.sw, work + _ens_block(e, e.z_off, L, g) + k * S * n_out,
+                      delta + k * S * n_out, &losses[k * LINE])
     # backward
     for l in range(L, 0, -1):
         fan_in = e.p.sizes[l - 1]
         fan_out = e.p.sizes[l]
-        delta = _ens_delta(e, work, l)
-        delta_prev = _ens_delta(e, work, l - 1) if l > 1 else NULL
+        delta = _ens_delta(e, work, l, g)
+        delta_prev = _ens_delta(e, work, l - 1, g) if l > 1 else NULL
         if l < L:
             _ens_hidden_backward(e, params, grads, work, l, B, m0, m1, delta)
         if _wide(e, l):
@@ -2641,7 +2646,7 @@ cdef void _ens_group_epoch(const Ens *e, const Settings *s, const Data *d, const
     """
     cdef Py_ssize_t n = d.n_rows, B = e.p.batch_size, start = 0, b, k, count = 0
     cdef Py_ssize_t m0, m1
-    cdef floating *rows = work + g * e.gather_size
+    cdef floating *rows = work + g * (e.gather_size + e.gap)
     cdef Batch batch
     cdef bint all_finite = True
     cdef fm_fp_mode mode = fm_flush_subnormals()  # (on whichever thread runs the group; given back below)
