@@ -427,7 +427,7 @@ class BaseNetwork(FixedSettings):
         """A copy that predicts with the weights of now, whatever training does to this network later."""
         new = copy.copy(self)
         new.__dict__.pop("_predictor", None)
-        new._params = line_aligned(self._params.copy())
+        new._params = line_aligned_empty(self._params.shape[0], self.dtype, fill=self._params)
         new._make_views()
         return new
 
