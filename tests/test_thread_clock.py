@@ -259,3 +259,38 @@ def test_predictions_of_many_rows_are_placed_by_a_forward_clock(two_cpus, ensemb
             for _ in range(4):
                 np.testing.assert_array_equal(copy.forward(X), outputs[0])
         assert copy._forward_clock_values[4] == 1 + 2  # (the copy's one call above, then two more of its run)
+
+
+def test_a_passing_wait_does_not_keep_the_threads_away():
+    """A fit that starts while another library's BLAS threads still spin on the cores ours wake on (NumPy's, for
+    a while after a product): the first batch on the threads waits 45 ms, then the machine is quiet and the
+    threads twice as fast. The cut run is tried again after 10 times its cost, not 100: the fit is back on
+    the threads within 0.6 s of training. The process's new clocks, told of the cut, are told too when the
+    threads have won clearly since."""
+    clock = _engine.new_thread_clock()
+    spent, choices = 0.0, []
+    while spent < 0.6:
+        t_n = 0.5e-3 + (45e-3 if spent < 0.05 else 0.0)
+        cut_before = clock[7]
+        choices.append(_engine._clock_batch(clock, t_n, 1e-3, ROWS))
+        spent += 1e-3 if choices[-1] else t_n
+        _engine.note_cut_runs(cut_before, clock)  # (as train_epoch does after each epoch)
+        if len(choices) == 5:
+            assert choices == [1, 1, 1, 0, 1] and _engine.new_thread_clock()[7] == 1  # (cut: new clocks told)
+    assert choices[-20:] == [0] * 20 and clock[7] == 0
+    assert _engine.new_thread_clock()[7] == 0  # (the threads won clearly: the cut has passed)
+
+
+def test_threads_no_faster_after_a_cut_leave_the_cut_noted():
+    """On a busy core the threads, once back after a cut, are about as fast as one thread: that is no sign that
+    what cut them has passed, and the process's new clocks still wait."""
+    clock = _engine.new_thread_clock()
+    _simulate(clock, 3, 1e-3, 1e-3)  # one thread measured
+    cut_before = clock[7]
+    _simulate(clock, 1, 1e-3, 1e-3, wake=40e-3)  # the threads' first batch waits: cut
+    _engine.note_cut_runs(cut_before, clock)
+    assert clock[7] == 1 and _engine.new_thread_clock()[7] == 1
+    cut_before = clock[7]
+    _simulate(clock, 1000, 0.9e-3, 1e-3)  # back on the threads, a little faster than one
+    _engine.note_cut_runs(cut_before, clock)
+    assert clock[7] == 0 and _engine.new_thread_clock()[7] == 1

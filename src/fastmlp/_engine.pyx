@@ -1007,7 +1007,8 @@ cdef struct ThreadClock:
     # wall's, so that measuring costs a share of the training however the
     # caller spaces its fits); the measuring runs in a row cut short after their
     # first batch (see _clock_record; a new clock starts at 1 when a run of
-    # another clock of the process was cut moments ago: new_thread_clock).
+    # another clock of the process was cut moments ago: new_thread_clock; -1
+    # for the moment after a run on the threads won clearly after cut ones).
     double *per_row            # [0]: n threads, [1]: one
     double *next_probe
     double *run
@@ -1047,6 +1048,7 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     """A batch of `rows` rows took `seconds` with `choice`."""
     cdef double per_row = seconds / rows, other, done, cost
     cdef bint first, last
+    cdef int cut
     clock.elapsed[0] += seconds
     if clock.run[0] == 0:
         # a moving average in which one slow batch counts as at most eight times the average: a single
@@ -1075,7 +1077,8 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     # the run's figure, half and half with what this choice measured before: a run of a few batches
     # rarely meets the slow batches that an average over many has counted (alone, the run's figure sent a
     # fit back to the threads after every such batch)
-    if clock.per_row[choice] < 0:
+    # (not after cut runs: the figure they left is one batch that waited for a thread, not an average)
+    if clock.per_row[choice] < 0 or (clock.cut_runs[0] > 0 and done > 0):
         clock.per_row[choice] = clock.run_mean[0]
     else:
         clock.per_row[choice] = 0.5 * (clock.per_row[choice] + clock.run_mean[0])
@@ -1089,16 +1092,22 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     # the next run after 20 times this one's seconds when it won, 50 times when it lost (at most 2% of the
     # training); a run cut short after its first batch (a thread woken on a busy core: tens of
     # milliseconds, and about half as much again in the batches after it, which its seconds do not count)
-    # after 100 times, twice as long for each such run in a row before it, up to 400 times, so that on a
-    # machine that stays busy the wake is paid ever more rarely. (Not other runs that lost: on a quiet but
-    # noisy machine such a loss is often a slow moment, and waiting long after it kept a fit on one thread
-    # for seconds.)
+    # after 10 times when no run was cut before it, then 200 and 400 times, so that on a machine that stays
+    # busy the wake is paid ever more rarely. The first cut is tried again soon: a moment's wait is common
+    # on a quiet machine too (NumPy's BLAS threads spin for a while after a product, on the cores the
+    # engine's threads wake on: a fit right after one lost its first batches on the threads, 45 ms for 5,
+    # and waited 100 times that, 4.5 s of training, before it tried the threads again). (Not other runs
+    # that lost: on a quiet but noisy machine such a loss is often a slow moment, and waiting long after it
+    # kept a fit on one thread for seconds.)
     if clock.per_row[choice] <= other:
         clock.next_probe[0] = clock.elapsed[0] + 20 * cost
-        clock.cut_runs[0] = 0
+        # the threads won clearly after cut runs: what cut them has passed (-1 tells train_epoch, which
+        # forgets the process's recent cut, note_cut_runs; on a busy core they are no faster than one thread)
+        clock.cut_runs[0] = -1 if clock.cut_runs[0] > 0 and choice == 0 and 4 * clock.run_mean[0] < 3 * other else 0
     elif done == 0:  # cut short after its first batch
-        clock.next_probe[0] = clock.elapsed[0] + 100 * (1 << <int>min(clock.cut_runs[0], 2)) * cost
-        clock.cut_runs[0] += 1
+        cut = <int>max(clock.cut_runs[0], 0)
+        clock.next_probe[0] = clock.elapsed[0] + (10 if cut == 0 else 100 * (1 << min(cut, 2))) * cost
+        clock.cut_runs[0] = cut + 1
     else:
         clock.next_probe[0] = clock.elapsed[0] + 50 * cost
         clock.cut_runs[0] = 0
@@ -1155,11 +1164,15 @@ def new_forward_clock():
     return clock
 
 
-def note_cut_runs(double cut_before, const double[::1] thread_clock):
+def note_cut_runs(double cut_before, double[::1] thread_clock):
     """Record, for new clocks, that a measuring run of thread_clock was cut since its count of cut runs was
-    cut_before (train_epoch calls it after each epoch)."""
+    cut_before (train_epoch calls it after each epoch); or, where its threads won clearly after cut runs
+    (the count -1, set back to 0 here), that the process's last cut has passed."""
     global _last_cut_run
-    if thread_clock[7] > cut_before:
+    if thread_clock[7] < 0:
+        thread_clock[7] = 0
+        _last_cut_run = -1e300
+    elif thread_clock[7] > cut_before:
         _last_cut_run = monotonic()
 
 
