@@ -177,6 +177,8 @@ uint64_t fm_rng_next(fm_rng *rng);
     void fm_block_sumsq_##SUF(ptrdiff_t n_rows, ptrdiff_t n_blocks,              \
                               ptrdiff_t block_cols, ptrdiff_t ld, const T *M,   \
                               double *out, ptrdiff_t out_stride);               \
+    double fm_largest_row_sumsq_##SUF(ptrdiff_t n_rows, ptrdiff_t n_cols,        \
+                                      const T *M);                              \
     void fm_members_forward_##SUF(ptrdiff_t n_members, ptrdiff_t n_rows,         \
                                   ptrdiff_t fan_in, ptrdiff_t fan_out,          \
                                   const T *A, ptrdiff_t lda, const T *W, T *Z,  \

@@ -891,7 +891,7 @@ def test_block_sumsq_sums_each_block_in_its_own_order(dtype, n_blocks, block_col
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1), (3, 8), (255, 3), (256, 9), (257, 1), (1000, 33)])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 8), (255, 3), (256, 9), (257, 1), (1000, 33), (7, 784), (2, 95)])
 def test_largest_row_sumsq(dtype, shape):
     # the input's part of the outputs' bound: the largest row sum of squares, in double, over every
     # chunk of rows (the largest row placed last, first, and in the middle)
@@ -902,6 +902,8 @@ def test_largest_row_sumsq(dtype, shape):
         Y[at] *= 3
         expected = np.max(np.sum(Y.astype(np.float64) ** 2, axis=1))
         assert _engine.largest_row_sumsq(Y) == pytest.approx(expected, rel=1e-12)
+    assert _engine.largest_row_sumsq(np.zeros((0, shape[1]), dtype=dtype)) == 0
+    assert _engine.largest_row_sumsq(np.zeros((shape[0], 0), dtype=dtype)) == 0
     big = np.full((3, 2), np.finfo(dtype).max, dtype=dtype)
     assert _engine.largest_row_sumsq(big) == (np.inf if dtype == np.float64 else pytest.approx(2.0 * float(np.finfo(dtype).max) ** 2))
 

@@ -33,7 +33,7 @@ from ._blas cimport _axpy, _dot, _gemm, _nrm2, _scal
 from ._kernels cimport (
     FM_ABSOLUTE_ERROR, FM_ADAM, FM_EXP, FM_GAMMA, FM_HUBER, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC,
     FM_LOGISTIC_LOG_LOSS, FM_POISSON, FM_PRELU, FM_QUANTILE, FM_RELU, FM_SGD, FM_SOFTMAX, FM_SOFTMAX_LOG_LOSS,
-    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _block_sumsq, _col_sum, _members_backprop, _members_forward, _members_weight_grad, _csr_matmul, _csr_tmatmul, _dropout,
+    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _block_sumsq, _largest_row_sumsq, _col_sum, _members_backprop, _members_forward, _members_weight_grad, _csr_matmul, _csr_tmatmul, _dropout,
     _all_finite, _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
 )
 
@@ -1832,18 +1832,10 @@ def output_losses(int loss_code, double loss_param, double[:, :, ::1] Z, const d
 def largest_row_sumsq(const floating[:, ::1] X):
     """The largest sum of squares of a row of X, summed in double (one pass, without the GIL): the input's
     part of BaseNetwork._output_bound."""
-    cdef double sums[256]
     cdef double largest = 0
-    cdef Py_ssize_t r0, n, i, d = X.shape[1]
-    with nogil:
-        for r0 in range(0, X.shape[0], 256):
-            n = min(<Py_ssize_t>256, X.shape[0] - r0)
-            memset(sums, 0, n * sizeof(double))
-            # (one block per row: n_rows 1, the rows side by side)
-            _block_sumsq(1, n, d, 0, &X[r0, 0], sums, 1)
-            for i in range(n):
-                if sums[i] > largest:
-                    largest = sums[i]
+    if X.shape[0] > 0 and X.shape[1] > 0:
+        with nogil:
+            largest = _largest_row_sumsq(X.shape[0], X.shape[1], &X[0, 0])
     return largest
 
 

@@ -58,6 +58,8 @@ cdef extern from "fastmlp.h" nogil:
                             double *out, ptrdiff_t out_stride)
     void fm_block_sumsq_f64(ptrdiff_t n_rows, ptrdiff_t n_blocks, ptrdiff_t block_cols, ptrdiff_t ld, const double *M,
                             double *out, ptrdiff_t out_stride)
+    double fm_largest_row_sumsq_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const float *M)
+    double fm_largest_row_sumsq_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const double *M)
     void fm_members_forward_f32(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in, ptrdiff_t fan_out,
                                const float *A, ptrdiff_t lda, const float *W, float *Z, ptrdiff_t ld_member)
     void fm_members_weight_grad_f32(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in, ptrdiff_t fan_out,
@@ -166,6 +168,13 @@ cdef inline void _block_sumsq(Py_ssize_t n_rows, Py_ssize_t n_blocks, Py_ssize_t
         fm_block_sumsq_f32(n_rows, n_blocks, block_cols, ld, M, out, out_stride)
     else:
         fm_block_sumsq_f64(n_rows, n_blocks, block_cols, ld, M, out, out_stride)
+
+
+cdef inline double _largest_row_sumsq(Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *M) noexcept nogil:
+    if floating is float:
+        return fm_largest_row_sumsq_f32(n_rows, n_cols, M)
+    else:
+        return fm_largest_row_sumsq_f64(n_rows, n_cols, M)
 
 
 cdef inline void _members_forward(Py_ssize_t n_members, Py_ssize_t n_rows, Py_ssize_t fan_in, Py_ssize_t fan_out,
