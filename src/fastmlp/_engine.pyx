@@ -33,14 +33,17 @@ from ._blas cimport _axpy, _dot, _gemm, _nrm2, _scal
 from ._kernels cimport (
     FM_ABSOLUTE_ERROR, FM_ADAM, FM_EXP, FM_GAMMA, FM_HUBER, FM_IDENTITY, FM_LEAKY_RELU, FM_LOGISTIC,
     FM_LOGISTIC_LOG_LOSS, FM_POISSON, FM_PRELU, FM_QUANTILE, FM_RELU, FM_SGD, FM_SOFTMAX, FM_SOFTMAX_LOG_LOSS,
-    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _col_max, _prelu_backward, _prelu_forward, _adam_update, _bias_act_forward, _block_sumsq, _largest_row_sumsq, _col_sum, _members_backprop, _members_forward, _members_weight_grad, _csr_matmul, _csr_tmatmul, _dropout,
-    _all_finite, _gather_rows, _mul, _output_delta, _output_forward, _sgd_update, fm_rng, fm_rng_seed,
+    FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _adam_update, _all_finite, _bias_act_forward,
+    _block_sumsq, _col_max, _col_sum, _csr_matmul, _csr_tmatmul, _dropout, _gather_rows, _largest_row_sumsq,
+    _members_backprop, _members_forward, _members_weight_grad, _mul, _output_delta, _output_forward,
+    _prelu_backward, _prelu_forward, _sgd_update, fm_rng, fm_rng_seed,
 )
 
 # The C enum values, so that tests can check _registry against them.
 ENUMS = {
     "FM_IDENTITY": FM_IDENTITY, "FM_LOGISTIC": FM_LOGISTIC, "FM_TANH": FM_TANH, "FM_RELU": FM_RELU,
-    "FM_LEAKY_RELU": FM_LEAKY_RELU, "FM_SWISH": FM_SWISH, "FM_SOFTMAX": FM_SOFTMAX, "FM_EXP": FM_EXP, "FM_PRELU": FM_PRELU,
+    "FM_LEAKY_RELU": FM_LEAKY_RELU, "FM_SWISH": FM_SWISH, "FM_SOFTMAX": FM_SOFTMAX, "FM_EXP": FM_EXP,
+    "FM_PRELU": FM_PRELU,
     "FM_SGD": FM_SGD, "FM_ADAM": FM_ADAM,
     "FM_SQUARED_ERROR": FM_SQUARED_ERROR, "FM_LOGISTIC_LOG_LOSS": FM_LOGISTIC_LOG_LOSS,
     "FM_SOFTMAX_LOG_LOSS": FM_SOFTMAX_LOG_LOSS, "FM_POISSON": FM_POISSON, "FM_ABSOLUTE_ERROR": FM_ABSOLUTE_ERROR,
@@ -1095,8 +1098,8 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     # after 10 times when no run was cut before it, then 200 and 400 times, so that on a machine that stays
     # busy the wake is paid ever more rarely. The first cut is tried again soon: a moment's wait is common
     # on a quiet machine too (NumPy's BLAS threads spin for a while after a product, on the cores the
-    # engine's threads wake on: a fit right after one lost its first batches on the threads, 45 ms for 5,
-    # and waited 100 times that, 4.5 s of training, before it tried the threads again). (Not other runs
+    # engine's threads wake on: a W1 fit right after one took 45 ms for its first batch on the threads, where
+    # one thread takes 1.2, and waited 100 times that, 4.5 s of training, before it tried them again). (Not other runs
     # that lost: on a quiet but noisy machine such a loss is often a slow moment, and waiting long after it
     # kept a fit on one thread for seconds.)
     if clock.per_row[choice] <= other:
@@ -2553,7 +2556,8 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             loss += 0.5 * alphas[k] * squares / batch.weight
         losses[k * LINE] = loss
         finite[k * FLAG_LINE] = isfinite(loss)
-        uniform = uniform and finite[k * FLAG_LINE] and learning_rates[k] == learning_rates[m0] and steps[k * LINE] == steps[m0 * LINE]
+        uniform = (uniform and finite[k * FLAG_LINE] and learning_rates[k] == learning_rates[m0]
+                   and steps[k * LINE] == steps[m0 * LINE])
     stride = LINE * e.norm_lines
     if norm_sums != NULL and not fold:
         # ||dW_l||^2 of every member of the group (after L2, before clipping), one call per layer, into the
@@ -2581,7 +2585,8 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             for l in range(1, L + 1):
                 squares = norm_sums[k * stride + L + l - 1]
                 # (squares past the largest double: BLAS's scaled norm)
-                norm_sums[k * stride + l - 1] += sqrt(squares) if isfinite(squares) else _ens_weight_norm(e, grads, k, l)
+                norm_sums[k * stride + l - 1] += (sqrt(squares) if isfinite(squares)
+                                                  else _ens_weight_norm(e, grads, k, l))
         if s.clip_norm > 0:
             # the global norm of member k's gradients, combined with scaling so that no square overflows
             total = largest = 0
@@ -2597,7 +2602,8 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         member.learning_rate = learning_rates[k]
         step_size = 0
         if s.optimizer == FM_ADAM:
-            step_size = learning_rates[k] * sqrt(1 - pow(s.beta_2, steps[k * LINE])) / (1 - pow(s.beta_1, steps[k * LINE]))
+            step_size = (learning_rates[k] * sqrt(1 - pow(s.beta_2, steps[k * LINE]))
+                         / (1 - pow(s.beta_1, steps[k * LINE])))
         if fold:
             l = 0
             for r in range(e.member_run[k], e.member_run[k + 1]):
