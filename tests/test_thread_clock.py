@@ -154,7 +154,8 @@ def _first_on_n(clock, seconds_n, seconds_1):
 def test_a_new_clock_waits_when_a_run_was_cut_moments_ago(monkeypatch):
     """A fit on a busy machine whose thread was woken on the busy core tells the process's next new clocks:
     they train on one thread for 100 times their first run before they try the threads (a grid search's
-    short fits do not each pay the wake); without it, or ten seconds after it, they try them at once."""
+    short fits do not each pay the wake); without it, or after it (ten seconds at most), they try them at
+    once."""
     assert _first_on_n(_engine.new_thread_clock(), 1e-3, 1e-3) == 4  # after one run of 3 batches on one
     cut = _engine.new_thread_clock()
     cut[7] = 1  # (as _clock_record leaves a clock whose run was cut)
@@ -294,3 +295,35 @@ def test_threads_no_faster_after_a_cut_leave_the_cut_noted():
     _simulate(clock, 1000, 0.9e-3, 1e-3)  # back on the threads, a little faster than one
     _engine.note_cut_runs(cut_before, clock)
     assert clock[7] == 0 and _engine.new_thread_clock()[7] == 1
+
+
+def test_a_cut_alone_is_a_moment_and_a_second_confirms_a_busy_machine(monkeypatch):
+    """A cut run with no other in the last CUT_CONFIRM_SECONDS (a quiet machine's moment: another library's BLAS
+    threads spinning after a product) keeps the process's new clocks off the threads for a second; another
+    cut within that time, or a clock's second cut in a row, confirms a busy core: ten seconds."""
+    def cut(clock):
+        before = clock[7]
+        clock[7] += 1  # (as _clock_record leaves a clock whose run was cut)
+        _engine.note_cut_runs(before, clock)
+
+    def later(seconds):  # (the process's last cut that many seconds ago)
+        monkeypatch.setattr(_engine, "_last_cut_run", _engine._last_cut_run - seconds)
+
+    cut(_engine.new_thread_clock())
+    assert _engine.new_thread_clock()[7] == 1
+    later(_engine.FIRST_CUT_HINT_SECONDS)
+    assert _engine.new_thread_clock()[7] == 0
+    cut(_engine.new_thread_clock())  # another cut, within CUT_CONFIRM_SECONDS of the first
+    later(_engine.FIRST_CUT_HINT_SECONDS)
+    assert _engine.new_thread_clock()[7] == 1
+    later(_engine.CUT_HINT_SECONDS)
+    assert _engine.new_thread_clock()[7] == 0
+    later(_engine.CUT_CONFIRM_SECONDS)
+    clock = _engine.new_thread_clock()
+    cut(clock)  # alone again: a moment
+    later(_engine.FIRST_CUT_HINT_SECONDS)
+    assert _engine.new_thread_clock()[7] == 0
+    later(_engine.CUT_CONFIRM_SECONDS)
+    cut(clock)  # the same clock's second cut in a row: busy
+    later(_engine.FIRST_CUT_HINT_SECONDS)
+    assert _engine.new_thread_clock()[7] == 1

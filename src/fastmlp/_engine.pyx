@@ -1117,19 +1117,26 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
 
 
 # When a measuring run of this process's clocks was last cut after its first batch (time.monotonic(); set by
-# train_epoch with the GIL held, read by new_thread_clock). A new clock within CUT_HINT_SECONDS of it starts as
+# train_epoch with the GIL held, read by new_thread_clock). A new clock within _cut_hint_seconds of it starts as
 # if a run of its own had been cut: on a machine where another process keeps a core busy, a new network (each
 # fit of a grid search, a fresh estimator) would otherwise pay the wake of a thread on that core (40-70 ms
-# here) in its first run on the threads, more than a short fit gains from them.
+# here) in its first run on the threads, more than a short fit gains from them. The hint lasts CUT_HINT_SECONDS
+# after a cut that confirms another (within CUT_CONFIRM_SECONDS of the one before, or a clock's second in a
+# row: a machine that stays busy), FIRST_CUT_HINT_SECONDS after one alone: a quiet machine has such a cut too,
+# right after a NumPy product (PROFILE.md section 20), and ten seconds of new fits on one thread after it would
+# cost a grid search of short fits what the threads give them.
 _last_cut_run = -1e300
+_cut_hint_seconds = 0.0
 CUT_HINT_SECONDS = 10.0
+FIRST_CUT_HINT_SECONDS = 1.0
+CUT_CONFIRM_SECONDS = 30.0
 
 
 def new_thread_clock():
     """A ThreadClock's double[8] before anything is measured (its count of cut runs 1 when a run of this
-    process was cut in the last CUT_HINT_SECONDS: then it waits before its first run on the threads)."""
+    process was cut moments ago, see _cut_hint_seconds: then it waits before its first run on the threads)."""
     clock = np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    if monotonic() - _last_cut_run < CUT_HINT_SECONDS:
+    if monotonic() - _last_cut_run < _cut_hint_seconds:
         clock[7] = 1
     return clock
 
@@ -1171,12 +1178,16 @@ def note_cut_runs(double cut_before, double[::1] thread_clock):
     """Record, for new clocks, that a measuring run of thread_clock was cut since its count of cut runs was
     cut_before (train_epoch calls it after each epoch); or, where its threads won clearly after cut runs
     (the count -1, set back to 0 here), that the process's last cut has passed."""
-    global _last_cut_run
+    global _last_cut_run, _cut_hint_seconds
+    cdef double now
     if thread_clock[7] < 0:
         thread_clock[7] = 0
         _last_cut_run = -1e300
     elif thread_clock[7] > cut_before:
-        _last_cut_run = monotonic()
+        now = monotonic()
+        confirmed = thread_clock[7] >= 2 or now - _last_cut_run < CUT_CONFIRM_SECONDS
+        _cut_hint_seconds = CUT_HINT_SECONDS if confirmed else FIRST_CUT_HINT_SECONDS
+        _last_cut_run = now
 
 
 def _clock_batch(double[::1] thread_clock, double seconds_n, double seconds_1, Py_ssize_t rows):
