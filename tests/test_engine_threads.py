@@ -453,3 +453,17 @@ def test_an_inner_split_is_bit_identical_for_any_thread_count(forced_threads, mo
         assert_array_equal(net.grad_norms_, other.grad_norms_)
         assert_array_equal(predictions, other_predictions)
         assert net.dead_units_ == other.dead_units_
+
+
+def test_a_batch_starts_no_more_threads_than_its_steps_have_tasks():
+    """A training batch runs on at most as many threads as its widest step has tasks, whatever it is given
+    (a thread beyond them would only wait at every barrier); on fewer when fewer are asked for. W1's widest
+    steps have four: the gather's parts (8 rows or more each) and a layer's backward step (two weight-gradient
+    and two delta blocks); a network too narrow to split its products has the update's two chunk tasks."""
+    w1 = np.array([784, 256, 128, 10], dtype=np.intp), np.zeros(3, dtype=np.int32)
+    for batch_size in (8, 32, 128, 512):
+        assert _engine._batch_threads(*w1, batch_size, 16) == 4
+        assert _engine._batch_threads(*w1, batch_size, 3) == 3
+    tiny = np.array([3, 4, 1], dtype=np.intp), np.zeros(2, dtype=np.int32)
+    assert _engine._batch_threads(*tiny, 4, 16) == 2
+    assert _engine._batch_threads(*tiny, 4, 1) == 1
