@@ -327,3 +327,23 @@ def test_a_cut_alone_is_a_moment_and_a_second_confirms_a_busy_machine(monkeypatc
     cut(clock)  # the same clock's second cut in a row: busy
     later(_engine.FIRST_CUT_HINT_SECONDS)
     assert _engine.new_thread_clock()[7] == 1
+
+
+def test_a_first_cut_moments_after_another_clocks_waits_as_long_as_a_busy_cores():
+    """A clock's first cut run is tried again after 10 times its seconds when it is the process's only cut (a
+    passing moment); where another clock was cut moments ago (a busy core, as a second cut confirms), after
+    100 times, so that on a busy machine a fresh clock pays one wake, not two."""
+    def batches_on_one_thread_after_a_cut(clock):
+        _simulate(clock, 3, 1e-3, 1e-3)  # one thread measured
+        _simulate(clock, 1, 1e-3, 1e-3, wake=40e-3)  # the threads' first batch waits: cut
+        n = 0
+        while _engine._clock_batch(clock, 1e-3, 1e-3, ROWS) == 1:
+            n += 1
+        return n
+
+    assert 300 < batches_on_one_thread_after_a_cut(_engine.new_thread_clock()) < 500  # 10 x 41 ms of 1 ms batches
+    clock = _engine.new_thread_clock()  # (made before the other's cut: no hint)
+    other = _engine.new_thread_clock()
+    other[7] = 1  # (as _clock_record leaves a clock whose run was cut)
+    _engine.note_cut_runs(0, other)
+    assert 3000 < batches_on_one_thread_after_a_cut(clock) < 5000  # 100 x 41 ms

@@ -1063,6 +1063,12 @@ cdef inline int _clock_choice(ThreadClock *clock) noexcept nogil:
     return 0 if clock.run[0] > 0 else 1
 
 
+# Whether a run of another clock of the process was cut in the last CUT_CONFIRM_SECONDS, as of the start of the
+# epoch under way (set with the GIL held: _note_cut_recency): then a clock's first cut run is a busy core's, not
+# a passing moment's, and waits as long as a cut that confirms another.
+cdef bint _cut_recently = False
+
+
 cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, Py_ssize_t rows) noexcept nogil:
     """A batch of `rows` rows took `seconds` with `choice`."""
     cdef double per_row = seconds / rows, other, done, cost
@@ -1111,8 +1117,9 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
     # the next run after 20 times this one's seconds when it won, 50 times when it lost (at most 2% of the
     # training); a run cut short after its first batch (a thread woken on a busy core: tens of
     # milliseconds, and about half as much again in the batches after it, which its seconds do not count)
-    # after 10 times when no run was cut before it, then 200 and 400 times, so that on a machine that stays
-    # busy the wake is paid ever more rarely. The first cut is tried again soon: a moment's wait is common
+    # after 10 times when no run was cut before it (100 times when another clock's was, moments ago:
+    # _cut_recently), then 200 and 400 times, so that on a machine that stays busy the wake is paid ever
+    # more rarely. The first cut is tried again soon: a moment's wait is common
     # on a quiet machine too (NumPy's BLAS threads spin for a while after a product, on the cores the
     # engine's threads wake on: a W1 fit right after one took 45 ms for its first batch on the threads, where
     # one thread takes 1.2, and waited 100 times that, 4.5 s of training, before it tried them again). (Not other runs
@@ -1125,7 +1132,8 @@ cdef inline void _clock_record(ThreadClock *clock, int choice, double seconds, P
         clock.cut_runs[0] = -1 if clock.cut_runs[0] > 0 and choice == 0 and 4 * clock.run_mean[0] < 3 * other else 0
     elif done == 0:  # cut short after its first batch
         cut = <int>max(clock.cut_runs[0], 0)
-        clock.next_probe[0] = clock.elapsed[0] + (10 if cut == 0 else 100 * (1 << min(cut, 2))) * cost
+        clock.next_probe[0] = clock.elapsed[0] + (10 if cut == 0 and not _cut_recently
+                                                  else 100 * (1 << min(cut, 2))) * cost
         clock.cut_runs[0] = cut + 1
     else:
         clock.next_probe[0] = clock.elapsed[0] + 50 * cost
@@ -1190,6 +1198,12 @@ def new_forward_clock():
     return clock
 
 
+def _note_cut_recency():
+    """Set _cut_recently for the epoch that starts (train_epoch, train_ensemble_epoch; the GIL held)."""
+    global _cut_recently
+    _cut_recently = monotonic() - _last_cut_run < CUT_CONFIRM_SECONDS
+
+
 def note_cut_runs(double cut_before, double[::1] thread_clock):
     """Record, for new clocks, that a measuring run of thread_clock was cut since its count of cut runs was
     cut_before (train_epoch calls it after each epoch); or, where its threads won clearly after cut runs
@@ -1212,6 +1226,7 @@ def _clock_batch(double[::1] thread_clock, double seconds_n, double seconds_1, P
     cdef ThreadClock clock
     cdef int choice
     _clock_view(&clock, _clock_values(thread_clock))
+    _note_cut_recency()
     choice = _clock_choice(&clock)
     _clock_record(&clock, choice, seconds_1 if choice else seconds_n, rows)
     return choice
@@ -1268,6 +1283,7 @@ def train_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const double[:
     cdef const double *rate_of = NULL
     _clock_view(&clock, _clock_values(thread_clock))
     cut_before = thread_clock[7]
+    _note_cut_recency()
     _read_data(X, Y, sample_weight, &d, &params[0])
     n = d.n_rows
     if rates is not None:
@@ -2867,6 +2883,7 @@ def train_ensemble_epoch(const Py_ssize_t[::1] sizes, const int[::1] acts, const
     # free: a thread that shares its core with another process takes fewer
     n_threads = min(s.n_threads, <int>e.n_groups)
     cut_before = thread_clock[7]
+    _note_cut_recency()
     clocked = n_threads > 1 and _adapt and e.p.work_per_row * d.n_rows < ENSEMBLE_CLOCK_WORK
     if clocked:
         choice = _clock_choice(&clock)
