@@ -219,9 +219,7 @@ def line_aligned(arr):
     read-only arr (memory-mapped by joblib.load(..., mmap_mode="r"): shared, and never trained) is kept."""
     if (arr.ctypes.data % CACHE_LINE == 0 and arr.flags.c_contiguous) or not arr.flags.writeable:
         return arr
-    out = line_aligned_empty(arr.shape[0], arr.dtype)
-    out[...] = arr
-    return out
+    return line_aligned_empty(arr.shape[0], arr.dtype, fill=arr)
 
 
 def all_finite(arr):
