@@ -851,23 +851,24 @@ cdef inline Py_ssize_t _gather_parts(Py_ssize_t B) noexcept nogil:
     return min(<Py_ssize_t>GATHER_PARTS, max(<Py_ssize_t>1, B // GATHER_ROWS))
 
 
-cdef Py_ssize_t _batch_width(const Plan *p, Py_ssize_t B) noexcept nogil:
-    """The most tasks of any step of a batch of B rows (_batch_tasks): the most threads it can keep busy. A
-    thread beyond them would only wait at every barrier (on a machine of eight cores, six of eight threads)."""
+cdef int _batch_threads_of(const Plan *p, Py_ssize_t B, int n_threads) noexcept nogil:
+    """n_threads, at most the most tasks of any step of a batch of B rows (_batch_tasks): the most threads it
+    can keep busy. A thread beyond them would only wait at every barrier (on a machine of eight cores, six of
+    eight threads)."""
     cdef Py_ssize_t l, most = max(<Py_ssize_t>MAX_PARTS, _gather_parts(B))  # (the update's chunk tasks: MAX_PARTS)
     for l in range(1, p.n_layers + 1):
         most = max(most, p.fwd[l].k, p.wgt[l].k + (p.bwd[l].k if l > 1 else 0))
-    return most
+    return <int>min(<Py_ssize_t>n_threads, most)
 
 
 cdef void _run_batch(const Plan *p, const Settings *s, const Data *d, const Batch *batch,
                      floating *params, floating *grads, floating *state_1, floating *state_2, floating *work,
                      fm_rng *rng, floating *unit_max, double *grad_norm_sums, Step *st,
                      int n_threads) noexcept nogil:
-    """_batch_tasks on the calling thread, or on n_threads threads (at most _batch_width: the tasks are the
-    same whatever the count) in one parallel region (each thread flushing subnormals as the calling thread
-    does: the callers set it, fm_flush_subnormals)."""
-    n_threads = <int>min(<Py_ssize_t>n_threads, _batch_width(p, batch.n_rows))
+    """_batch_tasks on the calling thread, or on n_threads threads (at most as many as its steps have tasks,
+    _batch_threads_of: the tasks are the same whatever the count) in one parallel region (each thread flushing
+    subnormals as the calling thread does: the callers set it, fm_flush_subnormals)."""
+    n_threads = _batch_threads_of(p, batch.n_rows, n_threads)
     if n_threads <= 1:
         _batch_tasks(p, s, d, batch, params, grads, state_1, state_2, work, rng, unit_max, grad_norm_sums, st, 0, 1)
         return
@@ -1908,11 +1909,11 @@ def _forward_splits(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t
 
 def _batch_threads(const Py_ssize_t[::1] sizes, const int[::1] acts, Py_ssize_t batch_size, int n_threads):
     """Test hook: the threads a training batch of batch_size dense rows runs on when given n_threads (the most
-    its steps' tasks keep busy, _batch_width)."""
+    its steps' tasks keep busy, _batch_threads_of)."""
     cdef Plan p
     _plan_init(&p, sizes, acts, None, batch_size, True, False)
     try:
-        return <int>min(<Py_ssize_t>n_threads, _batch_width(&p, batch_size))
+        return _batch_threads_of(&p, batch_size, n_threads)
     finally:
         _plan_free(&p)
 
