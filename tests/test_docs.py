@@ -21,7 +21,9 @@ from _helpers import repository
 
 MISSING = [m for m in ("sphinx", "pydata_sphinx_theme", "sphinx_gallery", "numpydoc", "matplotlib")
            if importlib.util.find_spec(m) is None]
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"the docs extra is not installed (no {', '.join(MISSING)})")
+# (one process of pytest-xdist's runs the whole module: the docs are built once)
+pytestmark = [pytest.mark.skipif(bool(MISSING), reason=f"the docs extra is not installed (no {', '.join(MISSING)})"),
+              pytest.mark.xdist_group("docs")]
 
 
 @pytest.fixture(scope="module")

@@ -61,14 +61,15 @@ import fastmlp
 assert Path(fastmlp.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()), fastmlp.__file__
 print("fastmlp from", fastmlp.__file__)
 EOF
-    FASTMLP_REPO="$repo" FASTMLP_EXPECT_OPENMP=1 "$py" -m pytest -q -p no:cacheprovider -ra tests
+    FASTMLP_REPO="$repo" FASTMLP_EXPECT_OPENMP=1 "$py" -m pytest -q -p no:cacheprovider -ra -n auto --dist loadgroup tests
 )
 unset CC CXX
 
 echo "== check_wheel: the sdist round trip"
 python3 -m venv "$tmp/sdist-venv"
 "$tmp/sdist-venv/bin/python" -m pip install -q --upgrade pip
-"$tmp/sdist-venv/bin/python" -m pip install -q "${sdist[0]}" pytest
+# (pytest-xdist: the sdist's pyproject.toml runs pytest with -n auto)
+"$tmp/sdist-venv/bin/python" -m pip install -q "${sdist[0]}" pytest pytest-xdist
 mkdir "$tmp/unpacked"
 tar xzf "${sdist[0]}" -C "$tmp/unpacked"
 (
