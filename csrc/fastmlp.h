@@ -191,6 +191,13 @@ uint64_t fm_rng_next(fm_rng *rng);
                                    ptrdiff_t fan_in, ptrdiff_t fan_out,         \
                                    const T *D, ptrdiff_t ld_member, const T *W, \
                                    T *P, ptrdiff_t lda);                        \
+    void fm_narrow_matmul_##SUF(ptrdiff_t n_rows, ptrdiff_t n_in,                \
+                                ptrdiff_t n_cols, const T *A, ptrdiff_t lda,    \
+                                const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc);\
+    void fm_narrow_tmatmul_##SUF(ptrdiff_t n_rows, ptrdiff_t n_in,               \
+                                 ptrdiff_t n_cols, const T *A, ptrdiff_t lda,   \
+                                 const T *D, ptrdiff_t ldd, T *G,               \
+                                 ptrdiff_t ldg);                                \
     void fm_dropout_##SUF(ptrdiff_t n, T keep, fm_rng *rng, const T *A, T *M,   \
                           T *D);                                                \
     void fm_mul_##SUF(ptrdiff_t n, const T *M, T *X);                           \

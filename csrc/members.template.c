@@ -132,3 +132,89 @@ FM_HOT void FM_FN(fm_members_backprop)(ptrdiff_t n_members, ptrdiff_t n_rows, pt
         }
     }
 }
+
+/*
+ * The first layer's products when its inputs are few (a tiny network's, for
+ * every member of the group at once: the group's W_1 is (n_in, n_cols) with
+ * the members side by side). A BLAS call there packs its operands before a
+ * few thousand multiply-adds: W3's two products (16 x 8 @ 8 x 256 and its
+ * transpose) took 36% of a 32-member epoch in OpenBLAS, most of it packing.
+ * Both kernels hold a block of the result in registers over the inner
+ * dimension and write it once; each sum runs in the inner index's order.
+ */
+
+/* Columns of the result a register block holds: 128 bytes (float 32, double 16: four vectors of AVX2). */
+#define FM_NARROW_COLS ((ptrdiff_t)(128 / sizeof(FM_T)))
+
+/* C[o, :width] = sum over j of A[o a_row + j a_inner] B[j ldb, :width], o < n_out, j < n_inner, each row of C
+ * summed in registers over j in order (n_inner >= 1); two rows of C at a time, so that eight sums (of AVX2's vectors) are
+ * under way at once, as many as the multiply-adds' latency needs to keep both units busy */
+static inline __attribute__((always_inline)) void FM_FN(fm_narrow_block)(
+    ptrdiff_t n_out, ptrdiff_t n_inner, ptrdiff_t width, const FM_T *A, ptrdiff_t a_row, ptrdiff_t a_inner,
+    const FM_T *B, ptrdiff_t ldb, FM_T *C, ptrdiff_t ldc)
+{
+    ptrdiff_t o = 0;
+    for (; o + 2 <= n_out; o += 2) {
+        FM_T acc0[FM_NARROW_COLS], acc1[FM_NARROW_COLS];
+        /* (the first products start the sums: set to zero first, GCC wrote the sums to memory with a
+         * string store and read them back, half of the kernel's time) */
+        for (ptrdiff_t l = 0; l < width; l++) {
+            acc0[l] = A[o * a_row] * B[l];
+            acc1[l] = A[(o + 1) * a_row] * B[l];
+        }
+        for (ptrdiff_t j = 1; j < n_inner; j++) {
+            FM_T a0 = A[o * a_row + j * a_inner], a1 = A[(o + 1) * a_row + j * a_inner];
+            const FM_T *b = B + j * ldb;
+            for (ptrdiff_t l = 0; l < width; l++) {
+                acc0[l] += a0 * b[l];
+                acc1[l] += a1 * b[l];
+            }
+        }
+        for (ptrdiff_t l = 0; l < width; l++) {
+            C[o * ldc + l] = acc0[l];
+            C[(o + 1) * ldc + l] = acc1[l];
+        }
+    }
+    for (; o < n_out; o++) {
+        FM_T acc[FM_NARROW_COLS];
+        for (ptrdiff_t l = 0; l < width; l++)
+            acc[l] = A[o * a_row] * B[l];
+        for (ptrdiff_t j = 1; j < n_inner; j++) {
+            FM_T a = A[o * a_row + j * a_inner];
+            const FM_T *b = B + j * ldb;
+            for (ptrdiff_t l = 0; l < width; l++)
+                acc[l] += a * b[l];
+        }
+        for (ptrdiff_t l = 0; l < width; l++)
+            C[o * ldc + l] = acc[l];
+    }
+}
+
+static inline __attribute__((always_inline)) void FM_FN(fm_narrow_product)(
+    ptrdiff_t n_out, ptrdiff_t n_inner, ptrdiff_t n_cols, const FM_T *A, ptrdiff_t a_row, ptrdiff_t a_inner,
+    const FM_T *B, ptrdiff_t ldb, FM_T *C, ptrdiff_t ldc)
+{
+    ptrdiff_t c0 = 0;
+    for (; c0 + FM_NARROW_COLS <= n_cols; c0 += FM_NARROW_COLS)
+        FM_FN(fm_narrow_block)(n_out, n_inner, FM_NARROW_COLS, A, a_row, a_inner, B + c0, ldb, C + c0, ldc);
+    if (c0 < n_cols)
+        FM_FN(fm_narrow_block)(n_out, n_inner, n_cols - c0, A, a_row, a_inner, B + c0, ldb, C + c0, ldc);
+}
+
+/* fm_narrow_matmul: C = A B, A (n_rows, n_in) row stride lda, B (n_in, n_cols) row stride ldb, C (n_rows,
+ * n_cols) row stride ldc */
+FM_HOT void FM_FN(fm_narrow_matmul)(ptrdiff_t n_rows, ptrdiff_t n_in, ptrdiff_t n_cols, const FM_T *A,
+                                    ptrdiff_t lda, const FM_T *B, ptrdiff_t ldb, FM_T *C, ptrdiff_t ldc)
+{
+    FM_FN(fm_narrow_product)(n_rows, n_in, n_cols, A, lda, 1, B, ldb, C, ldc);
+}
+
+/* fm_narrow_tmatmul: G = A^T D, A (n_rows, n_in) row stride lda, D (n_rows, n_cols) row stride ldd, G (n_in,
+ * n_cols) row stride ldg */
+FM_HOT void FM_FN(fm_narrow_tmatmul)(ptrdiff_t n_rows, ptrdiff_t n_in, ptrdiff_t n_cols, const FM_T *A,
+                                     ptrdiff_t lda, const FM_T *D, ptrdiff_t ldd, FM_T *G, ptrdiff_t ldg)
+{
+    FM_FN(fm_narrow_product)(n_in, n_rows, n_cols, A, 1, lda, D, ldd, G, ldg);
+}
+
+#undef FM_NARROW_COLS

@@ -922,3 +922,31 @@ def test_col_sum_of_many_float32_rows_is_rounded_once(n_cols):
     start = np.full(n_cols, 5.0, dtype=np.float32)
     _engine._col_sum_hook(True, M, start)
     np.testing.assert_allclose(start, exact + 5.0, rtol=2 ** -23)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_rows", [1, 2, 16, 33])
+@pytest.mark.parametrize("n_in", [1, 3, 8, 32])
+@pytest.mark.parametrize("n_cols", [1, 15, 16, 32, 70])
+def test_narrow_products(dtype, n_rows, n_in, n_cols):
+    # an ensemble's first layer of few inputs: Z = X @ W and dW = X^T @ delta in registers over the inner
+    # dimension, two result rows at a time, column blocks of 128 bytes and their tails. Small integers, so that
+    # every product and sum is exact and any misplaced term shows; every array a view of a wider one (row strides)
+    rng = np.random.default_rng(n_rows * 1000 + n_in * 100 + n_cols)
+
+    def view(rows, cols, values=True):
+        wide = rng.integers(-4, 5, size=(rows, cols + 3)).astype(dtype) if values else np.full((rows, cols + 3), 7,
+                                                                                             dtype)
+        return wide[:, 1:cols + 1]
+
+    A, B, D = view(n_rows, n_in), view(n_in, n_cols), view(n_rows, n_cols)
+    C, G = view(n_rows, n_cols, False), view(n_in, n_cols, False)
+    C_base, G_base = C.base.copy(), G.base.copy()
+    _engine._narrow_hook(A, B, D, C, G)
+    exact = A.astype(np.float64)
+    np.testing.assert_array_equal(C, exact @ B)
+    np.testing.assert_array_equal(G, exact.T @ D)
+    for out, before in ((C, C_base), (G, G_base)):  # nothing outside the results' columns written
+        assert (out.base[:, 0] == before[:, 0]).all() and (out.base[:, -2:] == before[:, -2:]).all()
+    with pytest.raises(ValueError, match="do not match"):  # (the hook's own check)
+        _engine._narrow_hook(A, np.zeros((n_in + 1, n_cols), dtype), D, C, G)

@@ -35,8 +35,8 @@ from ._kernels cimport (
     FM_LOGISTIC_LOG_LOSS, FM_POISSON, FM_PRELU, FM_QUANTILE, FM_RELU, FM_SGD, FM_SOFTMAX, FM_SOFTMAX_LOG_LOSS,
     FM_SQUARED_ERROR, FM_SWISH, FM_TANH, _act_backward, _adam_update, _all_finite, _bias_act_forward,
     _block_sumsq, _col_max, _col_sum, _csr_matmul, _csr_tmatmul, _dropout, _gather_rows, _largest_row_sumsq,
-    _members_backprop, _members_forward, _members_weight_grad, _mul, _output_delta, _output_forward,
-    _prelu_backward, _prelu_forward, _sgd_update, fm_rng, fm_rng_seed,
+    _members_backprop, _members_forward, _members_weight_grad, _mul, _narrow_matmul, _narrow_tmatmul, _output_delta,
+    _output_forward, _prelu_backward, _prelu_forward, _sgd_update, fm_rng, fm_rng_seed,
 )
 
 # The C enum values, so that tests can check _registry against them.
@@ -2010,6 +2010,22 @@ def _col_sum_hook(bint accumulate, const floating[:, ::1] M, floating[::1] out):
     _col_sum(M.shape[0], M.shape[1], accumulate, &M[0, 0], &out[0])
 
 
+def _narrow_hook(const floating[:, :] A, const floating[:, :] B, const floating[:, :] D, floating[:, :] C,
+                 floating[:, :] G):
+    """Test hook: C = A @ B and G = A^T @ D by the narrow products (each array's rows may be a wider array's)."""
+    cdef Py_ssize_t n = sizeof(floating)
+    if (B.shape[0] != A.shape[1] or D.shape[0] != A.shape[0] or C.shape[0] != A.shape[0] or C.shape[1] != B.shape[1]
+            or G.shape[0] != A.shape[1] or G.shape[1] != D.shape[1] or min(A.shape[0], A.shape[1]) < 1):
+        raise ValueError("the shapes do not match: C = A @ B, G = A^T @ D, A not empty.")
+    if A.strides[1] != n or B.strides[1] != n or C.strides[1] != n or D.strides[1] != n or G.strides[1] != n:
+        raise ValueError("each array's rows must be contiguous.")
+    with nogil:
+        _narrow_matmul(A.shape[0], A.shape[1], B.shape[1], &A[0, 0], A.strides[0] // n, &B[0, 0], B.strides[0] // n,
+                       &C[0, 0], C.strides[0] // n)
+        _narrow_tmatmul(A.shape[0], A.shape[1], D.shape[1], &A[0, 0], A.strides[0] // n, &D[0, 0], D.strides[0] // n,
+                        &G[0, 0], G.strides[0] // n)
+
+
 def _block_sumsq_hook(Py_ssize_t n_blocks, const floating[:, ::1] M, double[::1] out, Py_ssize_t out_stride):
     if M.shape[1] % n_blocks or out.shape[0] < (n_blocks - 1) * out_stride + 1:
         raise ValueError("M's columns must split into n_blocks blocks, out must hold n_blocks strided sums.")
@@ -2097,6 +2113,10 @@ cdef double ENSEMBLE_CLOCK_WORK = 5e9
 # An output layer of at most this many weights per member is computed for a whole group in one call of the
 # members kernels (csrc/members.template.c), not one BLAS call per member and step.
 cdef Py_ssize_t SMALL_OUTPUT = 256
+# A first layer of at most this many inputs has its two products (the forward one, the weight gradient) in the
+# members kernels' narrow products, not BLAS: a BLAS call packs its operands first, which at W3's shapes (16 x 8
+# @ 8 x 256 for a group of 16 members) was most of the call.
+cdef Py_ssize_t NARROW_INPUTS = 32
 # Elements between two groups' parts of each block of the parameters (and so of the gradients and the optimizer's
 # state) and of the workspace: a page at least, in either dtype. Two threads working on neighbouring groups lost
 # 10-15% of the second group's time (PROFILE.md section 19: the prefetcher, which works within a page, reading
@@ -2491,10 +2511,16 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
         fan_out = e.p.sizes[l]
         if _wide(e, l):
             # Z_1 = X_b @ [W_1^m0 ... W_1^m1]: one product for the group's members
-            _gemm(c'N', c'N', <int>B, <int>((m1 - m0) * fan_out), <int>fan_in, <floating>1, <const floating *>batch.X,
-                  <int>fan_in, params + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out,
-                  <int>((m1 - m0) * fan_out), <floating>0, work + _ens_block(e, e.z_off, 1, g) + S * m0 * fan_out,
-                  <int>((m1 - m0) * fan_out))
+            if fan_in <= NARROW_INPUTS:
+                _narrow_matmul(B, fan_in, (m1 - m0) * fan_out, <const floating *>batch.X, fan_in,
+                               params + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out, (m1 - m0) * fan_out,
+                               work + _ens_block(e, e.z_off, 1, g) + S * m0 * fan_out, (m1 - m0) * fan_out)
+            else:
+                _gemm(c'N', c'N', <int>B, <int>((m1 - m0) * fan_out), <int>fan_in, <floating>1,
+                      <const floating *>batch.X, <int>fan_in,
+                      params + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out,
+                      <int>((m1 - m0) * fan_out), <floating>0, work + _ens_block(e, e.z_off, 1, g) + S * m0 * fan_out,
+                      <int>((m1 - m0) * fan_out))
         elif l == L and small:
             # Z_L = A_{L-1} @ W_L of every member of the group, one call (member-major Z_L)
             A_in = _ens_input(e, work, batch, l, m0, m0, m1, &ld_in)
@@ -2549,6 +2575,11 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
             _ens_hidden_backward(e, params, grads, work, l, B, m0, m1, delta)
         if _wide(e, l):
             # dW_1 = X_b^T @ [delta_1^m0 ... delta_1^m1]: one product for the group's members
+            if fan_in <= NARROW_INPUTS:
+                _narrow_tmatmul(B, fan_in, (m1 - m0) * fan_out, <const floating *>batch.X, fan_in,
+                                delta + S * m0 * fan_out, (m1 - m0) * fan_out,
+                                grads + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out, (m1 - m0) * fan_out)
+                continue
             _gemm(c'T', c'N', <int>fan_in, <int>((m1 - m0) * fan_out), <int>B, <floating>1,
                   <const floating *>batch.X, <int>fan_in, delta + S * m0 * fan_out, <int>((m1 - m0) * fan_out),
                   <floating>0, grads + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out, <int>((m1 - m0) * fan_out))

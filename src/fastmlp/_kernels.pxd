@@ -72,6 +72,14 @@ cdef extern from "fastmlp.h" nogil:
                                    const double *A, ptrdiff_t lda, const double *D, ptrdiff_t ld_member, double *dW)
     void fm_members_backprop_f64(ptrdiff_t n_members, ptrdiff_t n_rows, ptrdiff_t fan_in, ptrdiff_t fan_out,
                                 const double *D, ptrdiff_t ld_member, const double *W, double *P, ptrdiff_t lda)
+    void fm_narrow_matmul_f32(ptrdiff_t n_rows, ptrdiff_t n_in, ptrdiff_t n_cols, const float *A, ptrdiff_t lda,
+                              const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc)
+    void fm_narrow_matmul_f64(ptrdiff_t n_rows, ptrdiff_t n_in, ptrdiff_t n_cols, const double *A, ptrdiff_t lda,
+                              const double *B, ptrdiff_t ldb, double *C, ptrdiff_t ldc)
+    void fm_narrow_tmatmul_f32(ptrdiff_t n_rows, ptrdiff_t n_in, ptrdiff_t n_cols, const float *A, ptrdiff_t lda,
+                               const float *D, ptrdiff_t ldd, float *G, ptrdiff_t ldg)
+    void fm_narrow_tmatmul_f64(ptrdiff_t n_rows, ptrdiff_t n_in, ptrdiff_t n_cols, const double *A, ptrdiff_t lda,
+                               const double *D, ptrdiff_t ldd, double *G, ptrdiff_t ldg)
     void fm_gather_rows_f32(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const float *X, float *out)
     void fm_gather_rows_f64(ptrdiff_t n_rows, ptrdiff_t n_cols, const Py_ssize_t *idx, const double *X, double *out)
     void fm_output_forward_f32(int act, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *bias, float *Z)
@@ -202,6 +210,24 @@ cdef inline void _members_backprop(Py_ssize_t n_members, Py_ssize_t n_rows, Py_s
         fm_members_backprop_f32(n_members, n_rows, fan_in, fan_out, D, ld_member, W, P, lda)
     else:
         fm_members_backprop_f64(n_members, n_rows, fan_in, fan_out, D, ld_member, W, P, lda)
+
+
+cdef inline void _narrow_matmul(Py_ssize_t n_rows, Py_ssize_t n_in, Py_ssize_t n_cols, const floating *A,
+                                Py_ssize_t lda, const floating *B, Py_ssize_t ldb, floating *C,
+                                Py_ssize_t ldc) noexcept nogil:
+    if floating is float:
+        fm_narrow_matmul_f32(n_rows, n_in, n_cols, A, lda, B, ldb, C, ldc)
+    else:
+        fm_narrow_matmul_f64(n_rows, n_in, n_cols, A, lda, B, ldb, C, ldc)
+
+
+cdef inline void _narrow_tmatmul(Py_ssize_t n_rows, Py_ssize_t n_in, Py_ssize_t n_cols, const floating *A,
+                                 Py_ssize_t lda, const floating *D, Py_ssize_t ldd, floating *G,
+                                 Py_ssize_t ldg) noexcept nogil:
+    if floating is float:
+        fm_narrow_tmatmul_f32(n_rows, n_in, n_cols, A, lda, D, ldd, G, ldg)
+    else:
+        fm_narrow_tmatmul_f64(n_rows, n_in, n_cols, A, lda, D, ldd, G, ldg)
 
 
 cdef inline void _gather_rows(Py_ssize_t n_rows, Py_ssize_t n_cols, const Py_ssize_t *idx, const floating *X,
