@@ -24,7 +24,8 @@ from fastmlp import _engine
 
 # kernels reached through the _engine test hooks; the fit below runs the others
 KERNELS = ["fm_bias_act_forward", "fm_act_backward", "fm_output_delta", "fm_sgd_update", "fm_adam_update",
-           "fm_gather_rows", "fm_dropout", "fm_prelu_forward", "fm_prelu_backward", "fm_all_finite"]
+           "fm_gather_rows", "fm_dropout", "fm_prelu_forward", "fm_prelu_backward", "fm_all_finite",
+           "fm_narrow_matmul", "fm_narrow_tmatmul"]
 RTOL = {"float32": 1e-5, "float64": 1e-13}
 
 WORKER = r"""
@@ -81,6 +82,9 @@ for dtype in (np.float32, np.float64):
     M, D = np.empty(n, dtype), np.empty(n, dtype)
     _engine._dropout_hook(0.7, 12345, grad, M, D)
     out[f"dropout mask {d}"], out[f"dropout output {d}"] = M, D
+    W, C, G = rng.normal(0, 1, (23, 70)).astype(dtype), np.empty((37, 70), dtype), np.empty((23, 70), dtype)
+    _engine._narrow_hook(Z0, W, Z0[:, :1] * W[:1], C, G)  # (an ensemble's first-layer products)
+    out[f"narrow product {d}"], out[f"narrow transposed product {d}"] = C, G
     # the rest (column sums and maxima, the masks' products, the output layer) inside a fit
     X, T = rng.normal(0, 1, (200, 8)).astype(dtype), rng.normal(0, 1, (200, 2)).astype(dtype)
     net = Network([8, 16, 2], activation="tanh", dropout=0.1, dtype=d, random_state=0)
