@@ -12,6 +12,8 @@
 # Environment:
 #   FASTMLP_FUZZ_EXAMPLES     fuzz examples (default 2000)
 #   FASTMLP_SANITIZE_TIMEOUT  seconds for the test run (default 3600)
+#   FASTMLP_SANITIZE_TESTS    what pytest runs, paths separated by spaces (default: tests, the whole
+#                             suite; e.g. "tests/test_kernels.py tests/test_ensemble.py" after a kernel's change)
 #   FASTMLP_SANITIZE_KEEP=1   keep the temporary directory (build, logs, reports)
 #   PYTHON                    interpreter (default: python3)
 #
@@ -113,7 +115,8 @@ rm -f "$reports"/*
 
 # --- the test suite -----------------------------------------------------------
 examples="${FASTMLP_FUZZ_EXAMPLES:-2000}"
-say "pytest tests/ under the sanitizers (fuzz: $examples examples)"
+read -r -a selected <<< "${FASTMLP_SANITIZE_TESTS:-tests}"
+say "pytest ${selected[*]} under the sanitizers (fuzz: $examples examples)"
 set +e
 (
     cd "$tree"
@@ -122,7 +125,7 @@ set +e
     # Unraisable exceptions (a bounds check failing in a noexcept function is
     # printed, not raised) become errors.
     FASTMLP_FUZZ_EXAMPLES="$examples" run timeout "${FASTMLP_SANITIZE_TIMEOUT:-3600}" \
-        "$PYTHON" -m pytest tests -q -p no:cacheprovider --capture=sys --tb=short -rfE \
+        "$PYTHON" -m pytest "${selected[@]}" -q -p no:cacheprovider --capture=sys --tb=short -rfE \
         -W error::pytest.PytestUnraisableExceptionWarning
 ) 2>&1 | tee "$work/pytest.log"
 status=${PIPESTATUS[0]}
