@@ -147,8 +147,8 @@ FM_HOT void FM_FN(fm_members_backprop)(ptrdiff_t n_members, ptrdiff_t n_rows, pt
 #define FM_NARROW_COLS ((ptrdiff_t)(128 / sizeof(FM_T)))
 
 /* C[o, :width] = sum over j of A[o a_row + j a_inner] B[j ldb, :width], o < n_out, j < n_inner, each row of C
- * summed in registers over j in order (n_inner >= 1); two rows of C at a time, so that eight sums (of AVX2's vectors) are
- * under way at once, as many as the multiply-adds' latency needs to keep both units busy */
+ * summed in registers over j in order (n_inner >= 1); two rows of C at a time, so that eight sums (of AVX2's
+ * vectors) are under way at once, as many as the multiply-adds' latency needs to keep both units busy */
 static inline __attribute__((always_inline)) void FM_FN(fm_narrow_block)(
     ptrdiff_t n_out, ptrdiff_t n_inner, ptrdiff_t width, const FM_T *A, ptrdiff_t a_row, ptrdiff_t a_inner,
     const FM_T *B, ptrdiff_t ldb, FM_T *C, ptrdiff_t ldc)

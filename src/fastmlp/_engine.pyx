@@ -2579,10 +2579,11 @@ cdef void _ens_group(const Ens *e, const Settings *s, const Batch *batch, floati
                 _narrow_tmatmul(B, fan_in, (m1 - m0) * fan_out, <const floating *>batch.X, fan_in,
                                 delta + S * m0 * fan_out, (m1 - m0) * fan_out,
                                 grads + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out, (m1 - m0) * fan_out)
-                continue
-            _gemm(c'T', c'N', <int>fan_in, <int>((m1 - m0) * fan_out), <int>B, <floating>1,
-                  <const floating *>batch.X, <int>fan_in, delta + S * m0 * fan_out, <int>((m1 - m0) * fan_out),
-                  <floating>0, grads + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out, <int>((m1 - m0) * fan_out))
+            else:
+                _gemm(c'T', c'N', <int>fan_in, <int>((m1 - m0) * fan_out), <int>B, <floating>1,
+                      <const floating *>batch.X, <int>fan_in, delta + S * m0 * fan_out, <int>((m1 - m0) * fan_out),
+                      <floating>0, grads + _ens_block(e, e.w_off, 1, g) + fan_in * m0 * fan_out,
+                      <int>((m1 - m0) * fan_out))
             continue
         if l == L and fan_out == 1:
             # db_L = (member-major delta_L, one row per member) @ ones: the group's members in one GEMV
